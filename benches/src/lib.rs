@@ -1,0 +1,145 @@
+//! Realistic traffic for load runs: runs of 5–20 entries of about 300 bytes each, ending in a
+//! seal signed by a service identity, the way a gateway records them.
+//!
+//! ```
+//! let key = ledger_core::NamedKey::from_seed("gateway", [2; 32]).unwrap();
+//! let mut rng = a2a_ledger_benches::Rng::new(7);
+//! let run = a2a_ledger_benches::realistic_run(ledger_core::TreeHash::Blake3, "run-1", &key, &mut rng);
+//! assert!((5..=20).contains(&run.len()));
+//! ```
+
+use ledger_core::entry::Protocol;
+use ledger_core::seal::seal_event;
+use ledger_core::{Entry, Event, NamedKey, RunId, RunStatus, TreeHash};
+
+/// A small deterministic generator (xorshift64*), enough for traffic shapes.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// A generator seeded from the OS.
+    pub fn from_os() -> Rng {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).expect("OS randomness");
+        Rng::new(u64::from_le_bytes(b))
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+}
+
+const T0: i64 = 1_767_225_600_000_000_000;
+
+/// The `identity.registered` entry of `key` (seq 0 of run `id/<name>`).
+pub fn identity_entry(key: &NamedKey) -> Vec<u8> {
+    Entry {
+        ts: T0,
+        run: RunId::identity(key.name()).expect("valid identity"),
+        seq: 0,
+        actor: key.name().to_string(),
+        event: Event::IdentityRegistered {
+            public_key: key.public_key(),
+        },
+        grant: None,
+        payload: None,
+    }
+    .encode()
+}
+
+/// A run of 5–20 entries of about 300 bytes: accepted, working, progress, workspace I/O and
+/// artifacts, completed, then the seal signed by `key`.
+pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> Vec<Vec<u8>> {
+    let total = rng.range(5, 20) as usize;
+    let grant = Some(format!("grant-{:016x}", rng.next_u64()));
+    let hash = |rng: &mut Rng| *blake3::hash(&rng.next_u64().to_le_bytes()).as_bytes();
+    let mut events = vec![
+        Event::TaskAccepted {
+            protocol: [Protocol::A2a, Protocol::Mcp, Protocol::Https][rng.range(0, 2) as usize],
+            skill: "research.summarize-sources".into(),
+            caller: format!(
+                "user-{:08x}@tenant-{:04}.example.com",
+                rng.next_u64() as u32,
+                rng.range(0, 9999)
+            ),
+            input_hash: hash(rng),
+        },
+        Event::TaskStatus {
+            state: "working".into(),
+            message: Some("the agent accepted the task and is planning".into()),
+        },
+    ];
+    let middle = total - 4; // accepted, working, completed, seal
+    for i in 0..middle {
+        events.push(match i % 3 {
+            0 => Event::SkillProgress {
+                stage: format!("stage-{i}-collecting-sources"),
+                pct: ((i + 1) * 100 / (middle + 1)) as u8,
+                message: "fetched and ranked candidate documents for the summary step".into(),
+            },
+            1 => Event::WorkspaceRead {
+                path: format!("workspace/input/source-{i:03}-document.json"),
+                bytes: rng.range(100, 1 << 20),
+                hash: hash(rng),
+            },
+            _ => Event::ArtifactAdded {
+                name: format!("summary-part-{i:03}.md"),
+                media_type: "text/markdown; charset=utf-8".into(),
+                bytes: rng.range(100, 1 << 16),
+                hash: hash(rng),
+            },
+        });
+    }
+    events.push(Event::TaskEnded {
+        status: RunStatus::Completed,
+        elapsed_ms: rng.range(10, 60_000),
+        artifacts: vec!["summary.md".into()],
+        error: None,
+    });
+    let run_id = RunId::new(run).expect("valid run id");
+    let mut entries: Vec<Vec<u8>> = events
+        .into_iter()
+        .enumerate()
+        .map(|(seq, event)| {
+            Entry {
+                ts: T0 + seq as i64 * 7_000_000,
+                run: run_id.clone(),
+                seq: seq as u64,
+                actor: key.name().into(),
+                event,
+                grant: grant.clone(),
+                payload: None,
+            }
+            .encode()
+        })
+        .collect();
+    let seal = seal_event(h, run, &entries, RunStatus::Completed, key);
+    let seq = entries.len() as u64;
+    entries.push(
+        Entry {
+            ts: T0 + seq as i64 * 7_000_000,
+            run: run_id,
+            seq,
+            actor: key.name().into(),
+            event: seal,
+            grant: None,
+            payload: None,
+        }
+        .encode(),
+    );
+    entries
+}

@@ -1,0 +1,1320 @@
+//! Entries, the leaves of the log (SPEC §2): a typed model of every event kind, its canonical
+//! CBOR encoding, and a strict decoder.
+//!
+//! The decoder accepts exactly the bytes that [`Entry::encode`] produces for some entry: core
+//! deterministic CBOR (RFC 8949 §4.2.1), known keys only, every required key present, no floats,
+//! no tags, at most [`MAX_ENTRY_BYTES`]. Each rule has its own [`Error`] variant naming the byte
+//! offset or key, so an ingest client can be told exactly what is wrong. Nobody re-encodes before
+//! hashing: the leaf is the bytes as received.
+
+use std::fmt;
+
+use minicbor::{Decoder, Encoder};
+
+use crate::{Error, Hash, Result};
+
+/// The largest entry the log accepts, in bytes.
+pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
+/// The entry format version this build reads and writes.
+pub const ENTRY_VERSION: u64 = 1;
+/// The longest run id, in bytes.
+pub const MAX_RUN_ID_BYTES: usize = 128;
+/// The prefix of the run that holds an identity's `identity.registered` entries.
+pub const IDENTITY_RUN_PREFIX: &str = "id/";
+
+/// A validated run id: 1..=128 bytes of `[A-Za-z0-9._:/-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(String);
+
+impl RunId {
+    /// Validates `id` as a run id.
+    pub fn new(id: impl Into<String>) -> Result<RunId> {
+        let id = id.into();
+        check_run_id(&id)?;
+        Ok(RunId(id))
+    }
+
+    /// The run that holds the `identity.registered` entries of `identity`.
+    pub fn identity(identity: &str) -> Result<RunId> {
+        check_actor(identity)?;
+        Ok(RunId(format!("{IDENTITY_RUN_PREFIX}{identity}")))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad_run(id: &str, reason: &'static str) -> Error {
+    let shown: String = id.chars().take(140).collect();
+    Error::BadRunId { id: shown, reason }
+}
+
+/// Checks the run-id rules of SPEC §2.
+pub fn check_run_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(bad_run(id, "empty"));
+    }
+    if id.len() > MAX_RUN_ID_BYTES {
+        return Err(bad_run(id, "longer than 128 bytes"));
+    }
+    if !id.bytes().all(is_run_byte) {
+        return Err(bad_run(id, "allowed characters are A-Z a-z 0-9 . _ : / -"));
+    }
+    Ok(())
+}
+
+/// Checks an actor (service identity) name: a run-id suffix, so that `id/<actor>` is a run id.
+pub fn check_actor(actor: &str) -> Result<()> {
+    if actor.len() > MAX_RUN_ID_BYTES - IDENTITY_RUN_PREFIX.len() {
+        return Err(bad_run(actor, "identity names are at most 125 bytes"));
+    }
+    check_run_id(actor)
+}
+
+fn is_run_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-')
+}
+
+/// The protocol a task arrived over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// A2A (JSON-RPC or HTTP+JSON).
+    A2a,
+    /// MCP.
+    Mcp,
+    /// Plain HTTPS (`/invoke/<skill>`).
+    Https,
+}
+
+/// The terminal status of a run, as a seal states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    /// `completed`
+    Completed,
+    /// `failed`
+    Failed,
+    /// `canceled`
+    Canceled,
+    /// `rejected`
+    Rejected,
+}
+
+macro_rules! text_enum {
+    ($ty:ident, $key:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+            fn parse(s: &str) -> Result<$ty> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(Error::BadValue {
+                        key: $key.into(),
+                        reason: format!("{other:?} is not one of {}", [$($text),+].join(", ")),
+                    }),
+                }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<$ty> { $ty::parse(s) }
+        }
+    };
+}
+
+text_enum!(Protocol, "protocol", { A2a => "a2a", Mcp => "mcp", Https => "https" });
+text_enum!(RunStatus, "status", {
+    Completed => "completed", Failed => "failed", Canceled => "canceled", Rejected => "rejected",
+});
+
+/// A2A task states in lower snake case, as `task.status` carries them.
+pub const TASK_STATES: &[&str] = &[
+    "submitted",
+    "working",
+    "input_required",
+    "auth_required",
+    "completed",
+    "failed",
+    "canceled",
+    "rejected",
+];
+
+/// One event: its kind and its kind-specific attrs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `identity.registered`: a service identity's Ed25519 key (alg is always `ed25519`).
+    IdentityRegistered {
+        /// The public key; a valid point of full order.
+        public_key: [u8; 32],
+    },
+    /// `task.accepted`
+    TaskAccepted {
+        /// Protocol the task came in over.
+        protocol: Protocol,
+        /// Skill id.
+        skill: String,
+        /// The authenticated caller.
+        caller: String,
+        /// BLAKE3 of the task input.
+        input_hash: Hash,
+    },
+    /// `task.status`
+    TaskStatus {
+        /// A2A state in lower snake case.
+        state: String,
+        /// Optional status message.
+        message: Option<String>,
+    },
+    /// `skill.progress`
+    SkillProgress {
+        /// Stage name.
+        stage: String,
+        /// Percent done, 0..=100.
+        pct: u8,
+        /// Message.
+        message: String,
+    },
+    /// `workspace.read`
+    WorkspaceRead {
+        /// Path.
+        path: String,
+        /// Byte count.
+        bytes: u64,
+        /// BLAKE3 of the content.
+        hash: Hash,
+    },
+    /// `workspace.written`
+    WorkspaceWritten {
+        /// Path.
+        path: String,
+        /// Byte count.
+        bytes: u64,
+        /// BLAKE3 of the content.
+        hash: Hash,
+    },
+    /// `workspace.denied`
+    WorkspaceDenied {
+        /// The operation refused.
+        op: String,
+        /// Path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// `scope.requested`
+    ScopeRequested {
+        /// Globs asked for.
+        paths: Vec<String>,
+        /// Why.
+        reason: String,
+    },
+    /// `scope.granted`
+    ScopeGranted {
+        /// The grant replaced.
+        prior_grant: String,
+        /// The new grant.
+        new_grant: String,
+        /// Globs granted.
+        paths: Vec<String>,
+        /// Who approved.
+        approver: String,
+    },
+    /// `scope.denied`
+    ScopeDenied {
+        /// Who denied.
+        approver: String,
+        /// Why.
+        reason: String,
+    },
+    /// `artifact.added`
+    ArtifactAdded {
+        /// Name.
+        name: String,
+        /// Media type.
+        media_type: String,
+        /// Byte count.
+        bytes: u64,
+        /// BLAKE3 of the content.
+        hash: Hash,
+    },
+    /// `task.completed`, `task.failed`, `task.canceled` or `task.rejected`.
+    TaskEnded {
+        /// Which terminal state.
+        status: RunStatus,
+        /// Run time.
+        elapsed_ms: u64,
+        /// Names of the artifacts produced.
+        artifacts: Vec<String>,
+        /// The error (present exactly for `task.failed`).
+        error: Option<String>,
+    },
+    /// `eval.scored`
+    EvalScored {
+        /// Rubric name.
+        rubric: String,
+        /// Score in thousandths.
+        score_milli: i64,
+        /// Failed checks.
+        failures: Vec<String>,
+    },
+    /// `review.signed`
+    ReviewSigned {
+        /// Who reviewed.
+        approver: String,
+        /// Notes.
+        notes: String,
+    },
+    /// `receipt.sealed` (SPEC §3).
+    ReceiptSealed {
+        /// BLAKE3 content hash over the covered entries' leaf hashes.
+        content_hash: Hash,
+        /// Number of covered entries, equal to the seal's seq.
+        events: u64,
+        /// Terminal status of the run.
+        status: RunStatus,
+        /// Ed25519 signature of the seal message.
+        sig: [u8; 64],
+    },
+}
+
+/// The kind of an event, without its attrs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Kind {
+    IdentityRegistered,
+    TaskAccepted,
+    TaskStatus,
+    SkillProgress,
+    WorkspaceRead,
+    WorkspaceWritten,
+    WorkspaceDenied,
+    ScopeRequested,
+    ScopeGranted,
+    ScopeDenied,
+    ArtifactAdded,
+    TaskCompleted,
+    TaskFailed,
+    TaskCanceled,
+    TaskRejected,
+    EvalScored,
+    ReviewSigned,
+    ReceiptSealed,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Text,
+    Uint,
+    Int,
+    Bytes32,
+    Bytes64,
+    TextArray,
+}
+
+struct Field {
+    key: &'static str,
+    ty: Ty,
+    required: bool,
+}
+
+const fn req(key: &'static str, ty: Ty) -> Field {
+    Field {
+        key,
+        ty,
+        required: true,
+    }
+}
+const fn opt(key: &'static str, ty: Ty) -> Field {
+    Field {
+        key,
+        ty,
+        required: false,
+    }
+}
+
+use Ty::*;
+
+/// Attr schemas, each in canonical key order (shorter keys first, then bytewise).
+const S_IDENTITY: &[Field] = &[req("alg", Text), req("public_key", Bytes32)];
+const S_ACCEPTED: &[Field] = &[
+    req("skill", Text),
+    req("caller", Text),
+    req("protocol", Text),
+    req("input_hash", Bytes32),
+];
+const S_STATUS: &[Field] = &[req("state", Text), opt("message", Text)];
+const S_PROGRESS: &[Field] = &[req("pct", Uint), req("stage", Text), req("message", Text)];
+const S_WORKSPACE: &[Field] = &[req("hash", Bytes32), req("path", Text), req("bytes", Uint)];
+const S_DENIED: &[Field] = &[req("op", Text), req("path", Text), req("reason", Text)];
+const S_SCOPE_REQ: &[Field] = &[req("paths", TextArray), req("reason", Text)];
+const S_SCOPE_GRANTED: &[Field] = &[
+    req("paths", TextArray),
+    req("approver", Text),
+    req("new_grant", Text),
+    req("prior_grant", Text),
+];
+const S_SCOPE_DENIED: &[Field] = &[req("reason", Text), req("approver", Text)];
+const S_ARTIFACT: &[Field] = &[
+    req("hash", Bytes32),
+    req("name", Text),
+    req("bytes", Uint),
+    req("media_type", Text),
+];
+const S_ENDED: &[Field] = &[req("artifacts", TextArray), req("elapsed_ms", Uint)];
+const S_FAILED: &[Field] = &[
+    req("error", Text),
+    req("artifacts", TextArray),
+    req("elapsed_ms", Uint),
+];
+const S_EVAL: &[Field] = &[
+    req("rubric", Text),
+    req("failures", TextArray),
+    req("score_milli", Int),
+];
+const S_REVIEW: &[Field] = &[req("notes", Text), req("approver", Text)];
+const S_SEALED: &[Field] = &[
+    req("sig", Bytes64),
+    req("events", Uint),
+    req("status", Text),
+    req("content_hash", Bytes32),
+];
+
+impl Kind {
+    /// Every kind, in SPEC table order.
+    pub const ALL: [Kind; 18] = [
+        Kind::IdentityRegistered,
+        Kind::TaskAccepted,
+        Kind::TaskStatus,
+        Kind::SkillProgress,
+        Kind::WorkspaceRead,
+        Kind::WorkspaceWritten,
+        Kind::WorkspaceDenied,
+        Kind::ScopeRequested,
+        Kind::ScopeGranted,
+        Kind::ScopeDenied,
+        Kind::ArtifactAdded,
+        Kind::TaskCompleted,
+        Kind::TaskFailed,
+        Kind::TaskCanceled,
+        Kind::TaskRejected,
+        Kind::EvalScored,
+        Kind::ReviewSigned,
+        Kind::ReceiptSealed,
+    ];
+
+    /// The wire name, e.g. `task.accepted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::IdentityRegistered => "identity.registered",
+            Kind::TaskAccepted => "task.accepted",
+            Kind::TaskStatus => "task.status",
+            Kind::SkillProgress => "skill.progress",
+            Kind::WorkspaceRead => "workspace.read",
+            Kind::WorkspaceWritten => "workspace.written",
+            Kind::WorkspaceDenied => "workspace.denied",
+            Kind::ScopeRequested => "scope.requested",
+            Kind::ScopeGranted => "scope.granted",
+            Kind::ScopeDenied => "scope.denied",
+            Kind::ArtifactAdded => "artifact.added",
+            Kind::TaskCompleted => "task.completed",
+            Kind::TaskFailed => "task.failed",
+            Kind::TaskCanceled => "task.canceled",
+            Kind::TaskRejected => "task.rejected",
+            Kind::EvalScored => "eval.scored",
+            Kind::ReviewSigned => "review.signed",
+            Kind::ReceiptSealed => "receipt.sealed",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Result<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Error::UnknownKind(s.to_string()))
+    }
+
+    fn schema(self) -> &'static [Field] {
+        match self {
+            Kind::IdentityRegistered => S_IDENTITY,
+            Kind::TaskAccepted => S_ACCEPTED,
+            Kind::TaskStatus => S_STATUS,
+            Kind::SkillProgress => S_PROGRESS,
+            Kind::WorkspaceRead | Kind::WorkspaceWritten => S_WORKSPACE,
+            Kind::WorkspaceDenied => S_DENIED,
+            Kind::ScopeRequested => S_SCOPE_REQ,
+            Kind::ScopeGranted => S_SCOPE_GRANTED,
+            Kind::ScopeDenied => S_SCOPE_DENIED,
+            Kind::ArtifactAdded => S_ARTIFACT,
+            Kind::TaskCompleted | Kind::TaskCanceled | Kind::TaskRejected => S_ENDED,
+            Kind::TaskFailed => S_FAILED,
+            Kind::EvalScored => S_EVAL,
+            Kind::ReviewSigned => S_REVIEW,
+            Kind::ReceiptSealed => S_SEALED,
+        }
+    }
+
+    /// The terminal status a `task.*` end kind stands for.
+    pub fn terminal_status(self) -> Option<RunStatus> {
+        match self {
+            Kind::TaskCompleted => Some(RunStatus::Completed),
+            Kind::TaskFailed => Some(RunStatus::Failed),
+            Kind::TaskCanceled => Some(RunStatus::Canceled),
+            Kind::TaskRejected => Some(RunStatus::Rejected),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Event {
+    /// The event's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Event::IdentityRegistered { .. } => Kind::IdentityRegistered,
+            Event::TaskAccepted { .. } => Kind::TaskAccepted,
+            Event::TaskStatus { .. } => Kind::TaskStatus,
+            Event::SkillProgress { .. } => Kind::SkillProgress,
+            Event::WorkspaceRead { .. } => Kind::WorkspaceRead,
+            Event::WorkspaceWritten { .. } => Kind::WorkspaceWritten,
+            Event::WorkspaceDenied { .. } => Kind::WorkspaceDenied,
+            Event::ScopeRequested { .. } => Kind::ScopeRequested,
+            Event::ScopeGranted { .. } => Kind::ScopeGranted,
+            Event::ScopeDenied { .. } => Kind::ScopeDenied,
+            Event::ArtifactAdded { .. } => Kind::ArtifactAdded,
+            Event::TaskEnded { status, .. } => match status {
+                RunStatus::Completed => Kind::TaskCompleted,
+                RunStatus::Failed => Kind::TaskFailed,
+                RunStatus::Canceled => Kind::TaskCanceled,
+                RunStatus::Rejected => Kind::TaskRejected,
+            },
+            Event::EvalScored { .. } => Kind::EvalScored,
+            Event::ReviewSigned { .. } => Kind::ReviewSigned,
+            Event::ReceiptSealed { .. } => Kind::ReceiptSealed,
+        }
+    }
+
+    /// The attrs as (key, value) pairs in canonical key order (the order of the kind's schema).
+    fn attrs(&self) -> Vec<(&'static str, Value<'_>)> {
+        use Value as V;
+        match self {
+            Event::IdentityRegistered { public_key } => {
+                vec![
+                    ("alg", V::Text("ed25519")),
+                    ("public_key", V::Bytes(public_key)),
+                ]
+            }
+            Event::TaskAccepted {
+                protocol,
+                skill,
+                caller,
+                input_hash,
+            } => vec![
+                ("skill", V::Text(skill)),
+                ("caller", V::Text(caller)),
+                ("protocol", V::Text(protocol.as_str())),
+                ("input_hash", V::Bytes(input_hash)),
+            ],
+            Event::TaskStatus { state, message } => {
+                let mut v = vec![("state", V::Text(state))];
+                if let Some(m) = message {
+                    v.push(("message", V::Text(m)));
+                }
+                v
+            }
+            Event::SkillProgress {
+                stage,
+                pct,
+                message,
+            } => vec![
+                ("pct", V::Uint(u64::from(*pct))),
+                ("stage", V::Text(stage)),
+                ("message", V::Text(message)),
+            ],
+            Event::WorkspaceRead { path, bytes, hash }
+            | Event::WorkspaceWritten { path, bytes, hash } => {
+                vec![
+                    ("hash", V::Bytes(hash)),
+                    ("path", V::Text(path)),
+                    ("bytes", V::Uint(*bytes)),
+                ]
+            }
+            Event::WorkspaceDenied { op, path, reason } => vec![
+                ("op", V::Text(op)),
+                ("path", V::Text(path)),
+                ("reason", V::Text(reason)),
+            ],
+            Event::ScopeRequested { paths, reason } => {
+                vec![("paths", V::Texts(paths)), ("reason", V::Text(reason))]
+            }
+            Event::ScopeGranted {
+                prior_grant,
+                new_grant,
+                paths,
+                approver,
+            } => vec![
+                ("paths", V::Texts(paths)),
+                ("approver", V::Text(approver)),
+                ("new_grant", V::Text(new_grant)),
+                ("prior_grant", V::Text(prior_grant)),
+            ],
+            Event::ScopeDenied { approver, reason } => {
+                vec![("reason", V::Text(reason)), ("approver", V::Text(approver))]
+            }
+            Event::ArtifactAdded {
+                name,
+                media_type,
+                bytes,
+                hash,
+            } => vec![
+                ("hash", V::Bytes(hash)),
+                ("name", V::Text(name)),
+                ("bytes", V::Uint(*bytes)),
+                ("media_type", V::Text(media_type)),
+            ],
+            Event::TaskEnded {
+                elapsed_ms,
+                artifacts,
+                error,
+                ..
+            } => {
+                let mut v = Vec::with_capacity(3);
+                if let Some(e) = error {
+                    v.push(("error", V::Text(e)));
+                }
+                v.push(("artifacts", V::Texts(artifacts)));
+                v.push(("elapsed_ms", V::Uint(*elapsed_ms)));
+                v
+            }
+            Event::EvalScored {
+                rubric,
+                score_milli,
+                failures,
+            } => vec![
+                ("rubric", V::Text(rubric)),
+                ("failures", V::Texts(failures)),
+                ("score_milli", V::Int(*score_milli)),
+            ],
+            Event::ReviewSigned { approver, notes } => {
+                vec![("notes", V::Text(notes)), ("approver", V::Text(approver))]
+            }
+            Event::ReceiptSealed {
+                content_hash,
+                events,
+                status,
+                sig,
+            } => vec![
+                ("sig", V::Bytes(sig)),
+                ("events", V::Uint(*events)),
+                ("status", V::Text(status.as_str())),
+                ("content_hash", V::Bytes(content_hash)),
+            ],
+        }
+    }
+}
+
+/// An attr value: the only shapes SPEC §2 uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Value<'a> {
+    Text(&'a str),
+    Uint(u64),
+    Int(i64),
+    Bytes(&'a [u8]),
+    Texts(&'a [String]),
+}
+
+/// One decoded entry (SPEC §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Event time, Unix nanoseconds UTC.
+    pub ts: i64,
+    /// The run.
+    pub run: RunId,
+    /// Position in the run.
+    pub seq: u64,
+    /// Emitting service identity.
+    pub actor: String,
+    /// Kind and attrs.
+    pub event: Event,
+    /// Optional grant id.
+    pub grant: Option<String>,
+    /// Optional BLAKE3 of a payload kept outside the log.
+    pub payload: Option<Hash>,
+}
+
+impl Entry {
+    /// The event kind.
+    pub fn kind(&self) -> Kind {
+        self.event.kind()
+    }
+
+    /// Encodes the entry in core deterministic CBOR.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Encodes the entry in core deterministic CBOR, appending to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        self.write(&mut Encoder::new(out))
+            .expect("encoding into a Vec cannot fail");
+    }
+
+    /// Keys are written in canonical order; minicbor writes shortest-form heads.
+    fn write(
+        &self,
+        e: &mut Encoder<&mut Vec<u8>>,
+    ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+        let n = 7 + u64::from(self.grant.is_some()) + u64::from(self.payload.is_some());
+        e.map(n)?;
+        e.str("v")?.u64(ENTRY_VERSION)?;
+        e.str("ts")?.i64(self.ts)?;
+        e.str("run")?.str(self.run.as_str())?;
+        e.str("seq")?.u64(self.seq)?;
+        e.str("kind")?.str(self.kind().as_str())?;
+        e.str("actor")?.str(&self.actor)?;
+        let attrs = self.event.attrs();
+        e.str("attrs")?.map(attrs.len() as u64)?;
+        for (k, v) in &attrs {
+            e.str(k)?;
+            match v {
+                Value::Text(s) => {
+                    e.str(s)?;
+                }
+                Value::Uint(u) => {
+                    e.u64(*u)?;
+                }
+                Value::Int(i) => {
+                    e.i64(*i)?;
+                }
+                Value::Bytes(b) => {
+                    e.bytes(b)?;
+                }
+                Value::Texts(ts) => {
+                    e.array(ts.len() as u64)?;
+                    for t in ts.iter() {
+                        e.str(t)?;
+                    }
+                }
+            }
+        }
+        if let Some(g) = &self.grant {
+            e.str("grant")?.str(g)?;
+        }
+        if let Some(p) = &self.payload {
+            e.str("payload")?.bytes(p)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes and validates one entry. See the module docs for what is rejected.
+    pub fn decode(bytes: &[u8]) -> Result<Entry> {
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(Error::EntryTooLarge {
+                len: bytes.len(),
+                max: MAX_ENTRY_BYTES,
+            });
+        }
+        let mut r = Reader {
+            d: Decoder::new(bytes),
+        };
+        let entry = decode_entry(&mut r)?;
+        let end = r.d.position();
+        if end != bytes.len() {
+            return Err(Error::TrailingBytes {
+                offset: end,
+                count: bytes.len() - end,
+            });
+        }
+        Ok(entry)
+    }
+}
+
+const ENTRY_KEYS: [&str; 9] = [
+    "v", "ts", "run", "seq", "kind", "actor", "attrs", "grant", "payload",
+];
+
+fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
+    let n = r.map("entry")?;
+    let mut v = None;
+    let mut ts = None;
+    let mut run = None;
+    let mut seq = None;
+    let mut kind_at: Option<(&str, usize)> = None;
+    let mut actor = None;
+    let mut attrs_at = None;
+    let mut grant = None;
+    let mut payload = None;
+    let mut prev: Option<&str> = None;
+    for _ in 0..n {
+        let key = r.key(&mut prev)?;
+        match key {
+            "v" => v = Some(r.uint("v")?),
+            "ts" => ts = Some(r.int("ts")?),
+            "run" => run = Some(r.text("run")?),
+            "seq" => seq = Some(r.uint("seq")?),
+            "kind" => {
+                let pos = r.d.position();
+                kind_at = Some((r.text("kind")?, pos));
+            }
+            "actor" => actor = Some(r.text("actor")?),
+            "attrs" => {
+                // The attrs schema depends on `kind`, which precedes `attrs` in canonical order.
+                let Some((k, _)) = kind_at else {
+                    return Err(missing("kind", "entry"));
+                };
+                attrs_at = Some(decode_attrs(r, Kind::parse(k)?)?);
+            }
+            "grant" => grant = Some(r.text("grant")?.to_string()),
+            "payload" => payload = Some(r.bytes32("payload")?),
+            other => {
+                return Err(Error::UnknownKey {
+                    key: other.to_string(),
+                    within: "entry".into(),
+                });
+            }
+        }
+    }
+    let v = v.ok_or_else(|| missing(ENTRY_KEYS[0], "entry"))?;
+    if v != ENTRY_VERSION {
+        return Err(Error::UnsupportedVersion(v));
+    }
+    let ts = ts.ok_or_else(|| missing(ENTRY_KEYS[1], "entry"))?;
+    let run = RunId::new(run.ok_or_else(|| missing(ENTRY_KEYS[2], "entry"))?)?;
+    let seq = seq.ok_or_else(|| missing(ENTRY_KEYS[3], "entry"))?;
+    let (kind, _) = kind_at.ok_or_else(|| missing(ENTRY_KEYS[4], "entry"))?;
+    let actor = actor.ok_or_else(|| missing(ENTRY_KEYS[5], "entry"))?;
+    check_actor(actor).map_err(|e| match e {
+        Error::BadRunId { reason, .. } => Error::BadValue {
+            key: "actor".into(),
+            reason: reason.into(),
+        },
+        e => e,
+    })?;
+    let event = attrs_at.ok_or_else(|| missing(ENTRY_KEYS[6], "entry"))?;
+    debug_assert_eq!(event.kind().as_str(), kind);
+    if let Event::IdentityRegistered { .. } = event
+        && (!run.as_str().starts_with(IDENTITY_RUN_PREFIX)
+            || run.as_str().len() == IDENTITY_RUN_PREFIX.len())
+    {
+        return Err(Error::BadValue {
+            key: "run".into(),
+            reason: "identity.registered entries belong to run id/<identity>".into(),
+        });
+    }
+    if let Event::ReceiptSealed { events, .. } = event
+        && events != seq
+    {
+        return Err(Error::BadValue {
+            key: "events".into(),
+            reason: format!("a seal at seq {seq} covers {seq} events, not {events}"),
+        });
+    }
+    Ok(Entry {
+        ts,
+        run,
+        seq,
+        actor: actor.to_string(),
+        event,
+        grant,
+        payload,
+    })
+}
+
+fn missing(key: &'static str, within: &str) -> Error {
+    Error::MissingKey {
+        key,
+        within: within.to_string(),
+    }
+}
+
+fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
+    let schema = kind.schema();
+    let within = kind.as_str();
+    let n = r.map("attrs")?;
+    let mut slots: [Option<Slot<'_>>; 4] = Default::default();
+    let mut prev: Option<&str> = None;
+    for _ in 0..n {
+        let key = r.key(&mut prev)?;
+        let Some(i) = schema.iter().position(|f| f.key == key) else {
+            return Err(Error::UnknownKey {
+                key: key.to_string(),
+                within: within.into(),
+            });
+        };
+        slots[i] = Some(match schema[i].ty {
+            Text => Slot::Text(r.text(key)?),
+            Uint => Slot::Uint(r.uint(key)?),
+            Int => Slot::Int(r.int(key)?),
+            Bytes32 => Slot::B32(r.bytes32(key)?),
+            Bytes64 => Slot::B64(r.bytes64(key)?),
+            TextArray => Slot::Texts(r.texts(key)?),
+        });
+    }
+    for (f, s) in schema.iter().zip(&slots) {
+        if f.required && s.is_none() {
+            return Err(missing(f.key, within));
+        }
+    }
+    let mut s = Slots(slots);
+    let ev = match kind {
+        Kind::IdentityRegistered => {
+            let alg = s.text(0);
+            if alg != "ed25519" {
+                return Err(Error::BadValue {
+                    key: "alg".into(),
+                    reason: format!("{alg:?} is not \"ed25519\""),
+                });
+            }
+            let public_key = s.b32(1);
+            crate::keys::check_public_key(&public_key).map_err(|e| Error::BadValue {
+                key: "public_key".into(),
+                reason: e.to_string(),
+            })?;
+            Event::IdentityRegistered { public_key }
+        }
+        Kind::TaskAccepted => Event::TaskAccepted {
+            skill: s.text(0).into(),
+            caller: s.text(1).into(),
+            protocol: Protocol::parse(s.text(2))?,
+            input_hash: s.b32(3),
+        },
+        Kind::TaskStatus => {
+            let state = s.text(0);
+            if !TASK_STATES.contains(&state) {
+                return Err(Error::BadValue {
+                    key: "state".into(),
+                    reason: format!(
+                        "{state:?} is not an A2A task state ({})",
+                        TASK_STATES.join(", ")
+                    ),
+                });
+            }
+            Event::TaskStatus {
+                state: state.into(),
+                message: s.opt_text(1),
+            }
+        }
+        Kind::SkillProgress => {
+            let pct = s.uint(0);
+            if pct > 100 {
+                return Err(Error::BadValue {
+                    key: "pct".into(),
+                    reason: format!("{pct} is over 100"),
+                });
+            }
+            Event::SkillProgress {
+                pct: pct as u8,
+                stage: s.text(1).into(),
+                message: s.text(2).into(),
+            }
+        }
+        Kind::WorkspaceRead => Event::WorkspaceRead {
+            hash: s.b32(0),
+            path: s.text(1).into(),
+            bytes: s.uint(2),
+        },
+        Kind::WorkspaceWritten => Event::WorkspaceWritten {
+            hash: s.b32(0),
+            path: s.text(1).into(),
+            bytes: s.uint(2),
+        },
+        Kind::WorkspaceDenied => Event::WorkspaceDenied {
+            op: s.text(0).into(),
+            path: s.text(1).into(),
+            reason: s.text(2).into(),
+        },
+        Kind::ScopeRequested => Event::ScopeRequested {
+            paths: s.texts(0),
+            reason: s.text(1).into(),
+        },
+        Kind::ScopeGranted => Event::ScopeGranted {
+            paths: s.texts(0),
+            approver: s.text(1).into(),
+            new_grant: s.text(2).into(),
+            prior_grant: s.text(3).into(),
+        },
+        Kind::ScopeDenied => Event::ScopeDenied {
+            reason: s.text(0).into(),
+            approver: s.text(1).into(),
+        },
+        Kind::ArtifactAdded => Event::ArtifactAdded {
+            hash: s.b32(0),
+            name: s.text(1).into(),
+            bytes: s.uint(2),
+            media_type: s.text(3).into(),
+        },
+        Kind::TaskCompleted | Kind::TaskCanceled | Kind::TaskRejected => Event::TaskEnded {
+            status: kind.terminal_status().expect("terminal kind"),
+            artifacts: s.texts(0),
+            elapsed_ms: s.uint(1),
+            error: None,
+        },
+        Kind::TaskFailed => Event::TaskEnded {
+            status: RunStatus::Failed,
+            error: Some(s.text(0).into()),
+            artifacts: s.texts(1),
+            elapsed_ms: s.uint(2),
+        },
+        Kind::EvalScored => Event::EvalScored {
+            rubric: s.text(0).into(),
+            failures: s.texts(1),
+            score_milli: s.int(2),
+        },
+        Kind::ReviewSigned => Event::ReviewSigned {
+            notes: s.text(0).into(),
+            approver: s.text(1).into(),
+        },
+        Kind::ReceiptSealed => Event::ReceiptSealed {
+            sig: s.b64(0),
+            events: s.uint(1),
+            status: RunStatus::parse(s.text(2))?,
+            content_hash: s.b32(3),
+        },
+    };
+    Ok(ev)
+}
+
+#[derive(Debug)]
+enum Slot<'b> {
+    Text(&'b str),
+    Uint(u64),
+    Int(i64),
+    B32([u8; 32]),
+    B64([u8; 64]),
+    Texts(Vec<String>),
+}
+
+/// Decoded attr values by schema position. Only read after the schema check, so a slot of a
+/// required field is present and of the schema's type.
+struct Slots<'b>([Option<Slot<'b>>; 4]);
+
+impl<'b> Slots<'b> {
+    fn text(&self, i: usize) -> &'b str {
+        match self.0[i] {
+            Some(Slot::Text(t)) => t,
+            _ => unreachable!("schema guarantees a text at {i}"),
+        }
+    }
+    fn opt_text(&self, i: usize) -> Option<String> {
+        match self.0[i] {
+            Some(Slot::Text(t)) => Some(t.to_string()),
+            _ => None,
+        }
+    }
+    fn uint(&self, i: usize) -> u64 {
+        match self.0[i] {
+            Some(Slot::Uint(u)) => u,
+            _ => unreachable!("schema guarantees a uint at {i}"),
+        }
+    }
+    fn int(&self, i: usize) -> i64 {
+        match self.0[i] {
+            Some(Slot::Int(v)) => v,
+            _ => unreachable!("schema guarantees an int at {i}"),
+        }
+    }
+    fn b32(&self, i: usize) -> [u8; 32] {
+        match self.0[i] {
+            Some(Slot::B32(b)) => b,
+            _ => unreachable!("schema guarantees bytes(32) at {i}"),
+        }
+    }
+    fn b64(&self, i: usize) -> [u8; 64] {
+        match self.0[i] {
+            Some(Slot::B64(b)) => b,
+            _ => unreachable!("schema guarantees bytes(64) at {i}"),
+        }
+    }
+    fn texts(&mut self, i: usize) -> Vec<String> {
+        match self.0[i].take() {
+            Some(Slot::Texts(t)) => t,
+            _ => unreachable!("schema guarantees a text array at {i}"),
+        }
+    }
+}
+
+// CBOR major types.
+const UNSIGNED: u8 = 0;
+const NEGATIVE: u8 = 1;
+const BYTES: u8 = 2;
+const TEXT: u8 = 3;
+const ARRAY: u8 = 4;
+const MAP: u8 = 5;
+const TAG: u8 = 6;
+const SIMPLE: u8 = 7;
+
+/// A strict layer over `minicbor::Decoder`: before each item it checks the item's head against
+/// the deterministic-encoding rules, then lets minicbor read the value.
+struct Reader<'b> {
+    d: Decoder<'b>,
+}
+
+impl<'b> Reader<'b> {
+    /// Checks the head of the next item: canonical, definite, of one of the `majors`.
+    fn head(&self, key: &str, majors: &[u8], expected: &'static str) -> Result<u8> {
+        let input = self.d.input();
+        let pos = self.d.position();
+        let Some(&ib) = input.get(pos) else {
+            return Err(Error::Truncated { offset: pos });
+        };
+        let (major, ai) = (ib >> 5, ib & 0x1f);
+        if major == TAG {
+            return Err(Error::Tag { offset: pos });
+        }
+        if major == SIMPLE && (25..=27).contains(&ai) {
+            return Err(Error::Float { offset: pos });
+        }
+        if ai == 31 {
+            return Err(Error::NotCanonical {
+                offset: pos,
+                what: "indefinite length",
+            });
+        }
+        if (28..=30).contains(&ai) {
+            return Err(Error::NotCanonical {
+                offset: pos,
+                what: "reserved additional information",
+            });
+        }
+        if ai >= 24 && major != SIMPLE {
+            let n = 1usize << (ai - 24);
+            let Some(arg) = input.get(pos + 1..pos + 1 + n) else {
+                return Err(Error::Truncated { offset: pos });
+            };
+            let value = arg.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            let min = [24u64, 1 << 8, 1 << 16, 1 << 32][usize::from(ai - 24)];
+            if value < min {
+                return Err(Error::NotCanonical {
+                    offset: pos,
+                    what: "integer or length not in shortest form",
+                });
+            }
+        }
+        if !majors.contains(&major) {
+            return Err(Error::WrongType {
+                key: key.to_string(),
+                expected,
+                offset: pos,
+            });
+        }
+        Ok(major)
+    }
+
+    fn fail(&self, key: &str, pos: usize, e: minicbor::decode::Error) -> Error {
+        if e.is_end_of_input() {
+            Error::Truncated { offset: pos }
+        } else {
+            Error::BadValue {
+                key: key.to_string(),
+                reason: e.to_string(),
+            }
+        }
+    }
+
+    fn text(&mut self, key: &str) -> Result<&'b str> {
+        let pos = self.d.position();
+        self.head(key, &[TEXT], "text")?;
+        self.d.str().map_err(|e| self.fail(key, pos, e))
+    }
+
+    fn uint(&mut self, key: &str) -> Result<u64> {
+        let pos = self.d.position();
+        self.head(key, &[UNSIGNED], "unsigned integer")?;
+        self.d.u64().map_err(|e| self.fail(key, pos, e))
+    }
+
+    fn int(&mut self, key: &str) -> Result<i64> {
+        let pos = self.d.position();
+        self.head(key, &[UNSIGNED, NEGATIVE], "integer")?;
+        let i = self.d.int().map_err(|e| self.fail(key, pos, e))?;
+        i64::try_from(i).map_err(|_| Error::BadValue {
+            key: key.to_string(),
+            reason: "outside the 64-bit signed range".into(),
+        })
+    }
+
+    fn bytes(&mut self, key: &str) -> Result<&'b [u8]> {
+        let pos = self.d.position();
+        self.head(key, &[BYTES], "byte string")?;
+        self.d.bytes().map_err(|e| self.fail(key, pos, e))
+    }
+
+    fn bytes32(&mut self, key: &str) -> Result<[u8; 32]> {
+        let b = self.bytes(key)?;
+        b.try_into().map_err(|_| Error::BadValue {
+            key: key.to_string(),
+            reason: format!("{} bytes, expected 32", b.len()),
+        })
+    }
+
+    fn bytes64(&mut self, key: &str) -> Result<[u8; 64]> {
+        let b = self.bytes(key)?;
+        b.try_into().map_err(|_| Error::BadValue {
+            key: key.to_string(),
+            reason: format!("{} bytes, expected 64", b.len()),
+        })
+    }
+
+    fn texts(&mut self, key: &str) -> Result<Vec<String>> {
+        let pos = self.d.position();
+        self.head(key, &[ARRAY], "array of text")?;
+        let n = self
+            .d
+            .array()
+            .map_err(|e| self.fail(key, pos, e))?
+            .unwrap_or(0);
+        // Each element takes at least one byte: a count beyond the input is truncation, not an
+        // allocation request.
+        if n as usize > self.d.input().len() - self.d.position() {
+            return Err(Error::Truncated { offset: pos });
+        }
+        (0..n).map(|_| self.text(key).map(str::to_string)).collect()
+    }
+
+    fn map(&mut self, key: &str) -> Result<u64> {
+        let pos = self.d.position();
+        self.head(key, &[MAP], "map")?;
+        Ok(self
+            .d
+            .map()
+            .map_err(|e| self.fail(key, pos, e))?
+            .unwrap_or(0))
+    }
+
+    /// Reads a map key: text, strictly after the previous key in canonical order.
+    fn key(&mut self, prev: &mut Option<&'b str>) -> Result<&'b str> {
+        let pos = self.d.position();
+        let key = self.text("<map key>")?;
+        if let Some(p) = *prev {
+            match (p.len(), p.as_bytes()).cmp(&(key.len(), key.as_bytes())) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    return Err(Error::DuplicateKey {
+                        key: key.to_string(),
+                        offset: pos,
+                    });
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(Error::NotCanonical {
+                        offset: pos,
+                        what: "map keys not in canonical order",
+                    });
+                }
+            }
+        }
+        *prev = Some(key);
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(event: Event) -> Entry {
+        Entry {
+            ts: 1_767_225_600_000_000_000,
+            run: RunId::new("run-1").unwrap(),
+            seq: 0,
+            actor: "gateway".into(),
+            event,
+            grant: None,
+            payload: None,
+        }
+    }
+
+    #[test]
+    fn schemas_are_in_canonical_key_order() {
+        for kind in Kind::ALL {
+            let keys: Vec<_> = kind.schema().iter().map(|f| (f.key.len(), f.key)).collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            assert_eq!(keys, sorted, "{kind}");
+        }
+        let keys: Vec<_> = ENTRY_KEYS.iter().map(|k| (k.len(), *k)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn round_trip_and_kind_names() {
+        let e = sample(Event::SkillProgress {
+            stage: "fetch".into(),
+            pct: 40,
+            message: "m".into(),
+        });
+        let bytes = e.encode();
+        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn rejections_have_their_own_errors() {
+        let good = sample(Event::TaskStatus {
+            state: "working".into(),
+            message: None,
+        })
+        .encode();
+        // A trailing byte.
+        let mut b = good.clone();
+        b.push(0);
+        assert!(matches!(
+            Entry::decode(&b),
+            Err(Error::TrailingBytes { .. })
+        ));
+        // Truncation.
+        assert!(matches!(
+            Entry::decode(&good[..good.len() - 1]),
+            Err(Error::Truncated { .. })
+        ));
+        // Oversize.
+        assert!(matches!(
+            Entry::decode(&vec![0; MAX_ENTRY_BYTES + 1]),
+            Err(Error::EntryTooLarge { .. })
+        ));
+        // A float where `v` should be: replace 0x01 after "v" with f16 1.0 (0xf9 0x3c 0x00).
+        let pos = good.windows(2).position(|w| w == [0x61, b'v']).unwrap() + 2;
+        let mut f = good[..pos].to_vec();
+        f.extend_from_slice(&[0xf9, 0x3c, 0x00]);
+        f.extend_from_slice(&good[pos + 1..]);
+        assert!(matches!(Entry::decode(&f), Err(Error::Float { .. })));
+        // A tag before `v`'s value.
+        let mut t = good[..pos].to_vec();
+        t.push(0xc1);
+        t.extend_from_slice(&good[pos..]);
+        assert!(matches!(Entry::decode(&t), Err(Error::Tag { .. })));
+        // Non-shortest integer: v = 0x18 0x01.
+        let mut n = good[..pos].to_vec();
+        n.extend_from_slice(&[0x18, 0x01]);
+        n.extend_from_slice(&good[pos + 1..]);
+        assert!(matches!(Entry::decode(&n), Err(Error::NotCanonical { .. })));
+        // Wrong type: v = "1".
+        let mut w = good[..pos].to_vec();
+        w.extend_from_slice(&[0x61, b'1']);
+        w.extend_from_slice(&good[pos + 1..]);
+        assert!(matches!(Entry::decode(&w), Err(Error::WrongType { .. })));
+    }
+}

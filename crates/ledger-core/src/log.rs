@@ -1,0 +1,1026 @@
+//! The log: a sequencer with group commit over a [`Store`], checkpoints signed on an interval,
+//! receipts and proofs read back.
+//!
+//! # The commit path
+//!
+//! 1. **Prepare** (caller's thread, in parallel across appenders): each entry is decoded under
+//!    SPEC §2 and its leaf hash computed. A bad entry fails its whole batch here.
+//! 2. **Sequence** (one sequencer thread): it takes every submission queued, up to a group limit,
+//!    and checks the run rules against the run index — next seq expected, idempotent identical
+//!    duplicates (same leaf hash), conflicting duplicates. A submission is all or nothing: its
+//!    entries are checked against a private overlay that is merged only if all pass. Accepted
+//!    entries get consecutive indices, are appended to the in-memory compact range, and their
+//!    completed tree nodes go into tiles. The group becomes one [`CommitBatch`]: entries, run
+//!    records, changed tiles and the new tree size.
+//! 3. **Commit** (one committer thread, one group behind the sequencer): the batch is written as
+//!    one synced write. Only then are the durable size and root published, and only then is each
+//!    submission acknowledged with its indices. Groups commit strictly in order.
+//! 4. **Checkpoint** (one checkpointer thread): on an interval, if the durable size grew, it signs
+//!    a checkpoint over the *published durable* size and root, stores it (synced), and publishes
+//!    it. A checkpoint therefore never covers an entry that is not durable, and as sizes only grow
+//!    along one tree, all checkpoints are consistent.
+//!
+//! # Poisoning
+//!
+//! If a commit or a checkpoint write fails, the store may hold any part of that write: the log
+//! cannot know its own state any more. It records the reason and refuses every later append and
+//! checkpoint with [`Error::Poisoned`]. Reopening the store recovers the exact committed state
+//! (entries written but not acknowledged may be present; acknowledged ones always are).
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::{Checkpoint, LogDescriptor};
+use crate::entry::{Entry, Event, Kind};
+use crate::keys::NamedKey;
+use crate::merkle::{self, CompactRange};
+use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
+use crate::store::{
+    CommitBatch, LogParams, RunRecord, Store, StoreNodes, TILE_HEIGHT, decode_tile, encode_tile,
+};
+use crate::{Error, Hash, Result, TreeHash};
+
+/// Settings of a [`Log`].
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Tree hash for a new log; an existing log must have been created with the same.
+    pub hash: TreeHash,
+    /// How often a checkpoint is signed when the log has grown.
+    pub checkpoint_interval: Duration,
+    /// Most entries in one commit group.
+    pub max_group_entries: usize,
+    /// Most entry bytes in one commit group.
+    pub max_group_bytes: usize,
+    /// Submissions that may wait for the sequencer before appenders block (backpressure).
+    pub queue_depth: usize,
+    /// Runs whose next seq the sequencer keeps in memory.
+    pub run_cache: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            hash: TreeHash::Blake3,
+            checkpoint_interval: Duration::from_millis(100),
+            max_group_entries: 8192,
+            max_group_bytes: 8 << 20,
+            queue_depth: 1024,
+            run_cache: 1 << 18,
+        }
+    }
+}
+
+/// A checkpoint with its signed note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The parsed body.
+    pub checkpoint: Checkpoint,
+    /// The signed note text.
+    pub note: String,
+}
+
+/// Counters for monitoring and benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogStats {
+    /// Groups committed.
+    pub batches: u64,
+    /// Entries committed (duplicates not counted).
+    pub entries: u64,
+    /// Total time spent in `Store::commit`, nanoseconds.
+    pub commit_nanos: u64,
+    /// Checkpoints signed.
+    pub checkpoints: u64,
+}
+
+type Done = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
+
+struct Prepared {
+    bytes: Vec<u8>,
+    leaf: Hash,
+    run: String,
+    seq: u64,
+    kind: Kind,
+}
+
+struct Submission {
+    entries: Vec<Prepared>,
+    done: Done,
+}
+
+struct Group {
+    batch: CommitBatch,
+    acks: Vec<(Done, Vec<u64>)>,
+    root: Hash,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Arc<dyn Store>,
+    hash: TreeHash,
+    key: NamedKey,
+    descriptor: LogDescriptor,
+    poison: OnceLock<String>,
+    /// Size and root of the durable tree: advanced only after a successful commit.
+    durable: Mutex<(u64, Hash)>,
+    checkpoint: Mutex<Arc<SignedCheckpoint>>,
+    checkpoint_cv: Condvar,
+    /// Set when the log closes: wakes the checkpointer for its final checkpoint.
+    closing: Mutex<bool>,
+    closing_cv: Condvar,
+    batches: AtomicU64,
+    entries: AtomicU64,
+    commit_nanos: AtomicU64,
+    checkpoints: AtomicU64,
+}
+
+impl Shared {
+    fn poisoned(&self) -> Result<()> {
+        match self.poison.get() {
+            Some(reason) => Err(Error::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&self, reason: String) {
+        let _ = self.poison.set(reason);
+        // Wake anyone waiting for a checkpoint that will now never come.
+        self.checkpoint_cv.notify_all();
+    }
+
+    fn durable(&self) -> (u64, Hash) {
+        *self.durable.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Signs and stores a checkpoint over the durable tree if it grew. Only ever called from one
+    /// thread at a time (the checkpointer, or `open` before it starts).
+    fn sign_checkpoint(&self) -> Result<Arc<SignedCheckpoint>> {
+        self.poisoned()?;
+        let (size, root) = self.durable();
+        let current = self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if size == current.checkpoint.size && !current.note.is_empty() {
+            return Ok(current);
+        }
+        let checkpoint = Checkpoint {
+            origin: self.descriptor.origin.clone(),
+            size,
+            root,
+            extensions: vec![],
+        };
+        let note = checkpoint.sign(&self.key);
+        if let Err(e) = self.store.put_checkpoint(size, &note) {
+            self.poison(format!("storing checkpoint {size}: {e}"));
+            return Err(e);
+        }
+        let signed = Arc::new(SignedCheckpoint { checkpoint, note });
+        *self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = signed.clone();
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.checkpoint_cv.notify_all();
+        Ok(signed)
+    }
+}
+
+/// An open log. Cheap to share behind an `Arc`; all methods take `&self`.
+#[derive(Debug)]
+pub struct Log {
+    shared: Arc<Shared>,
+    submit: Mutex<Option<SyncSender<Submission>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Log {
+    /// Opens the log in `store`, creating it if the store is empty, and starts its threads.
+    ///
+    /// An existing log must match `cfg.hash` and the origin (`key`'s name), and its newest
+    /// checkpoint must verify under `key` and match the stored tree.
+    pub fn open(store: Arc<dyn Store>, key: NamedKey, cfg: LogConfig) -> Result<Log> {
+        let descriptor = LogDescriptor::new(&key.verifier(), cfg.hash);
+        let (size, fresh) = match store.load_meta()? {
+            Some((params, size)) => {
+                if params.hash != cfg.hash {
+                    return Err(Error::ParameterMismatch {
+                        what: "tree hash",
+                        stored: params.hash.to_string(),
+                        requested: cfg.hash.to_string(),
+                    });
+                }
+                if params.origin != key.name() {
+                    return Err(Error::ParameterMismatch {
+                        what: "origin",
+                        stored: params.origin,
+                        requested: key.name().to_string(),
+                    });
+                }
+                (size, false)
+            }
+            None => {
+                let params = LogParams {
+                    hash: cfg.hash,
+                    origin: key.name().to_string(),
+                };
+                store.commit(&CommitBatch {
+                    params: Some(params),
+                    ..CommitBatch::default()
+                })?;
+                (0, true)
+            }
+        };
+
+        // Recover the right edge of the tree: the compact range and the partial tiles.
+        let nodes = StoreNodes(&*store);
+        let range = CompactRange::load(&nodes, size)?;
+        let root = range.root(cfg.hash);
+        let tiles = TileWriter::load(&*store, size)?;
+
+        // The newest checkpoint must be ours and agree with the stored tree.
+        let latest = match store.latest_checkpoint()? {
+            Some((cp_size, note)) => {
+                let cp = Checkpoint::open(&note, &key.verifier()).map_err(|e| {
+                    Error::Corrupt(format!(
+                        "the newest stored checkpoint does not verify under this log key: {e}"
+                    ))
+                })?;
+                if cp_size != cp.size || cp.size > size {
+                    return Err(Error::Corrupt(format!(
+                        "checkpoint of size {} but the stored tree has {size} entries",
+                        cp.size
+                    )));
+                }
+                if merkle::root(cfg.hash, &nodes, cp.size)? != cp.root {
+                    return Err(Error::Corrupt(format!(
+                        "the stored tree does not match checkpoint {}",
+                        cp.size
+                    )));
+                }
+                SignedCheckpoint {
+                    checkpoint: cp,
+                    note,
+                }
+            }
+            None if fresh || size == 0 => SignedCheckpoint {
+                checkpoint: Checkpoint {
+                    origin: key.name().to_string(),
+                    size: 0,
+                    root: cfg.hash.empty_root(),
+                    extensions: vec![],
+                },
+                note: String::new(),
+            },
+            None => return Err(Error::Corrupt("a non-empty log without checkpoints".into())),
+        };
+
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            hash: cfg.hash,
+            key,
+            descriptor,
+            poison: OnceLock::new(),
+            durable: Mutex::new((size, root)),
+            checkpoint: Mutex::new(Arc::new(latest)),
+            checkpoint_cv: Condvar::new(),
+            closing: Mutex::new(false),
+            closing_cv: Condvar::new(),
+            batches: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            commit_nanos: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+        });
+        // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
+        shared.sign_checkpoint()?;
+
+        let (submit_tx, submit_rx) = sync_channel::<Submission>(cfg.queue_depth);
+        // One group may wait while another commits: the sequencer runs one group ahead.
+        let (group_tx, group_rx) = sync_channel::<Group>(1);
+        let run_cache = NonZeroUsize::new(cfg.run_cache.max(1 << 16)).expect("non-zero");
+        let sequencer = Sequencer {
+            shared: shared.clone(),
+            range,
+            tiles,
+            next_seq: lru::LruCache::new(run_cache),
+            pending: VecDeque::new(),
+            max_entries: cfg.max_group_entries.max(1),
+            max_bytes: cfg.max_group_bytes.max(1),
+        };
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| Error::Storage(format!("spawning {name}: {e}")))
+        };
+        let mut threads = Vec::with_capacity(3);
+        threads.push(spawn(
+            "ledger-sequencer",
+            Box::new(move || sequencer.run(submit_rx, group_tx)),
+        )?);
+        let s = shared.clone();
+        threads.push(spawn(
+            "ledger-committer",
+            Box::new(move || commit_loop(&s, group_rx)),
+        )?);
+        let s = shared.clone();
+        let interval = cfg.checkpoint_interval;
+        threads.push(spawn(
+            "ledger-checkpointer",
+            Box::new(move || checkpoint_loop(&s, interval)),
+        )?);
+        Ok(Log {
+            shared,
+            submit: Mutex::new(Some(submit_tx)),
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// The log descriptor (origin, hash, verifier key).
+    pub fn descriptor(&self) -> &LogDescriptor {
+        &self.shared.descriptor
+    }
+
+    /// The tree hash.
+    pub fn hash(&self) -> TreeHash {
+        self.shared.hash
+    }
+
+    /// The store under the log.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// Appends a batch atomically and returns each entry's index once the batch is durable.
+    /// Blocks while the sequencer is behind (backpressure).
+    pub fn append(&self, entries: Vec<Vec<u8>>) -> Result<Vec<u64>> {
+        let (tx, rx) = sync_channel(1);
+        self.append_with(entries, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Like [`Log::append`], but calls `done` (from a log thread) instead of blocking for the
+    /// result. `done` is called exactly once: with the indices after the batch is durable, or
+    /// with the reason nothing of the batch was appended.
+    pub fn append_with(
+        &self,
+        entries: Vec<Vec<u8>>,
+        done: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
+    ) {
+        if let Err(e) = self.shared.poisoned() {
+            return done(Err(e));
+        }
+        let h = self.shared.hash;
+        let mut prepared = Vec::with_capacity(entries.len());
+        for (position, bytes) in entries.into_iter().enumerate() {
+            match prepare(h, bytes) {
+                Ok(p) => prepared.push(p),
+                Err(e) => {
+                    return done(Err(Error::InBatch {
+                        position,
+                        source: Box::new(e),
+                    }));
+                }
+            }
+        }
+        if prepared.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        let sender = self
+            .submit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(sender) = sender else {
+            return done(Err(Error::Closed));
+        };
+        if let Err(failed) = sender.send(Submission {
+            entries: prepared,
+            done: Box::new(done),
+        }) {
+            (failed.0.done)(Err(Error::Closed));
+        }
+    }
+
+    /// The newest signed checkpoint (size 0 for a new log).
+    pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
+        self.shared
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Signs a checkpoint over the durable tree now if it grew since the last one.
+    pub fn sign_checkpoint(&self) -> Result<Arc<SignedCheckpoint>> {
+        // Serialise with the checkpointer through the closing lock.
+        let _g = self
+            .shared
+            .closing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.shared.sign_checkpoint()
+    }
+
+    /// Waits until a checkpoint covers at least `size` entries, up to `timeout`.
+    pub fn wait_for_checkpoint(
+        &self,
+        size: u64,
+        timeout: Duration,
+    ) -> Result<Arc<SignedCheckpoint>> {
+        let deadline = Instant::now() + timeout;
+        let mut cp = self
+            .shared
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        loop {
+            if cp.checkpoint.size >= size {
+                return Ok(cp.clone());
+            }
+            self.shared.poisoned()?;
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(cp.clone());
+            }
+            cp = self
+                .shared
+                .checkpoint_cv
+                .wait_timeout(cp, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Size of the durable tree (may be ahead of the newest checkpoint).
+    pub fn durable_size(&self) -> u64 {
+        self.shared.durable().0
+    }
+
+    /// Why the log is poisoned, if it is.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.shared.poison.get().map(String::as_str)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> LogStats {
+        let s = &self.shared;
+        LogStats {
+            batches: s.batches.load(Ordering::Relaxed),
+            entries: s.entries.load(Ordering::Relaxed),
+            commit_nanos: s.commit_nanos.load(Ordering::Relaxed),
+            checkpoints: s.checkpoints.load(Ordering::Relaxed),
+        }
+    }
+
+    fn check_size(&self, size: u64) -> Result<()> {
+        let durable = self.durable_size();
+        if size > durable {
+            return Err(Error::OutOfRange {
+                what: "tree size",
+                value: size,
+                size: durable,
+            });
+        }
+        Ok(())
+    }
+
+    /// The entry at `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>> {
+        self.check_size(index.saturating_add(1))?;
+        self.shared
+            .store
+            .entry(index)?
+            .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))
+    }
+
+    /// The root of the tree of the first `size` entries.
+    pub fn root_at(&self, size: u64) -> Result<Hash> {
+        self.check_size(size)?;
+        merkle::root(self.shared.hash, &StoreNodes(&*self.shared.store), size)
+    }
+
+    /// Inclusion proof of `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
+        self.check_size(size)?;
+        merkle::inclusion_proof(
+            self.shared.hash,
+            &StoreNodes(&*self.shared.store),
+            index,
+            size,
+        )
+    }
+
+    /// Consistency proof from `old` to `new` entries.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
+        self.check_size(new)?;
+        merkle::consistency_proof(self.shared.hash, &StoreNodes(&*self.shared.store), old, new)
+    }
+
+    /// The durable entries of `run` in seq order, with their indices.
+    pub fn run_entries(&self, run: &str) -> Result<Vec<(u64, Vec<u8>)>> {
+        let durable = self.durable_size();
+        let store = &self.shared.store;
+        let mut out = Vec::new();
+        for (_, rec) in store.run_records(run)? {
+            if rec.index >= durable {
+                break;
+            }
+            out.push((rec.index, self.entry(rec.index)?));
+        }
+        Ok(out)
+    }
+
+    /// The receipt of `run` (SPEC §5) against the newest checkpoint: its entries up to the latest
+    /// seal, with proofs, and the identity entry holding the seal's key.
+    pub fn receipt(&self, run: &str) -> Result<Receipt> {
+        let store = &self.shared.store;
+        let cp = self.checkpoint();
+        let size = cp.checkpoint.size;
+        let records = store.run_records(run)?;
+        if records.is_empty() {
+            return Err(Error::UnknownRun(run.to_string()));
+        }
+        let Some(seal_at) = records.iter().rposition(|(_, r)| r.sealed) else {
+            return Err(Error::Unsealed(run.to_string()));
+        };
+        let seal_index = records[seal_at].1.index;
+        if seal_index >= size {
+            // The seal may be durable but not yet checkpointed, or (after a crash) not durable.
+            return Err(Error::NotYetCheckpointed {
+                run: run.to_string(),
+                seal_index,
+            });
+        }
+        let nodes = StoreNodes(&**store);
+        let h = self.shared.hash;
+        let prove = |index: u64| -> Result<ProvenEntry> {
+            let entry = store
+                .entry(index)?
+                .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
+            let proof = merkle::inclusion_proof(h, &nodes, index, size)?;
+            Ok(ProvenEntry {
+                index,
+                entry,
+                proof,
+            })
+        };
+        let entries = records[..=seal_at]
+            .iter()
+            .map(|(_, r)| prove(r.index))
+            .collect::<Result<Vec<_>>>()?;
+        let seal = Entry::decode(&entries.last().expect("seal").entry)?;
+        let signer = self.identity_before(&seal.actor, seal_index)?;
+        Ok(Receipt {
+            format: RECEIPT_FORMAT.to_string(),
+            log: self.shared.descriptor.clone(),
+            run: run.to_string(),
+            checkpoint: cp.note.clone(),
+            entries,
+            signer: prove(signer)?,
+        })
+    }
+
+    /// Index of the latest `identity.registered` of `actor` below `before`.
+    fn identity_before(&self, actor: &str, before: u64) -> Result<u64> {
+        let run = format!("{}{actor}", crate::entry::IDENTITY_RUN_PREFIX);
+        self.shared
+            .store
+            .run_records(&run)?
+            .into_iter()
+            .rev()
+            .find(|(_, r)| r.identity && r.index < before)
+            .map(|(_, r)| r.index)
+            .ok_or_else(|| Error::UnknownSigner {
+                actor: actor.to_string(),
+                before,
+            })
+    }
+
+    /// The public key `actor` had registered at log index `before`, if any.
+    pub fn identity_key(&self, actor: &str, before: u64) -> Result<[u8; 32]> {
+        let index = self.identity_before(actor, before)?;
+        match Entry::decode(&self.entry(index)?)?.event {
+            Event::IdentityRegistered { public_key } => Ok(public_key),
+            _ => Err(Error::Corrupt(format!(
+                "index {index} is flagged as an identity but is not one"
+            ))),
+        }
+    }
+
+    /// Stops accepting appends, commits everything already submitted, signs a final checkpoint
+    /// and stops the log's threads.
+    pub fn close(&self) -> Result<()> {
+        drop(self.submit.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut it = threads.into_iter();
+        // Sequencer, then committer: they end when their input channels close.
+        for t in it.by_ref().take(2) {
+            let _ = t.join();
+        }
+        *self
+            .shared
+            .closing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = true;
+        self.shared.closing_cv.notify_all();
+        for t in it {
+            let _ = t.join();
+        }
+        self.shared.poisoned()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn prepare(h: TreeHash, bytes: Vec<u8>) -> Result<Prepared> {
+    let e = Entry::decode(&bytes)?;
+    let leaf = h.leaf(&bytes);
+    let kind = e.kind();
+    Ok(Prepared {
+        run: e.run.as_str().to_string(),
+        seq: e.seq,
+        kind,
+        leaf,
+        bytes,
+    })
+}
+
+/// Run state for one submission being checked: changes only become visible when it passes.
+#[derive(Default)]
+struct Overlay {
+    next_seq: HashMap<String, u64>,
+    records: HashMap<(String, u64), RunRecord>,
+}
+
+/// Run records by `(run, seq)`.
+type RunRecords = HashMap<(String, u64), RunRecord>;
+
+struct Sequencer {
+    shared: Arc<Shared>,
+    range: CompactRange,
+    tiles: TileWriter,
+    /// Next seq of recently used runs: reflects every sequenced entry, durable or not.
+    next_seq: lru::LruCache<String, u64>,
+    /// Run records of groups not yet known durable, with the tree size after each group.
+    pending: VecDeque<(u64, RunRecords)>,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl Sequencer {
+    fn run(mut self, rx: Receiver<Submission>, tx: SyncSender<Group>) {
+        let mut carry: Option<Submission> = None;
+        loop {
+            let first = match carry.take() {
+                Some(s) => s,
+                None => match rx.recv() {
+                    Ok(s) => s,
+                    Err(_) => return, // closed: dropping `tx` ends the committer
+                },
+            };
+            // Take whatever else is queued, up to the group limits.
+            let mut subs = vec![first];
+            let (mut n, mut bytes) = size_of(&subs[0]);
+            while n < self.max_entries && bytes < self.max_bytes {
+                match rx.try_recv() {
+                    Ok(s) => {
+                        let (sn, sb) = size_of(&s);
+                        if n + sn > self.max_entries || bytes + sb > self.max_bytes {
+                            carry = Some(s);
+                            break;
+                        }
+                        n += sn;
+                        bytes += sb;
+                        subs.push(s);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.shared.poisoned() {
+                for s in subs {
+                    (s.done)(Err(e.clone_poison()));
+                }
+                continue;
+            }
+            let group = self.sequence(subs);
+            if tx.send(group).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Checks and orders one group of submissions into a commit batch.
+    fn sequence(&mut self, subs: Vec<Submission>) -> Group {
+        let durable = self.shared.durable().0;
+        while self.pending.front().is_some_and(|(end, _)| *end <= durable) {
+            self.pending.pop_front();
+        }
+        let h = self.shared.hash;
+        let mut batch = CommitBatch::default();
+        let mut group_records: HashMap<(String, u64), RunRecord> = HashMap::new();
+        let mut acks = Vec::with_capacity(subs.len());
+        let mut next_index = self.range.size();
+        for sub in subs {
+            let mut overlay = Overlay::default();
+            match self.check(&sub.entries, &mut overlay, &group_records, next_index) {
+                Err(e) => (sub.done)(Err(e)),
+                Ok(indices) => {
+                    for (run, next) in overlay.next_seq {
+                        self.next_seq.put(run, next);
+                    }
+                    for p in sub.entries {
+                        let key = (p.run, p.seq);
+                        let Some(rec) = overlay.records.remove(&key) else {
+                            continue; // an idempotent duplicate: nothing to write
+                        };
+                        debug_assert_eq!(rec.index, next_index);
+                        let tiles = &mut self.tiles;
+                        let out = &mut batch.tiles;
+                        self.range.push(h, p.leaf, |level, index, node| {
+                            tiles.add(level, index, node, out)
+                        });
+                        batch.entries.push((next_index, p.bytes));
+                        batch.runs.push((key.0.clone(), key.1, rec));
+                        group_records.insert(key, rec);
+                        next_index += 1;
+                    }
+                    acks.push((sub.done, indices));
+                }
+            }
+        }
+        self.tiles.flush_partial(&mut batch.tiles);
+        batch.tree_size = self.range.size();
+        self.pending.push_back((batch.tree_size, group_records));
+        Group {
+            batch,
+            acks,
+            root: self.range.root(h),
+        }
+    }
+
+    /// Checks one submission's run rules; fills `overlay` with what accepting it would change.
+    fn check(
+        &mut self,
+        entries: &[Prepared],
+        overlay: &mut Overlay,
+        group: &HashMap<(String, u64), RunRecord>,
+        mut next_index: u64,
+    ) -> Result<Vec<u64>> {
+        let mut indices = Vec::with_capacity(entries.len());
+        for (position, p) in entries.iter().enumerate() {
+            let in_batch = |e: Error| Error::InBatch {
+                position,
+                source: Box::new(e),
+            };
+            let next = match overlay.next_seq.get(&p.run) {
+                Some(n) => *n,
+                None => self.next_seq_of(&p.run).map_err(in_batch)?,
+            };
+            if p.seq == next {
+                let rec = RunRecord {
+                    index: next_index,
+                    leaf: p.leaf,
+                    sealed: p.kind == Kind::ReceiptSealed,
+                    identity: p.kind == Kind::IdentityRegistered,
+                };
+                overlay.next_seq.insert(p.run.clone(), next + 1);
+                overlay.records.insert((p.run.clone(), p.seq), rec);
+                indices.push(next_index);
+                next_index += 1;
+            } else if p.seq < next {
+                let key = (p.run.clone(), p.seq);
+                let existing = match overlay.records.get(&key).or_else(|| group.get(&key)) {
+                    Some(r) => Some(*r),
+                    None => self.pending_record(&key).map_or_else(
+                        || {
+                            self.shared
+                                .store
+                                .run_record(&p.run, p.seq)
+                                .map_err(in_batch)
+                        },
+                        |r| Ok(Some(r)),
+                    )?,
+                };
+                let Some(existing) = existing else {
+                    return Err(in_batch(Error::Corrupt(format!(
+                        "run {:?} seq {} is missing from the run index",
+                        p.run, p.seq
+                    ))));
+                };
+                if existing.leaf != p.leaf {
+                    return Err(in_batch(Error::Conflict {
+                        run: p.run.clone(),
+                        seq: p.seq,
+                        index: existing.index,
+                    }));
+                }
+                indices.push(existing.index);
+            } else {
+                return Err(in_batch(Error::SeqGap {
+                    run: p.run.clone(),
+                    expected: next,
+                    got: p.seq,
+                }));
+            }
+        }
+        Ok(indices)
+    }
+
+    fn pending_record(&self, key: &(String, u64)) -> Option<RunRecord> {
+        self.pending
+            .iter()
+            .rev()
+            .find_map(|(_, m)| m.get(key).copied())
+    }
+
+    fn next_seq_of(&mut self, run: &str) -> Result<u64> {
+        if let Some(n) = self.next_seq.get(run) {
+            return Ok(*n);
+        }
+        // Not used recently, so all its entries are durable: the store knows.
+        let next = self
+            .shared
+            .store
+            .run_last(run)?
+            .map_or(0, |(seq, _)| seq + 1);
+        self.next_seq.put(run.to_string(), next);
+        Ok(next)
+    }
+}
+
+fn size_of(s: &Submission) -> (usize, usize) {
+    (
+        s.entries.len(),
+        s.entries.iter().map(|p| p.bytes.len()).sum(),
+    )
+}
+
+impl Error {
+    fn clone_poison(&self) -> Error {
+        match self {
+            Error::Poisoned(r) => Error::Poisoned(r.clone()),
+            other => Error::Poisoned(other.to_string()),
+        }
+    }
+}
+
+/// The committer: writes each group as one synced batch, then publishes and acknowledges it.
+fn commit_loop(shared: &Shared, rx: Receiver<Group>) {
+    for Group { batch, acks, root } in rx {
+        if let Err(e) = shared.poisoned() {
+            for (done, _) in acks {
+                done(Err(e.clone_poison()));
+            }
+            continue;
+        }
+        // (1) Write: entries, run records, tiles and the new size in one synced write.
+        if !batch.entries.is_empty() {
+            let started = Instant::now();
+            if let Err(e) = shared.store.commit(&batch) {
+                // (1b) The store may now hold any part of this batch: stop writing.
+                shared.poison(format!(
+                    "committing entries up to tree size {}: {e}",
+                    batch.tree_size
+                ));
+                let err = shared.poisoned().expect_err("just poisoned");
+                for (done, _) in acks {
+                    done(Err(err.clone_poison()));
+                }
+                continue;
+            }
+            shared
+                .commit_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            shared.batches.fetch_add(1, Ordering::Relaxed);
+            shared
+                .entries
+                .fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
+            // (2) Publish: from here on a checkpoint may cover these entries.
+            *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = (batch.tree_size, root);
+        }
+        // (3) Acknowledge, in submission order. Duplicates in an empty group are acknowledged
+        // here too, after every earlier group, so their originals are durable.
+        for (done, indices) in acks {
+            done(Ok(indices));
+        }
+    }
+}
+
+/// The checkpointer: signs the durable tree every `interval` if it grew, and once more at close.
+fn checkpoint_loop(shared: &Shared, interval: Duration) {
+    let mut closing = shared.closing.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let done = *closing;
+        if shared.poisoned().is_err() {
+            return;
+        }
+        // Errors poison the log inside `sign_checkpoint`; nothing more to do here.
+        let _ = shared.sign_checkpoint();
+        if done {
+            return;
+        }
+        closing = shared
+            .closing_cv
+            .wait_timeout(closing, interval)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+/// The right-edge tiles being filled, one per tile level.
+#[derive(Debug, Default)]
+struct TileWriter {
+    bufs: Vec<TileBuf>,
+}
+
+#[derive(Debug)]
+struct TileBuf {
+    index: u64,
+    rows: Vec<Vec<Hash>>,
+    dirty: bool,
+}
+
+impl TileBuf {
+    fn empty(index: u64) -> TileBuf {
+        TileBuf {
+            index,
+            rows: (0..TILE_HEIGHT)
+                .map(|r| Vec::with_capacity(256 >> r))
+                .collect(),
+            dirty: false,
+        }
+    }
+}
+
+impl TileWriter {
+    /// Loads the partial tiles at the right edge of a tree of `size` leaves.
+    fn load(store: &dyn Store, size: u64) -> Result<TileWriter> {
+        let mut bufs = Vec::new();
+        let mut t = 0u8;
+        while u32::from(t) * u32::from(TILE_HEIGHT) < 64
+            && size >> (u32::from(t) * u32::from(TILE_HEIGHT)) > 0
+        {
+            let complete = size >> (u32::from(t) * u32::from(TILE_HEIGHT));
+            let (index, width) = (complete >> TILE_HEIGHT, (complete & 0xff) as usize);
+            let mut buf = TileBuf::empty(index);
+            if width > 0 {
+                let tile = store
+                    .tile(t, index)?
+                    .ok_or_else(|| Error::Corrupt(format!("missing partial tile {t}/{index}")))?;
+                let rows = decode_tile(&tile)?;
+                if rows[0].len() != width {
+                    return Err(Error::Corrupt(format!(
+                        "tile {t}/{index} has width {}, the tree needs {width}",
+                        rows[0].len()
+                    )));
+                }
+                buf.rows = rows;
+            }
+            bufs.push(buf);
+            t += 1;
+        }
+        Ok(TileWriter { bufs })
+    }
+
+    #[inline]
+    fn add(&mut self, level: u8, index: u64, node: &Hash, out: &mut Vec<(u8, u64, Vec<u8>)>) {
+        let (t, row) = (
+            usize::from(level / TILE_HEIGHT),
+            usize::from(level % TILE_HEIGHT),
+        );
+        if self.bufs.len() <= t {
+            self.bufs.push(TileBuf::empty(0));
+        }
+        let buf = &mut self.bufs[t];
+        debug_assert_eq!(
+            index >> (TILE_HEIGHT as usize - row),
+            buf.index,
+            "node {level}/{index} outside tile"
+        );
+        buf.rows[row].push(*node);
+        buf.dirty = true;
+        if row == usize::from(TILE_HEIGHT) - 1 && buf.rows[row].len() == 2 {
+            // The tile is full: write it once, for good, and start the next.
+            out.push((t as u8, buf.index, encode_tile(&buf.rows)));
+            *buf = TileBuf::empty(buf.index + 1);
+        }
+    }
+
+    fn flush_partial(&mut self, out: &mut Vec<(u8, u64, Vec<u8>)>) {
+        for (t, buf) in self.bufs.iter_mut().enumerate() {
+            if buf.dirty && !buf.rows[0].is_empty() {
+                out.push((t as u8, buf.index, encode_tile(&buf.rows)));
+            }
+            buf.dirty = false;
+        }
+    }
+}

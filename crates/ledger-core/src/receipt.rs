@@ -1,0 +1,454 @@
+//! Receipts (SPEC §5): the JSON document that proves a sealed run, and its verification.
+//!
+//! [`ReceiptVerifier`] checks the five steps of SPEC §5 in order and reports the first that fails,
+//! with the log index concerned. It trusts only the [`LogDescriptor`] it is given: a receipt that
+//! names another log fails step 1. It caches what it has already proven for a checkpoint (the
+//! checkpoint signature, and the interior tree nodes of verified inclusion paths), keyed by the
+//! exact note text, so verifying many receipts under one checkpoint costs one signature check
+//! each. A cached node is only reused when the new path below it hashes to the same value and the
+//! new proof's remaining hashes equal the verified ones byte for byte, so nothing a receipt
+//! carries goes unchecked.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, LogDescriptor};
+use crate::entry::{Entry, Event, IDENTITY_RUN_PREFIX, RunStatus};
+use crate::error::ReceiptStep;
+use crate::keys::{VerifierKey, verify_strict};
+use crate::merkle::split_point;
+use crate::seal::{content_hash, seal_message};
+use crate::{Error, Hash, Result, TreeHash};
+
+/// The receipt format string.
+pub const RECEIPT_FORMAT: &str = "a2a-ledger/receipt/v1";
+
+/// An entry with its log index and inclusion proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenEntry {
+    /// Log index.
+    pub index: u64,
+    /// Entry bytes exactly as stored.
+    #[serde(with = "b64")]
+    pub entry: Vec<u8>,
+    /// Inclusion proof to the checkpoint's tree size.
+    #[serde(with = "b64_hashes")]
+    pub proof: Vec<Hash>,
+}
+
+/// A receipt document (SPEC §5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// Always [`RECEIPT_FORMAT`].
+    pub format: String,
+    /// The log it claims to come from.
+    pub log: LogDescriptor,
+    /// The run id.
+    pub run: String,
+    /// Signed checkpoint note text.
+    pub checkpoint: String,
+    /// The run's entries with seq `0..=k`, the seal last.
+    pub entries: Vec<ProvenEntry>,
+    /// The `identity.registered` entry holding the seal's key.
+    pub signer: ProvenEntry,
+}
+
+impl Receipt {
+    /// Parses receipt JSON. Failure means the receipt could not be checked at all.
+    pub fn from_json(bytes: &[u8]) -> Result<Receipt> {
+        let r: Receipt =
+            serde_json::from_slice(bytes).map_err(|e| Error::MalformedReceipt(e.to_string()))?;
+        if r.format != RECEIPT_FORMAT {
+            return Err(Error::MalformedReceipt(format!(
+                "format {:?}, expected {RECEIPT_FORMAT:?}",
+                r.format
+            )));
+        }
+        Ok(r)
+    }
+
+    /// The receipt as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a receipt always serialises")
+    }
+}
+
+/// What a valid receipt proves.
+#[derive(Clone, Debug)]
+pub struct VerifiedReceipt {
+    /// The checkpoint the receipt is proven against.
+    pub checkpoint: Checkpoint,
+    /// The run's entries with their indices, seal last.
+    pub entries: Vec<(u64, Entry)>,
+    /// The signer's `identity.registered` entry and its index.
+    pub signer: (u64, Entry),
+    /// The sealed status.
+    pub status: RunStatus,
+}
+
+impl VerifiedReceipt {
+    /// The run id.
+    pub fn run(&self) -> &str {
+        self.entries[0].1.run.as_str()
+    }
+
+    /// The seal's actor.
+    pub fn actor(&self) -> &str {
+        &self
+            .entries
+            .last()
+            .expect("a verified receipt has a seal")
+            .1
+            .actor
+    }
+}
+
+/// Verifies receipts of one trusted log.
+#[derive(Debug)]
+pub struct ReceiptVerifier {
+    log: LogDescriptor,
+    key: VerifierKey,
+    /// Per checkpoint note text: its parsed body and proven interior nodes.
+    cache: HashMap<String, CheckpointCache>,
+}
+
+#[derive(Debug)]
+struct CheckpointCache {
+    checkpoint: Checkpoint,
+    /// Subtree `[start, end)` → its hash and the proof hashes above it, all proven to the root.
+    nodes: HashMap<(u64, u64), (Hash, Vec<Hash>)>,
+}
+
+/// How many checkpoints a verifier remembers, and how many nodes per checkpoint.
+const MAX_CACHED_CHECKPOINTS: usize = 16;
+const MAX_CACHED_NODES: usize = 1 << 16;
+
+impl ReceiptVerifier {
+    /// A verifier that trusts `log` alone.
+    pub fn new(log: LogDescriptor) -> Result<ReceiptVerifier> {
+        let key = log.verifier_key()?;
+        Ok(ReceiptVerifier {
+            log,
+            key,
+            cache: HashMap::new(),
+        })
+    }
+
+    /// The trusted descriptor.
+    pub fn log(&self) -> &LogDescriptor {
+        &self.log
+    }
+
+    /// Parses and verifies receipt JSON.
+    pub fn verify_json(&mut self, json: &[u8]) -> Result<VerifiedReceipt> {
+        self.verify(&Receipt::from_json(json)?)
+    }
+
+    /// Runs the five steps of SPEC §5; the error names the first failing step and index.
+    pub fn verify(&mut self, r: &Receipt) -> Result<VerifiedReceipt> {
+        use ReceiptStep::{
+            Checkpoint as CheckpointStep, ContentHash, Entries, Inclusion, Signature,
+        };
+        let h = self.log.hash;
+
+        // Step 1: the checkpoint is signed by the trusted log key, for the trusted origin.
+        if r.log != self.log {
+            return Err(Error::WrongLog {
+                found: format!("{} ({}, {})", r.log.origin, r.log.hash, r.log.vkey),
+                expected: format!("{} ({}, {})", self.log.origin, self.log.hash, self.log.vkey),
+            });
+        }
+        if !self.cache.contains_key(&r.checkpoint) {
+            let checkpoint = Checkpoint::open(&r.checkpoint, &self.key).map_err(|e| match e {
+                Error::WrongLog { .. } => e,
+                e => Error::receipt(CheckpointStep, None, e),
+            })?;
+            if self.cache.len() >= MAX_CACHED_CHECKPOINTS {
+                self.cache.clear();
+            }
+            self.cache.insert(
+                r.checkpoint.clone(),
+                CheckpointCache {
+                    checkpoint,
+                    nodes: HashMap::new(),
+                },
+            );
+        }
+        let cached = self.cache.get_mut(&r.checkpoint).expect("inserted above");
+        let size = cached.checkpoint.size;
+        let root = cached.checkpoint.root;
+
+        // Step 2: every entry and the signer entry are in the checkpoint's tree.
+        if r.entries.is_empty() {
+            return Err(Error::receipt(Entries, None, "the receipt has no entries"));
+        }
+        let mut leaves = Vec::with_capacity(r.entries.len());
+        for pe in r.entries.iter().chain(std::iter::once(&r.signer)) {
+            let leaf = h.leaf(&pe.entry);
+            verify_inclusion_cached(
+                h,
+                &mut cached.nodes,
+                pe.index,
+                size,
+                &leaf,
+                &pe.proof,
+                &root,
+            )
+            .map_err(|e| Error::receipt(Inclusion, Some(pe.index), e))?;
+            leaves.push(leaf);
+        }
+        leaves.pop(); // the signer's
+
+        // Step 3: the entries decode, share the run, have seq 0..=k, and end in a seal.
+        let mut entries = Vec::with_capacity(r.entries.len());
+        for (seq, pe) in r.entries.iter().enumerate() {
+            let e =
+                Entry::decode(&pe.entry).map_err(|e| Error::receipt(Entries, Some(pe.index), e))?;
+            if e.run.as_str() != r.run {
+                return Err(Error::receipt(
+                    Entries,
+                    Some(pe.index),
+                    format!(
+                        "entry of run {:?}, receipt is for {:?}",
+                        e.run.as_str(),
+                        r.run
+                    ),
+                ));
+            }
+            if e.seq != seq as u64 {
+                return Err(Error::receipt(
+                    Entries,
+                    Some(pe.index),
+                    format!("seq {} where {seq} belongs", e.seq),
+                ));
+            }
+            if let Some((prev, _)) = entries.last()
+                && pe.index <= *prev
+            {
+                return Err(Error::receipt(
+                    Entries,
+                    Some(pe.index),
+                    "indices do not increase with seq",
+                ));
+            }
+            entries.push((pe.index, e));
+        }
+        let (seal_index, seal) = entries.last().expect("non-empty");
+        let Event::ReceiptSealed {
+            content_hash: claimed,
+            events,
+            status,
+            sig,
+        } = &seal.event
+        else {
+            return Err(Error::receipt(
+                Entries,
+                Some(*seal_index),
+                format!("the last entry is {}, not receipt.sealed", seal.kind()),
+            ));
+        };
+
+        // Step 4: the seal's content hash and count cover exactly the entries before it.
+        let k = entries.len() as u64 - 1;
+        if *events != k {
+            return Err(Error::receipt(
+                ContentHash,
+                Some(*seal_index),
+                format!("seal counts {events} events, the receipt holds {k}"),
+            ));
+        }
+        if content_hash(&leaves[..leaves.len() - 1]) != *claimed {
+            return Err(Error::receipt(
+                ContentHash,
+                Some(*seal_index),
+                "content hash does not match the entries before the seal",
+            ));
+        }
+
+        // Step 5: the signer entry is the actor's key, registered before the seal, and it signed.
+        let signer = Entry::decode(&r.signer.entry)
+            .map_err(|e| Error::receipt(Signature, Some(r.signer.index), e))?;
+        let Event::IdentityRegistered { public_key } = &signer.event else {
+            return Err(Error::receipt(
+                Signature,
+                Some(r.signer.index),
+                format!("signer entry is {}, not identity.registered", signer.kind()),
+            ));
+        };
+        let expected_run = format!("{IDENTITY_RUN_PREFIX}{}", seal.actor);
+        if signer.run.as_str() != expected_run {
+            return Err(Error::receipt(
+                Signature,
+                Some(r.signer.index),
+                format!(
+                    "signer entry is in run {:?}, the seal's actor needs {expected_run:?}",
+                    signer.run.as_str()
+                ),
+            ));
+        }
+        if r.signer.index >= *seal_index {
+            return Err(Error::receipt(
+                Signature,
+                Some(r.signer.index),
+                format!(
+                    "identity registered at index {}, not before the seal at {seal_index}",
+                    r.signer.index
+                ),
+            ));
+        }
+        let vk = crate::keys::check_public_key(public_key)
+            .map_err(|e| Error::receipt(Signature, Some(r.signer.index), e))?;
+        let msg = seal_message(&r.run, *events, claimed, *status);
+        if !verify_strict(&vk, msg.as_bytes(), sig) {
+            return Err(Error::receipt(
+                Signature,
+                Some(*seal_index),
+                format!(
+                    "seal signature does not verify under the key of {:?}",
+                    seal.actor
+                ),
+            ));
+        }
+        let status = *status;
+        let checkpoint = cached.checkpoint.clone();
+        Ok(VerifiedReceipt {
+            checkpoint,
+            entries,
+            signer: (r.signer.index, signer),
+            status,
+        })
+    }
+}
+
+/// RFC 9162 inclusion verification that walks the tree's structure, so that each step knows the
+/// subtree `[start, end)` it has reached, and reuses subtrees already proven to the same root.
+fn verify_inclusion_cached(
+    h: TreeHash,
+    nodes: &mut HashMap<(u64, u64), (Hash, Vec<Hash>)>,
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<()> {
+    if index >= size {
+        return Err(Error::BadInclusionProof {
+            index,
+            size,
+            reason: "index is not below the checkpoint's tree size",
+        });
+    }
+    // The subtrees on the path from the root down to the leaf.
+    let mut ranges = Vec::with_capacity(64);
+    let (mut start, mut end) = (0u64, size);
+    while end - start > 1 {
+        ranges.push((start, end));
+        let k = split_point(end - start);
+        if index - start < k {
+            end = start + k;
+        } else {
+            start += k;
+        }
+    }
+    if proof.len() != ranges.len() {
+        return Err(Error::BadInclusionProof {
+            index,
+            size,
+            reason: "proof length does not match the tree",
+        });
+    }
+    // Walk up: after step i, `node` is the hash of ranges[len - 1 - i].
+    let mut node = *leaf;
+    let mut below = (index, index + 1);
+    for (i, sibling) in proof.iter().enumerate() {
+        if let Some((known, rest)) = nodes.get(&below)
+            && *known == node
+            && rest.as_slice() == &proof[i..]
+        {
+            return Ok(());
+        }
+        let (start, end) = ranges[ranges.len() - 1 - i];
+        node = if below.0 == start {
+            h.node(&node, sibling)
+        } else {
+            h.node(sibling, &node)
+        };
+        below = (start, end);
+    }
+    if node != *root {
+        return Err(Error::BadInclusionProof {
+            index,
+            size,
+            reason: "computed root differs from the checkpoint root",
+        });
+    }
+    // Remember the proven path.
+    if nodes.len() + proof.len() > MAX_CACHED_NODES {
+        nodes.clear();
+    }
+    let mut node = *leaf;
+    let mut below = (index, index + 1);
+    for (i, sibling) in proof.iter().enumerate() {
+        nodes
+            .entry(below)
+            .or_insert_with(|| (node, proof[i..].to_vec()));
+        let (start, end) = ranges[ranges.len() - 1 - i];
+        node = if below.0 == start {
+            h.node(&node, sibling)
+        } else {
+            h.node(sibling, &node)
+        };
+        below = (start, end);
+    }
+    Ok(())
+}
+
+mod b64 {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        B64.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+mod b64_hashes {
+    use super::*;
+    use serde::ser::SerializeSeq;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Hash], s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for h in v {
+            seq.serialize_element(&B64.encode(h))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Vec<Hash>, D::Error> {
+        let v = <Vec<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+        v.iter()
+            .map(|s| {
+                let b = B64.decode(s.as_bytes()).map_err(serde::de::Error::custom)?;
+                Hash::try_from(b.as_slice()).map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "proof hash of {} bytes, expected 32",
+                        b.len()
+                    ))
+                })
+            })
+            .collect()
+    }
+}

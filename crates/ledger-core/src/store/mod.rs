@@ -1,0 +1,326 @@
+//! The storage seam under the log: one trait, [`Store`], with an in-memory implementation
+//! ([`MemStore`]) and, behind the `rocksdb` feature, the durable one ([`RocksStore`]).
+//!
+//! A store holds five things: entries by index, tiles of tree nodes, the run index
+//! `(run, seq) → (index, leaf hash, flags)`, signed checkpoints by tree size, and metadata. The
+//! log writes only through [`Store::commit`], one atomic batch per group of appends, and the
+//! contract is: when `commit` returns `Ok`, the whole batch is durable; when it returns `Err`, any
+//! prefix of it — or all of it — may be durable, and the log stops writing (it is poisoned).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::merkle::NodeSource;
+use crate::{Error, Hash, Result, TreeHash};
+
+#[cfg(feature = "rocksdb")]
+mod rocks;
+#[cfg(feature = "rocksdb")]
+pub use rocks::{RocksConfig, RocksStore};
+
+/// Tree levels per tile (tlog-tiles uses 8: 256 hashes per tile row 0).
+pub const TILE_HEIGHT: u8 = 8;
+/// Hashes in a full tile's row 0.
+pub const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
+
+/// What the run index holds for one `(run, seq)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunRecord {
+    /// The entry's log index.
+    pub index: u64,
+    /// Its leaf hash (idempotent duplicates are recognised by it).
+    pub leaf: Hash,
+    /// The entry's kind is `receipt.sealed`.
+    pub sealed: bool,
+    /// The entry's kind is `identity.registered`.
+    pub identity: bool,
+}
+
+impl RunRecord {
+    const LEN: usize = 41;
+
+    /// The stored form: index (8, big-endian) ‖ leaf hash (32) ‖ flags (1).
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.index.to_be_bytes());
+        b[8..40].copy_from_slice(&self.leaf);
+        b[40] = u8::from(self.sealed) | (u8::from(self.identity) << 1);
+        b
+    }
+
+    /// Parses the stored form.
+    pub fn from_bytes(b: &[u8]) -> Result<RunRecord> {
+        if b.len() != Self::LEN {
+            return Err(Error::Corrupt(format!("run record of {} bytes", b.len())));
+        }
+        Ok(RunRecord {
+            index: u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+            leaf: b[8..40].try_into().expect("32 bytes"),
+            sealed: b[40] & 1 != 0,
+            identity: b[40] & 2 != 0,
+        })
+    }
+}
+
+/// The run-index key: run bytes, 0x00, seq big-endian. Run ids never contain 0x00, so all keys
+/// of one run are contiguous and ordered by seq.
+pub fn run_key(run: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(run.len() + 9);
+    k.extend_from_slice(run.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The log parameters fixed at creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogParams {
+    /// The tree hash.
+    pub hash: TreeHash,
+    /// The origin (log key name).
+    pub origin: String,
+}
+
+/// One atomic write: a group of appended entries with everything derived from them.
+#[derive(Debug, Default)]
+pub struct CommitBatch {
+    /// `(index, entry bytes)`, indices consecutive from the previous tree size.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// Run-index records: `(run, seq, record)`.
+    pub runs: Vec<(String, u64, RunRecord)>,
+    /// Tiles written or rewritten: `(tile level, tile index, encoded tile)`.
+    pub tiles: Vec<(u8, u64, Vec<u8>)>,
+    /// The tree size after this batch.
+    pub tree_size: u64,
+    /// Log parameters, set on the first commit of a new log only.
+    pub params: Option<LogParams>,
+}
+
+/// Where the log keeps its data. See the module docs for the durability contract.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The parameters and the committed tree size, or `None` for a store never committed to.
+    fn load_meta(&self) -> Result<Option<(LogParams, u64)>>;
+    /// Writes `batch` atomically and durably.
+    fn commit(&self, batch: &CommitBatch) -> Result<()>;
+    /// The entry at `index`.
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>>;
+    /// Calls `f` for entries `[start, end)` in index order, stopping at the first missing one.
+    fn scan_entries(
+        &self,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()>;
+    /// The encoded tile `(level, index)`.
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>>;
+    /// The record of `(run, seq)`.
+    fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>>;
+    /// The highest seq of `run` and its record.
+    fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>>;
+    /// All records of `run` in seq order.
+    fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>>;
+    /// Stores a signed checkpoint durably.
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()>;
+    /// The checkpoint with the largest tree size.
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
+    /// All stored checkpoints in size order.
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>>;
+}
+
+/// Encodes a tile: width `w` of row 0 (u16 big-endian), then rows 0..8, row `r` holding the
+/// `w >> r` complete nodes of level `8t + r` under the tile, left to right. Row 0 alone is the
+/// tlog-tiles tile of the same coordinates.
+pub fn encode_tile(rows: &[Vec<Hash>]) -> Vec<u8> {
+    let w = rows.first().map_or(0, Vec::len);
+    let mut out = Vec::with_capacity(2 + 32 * 2 * w);
+    out.extend_from_slice(&(w as u16).to_be_bytes());
+    for (r, row) in rows.iter().enumerate() {
+        debug_assert_eq!(row.len(), w >> r);
+        for h in row {
+            out.extend_from_slice(h);
+        }
+    }
+    out
+}
+
+/// Number of hashes in a tile whose row 0 has `w` hashes.
+fn tile_hashes(w: usize) -> usize {
+    (0..TILE_HEIGHT).map(|r| w >> r).sum()
+}
+
+/// Reads node `(row, pos)` of an encoded tile.
+pub fn tile_node(tile: &[u8], row: u8, pos: u64) -> Result<Option<Hash>> {
+    if tile.len() < 2 {
+        return Err(Error::Corrupt("tile shorter than its header".into()));
+    }
+    let w = usize::from(u16::from_be_bytes([tile[0], tile[1]]));
+    if w > TILE_WIDTH as usize || tile.len() != 2 + 32 * tile_hashes(w) {
+        return Err(Error::Corrupt(format!(
+            "tile of width {w} has {} bytes",
+            tile.len()
+        )));
+    }
+    let row_start: usize = (0..row).map(|r| w >> r).sum();
+    if pos as usize >= w >> row {
+        return Ok(None);
+    }
+    let at = 2 + 32 * (row_start + pos as usize);
+    Ok(Some(tile[at..at + 32].try_into().expect("32 bytes")))
+}
+
+/// Decodes a tile into its rows.
+pub fn decode_tile(tile: &[u8]) -> Result<Vec<Vec<Hash>>> {
+    let w = if tile.len() >= 2 {
+        usize::from(u16::from_be_bytes([tile[0], tile[1]]))
+    } else {
+        0
+    };
+    let mut rows = Vec::with_capacity(usize::from(TILE_HEIGHT));
+    for r in 0..TILE_HEIGHT {
+        let mut row = Vec::with_capacity(w >> r);
+        for p in 0..(w >> r) as u64 {
+            row.push(tile_node(tile, r, p)?.expect("within width"));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Reads tree nodes out of a store's tiles.
+#[derive(Debug)]
+pub struct StoreNodes<'a>(pub &'a dyn Store);
+
+impl NodeSource for StoreNodes<'_> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash> {
+        let (t, row) = (level / TILE_HEIGHT, level % TILE_HEIGHT);
+        let per_row = TILE_WIDTH >> row;
+        let (tile_index, pos) = (index / per_row, index % per_row);
+        let tile = self.0.tile(t, tile_index)?.ok_or_else(|| {
+            Error::Corrupt(format!(
+                "missing tile {t}/{tile_index} for node {level}/{index}"
+            ))
+        })?;
+        tile_node(&tile, row, pos)?.ok_or_else(|| {
+            Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}"))
+        })
+    }
+}
+
+/// A store in memory: for tests, benchmarks and tools. It keeps nothing across processes.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    inner: Mutex<MemInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemInner {
+    params: Option<LogParams>,
+    size: u64,
+    entries: BTreeMap<u64, Vec<u8>>,
+    tiles: BTreeMap<(u8, u64), Vec<u8>>,
+    runs: BTreeMap<Vec<u8>, RunRecord>,
+    checkpoints: BTreeMap<u64, String>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemStore {
+    fn load_meta(&self) -> Result<Option<(LogParams, u64)>> {
+        let g = self.lock();
+        Ok(g.params.clone().map(|p| (p, g.size)))
+    }
+
+    fn commit(&self, b: &CommitBatch) -> Result<()> {
+        let mut g = self.lock();
+        if let Some(p) = &b.params {
+            g.params = Some(p.clone());
+        }
+        for (i, e) in &b.entries {
+            g.entries.insert(*i, e.clone());
+        }
+        for (run, seq, rec) in &b.runs {
+            g.runs.insert(run_key(run, *seq), *rec);
+        }
+        for (t, i, tile) in &b.tiles {
+            g.tiles.insert((*t, *i), tile.clone());
+        }
+        g.size = b.tree_size;
+        Ok(())
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().entries.get(&index).cloned())
+    }
+
+    fn scan_entries(
+        &self,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let g = self.lock();
+        for (i, e) in g.entries.range(start..end) {
+            f(*i, e)?;
+        }
+        Ok(())
+    }
+
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().tiles.get(&(level, index)).cloned())
+    }
+
+    fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>> {
+        Ok(self.lock().runs.get(&run_key(run, seq)).copied())
+    }
+
+    fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>> {
+        Ok(self.run_records(run)?.pop())
+    }
+
+    fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>> {
+        let g = self.lock();
+        let lo = run_key(run, 0);
+        let hi = run_key(run, u64::MAX);
+        Ok(g.runs
+            .range(lo..=hi)
+            .map(|(k, r)| {
+                (
+                    u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes")),
+                    *r,
+                )
+            })
+            .collect())
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
+        self.lock().checkpoints.insert(size, note.to_string());
+        Ok(())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .iter()
+            .next_back()
+            .map(|(s, n)| (*s, n.clone())))
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .iter()
+            .map(|(s, n)| (*s, n.clone()))
+            .collect())
+    }
+}

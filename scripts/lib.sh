@@ -1,0 +1,33 @@
+# Shared by scripts/run and scripts/test: install what a fresh Debian machine with a Rust
+# toolchain lacks, and pick the build directory. Source it; do not run it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# One target directory outside the clone, shared by every clone on this machine: RocksDB's
+# C++ takes ~15-30 minutes to build once, and never again.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/a2a-ledger-target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    echo "installing Debian packages: $*" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_system_packages() {
+    local missing=()
+    # bindgen (for RocksDB's C API) loads libclang at build time.
+    if ! have_lib 'libclang\(-[0-9]*\)\?\.so' && ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+        missing+=(libclang-dev)
+    fi
+    command -v g++ >/dev/null || missing+=(g++)
+    command -v make >/dev/null || missing+=(make)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+cd "$ROOT"
+ensure_system_packages
