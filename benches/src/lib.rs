@@ -52,9 +52,7 @@ pub fn identity_entry(key: &NamedKey) -> Vec<u8> {
         run: RunId::identity(key.name()).expect("valid identity"),
         seq: 0,
         actor: key.name().to_string(),
-        event: Event::IdentityRegistered {
-            public_key: key.public_key(),
-        },
+        event: Event::IdentityRegistered { public_key: key.public_key() },
         grant: None,
         payload: None,
     }
@@ -65,17 +63,13 @@ pub fn identity_entry(key: &NamedKey) -> Vec<u8> {
 /// artifacts, completed, then the seal signed by `key`.
 pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> Vec<Vec<u8>> {
     let total = rng.range(5, 20) as usize;
-    let grant = Some(format!("grant-{:016x}", rng.next_u64()));
+    let grant = Some(format!("grant/{:016x}{:016x}/workspace-read-write", rng.next_u64(), rng.next_u64()));
     let hash = |rng: &mut Rng| *blake3::hash(&rng.next_u64().to_le_bytes()).as_bytes();
     let mut events = vec![
         Event::TaskAccepted {
             protocol: [Protocol::A2a, Protocol::Mcp, Protocol::Https][rng.range(0, 2) as usize],
             skill: "research.summarize-sources".into(),
-            caller: format!(
-                "user-{:08x}@tenant-{:04}.example.com",
-                rng.next_u64() as u32,
-                rng.range(0, 9999)
-            ),
+            caller: format!("user-{:08x}@tenant-{:04}.example.com", rng.next_u64() as u32, rng.range(0, 9999)),
             input_hash: hash(rng),
         },
         Event::TaskStatus {
@@ -89,7 +83,9 @@ pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> V
             0 => Event::SkillProgress {
                 stage: format!("stage-{i}-collecting-sources"),
                 pct: ((i + 1) * 100 / (middle + 1)) as u8,
-                message: "fetched and ranked candidate documents for the summary step".into(),
+                message:
+                    "fetched, deduplicated and ranked the candidate documents; the top sources go to the summary step"
+                        .into(),
             },
             1 => Event::WorkspaceRead {
                 path: format!("workspace/input/source-{i:03}-document.json"),
@@ -97,7 +93,7 @@ pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> V
                 hash: hash(rng),
             },
             _ => Event::ArtifactAdded {
-                name: format!("summary-part-{i:03}.md"),
+                name: format!("reports/summary-part-{i:03}-with-citations-and-sources.md"),
                 media_type: "text/markdown; charset=utf-8".into(),
                 bytes: rng.range(100, 1 << 16),
                 hash: hash(rng),

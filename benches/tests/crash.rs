@@ -31,11 +31,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        assert_eq!(
-            lines.next().unwrap().unwrap(),
-            "READY",
-            "round {round}: child did not start"
-        );
+        assert_eq!(lines.next().unwrap().unwrap(), "READY", "round {round}: child did not start");
         // Kill after a random number of acknowledgements: usually mid-commit.
         let kill_after = rng.range(1, 4000) as usize;
         let mut seen = 0;
@@ -53,10 +49,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         // std's Child::kill is SIGKILL on Unix: no chance to flush, sync or sign anything.
         child.kill().unwrap();
         let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "round {round}: the child exited by itself"
-        );
+        assert!(!status.success(), "round {round}: the child exited by itself");
         // Whatever it printed before dying was acknowledged too.
         for line in lines.map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("ACK ") {
@@ -71,23 +64,12 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
 
 fn check(data: &std::path::Path, acked: &[(u64, String)], round: usize) {
     let log = DataDir::new(data)
-        .open(
-            "load.a2a-ledger.example/log",
-            LogConfig::default(),
-            &RocksConfig::default(),
-            || panic!("the key exists"),
-        )
+        .open("load.a2a-ledger.example/log", LogConfig::default(), &RocksConfig::default(), || panic!("the key exists"))
         .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
     let size = log.durable_size();
     for (index, hash) in acked {
-        let entry = log
-            .entry(*index)
-            .unwrap_or_else(|e| panic!("round {round}: acknowledged entry {index} lost: {e}"));
-        assert_eq!(
-            &blake3::hash(&entry).to_hex().to_string(),
-            hash,
-            "round {round}: entry {index} changed"
-        );
+        let entry = log.entry(*index).unwrap_or_else(|e| panic!("round {round}: acknowledged entry {index} lost: {e}"));
+        assert_eq!(&blake3::hash(&entry).to_hex().to_string(), hash, "round {round}: entry {index} changed");
     }
     // The stored tree equals a recomputation from the stored entries.
     let mut tree = MemTree::new(log.hash());
@@ -98,16 +80,8 @@ fn check(data: &std::path::Path, acked: &[(u64, String)], round: usize) {
             Ok(())
         })
         .unwrap();
-    assert_eq!(
-        tree.size(),
-        size,
-        "round {round}: entries missing below the tree size"
-    );
-    assert_eq!(
-        log.root_at(size).unwrap(),
-        tree.root(),
-        "round {round}: stored tree differs from its entries"
-    );
+    assert_eq!(tree.size(), size, "round {round}: entries missing below the tree size");
+    assert_eq!(log.root_at(size).unwrap(), tree.root(), "round {round}: stored tree differs from its entries");
     // Every stored checkpoint verifies and is consistent with the newest.
     let vkey = log.descriptor().verifier_key().unwrap();
     let newest = log.checkpoint().checkpoint.clone();
@@ -115,19 +89,10 @@ fn check(data: &std::path::Path, acked: &[(u64, String)], round: usize) {
     for (s, note) in log.store().checkpoints().unwrap() {
         let cp = Checkpoint::open(&note, &vkey).unwrap();
         assert_eq!(cp.size, s);
-        assert_eq!(
-            cp.root,
-            tree.root_at(s).unwrap(),
-            "round {round}: checkpoint {s} is off the tree"
-        );
+        assert_eq!(cp.root, tree.root_at(s).unwrap(), "round {round}: checkpoint {s} is off the tree");
         let proof = log.consistency_proof(s, newest.size).unwrap();
         merkle::verify_consistency(log.hash(), s, newest.size, &cp.root, &newest.root, &proof)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "round {round}: checkpoint {s} inconsistent with {}: {e}",
-                    newest.size
-                )
-            });
+            .unwrap_or_else(|e| panic!("round {round}: checkpoint {s} inconsistent with {}: {e}", newest.size));
     }
     log.close().unwrap();
 }

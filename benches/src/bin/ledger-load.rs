@@ -38,6 +38,12 @@ enum Cmd {
         /// Concurrent appenders, each appending one whole run per call.
         #[arg(long, default_value_t = 64)]
         appenders: usize,
+        /// Use the in-memory store instead of RocksDB (isolates the pipeline from the disk).
+        #[arg(long)]
+        mem: bool,
+        /// Batches each appender keeps in flight (a pipelining gRPC stream has several).
+        #[arg(long, default_value_t = 1)]
+        window: usize,
         /// Tree hash.
         #[arg(long, default_value = "blake3")]
         hash: TreeHash,
@@ -58,17 +64,10 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Durable {
-            data,
-            entries,
-            appenders,
-            hash,
-        } => durable(data, entries, appenders, hash),
-        Cmd::CrashChild {
-            data,
-            prefix,
-            appenders,
-        } => crash_child(&data, &prefix, appenders),
+        Cmd::Durable { data, entries, appenders, window, hash, mem } => {
+            durable(data, entries, appenders, window.max(1), hash, mem)
+        }
+        Cmd::CrashChild { data, prefix, appenders } => crash_child(&data, &prefix, appenders),
     }
 }
 
@@ -84,7 +83,14 @@ fn identity() -> NamedKey {
     NamedKey::from_seed("gateway", [0x42; 32]).expect("valid name")
 }
 
-fn durable(data: Option<PathBuf>, total: usize, appenders: usize, hash: TreeHash) -> Result<()> {
+fn durable(
+    data: Option<PathBuf>,
+    total: usize,
+    appenders: usize,
+    window: usize,
+    hash: TreeHash,
+    mem: bool,
+) -> Result<()> {
     let tmp = tempdir_under_target()?;
     let root = data.unwrap_or_else(|| tmp.clone());
     let key = identity();
@@ -99,25 +105,17 @@ fn durable(data: Option<PathBuf>, total: usize, appenders: usize, hash: TreeHash
         runs.push(run);
     }
     let bytes: usize = runs.iter().flatten().map(Vec::len).sum();
-    eprintln!(
-        "generated {n} entries in {} runs, mean {} bytes",
-        runs.len(),
-        bytes / n
-    );
+    eprintln!("generated {n} entries in {} runs, mean {} bytes", runs.len(), bytes / n);
 
-    let log = Arc::new(
+    let cfg = LogConfig { hash, ..LogConfig::default() };
+    let log = Arc::new(if mem {
+        let key = NamedKey::from_seed(ORIGIN, os_seed()?)?;
+        ledger_core::Log::open(Arc::new(ledger_core::MemStore::new()), key, cfg)?
+    } else {
         DataDir::new(root.join("ledger"))
-            .open(
-                ORIGIN,
-                LogConfig {
-                    hash,
-                    ..LogConfig::default()
-                },
-                &RocksConfig::default(),
-                os_seed,
-            )
-            .context("opening the ledger")?,
-    );
+            .open(ORIGIN, cfg, &RocksConfig::default(), os_seed)
+            .context("opening the ledger")?
+    });
     log.append(vec![identity_entry(&key)])?;
     let before = log.stats();
     let runs = Arc::new(runs);
@@ -126,16 +124,30 @@ fn durable(data: Option<PathBuf>, total: usize, appenders: usize, hash: TreeHash
     let started = Instant::now();
     let threads: Vec<_> = (0..appenders)
         .map(|_| {
-            let (log, runs, next, latencies) =
-                (log.clone(), runs.clone(), next.clone(), latencies.clone());
+            let (log, runs, next, latencies) = (log.clone(), runs.clone(), next.clone(), latencies.clone());
             std::thread::spawn(move || -> Result<()> {
                 let mut mine = Vec::new();
+                let (tx, rx) = std::sync::mpsc::channel::<(Duration, ledger_core::Result<Vec<u64>>)>();
+                let mut in_flight = 0;
                 loop {
+                    if in_flight == window {
+                        let (lat, r) = rx.recv()?;
+                        r?;
+                        mine.push(lat);
+                        in_flight -= 1;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(run) = runs.get(i) else { break };
-                    let t = Instant::now();
-                    log.append(run.clone())?;
-                    mine.push(t.elapsed());
+                    let (t, tx) = (Instant::now(), tx.clone());
+                    log.append_with(run.clone(), move |r| {
+                        let _ = tx.send((t.elapsed(), r));
+                    });
+                    in_flight += 1;
+                }
+                for _ in 0..in_flight {
+                    let (lat, r) = rx.recv()?;
+                    r?;
+                    mine.push(lat);
                 }
                 latencies.lock().expect("not poisoned").extend(mine);
                 Ok(())
@@ -158,17 +170,15 @@ fn durable(data: Option<PathBuf>, total: usize, appenders: usize, hash: TreeHash
     drop(log);
 
     // The floor: the same bytes as raw synced WriteBatches of the same mean size, one writer.
-    let all: Vec<Vec<u8>> = Arc::try_unwrap(runs)
-        .expect("threads joined")
-        .into_iter()
-        .flatten()
-        .collect();
+    let all: Vec<Vec<u8>> = Arc::try_unwrap(runs).expect("threads joined").into_iter().flatten().collect();
     let raw_rate = raw_rocksdb(&root.join("raw"), &all, mean_group)?;
 
     let report = serde_json::json!({
         "entries": committed,
         "appenders": appenders,
+        "window": window,
         "hash": hash.name(),
+        "store": if mem { "memory" } else { "rocksdb" },
         "mean_entry_bytes": bytes / n,
         "mean_group_entries": mean_group,
         "sequencer_entries_per_s": rate.round(),
@@ -208,12 +218,8 @@ fn raw_rocksdb(path: &Path, entries: &[Vec<u8>], group: usize) -> Result<f64> {
 }
 
 fn tempdir_under_target() -> Result<PathBuf> {
-    let base = std::env::var_os("LOAD_TMPDIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos();
+    let base = std::env::var_os("LOAD_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
     let dir = base.join(format!("ledger-load-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
@@ -221,10 +227,7 @@ fn tempdir_under_target() -> Result<PathBuf> {
 
 fn crash_child(data: &Path, prefix: &str, appenders: usize) -> Result<()> {
     let key = identity();
-    let cfg = LogConfig {
-        checkpoint_interval: Duration::from_millis(20),
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig { checkpoint_interval: Duration::from_millis(20), ..LogConfig::default() };
     let log = Arc::new(DataDir::new(data).open(ORIGIN, cfg, &RocksConfig::default(), os_seed)?);
     log.append(vec![identity_entry(&key)])?; // idempotent after the first child
     let out = Arc::new(Mutex::new(std::io::stdout()));
@@ -236,14 +239,10 @@ fn crash_child(data: &Path, prefix: &str, appenders: usize) -> Result<()> {
                 let key = identity();
                 let mut rng = Rng::from_os();
                 for r in 0.. {
-                    let run =
-                        realistic_run(log.hash(), &format!("{prefix}-{t}-{r}"), &key, &mut rng);
+                    let run = realistic_run(log.hash(), &format!("{prefix}-{t}-{r}"), &key, &mut rng);
                     // Half the runs go in entry by entry, as a gateway records them live.
-                    let batches: Vec<Vec<Vec<u8>>> = if r % 2 == 0 {
-                        vec![run]
-                    } else {
-                        run.into_iter().map(|e| vec![e]).collect()
-                    };
+                    let batches: Vec<Vec<Vec<u8>>> =
+                        if r % 2 == 0 { vec![run] } else { run.into_iter().map(|e| vec![e]).collect() };
                     for batch in batches {
                         let indices = log.append(batch.clone())?;
                         let mut o = out.lock().expect("stdout");

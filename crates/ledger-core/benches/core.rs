@@ -9,8 +9,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ledger_core::entry::Protocol;
 use ledger_core::{
-    Entry, Event, Hash, Log, LogConfig, MemStore, MemTree, NamedKey, ReceiptVerifier, RunId,
-    RunStatus, Store, TreeHash, merkle,
+    Entry, Event, Hash, Log, LogConfig, MemStore, MemTree, NamedKey, ReceiptVerifier, RunId, RunStatus, Store,
+    TreeHash, merkle,
 };
 
 /// A ~300-byte realistic entry (the size the targets are stated for).
@@ -49,10 +49,7 @@ fn entries(c: &mut Criterion) {
         b.iter(|| Entry::decode(std::hint::black_box(&bytes)).unwrap())
     });
     g.bench_function("peer: ciborium::Value decode (no validation)", |b| {
-        b.iter(|| {
-            ciborium::de::from_reader::<ciborium::Value, _>(std::hint::black_box(bytes.as_slice()))
-                .unwrap()
-        })
+        b.iter(|| ciborium::de::from_reader::<ciborium::Value, _>(std::hint::black_box(bytes.as_slice())).unwrap())
     });
     g.finish();
 }
@@ -130,9 +127,7 @@ fn proofs(c: &mut Criterion) {
     let old = 654_321;
     let cproof = t.consistency_proof(old, n).unwrap();
     let old_root = t.root_at(old).unwrap();
-    g.bench_function("consistency: generate", |b| {
-        b.iter(|| t.consistency_proof(old, n).unwrap())
-    });
+    g.bench_function("consistency: generate", |b| b.iter(|| t.consistency_proof(old, n).unwrap()));
     g.bench_function("consistency: verify", |b| {
         b.iter(|| merkle::verify_consistency(h, old, n, &old_root, &root, &cproof).unwrap())
     });
@@ -141,33 +136,15 @@ fn proofs(c: &mut Criterion) {
 
 fn receipts(c: &mut Criterion) {
     // A log of 1M entries would make proofs 20 deep; use one of 2^17 + runs of 6 entries.
-    let cfg = LogConfig {
-        checkpoint_interval: Duration::from_secs(3600),
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig { checkpoint_interval: Duration::from_secs(3600), ..LogConfig::default() };
     let log_key = NamedKey::from_seed("bench/log", [1; 32]).unwrap();
     let log = Log::open(Arc::new(MemStore::new()) as Arc<dyn Store>, log_key, cfg).unwrap();
     let key = NamedKey::from_seed("gateway", [2; 32]).unwrap();
     let mk = |run: &str, seq: u64, event: Event| {
-        Entry {
-            ts: 1,
-            run: RunId::new(run).unwrap(),
-            seq,
-            actor: "gateway".into(),
-            event,
-            grant: None,
-            payload: None,
-        }
-        .encode()
+        Entry { ts: 1, run: RunId::new(run).unwrap(), seq, actor: "gateway".into(), event, grant: None, payload: None }
+            .encode()
     };
-    log.append(vec![mk(
-        "id/gateway",
-        0,
-        Event::IdentityRegistered {
-            public_key: key.public_key(),
-        },
-    )])
-    .unwrap();
+    log.append(vec![mk("id/gateway", 0, Event::IdentityRegistered { public_key: key.public_key() })]).unwrap();
     let runs = 20_000;
     let mut batch = Vec::new();
     for r in 0..runs {
@@ -177,11 +154,7 @@ fn receipts(c: &mut Criterion) {
                 mk(
                     &run,
                     s,
-                    Event::SkillProgress {
-                        stage: "s".into(),
-                        pct: 50,
-                        message: "a realistic progress message".into(),
-                    },
+                    Event::SkillProgress { stage: "s".into(), pct: 50, message: "a realistic progress message".into() },
                 )
             })
             .collect();
@@ -194,18 +167,15 @@ fn receipts(c: &mut Criterion) {
     }
     log.append(batch).unwrap();
     log.sign_checkpoint().unwrap();
-    let receipts: Vec<_> = (0..1000)
-        .map(|r| log.receipt(&format!("run-{}", r * (runs / 1000))).unwrap())
-        .collect();
+    let receipts: Vec<_> = (0..1000).map(|r| log.receipt(&format!("run-{}", r * (runs / 1000))).unwrap()).collect();
     let mut verifier = ReceiptVerifier::new(log.descriptor().clone()).unwrap();
     let mut g = c.benchmark_group("receipt (6 entries, 120k-entry log)");
     g.throughput(Throughput::Elements(1));
     let vk = key.verifier();
-    let msg = b"a2a-ledger/seal/v1\nrun-1\n5\n0000000000000000000000000000000000000000000000000000000000000000\ncompleted\n";
+    let msg =
+        b"a2a-ledger/seal/v1\nrun-1\n5\n0000000000000000000000000000000000000000000000000000000000000000\ncompleted\n";
     let sig = key.sign(msg);
-    g.bench_function("floor: Ed25519 verify_strict", |b| {
-        b.iter(|| assert!(vk.verify(msg, &sig)))
-    });
+    g.bench_function("floor: Ed25519 verify_strict", |b| b.iter(|| assert!(vk.verify(msg, &sig))));
     let mut k = 0;
     g.bench_function("verify (checkpoint cached)", |b| {
         b.iter(|| {

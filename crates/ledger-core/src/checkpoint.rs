@@ -49,11 +49,7 @@ mod tree_hash_name {
 impl LogDescriptor {
     /// The descriptor of a log with this key and hash; the origin is the key name.
     pub fn new(key: &VerifierKey, hash: TreeHash) -> LogDescriptor {
-        LogDescriptor {
-            origin: key.name().to_string(),
-            hash,
-            vkey: key.to_string(),
-        }
+        LogDescriptor { origin: key.name().to_string(), hash, vkey: key.to_string() }
     }
 
     /// Parses the verifier key and checks that its name is the origin.
@@ -93,16 +89,10 @@ impl Note {
     pub fn parse(note: &str) -> Result<Note> {
         let bad = |why: String| Error::MalformedNote(why);
         if note.len() > MAX_NOTE_BYTES {
-            return Err(bad(format!(
-                "{} bytes, over the {MAX_NOTE_BYTES}-byte limit",
-                note.len()
-            )));
+            return Err(bad(format!("{} bytes, over the {MAX_NOTE_BYTES}-byte limit", note.len())));
         }
         if let Some(c) = note.chars().find(|&c| c != '\n' && c.is_control()) {
-            return Err(bad(format!(
-                "contains control character U+{:04X}",
-                u32::from(c)
-            )));
+            return Err(bad(format!("contains control character U+{:04X}", u32::from(c))));
         }
         let Some(split) = note.find("\n\n") else {
             return Err(bad("no blank line between text and signatures".into()));
@@ -117,18 +107,13 @@ impl Note {
             if signatures.len() == MAX_NOTE_SIGNATURES {
                 return Err(bad(format!("more than {MAX_NOTE_SIGNATURES} signatures")));
             }
-            let rest = line.strip_prefix(DASH).ok_or_else(|| {
-                bad(format!(
-                    "signature line {line:?} does not start with \"— \""
-                ))
-            })?;
-            let (name, b64) = rest
-                .split_once(' ')
-                .ok_or_else(|| bad(format!("signature line {line:?} has no signature")))?;
+            let rest = line
+                .strip_prefix(DASH)
+                .ok_or_else(|| bad(format!("signature line {line:?} does not start with \"— \"")))?;
+            let (name, b64) =
+                rest.split_once(' ').ok_or_else(|| bad(format!("signature line {line:?} has no signature")))?;
             check_key_name(name).map_err(|_| bad(format!("bad key name {name:?}")))?;
-            let raw = B64
-                .decode(b64)
-                .map_err(|_| bad(format!("signature of {name} is not standard base64")))?;
+            let raw = B64.decode(b64).map_err(|_| bad(format!("signature of {name} is not standard base64")))?;
             if raw.len() < 5 {
                 return Err(bad(format!("signature of {name} is too short")));
             }
@@ -138,10 +123,7 @@ impl Note {
                 signature: raw[4..].to_vec(),
             });
         }
-        Ok(Note {
-            text: text.to_string(),
-            signatures,
-        })
+        Ok(Note { text: text.to_string(), signatures })
     }
 
     /// The signed text, ending in a newline.
@@ -157,25 +139,16 @@ impl Note {
     /// Verifies the signature of `key`: it must be present and valid. Other lines are ignored.
     pub fn verify(&self, key: &VerifierKey) -> Result<()> {
         let mut found = false;
-        for s in self
-            .signatures
-            .iter()
-            .filter(|s| s.name == key.name() && s.key_id == key.id())
-        {
+        for s in self.signatures.iter().filter(|s| s.name == key.name() && s.key_id == key.id()) {
             found = true;
-            let ok = <&[u8; 64]>::try_from(s.signature.as_slice())
-                .is_ok_and(|sig| key.verify(self.text.as_bytes(), sig));
+            let ok =
+                <&[u8; 64]>::try_from(s.signature.as_slice()).is_ok_and(|sig| key.verify(self.text.as_bytes(), sig));
             if !ok {
-                return Err(Error::BadSignature {
-                    name: key.name().to_string(),
-                });
+                return Err(Error::BadSignature { name: key.name().to_string() });
             }
         }
         if !found {
-            return Err(Error::NoKnownSignature {
-                name: key.name().to_string(),
-                key_id: hex::encode(key.id()),
-            });
+            return Err(Error::NoKnownSignature { name: key.name().to_string(), key_id: hex::encode(key.id()) });
         }
         Ok(())
     }
@@ -206,12 +179,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text: origin, size and base64 root lines, then extensions.
     pub fn to_text(&self) -> String {
-        let mut s = format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            B64.encode(self.root)
-        );
+        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
         for e in &self.extensions {
             s.push_str(e);
             s.push('\n');
@@ -222,15 +190,11 @@ impl Checkpoint {
     /// Parses note text as a checkpoint body.
     pub fn parse_text(text: &str) -> Result<Checkpoint> {
         let bad = |why: String| Error::MalformedNote(why);
-        let body = text
-            .strip_suffix('\n')
-            .ok_or_else(|| bad("checkpoint text does not end with a newline".into()))?;
+        let body = text.strip_suffix('\n').ok_or_else(|| bad("checkpoint text does not end with a newline".into()))?;
         let mut lines = body.split('\n');
         let origin = lines.next().unwrap_or_default();
         check_key_name(origin).map_err(|_| bad(format!("bad origin line {origin:?}")))?;
-        let size_line = lines
-            .next()
-            .ok_or_else(|| bad("missing tree size line".into()))?;
+        let size_line = lines.next().ok_or_else(|| bad("missing tree size line".into()))?;
         let canonical = !size_line.is_empty()
             && size_line.bytes().all(|b| b.is_ascii_digit())
             && (size_line == "0" || !size_line.starts_with('0'));
@@ -239,9 +203,7 @@ impl Checkpoint {
             .ok()
             .filter(|_| canonical)
             .ok_or_else(|| bad(format!("tree size {size_line:?} is not a decimal number")))?;
-        let root_line = lines
-            .next()
-            .ok_or_else(|| bad("missing root hash line".into()))?;
+        let root_line = lines.next().ok_or_else(|| bad("missing root hash line".into()))?;
         let root: Hash = B64
             .decode(root_line)
             .ok()
@@ -251,12 +213,7 @@ impl Checkpoint {
         if extensions.iter().any(String::is_empty) {
             return Err(bad("empty extension line".into()));
         }
-        Ok(Checkpoint {
-            origin: origin.to_string(),
-            size,
-            root,
-            extensions,
-        })
+        Ok(Checkpoint { origin: origin.to_string(), size, root, extensions })
     }
 
     /// Signs the checkpoint with the log key; returns the signed note.
@@ -269,10 +226,7 @@ impl Checkpoint {
         let n = Note::parse(note)?;
         let cp = Checkpoint::parse_text(n.text())?;
         if cp.origin != key.name() {
-            return Err(Error::WrongLog {
-                found: cp.origin,
-                expected: key.name().to_string(),
-            });
+            return Err(Error::WrongLog { found: cp.origin, expected: key.name().to_string() });
         }
         n.verify(key)?;
         Ok(cp)
@@ -290,12 +244,7 @@ mod tests {
     #[test]
     fn sign_open_round_trip_and_foreign_lines() {
         let k = key();
-        let cp = Checkpoint {
-            origin: k.name().into(),
-            size: 42,
-            root: [5; 32],
-            extensions: vec![],
-        };
+        let cp = Checkpoint { origin: k.name().into(), size: 42, root: [5; 32], extensions: vec![] };
         let note = cp.sign(&k);
         assert!(note.contains("\n\n\u{2014} example.com/log "));
         assert_eq!(Checkpoint::open(&note, &k.verifier()).unwrap(), cp);
@@ -304,27 +253,15 @@ mod tests {
         assert_eq!(Checkpoint::open(&cosigned, &k.verifier()).unwrap(), cp);
         // Another key's view: no known signature.
         let other = NamedKey::from_seed("example.com/log", [1; 32]).unwrap();
-        assert!(matches!(
-            Checkpoint::open(&note, &other.verifier()),
-            Err(Error::NoKnownSignature { .. })
-        ));
+        assert!(matches!(Checkpoint::open(&note, &other.verifier()), Err(Error::NoKnownSignature { .. })));
     }
 
     #[test]
     fn tampered_notes_fail() {
         let k = key();
-        let note = Checkpoint {
-            origin: k.name().into(),
-            size: 7,
-            root: [1; 32],
-            extensions: vec![],
-        }
-        .sign(&k);
+        let note = Checkpoint { origin: k.name().into(), size: 7, root: [1; 32], extensions: vec![] }.sign(&k);
         let tampered = note.replacen("\n7\n", "\n8\n", 1);
-        assert!(matches!(
-            Checkpoint::open(&tampered, &k.verifier()),
-            Err(Error::BadSignature { .. })
-        ));
+        assert!(matches!(Checkpoint::open(&tampered, &k.verifier()), Err(Error::BadSignature { .. })));
         assert!(Checkpoint::parse_text("o\n07\nAAAA\n").is_err());
         assert!(Note::parse("o\n1\n").is_err());
     }

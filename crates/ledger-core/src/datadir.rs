@@ -54,9 +54,7 @@ impl DataDir {
     /// The origin recorded in an existing log key, if there is one.
     pub fn existing_origin(&self) -> Result<Option<String>> {
         match std::fs::read_to_string(self.key_path()) {
-            Ok(text) => Ok(Some(
-                NamedKey::from_private_string(&text)?.name().to_string(),
-            )),
+            Ok(text) => Ok(Some(NamedKey::from_private_string(&text)?.name().to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(self.key_path(), e)),
         }

@@ -140,16 +140,8 @@ text_enum!(RunStatus, "status", {
 });
 
 /// A2A task states in lower snake case, as `task.status` carries them.
-pub const TASK_STATES: &[&str] = &[
-    "submitted",
-    "working",
-    "input_required",
-    "auth_required",
-    "completed",
-    "failed",
-    "canceled",
-    "rejected",
-];
+pub const TASK_STATES: &[&str] =
+    &["submitted", "working", "input_required", "auth_required", "completed", "failed", "canceled", "rejected"];
 
 /// One event: its kind and its kind-specific attrs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -331,66 +323,33 @@ struct Field {
 }
 
 const fn req(key: &'static str, ty: Ty) -> Field {
-    Field {
-        key,
-        ty,
-        required: true,
-    }
+    Field { key, ty, required: true }
 }
 const fn opt(key: &'static str, ty: Ty) -> Field {
-    Field {
-        key,
-        ty,
-        required: false,
-    }
+    Field { key, ty, required: false }
 }
 
 use Ty::*;
 
 /// Attr schemas, each in canonical key order (shorter keys first, then bytewise).
 const S_IDENTITY: &[Field] = &[req("alg", Text), req("public_key", Bytes32)];
-const S_ACCEPTED: &[Field] = &[
-    req("skill", Text),
-    req("caller", Text),
-    req("protocol", Text),
-    req("input_hash", Bytes32),
-];
+const S_ACCEPTED: &[Field] =
+    &[req("skill", Text), req("caller", Text), req("protocol", Text), req("input_hash", Bytes32)];
 const S_STATUS: &[Field] = &[req("state", Text), opt("message", Text)];
 const S_PROGRESS: &[Field] = &[req("pct", Uint), req("stage", Text), req("message", Text)];
 const S_WORKSPACE: &[Field] = &[req("hash", Bytes32), req("path", Text), req("bytes", Uint)];
 const S_DENIED: &[Field] = &[req("op", Text), req("path", Text), req("reason", Text)];
 const S_SCOPE_REQ: &[Field] = &[req("paths", TextArray), req("reason", Text)];
-const S_SCOPE_GRANTED: &[Field] = &[
-    req("paths", TextArray),
-    req("approver", Text),
-    req("new_grant", Text),
-    req("prior_grant", Text),
-];
+const S_SCOPE_GRANTED: &[Field] =
+    &[req("paths", TextArray), req("approver", Text), req("new_grant", Text), req("prior_grant", Text)];
 const S_SCOPE_DENIED: &[Field] = &[req("reason", Text), req("approver", Text)];
-const S_ARTIFACT: &[Field] = &[
-    req("hash", Bytes32),
-    req("name", Text),
-    req("bytes", Uint),
-    req("media_type", Text),
-];
+const S_ARTIFACT: &[Field] = &[req("hash", Bytes32), req("name", Text), req("bytes", Uint), req("media_type", Text)];
 const S_ENDED: &[Field] = &[req("artifacts", TextArray), req("elapsed_ms", Uint)];
-const S_FAILED: &[Field] = &[
-    req("error", Text),
-    req("artifacts", TextArray),
-    req("elapsed_ms", Uint),
-];
-const S_EVAL: &[Field] = &[
-    req("rubric", Text),
-    req("failures", TextArray),
-    req("score_milli", Int),
-];
+const S_FAILED: &[Field] = &[req("error", Text), req("artifacts", TextArray), req("elapsed_ms", Uint)];
+const S_EVAL: &[Field] = &[req("rubric", Text), req("failures", TextArray), req("score_milli", Int)];
 const S_REVIEW: &[Field] = &[req("notes", Text), req("approver", Text)];
-const S_SEALED: &[Field] = &[
-    req("sig", Bytes64),
-    req("events", Uint),
-    req("status", Text),
-    req("content_hash", Bytes32),
-];
+const S_SEALED: &[Field] =
+    &[req("sig", Bytes64), req("events", Uint), req("status", Text), req("content_hash", Bytes32)];
 
 impl Kind {
     /// Every kind, in SPEC table order.
@@ -441,10 +400,7 @@ impl Kind {
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Result<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| Error::UnknownKind(s.to_string()))
+        Kind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| Error::UnknownKind(s.to_string()))
     }
 
     fn schema(self) -> &'static [Field] {
@@ -517,17 +473,9 @@ impl Event {
         use Value as V;
         match self {
             Event::IdentityRegistered { public_key } => {
-                vec![
-                    ("alg", V::Text("ed25519")),
-                    ("public_key", V::Bytes(public_key)),
-                ]
+                vec![("alg", V::Text("ed25519")), ("public_key", V::Bytes(public_key))]
             }
-            Event::TaskAccepted {
-                protocol,
-                skill,
-                caller,
-                input_hash,
-            } => vec![
+            Event::TaskAccepted { protocol, skill, caller, input_hash } => vec![
                 ("skill", V::Text(skill)),
                 ("caller", V::Text(caller)),
                 ("protocol", V::Text(protocol.as_str())),
@@ -540,37 +488,19 @@ impl Event {
                 }
                 v
             }
-            Event::SkillProgress {
-                stage,
-                pct,
-                message,
-            } => vec![
-                ("pct", V::Uint(u64::from(*pct))),
-                ("stage", V::Text(stage)),
-                ("message", V::Text(message)),
-            ],
-            Event::WorkspaceRead { path, bytes, hash }
-            | Event::WorkspaceWritten { path, bytes, hash } => {
-                vec![
-                    ("hash", V::Bytes(hash)),
-                    ("path", V::Text(path)),
-                    ("bytes", V::Uint(*bytes)),
-                ]
+            Event::SkillProgress { stage, pct, message } => {
+                vec![("pct", V::Uint(u64::from(*pct))), ("stage", V::Text(stage)), ("message", V::Text(message))]
             }
-            Event::WorkspaceDenied { op, path, reason } => vec![
-                ("op", V::Text(op)),
-                ("path", V::Text(path)),
-                ("reason", V::Text(reason)),
-            ],
+            Event::WorkspaceRead { path, bytes, hash } | Event::WorkspaceWritten { path, bytes, hash } => {
+                vec![("hash", V::Bytes(hash)), ("path", V::Text(path)), ("bytes", V::Uint(*bytes))]
+            }
+            Event::WorkspaceDenied { op, path, reason } => {
+                vec![("op", V::Text(op)), ("path", V::Text(path)), ("reason", V::Text(reason))]
+            }
             Event::ScopeRequested { paths, reason } => {
                 vec![("paths", V::Texts(paths)), ("reason", V::Text(reason))]
             }
-            Event::ScopeGranted {
-                prior_grant,
-                new_grant,
-                paths,
-                approver,
-            } => vec![
+            Event::ScopeGranted { prior_grant, new_grant, paths, approver } => vec![
                 ("paths", V::Texts(paths)),
                 ("approver", V::Text(approver)),
                 ("new_grant", V::Text(new_grant)),
@@ -579,23 +509,13 @@ impl Event {
             Event::ScopeDenied { approver, reason } => {
                 vec![("reason", V::Text(reason)), ("approver", V::Text(approver))]
             }
-            Event::ArtifactAdded {
-                name,
-                media_type,
-                bytes,
-                hash,
-            } => vec![
+            Event::ArtifactAdded { name, media_type, bytes, hash } => vec![
                 ("hash", V::Bytes(hash)),
                 ("name", V::Text(name)),
                 ("bytes", V::Uint(*bytes)),
                 ("media_type", V::Text(media_type)),
             ],
-            Event::TaskEnded {
-                elapsed_ms,
-                artifacts,
-                error,
-                ..
-            } => {
+            Event::TaskEnded { elapsed_ms, artifacts, error, .. } => {
                 let mut v = Vec::with_capacity(3);
                 if let Some(e) = error {
                     v.push(("error", V::Text(e)));
@@ -604,11 +524,7 @@ impl Event {
                 v.push(("elapsed_ms", V::Uint(*elapsed_ms)));
                 v
             }
-            Event::EvalScored {
-                rubric,
-                score_milli,
-                failures,
-            } => vec![
+            Event::EvalScored { rubric, score_milli, failures } => vec![
                 ("rubric", V::Text(rubric)),
                 ("failures", V::Texts(failures)),
                 ("score_milli", V::Int(*score_milli)),
@@ -616,12 +532,7 @@ impl Event {
             Event::ReviewSigned { approver, notes } => {
                 vec![("notes", V::Text(notes)), ("approver", V::Text(approver))]
             }
-            Event::ReceiptSealed {
-                content_hash,
-                events,
-                status,
-                sig,
-            } => vec![
+            Event::ReceiptSealed { content_hash, events, status, sig } => vec![
                 ("sig", V::Bytes(sig)),
                 ("events", V::Uint(*events)),
                 ("status", V::Text(status.as_str())),
@@ -675,15 +586,11 @@ impl Entry {
 
     /// Encodes the entry in core deterministic CBOR, appending to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        self.write(&mut Encoder::new(out))
-            .expect("encoding into a Vec cannot fail");
+        self.write(&mut Encoder::new(out)).expect("encoding into a Vec cannot fail");
     }
 
     /// Keys are written in canonical order; minicbor writes shortest-form heads.
-    fn write(
-        &self,
-        e: &mut Encoder<&mut Vec<u8>>,
-    ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+    fn write(&self, e: &mut Encoder<&mut Vec<u8>>) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
         let n = 7 + u64::from(self.grant.is_some()) + u64::from(self.payload.is_some());
         e.map(n)?;
         e.str("v")?.u64(ENTRY_VERSION)?;
@@ -729,29 +636,19 @@ impl Entry {
     /// Decodes and validates one entry. See the module docs for what is rejected.
     pub fn decode(bytes: &[u8]) -> Result<Entry> {
         if bytes.len() > MAX_ENTRY_BYTES {
-            return Err(Error::EntryTooLarge {
-                len: bytes.len(),
-                max: MAX_ENTRY_BYTES,
-            });
+            return Err(Error::EntryTooLarge { len: bytes.len(), max: MAX_ENTRY_BYTES });
         }
-        let mut r = Reader {
-            d: Decoder::new(bytes),
-        };
+        let mut r = Reader { d: Decoder::new(bytes) };
         let entry = decode_entry(&mut r)?;
         let end = r.d.position();
         if end != bytes.len() {
-            return Err(Error::TrailingBytes {
-                offset: end,
-                count: bytes.len() - end,
-            });
+            return Err(Error::TrailingBytes { offset: end, count: bytes.len() - end });
         }
         Ok(entry)
     }
 }
 
-const ENTRY_KEYS: [&str; 9] = [
-    "v", "ts", "run", "seq", "kind", "actor", "attrs", "grant", "payload",
-];
+const ENTRY_KEYS: [&str; 9] = ["v", "ts", "run", "seq", "kind", "actor", "attrs", "grant", "payload"];
 
 fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
     let n = r.map("entry")?;
@@ -787,10 +684,7 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
             "grant" => grant = Some(r.text("grant")?.to_string()),
             "payload" => payload = Some(r.bytes32("payload")?),
             other => {
-                return Err(Error::UnknownKey {
-                    key: other.to_string(),
-                    within: "entry".into(),
-                });
+                return Err(Error::UnknownKey { key: other.to_string(), within: "entry".into() });
             }
         }
     }
@@ -804,17 +698,13 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
     let (kind, _) = kind_at.ok_or_else(|| missing(ENTRY_KEYS[4], "entry"))?;
     let actor = actor.ok_or_else(|| missing(ENTRY_KEYS[5], "entry"))?;
     check_actor(actor).map_err(|e| match e {
-        Error::BadRunId { reason, .. } => Error::BadValue {
-            key: "actor".into(),
-            reason: reason.into(),
-        },
+        Error::BadRunId { reason, .. } => Error::BadValue { key: "actor".into(), reason: reason.into() },
         e => e,
     })?;
     let event = attrs_at.ok_or_else(|| missing(ENTRY_KEYS[6], "entry"))?;
     debug_assert_eq!(event.kind().as_str(), kind);
     if let Event::IdentityRegistered { .. } = event
-        && (!run.as_str().starts_with(IDENTITY_RUN_PREFIX)
-            || run.as_str().len() == IDENTITY_RUN_PREFIX.len())
+        && (!run.as_str().starts_with(IDENTITY_RUN_PREFIX) || run.as_str().len() == IDENTITY_RUN_PREFIX.len())
     {
         return Err(Error::BadValue {
             key: "run".into(),
@@ -829,22 +719,11 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
             reason: format!("a seal at seq {seq} covers {seq} events, not {events}"),
         });
     }
-    Ok(Entry {
-        ts,
-        run,
-        seq,
-        actor: actor.to_string(),
-        event,
-        grant,
-        payload,
-    })
+    Ok(Entry { ts, run, seq, actor: actor.to_string(), event, grant, payload })
 }
 
 fn missing(key: &'static str, within: &str) -> Error {
-    Error::MissingKey {
-        key,
-        within: within.to_string(),
-    }
+    Error::MissingKey { key, within: within.to_string() }
 }
 
 fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
@@ -856,10 +735,7 @@ fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
     for _ in 0..n {
         let key = r.key(&mut prev)?;
         let Some(i) = schema.iter().position(|f| f.key == key) else {
-            return Err(Error::UnknownKey {
-                key: key.to_string(),
-                within: within.into(),
-            });
+            return Err(Error::UnknownKey { key: key.to_string(), within: within.into() });
         };
         slots[i] = Some(match schema[i].ty {
             Text => Slot::Text(r.text(key)?),
@@ -880,16 +756,11 @@ fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
         Kind::IdentityRegistered => {
             let alg = s.text(0);
             if alg != "ed25519" {
-                return Err(Error::BadValue {
-                    key: "alg".into(),
-                    reason: format!("{alg:?} is not \"ed25519\""),
-                });
+                return Err(Error::BadValue { key: "alg".into(), reason: format!("{alg:?} is not \"ed25519\"") });
             }
             let public_key = s.b32(1);
-            crate::keys::check_public_key(&public_key).map_err(|e| Error::BadValue {
-                key: "public_key".into(),
-                reason: e.to_string(),
-            })?;
+            crate::keys::check_public_key(&public_key)
+                .map_err(|e| Error::BadValue { key: "public_key".into(), reason: e.to_string() })?;
             Event::IdentityRegistered { public_key }
         }
         Kind::TaskAccepted => Event::TaskAccepted {
@@ -903,60 +774,31 @@ fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
             if !TASK_STATES.contains(&state) {
                 return Err(Error::BadValue {
                     key: "state".into(),
-                    reason: format!(
-                        "{state:?} is not an A2A task state ({})",
-                        TASK_STATES.join(", ")
-                    ),
+                    reason: format!("{state:?} is not an A2A task state ({})", TASK_STATES.join(", ")),
                 });
             }
-            Event::TaskStatus {
-                state: state.into(),
-                message: s.opt_text(1),
-            }
+            Event::TaskStatus { state: state.into(), message: s.opt_text(1) }
         }
         Kind::SkillProgress => {
             let pct = s.uint(0);
             if pct > 100 {
-                return Err(Error::BadValue {
-                    key: "pct".into(),
-                    reason: format!("{pct} is over 100"),
-                });
+                return Err(Error::BadValue { key: "pct".into(), reason: format!("{pct} is over 100") });
             }
-            Event::SkillProgress {
-                pct: pct as u8,
-                stage: s.text(1).into(),
-                message: s.text(2).into(),
-            }
+            Event::SkillProgress { pct: pct as u8, stage: s.text(1).into(), message: s.text(2).into() }
         }
-        Kind::WorkspaceRead => Event::WorkspaceRead {
-            hash: s.b32(0),
-            path: s.text(1).into(),
-            bytes: s.uint(2),
-        },
-        Kind::WorkspaceWritten => Event::WorkspaceWritten {
-            hash: s.b32(0),
-            path: s.text(1).into(),
-            bytes: s.uint(2),
-        },
-        Kind::WorkspaceDenied => Event::WorkspaceDenied {
-            op: s.text(0).into(),
-            path: s.text(1).into(),
-            reason: s.text(2).into(),
-        },
-        Kind::ScopeRequested => Event::ScopeRequested {
-            paths: s.texts(0),
-            reason: s.text(1).into(),
-        },
+        Kind::WorkspaceRead => Event::WorkspaceRead { hash: s.b32(0), path: s.text(1).into(), bytes: s.uint(2) },
+        Kind::WorkspaceWritten => Event::WorkspaceWritten { hash: s.b32(0), path: s.text(1).into(), bytes: s.uint(2) },
+        Kind::WorkspaceDenied => {
+            Event::WorkspaceDenied { op: s.text(0).into(), path: s.text(1).into(), reason: s.text(2).into() }
+        }
+        Kind::ScopeRequested => Event::ScopeRequested { paths: s.texts(0), reason: s.text(1).into() },
         Kind::ScopeGranted => Event::ScopeGranted {
             paths: s.texts(0),
             approver: s.text(1).into(),
             new_grant: s.text(2).into(),
             prior_grant: s.text(3).into(),
         },
-        Kind::ScopeDenied => Event::ScopeDenied {
-            reason: s.text(0).into(),
-            approver: s.text(1).into(),
-        },
+        Kind::ScopeDenied => Event::ScopeDenied { reason: s.text(0).into(), approver: s.text(1).into() },
         Kind::ArtifactAdded => Event::ArtifactAdded {
             hash: s.b32(0),
             name: s.text(1).into(),
@@ -975,15 +817,8 @@ fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
             artifacts: s.texts(1),
             elapsed_ms: s.uint(2),
         },
-        Kind::EvalScored => Event::EvalScored {
-            rubric: s.text(0).into(),
-            failures: s.texts(1),
-            score_milli: s.int(2),
-        },
-        Kind::ReviewSigned => Event::ReviewSigned {
-            notes: s.text(0).into(),
-            approver: s.text(1).into(),
-        },
+        Kind::EvalScored => Event::EvalScored { rubric: s.text(0).into(), failures: s.texts(1), score_milli: s.int(2) },
+        Kind::ReviewSigned => Event::ReviewSigned { notes: s.text(0).into(), approver: s.text(1).into() },
         Kind::ReceiptSealed => Event::ReceiptSealed {
             sig: s.b64(0),
             events: s.uint(1),
@@ -1085,16 +920,10 @@ impl<'b> Reader<'b> {
             return Err(Error::Float { offset: pos });
         }
         if ai == 31 {
-            return Err(Error::NotCanonical {
-                offset: pos,
-                what: "indefinite length",
-            });
+            return Err(Error::NotCanonical { offset: pos, what: "indefinite length" });
         }
         if (28..=30).contains(&ai) {
-            return Err(Error::NotCanonical {
-                offset: pos,
-                what: "reserved additional information",
-            });
+            return Err(Error::NotCanonical { offset: pos, what: "reserved additional information" });
         }
         if ai >= 24 && major != SIMPLE {
             let n = 1usize << (ai - 24);
@@ -1104,18 +933,11 @@ impl<'b> Reader<'b> {
             let value = arg.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
             let min = [24u64, 1 << 8, 1 << 16, 1 << 32][usize::from(ai - 24)];
             if value < min {
-                return Err(Error::NotCanonical {
-                    offset: pos,
-                    what: "integer or length not in shortest form",
-                });
+                return Err(Error::NotCanonical { offset: pos, what: "integer or length not in shortest form" });
             }
         }
         if !majors.contains(&major) {
-            return Err(Error::WrongType {
-                key: key.to_string(),
-                expected,
-                offset: pos,
-            });
+            return Err(Error::WrongType { key: key.to_string(), expected, offset: pos });
         }
         Ok(major)
     }
@@ -1124,10 +946,7 @@ impl<'b> Reader<'b> {
         if e.is_end_of_input() {
             Error::Truncated { offset: pos }
         } else {
-            Error::BadValue {
-                key: key.to_string(),
-                reason: e.to_string(),
-            }
+            Error::BadValue { key: key.to_string(), reason: e.to_string() }
         }
     }
 
@@ -1147,10 +966,8 @@ impl<'b> Reader<'b> {
         let pos = self.d.position();
         self.head(key, &[UNSIGNED, NEGATIVE], "integer")?;
         let i = self.d.int().map_err(|e| self.fail(key, pos, e))?;
-        i64::try_from(i).map_err(|_| Error::BadValue {
-            key: key.to_string(),
-            reason: "outside the 64-bit signed range".into(),
-        })
+        i64::try_from(i)
+            .map_err(|_| Error::BadValue { key: key.to_string(), reason: "outside the 64-bit signed range".into() })
     }
 
     fn bytes(&mut self, key: &str) -> Result<&'b [u8]> {
@@ -1161,28 +978,20 @@ impl<'b> Reader<'b> {
 
     fn bytes32(&mut self, key: &str) -> Result<[u8; 32]> {
         let b = self.bytes(key)?;
-        b.try_into().map_err(|_| Error::BadValue {
-            key: key.to_string(),
-            reason: format!("{} bytes, expected 32", b.len()),
-        })
+        b.try_into()
+            .map_err(|_| Error::BadValue { key: key.to_string(), reason: format!("{} bytes, expected 32", b.len()) })
     }
 
     fn bytes64(&mut self, key: &str) -> Result<[u8; 64]> {
         let b = self.bytes(key)?;
-        b.try_into().map_err(|_| Error::BadValue {
-            key: key.to_string(),
-            reason: format!("{} bytes, expected 64", b.len()),
-        })
+        b.try_into()
+            .map_err(|_| Error::BadValue { key: key.to_string(), reason: format!("{} bytes, expected 64", b.len()) })
     }
 
     fn texts(&mut self, key: &str) -> Result<Vec<String>> {
         let pos = self.d.position();
         self.head(key, &[ARRAY], "array of text")?;
-        let n = self
-            .d
-            .array()
-            .map_err(|e| self.fail(key, pos, e))?
-            .unwrap_or(0);
+        let n = self.d.array().map_err(|e| self.fail(key, pos, e))?.unwrap_or(0);
         // Each element takes at least one byte: a count beyond the input is truncation, not an
         // allocation request.
         if n as usize > self.d.input().len() - self.d.position() {
@@ -1194,11 +1003,7 @@ impl<'b> Reader<'b> {
     fn map(&mut self, key: &str) -> Result<u64> {
         let pos = self.d.position();
         self.head(key, &[MAP], "map")?;
-        Ok(self
-            .d
-            .map()
-            .map_err(|e| self.fail(key, pos, e))?
-            .unwrap_or(0))
+        Ok(self.d.map().map_err(|e| self.fail(key, pos, e))?.unwrap_or(0))
     }
 
     /// Reads a map key: text, strictly after the previous key in canonical order.
@@ -1209,16 +1014,10 @@ impl<'b> Reader<'b> {
             match (p.len(), p.as_bytes()).cmp(&(key.len(), key.as_bytes())) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => {
-                    return Err(Error::DuplicateKey {
-                        key: key.to_string(),
-                        offset: pos,
-                    });
+                    return Err(Error::DuplicateKey { key: key.to_string(), offset: pos });
                 }
                 std::cmp::Ordering::Greater => {
-                    return Err(Error::NotCanonical {
-                        offset: pos,
-                        what: "map keys not in canonical order",
-                    });
+                    return Err(Error::NotCanonical { offset: pos, what: "map keys not in canonical order" });
                 }
             }
         }
@@ -1259,11 +1058,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_kind_names() {
-        let e = sample(Event::SkillProgress {
-            stage: "fetch".into(),
-            pct: 40,
-            message: "m".into(),
-        });
+        let e = sample(Event::SkillProgress { stage: "fetch".into(), pct: 40, message: "m".into() });
         let bytes = e.encode();
         assert_eq!(Entry::decode(&bytes).unwrap(), e);
         for k in Kind::ALL {
@@ -1273,28 +1068,15 @@ mod tests {
 
     #[test]
     fn rejections_have_their_own_errors() {
-        let good = sample(Event::TaskStatus {
-            state: "working".into(),
-            message: None,
-        })
-        .encode();
+        let good = sample(Event::TaskStatus { state: "working".into(), message: None }).encode();
         // A trailing byte.
         let mut b = good.clone();
         b.push(0);
-        assert!(matches!(
-            Entry::decode(&b),
-            Err(Error::TrailingBytes { .. })
-        ));
+        assert!(matches!(Entry::decode(&b), Err(Error::TrailingBytes { .. })));
         // Truncation.
-        assert!(matches!(
-            Entry::decode(&good[..good.len() - 1]),
-            Err(Error::Truncated { .. })
-        ));
+        assert!(matches!(Entry::decode(&good[..good.len() - 1]), Err(Error::Truncated { .. })));
         // Oversize.
-        assert!(matches!(
-            Entry::decode(&vec![0; MAX_ENTRY_BYTES + 1]),
-            Err(Error::EntryTooLarge { .. })
-        ));
+        assert!(matches!(Entry::decode(&vec![0; MAX_ENTRY_BYTES + 1]), Err(Error::EntryTooLarge { .. })));
         // A float where `v` should be: replace 0x01 after "v" with f16 1.0 (0xf9 0x3c 0x00).
         let pos = good.windows(2).position(|w| w == [0x61, b'v']).unwrap() + 2;
         let mut f = good[..pos].to_vec();

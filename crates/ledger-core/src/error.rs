@@ -328,18 +328,11 @@ impl Error {
     }
 
     pub(crate) fn receipt(step: ReceiptStep, index: Option<u64>, reason: impl ToString) -> Error {
-        Error::ReceiptInvalid {
-            step,
-            index,
-            reason: reason.to_string(),
-        }
+        Error::ReceiptInvalid { step, index, reason: reason.to_string() }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 

@@ -24,23 +24,16 @@ const ALG_ED25519: u8 = 0x01;
 
 /// Checks that `bytes` is an Ed25519 public key the log accepts: a valid point, not of small order.
 pub fn check_public_key(bytes: &[u8; 32]) -> Result<VerifyingKey> {
-    let key = VerifyingKey::from_bytes(bytes)
-        .map_err(|_| Error::BadPublicKey("not a valid curve point"))?;
+    let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::BadPublicKey("not a valid curve point"))?;
     if key.is_weak() {
-        return Err(Error::BadPublicKey(
-            "small-order point: it would accept forged signatures",
-        ));
+        return Err(Error::BadPublicKey("small-order point: it would accept forged signatures"));
     }
     Ok(key)
 }
 
 /// Checks a key name (= log origin): non-empty, printable, without whitespace or `+`.
 pub fn check_key_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '+')
-    {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+') {
         return Err(Error::BadOrigin(name.to_string()));
     }
     Ok(())
@@ -74,11 +67,7 @@ impl VerifierKey {
     pub fn new(name: &str, public_key: &[u8; 32]) -> Result<VerifierKey> {
         check_key_name(name)?;
         let key = check_public_key(public_key)?;
-        Ok(VerifierKey {
-            name: name.to_string(),
-            id: key_id(name, public_key),
-            key,
-        })
+        Ok(VerifierKey { name: name.to_string(), id: key_id(name, public_key), key })
     }
 
     /// The key name (for a log key: the origin).
@@ -107,13 +96,7 @@ impl fmt::Display for VerifierKey {
         let mut k = [0u8; 33];
         k[0] = ALG_ED25519;
         k[1..].copy_from_slice(self.key.as_bytes());
-        write!(
-            f,
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.id),
-            B64.encode(k)
-        )
+        write!(f, "{}+{}+{}", self.name, hex::encode(self.id), B64.encode(k))
     }
 }
 
@@ -129,8 +112,7 @@ impl FromStr for VerifierKey {
         let bad = |why: &str| Error::MalformedKey(format!("{why} in {s:?}"));
         // Names never contain '+'; base64 may, so split from the left.
         let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected <name>+<key id>+<key>"));
         };
         check_key_name(name)?;
@@ -139,18 +121,14 @@ impl FromStr for VerifierKey {
             .and_then(|v| v.try_into().ok())
             .filter(|_| id_hex.len() == 8 && id_hex.bytes().all(|b| !b.is_ascii_uppercase()))
             .ok_or_else(|| bad("key id is not 8 lowercase hex digits"))?;
-        let raw = B64
-            .decode(b64)
-            .map_err(|_| bad("key is not standard base64"))?;
+        let raw = B64.decode(b64).map_err(|_| bad("key is not standard base64"))?;
         let [alg, key @ ..] = raw.as_slice() else {
             return Err(bad("empty key"));
         };
         if *alg != ALG_ED25519 {
             return Err(bad("key type is not Ed25519 (0x01)"));
         }
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| bad("Ed25519 key is not 32 bytes"))?;
+        let key: [u8; 32] = key.try_into().map_err(|_| bad("Ed25519 key is not 32 bytes"))?;
         let vk = VerifierKey::new(name, &key)?;
         if vk.id != id {
             return Err(bad("key id does not match the name and key"));
@@ -167,10 +145,7 @@ pub struct NamedKey {
 
 impl fmt::Debug for NamedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NamedKey")
-            .field("name", &self.name)
-            .field("public", &self.verifier())
-            .finish()
+        f.debug_struct("NamedKey").field("name", &self.name).field("public", &self.verifier()).finish()
     }
 }
 
@@ -178,10 +153,7 @@ impl NamedKey {
     /// A key from its 32-byte seed.
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<NamedKey> {
         check_key_name(name)?;
-        Ok(NamedKey {
-            name: name.to_string(),
-            key: SigningKey::from_bytes(&seed),
-        })
+        Ok(NamedKey { name: name.to_string(), key: SigningKey::from_bytes(&seed) })
     }
 
     /// The key name.
@@ -197,11 +169,7 @@ impl NamedKey {
     /// The verifier key.
     pub fn verifier(&self) -> VerifierKey {
         let public = self.public_key();
-        VerifierKey {
-            name: self.name.clone(),
-            id: key_id(&self.name, &public),
-            key: self.key.verifying_key(),
-        }
+        VerifierKey { name: self.name.clone(), id: key_id(&self.name, &public), key: self.key.verifying_key() }
     }
 
     /// Signs `msg`.
@@ -215,29 +183,18 @@ impl NamedKey {
         k[0] = ALG_ED25519;
         k[1..].copy_from_slice(self.key.as_bytes());
         let id = key_id(&self.name, &self.public_key());
-        format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex::encode(id),
-            B64.encode(k)
-        )
+        format!("PRIVATE+KEY+{}+{}+{}", self.name, hex::encode(id), B64.encode(k))
     }
 
     /// Parses key-file text.
     pub fn from_private_string(s: &str) -> Result<NamedKey> {
         let bad = |why: &str| Error::MalformedKey(format!("private key: {why}"));
-        let rest = s
-            .trim_end()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;
+        let rest = s.trim_end().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;
         let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected PRIVATE+KEY+<name>+<key id>+<key>"));
         };
-        let raw = B64
-            .decode(b64)
-            .map_err(|_| bad("key is not standard base64"))?;
+        let raw = B64.decode(b64).map_err(|_| bad("key is not standard base64"))?;
         let [ALG_ED25519, seed @ ..] = raw.as_slice() else {
             return Err(bad("key type is not Ed25519 (0x01)"));
         };
@@ -263,10 +220,8 @@ impl NamedKey {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 check_private_mode(path)?;
-                let key = NamedKey::from_private_string(&text).map_err(|e| Error::KeyFile {
-                    path: path.into(),
-                    reason: e.to_string(),
-                })?;
+                let key = NamedKey::from_private_string(&text)
+                    .map_err(|e| Error::KeyFile { path: path.into(), reason: e.to_string() })?;
                 if key.name != name {
                     return Err(Error::KeyFile {
                         path: path.into(),
@@ -288,17 +243,11 @@ impl NamedKey {
 
 fn check_private_mode(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(Error::KeyFile {
             path: path.into(),
-            reason: format!(
-                "is accessible to others (mode {:o}); run chmod 600 on it",
-                mode & 0o777
-            ),
+            reason: format!("is accessible to others (mode {:o}); run chmod 600 on it", mode & 0o777),
         });
     }
     Ok(())
@@ -307,10 +256,7 @@ fn check_private_mode(path: &Path) -> Result<()> {
 /// Writes a secret file atomically with mode 0600 (temp file, fsync, rename, fsync directory).
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -320,13 +266,9 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(contents)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
     Ok(())
 }
 
@@ -344,10 +286,7 @@ mod tests {
         let other = s.replacen("example.com/log", "example.com/lag", 1);
         assert!(other.parse::<VerifierKey>().is_err());
         let p = k.to_private_string();
-        assert_eq!(
-            NamedKey::from_private_string(&p).unwrap().public_key(),
-            k.public_key()
-        );
+        assert_eq!(NamedKey::from_private_string(&p).unwrap().public_key(), k.public_key());
     }
 
     #[test]
@@ -360,10 +299,7 @@ mod tests {
                 found += 1;
             }
             assert_eq!(v.parse::<VerifierKey>().unwrap(), k.verifier(), "{v}");
-            assert_eq!(
-                NamedKey::from_private_string(&p).unwrap().public_key(),
-                k.public_key()
-            );
+            assert_eq!(NamedKey::from_private_string(&p).unwrap().public_key(), k.public_key());
         }
         assert!(found > 0, "some of these keys have '+' in their base64");
     }
@@ -373,10 +309,7 @@ mod tests {
         // The identity point (small order) and a non-point.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert!(matches!(
-            check_public_key(&identity),
-            Err(Error::BadPublicKey(_))
-        ));
+        assert!(matches!(check_public_key(&identity), Err(Error::BadPublicKey(_))));
         assert!(VerifierKey::new("n", &identity).is_err());
     }
 
@@ -386,17 +319,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.key");
         let a = NamedKey::load_or_create(&path, "o", || Ok([3; 32])).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let b = NamedKey::load_or_create(&path, "o", || panic!("must not regenerate")).unwrap();
         assert_eq!(a.public_key(), b.public_key());
         assert!(NamedKey::load_or_create(&path, "other", || Ok([0; 32])).is_err());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            NamedKey::load_or_create(&path, "o", || Ok([0; 32])),
-            Err(Error::KeyFile { .. })
-        ));
+        assert!(matches!(NamedKey::load_or_create(&path, "o", || Ok([0; 32])), Err(Error::KeyFile { .. })));
     }
 }

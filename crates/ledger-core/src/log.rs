@@ -29,7 +29,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -40,9 +40,7 @@ use crate::entry::{Entry, Event, Kind};
 use crate::keys::NamedKey;
 use crate::merkle::{self, CompactRange};
 use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
-use crate::store::{
-    CommitBatch, LogParams, RunRecord, Store, StoreNodes, TILE_HEIGHT, decode_tile, encode_tile,
-};
+use crate::store::{CommitBatch, LogParams, RunRecord, Store, StoreNodes, TILE_HEIGHT, decode_tile, encode_tile};
 use crate::{Error, Hash, Result, TreeHash};
 
 /// Settings of a [`Log`].
@@ -109,12 +107,42 @@ struct Prepared {
 
 struct Submission {
     entries: Vec<Prepared>,
-    done: Done,
+    done: Reply,
+}
+
+/// A submission's callback, called exactly once: if the submission is dropped unanswered (the
+/// log closed under it), it answers [`Error::Closed`].
+struct Reply(Option<Done>);
+
+impl Reply {
+    fn send(mut self, r: Result<Vec<u64>>) {
+        if let Some(done) = self.0.take() {
+            done(r);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Err(Error::Closed));
+        }
+    }
+}
+
+/// What the sequencer receives.
+enum Msg {
+    /// A batch to append.
+    Submit(Submission),
+    /// The committer has nothing to do: hand over the open group now.
+    Idle,
+    /// The log is closing: hand over what is open and stop.
+    Close,
 }
 
 struct Group {
     batch: CommitBatch,
-    acks: Vec<(Done, Vec<u64>)>,
+    acks: Vec<(Reply, Vec<u64>)>,
     root: Hash,
 }
 
@@ -132,6 +160,8 @@ struct Shared {
     /// Set when the log closes: wakes the checkpointer for its final checkpoint.
     closing: Mutex<bool>,
     closing_cv: Condvar,
+    /// The committer is waiting for a group: the sequencer hands over its open group at once.
+    committer_idle: AtomicBool,
     batches: AtomicU64,
     entries: AtomicU64,
     commit_nanos: AtomicU64,
@@ -161,20 +191,11 @@ impl Shared {
     fn sign_checkpoint(&self) -> Result<Arc<SignedCheckpoint>> {
         self.poisoned()?;
         let (size, root) = self.durable();
-        let current = self
-            .checkpoint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let current = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if size == current.checkpoint.size && !current.note.is_empty() {
             return Ok(current);
         }
-        let checkpoint = Checkpoint {
-            origin: self.descriptor.origin.clone(),
-            size,
-            root,
-            extensions: vec![],
-        };
+        let checkpoint = Checkpoint { origin: self.descriptor.origin.clone(), size, root, extensions: vec![] };
         let note = checkpoint.sign(&self.key);
         if let Err(e) = self.store.put_checkpoint(size, &note) {
             self.poison(format!("storing checkpoint {size}: {e}"));
@@ -192,7 +213,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct Log {
     shared: Arc<Shared>,
-    submit: Mutex<Option<SyncSender<Submission>>>,
+    submit: Mutex<Option<SyncSender<Msg>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -222,14 +243,8 @@ impl Log {
                 (size, false)
             }
             None => {
-                let params = LogParams {
-                    hash: cfg.hash,
-                    origin: key.name().to_string(),
-                };
-                store.commit(&CommitBatch {
-                    params: Some(params),
-                    ..CommitBatch::default()
-                })?;
+                let params = LogParams { hash: cfg.hash, origin: key.name().to_string() };
+                store.commit(&CommitBatch { params: Some(params), ..CommitBatch::default() })?;
                 (0, true)
             }
         };
@@ -244,9 +259,7 @@ impl Log {
         let latest = match store.latest_checkpoint()? {
             Some((cp_size, note)) => {
                 let cp = Checkpoint::open(&note, &key.verifier()).map_err(|e| {
-                    Error::Corrupt(format!(
-                        "the newest stored checkpoint does not verify under this log key: {e}"
-                    ))
+                    Error::Corrupt(format!("the newest stored checkpoint does not verify under this log key: {e}"))
                 })?;
                 if cp_size != cp.size || cp.size > size {
                     return Err(Error::Corrupt(format!(
@@ -255,15 +268,9 @@ impl Log {
                     )));
                 }
                 if merkle::root(cfg.hash, &nodes, cp.size)? != cp.root {
-                    return Err(Error::Corrupt(format!(
-                        "the stored tree does not match checkpoint {}",
-                        cp.size
-                    )));
+                    return Err(Error::Corrupt(format!("the stored tree does not match checkpoint {}", cp.size)));
                 }
-                SignedCheckpoint {
-                    checkpoint: cp,
-                    note,
-                }
+                SignedCheckpoint { checkpoint: cp, note }
             }
             None if fresh || size == 0 => SignedCheckpoint {
                 checkpoint: Checkpoint {
@@ -288,6 +295,7 @@ impl Log {
             checkpoint_cv: Condvar::new(),
             closing: Mutex::new(false),
             closing_cv: Condvar::new(),
+            committer_idle: AtomicBool::new(true),
             batches: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
@@ -296,8 +304,8 @@ impl Log {
         // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
         shared.sign_checkpoint()?;
 
-        let (submit_tx, submit_rx) = sync_channel::<Submission>(cfg.queue_depth);
-        // One group may wait while another commits: the sequencer runs one group ahead.
+        let (submit_tx, submit_rx) = sync_channel::<Msg>(cfg.queue_depth);
+        // At most one full group waits while another commits.
         let (group_tx, group_rx) = sync_channel::<Group>(1);
         let run_cache = NonZeroUsize::new(cfg.run_cache.max(1 << 16)).expect("non-zero");
         let sequencer = Sequencer {
@@ -316,26 +324,14 @@ impl Log {
                 .map_err(|e| Error::Storage(format!("spawning {name}: {e}")))
         };
         let mut threads = Vec::with_capacity(3);
-        threads.push(spawn(
-            "ledger-sequencer",
-            Box::new(move || sequencer.run(submit_rx, group_tx)),
-        )?);
+        threads.push(spawn("ledger-sequencer", Box::new(move || sequencer.run(submit_rx, group_tx)))?);
         let s = shared.clone();
-        threads.push(spawn(
-            "ledger-committer",
-            Box::new(move || commit_loop(&s, group_rx)),
-        )?);
+        let wake = submit_tx.clone();
+        threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s, group_rx, wake)))?);
         let s = shared.clone();
         let interval = cfg.checkpoint_interval;
-        threads.push(spawn(
-            "ledger-checkpointer",
-            Box::new(move || checkpoint_loop(&s, interval)),
-        )?);
-        Ok(Log {
-            shared,
-            submit: Mutex::new(Some(submit_tx)),
-            threads: Mutex::new(threads),
-        })
+        threads.push(spawn("ledger-checkpointer", Box::new(move || checkpoint_loop(&s, interval)))?);
+        Ok(Log { shared, submit: Mutex::new(Some(submit_tx)), threads: Mutex::new(threads) })
     }
 
     /// The log descriptor (origin, hash, verifier key).
@@ -366,11 +362,7 @@ impl Log {
     /// Like [`Log::append`], but calls `done` (from a log thread) instead of blocking for the
     /// result. `done` is called exactly once: with the indices after the batch is durable, or
     /// with the reason nothing of the batch was appended.
-    pub fn append_with(
-        &self,
-        entries: Vec<Vec<u8>>,
-        done: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
-    ) {
+    pub fn append_with(&self, entries: Vec<Vec<u8>>, done: impl FnOnce(Result<Vec<u64>>) + Send + 'static) {
         if let Err(e) = self.shared.poisoned() {
             return done(Err(e));
         }
@@ -380,64 +372,37 @@ impl Log {
             match prepare(h, bytes) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
-                    return done(Err(Error::InBatch {
-                        position,
-                        source: Box::new(e),
-                    }));
+                    return done(Err(Error::InBatch { position, source: Box::new(e) }));
                 }
             }
         }
         if prepared.is_empty() {
             return done(Ok(Vec::new()));
         }
-        let sender = self
-            .submit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let sender = self.submit.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(sender) = sender else {
             return done(Err(Error::Closed));
         };
-        if let Err(failed) = sender.send(Submission {
-            entries: prepared,
-            done: Box::new(done),
-        }) {
-            (failed.0.done)(Err(Error::Closed));
-        }
+        // If the log closed meanwhile, the dropped submission answers `Closed`.
+        let _ = sender.send(Msg::Submit(Submission { entries: prepared, done: Reply(Some(Box::new(done))) }));
     }
 
     /// The newest signed checkpoint (size 0 for a new log).
     pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
-        self.shared
-            .checkpoint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Signs a checkpoint over the durable tree now if it grew since the last one.
     pub fn sign_checkpoint(&self) -> Result<Arc<SignedCheckpoint>> {
         // Serialise with the checkpointer through the closing lock.
-        let _g = self
-            .shared
-            .closing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _g = self.shared.closing.lock().unwrap_or_else(|p| p.into_inner());
         self.shared.sign_checkpoint()
     }
 
     /// Waits until a checkpoint covers at least `size` entries, up to `timeout`.
-    pub fn wait_for_checkpoint(
-        &self,
-        size: u64,
-        timeout: Duration,
-    ) -> Result<Arc<SignedCheckpoint>> {
+    pub fn wait_for_checkpoint(&self, size: u64, timeout: Duration) -> Result<Arc<SignedCheckpoint>> {
         let deadline = Instant::now() + timeout;
-        let mut cp = self
-            .shared
-            .checkpoint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut cp = self.shared.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if cp.checkpoint.size >= size {
                 return Ok(cp.clone());
@@ -447,12 +412,7 @@ impl Log {
             if now >= deadline {
                 return Ok(cp.clone());
             }
-            cp = self
-                .shared
-                .checkpoint_cv
-                .wait_timeout(cp, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            cp = self.shared.checkpoint_cv.wait_timeout(cp, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 
@@ -480,11 +440,7 @@ impl Log {
     fn check_size(&self, size: u64) -> Result<()> {
         let durable = self.durable_size();
         if size > durable {
-            return Err(Error::OutOfRange {
-                what: "tree size",
-                value: size,
-                size: durable,
-            });
+            return Err(Error::OutOfRange { what: "tree size", value: size, size: durable });
         }
         Ok(())
     }
@@ -492,10 +448,7 @@ impl Log {
     /// The entry at `index`.
     pub fn entry(&self, index: u64) -> Result<Vec<u8>> {
         self.check_size(index.saturating_add(1))?;
-        self.shared
-            .store
-            .entry(index)?
-            .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))
+        self.shared.store.entry(index)?.ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))
     }
 
     /// The root of the tree of the first `size` entries.
@@ -507,12 +460,7 @@ impl Log {
     /// Inclusion proof of `index` in the tree of `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
         self.check_size(size)?;
-        merkle::inclusion_proof(
-            self.shared.hash,
-            &StoreNodes(&*self.shared.store),
-            index,
-            size,
-        )
+        merkle::inclusion_proof(self.shared.hash, &StoreNodes(&*self.shared.store), index, size)
     }
 
     /// Consistency proof from `old` to `new` entries.
@@ -551,28 +499,16 @@ impl Log {
         let seal_index = records[seal_at].1.index;
         if seal_index >= size {
             // The seal may be durable but not yet checkpointed, or (after a crash) not durable.
-            return Err(Error::NotYetCheckpointed {
-                run: run.to_string(),
-                seal_index,
-            });
+            return Err(Error::NotYetCheckpointed { run: run.to_string(), seal_index });
         }
         let nodes = StoreNodes(&**store);
         let h = self.shared.hash;
         let prove = |index: u64| -> Result<ProvenEntry> {
-            let entry = store
-                .entry(index)?
-                .ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
+            let entry = store.entry(index)?.ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
             let proof = merkle::inclusion_proof(h, &nodes, index, size)?;
-            Ok(ProvenEntry {
-                index,
-                entry,
-                proof,
-            })
+            Ok(ProvenEntry { index, entry, proof })
         };
-        let entries = records[..=seal_at]
-            .iter()
-            .map(|(_, r)| prove(r.index))
-            .collect::<Result<Vec<_>>>()?;
+        let entries = records[..=seal_at].iter().map(|(_, r)| prove(r.index)).collect::<Result<Vec<_>>>()?;
         let seal = Entry::decode(&entries.last().expect("seal").entry)?;
         let signer = self.identity_before(&seal.actor, seal_index)?;
         Ok(Receipt {
@@ -595,10 +531,7 @@ impl Log {
             .rev()
             .find(|(_, r)| r.identity && r.index < before)
             .map(|(_, r)| r.index)
-            .ok_or_else(|| Error::UnknownSigner {
-                actor: actor.to_string(),
-                before,
-            })
+            .ok_or_else(|| Error::UnknownSigner { actor: actor.to_string(), before })
     }
 
     /// The public key `actor` had registered at log index `before`, if any.
@@ -606,27 +539,24 @@ impl Log {
         let index = self.identity_before(actor, before)?;
         match Entry::decode(&self.entry(index)?)?.event {
             Event::IdentityRegistered { public_key } => Ok(public_key),
-            _ => Err(Error::Corrupt(format!(
-                "index {index} is flagged as an identity but is not one"
-            ))),
+            _ => Err(Error::Corrupt(format!("index {index} is flagged as an identity but is not one"))),
         }
     }
 
     /// Stops accepting appends, commits everything already submitted, signs a final checkpoint
     /// and stops the log's threads.
     pub fn close(&self) -> Result<()> {
-        drop(self.submit.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(tx) = self.submit.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // Queued after every submission already sent: they are all committed first.
+            let _ = tx.send(Msg::Close);
+        }
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         let mut it = threads.into_iter();
         // Sequencer, then committer: they end when their input channels close.
         for t in it.by_ref().take(2) {
             let _ = t.join();
         }
-        *self
-            .shared
-            .closing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = true;
+        *self.shared.closing.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.shared.closing_cv.notify_all();
         for t in it {
             let _ = t.join();
@@ -645,13 +575,7 @@ fn prepare(h: TreeHash, bytes: Vec<u8>) -> Result<Prepared> {
     let e = Entry::decode(&bytes)?;
     let leaf = h.leaf(&bytes);
     let kind = e.kind();
-    Ok(Prepared {
-        run: e.run.as_str().to_string(),
-        seq: e.seq,
-        kind,
-        leaf,
-        bytes,
-    })
+    Ok(Prepared { run: e.run.as_str().to_string(), seq: e.seq, kind, leaf, bytes })
 }
 
 /// Run state for one submission being checked: changes only become visible when it passes.
@@ -677,94 +601,84 @@ struct Sequencer {
 }
 
 impl Sequencer {
-    fn run(mut self, rx: Receiver<Submission>, tx: SyncSender<Group>) {
-        let mut carry: Option<Submission> = None;
+    /// Group commit: submissions are sequenced into the open group as they arrive; the group is
+    /// handed to the committer the moment it is idle, or when it reaches the size limits. A group
+    /// is therefore everything that arrived while the previous one was being written.
+    fn run(mut self, rx: Receiver<Msg>, tx: SyncSender<Group>) {
+        let mut open = OpenGroup::new(&mut self);
         loop {
-            let first = match carry.take() {
-                Some(s) => s,
-                None => match rx.recv() {
-                    Ok(s) => s,
-                    Err(_) => return, // closed: dropping `tx` ends the committer
-                },
-            };
-            // Take whatever else is queued, up to the group limits.
-            let mut subs = vec![first];
-            let (mut n, mut bytes) = size_of(&subs[0]);
-            while n < self.max_entries && bytes < self.max_bytes {
-                match rx.try_recv() {
-                    Ok(s) => {
-                        let (sn, sb) = size_of(&s);
-                        if n + sn > self.max_entries || bytes + sb > self.max_bytes {
-                            carry = Some(s);
-                            break;
-                        }
-                        n += sn;
-                        bytes += sb;
-                        subs.push(s);
-                    }
-                    Err(_) => break,
-                }
-            }
-            if let Err(e) = self.shared.poisoned() {
-                for s in subs {
-                    (s.done)(Err(e.clone_poison()));
+            if open.has_work() && self.shared.committer_idle.swap(false, Ordering::AcqRel) {
+                let group = self.close(std::mem::replace(&mut open, OpenGroup::empty()));
+                open = OpenGroup::new(&mut self);
+                if tx.send(group).is_err() {
+                    return;
                 }
                 continue;
             }
-            let group = self.sequence(subs);
-            if tx.send(group).is_err() {
-                return;
+            match rx.recv() {
+                Ok(Msg::Idle) => {}
+                Ok(Msg::Submit(sub)) => {
+                    if let Err(e) = self.shared.poisoned() {
+                        sub.done.send(Err(e.clone_poison()));
+                        continue;
+                    }
+                    let (n, bytes) = size_of(&sub);
+                    if open.has_work() && (open.entries + n > self.max_entries || open.bytes + bytes > self.max_bytes) {
+                        // Full: queue it for the committer (blocks while one full group waits).
+                        let group = self.close(std::mem::replace(&mut open, OpenGroup::empty()));
+                        open = OpenGroup::new(&mut self);
+                        if tx.send(group).is_err() {
+                            return;
+                        }
+                    }
+                    self.add(&mut open, sub);
+                }
+                Ok(Msg::Close) | Err(_) => break,
             }
+        }
+        // Closing: commit what is open; dropping `tx` then ends the committer.
+        if open.has_work() {
+            let group = self.close(open);
+            let _ = tx.send(group);
         }
     }
 
-    /// Checks and orders one group of submissions into a commit batch.
-    fn sequence(&mut self, subs: Vec<Submission>) -> Group {
-        let durable = self.shared.durable().0;
-        while self.pending.front().is_some_and(|(end, _)| *end <= durable) {
-            self.pending.pop_front();
-        }
+    /// Sequences one submission into the open group: all of it, or (with the reason) none of it.
+    fn add(&mut self, open: &mut OpenGroup, sub: Submission) {
         let h = self.shared.hash;
-        let mut batch = CommitBatch::default();
-        let mut group_records: HashMap<(String, u64), RunRecord> = HashMap::new();
-        let mut acks = Vec::with_capacity(subs.len());
-        let mut next_index = self.range.size();
-        for sub in subs {
-            let mut overlay = Overlay::default();
-            match self.check(&sub.entries, &mut overlay, &group_records, next_index) {
-                Err(e) => (sub.done)(Err(e)),
-                Ok(indices) => {
-                    for (run, next) in overlay.next_seq {
-                        self.next_seq.put(run, next);
-                    }
-                    for p in sub.entries {
-                        let key = (p.run, p.seq);
-                        let Some(rec) = overlay.records.remove(&key) else {
-                            continue; // an idempotent duplicate: nothing to write
-                        };
-                        debug_assert_eq!(rec.index, next_index);
-                        let tiles = &mut self.tiles;
-                        let out = &mut batch.tiles;
-                        self.range.push(h, p.leaf, |level, index, node| {
-                            tiles.add(level, index, node, out)
-                        });
-                        batch.entries.push((next_index, p.bytes));
-                        batch.runs.push((key.0.clone(), key.1, rec));
-                        group_records.insert(key, rec);
-                        next_index += 1;
-                    }
-                    acks.push((sub.done, indices));
-                }
-            }
+        let mut overlay = Overlay::default();
+        let indices = match self.check(&sub.entries, &mut overlay, &open.records, self.range.size()) {
+            Err(e) => return sub.done.send(Err(e)),
+            Ok(indices) => indices,
+        };
+        for (run, next) in overlay.next_seq {
+            self.next_seq.put(run, next);
         }
-        self.tiles.flush_partial(&mut batch.tiles);
-        batch.tree_size = self.range.size();
-        self.pending.push_back((batch.tree_size, group_records));
-        Group {
-            batch,
-            acks,
-            root: self.range.root(h),
+        let (n, bytes) = size_of(&sub);
+        open.entries += n;
+        open.bytes += bytes;
+        for p in sub.entries {
+            let key = (p.run, p.seq);
+            let Some(rec) = overlay.records.remove(&key) else {
+                continue; // an idempotent duplicate: nothing to write
+            };
+            debug_assert_eq!(rec.index, self.range.size());
+            let tiles = &mut self.tiles;
+            let out = &mut open.batch.tiles;
+            self.range.push(h, p.leaf, |level, index, node| tiles.add(level, index, node, out));
+            open.batch.entries.push((rec.index, p.bytes));
+            open.batch.runs.push((key.0.clone(), key.1, rec));
+            open.records.insert(key, rec);
         }
+        open.acks.push((sub.done, indices));
+    }
+
+    /// Closes the open group into a commit batch over the tree as it now stands.
+    fn close(&mut self, mut open: OpenGroup) -> Group {
+        self.tiles.flush_partial(&mut open.batch.tiles);
+        open.batch.tree_size = self.range.size();
+        self.pending.push_back((open.batch.tree_size, open.records));
+        Group { batch: open.batch, acks: open.acks, root: self.range.root(self.shared.hash) }
     }
 
     /// Checks one submission's run rules; fills `overlay` with what accepting it would change.
@@ -777,10 +691,7 @@ impl Sequencer {
     ) -> Result<Vec<u64>> {
         let mut indices = Vec::with_capacity(entries.len());
         for (position, p) in entries.iter().enumerate() {
-            let in_batch = |e: Error| Error::InBatch {
-                position,
-                source: Box::new(e),
-            };
+            let in_batch = |e: Error| Error::InBatch { position, source: Box::new(e) };
             let next = match overlay.next_seq.get(&p.run) {
                 Some(n) => *n,
                 None => self.next_seq_of(&p.run).map_err(in_batch)?,
@@ -801,12 +712,7 @@ impl Sequencer {
                 let existing = match overlay.records.get(&key).or_else(|| group.get(&key)) {
                     Some(r) => Some(*r),
                     None => self.pending_record(&key).map_or_else(
-                        || {
-                            self.shared
-                                .store
-                                .run_record(&p.run, p.seq)
-                                .map_err(in_batch)
-                        },
+                        || self.shared.store.run_record(&p.run, p.seq).map_err(in_batch),
                         |r| Ok(Some(r)),
                     )?,
                 };
@@ -817,51 +723,67 @@ impl Sequencer {
                     ))));
                 };
                 if existing.leaf != p.leaf {
-                    return Err(in_batch(Error::Conflict {
-                        run: p.run.clone(),
-                        seq: p.seq,
-                        index: existing.index,
-                    }));
+                    return Err(in_batch(Error::Conflict { run: p.run.clone(), seq: p.seq, index: existing.index }));
                 }
                 indices.push(existing.index);
             } else {
-                return Err(in_batch(Error::SeqGap {
-                    run: p.run.clone(),
-                    expected: next,
-                    got: p.seq,
-                }));
+                return Err(in_batch(Error::SeqGap { run: p.run.clone(), expected: next, got: p.seq }));
             }
         }
         Ok(indices)
     }
 
     fn pending_record(&self, key: &(String, u64)) -> Option<RunRecord> {
-        self.pending
-            .iter()
-            .rev()
-            .find_map(|(_, m)| m.get(key).copied())
+        self.pending.iter().rev().find_map(|(_, m)| m.get(key).copied())
     }
 
     fn next_seq_of(&mut self, run: &str) -> Result<u64> {
         if let Some(n) = self.next_seq.get(run) {
             return Ok(*n);
         }
-        // Not used recently, so all its entries are durable: the store knows.
-        let next = self
-            .shared
-            .store
-            .run_last(run)?
-            .map_or(0, |(seq, _)| seq + 1);
+        // Not used recently, so all its entries are durable: the store knows. Most such runs
+        // are new: a point lookup of seq 0 (bloom-filtered) settles that without a seek.
+        let store = &self.shared.store;
+        let next = match store.run_record(run, 0)? {
+            None => 0,
+            Some(_) => store.run_last(run)?.map_or(0, |(seq, _)| seq + 1),
+        };
         self.next_seq.put(run.to_string(), next);
         Ok(next)
     }
 }
 
+/// The group being filled.
+struct OpenGroup {
+    batch: CommitBatch,
+    /// Run records of this group's entries (for duplicates within the group).
+    records: RunRecords,
+    acks: Vec<(Reply, Vec<u64>)>,
+    entries: usize,
+    bytes: usize,
+}
+
+impl OpenGroup {
+    fn empty() -> OpenGroup {
+        OpenGroup { batch: CommitBatch::default(), records: HashMap::new(), acks: Vec::new(), entries: 0, bytes: 0 }
+    }
+
+    /// Opens a group; records of groups known durable are dropped from the pending window.
+    fn new(seq: &mut Sequencer) -> OpenGroup {
+        let durable = seq.shared.durable().0;
+        while seq.pending.front().is_some_and(|(end, _)| *end <= durable) {
+            seq.pending.pop_front();
+        }
+        OpenGroup::empty()
+    }
+
+    fn has_work(&self) -> bool {
+        !self.acks.is_empty()
+    }
+}
+
 fn size_of(s: &Submission) -> (usize, usize) {
-    (
-        s.entries.len(),
-        s.entries.iter().map(|p| p.bytes.len()).sum(),
-    )
+    (s.entries.len(), s.entries.iter().map(|p| p.bytes.len()).sum())
 }
 
 impl Error {
@@ -874,44 +796,56 @@ impl Error {
 }
 
 /// The committer: writes each group as one synced batch, then publishes and acknowledges it.
-fn commit_loop(shared: &Shared, rx: Receiver<Group>) {
-    for Group { batch, acks, root } in rx {
-        if let Err(e) = shared.poisoned() {
-            for (done, _) in acks {
-                done(Err(e.clone_poison()));
-            }
-            continue;
-        }
-        // (1) Write: entries, run records, tiles and the new size in one synced write.
-        if !batch.entries.is_empty() {
-            let started = Instant::now();
-            if let Err(e) = shared.store.commit(&batch) {
-                // (1b) The store may now hold any part of this batch: stop writing.
-                shared.poison(format!(
-                    "committing entries up to tree size {}: {e}",
-                    batch.tree_size
-                ));
-                let err = shared.poisoned().expect_err("just poisoned");
-                for (done, _) in acks {
-                    done(Err(err.clone_poison()));
+fn commit_loop(shared: &Shared, rx: Receiver<Group>, wake: SyncSender<Msg>) {
+    loop {
+        let group = match rx.try_recv() {
+            Ok(g) => g,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                // Nothing queued: tell the sequencer to hand over its open group now. (If the
+                // queue is full the sequencer is awake anyway and sees the flag.)
+                shared.committer_idle.store(true, Ordering::Release);
+                let _ = wake.try_send(Msg::Idle);
+                match rx.recv() {
+                    Ok(g) => g,
+                    Err(_) => return,
                 }
-                continue;
             }
-            shared
-                .commit_nanos
-                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            shared.batches.fetch_add(1, Ordering::Relaxed);
-            shared
-                .entries
-                .fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
-            // (2) Publish: from here on a checkpoint may cover these entries.
-            *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = (batch.tree_size, root);
+        };
+        shared.committer_idle.store(false, Ordering::Release);
+        commit_group(shared, group);
+    }
+}
+
+fn commit_group(shared: &Shared, Group { batch, acks, root }: Group) {
+    if let Err(e) = shared.poisoned() {
+        for (done, _) in acks {
+            done.send(Err(e.clone_poison()));
         }
-        // (3) Acknowledge, in submission order. Duplicates in an empty group are acknowledged
-        // here too, after every earlier group, so their originals are durable.
-        for (done, indices) in acks {
-            done(Ok(indices));
+        return;
+    }
+    // (1) Write: entries, run records, tiles and the new size in one synced write.
+    if !batch.entries.is_empty() {
+        let started = Instant::now();
+        if let Err(e) = shared.store.commit(&batch) {
+            // (1b) The store may now hold any part of this batch: stop writing.
+            shared.poison(format!("committing entries up to tree size {}: {e}", batch.tree_size));
+            let err = shared.poisoned().expect_err("just poisoned");
+            for (done, _) in acks {
+                done.send(Err(err.clone_poison()));
+            }
+            return;
         }
+        shared.commit_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        shared.batches.fetch_add(1, Ordering::Relaxed);
+        shared.entries.fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
+        // (2) Publish: from here on a checkpoint may cover these entries.
+        *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = (batch.tree_size, root);
+    }
+    // (3) Acknowledge, in submission order. Duplicates in an empty group are acknowledged
+    // here too, after every earlier group, so their originals are durable.
+    for (done, indices) in acks {
+        done.send(Ok(indices));
     }
 }
 
@@ -928,11 +862,7 @@ fn checkpoint_loop(shared: &Shared, interval: Duration) {
         if done {
             return;
         }
-        closing = shared
-            .closing_cv
-            .wait_timeout(closing, interval)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        closing = shared.closing_cv.wait_timeout(closing, interval).unwrap_or_else(|p| p.into_inner()).0;
     }
 }
 
@@ -951,13 +881,7 @@ struct TileBuf {
 
 impl TileBuf {
     fn empty(index: u64) -> TileBuf {
-        TileBuf {
-            index,
-            rows: (0..TILE_HEIGHT)
-                .map(|r| Vec::with_capacity(256 >> r))
-                .collect(),
-            dirty: false,
-        }
+        TileBuf { index, rows: (0..TILE_HEIGHT).map(|r| Vec::with_capacity(256 >> r)).collect(), dirty: false }
     }
 }
 
@@ -966,16 +890,13 @@ impl TileWriter {
     fn load(store: &dyn Store, size: u64) -> Result<TileWriter> {
         let mut bufs = Vec::new();
         let mut t = 0u8;
-        while u32::from(t) * u32::from(TILE_HEIGHT) < 64
-            && size >> (u32::from(t) * u32::from(TILE_HEIGHT)) > 0
-        {
+        while u32::from(t) * u32::from(TILE_HEIGHT) < 64 && size >> (u32::from(t) * u32::from(TILE_HEIGHT)) > 0 {
             let complete = size >> (u32::from(t) * u32::from(TILE_HEIGHT));
             let (index, width) = (complete >> TILE_HEIGHT, (complete & 0xff) as usize);
             let mut buf = TileBuf::empty(index);
             if width > 0 {
-                let tile = store
-                    .tile(t, index)?
-                    .ok_or_else(|| Error::Corrupt(format!("missing partial tile {t}/{index}")))?;
+                let tile =
+                    store.tile(t, index)?.ok_or_else(|| Error::Corrupt(format!("missing partial tile {t}/{index}")))?;
                 let rows = decode_tile(&tile)?;
                 if rows[0].len() != width {
                     return Err(Error::Corrupt(format!(
@@ -993,19 +914,12 @@ impl TileWriter {
 
     #[inline]
     fn add(&mut self, level: u8, index: u64, node: &Hash, out: &mut Vec<(u8, u64, Vec<u8>)>) {
-        let (t, row) = (
-            usize::from(level / TILE_HEIGHT),
-            usize::from(level % TILE_HEIGHT),
-        );
+        let (t, row) = (usize::from(level / TILE_HEIGHT), usize::from(level % TILE_HEIGHT));
         if self.bufs.len() <= t {
             self.bufs.push(TileBuf::empty(0));
         }
         let buf = &mut self.bufs[t];
-        debug_assert_eq!(
-            index >> (TILE_HEIGHT as usize - row),
-            buf.index,
-            "node {level}/{index} outside tile"
-        );
+        debug_assert_eq!(index >> (TILE_HEIGHT as usize - row), buf.index, "node {level}/{index} outside tile");
         buf.rows[row].push(*node);
         buf.dirty = true;
         if row == usize::from(TILE_HEIGHT) - 1 && buf.rows[row].len() == 2 {

@@ -51,32 +51,16 @@ pub fn root(h: TreeHash, src: &impl NodeSource, size: u64) -> Result<Hash> {
 }
 
 /// RFC 9162 §2.1.3.1: the inclusion proof of leaf `index` in the tree of `size` leaves.
-pub fn inclusion_proof(
-    h: TreeHash,
-    src: &impl NodeSource,
-    index: u64,
-    size: u64,
-) -> Result<Vec<Hash>> {
+pub fn inclusion_proof(h: TreeHash, src: &impl NodeSource, index: u64, size: u64) -> Result<Vec<Hash>> {
     if index >= size {
-        return Err(Error::OutOfRange {
-            what: "leaf index",
-            value: index,
-            size,
-        });
+        return Err(Error::OutOfRange { what: "leaf index", value: index, size });
     }
     let mut proof = Vec::with_capacity(64);
     path(h, src, index, 0, size, &mut proof)?;
     Ok(proof)
 }
 
-fn path(
-    h: TreeHash,
-    src: &impl NodeSource,
-    m: u64,
-    start: u64,
-    end: u64,
-    out: &mut Vec<Hash>,
-) -> Result<()> {
+fn path(h: TreeHash, src: &impl NodeSource, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<()> {
     let n = end - start;
     if n == 1 {
         return Ok(());
@@ -94,18 +78,9 @@ fn path(
 
 /// RFC 9162 §2.1.4.1: the consistency proof from the tree of `old` leaves to the one of `new`.
 /// Empty when `old == new` or `old == 0`.
-pub fn consistency_proof(
-    h: TreeHash,
-    src: &impl NodeSource,
-    old: u64,
-    new: u64,
-) -> Result<Vec<Hash>> {
+pub fn consistency_proof(h: TreeHash, src: &impl NodeSource, old: u64, new: u64) -> Result<Vec<Hash>> {
     if old > new {
-        return Err(Error::OutOfRange {
-            what: "old tree size",
-            value: old,
-            size: new,
-        });
+        return Err(Error::OutOfRange { what: "old tree size", value: old, size: new });
     }
     let mut proof = Vec::with_capacity(64);
     if old > 0 && old < new {
@@ -150,13 +125,7 @@ pub fn verify_inclusion(
     proof: &[Hash],
     root: &Hash,
 ) -> Result<()> {
-    let fail = |reason| {
-        Err(Error::BadInclusionProof {
-            index,
-            size,
-            reason,
-        })
-    };
+    let fail = |reason| Err(Error::BadInclusionProof { index, size, reason });
     if index >= size {
         return fail("index is not below the tree size");
     }
@@ -198,13 +167,7 @@ pub fn verify_consistency(
     new_root: &Hash,
     proof: &[Hash],
 ) -> Result<()> {
-    let fail = |reason| {
-        Err(Error::BadConsistencyProof {
-            from: old,
-            to: new,
-            reason,
-        })
-    };
+    let fail = |reason| Err(Error::BadConsistencyProof { from: old, to: new, reason });
     if old > new {
         return fail("the old tree is larger than the new one");
     }
@@ -212,21 +175,13 @@ pub fn verify_consistency(
         if !proof.is_empty() {
             return fail("a proof between equal sizes must be empty");
         }
-        return if old_root == new_root {
-            Ok(())
-        } else {
-            fail("equal sizes with different roots")
-        };
+        return if old_root == new_root { Ok(()) } else { fail("equal sizes with different roots") };
     }
     if old == 0 {
         if !proof.is_empty() {
             return fail("a proof from the empty tree must be empty");
         }
-        return if *old_root == h.empty_root() {
-            Ok(())
-        } else {
-            fail("the empty tree has another root")
-        };
+        return if *old_root == h.empty_root() { Ok(()) } else { fail("the empty tree has another root") };
     }
     if proof.is_empty() {
         return fail("empty proof");
@@ -368,11 +323,7 @@ pub struct MemTree {
 impl MemTree {
     /// An empty tree.
     pub fn new(h: TreeHash) -> MemTree {
-        MemTree {
-            h,
-            range: CompactRange::new(),
-            levels: Vec::new(),
-        }
+        MemTree { h, range: CompactRange::new(), levels: Vec::new() }
     }
 
     /// Appends a leaf hash.
@@ -428,11 +379,7 @@ impl MemTree {
 
     fn check_size(&self, size: u64) -> Result<()> {
         if size > self.size() {
-            return Err(Error::OutOfRange {
-                what: "tree size",
-                value: size,
-                size: self.size(),
-            });
+            return Err(Error::OutOfRange { what: "tree size", value: size, size: self.size() });
         }
         Ok(())
     }
@@ -440,15 +387,11 @@ impl MemTree {
 
 impl NodeSource for MemTree {
     fn node(&self, level: u8, index: u64) -> Result<Hash> {
-        self.levels
-            .get(usize::from(level))
-            .and_then(|l| l.get(index as usize))
-            .copied()
-            .ok_or(Error::OutOfRange {
-                what: "node index",
-                value: index,
-                size: self.size(),
-            })
+        self.levels.get(usize::from(level)).and_then(|l| l.get(index as usize)).copied().ok_or(Error::OutOfRange {
+            what: "node index",
+            value: index,
+            size: self.size(),
+        })
     }
 }
 

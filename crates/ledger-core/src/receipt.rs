@@ -61,13 +61,9 @@ pub struct Receipt {
 impl Receipt {
     /// Parses receipt JSON. Failure means the receipt could not be checked at all.
     pub fn from_json(bytes: &[u8]) -> Result<Receipt> {
-        let r: Receipt =
-            serde_json::from_slice(bytes).map_err(|e| Error::MalformedReceipt(e.to_string()))?;
+        let r: Receipt = serde_json::from_slice(bytes).map_err(|e| Error::MalformedReceipt(e.to_string()))?;
         if r.format != RECEIPT_FORMAT {
-            return Err(Error::MalformedReceipt(format!(
-                "format {:?}, expected {RECEIPT_FORMAT:?}",
-                r.format
-            )));
+            return Err(Error::MalformedReceipt(format!("format {:?}, expected {RECEIPT_FORMAT:?}", r.format)));
         }
         Ok(r)
     }
@@ -99,12 +95,7 @@ impl VerifiedReceipt {
 
     /// The seal's actor.
     pub fn actor(&self) -> &str {
-        &self
-            .entries
-            .last()
-            .expect("a verified receipt has a seal")
-            .1
-            .actor
+        &self.entries.last().expect("a verified receipt has a seal").1.actor
     }
 }
 
@@ -132,11 +123,7 @@ impl ReceiptVerifier {
     /// A verifier that trusts `log` alone.
     pub fn new(log: LogDescriptor) -> Result<ReceiptVerifier> {
         let key = log.verifier_key()?;
-        Ok(ReceiptVerifier {
-            log,
-            key,
-            cache: HashMap::new(),
-        })
+        Ok(ReceiptVerifier { log, key, cache: HashMap::new() })
     }
 
     /// The trusted descriptor.
@@ -151,9 +138,7 @@ impl ReceiptVerifier {
 
     /// Runs the five steps of SPEC §5; the error names the first failing step and index.
     pub fn verify(&mut self, r: &Receipt) -> Result<VerifiedReceipt> {
-        use ReceiptStep::{
-            Checkpoint as CheckpointStep, ContentHash, Entries, Inclusion, Signature,
-        };
+        use ReceiptStep::{Checkpoint as CheckpointStep, ContentHash, Entries, Inclusion, Signature};
         let h = self.log.hash;
 
         // Step 1: the checkpoint is signed by the trusted log key, for the trusted origin.
@@ -171,13 +156,7 @@ impl ReceiptVerifier {
             if self.cache.len() >= MAX_CACHED_CHECKPOINTS {
                 self.cache.clear();
             }
-            self.cache.insert(
-                r.checkpoint.clone(),
-                CheckpointCache {
-                    checkpoint,
-                    nodes: HashMap::new(),
-                },
-            );
+            self.cache.insert(r.checkpoint.clone(), CheckpointCache { checkpoint, nodes: HashMap::new() });
         }
         let cached = self.cache.get_mut(&r.checkpoint).expect("inserted above");
         let size = cached.checkpoint.size;
@@ -190,16 +169,8 @@ impl ReceiptVerifier {
         let mut leaves = Vec::with_capacity(r.entries.len());
         for pe in r.entries.iter().chain(std::iter::once(&r.signer)) {
             let leaf = h.leaf(&pe.entry);
-            verify_inclusion_cached(
-                h,
-                &mut cached.nodes,
-                pe.index,
-                size,
-                &leaf,
-                &pe.proof,
-                &root,
-            )
-            .map_err(|e| Error::receipt(Inclusion, Some(pe.index), e))?;
+            verify_inclusion_cached(h, &mut cached.nodes, pe.index, size, &leaf, &pe.proof, &root)
+                .map_err(|e| Error::receipt(Inclusion, Some(pe.index), e))?;
             leaves.push(leaf);
         }
         leaves.pop(); // the signer's
@@ -207,45 +178,26 @@ impl ReceiptVerifier {
         // Step 3: the entries decode, share the run, have seq 0..=k, and end in a seal.
         let mut entries = Vec::with_capacity(r.entries.len());
         for (seq, pe) in r.entries.iter().enumerate() {
-            let e =
-                Entry::decode(&pe.entry).map_err(|e| Error::receipt(Entries, Some(pe.index), e))?;
+            let e = Entry::decode(&pe.entry).map_err(|e| Error::receipt(Entries, Some(pe.index), e))?;
             if e.run.as_str() != r.run {
                 return Err(Error::receipt(
                     Entries,
                     Some(pe.index),
-                    format!(
-                        "entry of run {:?}, receipt is for {:?}",
-                        e.run.as_str(),
-                        r.run
-                    ),
+                    format!("entry of run {:?}, receipt is for {:?}", e.run.as_str(), r.run),
                 ));
             }
             if e.seq != seq as u64 {
-                return Err(Error::receipt(
-                    Entries,
-                    Some(pe.index),
-                    format!("seq {} where {seq} belongs", e.seq),
-                ));
+                return Err(Error::receipt(Entries, Some(pe.index), format!("seq {} where {seq} belongs", e.seq)));
             }
             if let Some((prev, _)) = entries.last()
                 && pe.index <= *prev
             {
-                return Err(Error::receipt(
-                    Entries,
-                    Some(pe.index),
-                    "indices do not increase with seq",
-                ));
+                return Err(Error::receipt(Entries, Some(pe.index), "indices do not increase with seq"));
             }
             entries.push((pe.index, e));
         }
         let (seal_index, seal) = entries.last().expect("non-empty");
-        let Event::ReceiptSealed {
-            content_hash: claimed,
-            events,
-            status,
-            sig,
-        } = &seal.event
-        else {
+        let Event::ReceiptSealed { content_hash: claimed, events, status, sig } = &seal.event else {
             return Err(Error::receipt(
                 Entries,
                 Some(*seal_index),
@@ -271,8 +223,7 @@ impl ReceiptVerifier {
         }
 
         // Step 5: the signer entry is the actor's key, registered before the seal, and it signed.
-        let signer = Entry::decode(&r.signer.entry)
-            .map_err(|e| Error::receipt(Signature, Some(r.signer.index), e))?;
+        let signer = Entry::decode(&r.signer.entry).map_err(|e| Error::receipt(Signature, Some(r.signer.index), e))?;
         let Event::IdentityRegistered { public_key } = &signer.event else {
             return Err(Error::receipt(
                 Signature,
@@ -285,20 +236,14 @@ impl ReceiptVerifier {
             return Err(Error::receipt(
                 Signature,
                 Some(r.signer.index),
-                format!(
-                    "signer entry is in run {:?}, the seal's actor needs {expected_run:?}",
-                    signer.run.as_str()
-                ),
+                format!("signer entry is in run {:?}, the seal's actor needs {expected_run:?}", signer.run.as_str()),
             ));
         }
         if r.signer.index >= *seal_index {
             return Err(Error::receipt(
                 Signature,
                 Some(r.signer.index),
-                format!(
-                    "identity registered at index {}, not before the seal at {seal_index}",
-                    r.signer.index
-                ),
+                format!("identity registered at index {}, not before the seal at {seal_index}", r.signer.index),
             ));
         }
         let vk = crate::keys::check_public_key(public_key)
@@ -308,20 +253,12 @@ impl ReceiptVerifier {
             return Err(Error::receipt(
                 Signature,
                 Some(*seal_index),
-                format!(
-                    "seal signature does not verify under the key of {:?}",
-                    seal.actor
-                ),
+                format!("seal signature does not verify under the key of {:?}", seal.actor),
             ));
         }
         let status = *status;
         let checkpoint = cached.checkpoint.clone();
-        Ok(VerifiedReceipt {
-            checkpoint,
-            entries,
-            signer: (r.signer.index, signer),
-            status,
-        })
+        Ok(VerifiedReceipt { checkpoint, entries, signer: (r.signer.index, signer), status })
     }
 }
 
@@ -337,11 +274,7 @@ fn verify_inclusion_cached(
     root: &Hash,
 ) -> Result<()> {
     if index >= size {
-        return Err(Error::BadInclusionProof {
-            index,
-            size,
-            reason: "index is not below the checkpoint's tree size",
-        });
+        return Err(Error::BadInclusionProof { index, size, reason: "index is not below the checkpoint's tree size" });
     }
     // The subtrees on the path from the root down to the leaf.
     let mut ranges = Vec::with_capacity(64);
@@ -356,11 +289,7 @@ fn verify_inclusion_cached(
         }
     }
     if proof.len() != ranges.len() {
-        return Err(Error::BadInclusionProof {
-            index,
-            size,
-            reason: "proof length does not match the tree",
-        });
+        return Err(Error::BadInclusionProof { index, size, reason: "proof length does not match the tree" });
     }
     // Walk up: after step i, `node` is the hash of ranges[len - 1 - i].
     let mut node = *leaf;
@@ -373,19 +302,11 @@ fn verify_inclusion_cached(
             return Ok(());
         }
         let (start, end) = ranges[ranges.len() - 1 - i];
-        node = if below.0 == start {
-            h.node(&node, sibling)
-        } else {
-            h.node(sibling, &node)
-        };
+        node = if below.0 == start { h.node(&node, sibling) } else { h.node(sibling, &node) };
         below = (start, end);
     }
     if node != *root {
-        return Err(Error::BadInclusionProof {
-            index,
-            size,
-            reason: "computed root differs from the checkpoint root",
-        });
+        return Err(Error::BadInclusionProof { index, size, reason: "computed root differs from the checkpoint root" });
     }
     // Remember the proven path.
     if nodes.len() + proof.len() > MAX_CACHED_NODES {
@@ -394,15 +315,9 @@ fn verify_inclusion_cached(
     let mut node = *leaf;
     let mut below = (index, index + 1);
     for (i, sibling) in proof.iter().enumerate() {
-        nodes
-            .entry(below)
-            .or_insert_with(|| (node, proof[i..].to_vec()));
+        nodes.entry(below).or_insert_with(|| (node, proof[i..].to_vec()));
         let (start, end) = ranges[ranges.len() - 1 - i];
-        node = if below.0 == start {
-            h.node(&node, sibling)
-        } else {
-            h.node(sibling, &node)
-        };
+        node = if below.0 == start { h.node(&node, sibling) } else { h.node(sibling, &node) };
         below = (start, end);
     }
     Ok(())
@@ -435,19 +350,13 @@ mod b64_hashes {
         seq.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<Vec<Hash>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Hash>, D::Error> {
         let v = <Vec<std::borrow::Cow<'de, str>>>::deserialize(d)?;
         v.iter()
             .map(|s| {
                 let b = B64.decode(s.as_bytes()).map_err(serde::de::Error::custom)?;
-                Hash::try_from(b.as_slice()).map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "proof hash of {} bytes, expected 32",
-                        b.len()
-                    ))
-                })
+                Hash::try_from(b.as_slice())
+                    .map_err(|_| serde::de::Error::custom(format!("proof hash of {} bytes, expected 32", b.len())))
             })
             .collect()
     }

@@ -22,39 +22,20 @@ pub fn content_hash<'a>(leaf_hashes: impl IntoIterator<Item = &'a Hash>) -> Hash
 
 /// The UTF-8 message a seal signs.
 pub fn seal_message(run: &str, events: u64, content_hash: &Hash, status: RunStatus) -> String {
-    format!(
-        "{SEAL_MESSAGE_PREFIX}{run}\n{events}\n{}\n{status}\n",
-        hex::encode(content_hash)
-    )
+    format!("{SEAL_MESSAGE_PREFIX}{run}\n{events}\n{}\n{status}\n", hex::encode(content_hash))
 }
 
 /// Builds the `receipt.sealed` event covering `covered` (the run's entries with seq `0..k`, as
 /// stored), signed by `key`, the identity named as the seal's actor.
-pub fn seal_event(
-    h: TreeHash,
-    run: &str,
-    covered: &[impl AsRef<[u8]>],
-    status: RunStatus,
-    key: &NamedKey,
-) -> Event {
+pub fn seal_event(h: TreeHash, run: &str, covered: &[impl AsRef<[u8]>], status: RunStatus, key: &NamedKey) -> Event {
     let leaves: Vec<Hash> = covered.iter().map(|e| h.leaf(e.as_ref())).collect();
     seal_event_from_leaves(run, &leaves, status, key)
 }
 
 /// Like [`seal_event`], from the covered entries' leaf hashes.
-pub fn seal_event_from_leaves(
-    run: &str,
-    leaves: &[Hash],
-    status: RunStatus,
-    key: &NamedKey,
-) -> Event {
+pub fn seal_event_from_leaves(run: &str, leaves: &[Hash], status: RunStatus, key: &NamedKey) -> Event {
     let content_hash = content_hash(leaves);
     let events = leaves.len() as u64;
     let sig = key.sign(seal_message(run, events, &content_hash, status).as_bytes());
-    Event::ReceiptSealed {
-        content_hash,
-        events,
-        status,
-        sig,
-    }
+    Event::ReceiptSealed { content_hash, events, status, sig }
 }

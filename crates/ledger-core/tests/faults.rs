@@ -32,13 +32,7 @@ struct Faulty {
 
 impl Faulty {
     fn new(inner: Arc<MemStore>, mode: Mode, fail_commit: u64) -> Faulty {
-        Faulty {
-            inner,
-            mode,
-            fail_commit,
-            commits: AtomicU64::new(0),
-            fail_checkpoints: AtomicBool::new(false),
-        }
+        Faulty { inner, mode, fail_commit, commits: AtomicU64::new(0), fail_checkpoints: AtomicBool::new(false) }
     }
 }
 
@@ -58,12 +52,7 @@ impl Store for Faulty {
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
         self.inner.entry(index)
     }
-    fn scan_entries(
-        &self,
-        s: u64,
-        e: u64,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn scan_entries(&self, s: u64, e: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
         self.inner.scan_entries(s, e, f)
     }
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
@@ -95,30 +84,16 @@ impl Store for Faulty {
 fn batches(key: &ledger_core::NamedKey) -> Vec<Vec<Vec<u8>>> {
     let mut b = vec![vec![identity(key)]];
     for r in 0..12 {
-        b.push(sealed_run(
-            TreeHash::Blake3,
-            &format!("run-{r}"),
-            key,
-            r % 4,
-        ));
+        b.push(sealed_run(TreeHash::Blake3, &format!("run-{r}"), key, r % 4));
     }
     b
 }
 
 /// Checks the recovered log: acknowledged entries present, tree equal to a recomputation.
 fn check_recovered(inner: &Arc<MemStore>, acked: &[(u64, Vec<u8>)]) -> Log {
-    let log = Log::open(
-        inner.clone() as Arc<dyn Store>,
-        log_key(),
-        LogConfig::default(),
-    )
-    .unwrap();
+    let log = Log::open(inner.clone() as Arc<dyn Store>, log_key(), LogConfig::default()).unwrap();
     for (index, bytes) in acked {
-        assert_eq!(
-            &log.entry(*index).unwrap(),
-            bytes,
-            "acknowledged entry {index} lost"
-        );
+        assert_eq!(&log.entry(*index).unwrap(), bytes, "acknowledged entry {index} lost");
     }
     let size = log.durable_size();
     let mut tree = MemTree::new(TreeHash::Blake3);
@@ -138,12 +113,7 @@ fn a_failed_commit_poisons_at_every_step() {
         for fail in 1..=all.len() as u64 {
             let inner = Arc::new(MemStore::new());
             let faulty = Arc::new(Faulty::new(inner.clone(), mode, fail));
-            let log = Log::open(
-                faulty.clone() as Arc<dyn Store>,
-                log_key(),
-                LogConfig::default(),
-            )
-            .unwrap();
+            let log = Log::open(faulty.clone() as Arc<dyn Store>, log_key(), LogConfig::default()).unwrap();
             let mut acked = Vec::new();
             let mut failed_at = None;
             for (i, b) in all.iter().enumerate() {
@@ -156,21 +126,11 @@ fn a_failed_commit_poisons_at_every_step() {
                 }
             }
             let first = failed_at.expect("the injected fault surfaces");
-            assert_eq!(
-                first as u64,
-                fail - 1,
-                "the batch whose commit failed is the first refused"
-            );
-            assert!(
-                log.poisoned().unwrap().contains("injected"),
-                "the reason is kept"
-            );
+            assert_eq!(first as u64, fail - 1, "the batch whose commit failed is the first refused");
+            assert!(log.poisoned().unwrap().contains("injected"), "the reason is kept");
             // Fail fast: nothing reaches the store after poisoning.
             let commits = faulty.commits.load(Ordering::SeqCst);
-            assert!(matches!(
-                log.append(all[0].clone()),
-                Err(Error::Poisoned(_))
-            ));
+            assert!(matches!(log.append(all[0].clone()), Err(Error::Poisoned(_))));
             assert!(matches!(log.sign_checkpoint(), Err(Error::Poisoned(_))));
             assert_eq!(faulty.commits.load(Ordering::SeqCst), commits);
             let _ = log.close();
@@ -178,23 +138,13 @@ fn a_failed_commit_poisons_at_every_step() {
 
             let log = check_recovered(&inner, &acked);
             let failed_batch = &all[fail as usize - 1];
-            let present = log
-                .run_entries(
-                    &ledger_core::Entry::decode(&failed_batch[0])
-                        .unwrap()
-                        .run
-                        .to_string(),
-                )
-                .unwrap();
+            let present =
+                log.run_entries(&ledger_core::Entry::decode(&failed_batch[0]).unwrap().run.to_string()).unwrap();
             match mode {
                 Mode::Before => {
                     assert!(present.is_empty(), "nothing of the failed batch is stored")
                 }
-                Mode::After => assert_eq!(
-                    present.len(),
-                    failed_batch.len(),
-                    "the persisted batch is recovered"
-                ),
+                Mode::After => assert_eq!(present.len(), failed_batch.len(), "the persisted batch is recovered"),
             }
             // Writing resumes after reopening: the rest of the batches (idempotent where present).
             for b in &all[fail as usize - 1..] {
@@ -210,22 +160,14 @@ fn a_failed_checkpoint_write_poisons() {
     let inner = Arc::new(MemStore::new());
     let faulty = Arc::new(Faulty::new(inner.clone(), Mode::Before, u64::MAX));
     // Only this test signs checkpoints (the interval never elapses).
-    let cfg = LogConfig {
-        checkpoint_interval: std::time::Duration::from_secs(3600),
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig { checkpoint_interval: std::time::Duration::from_secs(3600), ..LogConfig::default() };
     let log = Log::open(faulty.clone() as Arc<dyn Store>, log_key(), cfg).unwrap();
     let key = gateway_key();
     let acked = log.append(vec![identity(&key)]).unwrap();
     faulty.fail_checkpoints.store(true, Ordering::SeqCst);
     assert!(matches!(log.sign_checkpoint(), Err(Error::Storage(_))));
-    let err = log
-        .append(sealed_run(TreeHash::Blake3, "r", &key, 0))
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Poisoned(ref r) if r.contains("checkpoint")),
-        "{err}"
-    );
+    let err = log.append(sealed_run(TreeHash::Blake3, "r", &key, 0)).unwrap_err();
+    assert!(matches!(err, Error::Poisoned(ref r) if r.contains("checkpoint")), "{err}");
     drop(log);
     let log = check_recovered(&inner, &[(acked[0], identity(&key))]);
     // The reopened log signs the checkpoint the failed write could not store.

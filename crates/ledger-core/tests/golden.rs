@@ -15,8 +15,8 @@ use std::time::Duration;
 use common::*;
 use ledger_core::entry::Protocol;
 use ledger_core::{
-    Checkpoint, Entry, Error, Event, Kind, Log, LogConfig, LogDescriptor, MemStore, Receipt,
-    ReceiptStep, ReceiptVerifier, RunStatus, Store, TreeHash,
+    Checkpoint, Entry, Error, Event, Kind, Log, LogConfig, LogDescriptor, MemStore, Receipt, ReceiptStep,
+    ReceiptVerifier, RunStatus, Store, TreeHash,
 };
 
 fn golden_dir() -> PathBuf {
@@ -30,8 +30,7 @@ fn check_or_update(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(
         actual, expected,
         "{name} drifted from its golden fixture; a byte-level change needs a new version string"
@@ -42,53 +41,30 @@ fn check_or_update(name: &str, actual: &str) {
 fn every_kind() -> Vec<Entry> {
     let h32 = |s: &str| *blake3::hash(s.as_bytes()).as_bytes();
     let events = vec![
-        Event::IdentityRegistered {
-            public_key: gateway_key().public_key(),
-        },
+        Event::IdentityRegistered { public_key: gateway_key().public_key() },
         Event::TaskAccepted {
             protocol: Protocol::Mcp,
             skill: "search".into(),
             caller: "bob".into(),
             input_hash: h32("input"),
         },
-        Event::TaskStatus {
-            state: "input_required".into(),
-            message: Some("which year?".into()),
-        },
-        Event::SkillProgress {
-            stage: "fetch".into(),
-            pct: 50,
-            message: "half way".into(),
-        },
-        Event::WorkspaceRead {
-            path: "in/data.csv".into(),
-            bytes: 1024,
-            hash: h32("data"),
-        },
-        Event::WorkspaceWritten {
-            path: "out/report.md".into(),
-            bytes: 77,
-            hash: h32("report"),
-        },
+        Event::TaskStatus { state: "input_required".into(), message: Some("which year?".into()) },
+        Event::SkillProgress { stage: "fetch".into(), pct: 50, message: "half way".into() },
+        Event::WorkspaceRead { path: "in/data.csv".into(), bytes: 1024, hash: h32("data") },
+        Event::WorkspaceWritten { path: "out/report.md".into(), bytes: 77, hash: h32("report") },
         Event::WorkspaceDenied {
             op: "write".into(),
             path: "etc/passwd".into(),
             reason: "outside the output prefix".into(),
         },
-        Event::ScopeRequested {
-            paths: vec!["in/**".into(), "cache/*.json".into()],
-            reason: "needs the cache".into(),
-        },
+        Event::ScopeRequested { paths: vec!["in/**".into(), "cache/*.json".into()], reason: "needs the cache".into() },
         Event::ScopeGranted {
             prior_grant: "g1".into(),
             new_grant: "g2".into(),
             paths: vec!["cache/*.json".into()],
             approver: "carol".into(),
         },
-        Event::ScopeDenied {
-            approver: "carol".into(),
-            reason: "not today".into(),
-        },
+        Event::ScopeDenied { approver: "carol".into(), reason: "not today".into() },
         Event::ArtifactAdded {
             name: "report.md".into(),
             media_type: "text/markdown".into(),
@@ -107,33 +83,11 @@ fn every_kind() -> Vec<Entry> {
             artifacts: vec![],
             error: Some("upstream timed out".into()),
         },
-        Event::TaskEnded {
-            status: RunStatus::Canceled,
-            elapsed_ms: 10,
-            artifacts: vec![],
-            error: None,
-        },
-        Event::TaskEnded {
-            status: RunStatus::Rejected,
-            elapsed_ms: 0,
-            artifacts: vec![],
-            error: None,
-        },
-        Event::EvalScored {
-            rubric: "accuracy".into(),
-            score_milli: -250,
-            failures: vec!["cites nothing".into()],
-        },
-        Event::ReviewSigned {
-            approver: "dave".into(),
-            notes: "ok".into(),
-        },
-        Event::ReceiptSealed {
-            content_hash: h32("content"),
-            events: 17,
-            status: RunStatus::Completed,
-            sig: [7; 64],
-        },
+        Event::TaskEnded { status: RunStatus::Canceled, elapsed_ms: 10, artifacts: vec![], error: None },
+        Event::TaskEnded { status: RunStatus::Rejected, elapsed_ms: 0, artifacts: vec![], error: None },
+        Event::EvalScored { rubric: "accuracy".into(), score_milli: -250, failures: vec!["cites nothing".into()] },
+        Event::ReviewSigned { approver: "dave".into(), notes: "ok".into() },
+        Event::ReceiptSealed { content_hash: h32("content"), events: 17, status: RunStatus::Completed, sig: [7; 64] },
     ];
     events
         .into_iter()
@@ -157,28 +111,16 @@ fn every_kind() -> Vec<Entry> {
 fn entries_of_every_kind() {
     let entries = every_kind();
     let kinds: Vec<Kind> = entries.iter().map(Entry::kind).collect();
-    assert_eq!(
-        kinds,
-        Kind::ALL.to_vec(),
-        "one fixture per kind, in table order"
-    );
+    assert_eq!(kinds, Kind::ALL.to_vec(), "one fixture per kind, in table order");
     let mut text = String::new();
     for e in &entries {
         let bytes = e.encode();
-        assert_eq!(
-            &Entry::decode(&bytes).unwrap(),
-            e,
-            "round trip of {}",
-            e.kind()
-        );
+        assert_eq!(&Entry::decode(&bytes).unwrap(), e, "round trip of {}", e.kind());
         text.push_str(&format!("{} {}\n", e.kind(), hex::encode(&bytes)));
     }
     check_or_update("entries.txt", &text);
     // The checked-in bytes decode, and re-encode to themselves.
-    for line in std::fs::read_to_string(golden_dir().join("entries.txt"))
-        .unwrap()
-        .lines()
-    {
+    for line in std::fs::read_to_string(golden_dir().join("entries.txt")).unwrap().lines() {
         let (kind, hx) = line.split_once(' ').unwrap();
         let bytes = hex::decode(hx).unwrap();
         let e = Entry::decode(&bytes).unwrap();
@@ -189,17 +131,12 @@ fn entries_of_every_kind() {
 
 /// A log with one identity and three sealed runs, checkpointed.
 fn golden_log(hash: TreeHash) -> Log {
-    let cfg = LogConfig {
-        hash,
-        checkpoint_interval: Duration::from_secs(3600),
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig { hash, checkpoint_interval: Duration::from_secs(3600), ..LogConfig::default() };
     let log = Log::open(Arc::new(MemStore::new()) as Arc<dyn Store>, log_key(), cfg).unwrap();
     let key = gateway_key();
     log.append(vec![identity(&key)]).unwrap();
     for r in 0..3 {
-        log.append(sealed_run(hash, &format!("golden-{r}"), &key, r))
-            .unwrap();
+        log.append(sealed_run(hash, &format!("golden-{r}"), &key, r)).unwrap();
     }
     log.sign_checkpoint().unwrap();
     log
@@ -217,19 +154,14 @@ fn checkpoint_and_receipts() {
         check_or_update(&format!("receipt-{hash}.json"), &receipt);
 
         // The checked-in files verify on their own.
-        let desc: LogDescriptor = serde_json::from_str(
-            &std::fs::read_to_string(golden_dir().join(format!("log-{hash}.json"))).unwrap(),
-        )
-        .unwrap();
-        let note =
-            std::fs::read_to_string(golden_dir().join(format!("checkpoint-{hash}.txt"))).unwrap();
+        let desc: LogDescriptor =
+            serde_json::from_str(&std::fs::read_to_string(golden_dir().join(format!("log-{hash}.json"))).unwrap())
+                .unwrap();
+        let note = std::fs::read_to_string(golden_dir().join(format!("checkpoint-{hash}.txt"))).unwrap();
         let opened = Checkpoint::open(&note, &desc.verifier_key().unwrap()).unwrap();
         assert_eq!(opened.size, log.durable_size());
         let json = std::fs::read(golden_dir().join(format!("receipt-{hash}.json"))).unwrap();
-        let v = ReceiptVerifier::new(desc)
-            .unwrap()
-            .verify_json(&json)
-            .unwrap();
+        let v = ReceiptVerifier::new(desc).unwrap().verify_json(&json).unwrap();
         assert_eq!(v.run(), "golden-1");
         assert_eq!(v.status, RunStatus::Completed);
         assert_eq!(v.actor(), "gateway");
@@ -251,10 +183,7 @@ fn expected_failure(orig: &serde_json::Value, tampered: &serde_json::Value) -> E
             "format" => Expect::Malformed,
             "log" => {
                 let (oo, to) = (ov.as_object().unwrap(), tv.as_object().unwrap());
-                let valid_hash = matches!(
-                    to.get("hash").and_then(|h| h.as_str()),
-                    Some("blake3" | "sha256")
-                );
+                let valid_hash = matches!(to.get("hash").and_then(|h| h.as_str()), Some("blake3" | "sha256"));
                 if oo.keys().ne(to.keys()) || !valid_hash || !to.values().all(|v| v.is_string()) {
                     Expect::Malformed
                 } else {
@@ -303,9 +232,7 @@ fn flipping_any_byte_of_a_receipt_fails_at_the_right_step() {
             for bit in [0x01u8, 0x40] {
                 let mut t = json.clone();
                 t[pos] ^= bit;
-                let err = verifier
-                    .verify_json(&t)
-                    .expect_err(&format!("flip {bit:#x} at byte {pos} went unnoticed"));
+                let err = verifier.verify_json(&t).expect_err(&format!("flip {bit:#x} at byte {pos} went unnoticed"));
                 let expect = match serde_json::from_slice::<serde_json::Value>(&t) {
                     Err(_) => Expect::Malformed,
                     Ok(tv) => expected_failure(&orig, &tv),
@@ -315,15 +242,11 @@ fn flipping_any_byte_of_a_receipt_fails_at_the_right_step() {
                     (Expect::StepOrMalformed(..), Error::MalformedReceipt(_)) => true,
                     (Expect::Step(s, i) | Expect::StepOrMalformed(s, i), e) => {
                         e.receipt_step() == Some(*s)
-                            && (i.is_none()
-                                || matches!(e, Error::ReceiptInvalid { index, .. } if index == i))
+                            && (i.is_none() || matches!(e, Error::ReceiptInvalid { index, .. } if index == i))
                     }
                     _ => false,
                 };
-                assert!(
-                    ok,
-                    "flip {bit:#x} at byte {pos}: expected {expect:?}, got {err}"
-                );
+                assert!(ok, "flip {bit:#x} at byte {pos}: expected {expect:?}, got {err}");
             }
         }
     }
@@ -347,37 +270,22 @@ fn later_steps_catch_substituted_content() {
     // Step 3: entries out of order.
     let mut r = good.clone();
     r.entries.swap(0, 1);
-    assert_eq!(
-        verifier.verify(&r).unwrap_err().receipt_step(),
-        Some(ReceiptStep::Entries)
-    );
+    assert_eq!(verifier.verify(&r).unwrap_err().receipt_step(), Some(ReceiptStep::Entries));
 
     // Step 3: the seal dropped.
     let mut r = good.clone();
     r.entries.pop();
-    assert_eq!(
-        verifier.verify(&r).unwrap_err().receipt_step(),
-        Some(ReceiptStep::Entries)
-    );
+    assert_eq!(verifier.verify(&r).unwrap_err().receipt_step(), Some(ReceiptStep::Entries));
 
     // Step 5: the signer entry replaced by a non-identity entry.
     let mut r = good.clone();
     r.signer = other.entries[0].clone();
-    assert_eq!(
-        verifier.verify(&r).unwrap_err().receipt_step(),
-        Some(ReceiptStep::Signature)
-    );
+    assert_eq!(verifier.verify(&r).unwrap_err().receipt_step(), Some(ReceiptStep::Signature));
 
     // Step 1: another log's key.
     let mut desc = log.descriptor().clone();
-    desc.vkey = ledger_core::NamedKey::from_seed(&desc.origin, [0x55; 32])
-        .unwrap()
-        .verifier()
-        .to_string();
-    let e = ReceiptVerifier::new(desc)
-        .unwrap()
-        .verify(&good)
-        .unwrap_err();
+    desc.vkey = ledger_core::NamedKey::from_seed(&desc.origin, [0x55; 32]).unwrap().verifier().to_string();
+    let e = ReceiptVerifier::new(desc).unwrap().verify(&good).unwrap_err();
     assert_eq!(e.receipt_step(), Some(ReceiptStep::Checkpoint), "{e}");
     let _: Receipt = good;
 }
@@ -386,10 +294,7 @@ fn later_steps_catch_substituted_content() {
 /// their receipts fail at step 4 (content hash) and step 5 (signature).
 #[test]
 fn wrong_seals_fail_steps_four_and_five() {
-    let cfg = LogConfig {
-        checkpoint_interval: Duration::from_secs(3600),
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig { checkpoint_interval: Duration::from_secs(3600), ..LogConfig::default() };
     let log = Log::open(Arc::new(MemStore::new()) as Arc<dyn Store>, log_key(), cfg).unwrap();
     let key = gateway_key();
     log.append(vec![identity(&key)]).unwrap();
@@ -411,29 +316,18 @@ fn wrong_seals_fail_steps_four_and_five() {
 
     // The right content hash for another status than the one signed.
     let mut run = run_events("bad-status", "gateway", 0);
-    let Event::ReceiptSealed {
-        content_hash,
-        events,
-        sig,
-        ..
-    } = ledger_core::seal::seal_event(h, "bad-status", &run, RunStatus::Completed, &key)
+    let Event::ReceiptSealed { content_hash, events, sig, .. } =
+        ledger_core::seal::seal_event(h, "bad-status", &run, RunStatus::Completed, &key)
     else {
         unreachable!()
     };
-    let seal = Event::ReceiptSealed {
-        content_hash,
-        events,
-        sig,
-        status: RunStatus::Failed,
-    };
+    let seal = Event::ReceiptSealed { content_hash, events, sig, status: RunStatus::Failed };
     run.push(entry("bad-status", run.len() as u64, "gateway", seal));
     log.append(run).unwrap();
 
     log.sign_checkpoint().unwrap();
     let mut verifier = ReceiptVerifier::new(log.descriptor().clone()).unwrap();
-    let e = verifier
-        .verify(&log.receipt("bad-hash").unwrap())
-        .unwrap_err();
+    let e = verifier.verify(&log.receipt("bad-hash").unwrap()).unwrap_err();
     assert_eq!(e.receipt_step(), Some(ReceiptStep::ContentHash), "{e}");
     for run in ["bad-sig", "bad-status"] {
         let e = verifier.verify(&log.receipt(run).unwrap()).unwrap_err();

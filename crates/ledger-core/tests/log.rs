@@ -6,15 +6,10 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ledger_core::{
-    Error, Event, Log, LogConfig, MemStore, ReceiptVerifier, Store, TreeHash, merkle,
-};
+use ledger_core::{Error, Event, Log, LogConfig, MemStore, ReceiptVerifier, Store, TreeHash, merkle};
 
 fn open(store: &Arc<MemStore>, hash: TreeHash) -> Log {
-    let cfg = LogConfig {
-        hash,
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig { hash, ..LogConfig::default() };
     Log::open(store.clone() as Arc<dyn Store>, log_key(), cfg).unwrap()
 }
 
@@ -36,15 +31,7 @@ fn run_rules_are_enforced() {
     assert_eq!(log.append(vec![run[1].clone()]).unwrap(), vec![1]);
 
     // A conflicting duplicate.
-    let other = entry(
-        "r1",
-        1,
-        "gateway",
-        Event::TaskStatus {
-            state: "failed".into(),
-            message: None,
-        },
-    );
+    let other = entry("r1", 1, "gateway", Event::TaskStatus { state: "failed".into(), message: None });
     let err = log.append(vec![other]).unwrap_err();
     assert!(
         matches!(err, Error::InBatch { ref source, .. } if matches!(**source, Error::Conflict { seq: 1, index: 1, .. })),
@@ -52,22 +39,15 @@ fn run_rules_are_enforced() {
     );
 
     // A batch is atomic: a bad last entry keeps the good first one out.
-    let err = log
-        .append(vec![run[2].clone(), run[4].clone()])
-        .unwrap_err();
+    let err = log.append(vec![run[2].clone(), run[4].clone()]).unwrap_err();
     assert!(matches!(err, Error::InBatch { position: 1, .. }), "{err}");
     assert_eq!(log.durable_size(), 2);
     // A malformed entry fails its batch before sequencing, naming its position.
-    let err = log
-        .append(vec![run[2].clone(), b"\xa0".to_vec(), vec![0xff]])
-        .unwrap_err();
+    let err = log.append(vec![run[2].clone(), b"\xa0".to_vec(), vec![0xff]]).unwrap_err();
     assert!(matches!(err, Error::InBatch { position: 1, .. }), "{err}");
     assert_eq!(log.append(run[2..].to_vec()).unwrap(), vec![2, 3, 4, 5]);
     // Duplicates inside one batch.
-    assert_eq!(
-        log.append(vec![run[5].clone(), run[5].clone()]).unwrap(),
-        vec![5, 5]
-    );
+    assert_eq!(log.append(vec![run[5].clone(), run[5].clone()]).unwrap(), vec![5, 5]);
     log.close().unwrap();
 }
 
@@ -93,10 +73,7 @@ fn concurrent_appenders_get_a_consistent_tree() {
             })
         })
         .collect();
-    let acked: Vec<(u64, Vec<u8>)> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let acked: Vec<(u64, Vec<u8>)> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     let size = log.durable_size();
     assert_eq!(size as usize, acked.len() + 1);
     let mut tree = ledger_core::MemTree::new(TreeHash::Sha256);
@@ -115,11 +92,7 @@ fn concurrent_appenders_get_a_consistent_tree() {
         for r in 0..20 {
             let receipt = log.receipt(&format!("t{t}-r{r}")).unwrap();
             let v = verifier.verify(&receipt).unwrap();
-            assert_eq!(
-                v.entries.len(),
-                5 + r % 5,
-                "accepted, working, progress, artifact, completed, seal"
-            );
+            assert_eq!(v.entries.len(), 5 + r % 5, "accepted, working, progress, artifact, completed, seal");
         }
     }
 }
@@ -136,68 +109,33 @@ fn reopening_recovers_the_exact_state() {
             log.append(vec![identity(&key)]).unwrap();
         }
         for r in 0..40 {
-            log.append(sealed_run(
-                TreeHash::Blake3,
-                &format!("round{round}-{r}"),
-                &key,
-                r % 3,
-            ))
-            .unwrap();
+            log.append(sealed_run(TreeHash::Blake3, &format!("round{round}-{r}"), &key, r % 3)).unwrap();
         }
         let size = log.durable_size();
         roots.push((size, log.root_at(size).unwrap()));
         // Appends continue where the last process left off, seq rules included.
-        let err = log.append(vec![
-            sealed_run(TreeHash::Blake3, "round0-0", &key, 0)[1].clone(),
-        ]);
-        assert!(
-            err.is_ok(),
-            "an identical duplicate from an earlier process is idempotent"
-        );
+        let err = log.append(vec![sealed_run(TreeHash::Blake3, "round0-0", &key, 0)[1].clone()]);
+        assert!(err.is_ok(), "an identical duplicate from an earlier process is idempotent");
         log.close().unwrap();
     }
     let log = open(&store, TreeHash::Blake3);
     let (size, _) = *roots.last().unwrap();
     assert_eq!(log.durable_size(), size);
-    assert_eq!(
-        log.checkpoint().checkpoint.size,
-        size,
-        "close signs a final checkpoint"
-    );
+    assert_eq!(log.checkpoint().checkpoint.size, size, "close signs a final checkpoint");
     for (s, root) in &roots {
         assert_eq!(log.root_at(*s).unwrap(), *root);
         let proof = log.consistency_proof(*s, size).unwrap();
-        merkle::verify_consistency(
-            TreeHash::Blake3,
-            *s,
-            size,
-            root,
-            &log.root_at(size).unwrap(),
-            &proof,
-        )
-        .unwrap();
+        merkle::verify_consistency(TreeHash::Blake3, *s, size, root, &log.root_at(size).unwrap(), &proof).unwrap();
     }
     // A different tree hash is refused.
     drop(log);
     let err = Log::open(
         store.clone() as Arc<dyn Store>,
         log_key(),
-        LogConfig {
-            hash: TreeHash::Sha256,
-            ..LogConfig::default()
-        },
+        LogConfig { hash: TreeHash::Sha256, ..LogConfig::default() },
     )
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::ParameterMismatch {
-                what: "tree hash",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::ParameterMismatch { what: "tree hash", .. }), "{err}");
     // So is another key under the same origin.
     let other = ledger_core::NamedKey::from_seed(log_key().name(), [0x99; 32]).unwrap();
     let err = Log::open(store.clone() as Arc<dyn Store>, other, LogConfig::default()).unwrap_err();
@@ -217,9 +155,7 @@ fn receipts_track_the_latest_seal_and_checkpoints() {
     log.append(run[3..].to_vec()).unwrap();
     // Sealed and durable, but perhaps not yet checkpointed; waiting gets a covering checkpoint.
     let seal_index = log.durable_size() - 1;
-    let cp = log
-        .wait_for_checkpoint(seal_index + 1, std::time::Duration::from_secs(10))
-        .unwrap();
+    let cp = log.wait_for_checkpoint(seal_index + 1, std::time::Duration::from_secs(10)).unwrap();
     assert!(cp.checkpoint.size > seal_index);
     let mut verifier = ReceiptVerifier::new(log.descriptor().clone()).unwrap();
     let first = verifier.verify(&log.receipt("r").unwrap()).unwrap();
@@ -230,20 +166,10 @@ fn receipts_track_the_latest_seal_and_checkpoints() {
         "r",
         run.len() as u64,
         "gateway",
-        Event::EvalScored {
-            rubric: "accuracy".into(),
-            score_milli: 875,
-            failures: vec![],
-        },
+        Event::EvalScored { rubric: "accuracy".into(), score_milli: 875, failures: vec![] },
     );
     run.push(eval);
-    let seal = ledger_core::seal::seal_event(
-        TreeHash::Blake3,
-        "r",
-        &run,
-        ledger_core::RunStatus::Completed,
-        &key,
-    );
+    let seal = ledger_core::seal::seal_event(TreeHash::Blake3, "r", &run, ledger_core::RunStatus::Completed, &key);
     run.push(entry("r", run.len() as u64, "gateway", seal));
     log.append(run[run.len() - 2..].to_vec()).unwrap();
     log.sign_checkpoint().unwrap();
@@ -257,12 +183,7 @@ fn small_order_identity_keys_are_refused() {
     let log = open(&store, TreeHash::Blake3);
     let mut weak = [0u8; 32];
     weak[0] = 1; // the identity point
-    let e = entry(
-        "id/mallory",
-        0,
-        "mallory",
-        Event::IdentityRegistered { public_key: weak },
-    );
+    let e = entry("id/mallory", 0, "mallory", Event::IdentityRegistered { public_key: weak });
     let err = log.append(vec![e]).unwrap_err();
     assert!(err.to_string().contains("small-order"), "{err}");
 }

@@ -54,9 +54,7 @@ fn naive_subproof(h: TreeHash, m: usize, d: &[Vec<u8>], b: bool) -> Vec<Hash> {
 }
 
 fn leaves(n: usize, salt: u64) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| format!("entry {i} salt {salt}").into_bytes())
-        .collect()
+    (0..n).map(|i| format!("entry {i} salt {salt}").into_bytes()).collect()
 }
 
 fn tree_of(h: TreeHash, d: &[Vec<u8>]) -> MemTree {
@@ -79,16 +77,8 @@ fn unhex32(s: &str) -> Hash {
     unhex(s).try_into().unwrap()
 }
 
-const VECTOR_LEAVES: [&str; 8] = [
-    "",
-    "00",
-    "10",
-    "2021",
-    "3031",
-    "40414243",
-    "5051525354555657",
-    "606162636465666768696a6b6c6d6e6f",
-];
+const VECTOR_LEAVES: [&str; 8] =
+    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
 const VECTOR_ROOTS: [&str; 9] = [
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
@@ -107,11 +97,7 @@ fn rfc6962_sha256_vectors() {
     let d: Vec<Vec<u8>> = VECTOR_LEAVES.iter().map(|s| unhex(s)).collect();
     let t = tree_of(h, &d);
     for (size, want) in VECTOR_ROOTS.iter().enumerate() {
-        assert_eq!(
-            hex::encode(t.root_at(size as u64).unwrap()),
-            *want,
-            "root of size {size}"
-        );
+        assert_eq!(hex::encode(t.root_at(size as u64).unwrap()), *want, "root of size {size}");
     }
     let inclusion: [(u64, u64, [&str; 3]); 2] = [
         (
@@ -137,8 +123,7 @@ fn rfc6962_sha256_vectors() {
         let want: Vec<Hash> = proof.iter().map(|s| unhex32(s)).collect();
         assert_eq!(t.inclusion_proof(index, size).unwrap(), want);
         let root = unhex32(VECTOR_ROOTS[size as usize]);
-        merkle::verify_inclusion(h, index, size, &h.leaf(&d[index as usize]), &want, &root)
-            .unwrap();
+        merkle::verify_inclusion(h, index, size, &h.leaf(&d[index as usize]), &want, &root).unwrap();
     }
     let consistency: [(u64, u64, &[&str]); 3] = [
         (
@@ -169,15 +154,8 @@ fn rfc6962_sha256_vectors() {
     ];
     for (old, new, proof) in consistency {
         let want: Vec<Hash> = proof.iter().map(|s| unhex32(s)).collect();
-        assert_eq!(
-            t.consistency_proof(old, new).unwrap(),
-            want,
-            "{old} -> {new}"
-        );
-        let (r1, r2) = (
-            unhex32(VECTOR_ROOTS[old as usize]),
-            unhex32(VECTOR_ROOTS[new as usize]),
-        );
+        assert_eq!(t.consistency_proof(old, new).unwrap(), want, "{old} -> {new}");
+        let (r1, r2) = (unhex32(VECTOR_ROOTS[old as usize]), unhex32(VECTOR_ROOTS[new as usize]));
         merkle::verify_consistency(h, old, new, &r1, &r2, &want).unwrap();
     }
 }
@@ -191,40 +169,19 @@ fn ct_check<D: digest::Digest>(h: TreeHash, d: &[Vec<u8>], index: usize, old: us
         ct.push(e.clone());
     }
     let n = d.len() as u64;
-    assert_eq!(
-        ct.root().as_bytes().as_slice(),
-        ours.root().as_slice(),
-        "root, size {n}"
-    );
+    assert_eq!(ct.root().as_bytes().as_slice(), ours.root().as_slice(), "root, size {n}");
     let proof: Vec<u8> = ours.inclusion_proof(index as u64, n).unwrap().concat();
-    assert_eq!(
-        ct.prove_inclusion(index).as_bytes(),
-        proof.as_slice(),
-        "inclusion {index}/{n}"
-    );
-    ct.root()
-        .verify_inclusion(
-            &d[index],
-            index as u64,
-            &ct_merkle::InclusionProof::<D>::from_bytes(proof),
-        )
-        .unwrap();
+    assert_eq!(ct.prove_inclusion(index).as_bytes(), proof.as_slice(), "inclusion {index}/{n}");
+    ct.root().verify_inclusion(&d[index], index as u64, &ct_merkle::InclusionProof::<D>::from_bytes(proof)).unwrap();
     if old > 0 && old < d.len() {
         let proof: Vec<u8> = ours.consistency_proof(old as u64, n).unwrap().concat();
-        assert_eq!(
-            ct.prove_consistency(d.len() - old).as_bytes(),
-            proof.as_slice(),
-            "consistency {old}->{n}"
-        );
+        assert_eq!(ct.prove_consistency(d.len() - old).as_bytes(), proof.as_slice(), "consistency {old}->{n}");
         let mut old_tree = ct_merkle::mem_backed_tree::MemoryBackedTree::<D, Vec<u8>>::new();
         for e in &d[..old] {
             old_tree.push(e.clone());
         }
         ct.root()
-            .verify_consistency(
-                &old_tree.root(),
-                &ct_merkle::ConsistencyProof::<D>::try_from_bytes(proof).unwrap(),
-            )
+            .verify_consistency(&old_tree.root(), &ct_merkle::ConsistencyProof::<D>::try_from_bytes(proof).unwrap())
             .unwrap();
     }
 }
@@ -256,19 +213,9 @@ fn rs_check<R: rs_merkle::Hasher<Hash = [u8; 32]>>(h: TreeHash, d: &[Vec<u8>], i
     let leaf_hashes: Vec<Hash> = d.iter().map(|e| h.leaf(e)).collect();
     let rs = rs_merkle::MerkleTree::<R>::from_leaves(&leaf_hashes);
     let ours = tree_of(h, d);
-    assert_eq!(
-        rs.root().unwrap(),
-        ours.root(),
-        "rs_merkle root, size {}",
-        d.len()
-    );
+    assert_eq!(rs.root().unwrap(), ours.root(), "rs_merkle root, size {}", d.len());
     let rs_proof = rs.proof(&[index]);
-    assert_eq!(
-        rs_proof.proof_hashes(),
-        ours.inclusion_proof(index as u64, d.len() as u64)
-            .unwrap()
-            .as_slice()
-    );
+    assert_eq!(rs_proof.proof_hashes(), ours.inclusion_proof(index as u64, d.len() as u64).unwrap().as_slice());
     assert!(rs_proof.verify(ours.root(), &[index], &[leaf_hashes[index]], d.len()));
 }
 
@@ -281,30 +228,14 @@ fn check_against_naive(h: TreeHash, d: &[Vec<u8>], index: usize, old: usize) {
     assert_eq!(t.root_at(old as u64).unwrap(), mth(h, &d[..old]));
     let proof = t.inclusion_proof(index as u64, n as u64).unwrap();
     assert_eq!(proof, naive_path(h, index, d));
-    merkle::verify_inclusion(
-        h,
-        index as u64,
-        n as u64,
-        &h.leaf(&d[index]),
-        &proof,
-        &t.root(),
-    )
-    .unwrap();
+    merkle::verify_inclusion(h, index as u64, n as u64, &h.leaf(&d[index]), &proof, &t.root()).unwrap();
     let cproof = t.consistency_proof(old as u64, n as u64).unwrap();
     if old > 0 && old < n {
         assert_eq!(cproof, naive_subproof(h, old, d, true));
     } else {
         assert!(cproof.is_empty());
     }
-    merkle::verify_consistency(
-        h,
-        old as u64,
-        n as u64,
-        &mth(h, &d[..old]),
-        &t.root(),
-        &cproof,
-    )
-    .unwrap();
+    merkle::verify_consistency(h, old as u64, n as u64, &mth(h, &d[..old]), &t.root(), &cproof).unwrap();
     // The compact range of any prefix folds to that prefix's root.
     let cr = CompactRange::load(&t, old as u64).unwrap();
     assert_eq!(cr.root(h), mth(h, &d[..old]));
@@ -319,9 +250,7 @@ fn check_rejections(h: TreeHash, d: &[Vec<u8>], index: usize, old: usize) {
     // Wrong leaf, wrong index, any flipped proof hash, truncated or extended proofs. (A wrong
     // size alone can verify when the path has the same shape: RFC 9162 verification binds the
     // size only through the root, which is why checkpoints sign size and root together.)
-    assert!(
-        merkle::verify_inclusion(h, index as u64, n, &h.leaf(b"other"), &proof, &root).is_err()
-    );
+    assert!(merkle::verify_inclusion(h, index as u64, n, &h.leaf(b"other"), &proof, &root).is_err());
     if n > 1 {
         let other = (index as u64 + 1) % n;
         assert!(merkle::verify_inclusion(h, other, n, &leaf, &proof, &root).is_err());
@@ -345,16 +274,9 @@ fn check_rejections(h: TreeHash, d: &[Vec<u8>], index: usize, old: usize) {
             bad[i][0] ^= 0x80;
             assert!(merkle::verify_consistency(h, old as u64, n, &old_root, &root, &bad).is_err());
         }
-        assert!(
-            merkle::verify_consistency(h, old as u64, n, &h.leaf(b"x"), &root, &cproof).is_err()
-        );
-        assert!(
-            merkle::verify_consistency(h, old as u64, n, &old_root, &h.leaf(b"x"), &cproof)
-                .is_err()
-        );
-        assert!(
-            merkle::verify_consistency(h, old as u64 + 1, n, &old_root, &root, &cproof).is_err()
-        );
+        assert!(merkle::verify_consistency(h, old as u64, n, &h.leaf(b"x"), &root, &cproof).is_err());
+        assert!(merkle::verify_consistency(h, old as u64, n, &old_root, &h.leaf(b"x"), &cproof).is_err());
+        assert!(merkle::verify_consistency(h, old as u64 + 1, n, &old_root, &root, &cproof).is_err());
     }
 }
 

@@ -58,26 +58,11 @@ fn main() -> Result<()> {
         Cmd::Init { data, origin, hash } => {
             let dir = DataDir::new(&data);
             if let Some(existing) = dir.existing_origin()? {
-                bail!(
-                    "{} already holds the log {existing:?}; refusing to create another",
-                    data.display()
-                );
+                bail!("{} already holds the log {existing:?}; refusing to create another", data.display());
             }
-            let log = dir.open(
-                &origin,
-                LogConfig {
-                    hash,
-                    ..LogConfig::default()
-                },
-                &RocksConfig::default(),
-                seed,
-            )?;
+            let log = dir.open(&origin, LogConfig { hash, ..LogConfig::default() }, &RocksConfig::default(), seed)?;
             println!("{}", serde_json::to_string_pretty(log.descriptor())?);
-            eprintln!(
-                "created {} (log key {}, mode 0600)",
-                data.display(),
-                dir.key_path().display()
-            );
+            eprintln!("created {} (log key {}, mode 0600)", data.display(), dir.key_path().display());
             log.close()?;
         }
         Cmd::Status { data, hash } => {
@@ -90,15 +75,9 @@ fn main() -> Result<()> {
                 );
             };
             let log = dir
-                .open(
-                    &origin,
-                    LogConfig {
-                        hash,
-                        ..LogConfig::default()
-                    },
-                    &RocksConfig::default(),
-                    || unreachable!("the key exists"),
-                )
+                .open(&origin, LogConfig { hash, ..LogConfig::default() }, &RocksConfig::default(), || {
+                    unreachable!("the key exists")
+                })
                 .with_context(|| format!("opening {}", data.display()))?;
             let cp = log.checkpoint();
             let status = serde_json::json!({

@@ -21,17 +21,11 @@ pub fn load_or_create(path: &Path, name: &str) -> Result<NamedKey> {
 pub fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -> Result<u64> {
     let run = RunId::identity(key.name())?;
     let existing = sink.run_entries(run.as_str())?;
-    let latest = existing
-        .iter()
-        .rev()
-        .find_map(|(index, bytes)| match Entry::decode(bytes) {
-            Ok(Entry {
-                event: Event::IdentityRegistered { public_key },
-                ..
-            }) => Some(Ok((*index, public_key))),
-            Ok(_) => None,
-            Err(e) => Some(Err(e)),
-        });
+    let latest = existing.iter().rev().find_map(|(index, bytes)| match Entry::decode(bytes) {
+        Ok(Entry { event: Event::IdentityRegistered { public_key }, .. }) => Some(Ok((*index, public_key))),
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    });
     if let Some(latest) = latest {
         let (index, public_key) = latest?;
         if public_key == key.public_key() {
@@ -43,9 +37,7 @@ pub fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -> Resu
         run,
         seq: existing.len() as u64,
         actor: key.name().to_string(),
-        event: Event::IdentityRegistered {
-            public_key: key.public_key(),
-        },
+        event: Event::IdentityRegistered { public_key: key.public_key() },
         grant: None,
         payload: None,
     };

@@ -8,17 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-use ledger_core::{
-    DataDir, Event, LogConfig, Protocol, ReceiptVerifier, RocksConfig, RunStatus, TreeHash,
-};
+use ledger_core::{DataDir, Event, LogConfig, Protocol, ReceiptVerifier, RocksConfig, RunStatus, TreeHash};
 use runtime_gateway::{EmbeddedLedger, LedgerSink, RunRecorder, identity, register_identity};
 
 #[derive(Parser)]
-#[command(
-    name = "runtime-gateway",
-    version,
-    about = "The a2a-ledger runtime gateway"
-)]
+#[command(name = "runtime-gateway", version, about = "The a2a-ledger runtime gateway")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -47,27 +41,14 @@ enum Cmd {
 }
 
 fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn main() -> Result<()> {
-    let Cli {
-        cmd:
-            Cmd::Demo {
-                embedded,
-                origin,
-                hash,
-                identity: name,
-            },
-    } = Cli::parse();
+    let Cli { cmd: Cmd::Demo { embedded, origin, hash, identity: name } } = Cli::parse();
     let dir = DataDir::new(&embedded);
     let origin = dir.existing_origin()?.unwrap_or(origin);
-    let cfg = LogConfig {
-        hash,
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig { hash, ..LogConfig::default() };
     let log = dir
         .open(&origin, cfg, &RocksConfig::default(), || {
             let mut seed = [0u8; 32];
@@ -77,10 +58,7 @@ fn main() -> Result<()> {
         .with_context(|| format!("opening the embedded ledger in {}", embedded.display()))?;
     let log = Arc::new(log);
     let sink: Arc<dyn LedgerSink> = Arc::new(EmbeddedLedger::new(log.clone()));
-    let key = Arc::new(identity::load_or_create(
-        &embedded.join(format!("identity-{name}.key")),
-        &name,
-    )?);
+    let key = Arc::new(identity::load_or_create(&embedded.join(format!("identity-{name}.key")), &name)?);
     let registered = register_identity(&*sink, &key, now_ns())?;
 
     // The demo agent's "summarize" skill: accepted, working, two progress steps, an artifact.
@@ -96,22 +74,9 @@ fn main() -> Result<()> {
         input,
         now_ns(),
     )?;
-    rec.record(
-        Event::TaskStatus {
-            state: "working".into(),
-            message: Some("summarizing".into()),
-        },
-        now_ns(),
-    )?;
+    rec.record(Event::TaskStatus { state: "working".into(), message: Some("summarizing".into()) }, now_ns())?;
     for (pct, stage) in [(40, "read"), (80, "write")] {
-        rec.record(
-            Event::SkillProgress {
-                stage: stage.into(),
-                pct,
-                message: format!("{stage} done"),
-            },
-            now_ns(),
-        )?;
+        rec.record(Event::SkillProgress { stage: stage.into(), pct, message: format!("{stage} done") }, now_ns())?;
     }
     let summary = b"Every agent run is recorded and sealed.";
     rec.record(
@@ -123,19 +88,10 @@ fn main() -> Result<()> {
         },
         now_ns(),
     )?;
-    let seal_index = rec.finish(
-        RunStatus::Completed,
-        vec!["summary.txt".into()],
-        None,
-        now_ns(),
-    )?;
+    let seal_index = rec.finish(RunStatus::Completed, vec!["summary.txt".into()], None, now_ns())?;
 
-    let receipt = sink
-        .receipt(&run, Duration::from_secs(10))
-        .context("waiting for the checkpoint over the seal")?;
-    let verified = ReceiptVerifier::new(sink.descriptor())?
-        .verify(&receipt)
-        .context("verifying the receipt")?;
+    let receipt = sink.receipt(&run, Duration::from_secs(10)).context("waiting for the checkpoint over the seal")?;
+    let verified = ReceiptVerifier::new(sink.descriptor())?.verify(&receipt).context("verifying the receipt")?;
     if verified.status != RunStatus::Completed {
         bail!("the demo run ended {}", verified.status);
     }
@@ -154,10 +110,7 @@ fn main() -> Result<()> {
         verified.checkpoint.size
     );
     println!("identity   {} registered at index {registered}", key.name());
-    println!(
-        "run        {run}: {} entries, sealed at index {seal_index}, receipt verified",
-        verified.entries.len()
-    );
+    println!("run        {run}: {} entries, sealed at index {seal_index}, receipt verified", verified.entries.len());
     for (index, e) in &verified.entries {
         println!("  {:>2} {:<8} {}", e.seq, index, e.kind());
     }

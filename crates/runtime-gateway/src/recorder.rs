@@ -33,24 +33,10 @@ impl RunRecorder {
         input: &[u8],
         now_ns: i64,
     ) -> Result<RunRecorder> {
-        let mut r = RunRecorder {
-            sink,
-            key,
-            run: RunId::new(run)?,
-            grant: None,
-            leaves: Vec::new(),
-            started_ns: now_ns,
-        };
+        let mut r =
+            RunRecorder { sink, key, run: RunId::new(run)?, grant: None, leaves: Vec::new(), started_ns: now_ns };
         let input_hash = *blake3::hash(input).as_bytes();
-        r.record(
-            Event::TaskAccepted {
-                protocol,
-                skill: skill.into(),
-                caller: caller.into(),
-                input_hash,
-            },
-            now_ns,
-        )?;
+        r.record(Event::TaskAccepted { protocol, skill: skill.into(), caller: caller.into(), input_hash }, now_ns)?;
         Ok(r)
     }
 
@@ -96,21 +82,9 @@ impl RunRecorder {
         now_ns: i64,
     ) -> Result<u64> {
         let elapsed_ms = u64::try_from((now_ns - self.started_ns) / 1_000_000).unwrap_or(0);
-        let error = if status == RunStatus::Failed {
-            Some(error.unwrap_or_else(|| "failed".into()))
-        } else {
-            None
-        };
-        let end = self.entry(
-            self.leaves.len() as u64,
-            Event::TaskEnded {
-                status,
-                elapsed_ms,
-                artifacts,
-                error,
-            },
-            now_ns,
-        );
+        let error = if status == RunStatus::Failed { Some(error.unwrap_or_else(|| "failed".into())) } else { None };
+        let end =
+            self.entry(self.leaves.len() as u64, Event::TaskEnded { status, elapsed_ms, artifacts, error }, now_ns);
         let h = self.sink.tree_hash();
         let mut leaves = self.leaves.clone();
         leaves.push(h.leaf(&end));

@@ -17,21 +17,12 @@ fn demo_records_a_verified_run() {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         assert!(stdout.contains("receipt verified"), "{stdout}");
-        let path = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("receipt    "))
-            .unwrap()
-            .to_string();
+        let path = stdout.lines().find_map(|l| l.strip_prefix("receipt    ")).unwrap().to_string();
         receipts.push(path);
     }
-    let desc: LogDescriptor =
-        serde_json::from_str(&std::fs::read_to_string(data.join("log.json")).unwrap()).unwrap();
+    let desc: LogDescriptor = serde_json::from_str(&std::fs::read_to_string(data.join("log.json")).unwrap()).unwrap();
     let mut verifier = ReceiptVerifier::new(desc).unwrap();
     let mut signers = Vec::new();
     for path in receipts {
@@ -52,8 +43,5 @@ fn demo_records_a_verified_run() {
         );
         signers.push(v.signer.0);
     }
-    assert_eq!(
-        signers[0], signers[1],
-        "the identity is registered once and reused"
-    );
+    assert_eq!(signers[0], signers[1], "the identity is registered once and reused");
 }

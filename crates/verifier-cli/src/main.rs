@@ -11,11 +11,7 @@ use clap::{Parser, Subcommand};
 use ledger_core::{Error, LogDescriptor, ReceiptVerifier, VerifiedReceipt};
 
 #[derive(Parser)]
-#[command(
-    name = "ledger-verify",
-    version,
-    about = "Verify a2a-ledger receipts offline"
-)]
+#[command(name = "ledger-verify", version, about = "Verify a2a-ledger receipts offline")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -52,9 +48,7 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
-    let Cli {
-        cmd: Cmd::Receipt { file, logs, json },
-    } = Cli::parse();
+    let Cli { cmd: Cmd::Receipt { file, logs, json } } = Cli::parse();
     match verify_receipt(&file, &logs) {
         Ok(v) => {
             if json {
@@ -77,10 +71,7 @@ fn main() -> ExitCode {
 
 fn report(json: bool, verdict: &str, msg: &str) {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "verdict": verdict, "error": msg })
-        );
+        println!("{}", serde_json::json!({ "verdict": verdict, "error": msg }));
     } else {
         eprintln!("ledger-verify: {verdict}: {msg}");
     }
@@ -89,16 +80,13 @@ fn report(json: bool, verdict: &str, msg: &str) {
 fn verify_receipt(file: &PathBuf, logs: &[PathBuf]) -> Result<VerifiedReceipt, Failure> {
     let unchecked = |m: String| Failure::Unchecked(m);
     let bytes = std::fs::read(file).map_err(|e| unchecked(format!("{}: {e}", file.display())))?;
-    let receipt = ledger_core::Receipt::from_json(&bytes)
-        .map_err(|e| unchecked(format!("{}: {e}", file.display())))?;
+    let receipt = ledger_core::Receipt::from_json(&bytes).map_err(|e| unchecked(format!("{}: {e}", file.display())))?;
     let mut last = None;
     for path in logs {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| unchecked(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| unchecked(format!("{}: {e}", path.display())))?;
         let desc: LogDescriptor = serde_json::from_str(&text)
             .map_err(|e| unchecked(format!("{}: not a log descriptor: {e}", path.display())))?;
-        let mut verifier = ReceiptVerifier::new(desc)
-            .map_err(|e| unchecked(format!("{}: {e}", path.display())))?;
+        let mut verifier = ReceiptVerifier::new(desc).map_err(|e| unchecked(format!("{}: {e}", path.display())))?;
         match verifier.verify(&receipt) {
             Ok(v) => return Ok(v),
             // Try the next trusted descriptor only when this one is for another log or key.
@@ -107,36 +95,18 @@ fn verify_receipt(file: &PathBuf, logs: &[PathBuf]) -> Result<VerifiedReceipt, F
         }
     }
     let e = last.expect("at least one --log");
-    Err(Failure::Invalid(format!(
-        "{}: {e} (none of the {} trusted descriptors match)",
-        file.display(),
-        logs.len()
-    )))
+    Err(Failure::Invalid(format!("{}: {e} (none of the {} trusted descriptors match)", file.display(), logs.len())))
 }
 
 fn print_summary(file: &std::path::Path, v: &VerifiedReceipt) {
     println!("{}: valid", file.display());
     println!("  run        {}", v.run());
     println!("  status     {}", v.status);
-    println!(
-        "  signer     {} (key registered at index {})",
-        v.actor(),
-        v.signer.0
-    );
-    println!(
-        "  checkpoint {} at tree size {}",
-        v.checkpoint.origin, v.checkpoint.size
-    );
+    println!("  signer     {} (key registered at index {})", v.actor(), v.signer.0);
+    println!("  checkpoint {} at tree size {}", v.checkpoint.origin, v.checkpoint.size);
     println!("  events");
     for (index, e) in &v.entries {
-        println!(
-            "    {:>3}  index {:<10} {:<20} {}  {}",
-            e.seq,
-            index,
-            e.kind().as_str(),
-            format_ts(e.ts),
-            e.actor
-        );
+        println!("    {:>3}  index {:<10} {:<20} {}  {}", e.seq, index, e.kind().as_str(), format_ts(e.ts), e.actor);
     }
 }
 
@@ -167,13 +137,7 @@ fn format_ts(ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        nanos / 1_000_000
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, nanos / 1_000_000)
 }
 
 #[cfg(test)]
@@ -181,13 +145,7 @@ mod tests {
     #[test]
     fn timestamps_format_as_rfc3339() {
         assert_eq!(super::format_ts(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            super::format_ts(1_767_225_600_123_000_000),
-            "2026-01-01T00:00:00.123Z"
-        );
-        assert_eq!(
-            super::format_ts(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000Z"
-        );
+        assert_eq!(super::format_ts(1_767_225_600_123_000_000), "2026-01-01T00:00:00.123Z");
+        assert_eq!(super::format_ts(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
     }
 }

@@ -105,12 +105,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The entry at `index`.
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>>;
     /// Calls `f` for entries `[start, end)` in index order, stopping at the first missing one.
-    fn scan_entries(
-        &self,
-        start: u64,
-        end: u64,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
-    ) -> Result<()>;
+    fn scan_entries(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()>;
     /// The encoded tile `(level, index)`.
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>>;
     /// The record of `(run, seq)`.
@@ -155,10 +150,7 @@ pub fn tile_node(tile: &[u8], row: u8, pos: u64) -> Result<Option<Hash>> {
     }
     let w = usize::from(u16::from_be_bytes([tile[0], tile[1]]));
     if w > TILE_WIDTH as usize || tile.len() != 2 + 32 * tile_hashes(w) {
-        return Err(Error::Corrupt(format!(
-            "tile of width {w} has {} bytes",
-            tile.len()
-        )));
+        return Err(Error::Corrupt(format!("tile of width {w} has {} bytes", tile.len())));
     }
     let row_start: usize = (0..row).map(|r| w >> r).sum();
     if pos as usize >= w >> row {
@@ -170,11 +162,7 @@ pub fn tile_node(tile: &[u8], row: u8, pos: u64) -> Result<Option<Hash>> {
 
 /// Decodes a tile into its rows.
 pub fn decode_tile(tile: &[u8]) -> Result<Vec<Vec<Hash>>> {
-    let w = if tile.len() >= 2 {
-        usize::from(u16::from_be_bytes([tile[0], tile[1]]))
-    } else {
-        0
-    };
+    let w = if tile.len() >= 2 { usize::from(u16::from_be_bytes([tile[0], tile[1]])) } else { 0 };
     let mut rows = Vec::with_capacity(usize::from(TILE_HEIGHT));
     for r in 0..TILE_HEIGHT {
         let mut row = Vec::with_capacity(w >> r);
@@ -195,14 +183,12 @@ impl NodeSource for StoreNodes<'_> {
         let (t, row) = (level / TILE_HEIGHT, level % TILE_HEIGHT);
         let per_row = TILE_WIDTH >> row;
         let (tile_index, pos) = (index / per_row, index % per_row);
-        let tile = self.0.tile(t, tile_index)?.ok_or_else(|| {
-            Error::Corrupt(format!(
-                "missing tile {t}/{tile_index} for node {level}/{index}"
-            ))
-        })?;
-        tile_node(&tile, row, pos)?.ok_or_else(|| {
-            Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}"))
-        })
+        let tile = self
+            .0
+            .tile(t, tile_index)?
+            .ok_or_else(|| Error::Corrupt(format!("missing tile {t}/{tile_index} for node {level}/{index}")))?;
+        tile_node(&tile, row, pos)?
+            .ok_or_else(|| Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}")))
     }
 }
 
@@ -261,12 +247,7 @@ impl Store for MemStore {
         Ok(self.lock().entries.get(&index).cloned())
     }
 
-    fn scan_entries(
-        &self,
-        start: u64,
-        end: u64,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn scan_entries(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
         let g = self.lock();
         for (i, e) in g.entries.range(start..end) {
             f(*i, e)?;
@@ -292,12 +273,7 @@ impl Store for MemStore {
         let hi = run_key(run, u64::MAX);
         Ok(g.runs
             .range(lo..=hi)
-            .map(|(k, r)| {
-                (
-                    u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes")),
-                    *r,
-                )
-            })
+            .map(|(k, r)| (u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes")), *r))
             .collect())
     }
 
@@ -307,20 +283,10 @@ impl Store for MemStore {
     }
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
-        Ok(self
-            .lock()
-            .checkpoints
-            .iter()
-            .next_back()
-            .map(|(s, n)| (*s, n.clone())))
+        Ok(self.lock().checkpoints.iter().next_back().map(|(s, n)| (*s, n.clone())))
     }
 
     fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
-        Ok(self
-            .lock()
-            .checkpoints
-            .iter()
-            .map(|(s, n)| (*s, n.clone()))
-            .collect())
+        Ok(self.lock().checkpoints.iter().map(|(s, n)| (*s, n.clone())).collect())
     }
 }

@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
-    IteratorMode, Options, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
+    WriteBatch, WriteOptions,
 };
 
 use super::{CommitBatch, LogParams, RunRecord, Store, run_key};
@@ -37,10 +37,7 @@ pub struct RocksConfig {
 
 impl Default for RocksConfig {
     fn default() -> Self {
-        RocksConfig {
-            block_cache_bytes: 128 << 20,
-            write_buffer_bytes: 64 << 20,
-        }
+        RocksConfig { block_cache_bytes: 128 << 20, write_buffer_bytes: 64 << 20 }
     }
 }
 
@@ -53,9 +50,7 @@ pub struct RocksStore {
 
 impl std::fmt::Debug for RocksStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksStore")
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("RocksStore").field("path", &self.path).finish()
     }
 }
 
@@ -74,11 +69,11 @@ impl RocksStore {
             let mut o = Options::default();
             o.set_block_based_table_factory(&table);
             o.set_write_buffer_size(cfg.write_buffer_bytes);
-            o.set_compression_type(if compress {
-                DBCompressionType::Lz4
-            } else {
-                DBCompressionType::None
-            });
+            // Compress only what reaches the lower levels: flushes stay cheap on the CPU that
+            // ingest needs, and cold data still shrinks.
+            let lz4 = if compress { DBCompressionType::Lz4 } else { DBCompressionType::None };
+            let none = DBCompressionType::None;
+            o.set_compression_per_level(&[none, none, lz4, lz4, lz4, lz4, lz4]);
             o
         };
         let mut opts = Options::default();
@@ -101,16 +96,8 @@ impl RocksStore {
             .map_err(|e| Error::Storage(format!("opening RocksDB at {}: {e}", path.display())))?;
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
-        let store = RocksStore {
-            db,
-            path: path.to_path_buf(),
-            sync,
-        };
-        match store
-            .db
-            .get_cf(store.cf(CF_META), b"format")
-            .map_err(rerr("reading meta"))?
-        {
+        let store = RocksStore { db, path: path.to_path_buf(), sync };
+        match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
             Some(f) if f != STORE_FORMAT => {
                 return Err(Error::Corrupt(format!(
                     "{} holds store format {:?}, this build reads {:?}",
@@ -125,9 +112,7 @@ impl RocksStore {
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .expect("column families are created at open")
+        self.db.cf_handle(name).expect("column families are created at open")
     }
 
     fn write(&self, wb: WriteBatch, what: &str) -> Result<()> {
@@ -147,11 +132,7 @@ fn tile_key(level: u8, index: u64) -> [u8; 9] {
 }
 
 fn seq_of(key: &[u8]) -> u64 {
-    u64::from_be_bytes(
-        key[key.len() - 8..]
-            .try_into()
-            .expect("run keys end in 8 bytes"),
-    )
+    u64::from_be_bytes(key[key.len() - 8..].try_into().expect("run keys end in 8 bytes"))
 }
 
 impl Store for RocksStore {
@@ -162,14 +143,9 @@ impl Store for RocksStore {
             return Ok(None);
         };
         let hash = String::from_utf8_lossy(&hash).parse()?;
-        let origin =
-            String::from_utf8(origin).map_err(|_| Error::Corrupt("origin is not UTF-8".into()))?;
+        let origin = String::from_utf8(origin).map_err(|_| Error::Corrupt("origin is not UTF-8".into()))?;
         let size = match get(b"size")? {
-            Some(b) => u64::from_be_bytes(
-                b.as_slice()
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("bad size".into()))?,
-            ),
+            Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| Error::Corrupt("bad size".into()))?),
             None => 0,
         };
         Ok(Some((LogParams { hash, origin }, size)))
@@ -177,12 +153,7 @@ impl Store for RocksStore {
 
     fn commit(&self, b: &CommitBatch) -> Result<()> {
         let mut wb = WriteBatch::default();
-        let (entries, runs, tiles, meta) = (
-            self.cf(CF_ENTRIES),
-            self.cf(CF_RUNS),
-            self.cf(CF_TILES),
-            self.cf(CF_META),
-        );
+        let (entries, runs, tiles, meta) = (self.cf(CF_ENTRIES), self.cf(CF_RUNS), self.cf(CF_TILES), self.cf(CF_META));
         if let Some(p) = &b.params {
             wb.put_cf(meta, b"format", STORE_FORMAT);
             wb.put_cf(meta, b"hash", p.hash.name());
@@ -202,28 +173,14 @@ impl Store for RocksStore {
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        self.db
-            .get_cf(self.cf(CF_ENTRIES), be(index))
-            .map_err(rerr("reading an entry"))
+        self.db.get_cf(self.cf(CF_ENTRIES), be(index)).map_err(rerr("reading an entry"))
     }
 
-    fn scan_entries(
-        &self,
-        start: u64,
-        end: u64,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn scan_entries(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
         let from = be(start);
-        for item in self.db.iterator_cf(
-            self.cf(CF_ENTRIES),
-            IteratorMode::From(&from, Direction::Forward),
-        ) {
+        for item in self.db.iterator_cf(self.cf(CF_ENTRIES), IteratorMode::From(&from, Direction::Forward)) {
             let (k, v) = item.map_err(rerr("scanning entries"))?;
-            let i = u64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("entry key".into()))?,
-            );
+            let i = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| Error::Corrupt("entry key".into()))?);
             if i >= end {
                 break;
             }
@@ -233,9 +190,7 @@ impl Store for RocksStore {
     }
 
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
-        self.db
-            .get_cf(self.cf(CF_TILES), tile_key(level, index))
-            .map_err(rerr("reading a tile"))
+        self.db.get_cf(self.cf(CF_TILES), tile_key(level, index)).map_err(rerr("reading a tile"))
     }
 
     fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>> {
@@ -249,10 +204,7 @@ impl Store for RocksStore {
     fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>> {
         let hi = run_key(run, u64::MAX);
         let prefix = &hi[..run.len() + 1];
-        let mut it = self.db.iterator_cf(
-            self.cf(CF_RUNS),
-            IteratorMode::From(&hi, Direction::Reverse),
-        );
+        let mut it = self.db.iterator_cf(self.cf(CF_RUNS), IteratorMode::From(&hi, Direction::Reverse));
         match it.next() {
             Some(item) => {
                 let (k, v) = item.map_err(rerr("reading the run index"))?;
@@ -270,10 +222,7 @@ impl Store for RocksStore {
         let lo = run_key(run, 0);
         let prefix = &lo[..run.len() + 1];
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(
-            self.cf(CF_RUNS),
-            IteratorMode::From(&lo, Direction::Forward),
-        ) {
+        for item in self.db.iterator_cf(self.cf(CF_RUNS), IteratorMode::From(&lo, Direction::Forward)) {
             let (k, v) = item.map_err(rerr("reading the run index"))?;
             if !(k.len() == prefix.len() + 8 && k.starts_with(prefix)) {
                 break;
@@ -290,12 +239,8 @@ impl Store for RocksStore {
     }
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
-        let mut it = self
-            .db
-            .iterator_cf(self.cf(CF_CHECKPOINTS), IteratorMode::End);
-        it.next()
-            .map(|item| decode_checkpoint(item.map_err(rerr("reading checkpoints"))?))
-            .transpose()
+        let mut it = self.db.iterator_cf(self.cf(CF_CHECKPOINTS), IteratorMode::End);
+        it.next().map(|item| decode_checkpoint(item.map_err(rerr("reading checkpoints"))?)).transpose()
     }
 
     fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
@@ -307,12 +252,7 @@ impl Store for RocksStore {
 }
 
 fn decode_checkpoint((k, v): (Box<[u8]>, Box<[u8]>)) -> Result<(u64, String)> {
-    let size = u64::from_be_bytes(
-        k.as_ref()
-            .try_into()
-            .map_err(|_| Error::Corrupt("checkpoint key".into()))?,
-    );
-    let note = String::from_utf8(v.into_vec())
-        .map_err(|_| Error::Corrupt("checkpoint is not UTF-8".into()))?;
+    let size = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| Error::Corrupt("checkpoint key".into()))?);
+    let note = String::from_utf8(v.into_vec()).map_err(|_| Error::Corrupt("checkpoint is not UTF-8".into()))?;
     Ok((size, note))
 }

@@ -29,14 +29,7 @@ pub fn entry(run: &str, seq: u64, actor: &str, event: Event) -> Vec<u8> {
 }
 
 pub fn identity(key: &NamedKey) -> Vec<u8> {
-    entry(
-        &format!("id/{}", key.name()),
-        0,
-        key.name(),
-        Event::IdentityRegistered {
-            public_key: key.public_key(),
-        },
-    )
+    entry(&format!("id/{}", key.name()), 0, key.name(), Event::IdentityRegistered { public_key: key.public_key() })
 }
 
 /// The events of a run before its seal: accepted, working, `progress` progress steps, an
@@ -49,10 +42,7 @@ pub fn run_events(run: &str, actor: &str, progress: usize) -> Vec<Vec<u8>> {
             caller: "alice@example.com".into(),
             input_hash: *blake3::hash(run.as_bytes()).as_bytes(),
         },
-        Event::TaskStatus {
-            state: "working".into(),
-            message: Some("started".into()),
-        },
+        Event::TaskStatus { state: "working".into(), message: Some("started".into()) },
     ];
     for i in 0..progress {
         events.push(Event::SkillProgress {
@@ -73,11 +63,7 @@ pub fn run_events(run: &str, actor: &str, progress: usize) -> Vec<Vec<u8>> {
         artifacts: vec!["summary.md".into()],
         error: None,
     });
-    events
-        .into_iter()
-        .enumerate()
-        .map(|(seq, ev)| entry(run, seq as u64, actor, ev))
-        .collect()
+    events.into_iter().enumerate().map(|(seq, ev)| entry(run, seq as u64, actor, ev)).collect()
 }
 
 /// A whole run, sealed by `key`.
