@@ -91,10 +91,11 @@ impl Note {
         if note.len() > MAX_NOTE_BYTES {
             return Err(bad(format!("{} bytes, over the {MAX_NOTE_BYTES}-byte limit", note.len())));
         }
-        if let Some(c) = note.chars().find(|&c| c != '\n' && c.is_control()) {
+        if let Some(c) = note.chars().find(|&c| c != '\n' && c.is_ascii_control()) {
             return Err(bad(format!("contains control character U+{:04X}", u32::from(c))));
         }
-        let Some(split) = note.find("\n\n") else {
+        // The text ends at the *last* blank line: texts may hold blank lines, signatures cannot.
+        let Some(split) = note.rfind("\n\n") else {
             return Err(bad("no blank line between text and signatures".into()));
         };
         let text = &note[..split + 1];

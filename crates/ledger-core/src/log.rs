@@ -56,7 +56,7 @@ pub struct LogConfig {
     pub max_group_bytes: usize,
     /// Submissions that may wait for the sequencer before appenders block (backpressure).
     pub queue_depth: usize,
-    /// Runs whose next seq the sequencer keeps in memory.
+    /// Runs whose next seq the sequencer keeps in memory (a miss costs a store lookup).
     pub run_cache: usize,
 }
 
@@ -304,10 +304,11 @@ impl Log {
         // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
         shared.sign_checkpoint()?;
 
-        let (submit_tx, submit_rx) = sync_channel::<Msg>(cfg.queue_depth);
+        // At least one slot, so that the committer's wake-up can always be queued or is moot.
+        let (submit_tx, submit_rx) = sync_channel::<Msg>(cfg.queue_depth.max(1));
         // At most one full group waits while another commits.
         let (group_tx, group_rx) = sync_channel::<Group>(1);
-        let run_cache = NonZeroUsize::new(cfg.run_cache.max(1 << 16)).expect("non-zero");
+        let run_cache = NonZeroUsize::new(cfg.run_cache.max(1)).expect("non-zero");
         let sequencer = Sequencer {
             shared: shared.clone(),
             range,
@@ -587,6 +588,8 @@ struct Overlay {
 
 /// Run records by `(run, seq)`.
 type RunRecords = HashMap<(String, u64), RunRecord>;
+/// Next seq by run.
+type RunNext = HashMap<String, u64>;
 
 struct Sequencer {
     shared: Arc<Shared>,
@@ -594,8 +597,9 @@ struct Sequencer {
     tiles: TileWriter,
     /// Next seq of recently used runs: reflects every sequenced entry, durable or not.
     next_seq: lru::LruCache<String, u64>,
-    /// Run records of groups not yet known durable, with the tree size after each group.
-    pending: VecDeque<(u64, RunRecords)>,
+    /// Groups not yet known durable: the tree size after each, its run records and the next
+    /// seq of each run it touched. Consulted before the store, which does not have them yet.
+    pending: VecDeque<(u64, RunRecords, RunNext)>,
     max_entries: usize,
     max_bytes: usize,
 }
@@ -647,11 +651,12 @@ impl Sequencer {
     fn add(&mut self, open: &mut OpenGroup, sub: Submission) {
         let h = self.shared.hash;
         let mut overlay = Overlay::default();
-        let indices = match self.check(&sub.entries, &mut overlay, &open.records, self.range.size()) {
+        let indices = match self.check(&sub.entries, &mut overlay, open, self.range.size()) {
             Err(e) => return sub.done.send(Err(e)),
             Ok(indices) => indices,
         };
         for (run, next) in overlay.next_seq {
+            open.next.insert(run.clone(), next);
             self.next_seq.put(run, next);
         }
         let (n, bytes) = size_of(&sub);
@@ -677,7 +682,7 @@ impl Sequencer {
     fn close(&mut self, mut open: OpenGroup) -> Group {
         self.tiles.flush_partial(&mut open.batch.tiles);
         open.batch.tree_size = self.range.size();
-        self.pending.push_back((open.batch.tree_size, open.records));
+        self.pending.push_back((open.batch.tree_size, open.records, open.next));
         Group { batch: open.batch, acks: open.acks, root: self.range.root(self.shared.hash) }
     }
 
@@ -686,7 +691,7 @@ impl Sequencer {
         &mut self,
         entries: &[Prepared],
         overlay: &mut Overlay,
-        group: &HashMap<(String, u64), RunRecord>,
+        open: &OpenGroup,
         mut next_index: u64,
     ) -> Result<Vec<u64>> {
         let mut indices = Vec::with_capacity(entries.len());
@@ -694,7 +699,7 @@ impl Sequencer {
             let in_batch = |e: Error| Error::InBatch { position, source: Box::new(e) };
             let next = match overlay.next_seq.get(&p.run) {
                 Some(n) => *n,
-                None => self.next_seq_of(&p.run).map_err(in_batch)?,
+                None => self.next_seq_of(&p.run, open).map_err(in_batch)?,
             };
             if p.seq == next {
                 let rec = RunRecord {
@@ -709,7 +714,7 @@ impl Sequencer {
                 next_index += 1;
             } else if p.seq < next {
                 let key = (p.run.clone(), p.seq);
-                let existing = match overlay.records.get(&key).or_else(|| group.get(&key)) {
+                let existing = match overlay.records.get(&key).or_else(|| open.records.get(&key)) {
                     Some(r) => Some(*r),
                     None => self.pending_record(&key).map_or_else(
                         || self.shared.store.run_record(&p.run, p.seq).map_err(in_batch),
@@ -734,19 +739,27 @@ impl Sequencer {
     }
 
     fn pending_record(&self, key: &(String, u64)) -> Option<RunRecord> {
-        self.pending.iter().rev().find_map(|(_, m)| m.get(key).copied())
+        self.pending.iter().rev().find_map(|(_, m, _)| m.get(key).copied())
     }
 
-    fn next_seq_of(&mut self, run: &str) -> Result<u64> {
+    fn next_seq_of(&mut self, run: &str, open: &OpenGroup) -> Result<u64> {
         if let Some(n) = self.next_seq.get(run) {
             return Ok(*n);
         }
-        // Not used recently, so all its entries are durable: the store knows. Most such runs
-        // are new: a point lookup of seq 0 (bloom-filtered) settles that without a seek.
-        let store = &self.shared.store;
-        let next = match store.run_record(run, 0)? {
-            None => 0,
-            Some(_) => store.run_last(run)?.map_or(0, |(seq, _)| seq + 1),
+        // Evicted from the cache, or never seen. The open group and the groups still being
+        // committed come first: the store does not hold their entries yet.
+        let unsettled = open.next.get(run).or_else(|| self.pending.iter().rev().find_map(|(_, _, n)| n.get(run)));
+        let next = match unsettled {
+            Some(n) => *n,
+            // All of the run's entries (if any) are durable: the store knows. Most such runs are
+            // new, and a point lookup of seq 0 (bloom-filtered) settles that without a seek.
+            None => {
+                let store = &self.shared.store;
+                match store.run_record(run, 0)? {
+                    None => 0,
+                    Some(_) => store.run_last(run)?.map_or(0, |(seq, _)| seq + 1),
+                }
+            }
         };
         self.next_seq.put(run.to_string(), next);
         Ok(next)
@@ -758,6 +771,8 @@ struct OpenGroup {
     batch: CommitBatch,
     /// Run records of this group's entries (for duplicates within the group).
     records: RunRecords,
+    /// Next seq of each run this group touched.
+    next: RunNext,
     acks: Vec<(Reply, Vec<u64>)>,
     entries: usize,
     bytes: usize,
@@ -765,13 +780,20 @@ struct OpenGroup {
 
 impl OpenGroup {
     fn empty() -> OpenGroup {
-        OpenGroup { batch: CommitBatch::default(), records: HashMap::new(), acks: Vec::new(), entries: 0, bytes: 0 }
+        OpenGroup {
+            batch: CommitBatch::default(),
+            records: HashMap::new(),
+            next: HashMap::new(),
+            acks: Vec::new(),
+            entries: 0,
+            bytes: 0,
+        }
     }
 
     /// Opens a group; records of groups known durable are dropped from the pending window.
     fn new(seq: &mut Sequencer) -> OpenGroup {
         let durable = seq.shared.durable().0;
-        while seq.pending.front().is_some_and(|(end, _)| *end <= durable) {
+        while seq.pending.front().is_some_and(|(end, _, _)| *end <= durable) {
             seq.pending.pop_front();
         }
         OpenGroup::empty()

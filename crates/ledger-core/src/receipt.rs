@@ -10,6 +10,8 @@
 //! carries goes unchecked.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -106,24 +108,26 @@ pub struct ReceiptVerifier {
     key: VerifierKey,
     /// Per checkpoint note text: its parsed body and proven interior nodes.
     cache: HashMap<String, CheckpointCache>,
+    /// Signer entries already decoded and checked, by leaf hash: the entry and its key.
+    signers: HashMap<Hash, (Entry, ed25519_dalek::VerifyingKey)>,
 }
 
 #[derive(Debug)]
 struct CheckpointCache {
     checkpoint: Checkpoint,
-    /// Subtree `[start, end)` → its hash and the proof hashes above it, all proven to the root.
-    nodes: HashMap<(u64, u64), (Hash, Vec<Hash>)>,
+    nodes: ProvenNodes,
 }
 
 /// How many checkpoints a verifier remembers, and how many nodes per checkpoint.
 const MAX_CACHED_CHECKPOINTS: usize = 16;
 const MAX_CACHED_NODES: usize = 1 << 16;
+const MAX_CACHED_SIGNERS: usize = 1024;
 
 impl ReceiptVerifier {
     /// A verifier that trusts `log` alone.
     pub fn new(log: LogDescriptor) -> Result<ReceiptVerifier> {
         let key = log.verifier_key()?;
-        Ok(ReceiptVerifier { log, key, cache: HashMap::new() })
+        Ok(ReceiptVerifier { log, key, cache: HashMap::new(), signers: HashMap::new() })
     }
 
     /// The trusted descriptor.
@@ -156,7 +160,7 @@ impl ReceiptVerifier {
             if self.cache.len() >= MAX_CACHED_CHECKPOINTS {
                 self.cache.clear();
             }
-            self.cache.insert(r.checkpoint.clone(), CheckpointCache { checkpoint, nodes: HashMap::new() });
+            self.cache.insert(r.checkpoint.clone(), CheckpointCache { checkpoint, nodes: ProvenNodes::default() });
         }
         let cached = self.cache.get_mut(&r.checkpoint).expect("inserted above");
         let size = cached.checkpoint.size;
@@ -173,7 +177,7 @@ impl ReceiptVerifier {
                 .map_err(|e| Error::receipt(Inclusion, Some(pe.index), e))?;
             leaves.push(leaf);
         }
-        leaves.pop(); // the signer's
+        let signer_leaf = leaves.pop().expect("the signer's leaf");
 
         // Step 3: the entries decode, share the run, have seq 0..=k, and end in a seal.
         let mut entries = Vec::with_capacity(r.entries.len());
@@ -223,13 +227,26 @@ impl ReceiptVerifier {
         }
 
         // Step 5: the signer entry is the actor's key, registered before the seal, and it signed.
-        let signer = Entry::decode(&r.signer.entry).map_err(|e| Error::receipt(Signature, Some(r.signer.index), e))?;
-        let Event::IdentityRegistered { public_key } = &signer.event else {
-            return Err(Error::receipt(
-                Signature,
-                Some(r.signer.index),
-                format!("signer entry is {}, not identity.registered", signer.kind()),
-            ));
+        let (signer, vk) = match self.signers.get(&signer_leaf) {
+            Some((entry, vk)) => (entry.clone(), *vk),
+            None => {
+                let signer =
+                    Entry::decode(&r.signer.entry).map_err(|e| Error::receipt(Signature, Some(r.signer.index), e))?;
+                let Event::IdentityRegistered { public_key } = &signer.event else {
+                    return Err(Error::receipt(
+                        Signature,
+                        Some(r.signer.index),
+                        format!("signer entry is {}, not identity.registered", signer.kind()),
+                    ));
+                };
+                let vk = crate::keys::check_public_key(public_key)
+                    .map_err(|e| Error::receipt(Signature, Some(r.signer.index), e))?;
+                if self.signers.len() >= MAX_CACHED_SIGNERS {
+                    self.signers.clear();
+                }
+                self.signers.insert(signer_leaf, (signer.clone(), vk));
+                (signer, vk)
+            }
         };
         let expected_run = format!("{IDENTITY_RUN_PREFIX}{}", seal.actor);
         if signer.run.as_str() != expected_run {
@@ -246,8 +263,6 @@ impl ReceiptVerifier {
                 format!("identity registered at index {}, not before the seal at {seal_index}", r.signer.index),
             ));
         }
-        let vk = crate::keys::check_public_key(public_key)
-            .map_err(|e| Error::receipt(Signature, Some(r.signer.index), e))?;
         let msg = seal_message(&r.run, *events, claimed, *status);
         if !verify_strict(&vk, msg.as_bytes(), sig) {
             return Err(Error::receipt(
@@ -262,11 +277,33 @@ impl ReceiptVerifier {
     }
 }
 
+/// Subtree `[start, end)` → its hash and the proof hashes above it (shared with the proof they
+/// came from, from `offset` on), all proven to the checkpoint's root.
+type ProvenNodes = HashMap<(u64, u64), (Hash, Arc<[Hash]>, u8), BuildHasherDefault<RangeHasher>>;
+
+/// A cheap hasher for `(start, end)` keys (they are not attacker-chosen beyond the proof shape).
+#[derive(Default)]
+struct RangeHasher(u64);
+
+impl Hasher for RangeHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// RFC 9162 inclusion verification that walks the tree's structure, so that each step knows the
 /// subtree `[start, end)` it has reached, and reuses subtrees already proven to the same root.
 fn verify_inclusion_cached(
     h: TreeHash,
-    nodes: &mut HashMap<(u64, u64), (Hash, Vec<Hash>)>,
+    nodes: &mut ProvenNodes,
     index: u64,
     size: u64,
     leaf: &Hash,
@@ -276,11 +313,13 @@ fn verify_inclusion_cached(
     if index >= size {
         return Err(Error::BadInclusionProof { index, size, reason: "index is not below the checkpoint's tree size" });
     }
-    // The subtrees on the path from the root down to the leaf.
-    let mut ranges = Vec::with_capacity(64);
+    // The subtrees on the path from the root down to the leaf (at most 64).
+    let mut ranges = [(0u64, 0u64); 64];
+    let mut depth = 0;
     let (mut start, mut end) = (0u64, size);
     while end - start > 1 {
-        ranges.push((start, end));
+        ranges[depth] = (start, end);
+        depth += 1;
         let k = split_point(end - start);
         if index - start < k {
             end = start + k;
@@ -288,37 +327,41 @@ fn verify_inclusion_cached(
             start += k;
         }
     }
-    if proof.len() != ranges.len() {
+    if proof.len() != depth {
         return Err(Error::BadInclusionProof { index, size, reason: "proof length does not match the tree" });
     }
-    // Walk up: after step i, `node` is the hash of ranges[len - 1 - i].
+    // Walk up: `path[i]` is the hash of the subtree below step i.
+    let mut path = [[0u8; 32]; 64];
     let mut node = *leaf;
     let mut below = (index, index + 1);
+    let mut fresh = depth;
     for (i, sibling) in proof.iter().enumerate() {
-        if let Some((known, rest)) = nodes.get(&below)
+        if let Some((known, rest, offset)) = nodes.get(&below)
             && *known == node
-            && rest.as_slice() == &proof[i..]
+            && rest[usize::from(*offset)..] == proof[i..]
         {
-            return Ok(());
+            fresh = i;
+            break;
         }
-        let (start, end) = ranges[ranges.len() - 1 - i];
+        path[i] = node;
+        let (start, end) = ranges[depth - 1 - i];
         node = if below.0 == start { h.node(&node, sibling) } else { h.node(sibling, &node) };
         below = (start, end);
     }
-    if node != *root {
+    if fresh == depth && node != *root {
         return Err(Error::BadInclusionProof { index, size, reason: "computed root differs from the checkpoint root" });
     }
-    // Remember the proven path.
-    if nodes.len() + proof.len() > MAX_CACHED_NODES {
-        nodes.clear();
-    }
-    let mut node = *leaf;
-    let mut below = (index, index + 1);
-    for (i, sibling) in proof.iter().enumerate() {
-        nodes.entry(below).or_insert_with(|| (node, proof[i..].to_vec()));
-        let (start, end) = ranges[ranges.len() - 1 - i];
-        node = if below.0 == start { h.node(&node, sibling) } else { h.node(sibling, &node) };
-        below = (start, end);
+    // Remember the newly proven part of the path.
+    if fresh > 0 {
+        if nodes.len() + fresh > MAX_CACHED_NODES {
+            nodes.clear();
+        }
+        let shared: Arc<[Hash]> = proof.into();
+        let mut below = (index, index + 1);
+        for (i, hash) in path[..fresh].iter().enumerate() {
+            nodes.entry(below).or_insert_with(|| (*hash, shared.clone(), i as u8));
+            below = ranges[depth - 1 - i];
+        }
     }
     Ok(())
 }

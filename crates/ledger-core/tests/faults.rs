@@ -7,79 +7,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use common::*;
-use ledger_core::store::{CommitBatch, LogParams, RunRecord};
-use ledger_core::{Error, Log, LogConfig, MemStore, MemTree, Result, Store, TreeHash};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    /// The write fails and nothing reaches the store.
-    Before,
-    /// The write reaches the store, then the call fails (a lost acknowledgement).
-    After,
-}
-
-#[derive(Debug)]
-struct Faulty {
-    inner: Arc<MemStore>,
-    mode: Mode,
-    fail_commit: u64,
-    commits: AtomicU64,
-    fail_checkpoints: AtomicBool,
-}
-
-impl Faulty {
-    fn new(inner: Arc<MemStore>, mode: Mode, fail_commit: u64) -> Faulty {
-        Faulty { inner, mode, fail_commit, commits: AtomicU64::new(0), fail_checkpoints: AtomicBool::new(false) }
-    }
-}
-
-impl Store for Faulty {
-    fn load_meta(&self) -> Result<Option<(LogParams, u64)>> {
-        self.inner.load_meta()
-    }
-    fn commit(&self, b: &CommitBatch) -> Result<()> {
-        if self.commits.fetch_add(1, Ordering::SeqCst) == self.fail_commit {
-            if self.mode == Mode::After {
-                self.inner.commit(b)?;
-            }
-            return Err(Error::Storage("injected: fsync failed".into()));
-        }
-        self.inner.commit(b)
-    }
-    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        self.inner.entry(index)
-    }
-    fn scan_entries(&self, s: u64, e: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
-        self.inner.scan_entries(s, e, f)
-    }
-    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
-        self.inner.tile(level, index)
-    }
-    fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>> {
-        self.inner.run_record(run, seq)
-    }
-    fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>> {
-        self.inner.run_last(run)
-    }
-    fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>> {
-        self.inner.run_records(run)
-    }
-    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
-        if self.fail_checkpoints.load(Ordering::SeqCst) {
-            return Err(Error::Storage("injected: checkpoint write failed".into()));
-        }
-        self.inner.put_checkpoint(size, note)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
-        self.inner.latest_checkpoint()
-    }
-    fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
-        self.inner.checkpoints()
-    }
-}
+use ledger_core::{Error, Log, LogConfig, MemStore, MemTree, Store, TreeHash};
 
 fn batches(key: &ledger_core::NamedKey) -> Vec<Vec<Vec<u8>>> {
     let mut b = vec![vec![identity(key)]];

@@ -187,3 +187,57 @@ fn small_order_identity_keys_are_refused() {
     let err = log.append(vec![e]).unwrap_err();
     assert!(err.to_string().contains("small-order"), "{err}");
 }
+
+/// An entry still in flight must be found even after its run fell out of the sequencer's
+/// run cache: a conflicting (or identical) resend is judged against it, not against the store.
+#[test]
+fn runs_evicted_from_the_cache_while_in_flight_keep_their_rules() {
+    let inner = Arc::new(MemStore::new());
+    let gated = Arc::new(Faulty::new(inner.clone(), Mode::Before, u64::MAX));
+    let cfg = LogConfig { run_cache: 16, ..LogConfig::default() };
+    let log = Arc::new(Log::open(gated.clone() as Arc<dyn Store>, log_key(), cfg).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let send = |name: &'static str, entries: Vec<Vec<u8>>| {
+        let tx = tx.clone();
+        log.append_with(entries, move |r| tx.send((name, r)).unwrap());
+    };
+    // Opens the gate however the test ends, so that closing the log does not wait forever.
+    struct OpenOnDrop<'a>(&'a Faulty);
+    impl Drop for OpenOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.set_gate(true);
+        }
+    }
+    let _open_on_drop = OpenOnDrop(&gated);
+    gated.set_gate(false);
+    // S1: run A's first entry, committing (held at the gate).
+    let a0 = entry("A", 0, "gateway", Event::TaskStatus { state: "working".into(), message: None });
+    send("s1", vec![a0.clone()]);
+    // S2: more new runs than the run cache holds, so A is evicted meanwhile.
+    let many: Vec<Vec<u8>> = (0..1000)
+        .map(|i| entry(&format!("r{i}"), 0, "gateway", Event::TaskStatus { state: "working".into(), message: None }))
+        .collect();
+    send("s2", many);
+    // S3: A seq 0 again, with other bytes: a conflict with the in-flight entry, not a new run.
+    let other = entry("A", 0, "gateway", Event::TaskStatus { state: "failed".into(), message: None });
+    send("s3", vec![other]);
+    // S4: A seq 0 identical: the in-flight index. S5: A seq 1: the next entry, not a gap.
+    send("s4", vec![a0]);
+    send("s5", vec![entry("A", 1, "gateway", Event::TaskStatus { state: "completed".into(), message: None })]);
+    // S3 is refused without waiting for the gate (a bound, so that a wrong acceptance, which
+    // would wait at the gate, fails instead of hanging).
+    let (name, r) = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("S3 must be refused at once");
+    assert_eq!(name, "s3");
+    let err = r.unwrap_err();
+    assert!(
+        matches!(err, Error::InBatch { ref source, .. } if matches!(**source, Error::Conflict { seq: 0, index: 0, .. })),
+        "{err}"
+    );
+    gated.set_gate(true);
+    let mut results: std::collections::HashMap<_, _> = (0..4).map(|_| rx.recv().unwrap()).collect();
+    assert_eq!(results.remove("s1").unwrap().unwrap(), vec![0]);
+    assert_eq!(results.remove("s2").unwrap().unwrap().len(), 1000);
+    assert_eq!(results.remove("s4").unwrap().unwrap(), vec![0], "identical resend returns the in-flight index");
+    assert_eq!(results.remove("s5").unwrap().unwrap(), vec![1001]);
+    assert_eq!(log.run_entries("A").unwrap().len(), 2);
+}

@@ -1,9 +1,14 @@
 //! Helpers shared by the integration tests: deterministic keys and realistic runs.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
 use ledger_core::entry::Protocol;
 use ledger_core::seal::seal_event;
+use ledger_core::store::{CommitBatch, LogParams, RunRecord};
 use ledger_core::{Entry, Event, NamedKey, RunId, RunStatus, TreeHash};
+use ledger_core::{Error, MemStore, Result, Store};
 
 pub const T0: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
 
@@ -72,4 +77,94 @@ pub fn sealed_run(h: TreeHash, run: &str, key: &NamedKey, progress: usize) -> Ve
     let seal = seal_event(h, run, &entries, RunStatus::Completed, key);
     entries.push(entry(run, entries.len() as u64, key.name(), seal));
     entries
+}
+
+/// A store over `MemStore` that fails the n-th commit (before or after persisting it), fails
+/// checkpoint writes on demand, and can hold commits back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// The write fails and nothing reaches the store.
+    Before,
+    /// The write reaches the store, then the call fails (a lost acknowledgement).
+    After,
+}
+
+#[derive(Debug)]
+pub struct Faulty {
+    pub inner: Arc<MemStore>,
+    pub mode: Mode,
+    pub fail_commit: u64,
+    pub commits: AtomicU64,
+    pub fail_checkpoints: AtomicBool,
+    /// While closed, commits wait (a slow fsync on demand).
+    gate: (Mutex<bool>, Condvar),
+}
+
+impl Faulty {
+    pub fn new(inner: Arc<MemStore>, mode: Mode, fail_commit: u64) -> Faulty {
+        Faulty {
+            inner,
+            mode,
+            fail_commit,
+            commits: AtomicU64::new(0),
+            fail_checkpoints: AtomicBool::new(false),
+            gate: (Mutex::new(true), Condvar::new()),
+        }
+    }
+
+    /// Opens or closes the commit gate.
+    pub fn set_gate(&self, open: bool) {
+        *self.gate.0.lock().unwrap() = open;
+        self.gate.1.notify_all();
+    }
+}
+
+impl Store for Faulty {
+    fn load_meta(&self) -> Result<Option<(LogParams, u64)>> {
+        self.inner.load_meta()
+    }
+    fn commit(&self, b: &CommitBatch) -> Result<()> {
+        let mut open = self.gate.0.lock().unwrap();
+        while !*open {
+            open = self.gate.1.wait(open).unwrap();
+        }
+        drop(open);
+        if self.commits.fetch_add(1, Ordering::SeqCst) == self.fail_commit {
+            if self.mode == Mode::After {
+                self.inner.commit(b)?;
+            }
+            return Err(Error::Storage("injected: fsync failed".into()));
+        }
+        self.inner.commit(b)
+    }
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        self.inner.entry(index)
+    }
+    fn scan_entries(&self, s: u64, e: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        self.inner.scan_entries(s, e, f)
+    }
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
+        self.inner.tile(level, index)
+    }
+    fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>> {
+        self.inner.run_record(run, seq)
+    }
+    fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>> {
+        self.inner.run_last(run)
+    }
+    fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>> {
+        self.inner.run_records(run)
+    }
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
+        if self.fail_checkpoints.load(Ordering::SeqCst) {
+            return Err(Error::Storage("injected: checkpoint write failed".into()));
+        }
+        self.inner.put_checkpoint(size, note)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
+        self.inner.latest_checkpoint()
+    }
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+        self.inner.checkpoints()
+    }
 }

@@ -1,0 +1,50 @@
+//! The fuzz targets' checks over the checked-in corpus (`fuzz/corpus/<target>/seed-*`): seed
+//! inputs and every crash input a fuzzer ever found, kept as regression tests.
+
+#[path = "../../../fuzz/checks.rs"]
+mod checks;
+
+use std::path::PathBuf;
+
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed-")))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seeds for {target}");
+    files.into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
+}
+
+#[test]
+fn entry_decode_corpus() {
+    let mut accepted = 0;
+    for (_, data) in corpus("entry_decode") {
+        checks::entry_decode(&data);
+        accepted += usize::from(ledger_core::Entry::decode(&data).is_ok());
+    }
+    assert!(accepted >= 18, "the seeds are valid entries of every kind");
+}
+
+#[test]
+fn checkpoint_parse_corpus() {
+    for (_, data) in corpus("checkpoint_parse") {
+        checks::checkpoint_parse(&data);
+    }
+}
+
+#[test]
+fn receipt_verify_corpus() {
+    for (_, data) in corpus("receipt_verify") {
+        checks::receipt_verify(&data);
+    }
+}
+
+#[test]
+fn proof_verify_corpus() {
+    for (_, data) in corpus("proof_verify") {
+        checks::proof_verify(&data);
+    }
+}

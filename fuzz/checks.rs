@@ -1,0 +1,104 @@
+//! What the fuzz targets assert, one function per decoder. Shared with
+//! `crates/ledger-core/tests/fuzz_corpus.rs`, which runs them over the checked-in corpus (seeds and
+//! crash regressions) on every test run. Each must hold for *any* input: no panic, and whatever is
+//! accepted round-trips to the same bytes.
+#![allow(dead_code)]
+
+use ledger_core::merkle::{self, MemTree};
+use ledger_core::{Checkpoint, Entry, LogDescriptor, Note, Receipt, ReceiptVerifier, TreeHash};
+
+/// Entries: an accepted entry re-encodes to exactly its bytes (canonical by construction).
+pub fn entry_decode(data: &[u8]) {
+    if let Ok(e) = Entry::decode(data) {
+        assert_eq!(e.encode(), data, "an accepted entry must re-encode to itself");
+    }
+}
+
+fn golden_descriptor() -> LogDescriptor {
+    serde_json::from_str(include_str!("../testdata/golden/log-blake3.json")).expect("golden descriptor")
+}
+
+/// Signed notes and checkpoints: parsing round-trips; verification never panics.
+pub fn checkpoint_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(note) = Note::parse(text) else { return };
+    let mut rebuilt = format!("{}\n", note.text());
+    for s in note.signatures() {
+        let mut raw = s.key_id.to_vec();
+        raw.extend_from_slice(&s.signature);
+        use base64::Engine as _;
+        rebuilt.push_str(&format!("\u{2014} {} {}\n", s.name, base64::engine::general_purpose::STANDARD.encode(raw)));
+    }
+    assert_eq!(rebuilt, text, "a parsed note must rebuild to its text");
+    if let Ok(cp) = Checkpoint::parse_text(note.text()) {
+        assert_eq!(cp.to_text(), note.text(), "a parsed checkpoint must rebuild to its text");
+    }
+    let key = golden_descriptor().verifier_key().expect("golden key");
+    let _ = Checkpoint::open(text, &key);
+}
+
+/// Receipts: parsing round-trips; verification never panics and only accepts what verifies.
+pub fn receipt_verify(data: &[u8]) {
+    let Ok(r) = Receipt::from_json(data) else { return };
+    assert_eq!(Receipt::from_json(r.to_json().as_bytes()).expect("re-parse"), r, "receipt JSON round-trips");
+    let mut v = ReceiptVerifier::new(golden_descriptor()).expect("golden descriptor");
+    if let Ok(ok) = v.verify(&r) {
+        // Whatever verifies has the shape SPEC §5 promises.
+        assert!(matches!(ok.entries.last().map(|(_, e)| e.kind()), Some(ledger_core::Kind::ReceiptSealed)));
+        assert!(ok.entries.iter().all(|(_, e)| e.run.as_str() == r.run));
+    }
+}
+
+/// Proof verifiers: arbitrary proofs never panic; real proofs from a small tree verify, and any
+/// single changed byte is rejected.
+pub fn proof_verify(data: &[u8]) {
+    if data.len() < 3 {
+        return;
+    }
+    let h = if data[0] & 1 == 0 { TreeHash::Blake3 } else { TreeHash::Sha256 };
+    // Arbitrary input straight into the verifiers.
+    let word = |i: usize| data.get(i..i + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let hash = |i: usize| -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (k, b) in data.iter().skip(i).take(32).enumerate() {
+            out[k] = *b;
+        }
+        out
+    };
+    let proof: Vec<[u8; 32]> =
+        data.get(90..).unwrap_or(&[]).chunks_exact(32).map(|c| c.try_into().expect("32")).collect();
+    let _ = merkle::verify_inclusion(h, word(1), word(9), &hash(17), &proof, &hash(49));
+    let _ = merkle::verify_consistency(h, word(1) % 1000, word(9) % 1000, &hash(17), &hash(49), &proof);
+
+    // A real tree: size, index and old size from the input.
+    let n = u64::from(data[1]) + 1;
+    let mut t = MemTree::new(h);
+    for i in 0..n {
+        t.push_entry(&i.to_le_bytes());
+    }
+    let (i, old) = (u64::from(data[2]) % n, u64::from(data.get(3).copied().unwrap_or(0)) % (n + 1));
+    let root = t.root();
+    let leaf = h.leaf(&i.to_le_bytes());
+    let p = t.inclusion_proof(i, n).expect("in range");
+    merkle::verify_inclusion(h, i, n, &leaf, &p, &root).expect("a real inclusion proof verifies");
+    let c = t.consistency_proof(old, n).expect("in range");
+    let old_root = t.root_at(old).expect("in range");
+    merkle::verify_consistency(h, old, n, &old_root, &root, &c).expect("a real consistency proof verifies");
+    if let Some(&flip) = data.get(4) {
+        let mut bad = p.clone();
+        if !bad.is_empty() {
+            let k = usize::from(flip) % bad.len();
+            bad[k][usize::from(flip) % 32] ^= 1;
+            assert!(merkle::verify_inclusion(h, i, n, &leaf, &bad, &root).is_err(), "a changed inclusion proof fails");
+        }
+        let mut bad = c.clone();
+        if !bad.is_empty() {
+            let k = usize::from(flip) % bad.len();
+            bad[k][usize::from(flip) % 32] ^= 1;
+            assert!(
+                merkle::verify_consistency(h, old, n, &old_root, &root, &bad).is_err(),
+                "a changed consistency proof fails"
+            );
+        }
+    }
+}
