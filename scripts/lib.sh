@@ -20,8 +20,10 @@ apt_install() {
 
 ensure_system_packages() {
     local missing=()
-    # bindgen (for RocksDB's C API) loads libclang at build time.
-    if ! have_lib 'libclang\(-[0-9]*\)\?\.so' && ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+    # bindgen (for RocksDB's C API) loads libclang and clang's headers at build time.
+    if command -v dpkg-query >/dev/null; then
+        dpkg-query -W -f='${Status}' libclang-dev 2>/dev/null | grep -q "ok installed" || missing+=(libclang-dev)
+    elif ! have_lib 'libclang\(-[0-9]*\)\?\.so'; then
         missing+=(libclang-dev)
     fi
     command -v g++ >/dev/null || missing+=(g++)

@@ -84,7 +84,7 @@ pub struct VerifiedReceipt {
     /// The run's entries with their indices, seal last.
     pub entries: Vec<(u64, Entry)>,
     /// The signer's `identity.registered` entry and its index.
-    pub signer: (u64, Entry),
+    pub signer: (u64, Arc<Entry>),
     /// The sealed status.
     pub status: RunStatus,
 }
@@ -106,10 +106,11 @@ impl VerifiedReceipt {
 pub struct ReceiptVerifier {
     log: LogDescriptor,
     key: VerifierKey,
-    /// Per checkpoint note text: its parsed body and proven interior nodes.
-    cache: HashMap<String, CheckpointCache>,
+    /// Per checkpoint note text, newest last: its parsed body and proven interior nodes. Few
+    /// and compared by text (no hashing of the note on every receipt).
+    cache: Vec<(String, CheckpointCache)>,
     /// Signer entries already decoded and checked, by leaf hash: the entry and its key.
-    signers: HashMap<Hash, (Entry, ed25519_dalek::VerifyingKey)>,
+    signers: HashMap<Hash, (Arc<Entry>, ed25519_dalek::VerifyingKey)>,
 }
 
 #[derive(Debug)]
@@ -127,7 +128,7 @@ impl ReceiptVerifier {
     /// A verifier that trusts `log` alone.
     pub fn new(log: LogDescriptor) -> Result<ReceiptVerifier> {
         let key = log.verifier_key()?;
-        Ok(ReceiptVerifier { log, key, cache: HashMap::new(), signers: HashMap::new() })
+        Ok(ReceiptVerifier { log, key, cache: Vec::new(), signers: HashMap::new() })
     }
 
     /// The trusted descriptor.
@@ -152,17 +153,21 @@ impl ReceiptVerifier {
                 expected: format!("{} ({}, {})", self.log.origin, self.log.hash, self.log.vkey),
             });
         }
-        if !self.cache.contains_key(&r.checkpoint) {
-            let checkpoint = Checkpoint::open(&r.checkpoint, &self.key).map_err(|e| match e {
-                Error::WrongLog { .. } => e,
-                e => Error::receipt(CheckpointStep, None, e),
-            })?;
-            if self.cache.len() >= MAX_CACHED_CHECKPOINTS {
-                self.cache.clear();
+        let at = match self.cache.iter().rposition(|(note, _)| *note == r.checkpoint) {
+            Some(at) => at,
+            None => {
+                let checkpoint = Checkpoint::open(&r.checkpoint, &self.key).map_err(|e| match e {
+                    Error::WrongLog { .. } => e,
+                    e => Error::receipt(CheckpointStep, None, e),
+                })?;
+                if self.cache.len() >= MAX_CACHED_CHECKPOINTS {
+                    self.cache.remove(0);
+                }
+                self.cache.push((r.checkpoint.clone(), CheckpointCache { checkpoint, nodes: ProvenNodes::default() }));
+                self.cache.len() - 1
             }
-            self.cache.insert(r.checkpoint.clone(), CheckpointCache { checkpoint, nodes: ProvenNodes::default() });
-        }
-        let cached = self.cache.get_mut(&r.checkpoint).expect("inserted above");
+        };
+        let cached = &mut self.cache[at].1;
         let size = cached.checkpoint.size;
         let root = cached.checkpoint.root;
 
@@ -244,12 +249,13 @@ impl ReceiptVerifier {
                 if self.signers.len() >= MAX_CACHED_SIGNERS {
                     self.signers.clear();
                 }
+                let signer = Arc::new(signer);
                 self.signers.insert(signer_leaf, (signer.clone(), vk));
                 (signer, vk)
             }
         };
-        let expected_run = format!("{IDENTITY_RUN_PREFIX}{}", seal.actor);
-        if signer.run.as_str() != expected_run {
+        if signer.run.as_str().strip_prefix(IDENTITY_RUN_PREFIX) != Some(seal.actor.as_str()) {
+            let expected_run = format!("{IDENTITY_RUN_PREFIX}{}", seal.actor);
             return Err(Error::receipt(
                 Signature,
                 Some(r.signer.index),
