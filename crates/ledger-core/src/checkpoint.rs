@@ -258,6 +258,16 @@ mod tests {
     }
 
     #[test]
+    fn note_text_may_hold_blank_lines() {
+        let n = Note::parse("a\n\nb\n\n\u{2014} k AAAAAAA=\n").unwrap();
+        assert_eq!(n.text(), "a\n\nb\n");
+        assert_eq!(n.signatures().len(), 1);
+        // A C1 control character is not an ASCII control: allowed; DEL and other ASCII ones are not.
+        assert!(Note::parse("a\u{85}\n\n\u{2014} k AAAAAAA=\n").is_ok());
+        assert!(Note::parse("a\u{7f}\n\n\u{2014} k AAAAAAA=\n").is_err());
+    }
+
+    #[test]
     fn tampered_notes_fail() {
         let k = key();
         let note = Checkpoint { origin: k.name().into(), size: 7, root: [1; 32], extensions: vec![] }.sign(&k);
