@@ -5,16 +5,19 @@
 //!
 //! 1. **Prepare** (caller's thread, in parallel across appenders): each entry is decoded under
 //!    SPEC §2 and its leaf hash computed. A bad entry fails its whole batch here.
-//! 2. **Sequence** (one sequencer thread): it takes every submission queued, up to a group limit,
-//!    and checks the run rules against the run index — next seq expected, idempotent identical
+//! 2. **Sequence** (one sequencer thread): submissions are sequenced into one *open group* as
+//!    they arrive. The run rules are checked against the open group, the groups still being
+//!    committed, and then the run index in the store: next seq expected, idempotent identical
 //!    duplicates (same leaf hash), conflicting duplicates. A submission is all or nothing: its
 //!    entries are checked against a private overlay that is merged only if all pass. Accepted
 //!    entries get consecutive indices, are appended to the in-memory compact range, and their
-//!    completed tree nodes go into tiles. The group becomes one [`CommitBatch`]: entries, run
-//!    records, changed tiles and the new tree size.
-//! 3. **Commit** (one committer thread, one group behind the sequencer): the batch is written as
-//!    one synced write. Only then are the durable size and root published, and only then is each
-//!    submission acknowledged with its indices. Groups commit strictly in order.
+//!    completed tree nodes go into tiles. The open group is handed over the moment the committer
+//!    is idle (or when it is full), as one [`CommitBatch`]: entries, run records, changed tiles
+//!    and the new tree size. A group is therefore everything that arrived while the previous
+//!    group was being written.
+//! 3. **Commit** (one committer thread): the batch is written as one synced write. Only then are
+//!    the durable size and root published, and only then is each submission acknowledged with
+//!    its indices. Groups commit strictly in order.
 //! 4. **Checkpoint** (one checkpointer thread): on an interval, if the durable size grew, it signs
 //!    a checkpoint over the *published durable* size and root, stores it (synced), and publishes
 //!    it. A checkpoint therefore never covers an entry that is not durable, and as sizes only grow
