@@ -5,19 +5,20 @@
 //!
 //! 1. **Prepare** (caller's thread, in parallel across appenders): each entry is decoded under
 //!    SPEC §2 and its leaf hash computed. A bad entry fails its whole batch here.
-//! 2. **Sequence** (one sequencer thread): submissions are sequenced into one *open group* as
-//!    they arrive. The run rules are checked against the open group, the groups still being
-//!    committed, and then the run index in the store: next seq expected, idempotent identical
-//!    duplicates (same leaf hash), conflicting duplicates. A submission is all or nothing: its
-//!    entries are checked against a private overlay that is merged only if all pass. Accepted
-//!    entries get consecutive indices, are appended to the in-memory compact range, and their
-//!    completed tree nodes go into tiles. The open group is handed over the moment the committer
-//!    is idle (or when it is full), as one [`CommitBatch`]: entries, run records, changed tiles
-//!    and the new tree size. A group is therefore everything that arrived while the previous
-//!    group was being written.
-//! 3. **Commit** (one committer thread): the batch is written as one synced write. Only then are
-//!    the durable size and root published, and only then is each submission acknowledged with
-//!    its indices. Groups commit strictly in order.
+//! 2. **Sequence** (caller's thread, under the sequencing lock): the submission is sequenced
+//!    into one *open group*. The run rules are checked against the open group, the groups still
+//!    being committed, and then the run index in the store: next seq expected, idempotent
+//!    identical duplicates (same leaf hash), conflicting duplicates. A submission is all or
+//!    nothing: its entries are checked against a private overlay that is merged only if all
+//!    pass. Accepted entries get consecutive indices, are appended to the in-memory compact range,
+//!    and their completed tree nodes go into tiles. A full open group is queued for the committer
+//!    (one at most; further appenders wait: backpressure).
+//! 3. **Commit** (one committer thread): the moment it is free, the committer takes the queued
+//!    group or closes the open one into a [`CommitBatch`] (entries, run records, changed tiles,
+//!    the new tree size) and writes it as one synced write. A group is therefore everything that
+//!    was sequenced while the previous group was being written. Only after the write are the
+//!    durable size and root published, and only then is each submission acknowledged with its
+//!    indices. Groups commit strictly in order.
 //! 4. **Checkpoint** (one checkpointer thread): on an interval, if the durable size grew, it signs
 //!    a checkpoint over the *published durable* size and root, stores it (synced), and publishes
 //!    it. A checkpoint therefore never covers an entry that is not durable, and as sizes only grow
@@ -32,8 +33,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,8 +58,6 @@ pub struct LogConfig {
     pub max_group_entries: usize,
     /// Most entry bytes in one commit group.
     pub max_group_bytes: usize,
-    /// Submissions that may wait for the sequencer before appenders block (backpressure).
-    pub queue_depth: usize,
     /// Runs whose next seq the sequencer keeps in memory (a miss costs a store lookup).
     pub run_cache: usize,
 }
@@ -70,7 +69,6 @@ impl Default for LogConfig {
             checkpoint_interval: Duration::from_millis(100),
             max_group_entries: 8192,
             max_group_bytes: 8 << 20,
-            queue_depth: 1024,
             run_cache: 1 << 18,
         }
     }
@@ -117,6 +115,12 @@ struct Submission {
 /// log closed under it), it answers [`Error::Closed`].
 struct Reply(Option<Done>);
 
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Reply(pending)" } else { "Reply(sent)" })
+    }
+}
+
 impl Reply {
     fn send(mut self, r: Result<Vec<u64>>) {
         if let Some(done) = self.0.take() {
@@ -133,16 +137,7 @@ impl Drop for Reply {
     }
 }
 
-/// What the sequencer receives.
-enum Msg {
-    /// A batch to append.
-    Submit(Submission),
-    /// The committer has nothing to do: hand over the open group now.
-    Idle,
-    /// The log is closing: hand over what is open and stop.
-    Close,
-}
-
+#[derive(Debug)]
 struct Group {
     batch: CommitBatch,
     acks: Vec<(Reply, Vec<u64>)>,
@@ -163,8 +158,12 @@ struct Shared {
     /// Set when the log closes: wakes the checkpointer for its final checkpoint.
     closing: Mutex<bool>,
     closing_cv: Condvar,
-    /// The committer is waiting for a group: the sequencer hands over its open group at once.
-    committer_idle: AtomicBool,
+    /// Sequencing state: appenders sequence into its open group; the committer takes groups.
+    seq: Mutex<SeqState>,
+    /// The committer waits here for a group.
+    work_cv: Condvar,
+    /// Appenders wait here while a full group waits for the committer (backpressure).
+    room_cv: Condvar,
     batches: AtomicU64,
     entries: AtomicU64,
     commit_nanos: AtomicU64,
@@ -216,7 +215,6 @@ impl Shared {
 #[derive(Debug)]
 pub struct Log {
     shared: Arc<Shared>,
-    submit: Mutex<Option<SyncSender<Msg>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -287,6 +285,17 @@ impl Log {
             None => return Err(Error::Corrupt("a non-empty log without checkpoints".into())),
         };
 
+        let run_cache = NonZeroUsize::new(cfg.run_cache.max(1)).expect("non-zero");
+        let sequencer = Sequencer {
+            store: store.clone(),
+            hash: cfg.hash,
+            range,
+            tiles,
+            next_seq: lru::LruCache::new(run_cache),
+            pending: VecDeque::new(),
+            max_entries: cfg.max_group_entries.max(1),
+            max_bytes: cfg.max_group_bytes.max(1),
+        };
         let shared = Arc::new(Shared {
             store: store.clone(),
             hash: cfg.hash,
@@ -298,7 +307,15 @@ impl Log {
             checkpoint_cv: Condvar::new(),
             closing: Mutex::new(false),
             closing_cv: Condvar::new(),
-            committer_idle: AtomicBool::new(true),
+            seq: Mutex::new(SeqState {
+                seq: sequencer,
+                open: OpenGroup::empty(),
+                queued: None,
+                committer_waiting: false,
+                closing: false,
+            }),
+            work_cv: Condvar::new(),
+            room_cv: Condvar::new(),
             batches: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
@@ -307,35 +324,19 @@ impl Log {
         // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
         shared.sign_checkpoint()?;
 
-        // At least one slot, so that the committer's wake-up can always be queued or is moot.
-        let (submit_tx, submit_rx) = sync_channel::<Msg>(cfg.queue_depth.max(1));
-        // At most one full group waits while another commits.
-        let (group_tx, group_rx) = sync_channel::<Group>(1);
-        let run_cache = NonZeroUsize::new(cfg.run_cache.max(1)).expect("non-zero");
-        let sequencer = Sequencer {
-            shared: shared.clone(),
-            range,
-            tiles,
-            next_seq: lru::LruCache::new(run_cache),
-            pending: VecDeque::new(),
-            max_entries: cfg.max_group_entries.max(1),
-            max_bytes: cfg.max_group_bytes.max(1),
-        };
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(f)
                 .map_err(|e| Error::Storage(format!("spawning {name}: {e}")))
         };
-        let mut threads = Vec::with_capacity(3);
-        threads.push(spawn("ledger-sequencer", Box::new(move || sequencer.run(submit_rx, group_tx)))?);
+        let mut threads = Vec::with_capacity(2);
         let s = shared.clone();
-        let wake = submit_tx.clone();
-        threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s, group_rx, wake)))?);
+        threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s)))?);
         let s = shared.clone();
         let interval = cfg.checkpoint_interval;
         threads.push(spawn("ledger-checkpointer", Box::new(move || checkpoint_loop(&s, interval)))?);
-        Ok(Log { shared, submit: Mutex::new(Some(submit_tx)), threads: Mutex::new(threads) })
+        Ok(Log { shared, threads: Mutex::new(threads) })
     }
 
     /// The log descriptor (origin, hash, verifier key).
@@ -363,9 +364,11 @@ impl Log {
         rx.recv().unwrap_or(Err(Error::Closed))
     }
 
-    /// Like [`Log::append`], but calls `done` (from a log thread) instead of blocking for the
-    /// result. `done` is called exactly once: with the indices after the batch is durable, or
-    /// with the reason nothing of the batch was appended.
+    /// Like [`Log::append`], but calls `done` instead of blocking for the result. `done` is called
+    /// exactly once: from the committer with the indices after the batch is durable, or with the
+    /// reason nothing of the batch was appended (from this thread when the batch is refused at
+    /// once). It is never called while a log lock is held, so it may append again. This call
+    /// itself blocks only while a full group already waits for the committer (backpressure).
     pub fn append_with(&self, entries: Vec<Vec<u8>>, done: impl FnOnce(Result<Vec<u64>>) + Send + 'static) {
         if let Err(e) = self.shared.poisoned() {
             return done(Err(e));
@@ -383,12 +386,7 @@ impl Log {
         if prepared.is_empty() {
             return done(Ok(Vec::new()));
         }
-        let sender = self.submit.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(sender) = sender else {
-            return done(Err(Error::Closed));
-        };
-        // If the log closed meanwhile, the dropped submission answers `Closed`.
-        let _ = sender.send(Msg::Submit(Submission { entries: prepared, done: Reply(Some(Box::new(done))) }));
+        self.shared.submit(Submission { entries: prepared, done: Reply(Some(Box::new(done))) });
     }
 
     /// The newest signed checkpoint (size 0 for a new log).
@@ -550,15 +548,14 @@ impl Log {
     /// Stops accepting appends, commits everything already submitted, signs a final checkpoint
     /// and stops the log's threads.
     pub fn close(&self) -> Result<()> {
-        if let Some(tx) = self.submit.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            // Queued after every submission already sent: they are all committed first.
-            let _ = tx.send(Msg::Close);
-        }
+        // No new submissions; the committer commits what was sequenced, then stops.
+        self.shared.seq.lock().unwrap_or_else(|p| p.into_inner()).closing = true;
+        self.shared.work_cv.notify_all();
+        self.shared.room_cv.notify_all();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         let mut it = threads.into_iter();
-        // Sequencer, then committer: they end when their input channels close.
-        for t in it.by_ref().take(2) {
-            let _ = t.join();
+        if let Some(committer) = it.next() {
+            let _ = committer.join();
         }
         *self.shared.closing.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.shared.closing_cv.notify_all();
@@ -594,8 +591,76 @@ type RunRecords = HashMap<(String, u64), RunRecord>;
 /// Next seq by run.
 type RunNext = HashMap<String, u64>;
 
+/// What the sequencer needs, under `Shared::seq`.
+#[derive(Debug)]
+struct SeqState {
+    seq: Sequencer,
+    /// The group being filled.
+    open: OpenGroup,
+    /// A full group waiting for the committer.
+    queued: Option<Group>,
+    /// The committer waits on `work_cv`.
+    committer_waiting: bool,
+    /// The log is closing: no new submissions.
+    closing: bool,
+}
+
+impl Shared {
+    /// Sequences a submission into the open group, under the sequencing lock, in the caller's
+    /// thread. Callbacks run outside the lock.
+    fn submit(&self, sub: Submission) {
+        let (n, bytes) = size_of(&sub);
+        let mut st = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if st.closing {
+                drop(st);
+                return sub.done.send(Err(Error::Closed));
+            }
+            if let Err(e) = self.poisoned() {
+                drop(st);
+                return sub.done.send(Err(e));
+            }
+            let st_ref = &mut *st;
+            let full = st_ref.open.has_work()
+                && (st_ref.open.entries + n > st_ref.seq.max_entries
+                    || st_ref.open.bytes + bytes > st_ref.seq.max_bytes);
+            if !full {
+                break;
+            }
+            if st_ref.queued.is_none() {
+                // Queue the full group for the committer and open a new one.
+                st_ref.queued = Some(self.take_open(st_ref));
+                self.work_cv.notify_one();
+                break;
+            }
+            // Backpressure: one full group already waits.
+            st = self.room_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        let st_ref = &mut *st;
+        let rejected = st_ref.seq.add(&mut st_ref.open, sub);
+        let wake = st_ref.committer_waiting && st_ref.open.has_work();
+        drop(st);
+        if wake {
+            self.work_cv.notify_one();
+        }
+        if let Some((reply, e)) = rejected {
+            reply.send(Err(e));
+        }
+    }
+
+    /// Closes the open group into a commit batch and opens the next.
+    fn take_open(&self, st: &mut SeqState) -> Group {
+        let open = std::mem::replace(&mut st.open, OpenGroup::empty());
+        let group = st.seq.close(open);
+        st.seq.prune(self.durable().0);
+        group
+    }
+}
+
+#[derive(Debug)]
 struct Sequencer {
-    shared: Arc<Shared>,
+    store: Arc<dyn Store>,
+    hash: TreeHash,
     range: CompactRange,
     tiles: TileWriter,
     /// Next seq of recently used runs: reflects every sequenced entry, durable or not.
@@ -608,54 +673,13 @@ struct Sequencer {
 }
 
 impl Sequencer {
-    /// Group commit: submissions are sequenced into the open group as they arrive; the group is
-    /// handed to the committer the moment it is idle, or when it reaches the size limits. A group
-    /// is therefore everything that arrived while the previous one was being written.
-    fn run(mut self, rx: Receiver<Msg>, tx: SyncSender<Group>) {
-        let mut open = OpenGroup::new(&mut self);
-        loop {
-            if open.has_work() && self.shared.committer_idle.swap(false, Ordering::AcqRel) {
-                let group = self.close(std::mem::replace(&mut open, OpenGroup::empty()));
-                open = OpenGroup::new(&mut self);
-                if tx.send(group).is_err() {
-                    return;
-                }
-                continue;
-            }
-            match rx.recv() {
-                Ok(Msg::Idle) => {}
-                Ok(Msg::Submit(sub)) => {
-                    if let Err(e) = self.shared.poisoned() {
-                        sub.done.send(Err(e.clone_poison()));
-                        continue;
-                    }
-                    let (n, bytes) = size_of(&sub);
-                    if open.has_work() && (open.entries + n > self.max_entries || open.bytes + bytes > self.max_bytes) {
-                        // Full: queue it for the committer (blocks while one full group waits).
-                        let group = self.close(std::mem::replace(&mut open, OpenGroup::empty()));
-                        open = OpenGroup::new(&mut self);
-                        if tx.send(group).is_err() {
-                            return;
-                        }
-                    }
-                    self.add(&mut open, sub);
-                }
-                Ok(Msg::Close) | Err(_) => break,
-            }
-        }
-        // Closing: commit what is open; dropping `tx` then ends the committer.
-        if open.has_work() {
-            let group = self.close(open);
-            let _ = tx.send(group);
-        }
-    }
-
-    /// Sequences one submission into the open group: all of it, or (with the reason) none of it.
-    fn add(&mut self, open: &mut OpenGroup, sub: Submission) {
-        let h = self.shared.hash;
+    /// Sequences one submission into the open group: all of it, or none of it, returning the
+    /// reply to send with the reason.
+    fn add(&mut self, open: &mut OpenGroup, sub: Submission) -> Option<(Reply, Error)> {
+        let h = self.hash;
         let mut overlay = Overlay::default();
         let indices = match self.check(&sub.entries, &mut overlay, open, self.range.size()) {
-            Err(e) => return sub.done.send(Err(e)),
+            Err(e) => return Some((sub.done, e)),
             Ok(indices) => indices,
         };
         for (run, next) in overlay.next_seq {
@@ -679,6 +703,14 @@ impl Sequencer {
             open.records.insert(key, rec);
         }
         open.acks.push((sub.done, indices));
+        None
+    }
+
+    /// Drops the records of groups that are durable (the store has them now).
+    fn prune(&mut self, durable: u64) {
+        while self.pending.front().is_some_and(|(end, _, _)| *end <= durable) {
+            self.pending.pop_front();
+        }
     }
 
     /// Closes the open group into a commit batch over the tree as it now stands.
@@ -686,7 +718,7 @@ impl Sequencer {
         self.tiles.flush_partial(&mut open.batch.tiles);
         open.batch.tree_size = self.range.size();
         self.pending.push_back((open.batch.tree_size, open.records, open.next));
-        Group { batch: open.batch, acks: open.acks, root: self.range.root(self.shared.hash) }
+        Group { batch: open.batch, acks: open.acks, root: self.range.root(self.hash) }
     }
 
     /// Checks one submission's run rules; fills `overlay` with what accepting it would change.
@@ -719,10 +751,9 @@ impl Sequencer {
                 let key = (p.run.clone(), p.seq);
                 let existing = match overlay.records.get(&key).or_else(|| open.records.get(&key)) {
                     Some(r) => Some(*r),
-                    None => self.pending_record(&key).map_or_else(
-                        || self.shared.store.run_record(&p.run, p.seq).map_err(in_batch),
-                        |r| Ok(Some(r)),
-                    )?,
+                    None => self
+                        .pending_record(&key)
+                        .map_or_else(|| self.store.run_record(&p.run, p.seq).map_err(in_batch), |r| Ok(Some(r)))?,
                 };
                 let Some(existing) = existing else {
                     return Err(in_batch(Error::Corrupt(format!(
@@ -757,7 +788,7 @@ impl Sequencer {
             // All of the run's entries (if any) are durable: the store knows. Most such runs are
             // new, and a point lookup of seq 0 (bloom-filtered) settles that without a seek.
             None => {
-                let store = &self.shared.store;
+                let store = &self.store;
                 match store.run_record(run, 0)? {
                     None => 0,
                     Some(_) => store.run_last(run)?.map_or(0, |(seq, _)| seq + 1),
@@ -770,6 +801,7 @@ impl Sequencer {
 }
 
 /// The group being filled.
+#[derive(Debug)]
 struct OpenGroup {
     batch: CommitBatch,
     /// Run records of this group's entries (for duplicates within the group).
@@ -793,15 +825,6 @@ impl OpenGroup {
         }
     }
 
-    /// Opens a group; records of groups known durable are dropped from the pending window.
-    fn new(seq: &mut Sequencer) -> OpenGroup {
-        let durable = seq.shared.durable().0;
-        while seq.pending.front().is_some_and(|(end, _, _)| *end <= durable) {
-            seq.pending.pop_front();
-        }
-        OpenGroup::empty()
-    }
-
     fn has_work(&self) -> bool {
         !self.acks.is_empty()
     }
@@ -820,24 +843,29 @@ impl Error {
     }
 }
 
-/// The committer: writes each group as one synced batch, then publishes and acknowledges it.
-fn commit_loop(shared: &Shared, rx: Receiver<Group>, wake: SyncSender<Msg>) {
+/// The committer: takes the queued or open group the moment it is free, writes it as one synced
+/// batch, then publishes and acknowledges it. A group is therefore everything that was
+/// sequenced while the previous group was being written.
+fn commit_loop(shared: &Shared) {
     loop {
-        let group = match rx.try_recv() {
-            Ok(g) => g,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
-            Err(std::sync::mpsc::TryRecvError::Empty) => {
-                // Nothing queued: tell the sequencer to hand over its open group now. (If the
-                // queue is full the sequencer is awake anyway and sees the flag.)
-                shared.committer_idle.store(true, Ordering::Release);
-                let _ = wake.try_send(Msg::Idle);
-                match rx.recv() {
-                    Ok(g) => g,
-                    Err(_) => return,
+        let group = {
+            let mut st = shared.seq.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(g) = st.queued.take() {
+                    shared.room_cv.notify_all();
+                    break g;
                 }
+                if st.open.has_work() {
+                    break shared.take_open(&mut st);
+                }
+                if st.closing {
+                    return;
+                }
+                st.committer_waiting = true;
+                st = shared.work_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.committer_waiting = false;
             }
         };
-        shared.committer_idle.store(false, Ordering::Release);
         commit_group(shared, group);
     }
 }
