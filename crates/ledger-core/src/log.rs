@@ -906,6 +906,10 @@ fn commit_group(shared: &Shared, Group { batch, acks, root }: Group) {
 fn checkpoint_loop(shared: &Shared, interval: Duration) {
     let mut closing = shared.closing.lock().unwrap_or_else(|p| p.into_inner());
     loop {
+        // `open` signed the first checkpoint: wait an interval (or for close) before each next.
+        if !*closing {
+            closing = shared.closing_cv.wait_timeout(closing, interval).unwrap_or_else(|p| p.into_inner()).0;
+        }
         let done = *closing;
         if shared.poisoned().is_err() {
             return;
@@ -915,7 +919,6 @@ fn checkpoint_loop(shared: &Shared, interval: Duration) {
         if done {
             return;
         }
-        closing = shared.closing_cv.wait_timeout(closing, interval).unwrap_or_else(|p| p.into_inner()).0;
     }
 }
 
