@@ -295,7 +295,8 @@ mod tests {
         for seed in 0..64u8 {
             let k = NamedKey::from_seed("example.com/log", [seed; 32]).unwrap();
             let (v, p) = (k.verifier().to_string(), k.to_private_string());
-            if v.rsplit('+').next() != Some(&v[v.find('+').unwrap() + 10..]) {
+            let b64 = v.splitn(3, '+').nth(2).unwrap();
+            if b64.contains('+') {
                 found += 1;
             }
             assert_eq!(v.parse::<VerifierKey>().unwrap(), k.verifier(), "{v}");

@@ -576,7 +576,7 @@ fn prepare(h: TreeHash, bytes: Vec<u8>) -> Result<Prepared> {
     let e = Entry::decode(&bytes)?;
     let leaf = h.leaf(&bytes);
     let kind = e.kind();
-    Ok(Prepared { run: e.run.as_str().to_string(), seq: e.seq, kind, leaf, bytes })
+    Ok(Prepared { run: e.run.into_string(), seq: e.seq, kind, leaf, bytes })
 }
 
 /// Run state for one submission being checked: changes only become visible when it passes.
@@ -637,7 +637,7 @@ impl Shared {
             st = self.room_cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
         let st_ref = &mut *st;
-        let rejected = st_ref.seq.add(&mut st_ref.open, sub);
+        let rejected = st_ref.seq.add(&mut st_ref.open, sub, (n, bytes));
         let wake = st_ref.committer_waiting && st_ref.open.has_work();
         drop(st);
         if wake {
@@ -675,7 +675,8 @@ struct Sequencer {
 impl Sequencer {
     /// Sequences one submission into the open group: all of it, or none of it, returning the
     /// reply to send with the reason.
-    fn add(&mut self, open: &mut OpenGroup, sub: Submission) -> Option<(Reply, Error)> {
+    /// `size` is the submission's `(entries, bytes)`, as the caller already measured it.
+    fn add(&mut self, open: &mut OpenGroup, sub: Submission, size: (usize, usize)) -> Option<(Reply, Error)> {
         let h = self.hash;
         let mut overlay = Overlay::default();
         let indices = match self.check(&sub.entries, &mut overlay, open, self.range.size()) {
@@ -686,7 +687,7 @@ impl Sequencer {
             open.next.insert(run.clone(), next);
             self.next_seq.put(run, next);
         }
-        let (n, bytes) = size_of(&sub);
+        let (n, bytes) = size;
         open.entries += n;
         open.bytes += bytes;
         for p in sub.entries {

@@ -7,13 +7,16 @@ use ledger_core::{Entry, Error, Event, NamedKey, Result, RunId};
 
 use crate::LedgerSink;
 
+/// A fresh 32-byte key seed from the OS.
+pub fn os_seed() -> std::io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(std::io::Error::other)?;
+    Ok(seed)
+}
+
 /// Loads the identity key at `path`, or creates it (mode 0600) with OS randomness.
 pub fn load_or_create(path: &Path, name: &str) -> Result<NamedKey> {
-    NamedKey::load_or_create(path, name, || {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(std::io::Error::other)?;
-        Ok(seed)
-    })
+    NamedKey::load_or_create(path, name, os_seed)
 }
 
 /// Registers `key` in run `id/<name>` unless it is already the latest registered key there.

@@ -50,11 +50,7 @@ fn main() -> Result<()> {
     let origin = dir.existing_origin()?.unwrap_or(origin);
     let cfg = LogConfig { hash, ..LogConfig::default() };
     let log = dir
-        .open(&origin, cfg, &RocksConfig::default(), || {
-            let mut seed = [0u8; 32];
-            getrandom::fill(&mut seed).map_err(std::io::Error::other)?;
-            Ok(seed)
-        })
+        .open(&origin, cfg, &RocksConfig::default(), identity::os_seed)
         .with_context(|| format!("opening the embedded ledger in {}", embedded.display()))?;
     let log = Arc::new(log);
     let sink: Arc<dyn LedgerSink> = Arc::new(EmbeddedLedger::new(log.clone()));
