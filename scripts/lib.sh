@@ -26,9 +26,26 @@ ensure_system_packages() {
     elif ! have_lib 'libclang\(-[0-9]*\)\?\.so'; then
         missing+=(libclang-dev)
     fi
+    # tonic-prost-build compiles ledger-server's .proto with protoc.
+    command -v protoc >/dev/null || missing+=(protobuf-compiler)
     command -v g++ >/dev/null || missing+=(g++)
     command -v make >/dev/null || missing+=(make)
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+# A virtual environment for the Python test oracles (the independent SPEC verifier in
+# tests/python), outside the clone like the target directory; rebuilt when requirements change.
+ensure_pyenv() {
+    local venv=${A2A_LEDGER_PYENV:-$HOME/.cache/a2a-ledger-pyenv}
+    local req="$ROOT/tests/python/requirements.txt"
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi
+    if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.txt"; then
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+        cp "$req" "$venv/requirements.txt"
+    fi
+    export A2A_LEDGER_PYTHON="$venv/bin/python"
 }
 
 cd "$ROOT"

@@ -45,9 +45,35 @@ impl DataDir {
         rocks: &RocksConfig,
         fresh_seed: impl FnOnce() -> std::io::Result<[u8; 32]>,
     ) -> Result<Log> {
+        self.open_inner(origin, cfg, true, rocks, fresh_seed)
+    }
+
+    /// Like [`DataDir::open`], but `cfg.hash` applies only to a new log: an existing one opens
+    /// with the hash it was created with.
+    pub fn open_keeping_hash(
+        &self,
+        origin: &str,
+        cfg: LogConfig,
+        rocks: &RocksConfig,
+        fresh_seed: impl FnOnce() -> std::io::Result<[u8; 32]>,
+    ) -> Result<Log> {
+        self.open_inner(origin, cfg, false, rocks, fresh_seed)
+    }
+
+    fn open_inner(
+        &self,
+        origin: &str,
+        mut cfg: LogConfig,
+        strict_hash: bool,
+        rocks: &RocksConfig,
+        fresh_seed: impl FnOnce() -> std::io::Result<[u8; 32]>,
+    ) -> Result<Log> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let key = NamedKey::load_or_create(&self.key_path(), origin, fresh_seed)?;
         let store: Arc<dyn Store> = Arc::new(RocksStore::open(&self.root.join(STORE_DIR), rocks)?);
+        if !strict_hash && let Some((params, _)) = store.load_meta()? {
+            cfg.hash = params.hash;
+        }
         Log::open(store, key, cfg)
     }
 

@@ -547,6 +547,28 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The attrs as a JSON object, byte strings as lowercase hex (SPEC §7's `attrs` column, and
+    /// what the server and the verifier show people).
+    pub fn attrs_json(&self) -> serde_json::Value {
+        let map = self
+            .attrs()
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::Text(t) => serde_json::Value::from(t),
+                    Value::Uint(u) => serde_json::Value::from(u),
+                    Value::Int(i) => serde_json::Value::from(i),
+                    Value::Bytes(b) => serde_json::Value::from(hex::encode(b)),
+                    Value::Texts(t) => serde_json::Value::from(t.to_vec()),
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
 /// An attr value: the only shapes SPEC §2 uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Value<'a> {
@@ -580,6 +602,25 @@ impl Entry {
     /// The event kind.
     pub fn kind(&self) -> Kind {
         self.event.kind()
+    }
+
+    /// The entry as JSON (SPEC §2 keys), byte strings as lowercase hex.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("v".into(), 1.into());
+        m.insert("ts".into(), self.ts.into());
+        m.insert("run".into(), self.run.as_str().into());
+        m.insert("seq".into(), self.seq.into());
+        m.insert("kind".into(), self.kind().as_str().into());
+        m.insert("actor".into(), self.actor.clone().into());
+        m.insert("attrs".into(), self.event.attrs_json());
+        if let Some(g) = &self.grant {
+            m.insert("grant".into(), g.clone().into());
+        }
+        if let Some(p) = &self.payload {
+            m.insert("payload".into(), hex::encode(p).into());
+        }
+        serde_json::Value::Object(m)
     }
 
     /// Encodes the entry in core deterministic CBOR.

@@ -218,6 +218,18 @@ pub enum Error {
         reason: String,
     },
 
+    // ---- compliance packs (SPEC §6) ----
+    /// A pack failed verification: which file, which log index if one, and why.
+    #[error("pack {file}{}: {reason}", index.map(|i| format!(" at index {i}")).unwrap_or_default())]
+    PackInvalid {
+        /// The pack file at fault.
+        file: String,
+        /// The log index concerned, if one is.
+        index: Option<u64>,
+        /// What was wrong.
+        reason: String,
+    },
+
     // ---- the log and its store ----
     /// A run's entries must arrive in seq order without gaps.
     #[error("run {run:?}: entry has seq {got}, expected {expected}")]
@@ -247,6 +259,9 @@ pub enum Error {
         /// Why it was refused.
         source: Box<Error>,
     },
+    /// The caller may not append this entry (for example: an actor its token is not bound to).
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
     /// A run has no entries.
     #[error("unknown run {0:?}")]
     UnknownRun(String),

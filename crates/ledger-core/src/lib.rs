@@ -50,6 +50,7 @@ mod hash;
 pub mod keys;
 pub mod log;
 pub mod merkle;
+pub mod pack;
 pub mod receipt;
 pub mod seal;
 pub mod store;

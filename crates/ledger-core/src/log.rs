@@ -370,13 +370,25 @@ impl Log {
     /// once). It is never called while a log lock is held, so it may append again. This call
     /// itself blocks only while a full group already waits for the committer (backpressure).
     pub fn append_with(&self, entries: Vec<Vec<u8>>, done: impl FnOnce(Result<Vec<u64>>) + Send + 'static) {
+        self.append_admitted(entries, |_| Ok(()), done)
+    }
+
+    /// Like [`Log::append_with`], but first asks `admit` about every decoded entry: the first
+    /// refusal refuses the whole batch with [`Error::InBatch`] around the reason. The server uses
+    /// it to hold each ingest token to the identities it may write as, at no second decode.
+    pub fn append_admitted(
+        &self,
+        entries: Vec<Vec<u8>>,
+        admit: impl Fn(&Entry) -> Result<()>,
+        done: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
+    ) {
         if let Err(e) = self.shared.poisoned() {
             return done(Err(e));
         }
         let h = self.shared.hash;
         let mut prepared = Vec::with_capacity(entries.len());
         for (position, bytes) in entries.into_iter().enumerate() {
-            match prepare(h, bytes) {
+            match prepare(h, bytes, &admit) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
                     return done(Err(Error::InBatch { position, source: Box::new(e) }));
@@ -469,6 +481,30 @@ impl Log {
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
         self.check_size(new)?;
         merkle::consistency_proof(self.shared.hash, &StoreNodes(&*self.shared.store), old, new)
+    }
+
+    /// Calls `f` for the entries `[start, end)` in index order; `end` must be durable.
+    pub fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        self.check_size(end)?;
+        if start > end {
+            return Err(Error::OutOfRange { what: "range start", value: start, size: end });
+        }
+        let mut next = start;
+        self.shared.store.scan_entries(start, end, &mut |i, e| {
+            next = i + 1;
+            f(i, e)
+        })?;
+        if next != end {
+            return Err(Error::Corrupt(format!("entry {next} is missing")));
+        }
+        Ok(())
+    }
+
+    /// The compact range of `[0, size)` (a pack's `left`): the roots of its perfect subtrees,
+    /// largest first.
+    pub fn compact_range(&self, size: u64) -> Result<CompactRange> {
+        self.check_size(size)?;
+        CompactRange::load(&StoreNodes(&*self.shared.store), size)
     }
 
     /// The durable entries of `run` in seq order, with their indices.
@@ -572,8 +608,9 @@ impl Drop for Log {
     }
 }
 
-fn prepare(h: TreeHash, bytes: Vec<u8>) -> Result<Prepared> {
+fn prepare(h: TreeHash, bytes: Vec<u8>, admit: &impl Fn(&Entry) -> Result<()>) -> Result<Prepared> {
     let e = Entry::decode(&bytes)?;
+    admit(&e)?;
     let leaf = h.leaf(&bytes);
     let kind = e.kind();
     Ok(Prepared { run: e.run.into_string(), seq: e.seq, kind, leaf, bytes })

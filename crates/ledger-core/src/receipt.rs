@@ -386,7 +386,7 @@ mod b64 {
     }
 }
 
-mod b64_hashes {
+pub(crate) mod b64_hashes {
     use super::*;
     use serde::ser::SerializeSeq;
     use serde::{Deserializer, Serializer};

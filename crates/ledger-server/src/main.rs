@@ -1,24 +1,61 @@
-//! `ledger-server`: administers a ledger data directory (`DIR/log.key`, `DIR/rocksdb/`).
-//!
-//! `ledger-server init --data DIR` creates a log (origin and tree hash are fixed from then on);
-//! `ledger-server status --data DIR` prints its descriptor, size and newest checkpoint.
+//! `ledger-server --data DIR`: serves a ledger over HTTP and gRPC. `status` prints what a data
+//! directory holds. See `ledger-server --help`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use ledger_core::{DataDir, LogConfig, RocksConfig, TreeHash};
+use ledger_core::TreeHash;
+use ledger_server::config::{self, Overrides};
 
 #[derive(Parser)]
-#[command(name = "ledger-server", version, about = "The a2a-ledger service")]
+#[command(
+    name = "ledger-server",
+    version,
+    about = "The a2a-ledger service: ingest over gRPC and HTTP; receipts, proofs, tiles and compliance packs",
+    long_about = "The a2a-ledger service.\n\n\
+        Serves the log in --data over HTTP (axum) and gRPC (ledger.v1.Ledger). On a first start it creates \
+        the log key, DIR/server.toml (principals as token hashes) and DIR/tokens.json (mode 0600: an ingest \
+        token for the identity `gateway` and an auditor token, written once).\n\n\
+        Example:\n  ledger-server --data /var/lib/a2a-ledger --http 0.0.0.0:7700 --grpc 0.0.0.0:7701",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Data directory (log key, RocksDB, server.toml, tokens.json).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Configuration file (default: DIR/server.toml, created on first start).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:7700].
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// gRPC listen address [default: 127.0.0.1:7701].
+    #[arg(long)]
+    grpc: Option<SocketAddr>,
+    /// Origin of a new log (its name in checkpoints); an existing log refuses another.
+    #[arg(long)]
+    origin: Option<String>,
+    /// Tree hash of a new log: blake3 (default) or sha256; an existing log refuses another.
+    #[arg(long)]
+    hash: Option<TreeHash>,
+    /// Milliseconds between checkpoints while the log grows [default: 100].
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create a log in a new data directory and print its descriptor.
+    /// Create a log in a new data directory and print its descriptor (serving creates one too).
     ///
     /// Example:
     ///   ledger-server init --data /var/lib/a2a-ledger --origin ledger.example.com/prod --hash sha256
@@ -33,7 +70,7 @@ enum Cmd {
         #[arg(long, default_value = "blake3")]
         hash: TreeHash,
     },
-    /// Print the descriptor, tree size and newest checkpoint of an existing log.
+    /// Print the descriptor, tree size and newest checkpoint of a data directory.
     ///
     /// Example:
     ///   ledger-server status --data /var/lib/a2a-ledger
@@ -41,53 +78,111 @@ enum Cmd {
         /// Data directory.
         #[arg(long)]
         data: PathBuf,
-        /// The log's tree hash (a log refuses to open with another).
-        #[arg(long, default_value = "blake3")]
-        hash: TreeHash,
+        /// Check that the log has this tree hash (refused with the reason if not).
+        #[arg(long)]
+        hash: Option<TreeHash>,
     },
 }
 
-fn seed() -> std::io::Result<[u8; 32]> {
-    let mut s = [0u8; 32];
-    getrandom::fill(&mut s).map_err(std::io::Error::other)?;
-    Ok(s)
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Status { data, hash }) => return status(data, hash),
+        Some(Cmd::Init { data, origin, hash }) => return init(data, origin, hash),
+        None => {}
+    }
+    let a = cli.serve;
+    let Some(data) = a.data else {
+        anyhow::bail!("--data DIR is required: the directory holding (or to hold) the log; see --help");
+    };
+    let overrides = Overrides {
+        config: a.config,
+        origin: a.origin,
+        hash: a.hash,
+        checkpoint_interval_ms: a.checkpoint_interval_ms,
+        http: a.http,
+        grpc: a.grpc,
+    };
+    let (settings, bootstrap) = config::resolve(&data, &overrides)?;
+    let log = ledger_server::open_log(&settings)?;
+    let d = log.descriptor().clone();
+    let size = log.durable_size();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(ledger_server::serve(
+        settings.clone(),
+        log,
+        |b| {
+            println!("a2a-ledger server: log {} ({}), {size} entries, data in {}", d.origin, d.hash, data.display());
+            println!("listening http http://{}", b.http);
+            println!("listening grpc http://{}", b.grpc);
+            println!("  GET  http://{}/v1/log            the log descriptor (public)", b.http);
+            println!("  GET  http://{}/v1/checkpoint     the newest signed checkpoint (public)", b.http);
+            println!("  POST http://{}/v1/entries        ingest (ingest token)", b.http);
+            println!("  GET  http://{}/runs/<id>/receipt a run's receipt", b.http);
+            if let Some(bs) = &bootstrap {
+                println!(
+                    "first start: tokens written once to {} (mode 0600); the server keeps only their SHA-256 in {}",
+                    bs.tokens.display(),
+                    bs.config.display()
+                );
+            }
+        },
+        shutdown_signal(),
+    ))?;
+    eprintln!("a2a-ledger server: stopped; final checkpoint signed");
+    Ok(())
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().cmd {
-        Cmd::Init { data, origin, hash } => {
-            let dir = DataDir::new(&data);
-            if let Some(existing) = dir.existing_origin()? {
-                bail!("{} already holds the log {existing:?}; refusing to create another", data.display());
-            }
-            let log = dir.open(&origin, LogConfig { hash, ..LogConfig::default() }, &RocksConfig::default(), seed)?;
-            println!("{}", serde_json::to_string_pretty(log.descriptor())?);
-            eprintln!("created {} (log key {}, mode 0600)", data.display(), dir.key_path().display());
-            log.close()?;
-        }
-        Cmd::Status { data, hash } => {
-            let dir = DataDir::new(&data);
-            let Some(origin) = dir.existing_origin()? else {
-                bail!(
-                    "{} holds no log (no {}); create one with `ledger-server init`",
-                    data.display(),
-                    dir.key_path().display()
-                );
-            };
-            let log = dir
-                .open(&origin, LogConfig { hash, ..LogConfig::default() }, &RocksConfig::default(), || {
-                    unreachable!("the key exists")
-                })
-                .with_context(|| format!("opening {}", data.display()))?;
-            let cp = log.checkpoint();
-            let status = serde_json::json!({
-                "log": log.descriptor(),
-                "tree_size": log.durable_size(),
-                "checkpoint": cp.note,
-            });
-            println!("{}", serde_json::to_string_pretty(&status)?);
-            log.close()?;
-        }
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
+    eprintln!("a2a-ledger server: shutting down: draining in-flight batches, signing a final checkpoint");
+}
+
+fn init(data: PathBuf, origin: String, hash: TreeHash) -> Result<()> {
+    let dir = ledger_core::DataDir::new(&data);
+    if let Some(existing) = dir.existing_origin()? {
+        anyhow::bail!("{} already holds the log {existing:?}; refusing to create another", data.display());
+    }
+    let settings = config::Settings {
+        data: data.clone(),
+        origin: Some(origin),
+        hash: Some(hash),
+        checkpoint_interval: std::time::Duration::from_millis(100),
+        http: config::DEFAULT_HTTP.parse()?,
+        grpc: config::DEFAULT_GRPC.parse()?,
+        max_body_bytes: 0,
+        principals: vec![],
+    };
+    let log = ledger_server::open_log(&settings)?;
+    println!("{}", serde_json::to_string_pretty(log.descriptor())?);
+    eprintln!("created {} (log key {}, mode 0600)", data.display(), dir.key_path().display());
+    log.close()?;
+    Ok(())
+}
+
+fn status(data: PathBuf, hash: Option<TreeHash>) -> Result<()> {
+    let dir = ledger_core::DataDir::new(&data);
+    let Some(origin) = dir.existing_origin()? else {
+        anyhow::bail!(
+            "{} holds no log (no {}); create one with `ledger-server init`",
+            data.display(),
+            dir.key_path().display()
+        );
+    };
+    let no_seed = || Err(std::io::Error::other("the key exists"));
+    let (cfg, rocks) = (ledger_core::LogConfig::default(), ledger_core::RocksConfig::default());
+    let log = match hash {
+        Some(hash) => dir.open(&origin, ledger_core::LogConfig { hash, ..cfg }, &rocks, no_seed)?,
+        None => dir.open_keeping_hash(&origin, cfg, &rocks, no_seed)?,
+    };
+    let cp = log.checkpoint();
+    let status = serde_json::json!({"log": log.descriptor(), "tree_size": log.durable_size(), "checkpoint": cp.note});
+    println!("{}", serde_json::to_string_pretty(&status)?);
+    log.close()?;
     Ok(())
 }

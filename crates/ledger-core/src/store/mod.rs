@@ -160,6 +160,13 @@ pub fn tile_node(tile: &[u8], row: u8, pos: u64) -> Result<Option<Hash>> {
     Ok(Some(tile[at..at + 32].try_into().expect("32 bytes")))
 }
 
+/// Row 0 of an encoded tile, the tlog-tiles tile of the same coordinates: `w` hashes.
+pub fn tile_row0(tile: &[u8]) -> Result<&[u8]> {
+    tile_node(tile, 0, 0)?; // validates the header and length
+    let w = usize::from(u16::from_be_bytes([tile[0], tile[1]]));
+    Ok(&tile[2..2 + 32 * w])
+}
+
 /// Decodes a tile into its rows.
 pub fn decode_tile(tile: &[u8]) -> Result<Vec<Vec<Hash>>> {
     let w = if tile.len() >= 2 { usize::from(u16::from_be_bytes([tile[0], tile[1]])) } else { 0 };

@@ -1,0 +1,497 @@
+//! Compliance packs (SPEC §6): what proves that entries `[start, end)` are exactly the log's
+//! entries at those positions, and its streaming verification.
+//!
+//! A pack is `manifest.json`, `checkpoint`, `proof.json` and `entries.bin` (plus optional files the
+//! manifest lists). [`PackVerifier`] takes the three small files first, then `entries.bin` in
+//! chunks of any size, so a pack of any length verifies in memory bounded by the number of runs
+//! it holds, never by its entries. What it trusts is the [`LogDescriptor`] it is given; everything
+//! in the pack is checked against that.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, LogDescriptor};
+use crate::entry::{Entry, Event, IDENTITY_RUN_PREFIX};
+use crate::keys::verify_strict;
+use crate::merkle::{CompactRange, verify_consistency};
+use crate::seal::{content_hash, seal_message};
+use crate::{Error, Hash, Result};
+
+/// The pack format string.
+pub const PACK_FORMAT: &str = "a2a-ledger/pack/v1";
+/// File names of the required files.
+pub const MANIFEST: &str = "manifest.json";
+/// The signed checkpoint note.
+pub const CHECKPOINT: &str = "checkpoint";
+/// `{"left": […], "consistency": […]}`.
+pub const PROOF: &str = "proof.json";
+/// The entries, each a 4-byte big-endian length and the bytes.
+pub const ENTRIES: &str = "entries.bin";
+/// Optional: earlier checkpoints with consistency proofs to the pack's checkpoint.
+pub const HISTORY: &str = "history.json";
+
+/// `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`PACK_FORMAT`].
+    pub format: String,
+    /// The log the pack claims to come from.
+    pub log: LogDescriptor,
+    /// First index in the pack.
+    pub start: u64,
+    /// One past the last index.
+    pub end: u64,
+    /// Size of the checkpoint the pack is proven against.
+    pub tree_size: u64,
+    /// When the pack was made, RFC 3339.
+    pub created: String,
+    /// Every other file of the pack, by name, with the lowercase hex BLAKE3 of its bytes.
+    pub files: BTreeMap<String, String>,
+}
+
+/// `proof.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackProof {
+    /// The compact range of `[0, start)`, largest subtree first.
+    #[serde(with = "crate::receipt::b64_hashes")]
+    pub left: Vec<Hash>,
+    /// Consistency proof from `end` to `tree_size`.
+    #[serde(with = "crate::receipt::b64_hashes")]
+    pub consistency: Vec<Hash>,
+}
+
+/// One item of `history.json`: an earlier checkpoint and its consistency proof to the pack's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryItem {
+    /// The signed note.
+    pub checkpoint: String,
+    /// Consistency proof from its size to the pack's tree size.
+    #[serde(with = "crate::receipt::b64_hashes")]
+    pub consistency: Vec<Hash>,
+}
+
+/// The 4-byte frame header of one entry in `entries.bin`.
+pub fn frame_header(entry: &[u8]) -> [u8; 4] {
+    (entry.len() as u32).to_be_bytes()
+}
+
+/// A run of the pack whose seal could not be checked from the pack alone, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartialRun {
+    /// The run.
+    pub run: String,
+    /// Why (the range cuts it, or its signer's key is registered before the range).
+    pub reason: String,
+}
+
+/// What a valid pack proves.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackReport {
+    /// The pack's range and checkpoint size.
+    pub start: u64,
+    /// One past the last index.
+    pub end: u64,
+    /// The checkpoint's tree size.
+    pub tree_size: u64,
+    /// Seals whose run lies wholly in the range, all verified.
+    pub seals_verified: u64,
+    /// Runs with seals that could not be checked from the pack alone.
+    pub partial: Vec<PartialRun>,
+    /// Runs whose last entry in the pack is not a seal (still running, or cut by the end);
+    /// identity runs (`id/…`), which are never sealed, are not counted.
+    pub open_runs: u64,
+    /// Earlier checkpoints from `history.json` proven consistent.
+    pub history: u64,
+}
+
+/// Per-run state while streaming entries.
+#[derive(Debug)]
+struct RunState {
+    /// Seq of the run's first entry in the pack (0: the run starts inside the pack).
+    first_seq: u64,
+    next_seq: u64,
+    /// Leaf hashes of the run's entries in the pack, kept while the run starts in the pack.
+    leaves: Vec<Hash>,
+    /// The run's last entry so far is a seal.
+    sealed_last: bool,
+}
+
+/// Streaming verification of one pack. See the module docs.
+#[derive(Debug)]
+pub struct PackVerifier {
+    log: LogDescriptor,
+    manifest: Manifest,
+    checkpoint: Checkpoint,
+    proof: PackProof,
+    range: CompactRange,
+    next_index: u64,
+    runs: HashMap<String, RunState>,
+    /// Identity keys seen in the pack: actor → [(index, key)].
+    identities: HashMap<String, Vec<(u64, [u8; 32])>>,
+    partial: BTreeMap<String, String>,
+    seals_verified: u64,
+    entries_hash: blake3::Hasher,
+    /// Bytes of a frame split across chunks.
+    carry: Vec<u8>,
+}
+
+fn invalid(file: &str, index: Option<u64>, reason: impl ToString) -> Error {
+    Error::PackInvalid { file: file.to_string(), index, reason: reason.to_string() }
+}
+
+fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+impl PackVerifier {
+    /// Checks the manifest against `log`, the checkpoint's signature and size, and the hashes of
+    /// `checkpoint` and `proof.json`; then waits for `entries.bin`.
+    pub fn new(log: &LogDescriptor, manifest: &[u8], checkpoint: &[u8], proof: &[u8]) -> Result<PackVerifier> {
+        let m: Manifest = serde_json::from_slice(manifest).map_err(|e| invalid(MANIFEST, None, e))?;
+        if m.format != PACK_FORMAT {
+            return Err(invalid(MANIFEST, None, format!("format {:?}, expected {PACK_FORMAT:?}", m.format)));
+        }
+        if m.log != *log {
+            return Err(Error::WrongLog {
+                found: serde_json::to_string(&m.log).unwrap_or_default(),
+                expected: serde_json::to_string(log).unwrap_or_default(),
+            });
+        }
+        if m.start > m.end || m.end > m.tree_size {
+            return Err(invalid(
+                MANIFEST,
+                None,
+                format!("range [{}, {}) does not fit a tree of size {}", m.start, m.end, m.tree_size),
+            ));
+        }
+        for required in [CHECKPOINT, PROOF, ENTRIES] {
+            if !m.files.contains_key(required) {
+                return Err(invalid(MANIFEST, None, format!("files does not list {required}")));
+            }
+        }
+        check_file_hash(&m, CHECKPOINT, checkpoint)?;
+        check_file_hash(&m, PROOF, proof)?;
+        let note = std::str::from_utf8(checkpoint).map_err(|e| invalid(CHECKPOINT, None, e))?;
+        let cp = Checkpoint::open(note, &log.verifier_key()?).map_err(|e| invalid(CHECKPOINT, None, e))?;
+        if cp.size != m.tree_size {
+            return Err(invalid(
+                CHECKPOINT,
+                None,
+                format!("checkpoint has size {}, the manifest says {}", cp.size, m.tree_size),
+            ));
+        }
+        let p: PackProof = serde_json::from_slice(proof).map_err(|e| invalid(PROOF, None, e))?;
+        let range = CompactRange::from_parts(m.start, p.left.clone()).map_err(|_| {
+            invalid(
+                PROOF,
+                None,
+                format!("left has {} hashes; start {} needs {}", p.left.len(), m.start, m.start.count_ones()),
+            )
+        })?;
+        Ok(PackVerifier {
+            log: log.clone(),
+            next_index: m.start,
+            manifest: m,
+            checkpoint: cp,
+            proof: p,
+            range,
+            runs: HashMap::new(),
+            identities: HashMap::new(),
+            partial: BTreeMap::new(),
+            seals_verified: 0,
+            entries_hash: blake3::Hasher::new(),
+            carry: Vec::new(),
+        })
+    }
+
+    /// The manifest (checked against the log).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Entries verified so far.
+    pub fn entries_done(&self) -> u64 {
+        self.next_index - self.manifest.start
+    }
+
+    /// Feeds the next bytes of `entries.bin`.
+    pub fn entries_bin(&mut self, mut chunk: &[u8]) -> Result<()> {
+        self.entries_hash.update(chunk);
+        if !self.carry.is_empty() {
+            let need = frame_len(&self.carry).map_or(4 - self.carry.len(), |n| 4 + n - self.carry.len());
+            let take = need.min(chunk.len());
+            self.carry.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.carry.len() == 4 {
+                // The header is complete; the body may still be partial.
+                let n = frame_len(&self.carry).expect("4 bytes");
+                let take = n.min(chunk.len());
+                self.carry.extend_from_slice(&chunk[..take]);
+                chunk = &chunk[take..];
+            }
+            match frame_len(&self.carry) {
+                Some(n) if self.carry.len() == 4 + n => {
+                    let frame = std::mem::take(&mut self.carry);
+                    self.entry(&frame[4..])?;
+                }
+                _ => return Ok(()),
+            }
+        }
+        while chunk.len() >= 4 {
+            let n = frame_len(chunk).expect("4 bytes");
+            if chunk.len() < 4 + n {
+                break;
+            }
+            self.entry(&chunk[4..4 + n])?;
+            chunk = &chunk[4 + n..];
+        }
+        self.carry.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn entry(&mut self, bytes: &[u8]) -> Result<()> {
+        let index = self.next_index;
+        if index >= self.manifest.end {
+            return Err(invalid(
+                ENTRIES,
+                Some(index),
+                format!("more than the {} entries the manifest names", self.manifest.end - self.manifest.start),
+            ));
+        }
+        let e = Entry::decode(bytes).map_err(|err| invalid(ENTRIES, Some(index), err))?;
+        let leaf = self.log.hash.leaf(bytes);
+        self.range.push(self.log.hash, leaf, |_, _, _| {});
+        self.next_index += 1;
+
+        let run = e.run.as_str();
+        let state = match self.runs.get_mut(run) {
+            Some(s) => {
+                if e.seq != s.next_seq {
+                    return Err(invalid(
+                        ENTRIES,
+                        Some(index),
+                        format!("run {run:?} has seq {} after seq {}", e.seq, s.next_seq - 1),
+                    ));
+                }
+                s
+            }
+            None => {
+                if e.seq != 0 {
+                    self.partial.insert(run.to_string(), format!("the range starts at seq {} of the run", e.seq));
+                }
+                self.runs.entry(run.to_string()).or_insert(RunState {
+                    first_seq: e.seq,
+                    next_seq: e.seq,
+                    leaves: Vec::new(),
+                    sealed_last: false,
+                })
+            }
+        };
+        state.next_seq = e.seq + 1;
+        state.sealed_last = matches!(e.event, Event::ReceiptSealed { .. });
+        match &e.event {
+            Event::IdentityRegistered { public_key } => {
+                let actor = run.strip_prefix(IDENTITY_RUN_PREFIX).unwrap_or(run).to_string();
+                self.identities.entry(actor).or_default().push((index, *public_key));
+            }
+            Event::ReceiptSealed { events, .. } if *events != e.seq => {
+                return Err(invalid(
+                    ENTRIES,
+                    Some(index),
+                    format!("seal of run {run:?} at seq {} says events {events}", e.seq),
+                ));
+            }
+            Event::ReceiptSealed { content_hash: ch, events, status, sig } if state.first_seq == 0 => {
+                if content_hash(&state.leaves) != *ch {
+                    return Err(invalid(
+                        ENTRIES,
+                        Some(index),
+                        format!("seal of run {run:?}: content hash does not match the run's entries"),
+                    ));
+                }
+                let key = self
+                    .identities
+                    .get(&e.actor)
+                    .and_then(|keys| keys.iter().rev().find(|(i, _)| *i < index))
+                    .map(|(_, k)| *k);
+                match key {
+                    Some(key) => {
+                        let vk = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|err| {
+                            invalid(ENTRIES, Some(index), format!("signer key of {:?}: {err}", e.actor))
+                        })?;
+                        let msg = seal_message(run, *events, ch, *status);
+                        if !verify_strict(&vk, msg.as_bytes(), sig) {
+                            return Err(invalid(
+                                ENTRIES,
+                                Some(index),
+                                format!("seal of run {run:?}: signature does not verify under {:?}'s key", e.actor),
+                            ));
+                        }
+                        self.partial.remove(run);
+                        self.seals_verified += 1;
+                    }
+                    None => {
+                        self.partial.insert(
+                            run.to_string(),
+                            format!("the key of {:?} is registered before the pack's range", e.actor),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        if state.first_seq == 0 {
+            state.leaves.push(leaf);
+        }
+        Ok(())
+    }
+
+    /// Checks a further file the manifest lists (for example `history.json` or a payload).
+    pub fn other_file(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        check_file_hash(&self.manifest, name, bytes)?;
+        if name == HISTORY {
+            let items: Vec<HistoryItem> = serde_json::from_slice(bytes).map_err(|e| invalid(HISTORY, None, e))?;
+            let vkey = self.log.verifier_key()?;
+            for (i, item) in items.iter().enumerate() {
+                let old = Checkpoint::open(&item.checkpoint, &vkey)
+                    .map_err(|e| invalid(HISTORY, Some(i as u64), format!("checkpoint {i}: {e}")))?;
+                verify_consistency(
+                    self.log.hash,
+                    old.size,
+                    self.checkpoint.size,
+                    &old.root,
+                    &self.checkpoint.root,
+                    &item.consistency,
+                )
+                .map_err(|e| {
+                    invalid(
+                        HISTORY,
+                        Some(i as u64),
+                        format!("checkpoint {i} (size {}) is not consistent with the pack's: {e}", old.size),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends `entries.bin`: checks its count and hash, folds the tree and proves it against the
+    /// checkpoint.
+    pub fn finish(self) -> Result<PackReport> {
+        let m = &self.manifest;
+        if !self.carry.is_empty() {
+            return Err(invalid(
+                ENTRIES,
+                Some(self.next_index),
+                format!("truncated: {} bytes of an unfinished entry at the end", self.carry.len()),
+            ));
+        }
+        if self.next_index != m.end {
+            return Err(invalid(
+                ENTRIES,
+                None,
+                format!("holds {} entries, the manifest says {}", self.next_index - m.start, m.end - m.start),
+            ));
+        }
+        let got = self.entries_hash.finalize().to_hex().to_string();
+        if m.files.get(ENTRIES) != Some(&got) {
+            return Err(invalid(
+                MANIFEST,
+                None,
+                format!("{ENTRIES} hashes to {got}, the manifest says {}", m.files[ENTRIES]),
+            ));
+        }
+        let root = self.range.root(self.log.hash);
+        verify_consistency(self.log.hash, m.end, m.tree_size, &root, &self.checkpoint.root, &self.proof.consistency)
+            .map_err(|e| invalid(PROOF, None, format!("the entries do not lead to the checkpoint: {e}")))?;
+        let open_runs =
+            self.runs.iter().filter(|(run, s)| !s.sealed_last && !run.starts_with(IDENTITY_RUN_PREFIX)).count() as u64;
+        let mut partial: Vec<PartialRun> =
+            self.partial.into_iter().map(|(run, reason)| PartialRun { run, reason }).collect();
+        partial.sort_by(|a, b| a.run.cmp(&b.run));
+        Ok(PackReport {
+            start: m.start,
+            end: m.end,
+            tree_size: m.tree_size,
+            seals_verified: self.seals_verified,
+            partial,
+            open_runs,
+            history: 0,
+        })
+    }
+}
+
+fn frame_len(b: &[u8]) -> Option<usize> {
+    (b.len() >= 4).then(|| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}
+
+fn check_file_hash(m: &Manifest, name: &str, bytes: &[u8]) -> Result<()> {
+    let Some(want) = m.files.get(name) else {
+        return Err(invalid(MANIFEST, None, format!("the pack holds {name}, which the manifest does not list")));
+    };
+    let got = blake3_hex(bytes);
+    if *want != got {
+        return Err(invalid(MANIFEST, None, format!("{name} hashes to {got}, the manifest says {want}")));
+    }
+    Ok(())
+}
+
+/// Verifies a pack unpacked into a directory: every file the manifest lists must be there, and
+/// every file there must be listed.
+pub fn verify_dir(dir: &Path, log: &LogDescriptor) -> Result<PackReport> {
+    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
+    let mut v = PackVerifier::new(log, &read(MANIFEST)?, &read(CHECKPOINT)?, &read(PROOF)?)?;
+    let path = dir.join(ENTRIES);
+    let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| Error::io(&path, e))?;
+        if n == 0 {
+            break;
+        }
+        v.entries_bin(&buf[..n])?;
+    }
+    let mut history = 0;
+    let listed: Vec<String> = v.manifest().files.keys().cloned().collect();
+    for name in &listed {
+        if [CHECKPOINT, PROOF, ENTRIES].contains(&name.as_str()) {
+            continue;
+        }
+        if name.contains("..") || name.starts_with('/') {
+            return Err(invalid(MANIFEST, None, format!("file name {name:?} leaves the pack")));
+        }
+        v.other_file(name, &read(name)?)?;
+        if name == HISTORY {
+            history =
+                serde_json::from_slice::<Vec<serde_json::Value>>(&read(name)?).map(|h| h.len() as u64).unwrap_or(0);
+        }
+    }
+    for item in walk(dir)? {
+        let rel = item.strip_prefix(dir).expect("under dir").to_string_lossy().replace('\\', "/");
+        if rel != MANIFEST && !v.manifest().files.contains_key(&rel) {
+            return Err(invalid(MANIFEST, None, format!("{rel} is in the pack but not listed in the manifest")));
+        }
+    }
+    let mut report = v.finish()?;
+    report.history = history;
+    Ok(report)
+}
+
+fn walk(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p)?);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}

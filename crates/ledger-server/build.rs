@@ -1,0 +1,8 @@
+//! Compiles `proto/ledger/v1/ledger.proto` (server and client) with protoc, which the set-up
+//! scripts install from Debian's `protobuf-compiler`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    tonic_prost_build::configure().compile_protos(&["proto/ledger/v1/ledger.proto"], &["proto"])?;
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! The server's configuration: `DIR/server.toml` (or `--config FILE`), overridden by flags.
+//!
+//! Principals hold only the SHA-256 of their bearer tokens. On a first start with no
+//! configuration the server writes one with an ingest token bound to the identity `gateway` and
+//! an auditor token, and writes the tokens themselves once, to `DIR/tokens.json` (mode 0600).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use base64::Engine as _;
+use ledger_core::TreeHash;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Principal, Role, token_hash_hex};
+
+/// File name of the configuration written into a data directory on first start.
+pub const CONFIG_FILE: &str = "server.toml";
+/// File name of the tokens written once on first start.
+pub const TOKENS_FILE: &str = "tokens.json";
+
+/// Default HTTP listener.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:7700";
+/// Default gRPC listener.
+pub const DEFAULT_GRPC: &str = "127.0.0.1:7701";
+/// Default origin of a new log.
+pub const DEFAULT_ORIGIN: &str = "localhost/a2a-ledger";
+
+/// What `server.toml` holds. Every field is optional; flags override it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The log's origin (used when the log is created; a later start with another is refused).
+    pub origin: Option<String>,
+    /// `blake3` or `sha256` (fixed when the log is created).
+    pub hash: Option<String>,
+    /// Milliseconds between checkpoints while the log grows.
+    pub checkpoint_interval_ms: Option<u64>,
+    /// HTTP listener address.
+    pub http: Option<SocketAddr>,
+    /// gRPC listener address.
+    pub grpc: Option<SocketAddr>,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: Option<usize>,
+    /// Who may do what.
+    #[serde(default, rename = "principal")]
+    pub principals: Vec<Principal>,
+}
+
+impl FileConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let cfg: FileConfig =
+            toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))?;
+        for p in &cfg.principals {
+            p.check().with_context(|| format!("{}: principal {:?}", path.display(), p.name))?;
+        }
+        Ok(cfg)
+    }
+}
+
+/// The settings the server runs with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The data directory.
+    pub data: PathBuf,
+    /// Origin for a new log (an existing log keeps its own, and refuses another).
+    pub origin: Option<String>,
+    /// Tree hash requested; `None` means the existing log's, or blake3 for a new one.
+    pub hash: Option<TreeHash>,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Duration,
+    /// HTTP listener.
+    pub http: SocketAddr,
+    /// gRPC listener.
+    pub grpc: SocketAddr,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Principals.
+    pub principals: Vec<Principal>,
+}
+
+/// Flags that override the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--origin`.
+    pub origin: Option<String>,
+    /// `--hash`.
+    pub hash: Option<TreeHash>,
+    /// `--checkpoint-interval-ms`.
+    pub checkpoint_interval_ms: Option<u64>,
+    /// `--http`.
+    pub http: Option<SocketAddr>,
+    /// `--grpc`.
+    pub grpc: Option<SocketAddr>,
+}
+
+/// What happened on a first start, to tell the operator.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// Where the tokens were written.
+    pub tokens: PathBuf,
+    /// Where the configuration was written.
+    pub config: PathBuf,
+}
+
+/// Resolves the settings for `data`: `--config FILE`, else `DIR/server.toml`, else a new
+/// `DIR/server.toml` with fresh principals (returned as [`Bootstrap`]).
+pub fn resolve(data: &Path, o: &Overrides) -> Result<(Settings, Option<Bootstrap>)> {
+    let default_path = data.join(CONFIG_FILE);
+    let (file, bootstrap) = match &o.config {
+        Some(path) => (FileConfig::load(path)?, None),
+        None if default_path.exists() => (FileConfig::load(&default_path)?, None),
+        None => {
+            std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+            let (file, b) = first_start(data, o)?;
+            (file, Some(b))
+        }
+    };
+    let hash = match (o.hash, file.hash.as_deref()) {
+        (Some(h), _) => Some(h),
+        (None, Some(name)) => Some(name.parse::<TreeHash>().map_err(|e| anyhow::anyhow!("configuration: {e}"))?),
+        (None, None) => None,
+    };
+    let principals = file.principals.clone();
+    if principals.is_empty() {
+        bail!("the configuration names no principals: nobody could write to or read the log");
+    }
+    Ok((
+        Settings {
+            data: data.to_path_buf(),
+            origin: o.origin.clone().or(file.origin),
+            hash,
+            checkpoint_interval: Duration::from_millis(
+                o.checkpoint_interval_ms.or(file.checkpoint_interval_ms).unwrap_or(100).max(1),
+            ),
+            http: o.http.or(file.http).unwrap_or_else(|| DEFAULT_HTTP.parse().expect("valid")),
+            grpc: o.grpc.or(file.grpc).unwrap_or_else(|| DEFAULT_GRPC.parse().expect("valid")),
+            max_body_bytes: file.max_body_bytes.unwrap_or(16 << 20),
+            principals,
+        },
+        bootstrap,
+    ))
+}
+
+/// A fresh bearer token: `a2al_` and 32 random bytes, base64url.
+pub fn new_token() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    Ok(format!("a2al_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)))
+}
+
+fn first_start(data: &Path, o: &Overrides) -> Result<(FileConfig, Bootstrap)> {
+    let ingest = new_token()?;
+    let auditor = new_token()?;
+    let file = FileConfig {
+        origin: o.origin.clone(),
+        hash: o.hash.map(|h| h.to_string()),
+        checkpoint_interval_ms: o.checkpoint_interval_ms,
+        http: None,
+        grpc: None,
+        max_body_bytes: None,
+        principals: vec![
+            Principal {
+                name: "gateway".into(),
+                role: Role::Ingest,
+                token_sha256: token_hash_hex(&ingest),
+                identities: vec!["gateway".into()],
+                callers: vec![],
+            },
+            Principal {
+                name: "auditor".into(),
+                role: Role::Auditor,
+                token_sha256: token_hash_hex(&auditor),
+                identities: vec![],
+                callers: vec![],
+            },
+        ],
+    };
+    let tokens_path = data.join(TOKENS_FILE);
+    let tokens = serde_json::json!({
+        "note": "written once at first start; the server keeps only the SHA-256 of each token",
+        "gateway": {"role": "ingest", "identities": ["gateway"], "token": ingest},
+        "auditor": {"role": "auditor", "token": auditor},
+    });
+    ledger_core::keys::write_private_file(&tokens_path, serde_json::to_string_pretty(&tokens)?.as_bytes())
+        .with_context(|| format!("writing {}", tokens_path.display()))?;
+    let config_path = data.join(CONFIG_FILE);
+    let text = format!(
+        "# a2a-ledger server configuration, written at first start. Flags override it.\n\
+         # Tokens are stored as their SHA-256 only; the tokens themselves went to {TOKENS_FILE}.\n\
+         # Roles: ingest (appends as its identities), auditor (reads all), owner (reads the runs\n\
+         # whose task.accepted caller is one of its callers), admin.\n\n{}",
+        toml::to_string_pretty(&file)?
+    );
+    std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
+    Ok((file, Bootstrap { tokens: tokens_path, config: config_path }))
+}

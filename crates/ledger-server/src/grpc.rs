@@ -1,0 +1,244 @@
+//! The `ledger.v1.Ledger` gRPC service (tonic): the gateways' ingest path.
+//!
+//! `Append` keeps at most [`APPEND_IN_FLIGHT`] batches of one stream in the sequencer; it reads
+//! the next request only when one of them is acknowledged, so a client that outruns the log is
+//! held back by HTTP/2 flow control rather than by buffering in the server. Acknowledgements go
+//! out in request order. A client that disconnects mid-stream loses nothing acknowledged, and
+//! batches already handed to the log are still committed (a resend is idempotent).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt as _, Stream, StreamExt as _};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::proto::ledger_server::{Ledger as LedgerRpc, LedgerServer};
+use crate::proto::{
+    AppendRequest, AppendResponse, Checkpoint, Entries, GetCheckpointRequest, GetConsistencyProofRequest,
+    GetEntriesRequest, GetInclusionProofRequest, GetReceiptRequest, Proof, Receipt, WatchCheckpointsRequest,
+};
+use crate::service::Ledger;
+
+/// Batches of one `Append` stream in the sequencer at once.
+pub const APPEND_IN_FLIGHT: usize = 16;
+/// Largest gRPC message accepted.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// The tonic service over `ledger`.
+pub fn service(ledger: Arc<Ledger>) -> LedgerServer<Rpc> {
+    let max = ledger.max_body_bytes.max(1 << 20);
+    LedgerServer::new(Rpc { ledger }).max_decoding_message_size(max).max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// The gRPC front end.
+#[derive(Debug, Clone)]
+pub struct Rpc {
+    ledger: Arc<Ledger>,
+}
+
+type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn principal<T>(l: &Ledger, req: &Request<T>) -> Result<Arc<Principal>, Status> {
+    let value = match req.metadata().get("authorization") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| Status::unauthenticated("the authorization metadata is not ASCII"))?),
+    };
+    l.principals.authenticate(value).map_err(|e| e.to_status())
+}
+
+fn to_checkpoint(cp: &ledger_core::SignedCheckpoint) -> Checkpoint {
+    Checkpoint { note: cp.note.clone(), tree_size: cp.checkpoint.size, root: cp.checkpoint.root.to_vec() }
+}
+
+fn refused(l: &Ledger, batch: u64, e: &ApiError) -> AppendResponse {
+    AppendResponse {
+        batch,
+        indices: vec![],
+        tree_size: l.log.durable_size(),
+        error: Some(crate::proto::Error { code: e.code.to_string(), message: e.message.clone(), index: e.index }),
+    }
+}
+
+#[tonic::async_trait]
+impl LedgerRpc for Rpc {
+    type AppendStream = RpcStream<AppendResponse>;
+    type GetEntriesStream = RpcStream<Entries>;
+    type WatchCheckpointsStream = RpcStream<Checkpoint>;
+
+    async fn append(&self, req: Request<Streaming<AppendRequest>>) -> Result<Response<Self::AppendStream>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        if !matches!(who.role, crate::auth::Role::Ingest) {
+            return Err(ApiError::forbidden(format!(
+                "principal {:?} has role {:?}; Append needs an ingest token",
+                who.name, who.role
+            ))
+            .to_status());
+        }
+        let mut incoming = req.into_inner();
+        let ledger = self.ledger.clone();
+        let mut shutdown = self.ledger.shutdown.clone();
+        let (tx, rx) = mpsc::channel::<Result<AppendResponse, Status>>(APPEND_IN_FLIGHT);
+        tokio::spawn(async move {
+            // Batches in the sequencer, oldest first; each resolves to its acknowledgement.
+            let mut in_flight: VecDeque<BoxFuture<'static, AppendResponse>> = VecDeque::new();
+            let mut closed = false;
+            loop {
+                if closed && in_flight.is_empty() {
+                    return;
+                }
+                let room = !closed && in_flight.len() < APPEND_IN_FLIGHT;
+                tokio::select! {
+                    biased;
+                    ack = async { in_flight.front_mut().expect("non-empty").await }, if !in_flight.is_empty() => {
+                        in_flight.pop_front();
+                        if tx.send(Ok(ack)).await.is_err() {
+                            // The client left; what is in flight still commits.
+                            return;
+                        }
+                    }
+                    _ = crate::service::stopped(&mut shutdown), if !closed => {
+                        // Shutting down: read no more batches, acknowledge those in flight, end.
+                        closed = true;
+                    }
+                    next = incoming.next(), if room => match next {
+                        Some(Ok(batch)) => {
+                            let id = batch.batch;
+                            // Sequence now, in stream order; keep the acknowledgement in order.
+                            let ack = match ledger.submit(who.clone(), batch.entries).await {
+                                Ok(pending) => {
+                                    let ledger = ledger.clone();
+                                    async move {
+                                        match pending.await {
+                                            Ok((indices, size)) => AppendResponse { batch: id, indices, tree_size: size, error: None },
+                                            Err(e) => refused(&ledger, id, &e),
+                                        }
+                                    }
+                                    .boxed()
+                                }
+                                Err(e) => {
+                                    let r = refused(&ledger, id, &e);
+                                    async move { r }.boxed()
+                                }
+                            };
+                            in_flight.push_back(ack);
+                        }
+                        Some(Err(status)) => {
+                            // A broken request stream ends the call; in-flight batches still commit.
+                            let _ = tx.send(Err(status)).await;
+                            closed = true;
+                            in_flight.clear();
+                        }
+                        None => closed = true,
+                    },
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_checkpoint(&self, _req: Request<GetCheckpointRequest>) -> Result<Response<Checkpoint>, Status> {
+        Ok(Response::new(to_checkpoint(&self.ledger.checkpoint())))
+    }
+
+    async fn get_receipt(&self, req: Request<GetReceiptRequest>) -> Result<Response<Receipt>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        let r = req.into_inner();
+        ledger_core::entry::check_run_id(&r.run).map_err(|e| Status::invalid_argument(format!("bad_run_id: {e}")))?;
+        let json = self
+            .ledger
+            .receipt(who, r.run, Duration::from_millis(u64::from(r.wait_ms)))
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(Receipt { json }))
+    }
+
+    async fn get_inclusion_proof(&self, req: Request<GetInclusionProofRequest>) -> Result<Response<Proof>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        let r = req.into_inner();
+        let size = (r.tree_size != 0).then_some(r.tree_size);
+        let (_, proof) = self.ledger.inclusion(&who, r.index, size).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(Proof { hashes: proof.iter().map(|h| h.to_vec()).collect() }))
+    }
+
+    async fn get_consistency_proof(&self, req: Request<GetConsistencyProofRequest>) -> Result<Response<Proof>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        let r = req.into_inner();
+        let to = (r.to != 0).then_some(r.to);
+        let (_, proof) = self.ledger.consistency(&who, r.from, to).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(Proof { hashes: proof.iter().map(|h| h.to_vec()).collect() }))
+    }
+
+    async fn get_entries(&self, req: Request<GetEntriesRequest>) -> Result<Response<Self::GetEntriesStream>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        let r = req.into_inner();
+        let size = self.ledger.log.durable_size();
+        if r.start > r.end || r.end > size {
+            return Err(Status::out_of_range(format!(
+                "range [{}, {}) is not within the log's {size} entries",
+                r.start, r.end
+            )));
+        }
+        crate::service::require_reads_all(&who).map_err(|e| e.to_status())?;
+        let ledger = self.ledger.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut at = r.start;
+            while at < r.end {
+                let chunk_end = r.end.min(at + crate::service::MAX_ENTRIES_PER_READ);
+                let msg = ledger
+                    .entries(&who, at, chunk_end)
+                    .await
+                    .map(|entries| Entries { start: at, entries })
+                    .map_err(|e| e.to_status());
+                let failed = msg.is_err();
+                if tx.send(msg).await.is_err() || failed {
+                    return;
+                }
+                at = chunk_end;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn watch_checkpoints(
+        &self,
+        _req: Request<WatchCheckpointsRequest>,
+    ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
+        let mut rx = self.ledger.checkpoints.clone();
+        let mut shutdown = self.ledger.shutdown.clone();
+        let stream = async_stream(move |tx: mpsc::Sender<Result<Checkpoint, Status>>| async move {
+            let first = to_checkpoint(&rx.borrow_and_update());
+            if tx.send(Ok(first)).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    _ = crate::service::stopped(&mut shutdown) => return,
+                }
+                let cp = to_checkpoint(&rx.borrow_and_update());
+                if tx.send(Ok(cp)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+
+/// A stream fed by a task.
+fn async_stream<T: Send + 'static, F>(f: impl FnOnce(mpsc::Sender<T>) -> F) -> Pin<Box<dyn Stream<Item = T> + Send>>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(f(tx));
+    Box::pin(ReceiverStream::new(rx))
+}

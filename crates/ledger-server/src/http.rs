@@ -1,0 +1,351 @@
+//! The HTTP API (axum). Log, checkpoint, tiles and health are public, as in a transparency log;
+//! everything else needs a bearer token with the right role. Every error is
+//! `{"error": {"code", "message", "index"?}}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ledger_core::Hash;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::service::{Ledger, blocking, require_reads_all};
+use crate::{packs, tiles};
+
+/// The router over `ledger`.
+pub fn router(ledger: Arc<Ledger>) -> Router {
+    Router::new()
+        .route("/v1/log", get(get_log))
+        .route("/v1/checkpoint", get(get_checkpoint))
+        .route("/v1/entries", post(post_entries).get(get_entries))
+        .route("/v1/proof/inclusion", get(get_inclusion))
+        .route("/v1/proof/consistency", get(get_consistency))
+        .route("/v1/pack", get(get_pack))
+        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}/receipt", get(get_receipt))
+        .route("/tile/{*path}", get(get_tile))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::not_found("no_such_endpoint", "no such endpoint; see the README for the API") })
+        .with_state(ledger)
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn principal(l: &Ledger, headers: &HeaderMap) -> Result<Arc<Principal>> {
+    let value = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::unauthenticated("the Authorization header is not ASCII"))?),
+    };
+    l.principals.authenticate(value)
+}
+
+fn json(v: serde_json::Value) -> Response {
+    let mut r = axum::Json(v).into_response();
+    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    r
+}
+
+fn b64_hashes(v: &[Hash]) -> Vec<String> {
+    v.iter().map(|h| B64.encode(h)).collect()
+}
+
+async fn get_log(State(l): State<Arc<Ledger>>) -> Response {
+    json(serde_json::to_value(l.log.descriptor()).expect("serialisable"))
+}
+
+async fn get_checkpoint(State(l): State<Arc<Ledger>>) -> Response {
+    let cp = l.checkpoint();
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+        ],
+        cp.note.clone(),
+    )
+        .into_response()
+}
+
+/// `POST /v1/entries`: a CBOR array of entry byte strings, or `{"entries": [base64…]}`.
+async fn post_entries(State(l): State<Arc<Ledger>>, req: Request) -> Result<Response> {
+    let who = principal(&l, req.headers())?;
+    if let Some(e) = l.unavailable() {
+        return Err(e);
+    }
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if media != "application/cbor" && media != "application/json" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {media:?}: send application/cbor (an array of entry byte strings) or application/json ({{\"entries\": [base64, …]}})"
+            ),
+        ));
+    }
+    let body = read_body(req, l.max_body_bytes).await?;
+    let entries = if media == "application/cbor" { parse_cbor_batch(&body)? } else { parse_json_batch(&body)? };
+    let (indices, size) = l.append(who, entries).await?;
+    Ok(json(serde_json::json!({"indices": indices, "tree_size": size})))
+}
+
+/// Reads a body of at most `limit` bytes: a declared length over it is refused before anything
+/// is read, and a chunked body is cut off as soon as it passes it.
+async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes> {
+    let too_large = |n: Option<u64>| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            match n {
+                Some(n) => format!("the body is {n} bytes, over the {limit}-byte limit; send smaller batches"),
+                None => format!("the body is over the {limit}-byte limit; send smaller batches"),
+            },
+        )
+    };
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        return Err(too_large(Some(n)));
+    }
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+            too_large(None)
+        } else {
+            ApiError::bad_request("body_unreadable", format!("reading the body: {e}"))
+        }
+    })
+}
+
+fn parse_cbor_batch(body: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let bad = |m: String| {
+        ApiError::bad_request("malformed_body", format!("the CBOR body must be an array of byte strings: {m}"))
+    };
+    let mut d = minicbor::Decoder::new(body);
+    let mut out = Vec::new();
+    match d.array().map_err(|e| bad(e.to_string()))? {
+        Some(n) => {
+            for i in 0..n {
+                out.push(d.bytes().map_err(|e| bad(format!("item {i}: {e}")))?.to_vec());
+            }
+        }
+        None => loop {
+            if d.datatype().map_err(|e| bad(e.to_string()))? == minicbor::data::Type::Break {
+                d.skip().map_err(|e| bad(e.to_string()))?;
+                break;
+            }
+            let i = out.len();
+            out.push(d.bytes().map_err(|e| bad(format!("item {i}: {e}")))?.to_vec());
+        },
+    }
+    if d.position() != body.len() {
+        return Err(bad(format!("{} bytes follow the array", body.len() - d.position())));
+    }
+    Ok(out)
+}
+
+fn parse_json_batch(body: &[u8]) -> Result<Vec<Vec<u8>>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch {
+        entries: Vec<String>,
+    }
+    let b: Batch = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("malformed_body", format!("the JSON body must be {{\"entries\": [base64, …]}}: {e}"))
+    })?;
+    b.entries
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            B64.decode(s).map_err(|e| ApiError {
+                index: Some(i as u64),
+                ..ApiError::bad_request("malformed_body", format!("entry {i} is not standard base64: {e}"))
+            })
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct RangeQuery {
+    start: Option<u64>,
+    end: Option<u64>,
+}
+
+fn query<T: serde::de::DeserializeOwned>(
+    q: std::result::Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T> {
+    q.map(|Query(t)| t).map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+}
+
+async fn get_entries(
+    State(l): State<Arc<Ledger>>,
+    headers: HeaderMap,
+    q: std::result::Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let who = principal(&l, &headers)?;
+    let q = query(q)?;
+    let start = q.start.unwrap_or(0);
+    let end = q.end.ok_or_else(|| ApiError::bad_request("bad_query", "end is required (entries [start, end))"))?;
+    let entries = l.entries(&who, start, end).await?;
+    let b64: Vec<String> = entries.iter().map(|e| B64.encode(e)).collect();
+    Ok(json(serde_json::json!({"start": start, "entries": b64})))
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    index: u64,
+    size: Option<u64>,
+}
+
+async fn get_inclusion(
+    State(l): State<Arc<Ledger>>,
+    headers: HeaderMap,
+    q: std::result::Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let who = principal(&l, &headers)?;
+    let q = query(q)?;
+    let (size, proof) = l.inclusion(&who, q.index, q.size).await?;
+    Ok(json(serde_json::json!({"index": q.index, "tree_size": size, "proof": b64_hashes(&proof)})))
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    from: u64,
+    to: Option<u64>,
+}
+
+async fn get_consistency(
+    State(l): State<Arc<Ledger>>,
+    headers: HeaderMap,
+    q: std::result::Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let who = principal(&l, &headers)?;
+    let q = query(q)?;
+    let (to, proof) = l.consistency(&who, q.from, q.to).await?;
+    Ok(json(serde_json::json!({"from": q.from, "to": to, "proof": b64_hashes(&proof)})))
+}
+
+async fn get_run(State(l): State<Arc<Ledger>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response> {
+    let who = principal(&l, &headers)?;
+    ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::bad_request("bad_run_id", e.to_string()))?;
+    let entries = l.run_entries(who, id.clone()).await?;
+    let items: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(i, bytes, e)| serde_json::json!({"index": i, "entry": B64.encode(bytes), "decoded": e.to_json()}))
+        .collect();
+    Ok(json(serde_json::json!({"run": id, "entries": items})))
+}
+
+#[derive(Deserialize)]
+struct ReceiptQuery {
+    wait: Option<f64>,
+}
+
+async fn get_receipt(
+    State(l): State<Arc<Ledger>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: std::result::Result<Query<ReceiptQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let who = principal(&l, &headers)?;
+    let q = query(q)?;
+    ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::bad_request("bad_run_id", e.to_string()))?;
+    let wait = match q.wait {
+        None => Duration::ZERO,
+        Some(w) if w.is_finite() && w >= 0.0 => Duration::from_secs_f64(w.min(60.0)),
+        Some(w) => return Err(ApiError::bad_request("bad_query", format!("wait={w}: give seconds, 0 to 60"))),
+    };
+    let receipt = l.receipt(who, id, wait).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+        ],
+        receipt,
+    )
+        .into_response())
+}
+
+async fn get_pack(
+    State(l): State<Arc<Ledger>>,
+    headers: HeaderMap,
+    q: std::result::Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let who = principal(&l, &headers)?;
+    require_reads_all(&who)?;
+    let q = query(q)?;
+    let cp = l.checkpoint();
+    let (start, end) = packs::check_range(&cp, q.start, q.end)?;
+    let (tx, rx) = mpsc::channel(8);
+    let log = l.log.clone();
+    tokio::task::spawn_blocking(move || packs::write_pack(log, cp, start, end, tx));
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let name = format!("attachment; filename=\"pack-{start}-{end}.tar\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar")),
+            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&name).expect("ascii")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn get_tile(State(l): State<Arc<Ledger>>, Path(path): Path<String>) -> Result<Response> {
+    let t = tiles::parse(&path)?;
+    let size = l.checkpoint().checkpoint.size;
+    let log = l.log.clone();
+    let bytes = blocking(move || tiles::read(&log, t, size)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn healthz(State(l): State<Arc<Ledger>>) -> Response {
+    let cp = l.checkpoint();
+    let body = serde_json::json!({
+        "status": if l.log.poisoned().is_some() { "poisoned" } else { "ok" },
+        "tree_size": l.log.durable_size(),
+        "checkpoint_size": cp.checkpoint.size,
+    });
+    match l.unavailable() {
+        Some(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"error": e.body()["error"], "health": body})),
+        )
+            .into_response(),
+        None => json(body),
+    }
+}
+
+async fn metrics(State(l): State<Arc<Ledger>>, headers: HeaderMap) -> Result<Response> {
+    let who = principal(&l, &headers)?;
+    require_reads_all(&who)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        l.metrics.render(&l.log),
+    )
+        .into_response())
+}

@@ -1,0 +1,138 @@
+//! `ledger-server`: the ledger as a service. Gateways append over gRPC (`ledger.v1.Ledger`) or
+//! HTTP; dashboards, auditors and monitors read checkpoints, receipts, proofs, tiles and
+//! compliance packs. See the README for the API and ARCHITECTURE.md for the invariants.
+//!
+//! Durability: an append is acknowledged (HTTP 200, gRPC `AppendResponse` with indices) only
+//! after the log's synced commit of its batch; the server holds no write state of its own.
+//! Shutdown stops the listeners, lets in-flight batches finish, then closes the log, which
+//! commits everything sequenced and signs a final checkpoint.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod metrics;
+pub mod packs;
+pub mod service;
+pub mod tiles;
+
+/// The generated gRPC types, server and client.
+#[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("ledger.v1");
+}
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, Result};
+use ledger_core::{DataDir, Log, LogConfig, RocksConfig};
+use tokio::net::TcpListener;
+
+use crate::auth::Principals;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::service::Ledger;
+
+/// How long connections may take to finish after shutdown begins.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Addresses the server listens on, once bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// HTTP.
+    pub http: SocketAddr,
+    /// gRPC.
+    pub grpc: SocketAddr,
+}
+
+fn os_seed() -> std::io::Result<[u8; 32]> {
+    let mut s = [0u8; 32];
+    getrandom::fill(&mut s).map_err(std::io::Error::other)?;
+    Ok(s)
+}
+
+/// Opens the log of `settings.data`: the existing log's origin and hash unless others are asked
+/// for (which is refused with the reason), else a new log.
+pub fn open_log(settings: &Settings) -> Result<Log> {
+    let dir = DataDir::new(&settings.data);
+    let existing = dir.existing_origin()?;
+    let origin = match (&existing, &settings.origin) {
+        (Some(e), Some(o)) if e != o => anyhow::bail!(
+            "{} holds the log {e:?}; refusing to serve it as {o:?} (the origin is fixed when a log is created)",
+            settings.data.display()
+        ),
+        (Some(e), _) => e.clone(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => config::DEFAULT_ORIGIN.to_string(),
+    };
+    let cfg = LogConfig { checkpoint_interval: settings.checkpoint_interval, ..LogConfig::default() };
+    let log = match settings.hash {
+        Some(hash) => dir.open(&origin, LogConfig { hash, ..cfg }, &RocksConfig::default(), os_seed),
+        None => dir.open_keeping_hash(&origin, cfg, &RocksConfig::default(), os_seed),
+    };
+    log.with_context(|| format!("opening the log in {}", settings.data.display()))
+}
+
+/// Runs the server until `shutdown` resolves: binds both listeners, calls `ready` with their
+/// addresses, serves, then drains and closes the log (final checkpoint).
+pub async fn serve(
+    settings: Settings,
+    log: Log,
+    ready: impl FnOnce(Bound),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let log = Arc::new(log);
+    let stop = Arc::new(AtomicBool::new(false));
+    let metrics = Metrics::default();
+    let checkpoints = service::watch_checkpoints(log.clone(), stop.clone(), metrics.clone());
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let ledger = Arc::new(Ledger {
+        log: log.clone(),
+        principals: Principals::new(&settings.principals)?,
+        checkpoints,
+        metrics,
+        max_body_bytes: settings.max_body_bytes,
+        shutdown: rx.clone(),
+    });
+
+    let http_listener =
+        TcpListener::bind(settings.http).await.with_context(|| format!("binding HTTP to {}", settings.http))?;
+    let grpc_listener =
+        TcpListener::bind(settings.grpc).await.with_context(|| format!("binding gRPC to {}", settings.grpc))?;
+    let bound = Bound { http: http_listener.local_addr()?, grpc: grpc_listener.local_addr()? };
+
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move { service::stopped(&mut rx).await };
+    let http = axum::serve(http_listener, http::router(ledger.clone())).with_graceful_shutdown(wait(rx.clone()));
+    let grpc = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(grpc::service(ledger.clone()))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), wait(rx.clone()));
+    ready(bound);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let mut stopping = rx.clone();
+    let servers = async {
+        let (h, g) = tokio::join!(async { http.await }, grpc);
+        h.context("HTTP server")?;
+        g.context("gRPC server")
+    };
+    // Connections get a grace period to finish what they are doing once shutdown begins.
+    let deadline = async move {
+        service::stopped(&mut stopping).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        r = servers => r?,
+        _ = deadline => eprintln!("a2a-ledger server: connections still open after {SHUTDOWN_GRACE:?}; closing them"),
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let closing = log.clone();
+    tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the log")?;
+    Ok(())
+}

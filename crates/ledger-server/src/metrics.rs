@@ -1,0 +1,122 @@
+//! Prometheus metrics at `GET /metrics`: ingest rate, batch sizes, acknowledgement and commit
+//! latency, tree size, checkpoint age.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ledger_core::{Log, SignedCheckpoint};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The server's metrics; cheap to clone (all handles).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    entries: Counter,
+    batches: Counter,
+    batch_entries: Histogram,
+    ack_seconds: Histogram,
+    commits: Counter,
+    commit_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    tree_size: Gauge,
+    checkpoint_size: Gauge,
+    checkpoint_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    checkpoints: Counter,
+    /// When the newest checkpoint was first seen, and the log counters at the last scrape.
+    state: Mutex<(Instant, ledger_core::LogStats)>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ledger");
+        let entries = Counter::default();
+        let batches = Counter::default();
+        let batch_entries = Histogram::new(exponential_buckets(1.0, 4.0, 9));
+        let ack_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let commits = Counter::default();
+        let commit_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        let tree_size = Gauge::default();
+        let checkpoint_size = Gauge::default();
+        let checkpoint_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let checkpoints = Counter::default();
+        registry.register("ingest_entries", "Entries acknowledged to ingest clients", entries.clone());
+        registry.register("ingest_batches", "Batches acknowledged to ingest clients", batches.clone());
+        registry.register("ingest_batch_entries", "Entries per acknowledged batch", batch_entries.clone());
+        registry.register(
+            "ingest_ack_seconds",
+            "Time from receiving a batch to acknowledging it durable",
+            ack_seconds.clone(),
+        );
+        registry.register("commits", "Synced write batches committed by the sequencer", commits.clone());
+        registry.register("commit_seconds", "Time spent in synced commits", commit_seconds.clone());
+        registry.register("tree_size", "Durable tree size", tree_size.clone());
+        registry.register("checkpoint_size", "Tree size of the newest signed checkpoint", checkpoint_size.clone());
+        registry.register(
+            "checkpoint_age_seconds",
+            "Seconds since the newest checkpoint was signed (since start for the first)",
+            checkpoint_age.clone(),
+        );
+        registry.register("checkpoints", "Checkpoints signed", checkpoints.clone());
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                entries,
+                batches,
+                batch_entries,
+                ack_seconds,
+                commits,
+                commit_seconds,
+                tree_size,
+                checkpoint_size,
+                checkpoint_age,
+                checkpoints,
+                state: Mutex::new((Instant::now(), ledger_core::LogStats::default())),
+            }),
+        }
+    }
+}
+
+impl Metrics {
+    /// A batch of `n` entries was acknowledged after `took`.
+    pub fn acked(&self, n: usize, took: Duration) {
+        let i = &self.inner;
+        i.entries.inc_by(n as u64);
+        i.batches.inc();
+        i.batch_entries.observe(n as f64);
+        i.ack_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A newer checkpoint was signed.
+    pub fn checkpoint_signed(&self, cp: &SignedCheckpoint) {
+        let i = &self.inner;
+        i.checkpoint_size.set(cp.checkpoint.size as i64);
+        i.state.lock().unwrap_or_else(|p| p.into_inner()).0 = Instant::now();
+    }
+
+    /// The exposition text, with the log's counters brought up to date.
+    pub fn render(&self, log: &Log) -> String {
+        let i = &self.inner;
+        {
+            let mut st = i.state.lock().unwrap_or_else(|p| p.into_inner());
+            let now = log.stats();
+            let before = st.1;
+            i.commits.inc_by(now.batches.saturating_sub(before.batches));
+            i.commit_seconds.inc_by(now.commit_nanos.saturating_sub(before.commit_nanos) as f64 / 1e9);
+            i.checkpoints.inc_by(now.checkpoints.saturating_sub(before.checkpoints));
+            st.1 = now;
+            i.checkpoint_age.set(st.0.elapsed().as_secs_f64());
+        }
+        i.tree_size.set(log.durable_size() as i64);
+        let mut out = String::new();
+        encode(&mut out, &i.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
