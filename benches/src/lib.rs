@@ -139,3 +139,25 @@ pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> V
     );
     entries
 }
+
+/// The floor of every durable-path figure: `entries` written to a fresh RocksDB at `path` as
+/// synced `WriteBatch`es of `group` entries (key = position), from one thread, nothing else.
+/// Returns entries per second.
+pub fn raw_rocksdb(path: &std::path::Path, entries: &[Vec<u8>], group: usize) -> Result<f64, rocksdb::Error> {
+    let group = group.max(1);
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.increase_parallelism(2);
+    let db = rocksdb::DB::open(&opts, path)?;
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.set_sync(true);
+    let started = std::time::Instant::now();
+    for (c, chunk) in entries.chunks(group).enumerate() {
+        let mut wb = rocksdb::WriteBatch::default();
+        for (i, e) in chunk.iter().enumerate() {
+            wb.put(((c * group + i) as u64).to_be_bytes(), e);
+        }
+        db.write_opt(wb, &wo)?;
+    }
+    Ok(entries.len() as f64 / started.elapsed().as_secs_f64())
+}

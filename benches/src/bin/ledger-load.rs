@@ -171,7 +171,7 @@ fn durable(
 
     // The floor: the same bytes as raw synced WriteBatches of the same mean size, one writer.
     let all: Vec<Vec<u8>> = Arc::try_unwrap(runs).expect("threads joined").into_iter().flatten().collect();
-    let raw_rate = raw_rocksdb(&root.join("raw"), &all, mean_group)?;
+    let raw_rate = a2a_ledger_benches::raw_rocksdb(&root.join("raw"), &all, mean_group)?;
 
     let report = serde_json::json!({
         "entries": committed,
@@ -196,25 +196,6 @@ fn durable(
         let _ = std::fs::remove_dir_all(&tmp);
     }
     Ok(())
-}
-
-/// Writes `entries` as synced WriteBatches of `group` entries (key = index), nothing else.
-fn raw_rocksdb(path: &Path, entries: &[Vec<u8>], group: usize) -> Result<f64> {
-    let mut opts = rocksdb::Options::default();
-    opts.create_if_missing(true);
-    opts.increase_parallelism(2);
-    let db = rocksdb::DB::open(&opts, path)?;
-    let mut wo = rocksdb::WriteOptions::default();
-    wo.set_sync(true);
-    let started = Instant::now();
-    for (c, chunk) in entries.chunks(group.max(1)).enumerate() {
-        let mut wb = rocksdb::WriteBatch::default();
-        for (i, e) in chunk.iter().enumerate() {
-            wb.put(((c * group + i) as u64).to_be_bytes(), e);
-        }
-        db.write_opt(wb, &wo)?;
-    }
-    Ok(entries.len() as f64 / started.elapsed().as_secs_f64())
 }
 
 fn tempdir_under_target() -> Result<PathBuf> {

@@ -31,7 +31,7 @@
 //! checkpoint with [`Error::Poisoned`]. Reopening the store recovers the exact committed state
 //! (entries written but not acknowledged may be present; acknowledged ones always are).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -44,7 +44,9 @@ use crate::entry::{Entry, Event, Kind};
 use crate::keys::NamedKey;
 use crate::merkle::{self, CompactRange};
 use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
-use crate::store::{CommitBatch, LogParams, RunRecord, Store, StoreNodes, TILE_HEIGHT, decode_tile, encode_tile};
+use crate::store::{
+    CachedNodes, CommitBatch, LogParams, RunRecord, Store, StoreNodes, TILE_HEIGHT, TileCache, decode_tile, encode_tile,
+};
 use crate::{Error, Hash, Result, TreeHash};
 
 /// Settings of a [`Log`].
@@ -60,6 +62,8 @@ pub struct LogConfig {
     pub max_group_bytes: usize,
     /// Runs whose next seq the sequencer keeps in memory (a miss costs a store lookup).
     pub run_cache: usize,
+    /// Full tiles (16 KiB each) kept in memory for proofs and receipts.
+    pub tile_cache: usize,
 }
 
 impl Default for LogConfig {
@@ -70,6 +74,7 @@ impl Default for LogConfig {
             max_group_entries: 8192,
             max_group_bytes: 8 << 20,
             run_cache: 1 << 18,
+            tile_cache: 4096,
         }
     }
 }
@@ -168,9 +173,16 @@ struct Shared {
     entries: AtomicU64,
     commit_nanos: AtomicU64,
     checkpoints: AtomicU64,
+    /// Full tiles for readers.
+    tile_cache: TileCache,
 }
 
 impl Shared {
+    /// The tree nodes, for readers.
+    fn nodes(&self) -> CachedNodes<'_> {
+        CachedNodes(&*self.store, &self.tile_cache)
+    }
+
     fn poisoned(&self) -> Result<()> {
         match self.poison.get() {
             Some(reason) => Err(Error::Poisoned(reason.clone())),
@@ -320,6 +332,7 @@ impl Log {
             entries: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            tile_cache: TileCache::new(cfg.tile_cache),
         });
         // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
         shared.sign_checkpoint()?;
@@ -468,19 +481,19 @@ impl Log {
     /// The root of the tree of the first `size` entries.
     pub fn root_at(&self, size: u64) -> Result<Hash> {
         self.check_size(size)?;
-        merkle::root(self.shared.hash, &StoreNodes(&*self.shared.store), size)
+        merkle::root(self.shared.hash, &self.shared.nodes(), size)
     }
 
     /// Inclusion proof of `index` in the tree of `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
         self.check_size(size)?;
-        merkle::inclusion_proof(self.shared.hash, &StoreNodes(&*self.shared.store), index, size)
+        merkle::inclusion_proof(self.shared.hash, &self.shared.nodes(), index, size)
     }
 
     /// Consistency proof from `old` to `new` entries.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
         self.check_size(new)?;
-        merkle::consistency_proof(self.shared.hash, &StoreNodes(&*self.shared.store), old, new)
+        merkle::consistency_proof(self.shared.hash, &self.shared.nodes(), old, new)
     }
 
     /// Calls `f` for the entries `[start, end)` in index order; `end` must be durable.
@@ -500,11 +513,16 @@ impl Log {
         Ok(())
     }
 
+    /// The stored tile `(level, index)` (see `store::encode_tile`), full tiles from memory.
+    pub fn tile(&self, level: u8, index: u64) -> Result<Option<Arc<Vec<u8>>>> {
+        self.shared.tile_cache.tile(&*self.shared.store, level, index)
+    }
+
     /// The compact range of `[0, size)` (a pack's `left`): the roots of its perfect subtrees,
     /// largest first.
     pub fn compact_range(&self, size: u64) -> Result<CompactRange> {
         self.check_size(size)?;
-        CompactRange::load(&StoreNodes(&*self.shared.store), size)
+        CompactRange::load(&self.shared.nodes(), size)
     }
 
     /// The durable entries of `run` in seq order, with their indices.
@@ -539,14 +557,16 @@ impl Log {
             // The seal may be durable but not yet checkpointed, or (after a crash) not durable.
             return Err(Error::NotYetCheckpointed { run: run.to_string(), seal_index });
         }
-        let nodes = StoreNodes(&**store);
+        let nodes = self.shared.nodes();
         let h = self.shared.hash;
-        let prove = |index: u64| -> Result<ProvenEntry> {
-            let entry = store.entry(index)?.ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
+        let prove = |index: u64, entry: Option<Vec<u8>>| -> Result<ProvenEntry> {
+            let entry = entry.ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
             let proof = merkle::inclusion_proof(h, &nodes, index, size)?;
             Ok(ProvenEntry { index, entry, proof })
         };
-        let entries = records[..=seal_at].iter().map(|(_, r)| prove(r.index)).collect::<Result<Vec<_>>>()?;
+        let indices: Vec<u64> = records[..=seal_at].iter().map(|(_, r)| r.index).collect();
+        let entries =
+            indices.iter().zip(store.entries(&indices)?).map(|(&i, e)| prove(i, e)).collect::<Result<Vec<_>>>()?;
         let seal = Entry::decode(&entries.last().expect("seal").entry)?;
         let signer = self.identity_before(&seal.actor, seal_index)?;
         Ok(Receipt {
@@ -555,7 +575,7 @@ impl Log {
             run: run.to_string(),
             checkpoint: cp.note.clone(),
             entries,
-            signer: prove(signer)?,
+            signer: prove(signer, store.entry(signer)?)?,
         })
     }
 
@@ -622,6 +642,11 @@ struct Overlay {
     next_seq: HashMap<String, u64>,
     records: HashMap<(String, u64), RunRecord>,
 }
+
+/// The sequencer's maps hash run ids on every append: foldhash (hashbrown's default, through
+/// `lru`) instead of SipHash. Keys come from authenticated ingest, and the maps live for one
+/// group only.
+type HashMap<K, V> = std::collections::HashMap<K, V, lru::DefaultHasher>;
 
 /// Run records by `(run, seq)`.
 type RunRecords = HashMap<(String, u64), RunRecord>;
@@ -855,8 +880,8 @@ impl OpenGroup {
     fn empty() -> OpenGroup {
         OpenGroup {
             batch: CommitBatch::default(),
-            records: HashMap::new(),
-            next: HashMap::new(),
+            records: HashMap::default(),
+            next: HashMap::default(),
             acks: Vec::new(),
             entries: 0,
             bytes: 0,

@@ -21,11 +21,30 @@ pub trait NodeSource {
     /// The root of the perfect subtree at `(level, index)`; level 0 holds the leaf hashes.
     /// Callers only ask for nodes that are complete in the tree they were given.
     fn node(&self, level: u8, index: u64) -> Result<Hash>;
+
+    /// The root of the non-perfect range `[start, end)` if the source remembers one. Such roots
+    /// are never stored (they change as the tree grows) but never change for a given range, so
+    /// a source may keep the ones it is told about (the right edge of a checkpoint is asked for
+    /// by every proof against it).
+    fn remembered_root(&self, _start: u64, _end: u64) -> Option<Hash> {
+        None
+    }
+
+    /// Offers the computed root of the non-perfect range `[start, end)`.
+    fn remember_root(&self, _start: u64, _end: u64, _root: &Hash) {}
 }
 
 impl<T: NodeSource + ?Sized> NodeSource for &T {
     fn node(&self, level: u8, index: u64) -> Result<Hash> {
         (**self).node(level, index)
+    }
+
+    fn remembered_root(&self, start: u64, end: u64) -> Option<Hash> {
+        (**self).remembered_root(start, end)
+    }
+
+    fn remember_root(&self, start: u64, end: u64, root: &Hash) {
+        (**self).remember_root(start, end, root)
     }
 }
 
@@ -36,10 +55,15 @@ pub fn subtree_root(h: TreeHash, src: &impl NodeSource, start: u64, end: u64) ->
     if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.node(n.trailing_zeros() as u8, start >> n.trailing_zeros());
     }
+    if let Some(root) = src.remembered_root(start, end) {
+        return Ok(root);
+    }
     let k = split_point(n);
     let left = subtree_root(h, src, start, start + k)?;
     let right = subtree_root(h, src, start + k, end)?;
-    Ok(h.node(&left, &right))
+    let root = h.node(&left, &right);
+    src.remember_root(start, end, &root);
+    Ok(root)
 }
 
 /// The root of the tree of the first `size` leaves.

@@ -94,7 +94,7 @@ pub fn read(log: &Log, t: TilePath, size: u64) -> Result<Vec<u8>, ApiError> {
     }
     match t.level {
         Some(l) => {
-            let tile = log.store().tile(l, t.index)?.ok_or_else(missing)?;
+            let tile = log.tile(l, t.index)?.ok_or_else(missing)?;
             let row = tile_row0(&tile)?;
             let want = 32 * t.width as usize;
             if row.len() < want {

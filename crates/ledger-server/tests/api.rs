@@ -117,6 +117,7 @@ async fn auth_and_roles() {
     assert_eq!(srv.get("/v1/log", None).await.status(), 200);
     assert_eq!(srv.get("/v1/checkpoint", None).await.status(), 200);
     assert_eq!(srv.get("/healthz", None).await.status(), 200);
+    srv.wait_checkpoint(1).await;
     assert_eq!(srv.get("/tile/entries/000.p/1", None).await.status(), 200);
     let nope = "nope".to_string();
     let reads = [

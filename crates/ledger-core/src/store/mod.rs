@@ -8,7 +8,7 @@
 //! prefix of it — or all of it — may be durable, and the log stops writing (it is poisoned).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::merkle::NodeSource;
 use crate::{Error, Hash, Result, TreeHash};
@@ -104,6 +104,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn commit(&self, batch: &CommitBatch) -> Result<()>;
     /// The entry at `index`.
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>>;
+    /// The entries at `indices` (ascending), in that order: one batched lookup where the store
+    /// has one.
+    fn entries(&self, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
+        indices.iter().map(|&i| self.entry(i)).collect()
+    }
     /// Calls `f` for entries `[start, end)` in index order, stopping at the first missing one.
     fn scan_entries(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()>;
     /// The encoded tile `(level, index)`.
@@ -196,6 +201,81 @@ impl NodeSource for StoreNodes<'_> {
             .ok_or_else(|| Error::Corrupt(format!("missing tile {t}/{tile_index} for node {level}/{index}")))?;
         tile_node(&tile, row, pos)?
             .ok_or_else(|| Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}")))
+    }
+}
+
+/// An encoded tile shared by readers.
+type SharedTile = Arc<Vec<u8>>;
+
+/// A node of a tile never changes once it is written (a partial tile only gains nodes as it
+/// fills), so readers may keep tiles: an LRU by `(level, index)`, shared by every proof and
+/// receipt a log serves. A cached partial tile serves the nodes it has; asking it for a node it
+/// lacks reads the tile again.
+#[derive(Debug)]
+pub struct TileCache {
+    tiles: Mutex<lru::LruCache<(u8, u64), SharedTile>>,
+    /// Roots of non-perfect ranges `[start, end)` (right edges of trees proofs were asked for).
+    edges: Mutex<lru::LruCache<(u64, u64), Hash>>,
+}
+
+impl TileCache {
+    /// A cache of at most `tiles` tiles (16 KiB each when full).
+    pub fn new(tiles: usize) -> TileCache {
+        let n = |x: usize| std::num::NonZeroUsize::new(x.max(1)).expect("non-zero");
+        TileCache { tiles: Mutex::new(lru::LruCache::new(n(tiles))), edges: Mutex::new(lru::LruCache::new(n(4096))) }
+    }
+
+    /// Tile `(level, index)` from the cache or, when missing, from the store.
+    pub fn tile(&self, store: &dyn Store, level: u8, index: u64) -> Result<Option<Arc<Vec<u8>>>> {
+        if let Some(t) = self.tiles.lock().unwrap_or_else(|p| p.into_inner()).get(&(level, index)) {
+            return Ok(Some(t.clone()));
+        }
+        self.reload(store, level, index)
+    }
+
+    /// Reads tile `(level, index)` from the store into the cache.
+    fn reload(&self, store: &dyn Store, level: u8, index: u64) -> Result<Option<Arc<Vec<u8>>>> {
+        let Some(tile) = store.tile(level, index)? else { return Ok(None) };
+        let tile = Arc::new(tile);
+        self.tiles.lock().unwrap_or_else(|p| p.into_inner()).put((level, index), tile.clone());
+        Ok(Some(tile))
+    }
+
+    /// Node `(row, pos)` of tile `(level, index)`: from the cached tile if it has the node, else
+    /// from a fresh read.
+    fn node(&self, store: &dyn Store, level: u8, index: u64, row: u8, pos: u64) -> Result<Option<Hash>> {
+        if let Some(t) = self.tile(store, level, index)? {
+            if let Some(h) = tile_node(&t, row, pos)? {
+                return Ok(Some(h));
+            }
+            if let Some(t) = self.reload(store, level, index)? {
+                return tile_node(&t, row, pos);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Reads tree nodes out of a store's tiles through a [`TileCache`].
+#[derive(Debug)]
+pub struct CachedNodes<'a>(pub &'a dyn Store, pub &'a TileCache);
+
+impl NodeSource for CachedNodes<'_> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash> {
+        let (t, row) = (level / TILE_HEIGHT, level % TILE_HEIGHT);
+        let per_row = TILE_WIDTH >> row;
+        let (tile_index, pos) = (index / per_row, index % per_row);
+        self.1
+            .node(self.0, t, tile_index, row, pos)?
+            .ok_or_else(|| Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}")))
+    }
+
+    fn remembered_root(&self, start: u64, end: u64) -> Option<Hash> {
+        self.1.edges.lock().unwrap_or_else(|p| p.into_inner()).get(&(start, end)).copied()
+    }
+
+    fn remember_root(&self, start: u64, end: u64, root: &Hash) {
+        self.1.edges.lock().unwrap_or_else(|p| p.into_inner()).put((start, end), *root);
     }
 }
 

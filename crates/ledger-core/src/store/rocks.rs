@@ -176,6 +176,16 @@ impl Store for RocksStore {
         self.db.get_cf(self.cf(CF_ENTRIES), be(index)).map_err(rerr("reading an entry"))
     }
 
+    fn entries(&self, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
+        let keys: Vec<[u8; 8]> = indices.iter().map(|&i| be(i)).collect();
+        let sorted = indices.is_sorted();
+        self.db
+            .batched_multi_get_cf(self.cf(CF_ENTRIES), keys.iter(), sorted)
+            .into_iter()
+            .map(|r| r.map(|v| v.map(|v| v.to_vec())).map_err(rerr("reading entries")))
+            .collect()
+    }
+
     fn scan_entries(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
         let from = be(start);
         for item in self.db.iterator_cf(self.cf(CF_ENTRIES), IteratorMode::From(&from, Direction::Forward)) {

@@ -125,6 +125,19 @@ impl Server {
         h["tree_size"].as_u64().expect("tree_size")
     }
 
+    /// Waits until the newest checkpoint covers `size` entries.
+    pub async fn wait_checkpoint(&self, size: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let h: serde_json::Value = self.get("/healthz", None).await.json().await.expect("healthz");
+            if h["checkpoint_size"].as_u64().expect("checkpoint_size") >= size {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "no checkpoint covers {size} entries");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn grpc_client(&self) -> LedgerClient<tonic::transport::Channel> {
         LedgerClient::connect(self.grpc.clone()).await.expect("gRPC connect")
     }

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Whole-system load on ledger-server, with its baselines measured in the same run (BENCHMARKS.md):
+#   1. gRPC ingest as fast as acknowledgements allow (and acknowledgement → checkpoint latency),
+#   2. HTTP ingest of the same traffic shape,
+#   3. gRPC ingest offered at half the rate of (1), for latency at that rate,
+#   4. receipts read back over HTTP with the log holding all of the above,
+#   5. the same entries into PostgreSQL (installed from Debian's packages if missing),
+#   6. the same bytes as raw synced RocksDB WriteBatches of the server's mean commit group.
+# Environment: ENTRIES (default 1000000), CONNS (64), RECEIPTS (100000), RECEIPT_CONNS (16),
+# LOAD_TMPDIR (/tmp).
+source "$(dirname "$0")/../scripts/lib.sh"
+
+ENTRIES=${ENTRIES:-1000000}
+CONNS=${CONNS:-64}
+RECEIPTS=${RECEIPTS:-100000}
+RECEIPT_CONNS=${RECEIPT_CONNS:-16}
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then apt_install postgresql; fi
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+cargo build --release -q -p ledger-server -p a2a-ledger-benches --bins
+BIN=$CARGO_TARGET_DIR/release
+
+WORK=$(mktemp -d "${LOAD_TMPDIR:-/tmp}/server-load.XXXXXX")
+SERVER_PID=""
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:55432 (fsync on, synchronous_commit on)" >&2
+mkdir -p "$WORK/pg" "$WORK/pgsock"
+if [ "$(id -u)" = 0 ]; then chown postgres "$WORK" "$WORK/pg" "$WORK/pgsock"; fi
+as_pg "$PGBIN/initdb" -D "$WORK/pg" -U bench --auth=trust >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/log" -w start \
+    -o "-p 55432 -k $WORK/pgsock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on -c synchronous_commit=on" >/dev/null
+PGCONN="host=127.0.0.1 port=55432 user=bench dbname=postgres"
+
+echo "== ledger-server on $WORK/ledger" >&2
+"$BIN/ledger-server" --data "$WORK/ledger" --http 127.0.0.1:0 --grpc 127.0.0.1:0 >"$WORK/server.out" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do grep -q '^listening grpc' "$WORK/server.out" 2>/dev/null && break; sleep 0.1; done
+HTTP=$(awk '/^listening http/ {print $3}' "$WORK/server.out")
+GRPC=$(awk '/^listening grpc/ {print $3}' "$WORK/server.out")
+INGEST=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['gateway']['token'])" "$WORK/ledger/tokens.json")
+AUDIT=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['auditor']['token'])" "$WORK/ledger/tokens.json")
+
+load() { "$BIN/server-load" "$@" --entries "$ENTRIES" --connections "$CONNS"; }
+field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
+
+echo "== 1. gRPC ingest, full speed" >&2
+load ingest --protocol grpc --url "$GRPC" --token "$INGEST" --watch "$GRPC" --prefix grpc >"$WORK/grpc.json"
+RATE=$(field "$WORK/grpc.json" "int(d['entries_per_s'])")
+METRICS=$(curl -s -H "authorization: Bearer $AUDIT" "$HTTP/metrics")
+GROUP=$(python3 -c "
+import re,sys
+m=sys.stdin.read()
+e=float(re.search(r'^ledger_ingest_entries_total (\S+)',m,re.M).group(1))
+c=float(re.search(r'^ledger_commits_total (\S+)',m,re.M).group(1))
+print(max(1,int(e/max(c,1))))" <<<"$METRICS")
+
+echo "== 2. HTTP ingest, full speed" >&2
+load ingest --protocol http --url "$HTTP" --token "$INGEST" --prefix http >"$WORK/http.json"
+
+echo "== 3. gRPC ingest offered at half of $RATE entries/s" >&2
+load ingest --protocol grpc --url "$GRPC" --token "$INGEST" --watch "$GRPC" --prefix half --rate $((RATE / 2)) >"$WORK/half.json"
+
+echo "== 4. receipts" >&2
+"$BIN/server-load" receipts --url "$HTTP" --token "$AUDIT" --prefix grpc --count "$RECEIPTS" --entries "$ENTRIES" --connections "$RECEIPT_CONNS" >"$WORK/receipts.json"
+SIZE=$(curl -s "$HTTP/healthz" | python3 -c "import json,sys; print(json.load(sys.stdin)['tree_size'])")
+
+echo "== 5. PostgreSQL baseline" >&2
+load postgres --conn "$PGCONN" --prefix grpc >"$WORK/postgres.json"
+
+echo "== 6. raw RocksDB floor, WriteBatches of $GROUP entries" >&2
+load raw --group "$GROUP" --dir "$WORK/raw" --prefix grpc >"$WORK/raw.json"
+
+python3 - "$WORK" "$SIZE" <<'EOF'
+import json, sys
+w, size = sys.argv[1], int(sys.argv[2])
+r = {k: json.load(open(f"{w}/{k}.json")) for k in ["grpc", "http", "half", "receipts", "postgres", "raw"]}
+g, raw, pg = r["grpc"]["entries_per_s"], r["raw"]["entries_per_s"], r["postgres"]["entries_per_s"]
+r["summary"] = {
+    "grpc_entries_per_s": g,
+    "http_entries_per_s": r["http"]["entries_per_s"],
+    "raw_rocksdb_entries_per_s": raw,
+    "grpc_ratio_to_raw": round(g / raw, 3),
+    "postgres_entries_per_s": pg,
+    "grpc_over_postgres": round(g / pg, 2),
+    "half_rate_ack_p99_ms": r["half"]["ack_latency_ms"]["p99"],
+    "ack_to_checkpoint_p99_ms": r["grpc"]["ack_to_checkpoint_ms"]["p99"],
+    "half_rate_ack_to_checkpoint_p99_ms": r["half"]["ack_to_checkpoint_ms"]["p99"],
+    "receipts_per_s": r["receipts"]["receipts_per_s"],
+    "receipt_p99_ms": r["receipts"]["latency_ms"]["p99"],
+    "log_size_during_receipts": size,
+}
+print(json.dumps(r, indent=2))
+EOF

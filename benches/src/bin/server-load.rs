@@ -1,0 +1,518 @@
+//! `server-load`: whole-system load against a running `ledger-server`, and the baselines measured
+//! beside it (`benches/server-load.sh` runs them all in one go).
+//!
+//! - `ingest`: realistic runs (5–20 entries of ~300 bytes ending in a seal) over gRPC `Append`
+//!   streams or HTTP `POST /v1/entries` from many connections; reports throughput, the
+//!   acknowledgement-latency percentiles and, over gRPC, the time from acknowledgement to the
+//!   first signed checkpoint covering the batch (from `WatchCheckpoints`). `--rate` paces the
+//!   offered load for latency at a given rate.
+//! - `receipts`: `GET /runs/{id}/receipt` for runs written by `ingest`, from many connections.
+//! - `postgres`: the same entries into PostgreSQL (batched INSERT … UNNEST, one transaction per
+//!   batch, `synchronous_commit = on`, a unique (run, seq) index), from the same connections.
+//! - `raw`: the same bytes as synced RocksDB WriteBatches of the same size, one writer: the floor.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use a2a_ledger_benches::{Rng, identity_entry, realistic_run};
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use ledger_core::{NamedKey, TreeHash};
+use ledger_server::proto::ledger_client::LedgerClient;
+use ledger_server::proto::{AppendRequest, WatchCheckpointsRequest};
+use tokio_stream::StreamExt as _;
+
+#[derive(Parser)]
+#[command(about = "Whole-system load against ledger-server, and its baselines")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    Grpc,
+    Http,
+}
+
+#[derive(clap::Args, Clone)]
+struct Traffic {
+    /// Entries to send (whole runs, so slightly more).
+    #[arg(long, default_value_t = 1_000_000)]
+    entries: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Runs per batch (a gateway batches the runs that end together).
+    #[arg(long, default_value_t = 8)]
+    runs_per_batch: usize,
+    /// Seed of the traffic (the same seed gives the same entries).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run-id prefix (unique per load run against one log).
+    #[arg(long, default_value = "load")]
+    prefix: String,
+    /// The log's tree hash (the seals' content hashes use it).
+    #[arg(long, default_value = "blake3")]
+    hash: TreeHash,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Ingest over gRPC or HTTP.
+    Ingest {
+        #[command(flatten)]
+        traffic: Traffic,
+        /// gRPC or HTTP.
+        #[arg(long, value_enum, default_value = "grpc")]
+        protocol: Protocol,
+        /// The server's gRPC or HTTP address (http://host:port).
+        #[arg(long)]
+        url: String,
+        /// Ingest token bound to the identity `gateway`.
+        #[arg(long)]
+        token: String,
+        /// Batches each gRPC stream keeps in flight.
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        /// Offered load in entries/s (0: as fast as acknowledgements allow).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Also measure acknowledgement → covering checkpoint (gRPC only), from this gRPC address.
+        #[arg(long)]
+        watch: Option<String>,
+    },
+    /// Read receipts of runs written by `ingest` with the same traffic flags.
+    Receipts {
+        #[command(flatten)]
+        traffic: Traffic,
+        /// The server's HTTP address.
+        #[arg(long)]
+        url: String,
+        /// A token that may read the runs.
+        #[arg(long)]
+        token: String,
+        /// Receipts to fetch.
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+    },
+    /// The same entries into PostgreSQL.
+    Postgres {
+        #[command(flatten)]
+        traffic: Traffic,
+        /// libpq-style connection string.
+        #[arg(long)]
+        conn: String,
+    },
+    /// The same bytes as synced RocksDB WriteBatches of `--group` entries, one writer.
+    Raw {
+        #[command(flatten)]
+        traffic: Traffic,
+        /// Entries per WriteBatch (use the server's mean commit group, or the batch size).
+        #[arg(long)]
+        group: usize,
+        /// Where to put the database (a fresh directory).
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// The traffic: batches of whole runs, each run sealed by the `gateway` key.
+struct Batches {
+    batches: Vec<Vec<Vec<u8>>>,
+    runs: Vec<String>,
+    entries: usize,
+    bytes: usize,
+}
+
+fn gateway_key() -> NamedKey {
+    NamedKey::from_seed("gateway", [0x42; 32]).expect("key")
+}
+
+fn traffic(t: &Traffic) -> Batches {
+    // Seals are signed: generate on both cores.
+    let per_thread = t.entries.div_ceil(2);
+    /// One generator thread's batches and run ids.
+    type Part = (Vec<Vec<Vec<u8>>>, Vec<String>);
+    let parts: Vec<Part> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|w| {
+                s.spawn(move || {
+                    let key = gateway_key();
+                    let mut rng = Rng::new(t.seed * 1000 + w);
+                    let (mut batches, mut runs, mut n, mut r) = (Vec::new(), Vec::new(), 0, 0);
+                    while n < per_thread {
+                        let mut batch = Vec::new();
+                        for _ in 0..t.runs_per_batch {
+                            let id = format!("{}-{w}-{r}", t.prefix);
+                            r += 1;
+                            let run = realistic_run(t.hash, &id, &key, &mut rng);
+                            n += run.len();
+                            batch.extend(run);
+                            runs.push(id);
+                        }
+                        batches.push(batch);
+                    }
+                    (batches, runs)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("generator")).collect()
+    });
+    let mut out = Batches { batches: Vec::new(), runs: Vec::new(), entries: 0, bytes: 0 };
+    for (b, r) in parts {
+        out.batches.extend(b);
+        out.runs.extend(r);
+    }
+    for b in &out.batches {
+        out.entries += b.len();
+        out.bytes += b.iter().map(Vec::len).sum::<usize>();
+    }
+    out
+}
+
+fn percentiles(mut v: Vec<Duration>) -> serde_json::Value {
+    if v.is_empty() {
+        return serde_json::Value::Null;
+    }
+    v.sort();
+    let p = |q: f64| (v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e6).round() / 1e3;
+    serde_json::json!({"p50": p(0.5), "p90": p(0.9), "p99": p(0.99), "p999": p(0.999), "max": p(1.0)})
+}
+
+fn main() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = match Cli::parse().cmd {
+        Cmd::Ingest { traffic: t, protocol, url, token, window, rate, watch } => {
+            let b = traffic(&t);
+            rt.block_on(ingest(b, protocol, url, token, window.max(1), rate, watch, t.connections))?
+        }
+        Cmd::Receipts { traffic: t, url, token, count } => {
+            let b = traffic(&t);
+            rt.block_on(receipts(b.runs, url, token, count, t.connections))?
+        }
+        Cmd::Postgres { traffic: t, conn } => {
+            let b = traffic(&t);
+            rt.block_on(postgres(b, conn, t.connections))?
+        }
+        Cmd::Raw { traffic: t, group, dir } => raw(traffic(&t), group, &dir)?,
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ingest(
+    b: Batches,
+    protocol: Protocol,
+    url: String,
+    token: String,
+    window: usize,
+    rate: u64,
+    watch: Option<String>,
+    connections: usize,
+) -> Result<serde_json::Value> {
+    // The identity first (idempotent across runs).
+    let http = reqwest::Client::new();
+    if protocol == Protocol::Http {
+        post(&http, &url, &token, &[identity_entry(&gateway_key())]).await?;
+    } else {
+        let mut c = LedgerClient::connect(url.clone()).await?;
+        let mut req = tonic::Request::new(tokio_stream::iter(vec![AppendRequest {
+            batch: 0,
+            entries: vec![identity_entry(&gateway_key())],
+        }]));
+        req.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+        let ack = c.append(req).await?.into_inner().next().await.context("no ack")??;
+        if let Some(e) = ack.error {
+            bail!("registering the identity: {}: {}", e.code, e.message);
+        }
+    }
+
+    // Acknowledged batches waiting for a covering checkpoint: (last index, ack time).
+    let pending_cp: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let cp_latency: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let watcher = match &watch {
+        Some(addr) => {
+            let mut c = LedgerClient::connect(addr.clone()).await?;
+            let mut s = c.watch_checkpoints(WatchCheckpointsRequest {}).await?.into_inner();
+            let (pending, lat) = (pending_cp.clone(), cp_latency.clone());
+            Some(tokio::spawn(async move {
+                while let Some(Ok(cp)) = s.next().await {
+                    let now = Instant::now();
+                    let mut p = pending.lock().expect("lock");
+                    let mut l = lat.lock().expect("lock");
+                    p.retain(|(last, at)| {
+                        if *last < cp.tree_size {
+                            l.push(now.saturating_duration_since(*at));
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                }
+            }))
+        }
+        None => None,
+    };
+
+    let batches = Arc::new(b.batches);
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let started = Instant::now();
+    // Pacing: batch i may start at started + i * (mean batch entries / rate).
+    let per_batch = if rate > 0 {
+        Some(Duration::from_secs_f64(b.entries as f64 / batches.len() as f64 / rate as f64))
+    } else {
+        None
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (batches, next, lat, token, url) =
+            (batches.clone(), next.clone(), latencies.clone(), token.clone(), url.clone());
+        let (pending, track) = (pending_cp.clone(), watch.is_some());
+        let http = http.clone();
+        tasks.push(tokio::spawn(async move {
+            let take = {
+                let (next, batches) = (next.clone(), batches.clone());
+                move || {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    (i < batches.len()).then_some(i)
+                }
+            };
+            let pace = move |i: usize| async move {
+                if let Some(d) = per_batch {
+                    tokio::time::sleep_until((started + d * i as u32).into()).await;
+                }
+            };
+            match protocol {
+                Protocol::Http => {
+                    while let Some(i) = take() {
+                        pace(i).await;
+                        let t0 = Instant::now();
+                        post(&http, &url, &token, &batches[i]).await?;
+                        lat.lock().expect("lock").push(t0.elapsed());
+                    }
+                }
+                Protocol::Grpc => {
+                    let mut c = LedgerClient::connect(url).await?;
+                    let (tx, rx) = tokio::sync::mpsc::channel::<AppendRequest>(window);
+                    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+                    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+                    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+                    let permits = Arc::new(tokio::sync::Semaphore::new(window));
+                    let producer = {
+                        let (sent, permits, batches) = (sent.clone(), permits.clone(), batches.clone());
+                        tokio::spawn(async move {
+                            while let Some(i) = take() {
+                                pace(i).await;
+                                permits.acquire().await.expect("open").forget();
+                                sent.lock().expect("lock").insert(i as u64, Instant::now());
+                                if tx
+                                    .send(AppendRequest { batch: i as u64, entries: batches[i].clone() })
+                                    .await
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        })
+                    };
+                    let mut acks = c.append(req).await?.into_inner();
+                    while let Some(ack) = acks.next().await {
+                        let ack = ack?;
+                        if let Some(e) = ack.error {
+                            bail!("batch {} refused: {}: {}", ack.batch, e.code, e.message);
+                        }
+                        let t0 = sent.lock().expect("lock").remove(&ack.batch).context("unknown batch")?;
+                        let now = Instant::now();
+                        lat.lock().expect("lock").push(now - t0);
+                        if track {
+                            pending.lock().expect("lock").push((*ack.indices.last().unwrap_or(&0), now));
+                        }
+                        permits.add_permits(1);
+                    }
+                    producer.await?;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed();
+    if let Some(w) = watcher {
+        // Let the checkpoint covering the last batches arrive.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !pending_cp.lock().expect("lock").is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        w.abort();
+    }
+    let lat = latencies.lock().expect("lock").clone();
+    let cp = cp_latency.lock().expect("lock").clone();
+    Ok(serde_json::json!({
+        "protocol": if protocol == Protocol::Grpc { "grpc" } else { "http" },
+        "entries": b.entries,
+        "batches": batches.len(),
+        "mean_entry_bytes": b.bytes / b.entries.max(1),
+        "connections": connections,
+        "window": window,
+        "offered_rate": rate,
+        "seconds": elapsed.as_secs_f64(),
+        "entries_per_s": (b.entries as f64 / elapsed.as_secs_f64()).round(),
+        "ack_latency_ms": percentiles(lat),
+        "ack_to_checkpoint_ms": percentiles(cp),
+    }))
+}
+
+async fn post(http: &reqwest::Client, url: &str, token: &str, entries: &[Vec<u8>]) -> Result<()> {
+    let mut body = Vec::with_capacity(entries.iter().map(|e| e.len() + 3).sum::<usize>() + 9);
+    let mut enc = minicbor::Encoder::new(&mut body);
+    enc.array(entries.len() as u64).expect("vec");
+    for e in entries {
+        enc.bytes(e).expect("vec");
+    }
+    let r = http
+        .post(format!("{url}/v1/entries"))
+        .bearer_auth(token)
+        .header("content-type", "application/cbor")
+        .body(body)
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("POST /v1/entries: {}: {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+async fn receipts(
+    runs: Vec<String>,
+    url: String,
+    token: String,
+    count: usize,
+    connections: usize,
+) -> Result<serde_json::Value> {
+    let http = reqwest::Client::new();
+    let runs = Arc::new(runs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let bytes = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (http, runs, next, lat, url, token, bytes) =
+            (http.clone(), runs.clone(), next.clone(), latencies.clone(), url.clone(), token.clone(), bytes.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::new(next.load(Ordering::Relaxed) as u64 + 17);
+            while next.fetch_add(1, Ordering::Relaxed) < count {
+                let run = &runs[rng.range(0, runs.len() as u64 - 1) as usize];
+                let t0 = Instant::now();
+                let r = http.get(format!("{url}/runs/{run}/receipt")).bearer_auth(&token).send().await?;
+                if !r.status().is_success() {
+                    bail!("receipt of {run}: {}: {}", r.status(), r.text().await.unwrap_or_default());
+                }
+                let body = r.bytes().await?;
+                lat.lock().expect("lock").push(t0.elapsed());
+                bytes.fetch_add(body.len(), Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed();
+    let lat = latencies.lock().expect("lock").clone();
+    let n = lat.len();
+    Ok(serde_json::json!({
+        "receipts": n,
+        "connections": connections,
+        "mean_receipt_bytes": bytes.load(Ordering::Relaxed) / n.max(1),
+        "receipts_per_s": (n as f64 / elapsed.as_secs_f64()).round(),
+        "latency_ms": percentiles(lat),
+    }))
+}
+
+async fn postgres(b: Batches, conn: String, connections: usize) -> Result<serde_json::Value> {
+    let (setup, driver) =
+        tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    tokio::spawn(driver);
+    setup
+        .batch_execute(
+            "DROP TABLE IF EXISTS entries;
+             CREATE TABLE entries (idx bigserial PRIMARY KEY, run text NOT NULL, seq bigint NOT NULL, entry bytea NOT NULL,
+                                   UNIQUE (run, seq));",
+        )
+        .await?;
+    // The run and seq of each entry, as the ledger would index them.
+    let decoded: Vec<Vec<(String, i64, Vec<u8>)>> = b
+        .batches
+        .iter()
+        .map(|batch| {
+            batch
+                .iter()
+                .map(|e| {
+                    let d = ledger_core::Entry::decode(e).expect("valid");
+                    (d.run.into_string(), d.seq as i64, e.clone())
+                })
+                .collect()
+        })
+        .collect();
+    let batches = Arc::new(decoded);
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (batches, next, lat, conn) = (batches.clone(), next.clone(), latencies.clone(), conn.clone());
+        tasks.push(tokio::spawn(async move {
+            let (client, driver) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+            tokio::spawn(driver);
+            client.batch_execute("SET synchronous_commit = on").await?;
+            let stmt = client
+                .prepare(
+                    "INSERT INTO entries (run, seq, entry) SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bytea[])",
+                )
+                .await?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = batches.get(i) else { break };
+                let runs: Vec<&str> = batch.iter().map(|(r, _, _)| r.as_str()).collect();
+                let seqs: Vec<i64> = batch.iter().map(|(_, s, _)| *s).collect();
+                let entries: Vec<&[u8]> = batch.iter().map(|(_, _, e)| e.as_slice()).collect();
+                let t0 = Instant::now();
+                client.execute(&stmt, &[&runs, &seqs, &entries]).await?;
+                lat.lock().expect("lock").push(t0.elapsed());
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed();
+    let lat = latencies.lock().expect("lock").clone();
+    Ok(serde_json::json!({
+        "baseline": "postgresql",
+        "entries": b.entries,
+        "connections": connections,
+        "entries_per_s": (b.entries as f64 / elapsed.as_secs_f64()).round(),
+        "commit_latency_ms": percentiles(lat),
+    }))
+}
+
+fn raw(b: Batches, group: usize, dir: &std::path::Path) -> Result<serde_json::Value> {
+    let all: Vec<Vec<u8>> = b.batches.into_iter().flatten().collect();
+    let rate = a2a_ledger_benches::raw_rocksdb(dir, &all, group)?;
+    Ok(serde_json::json!({
+        "floor": "raw synced RocksDB WriteBatches",
+        "entries": all.len(),
+        "group": group,
+        "entries_per_s": rate.round(),
+    }))
+}
