@@ -102,3 +102,41 @@ pub fn proof_verify(data: &[u8]) {
         }
     }
 }
+
+/// A `pack_verify` input: chunk size, the three small files, `entries.bin`.
+pub type PackInput<'a> = (usize, [&'a [u8]; 3], &'a [u8]);
+
+/// Splits a `pack_verify` input: a chunk-size byte, then `manifest.json`, `checkpoint` and
+/// `proof.json` each behind a 2-byte big-endian length, then `entries.bin`.
+pub fn split_pack_input(data: &[u8]) -> Option<PackInput<'_>> {
+    let (&chunk, mut rest) = data.split_first()?;
+    let mut parts = [&[][..]; 3];
+    for p in &mut parts {
+        if rest.len() < 2 {
+            return None;
+        }
+        let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        rest = rest.get(2..2 + n)?.len().eq(&n).then(|| &rest[2..])?;
+        *p = &rest[..n];
+        rest = &rest[n..];
+    }
+    Some((usize::from(chunk) + 1, parts, rest))
+}
+
+/// Packs against the golden log: verification never panics, and the verdict (and the error, if
+/// any) does not depend on how `entries.bin` is cut into chunks.
+pub fn pack_verify(data: &[u8]) {
+    use ledger_core::pack::PackVerifier;
+    let Some((chunk, [manifest, checkpoint, proof], entries)) = split_pack_input(data) else { return };
+    let log = golden_descriptor();
+    let run = |chunk: usize| -> Result<String, String> {
+        let mut v = PackVerifier::new(&log, manifest, checkpoint, proof).map_err(|e| e.to_string())?;
+        for c in entries.chunks(chunk.max(1)) {
+            v.entries_bin(c).map_err(|e| e.to_string())?;
+        }
+        v.finish().map(|r| serde_json::to_string(&r).expect("report")).map_err(|e| e.to_string())
+    };
+    let small = run(chunk);
+    let whole = run(entries.len());
+    assert_eq!(small, whole, "chunks of {chunk} bytes changed the verdict");
+}

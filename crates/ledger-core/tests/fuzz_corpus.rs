@@ -48,3 +48,19 @@ fn proof_verify_corpus() {
         checks::proof_verify(&data);
     }
 }
+
+#[test]
+fn pack_verify_corpus() {
+    let log: ledger_core::LogDescriptor =
+        serde_json::from_str(include_str!("../../../testdata/golden/log-blake3.json")).unwrap();
+    let mut accepted = 0;
+    for (_, data) in corpus("pack_verify") {
+        checks::pack_verify(&data);
+        let Some((_, [m, c, p], entries)) = checks::split_pack_input(&data) else { continue };
+        let ok = ledger_core::pack::PackVerifier::new(&log, m, c, p)
+            .and_then(|mut v| v.entries_bin(entries).map(|_| v))
+            .and_then(|v| v.finish());
+        accepted += usize::from(ok.is_ok());
+    }
+    assert!(accepted >= 2, "the seeds are valid packs");
+}

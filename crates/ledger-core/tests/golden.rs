@@ -334,3 +334,62 @@ fn wrong_seals_fail_steps_four_and_five() {
         assert_eq!(e.receipt_step(), Some(ReceiptStep::Signature), "{run}: {e}");
     }
 }
+
+/// Seeds for the `pack_verify` fuzz target: packs of the golden blake3 log, whole and cut, in the
+/// target's input encoding. Rewritten with `UPDATE_GOLDEN=1`, checked otherwise.
+#[test]
+fn pack_fuzz_seeds() {
+    use ledger_core::pack::{self, Manifest, PackProof};
+    let log = golden_log(TreeHash::Blake3);
+    let cp = log.checkpoint();
+    let n = cp.checkpoint.size;
+    for (name, start, end) in [("seed-whole", 0, n), ("seed-cut", 3, n - 4)] {
+        let mut entries = Vec::new();
+        log.scan(start, end, &mut |_, e| {
+            entries.extend_from_slice(&pack::frame_header(e));
+            entries.extend_from_slice(e);
+            Ok(())
+        })
+        .unwrap();
+        let proof = PackProof {
+            left: log.compact_range(start).unwrap().hashes().to_vec(),
+            consistency: log.consistency_proof(end, n).unwrap(),
+        };
+        let proof = serde_json::to_vec(&proof).unwrap();
+        let hex = |b: &[u8]| blake3::hash(b).to_hex().to_string();
+        let manifest = Manifest {
+            format: pack::PACK_FORMAT.into(),
+            log: log.descriptor().clone(),
+            start,
+            end,
+            tree_size: n,
+            created: "2026-01-01T00:00:00Z".into(),
+            files: [
+                (pack::CHECKPOINT.to_string(), hex(cp.note.as_bytes())),
+                (pack::PROOF.to_string(), hex(&proof)),
+                (pack::ENTRIES.to_string(), hex(&entries)),
+            ]
+            .into(),
+        };
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let mut input = vec![63u8];
+        for part in [&manifest[..], cp.note.as_bytes(), &proof] {
+            input.extend_from_slice(&(part.len() as u16).to_be_bytes());
+            input.extend_from_slice(part);
+        }
+        input.extend_from_slice(&entries);
+        let report = pack::PackVerifier::new(log.descriptor(), &manifest, cp.note.as_bytes(), &proof)
+            .and_then(|mut v| v.entries_bin(&entries).map(|_| v))
+            .and_then(|v| v.finish())
+            .unwrap();
+        assert_eq!((report.start, report.end), (start, end));
+        let path = golden_dir().join("../../fuzz/corpus/pack_verify").join(name);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &input).unwrap();
+        } else {
+            let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(stored, input, "{} drifted from the golden log", path.display());
+        }
+    }
+}

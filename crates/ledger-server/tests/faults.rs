@@ -263,3 +263,107 @@ async fn a_failed_sync_poisons_the_log_and_the_server_answers_503() {
     // Closing a poisoned log reports the poison; the server says so rather than pretending.
     let _ = server.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_mid_stream_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("l"), &["--checkpoint-interval-ms", "20"]);
+    let (ingest, auditor) = (srv.token("gateway"), srv.token("auditor"));
+    let key = gateway_key();
+    assert_eq!(srv.post_json(&[identity_entry(&key)], &ingest).await.status(), 200);
+    let runs: Vec<Vec<Vec<u8>>> =
+        (0..60).map(|i| run(TreeHash::Blake3, &format!("dc-{i}"), &key, "c", 3 + i % 5)).collect();
+
+    // Send every batch, read a few acknowledgements, then drop the call mid-stream.
+    let mut client = srv.grpc_client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    for (i, r) in runs.iter().enumerate() {
+        tx.send(AppendRequest { batch: i as u64, entries: r.clone() }).await.unwrap();
+    }
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.metadata_mut().insert("authorization", format!("Bearer {ingest}").parse().unwrap());
+    let mut acks = client.append(req).await.unwrap().into_inner();
+    let mut acked = Vec::new();
+    for _ in 0..5 {
+        let ack = acks.next().await.unwrap().unwrap();
+        assert!(ack.error.is_none());
+        acked.push((ack.batch, ack.indices));
+    }
+    drop(acks);
+    drop(tx);
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Every batch is in whole or not at all; the acknowledged ones are in at their indices.
+    let mut present = 0;
+    for (i, r) in runs.iter().enumerate() {
+        let resp = srv.get(&format!("/runs/dc-{i}"), Some(&auditor)).await;
+        match resp.status().as_u16() {
+            404 => {}
+            200 => {
+                let body: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(body["entries"].as_array().unwrap().len(), r.len(), "batch {i} is in only in part");
+                present += 1;
+            }
+            s => panic!("run dc-{i}: status {s}"),
+        }
+    }
+    assert!(present >= acked.len());
+
+    // Resending everything succeeds: the acknowledged batches get the same indices back.
+    let mut client = srv.grpc_client().await;
+    let mut req = tonic::Request::new(tokio_stream::iter(
+        runs.iter().enumerate().map(|(i, r)| AppendRequest { batch: i as u64, entries: r.clone() }).collect::<Vec<_>>(),
+    ));
+    req.metadata_mut().insert("authorization", format!("Bearer {ingest}").parse().unwrap());
+    let mut acks = client.append(req).await.unwrap().into_inner();
+    let mut again = std::collections::HashMap::new();
+    while let Some(ack) = acks.next().await {
+        let ack = ack.unwrap();
+        assert!(ack.error.is_none(), "{:?}", ack.error);
+        again.insert(ack.batch, ack.indices);
+    }
+    assert_eq!(again.len(), runs.len());
+    for (batch, indices) in acked {
+        assert_eq!(again[&batch], indices, "batch {batch} moved");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_drains_and_signs_a_final_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ledger");
+    let key = gateway_key();
+    let srv = Server::start(&data, &["--checkpoint-interval-ms", "1000"]);
+    let ingest = srv.token("gateway");
+    assert_eq!(srv.post_json(&[identity_entry(&key)], &ingest).await.status(), 200);
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let next_run = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (grpc, ingest, acked, next_run, stop) =
+                (srv.grpc.clone(), ingest.clone(), acked.clone(), next_run.clone(), stop.clone());
+            tokio::spawn(async move { load(grpc, ingest, acked, next_run, stop, gateway_key()).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = tokio::task::spawn_blocking(move || srv.terminate()).await.unwrap();
+    assert!(status.success(), "{status}");
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    assert!(!acked.lock().unwrap().is_empty());
+    // The final checkpoint covers everything durable, with the slow interval notwithstanding.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger-server"))
+        .args(["status", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let size = st["tree_size"].as_u64().unwrap();
+    assert!(st["checkpoint"].as_str().unwrap().contains(&format!("\n{size}\n")), "{st}");
+    let srv = Server::start(&data, &[]);
+    check_acked(&srv, &acked).await;
+}
