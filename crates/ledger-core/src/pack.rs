@@ -75,6 +75,65 @@ pub struct HistoryItem {
     pub consistency: Vec<Hash>,
 }
 
+impl Manifest {
+    /// The manifest of a pack of `[start, end)` against `checkpoint` (a signed note of size
+    /// `tree_size`), with the pack's `proof.json` and the BLAKE3 of its `entries.bin`.
+    pub fn new(
+        log: &LogDescriptor,
+        (start, end, tree_size): (u64, u64, u64),
+        created: String,
+        checkpoint: &[u8],
+        proof_json: &[u8],
+        entries_blake3: &blake3::Hash,
+    ) -> Manifest {
+        let files = [
+            (CHECKPOINT.to_string(), blake3_hex(checkpoint)),
+            (PROOF.to_string(), blake3_hex(proof_json)),
+            (ENTRIES.to_string(), entries_blake3.to_hex().to_string()),
+        ];
+        Manifest {
+            format: PACK_FORMAT.to_string(),
+            log: log.clone(),
+            start,
+            end,
+            tree_size,
+            created,
+            files: files.into(),
+        }
+    }
+}
+
+/// The proof of a pack of `[start, end)` against the tree of `tree_size` entries of `log`.
+pub fn proof(log: &crate::Log, start: u64, end: u64, tree_size: u64) -> Result<PackProof> {
+    Ok(PackProof {
+        left: log.compact_range(start)?.hashes().to_vec(),
+        consistency: log.consistency_proof(end, tree_size)?,
+    })
+}
+
+/// A whole pack of `[start, end)` against the log's newest checkpoint, in memory, as
+/// `(file name, bytes)` in the order `ledger-server` streams them. For tools, tests and small
+/// ranges: `ledger-server` streams packs of any size instead.
+pub fn build(log: &crate::Log, start: u64, end: u64, created: String) -> Result<Vec<(String, Vec<u8>)>> {
+    let cp = log.checkpoint();
+    let n = cp.checkpoint.size;
+    let mut entries = Vec::new();
+    log.scan(start, end, &mut |_, e| {
+        entries.extend_from_slice(&frame_header(e));
+        entries.extend_from_slice(e);
+        Ok(())
+    })?;
+    let proof = serde_json::to_vec(&proof(log, start, end, n)?).expect("serialisable");
+    let manifest =
+        Manifest::new(log.descriptor(), (start, end, n), created, cp.note.as_bytes(), &proof, &blake3::hash(&entries));
+    Ok(vec![
+        (MANIFEST.to_string(), serde_json::to_vec_pretty(&manifest).expect("serialisable")),
+        (CHECKPOINT.to_string(), cp.note.clone().into_bytes()),
+        (PROOF.to_string(), proof),
+        (ENTRIES.to_string(), entries),
+    ])
+}
+
 /// The 4-byte frame header of one entry in `entries.bin`.
 pub fn frame_header(entry: &[u8]) -> [u8; 4] {
     (entry.len() as u32).to_be_bytes()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use ledger_core::pack::{self, Manifest, PackProof};
+use ledger_core::pack::{self, Manifest};
 use ledger_core::{Log, SignedCheckpoint};
 use tokio::sync::mpsc;
 
@@ -63,24 +63,12 @@ fn write_pack_inner(
         entries_len += 4 + e.len() as u64;
         Ok(())
     })?;
-    let proof =
-        PackProof { left: log.compact_range(start)?.hashes().to_vec(), consistency: log.consistency_proof(end, n)? };
-    let proof_json = serde_json::to_vec(&proof).expect("serialisable");
+    let proof_json = serde_json::to_vec(&pack::proof(log, start, end, n)?).expect("serialisable");
     let checkpoint = cp.note.as_bytes();
     let now = SystemTime::now();
-    let mut files = std::collections::BTreeMap::new();
-    files.insert(pack::CHECKPOINT.to_string(), blake3::hash(checkpoint).to_hex().to_string());
-    files.insert(pack::PROOF.to_string(), blake3::hash(&proof_json).to_hex().to_string());
-    files.insert(pack::ENTRIES.to_string(), hasher.finalize().to_hex().to_string());
-    let manifest = Manifest {
-        format: pack::PACK_FORMAT.to_string(),
-        log: log.descriptor().clone(),
-        start,
-        end,
-        tree_size: n,
-        created: humantime::format_rfc3339_seconds(now).to_string(),
-        files,
-    };
+    let created = humantime::format_rfc3339_seconds(now).to_string();
+    let manifest =
+        Manifest::new(log.descriptor(), (start, end, n), created, checkpoint, &proof_json, &hasher.finalize());
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("serialisable");
     let mtime = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
 

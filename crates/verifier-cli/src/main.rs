@@ -1,17 +1,24 @@
-//! `ledger-verify`: verifies a2a-ledger receipts offline (SPEC §5), trusting only the log
-//! descriptor the auditor supplies.
+//! `ledger-verify`: what auditors run, offline, to verify a2a-ledger receipts and compliance packs
+//! (SPEC §5, §6), check checkpoints for consistency, and look inside the files. It trusts only
+//! the log descriptors the auditor supplies with `--log`.
 //!
-//! Exit codes: 0 valid, 1 invalid (the message names the step and the log index), 2 could not
-//! check (missing file, unparseable input or descriptor).
+//! Exit codes: 0 valid, 1 invalid (the message names the file, the step or file at fault and the
+//! log index), 2 could not check (missing file, unparseable input or descriptor).
+
+mod inspect;
+mod keys;
+mod pack;
+mod receipt;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ledger_core::{Error, LogDescriptor, ReceiptVerifier, VerifiedReceipt};
+use ledger_core::TreeHash;
 
 #[derive(Parser)]
-#[command(name = "ledger-verify", version, about = "Verify a2a-ledger receipts offline")]
+#[command(name = "ledger-verify", version, about = "Verify a2a-ledger receipts and compliance packs offline")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -37,115 +44,140 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// Why a receipt could not be judged valid.
-enum Failure {
-    /// The receipt is invalid.
-    Invalid(String),
-    /// It could not be checked at all.
-    Unchecked(String),
+    /// Verify a compliance pack (SPEC §6): a .tar file or a directory.
+    ///
+    /// Example:
+    ///   ledger-verify pack pack-0-1000000.tar --log trusted-log.json
+    ///
+    /// Checks the manifest against the trusted log, every file's hash, the checkpoint's
+    /// signature, that the entries extend the pack's left compact range to a tree consistent with
+    /// the checkpoint, every entry's encoding, and every seal whose run lies wholly in the range.
+    /// Runs cut by the range are reported as partial, not as failures. Streams: memory does not
+    /// grow with the pack. Progress goes to stderr (a bar on a terminal, lines otherwise).
+    Pack {
+        /// The pack: a .tar file or a directory of its files.
+        pack: PathBuf,
+        /// Trusted log descriptor JSON file(s).
+        #[arg(long = "log", required = true)]
+        logs: Vec<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check that checkpoint OLD is a prefix of checkpoint NEW (the log did not fork).
+    ///
+    /// Example:
+    ///   curl -s "$LEDGER/v1/proof/consistency?from=1000&to=2000" -H "Authorization: Bearer $T" > proof.json
+    ///   ledger-verify consistency cp-1000.txt cp-2000.txt --proof proof.json --log trusted-log.json
+    ///
+    /// Both checkpoints must verify under one trusted descriptor. A shrinking tree or a proof
+    /// that fails is reported with both checkpoints as evidence.
+    Consistency {
+        /// The older signed checkpoint (note text).
+        old: PathBuf,
+        /// The newer signed checkpoint.
+        new: PathBuf,
+        /// The consistency proof: {"proof": [base64, …]}.
+        #[arg(long)]
+        proof: PathBuf,
+        /// Trusted log descriptor JSON file(s).
+        #[arg(long = "log", required = true)]
+        logs: Vec<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a file holds, as JSON: an entry, entries.bin, a receipt, a pack manifest, a log
+    /// descriptor or a signed checkpoint. CBOR is shown as JSON, byte strings as hex.
+    ///
+    /// Example:
+    ///   ledger-verify inspect pack/entries.bin
+    Inspect {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Create an Ed25519 key (log key or service identity) in a new file, mode 0600, and print
+    /// its verifier key.
+    ///
+    /// Example:
+    ///   ledger-verify keygen --name ledger.example.com/prod --out log.key --log-hash blake3
+    Keygen {
+        /// The key's name: a log's origin, or a service identity.
+        #[arg(long)]
+        name: String,
+        /// Where to write the private key (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also print the log descriptor of a log with this tree hash using the key.
+        #[arg(long)]
+        log_hash: Option<TreeHash>,
+    },
 }
 
 fn main() -> ExitCode {
-    let Cli { cmd: Cmd::Receipt { file, logs, json } } = Cli::parse();
-    match verify_receipt(&file, &logs) {
-        Ok(v) => {
-            if json {
-                println!("{}", summary_json(&v));
-            } else {
-                print_summary(&file, &v);
+    match Cli::parse().cmd {
+        Cmd::Receipt { file, logs, json } => {
+            let r = trust::load(&logs).and_then(|t| receipt::verify(&file, &t));
+            match r {
+                Ok(v) => {
+                    if json {
+                        println!("{}", receipt::json(&v));
+                    } else {
+                        receipt::print(&file, &v);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(f) => f.report(json),
             }
-            ExitCode::SUCCESS
         }
-        Err(Failure::Invalid(msg)) => {
-            report(json, "invalid", &msg);
-            ExitCode::from(1)
+        Cmd::Pack { pack: path, logs, json, quiet } => {
+            match trust::load(&logs).and_then(|t| pack::verify(&path, &t, quiet || json)) {
+                Ok(v) => {
+                    if json {
+                        println!("{}", pack::json(&v));
+                    } else {
+                        pack::print(&path, &v);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(f) => f.report(json),
+            }
         }
-        Err(Failure::Unchecked(msg)) => {
-            report(json, "unchecked", &msg);
-            ExitCode::from(2)
+        Cmd::Consistency { old, new, proof, logs, json } => {
+            match trust::load(&logs).and_then(|t| keys::consistency(&old, &new, &proof, &t)) {
+                Ok(v) => {
+                    if json {
+                        println!("{v}");
+                    } else {
+                        println!(
+                            "consistent: {} (size {}) extends {} (size {})",
+                            new.display(),
+                            v["new_size"],
+                            old.display(),
+                            v["old_size"]
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(f) => f.report(json),
+            }
         }
-    }
-}
-
-fn report(json: bool, verdict: &str, msg: &str) {
-    if json {
-        println!("{}", serde_json::json!({ "verdict": verdict, "error": msg }));
-    } else {
-        eprintln!("ledger-verify: {verdict}: {msg}");
-    }
-}
-
-fn verify_receipt(file: &PathBuf, logs: &[PathBuf]) -> Result<VerifiedReceipt, Failure> {
-    let unchecked = |m: String| Failure::Unchecked(m);
-    let bytes = std::fs::read(file).map_err(|e| unchecked(format!("{}: {e}", file.display())))?;
-    let receipt = ledger_core::Receipt::from_json(&bytes).map_err(|e| unchecked(format!("{}: {e}", file.display())))?;
-    let mut last = None;
-    for path in logs {
-        let text = std::fs::read_to_string(path).map_err(|e| unchecked(format!("{}: {e}", path.display())))?;
-        let desc: LogDescriptor = serde_json::from_str(&text)
-            .map_err(|e| unchecked(format!("{}: not a log descriptor: {e}", path.display())))?;
-        let mut verifier = ReceiptVerifier::new(desc).map_err(|e| unchecked(format!("{}: {e}", path.display())))?;
-        match verifier.verify(&receipt) {
-            Ok(v) => return Ok(v),
-            // Try the next trusted descriptor only when this one is for another log or key.
-            Err(e @ Error::WrongLog { .. }) => last = Some(e),
-            Err(e) => return Err(Failure::Invalid(format!("{}: {e}", file.display()))),
-        }
-    }
-    let e = last.expect("at least one --log");
-    Err(Failure::Invalid(format!("{}: {e} (none of the {} trusted descriptors match)", file.display(), logs.len())))
-}
-
-fn print_summary(file: &std::path::Path, v: &VerifiedReceipt) {
-    println!("{}: valid", file.display());
-    println!("  run        {}", v.run());
-    println!("  status     {}", v.status);
-    println!("  signer     {} (key registered at index {})", v.actor(), v.signer.0);
-    println!("  checkpoint {} at tree size {}", v.checkpoint.origin, v.checkpoint.size);
-    println!("  events");
-    for (index, e) in &v.entries {
-        println!("    {:>3}  index {:<10} {:<20} {}  {}", e.seq, index, e.kind().as_str(), format_ts(e.ts), e.actor);
-    }
-}
-
-fn summary_json(v: &VerifiedReceipt) -> serde_json::Value {
-    serde_json::json!({
-        "verdict": "valid",
-        "run": v.run(),
-        "status": v.status.as_str(),
-        "signer": { "actor": v.actor(), "index": v.signer.0 },
-        "checkpoint": { "origin": v.checkpoint.origin, "size": v.checkpoint.size },
-        "events": v.entries.iter().map(|(i, e)| serde_json::json!({
-            "index": i, "seq": e.seq, "kind": e.kind().as_str(), "ts": e.ts, "actor": e.actor,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// Unix nanoseconds as RFC 3339 UTC (civil-from-days, Howard Hinnant's algorithm).
-fn format_ts(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, nanos / 1_000_000)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps_format_as_rfc3339() {
-        assert_eq!(super::format_ts(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::format_ts(1_767_225_600_123_000_000), "2026-01-01T00:00:00.123Z");
-        assert_eq!(super::format_ts(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+        Cmd::Inspect { file } => match inspect::inspect(&file) {
+            Ok(v) => {
+                println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+                ExitCode::SUCCESS
+            }
+            Err(f) => f.report(false),
+        },
+        Cmd::Keygen { name, out, log_hash } => match keys::keygen(&name, &out, log_hash) {
+            Ok(v) => {
+                println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+                ExitCode::SUCCESS
+            }
+            Err(f) => f.report(false),
+        },
     }
 }
