@@ -5,8 +5,10 @@
 //! Exit codes: 0 valid, 1 invalid (the message names the file, the step or file at fault and the
 //! log index), 2 could not check (missing file, unparseable input or descriptor).
 
+mod fetch;
 mod inspect;
 mod keys;
+mod monitor;
 mod pack;
 mod receipt;
 mod trust;
@@ -30,13 +32,17 @@ enum Cmd {
     ///
     /// Example:
     ///   ledger-verify receipt run-42.receipt.json --log trusted-log.json
+    ///   ledger-verify receipt https://ledger.example.com/runs/run-42/receipt --log trusted-log.json --token "$T"
     ///
     /// The descriptor ({"origin", "hash", "vkey"}) must come from you, not from the receipt:
     /// a receipt that names another log is invalid. Several --log files may be given (key
     /// rotation); the receipt must match one of them.
     Receipt {
-        /// The receipt JSON file.
+        /// The receipt JSON file, or its URL.
         file: PathBuf,
+        /// Bearer token for a URL (default: $LEDGER_TOKEN).
+        #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Trusted log descriptor JSON file(s).
         #[arg(long = "log", required = true)]
         logs: Vec<PathBuf>,
@@ -48,6 +54,7 @@ enum Cmd {
     ///
     /// Example:
     ///   ledger-verify pack pack-0-1000000.tar --log trusted-log.json
+    ///   ledger-verify pack "https://ledger.example.com/v1/pack?start=0&end=1000000" --log trusted-log.json --token "$T"
     ///
     /// Checks the manifest against the trusted log, every file's hash, the checkpoint's
     /// signature, that the entries extend the pack's left compact range to a tree consistent with
@@ -55,8 +62,11 @@ enum Cmd {
     /// Runs cut by the range are reported as partial, not as failures. Streams: memory does not
     /// grow with the pack. Progress goes to stderr (a bar on a terminal, lines otherwise).
     Pack {
-        /// The pack: a .tar file or a directory of its files.
+        /// The pack: a .tar file, a directory of its files, or the URL of a tar.
         pack: PathBuf,
+        /// Bearer token for a URL (default: $LEDGER_TOKEN).
+        #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Trusted log descriptor JSON file(s).
         #[arg(long = "log", required = true)]
         logs: Vec<PathBuf>,
@@ -90,6 +100,35 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Follow a live log: verify each new checkpoint against the last verified one.
+    ///
+    /// Example:
+    ///   ledger-verify monitor https://ledger.example.com --log trusted-log.json --state monitor.json --token "$T"
+    ///
+    /// Each round fetches GET /v1/checkpoint, verifies its signature, fetches the consistency
+    /// proof from the last verified checkpoint (GET /v1/proof/consistency, which needs an auditor
+    /// token) and verifies it, then replaces the state file atomically. A bad signature, a
+    /// shrinking tree or a fork stops it with exit 1, the evidence printed and written to
+    /// STATE.evidence.json.
+    Monitor {
+        /// The ledger's base URL.
+        url: String,
+        /// Trusted log descriptor JSON file(s).
+        #[arg(long = "log", required = true)]
+        logs: Vec<PathBuf>,
+        /// Where the last verified checkpoint is kept.
+        #[arg(long)]
+        state: PathBuf,
+        /// Bearer token with the auditor role (default: $LEDGER_TOKEN).
+        #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Seconds between rounds.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+        /// One round, then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Show what a file holds, as JSON: an entry, entries.bin, a receipt, a pack manifest, a log
     /// descriptor or a signed checkpoint. CBOR is shown as JSON, byte strings as hex.
     ///
@@ -119,8 +158,8 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
-        Cmd::Receipt { file, logs, json } => {
-            let r = trust::load(&logs).and_then(|t| receipt::verify(&file, &t));
+        Cmd::Receipt { file, token, logs, json } => {
+            let r = trust::load(&logs).and_then(|t| receipt::verify(&file, &t, token.as_deref()));
             match r {
                 Ok(v) => {
                     if json {
@@ -133,8 +172,8 @@ fn main() -> ExitCode {
                 Err(f) => f.report(json),
             }
         }
-        Cmd::Pack { pack: path, logs, json, quiet } => {
-            match trust::load(&logs).and_then(|t| pack::verify(&path, &t, quiet || json)) {
+        Cmd::Pack { pack: path, token, logs, json, quiet } => {
+            match trust::load(&logs).and_then(|t| pack::verify(&path, &t, quiet || json, token.as_deref())) {
                 Ok(v) => {
                     if json {
                         println!("{}", pack::json(&v));
@@ -163,6 +202,15 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(f) => f.report(json),
+            }
+        }
+        Cmd::Monitor { url, logs, state, token, interval, once } => {
+            let r = trust::load(&logs).and_then(|t| {
+                monitor::run(&url, &t, &state, token.as_deref(), std::time::Duration::from_secs(interval.max(1)), once)
+            });
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(f) => f.report(false),
             }
         }
         Cmd::Inspect { file } => match inspect::inspect(&file) {

@@ -218,8 +218,9 @@ impl State<'_> {
     }
 }
 
-/// Verifies the pack at `path` (a tar file or a directory).
-pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool) -> Result<Verified, Failure> {
+/// Verifies the pack at `path`: a tar file, a directory, or the URL of a tar (read as it
+/// arrives, e.g. `GET /v1/pack`).
+pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool, token: Option<&str>) -> Result<Verified, Failure> {
     let mut st = State {
         file: path,
         trusted,
@@ -233,8 +234,9 @@ pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool) -> Result<Ver
         progress: None,
         quiet,
     };
-    let meta = std::fs::metadata(path).map_err(|e| unchecked(path, e))?;
-    if meta.is_dir() {
+    let name = path.to_string_lossy();
+    let url = crate::fetch::is_url(&name);
+    if !url && std::fs::metadata(path).map_err(|e| unchecked(path, e))?.is_dir() {
         let mut names = Vec::new();
         walk(path, path, &mut names).map_err(|e| unchecked(path, e))?;
         // The small files first, then the entries, then the rest.
@@ -252,8 +254,12 @@ pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool) -> Result<Ver
             st.file(&name, &mut f)?;
         }
     } else {
-        let f = std::fs::File::open(path).map_err(|e| unchecked(path, e))?;
-        let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+        let f: Box<dyn Read> = if url {
+            crate::fetch::get(&name, token)?
+        } else {
+            Box::new(std::fs::File::open(path).map_err(|e| unchecked(path, e))?)
+        };
+        let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, f));
         let entries = archive.entries().map_err(|e| unchecked(path, format!("not a tar archive: {e}")))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| invalid(path, format!("the tar archive is damaged: {e}")))?;

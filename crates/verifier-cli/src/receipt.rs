@@ -6,9 +6,15 @@ use ledger_core::{Error, LogDescriptor, ReceiptVerifier, VerifiedReceipt};
 
 use crate::trust::{Failure, unchecked};
 
-/// Verifies the receipt in `file` against the first trusted descriptor for its log.
-pub fn verify(file: &Path, trusted: &[LogDescriptor]) -> Result<VerifiedReceipt, Failure> {
-    let bytes = std::fs::read(file).map_err(|e| unchecked(file, e))?;
+/// Verifies the receipt in `file` (a path or a URL) against the first trusted descriptor for
+/// its log.
+pub fn verify(file: &Path, trusted: &[LogDescriptor], token: Option<&str>) -> Result<VerifiedReceipt, Failure> {
+    let name = file.to_string_lossy();
+    let bytes = if crate::fetch::is_url(&name) {
+        crate::fetch::get_bytes(&name, token, 64 << 20)?
+    } else {
+        std::fs::read(file).map_err(|e| unchecked(file, e))?
+    };
     let receipt = ledger_core::Receipt::from_json(&bytes).map_err(|e| unchecked(file, e))?;
     let mut last = None;
     for desc in trusted {
