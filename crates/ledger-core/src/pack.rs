@@ -134,6 +134,9 @@ pub fn build(log: &crate::Log, start: u64, end: u64, created: String) -> Result<
     ])
 }
 
+/// Called with `(index, bytes, entry, leaf hash)` for each entry of a pack that passed its checks.
+pub type EachEntry<'a> = &'a mut dyn FnMut(u64, &[u8], &Entry, &Hash);
+
 /// The 4-byte frame header of one entry in `entries.bin`.
 pub fn frame_header(entry: &[u8]) -> [u8; 4] {
     (entry.len() as u32).to_be_bytes()
@@ -279,7 +282,14 @@ impl PackVerifier {
     }
 
     /// Feeds the next bytes of `entries.bin`.
-    pub fn entries_bin(&mut self, mut chunk: &[u8]) -> Result<()> {
+    pub fn entries_bin(&mut self, chunk: &[u8]) -> Result<()> {
+        self.entries_bin_each(chunk, &mut |_, _, _, _| {})
+    }
+
+    /// Like [`PackVerifier::entries_bin`], calling `each(index, bytes, entry, leaf hash)` for
+    /// every entry once it has passed its checks (an exporter writes rows as they are proven
+    /// well formed; the pack as a whole is proven only by [`PackVerifier::finish`]).
+    pub fn entries_bin_each(&mut self, mut chunk: &[u8], each: EachEntry<'_>) -> Result<()> {
         self.entries_hash.update(chunk);
         if !self.carry.is_empty() {
             let need = frame_len(&self.carry).map_or(4 - self.carry.len(), |n| 4 + n - self.carry.len());
@@ -296,7 +306,7 @@ impl PackVerifier {
             match frame_len(&self.carry) {
                 Some(n) if self.carry.len() == 4 + n => {
                     let frame = std::mem::take(&mut self.carry);
-                    self.entry(&frame[4..])?;
+                    self.entry(&frame[4..], each)?;
                 }
                 _ => return Ok(()),
             }
@@ -306,14 +316,14 @@ impl PackVerifier {
             if chunk.len() < 4 + n {
                 break;
             }
-            self.entry(&chunk[4..4 + n])?;
+            self.entry(&chunk[4..4 + n], each)?;
             chunk = &chunk[4 + n..];
         }
         self.carry.extend_from_slice(chunk);
         Ok(())
     }
 
-    fn entry(&mut self, bytes: &[u8]) -> Result<()> {
+    fn entry(&mut self, bytes: &[u8], each: EachEntry<'_>) -> Result<()> {
         let index = self.next_index;
         if index >= self.manifest.end {
             return Err(invalid(
@@ -407,6 +417,7 @@ impl PackVerifier {
         if state.first_seq == 0 {
             state.leaves.push(leaf);
         }
+        each(index, bytes, &e, &leaf);
         Ok(())
     }
 

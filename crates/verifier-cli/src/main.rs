@@ -5,6 +5,7 @@
 //! Exit codes: 0 valid, 1 invalid (the message names the file, the step or file at fault and the
 //! log index), 2 could not check (missing file, unparseable input or descriptor).
 
+mod export;
 mod fetch;
 mod inspect;
 mod keys;
@@ -129,6 +130,32 @@ enum Cmd {
         #[arg(long)]
         once: bool,
     },
+    /// Export a pack's entries as SPEC §7 rows: Parquet (zstd) and/or JSON lines.
+    ///
+    /// Example:
+    ///   ledger-verify export pack-0-1000000.tar --log trusted-log.json --parquet audit.parquet
+    ///
+    /// The pack is verified while it is exported, in one streaming pass; the outputs are written
+    /// as OUT.partial and renamed into place only if the whole pack verifies.
+    Export {
+        /// The pack: a .tar file, a directory of its files, or the URL of a tar.
+        pack: PathBuf,
+        /// Trusted log descriptor JSON file(s).
+        #[arg(long = "log", required = true)]
+        logs: Vec<PathBuf>,
+        /// Parquet output file.
+        #[arg(long, required_unless_present = "jsonl")]
+        parquet: Option<PathBuf>,
+        /// JSON-lines output file (one object per entry, the same columns; attrs as an object).
+        #[arg(long)]
+        jsonl: Option<PathBuf>,
+        /// Bearer token for a URL (default: $LEDGER_TOKEN).
+        #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Show what a file holds, as JSON: an entry, entries.bin, a receipt, a pack manifest, a log
     /// descriptor or a signed checkpoint. CBOR is shown as JSON, byte strings as hex.
     ///
@@ -210,6 +237,35 @@ fn main() -> ExitCode {
             });
             match r {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(f) => f.report(false),
+            }
+        }
+        Cmd::Export { pack: path, logs, parquet, jsonl, token, quiet } => {
+            let r = trust::load(&logs).and_then(|t| {
+                let mut ex = export::Exporter::new(parquet.as_deref(), jsonl.as_deref())?;
+                let verified = pack::verify_each(
+                    &path,
+                    &t,
+                    quiet,
+                    token.as_deref(),
+                    Some(&mut |i, _, e, leaf| ex.row(i, e, leaf)),
+                );
+                match verified {
+                    Ok(v) => ex.commit().map(|rows| (v, rows)),
+                    Err(f) => {
+                        ex.abort();
+                        Err(f)
+                    }
+                }
+            });
+            match r {
+                Ok((v, rows)) => {
+                    pack::print(&path, &v);
+                    for out in parquet.iter().chain(jsonl.iter()) {
+                        println!("  exported   {rows} rows to {}", out.display());
+                    }
+                    ExitCode::SUCCESS
+                }
                 Err(f) => f.report(false),
             }
         }

@@ -80,7 +80,7 @@ impl Progress {
 }
 
 /// The pack's files as they are met.
-struct State<'a> {
+struct State<'a, 'b> {
     file: &'a Path,
     trusted: &'a [LogDescriptor],
     manifest: Option<Vec<u8>>,
@@ -92,13 +92,14 @@ struct State<'a> {
     others: Vec<(String, Vec<u8>)>,
     progress: Option<Progress>,
     quiet: bool,
+    each: Option<ledger_core::pack::EachEntry<'b>>,
 }
 
 fn invalid(file: &Path, e: impl std::fmt::Display) -> Failure {
     Failure::Invalid(format!("{}: {e}", file.display()))
 }
 
-impl State<'_> {
+impl State<'_, '_> {
     fn read_small(&self, name: &str, r: &mut dyn Read) -> Result<Vec<u8>, Failure> {
         let mut buf = Vec::new();
         r.take(SMALL_LIMIT + 1)
@@ -136,7 +137,11 @@ impl State<'_> {
             if n == 0 {
                 break;
             }
-            v.entries_bin(&buf[..n]).map_err(|e| invalid(file, e))?;
+            match &mut self.each {
+                Some(each) => v.entries_bin_each(&buf[..n], &mut **each),
+                None => v.entries_bin(&buf[..n]),
+            }
+            .map_err(|e| invalid(file, e))?;
             progress.set(v.entries_done());
         }
         self.entries_done = true;
@@ -221,6 +226,17 @@ impl State<'_> {
 /// Verifies the pack at `path`: a tar file, a directory, or the URL of a tar (read as it
 /// arrives, e.g. `GET /v1/pack`).
 pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool, token: Option<&str>) -> Result<Verified, Failure> {
+    verify_each(path, trusted, quiet, token, None)
+}
+
+/// Like [`verify`], handing every entry that passed its checks to `each` as it goes.
+pub fn verify_each(
+    path: &Path,
+    trusted: &[LogDescriptor],
+    quiet: bool,
+    token: Option<&str>,
+    each: Option<ledger_core::pack::EachEntry<'_>>,
+) -> Result<Verified, Failure> {
     let mut st = State {
         file: path,
         trusted,
@@ -233,6 +249,7 @@ pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool, token: Option
         others: Vec::new(),
         progress: None,
         quiet,
+        each,
     };
     let name = path.to_string_lossy();
     let url = crate::fetch::is_url(&name);
