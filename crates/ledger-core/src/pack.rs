@@ -194,7 +194,8 @@ pub struct PackVerifier {
     next_index: u64,
     runs: HashMap<String, RunState>,
     /// Identity keys seen in the pack: actor → [(index, key)].
-    identities: HashMap<String, Vec<(u64, [u8; 32])>>,
+    /// Decompressed once, at registration: seals are many, identities few.
+    identities: HashMap<String, Vec<(u64, ed25519_dalek::VerifyingKey)>>,
     partial: BTreeMap<String, String>,
     seals_verified: u64,
     entries_hash: blake3::Hasher,
@@ -366,7 +367,9 @@ impl PackVerifier {
         match &e.event {
             Event::IdentityRegistered { public_key } => {
                 let actor = run.strip_prefix(IDENTITY_RUN_PREFIX).unwrap_or(run).to_string();
-                self.identities.entry(actor).or_default().push((index, *public_key));
+                let vk = ed25519_dalek::VerifyingKey::from_bytes(public_key)
+                    .map_err(|err| invalid(ENTRIES, Some(index), format!("identity key of {actor:?}: {err}")))?;
+                self.identities.entry(actor).or_default().push((index, vk));
             }
             Event::ReceiptSealed { events, .. } if *events != e.seq => {
                 return Err(invalid(
@@ -389,10 +392,7 @@ impl PackVerifier {
                     .and_then(|keys| keys.iter().rev().find(|(i, _)| *i < index))
                     .map(|(_, k)| *k);
                 match key {
-                    Some(key) => {
-                        let vk = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|err| {
-                            invalid(ENTRIES, Some(index), format!("signer key of {:?}: {err}", e.actor))
-                        })?;
+                    Some(vk) => {
                         let msg = seal_message(run, *events, ch, *status);
                         if !verify_strict(&vk, msg.as_bytes(), sig) {
                             return Err(invalid(
