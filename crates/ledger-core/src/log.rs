@@ -504,6 +504,9 @@ impl Log {
         }
         let mut next = start;
         self.shared.store.scan_entries(start, end, &mut |i, e| {
+            if i != next {
+                return Err(Error::Corrupt(format!("entry {next} is missing")));
+            }
             next = i + 1;
             f(i, e)
         })?;
@@ -513,9 +516,10 @@ impl Log {
         Ok(())
     }
 
-    /// The stored tile `(level, index)` (see `store::encode_tile`), full tiles from memory.
-    pub fn tile(&self, level: u8, index: u64) -> Result<Option<Arc<Vec<u8>>>> {
-        self.shared.tile_cache.tile(&*self.shared.store, level, index)
+    /// The stored tile `(level, index)` (see `store::encode_tile`) with at least `width` hashes in
+    /// row 0 if the store has them: from the cache when it holds a wide enough copy.
+    pub fn tile(&self, level: u8, index: u64, width: u64) -> Result<Option<Arc<Vec<u8>>>> {
+        self.shared.tile_cache.tile_at_least(&*self.shared.store, level, index, width)
     }
 
     /// The compact range of `[0, size)` (a pack's `left`): the roots of its perfect subtrees,

@@ -299,7 +299,7 @@ impl PackVerifier {
             chunk = &chunk[take..];
             if self.carry.len() == 4 {
                 // The header is complete; the body may still be partial.
-                let n = frame_len(&self.carry).expect("4 bytes");
+                let n = self.checked_frame_len(&self.carry)?;
                 let take = n.min(chunk.len());
                 self.carry.extend_from_slice(&chunk[..take]);
                 chunk = &chunk[take..];
@@ -313,7 +313,7 @@ impl PackVerifier {
             }
         }
         while chunk.len() >= 4 {
-            let n = frame_len(chunk).expect("4 bytes");
+            let n = self.checked_frame_len(chunk)?;
             if chunk.len() < 4 + n {
                 break;
             }
@@ -322,6 +322,20 @@ impl PackVerifier {
         }
         self.carry.extend_from_slice(chunk);
         Ok(())
+    }
+
+    /// The length in a frame header, refused when no entry can be that long: a hostile length
+    /// must not make the verifier buffer the rest of the file.
+    fn checked_frame_len(&self, header: &[u8]) -> Result<usize> {
+        let n = frame_len(header).expect("4 bytes");
+        if n > crate::entry::MAX_ENTRY_BYTES {
+            return Err(invalid(
+                ENTRIES,
+                Some(self.next_index),
+                format!("a frame of {n} bytes, over the {}-byte entry limit", crate::entry::MAX_ENTRY_BYTES),
+            ));
+        }
+        Ok(n)
     }
 
     fn entry(&mut self, bytes: &[u8], each: EachEntry<'_>) -> Result<()> {

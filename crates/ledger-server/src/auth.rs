@@ -6,8 +6,8 @@
 //! - an `ingest` principal appends only entries whose `actor` is one of its identities, and
 //!   registers (`identity.registered` in run `id/<name>`) only those identities; nobody else
 //!   appends at all;
-//! - `owner` reads only runs whose `task.accepted` names one of its callers; `auditor` and
-//!   `admin` read everything.
+//! - `owner` reads only runs whose `task.accepted` names one of its callers; `ingest` reads only
+//!   runs opened (seq 0) by one of its identities; `auditor` and `admin` read everything.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,7 +91,9 @@ impl Principal {
     pub fn may_read_run<'a>(&self, mut entries: impl Iterator<Item = &'a Entry>) -> bool {
         match self.role {
             Role::Auditor | Role::Admin => true,
-            Role::Ingest => entries.any(|e| self.identities.contains(&e.actor)),
+            // A run belongs to the identity that opened it (its seq 0): another gateway's token
+            // must not read it by appending an entry of its own to it.
+            Role::Ingest => entries.any(|e| e.seq == 0 && self.identities.contains(&e.actor)),
             Role::Owner => entries.any(|e| match &e.event {
                 Event::TaskAccepted { caller, .. } => self.callers.contains(caller),
                 _ => false,

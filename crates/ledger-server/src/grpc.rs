@@ -89,8 +89,18 @@ impl LedgerRpc for Rpc {
             // Batches in the sequencer, oldest first; each resolves to its acknowledgement.
             let mut in_flight: VecDeque<BoxFuture<'static, AppendResponse>> = VecDeque::new();
             let mut closed = false;
+            let mut stopping = false;
             loop {
                 if closed && in_flight.is_empty() {
+                    if stopping {
+                        // Say so: the batches the client sent after this point were not read.
+                        let _ = tx
+                            .send(Err(Status::unavailable(
+                                "shutting_down: the server is stopping; every batch acknowledged above is durable, \
+                                 later ones were not read: resend them to the next server",
+                            )))
+                            .await;
+                    }
                     return;
                 }
                 let room = !closed && in_flight.len() < APPEND_IN_FLIGHT;
@@ -106,6 +116,7 @@ impl LedgerRpc for Rpc {
                     _ = crate::service::stopped(&mut shutdown), if !closed => {
                         // Shutting down: read no more batches, acknowledge those in flight, end.
                         closed = true;
+                        stopping = true;
                     }
                     next = incoming.next(), if room => match next {
                         Some(Ok(batch)) => {

@@ -84,6 +84,14 @@ pub async fn serve(
     ready: impl FnOnce(Bound),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // Everything that can fail comes before anything that holds the log.
+    let principals = Principals::new(&settings.principals)?;
+    let http_listener =
+        TcpListener::bind(settings.http).await.with_context(|| format!("binding HTTP to {}", settings.http))?;
+    let grpc_listener =
+        TcpListener::bind(settings.grpc).await.with_context(|| format!("binding gRPC to {}", settings.grpc))?;
+    let bound = Bound { http: http_listener.local_addr()?, grpc: grpc_listener.local_addr()? };
+
     let log = Arc::new(log);
     let stop = Arc::new(AtomicBool::new(false));
     let metrics = Metrics::default();
@@ -91,18 +99,12 @@ pub async fn serve(
     let (tx, rx) = tokio::sync::watch::channel(false);
     let ledger = Arc::new(Ledger {
         log: log.clone(),
-        principals: Principals::new(&settings.principals)?,
+        principals,
         checkpoints,
         metrics,
         max_body_bytes: settings.max_body_bytes,
         shutdown: rx.clone(),
     });
-
-    let http_listener =
-        TcpListener::bind(settings.http).await.with_context(|| format!("binding HTTP to {}", settings.http))?;
-    let grpc_listener =
-        TcpListener::bind(settings.grpc).await.with_context(|| format!("binding gRPC to {}", settings.grpc))?;
-    let bound = Bound { http: http_listener.local_addr()?, grpc: grpc_listener.local_addr()? };
 
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move { service::stopped(&mut rx).await };
     let http = axum::serve(http_listener, http::router(ledger.clone())).with_graceful_shutdown(wait(rx.clone()));

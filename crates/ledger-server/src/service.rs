@@ -97,6 +97,10 @@ impl Ledger {
     /// The receipt JSON of `run`, waiting up to `wait` for its latest seal to be checkpointed.
     pub async fn receipt(&self, who: Arc<Principal>, run: String, wait: Duration) -> Result<String, ApiError> {
         let deadline = Instant::now() + wait.min(MAX_RECEIPT_WAIT);
+        if !who.reads_all() {
+            // Permission first: whether a run is sealed or checkpointed is the reader's business.
+            self.run_entries(who.clone(), run.clone()).await?;
+        }
         let mut cps = self.checkpoints.clone();
         let mut shutdown = self.shutdown.clone();
         loop {

@@ -37,7 +37,8 @@ pub fn parse(path: &str) -> Result<TilePath, ApiError> {
         "entries" => None,
         l => {
             let v: u8 = l.parse().map_err(|_| bad())?;
-            if v > 63 || l != v.to_string() {
+            // 256^8 leaves exceed any u64 tree size: levels 0..=7 are all a log can have.
+            if v > 7 || l != v.to_string() {
                 return Err(bad());
             }
             Some(v)
@@ -88,13 +89,16 @@ pub fn read(log: &Log, t: TilePath, size: u64) -> Result<Vec<u8>, ApiError> {
     let level = u32::from(t.level.unwrap_or(0));
     // Leaves covered by the tile's first `width` hashes: hashes of level 8L cover 256^L leaves each.
     let per_hash = 1u128 << (8 * level);
-    let covered = (u128::from(t.index) * u128::from(TILE_WIDTH) + u128::from(t.width)) * per_hash;
-    if covered > u128::from(size) {
+    let covered = u128::from(t.index)
+        .checked_mul(u128::from(TILE_WIDTH))
+        .and_then(|x| x.checked_add(u128::from(t.width)))
+        .and_then(|x| x.checked_mul(per_hash));
+    if covered.is_none_or(|c| c > u128::from(size)) {
         return Err(missing());
     }
     match t.level {
         Some(l) => {
-            let tile = log.tile(l, t.index)?.ok_or_else(missing)?;
+            let tile = log.tile(l, t.index, t.width)?.ok_or_else(missing)?;
             let row = tile_row0(&tile)?;
             let want = 32 * t.width as usize;
             if row.len() < want {

@@ -47,11 +47,18 @@ callers = ["alice"]
 name = "root"
 role = "admin"
 token_sha256 = "{}"
+
+[[principal]]
+name = "gw2"
+role = "ingest"
+token_sha256 = "{}"
+identities = ["gateway-2"]
 "#,
         token_hash_hex(&tokens[0]),
         token_hash_hex(&tokens[1]),
         token_hash_hex(&tokens[2]),
         token_hash_hex(&tokens[3]),
+        token_hash_hex(&format!("{}-2", tokens[0])),
     );
     let path = dir.join("server.toml");
     std::fs::write(&path, config).unwrap();
@@ -97,6 +104,27 @@ async fn auth_and_roles() {
     let (status, err) = error_of(srv.post_json(&mixed, &ingest).await).await;
     assert_eq!((status, err["index"].as_u64()), (403, Some(1)), "{err}");
     assert_eq!(srv.tree_size().await, size, "nothing of a refused batch is appended");
+
+    // Another gateway's token that appends an entry to a run (allowed: runs are not bound at
+    // append) still cannot read it: a run belongs to the identity that opened it.
+    let gw2 = format!("{ingest}-2");
+    let k2 = NamedKey::from_seed("gateway-2", [10; 32]).unwrap();
+    assert_eq!(srv.post_json(&[identity_entry(&k2)], &gw2).await.status(), 200);
+    let alices = RunId::new("alices-run").unwrap();
+    let next = run(TreeHash::Blake3, "alices-run", &key, "alice", 2).len() as u64;
+    let nosy = Entry {
+        ts: 9,
+        run: alices,
+        seq: next,
+        actor: "gateway-2".into(),
+        event: Event::TaskStatus { state: "working".into(), message: None },
+        grant: None,
+        payload: None,
+    };
+    assert_eq!(srv.post_json(&[nosy.encode()], &gw2).await.status(), 200);
+    assert_eq!(srv.get("/runs/alices-run", Some(&gw2)).await.status(), 403);
+    assert_eq!(srv.get("/runs/alices-run/receipt", Some(&gw2)).await.status(), 403);
+    assert_eq!(srv.get("/runs/alices-run", Some(&ingest)).await.status(), 200);
 
     // gRPC: no token is refused at the call.
     let mut client = srv.grpc_client().await;

@@ -40,6 +40,13 @@ async fn everything_verifies(hash: TreeHash) {
     assert_eq!(body["indices"], serde_json::json!((1..=run_a.len() as u64).collect::<Vec<_>>()));
     assert!(body["tree_size"].as_u64().unwrap() > run_a.len() as u64);
 
+    // A partial tile read now is cached; wider reads of it later must not be served from that
+    // narrower copy.
+    srv.wait_checkpoint(1 + run_a.len() as u64).await;
+    let early = srv.get(&format!("/tile/0/000.p/{}", 1 + run_a.len()), None).await;
+    assert_eq!(early.status(), 200);
+    assert_eq!(early.bytes().await.unwrap().len(), 32 * (1 + run_a.len()));
+
     // An idempotent resend returns the same indices and appends nothing.
     let again: serde_json::Value = srv.post_json(&run_a, &ingest).await.json().await.unwrap();
     assert_eq!(again["indices"], body["indices"]);

@@ -189,25 +189,37 @@ impl Exporter {
         }
     }
 
-    /// After the pack verified: flushes, closes and moves the files into place.
+    /// After the pack verified: flushes, syncs and closes both outputs, then moves them into
+    /// place; if anything fails before the renames, both partial files are removed.
     pub fn commit(mut self) -> Result<u64, Failure> {
-        if let Some(e) = self.error.take() {
+        let finished = self.finish_files();
+        if let Err(e) = finished {
             self.abort();
             return Err(e);
         }
-        if let Some((mut w, mut cols, tmp, out)) = self.parquet.take() {
-            if cols.rows > 0 {
-                let batch = cols.finish(&self.schema);
-                w.write(&batch).map_err(|e| unchecked(&tmp, e))?;
-            }
-            w.close().map_err(|e| unchecked(&tmp, e))?;
-            std::fs::rename(&tmp, &out).map_err(|e| unchecked(&out, e))?;
-        }
-        if let Some((mut w, tmp, out)) = self.jsonl.take() {
-            w.flush().map_err(|e| unchecked(&tmp, e))?;
-            std::fs::rename(&tmp, &out).map_err(|e| unchecked(&out, e))?;
+        for (tmp, out) in self.parquet.iter().map(|p| (&p.2, &p.3)).chain(self.jsonl.iter().map(|j| (&j.1, &j.2))) {
+            std::fs::rename(tmp, out).map_err(|e| unchecked(out, e))?;
         }
         Ok(self.rows)
+    }
+
+    fn finish_files(&mut self) -> Result<(), Failure> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some((w, cols, tmp, _)) = &mut self.parquet {
+            if cols.rows > 0 {
+                let batch = cols.finish(&self.schema);
+                w.write(&batch).map_err(|e| unchecked(tmp, e))?;
+            }
+            w.finish().map_err(|e| unchecked(tmp, e))?;
+            w.inner().sync_all().map_err(|e| unchecked(tmp, e))?;
+        }
+        if let Some((w, tmp, _)) = &mut self.jsonl {
+            w.flush().map_err(|e| unchecked(tmp, e))?;
+            w.get_ref().sync_all().map_err(|e| unchecked(tmp, e))?;
+        }
+        Ok(())
     }
 
     /// The pack failed: removes the partial files.

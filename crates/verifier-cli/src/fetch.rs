@@ -13,7 +13,10 @@ pub fn is_url(s: &str) -> bool {
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(60)))
+        // No overall limit: a pack may take minutes to stream. Each step and each read has one.
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(120)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
         .http_status_as_error(false)
         .build()
         .into()

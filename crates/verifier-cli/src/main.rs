@@ -110,7 +110,7 @@ enum Cmd {
     /// proof from the last verified checkpoint (GET /v1/proof/consistency, which needs an auditor
     /// token) and verifies it, then replaces the state file atomically. A bad signature, a
     /// shrinking tree or a fork stops it with exit 1, the evidence printed and written to
-    /// STATE.evidence.json.
+    /// STATE.evidence-<time>.json. An unreachable server is reported and retried.
     Monitor {
         /// The ledger's base URL.
         url: String,

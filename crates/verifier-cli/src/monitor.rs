@@ -29,10 +29,17 @@ struct Seen {
     note: String,
 }
 
+/// `STATE.evidence-<unix seconds>.json`, never an existing file: evidence is not overwritten.
 fn evidence_path(state: &Path) -> PathBuf {
-    let mut p = state.as_os_str().to_owned();
-    p.push(".evidence.json");
-    PathBuf::from(p)
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    (0..)
+        .map(|i| {
+            let mut p = state.as_os_str().to_owned();
+            p.push(if i == 0 { format!(".evidence-{now}.json") } else { format!(".evidence-{now}-{i}.json") });
+            PathBuf::from(p)
+        })
+        .find(|p| !p.exists())
+        .expect("some name is free")
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, synced, renamed over it, and
@@ -98,36 +105,53 @@ pub fn run(
     };
 
     loop {
-        let note = String::from_utf8(fetch::get_bytes(&format!("{base}/v1/checkpoint"), None, 1 << 16)?)
-            .map_err(|e| Failure::Unchecked(format!("{base}/v1/checkpoint: not UTF-8: {e}")))?;
-        let cp = Checkpoint::open(&note, &key).map_err(|e| {
-            caught(
-                state_path,
-                "BAD CHECKPOINT",
-                format!("{base}/v1/checkpoint does not verify under the trusted key: {e}"),
-                serde_json::json!({ "log": log, "checkpoint": note }),
-            )
-        })?;
-        if let Some(prev) = &last {
-            check_extends(base, token, &log, state_path, prev, &cp, &note)?;
+        match round(base, token, &log, &key, state_path, &mut last) {
+            Ok(()) => {}
+            // The server being unreachable or answering badly is not evidence: try again later.
+            Err(Failure::Unchecked(m)) if !once => eprintln!("ledger-verify monitor: {m}; retrying in {interval:?}"),
+            Err(f) => return Err(f),
         }
-        let grew = last.as_ref().is_none_or(|p| p.cp.size != cp.size);
-        if grew || last.is_none() {
-            let state = State { log: log.clone(), checkpoint: note.clone() };
-            write_atomic(state_path, serde_json::to_string_pretty(&state).expect("json").as_bytes())?;
-            println!(
-                "{}: checkpoint {} verified{}",
-                log.origin,
-                cp.size,
-                last.as_ref().map(|p| format!(", consistent with {}", p.cp.size)).unwrap_or_default()
-            );
-        }
-        last = Some(Seen { cp, note });
         if once {
             return Ok(());
         }
         std::thread::sleep(interval);
     }
+}
+
+/// Fetches, verifies and records one checkpoint.
+fn round(
+    base: &str,
+    token: Option<&str>,
+    log: &LogDescriptor,
+    key: &ledger_core::VerifierKey,
+    state_path: &Path,
+    last: &mut Option<Seen>,
+) -> Result<(), Failure> {
+    let note = String::from_utf8(fetch::get_bytes(&format!("{base}/v1/checkpoint"), None, 1 << 16)?)
+        .map_err(|e| Failure::Unchecked(format!("{base}/v1/checkpoint: not UTF-8: {e}")))?;
+    let cp = Checkpoint::open(&note, key).map_err(|e| {
+        caught(
+            state_path,
+            "BAD CHECKPOINT",
+            format!("{base}/v1/checkpoint does not verify under the trusted key: {e}"),
+            serde_json::json!({ "log": log, "checkpoint": note }),
+        )
+    })?;
+    if let Some(prev) = last.as_ref() {
+        check_extends(base, token, log, state_path, prev, &cp, &note)?;
+    }
+    if last.as_ref().is_none_or(|p| p.cp.size != cp.size) {
+        let state = State { log: log.clone(), checkpoint: note.clone() };
+        write_atomic(state_path, serde_json::to_string_pretty(&state).expect("json").as_bytes())?;
+        println!(
+            "{}: checkpoint {} verified{}",
+            log.origin,
+            cp.size,
+            last.as_ref().map(|p| format!(", consistent with {}", p.cp.size)).unwrap_or_default()
+        );
+    }
+    *last = Some(Seen { cp, note });
+    Ok(())
 }
 
 fn check_extends(
@@ -162,16 +186,19 @@ fn check_extends(
     let url = format!("{base}/v1/proof/consistency?from={}&to={}", prev.cp.size, cp.size);
     let body: serde_json::Value = serde_json::from_slice(&fetch::get_bytes(&url, token, 1 << 20)?)
         .map_err(|e| Failure::Unchecked(format!("{url}: not JSON: {e}")))?;
+    // A malformed answer is the server's failure to answer, not evidence of a fork.
     let proof: Vec<Hash> = body["proof"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|h| {
-                    h.as_str().and_then(|s| B64.decode(s).ok()).and_then(|b| Hash::try_from(b.as_slice()).ok())
-                })
-                .collect()
+        .ok_or_else(|| Failure::Unchecked(format!("{url}: no \"proof\" array in the answer")))?
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            h.as_str()
+                .and_then(|s| B64.decode(s).ok())
+                .and_then(|b| Hash::try_from(b.as_slice()).ok())
+                .ok_or_else(|| Failure::Unchecked(format!("{url}: proof[{i}] is not a base64 32-byte hash")))
         })
-        .unwrap_or_default();
+        .collect::<Result<_, _>>()?;
     verify_consistency(log.hash, prev.cp.size, cp.size, &prev.cp.root, &cp.root, &proof).map_err(|e| {
         let mut ev = both();
         ev["consistency_proof"] = body["proof"].clone();

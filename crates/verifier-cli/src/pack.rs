@@ -4,7 +4,7 @@
 //! allowed) has it spooled to a temporary file first.
 
 use std::io::{IsTerminal as _, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ledger_core::LogDescriptor;
@@ -88,7 +88,7 @@ struct State<'a, 'b> {
     proof: Option<Vec<u8>>,
     verifier: Option<(PackVerifier, LogDescriptor)>,
     entries_done: bool,
-    spooled: Option<PathBuf>,
+    spooled: Option<tempfile::NamedTempFile>,
     others: Vec<(String, Vec<u8>)>,
     progress: Option<Progress>,
     quiet: bool,
@@ -157,11 +157,12 @@ impl State<'_, '_> {
                 if self.ready()? {
                     self.entries(r)?;
                 } else {
-                    // The small files come later: keep entries.bin on disk meanwhile.
-                    let path = std::env::temp_dir().join(format!("ledger-verify-{}-entries.bin", std::process::id()));
-                    let mut f = std::fs::File::create(&path).map_err(|e| unchecked(&path, e))?;
-                    std::io::copy(r, &mut f).map_err(|e| unchecked(&path, e))?;
-                    self.spooled = Some(path);
+                    // The small files come later: keep entries.bin on disk meanwhile (a fresh
+                    // file of our own, removed when dropped).
+                    let mut f = tempfile::NamedTempFile::new()
+                        .map_err(|e| Failure::Unchecked(format!("a temporary file for {}: {e}", pack::ENTRIES)))?;
+                    std::io::copy(r, &mut f).map_err(|e| unchecked(f.path(), e))?;
+                    self.spooled = Some(f);
                 }
                 return Ok(());
             }
@@ -171,19 +172,15 @@ impl State<'_, '_> {
             }
         }
         if self.spooled.is_some() && self.ready()? {
-            let path = self.spooled.take().expect("checked");
-            let mut f = std::fs::File::open(&path).map_err(|e| unchecked(&path, e))?;
-            let r = self.entries(&mut f);
-            let _ = std::fs::remove_file(&path);
-            r?;
+            let spool = self.spooled.take().expect("checked");
+            let mut f = spool.reopen().map_err(|e| unchecked(spool.path(), e))?;
+            self.entries(&mut f)?;
         }
         Ok(())
     }
 
     fn finish(mut self) -> Result<Verified, Failure> {
-        if let Some(path) = self.spooled.take() {
-            let _ = std::fs::remove_file(&path);
-        }
+        drop(self.spooled.take());
         for (name, present) in [
             (pack::MANIFEST, self.manifest.is_some()),
             (pack::CHECKPOINT, self.checkpoint.is_some()),

@@ -205,8 +205,15 @@ fn monitor_follows_the_log_and_catches_a_fork() {
     let (code, _, err) = monitor(&b, &log, &state);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("FORK") && err.contains("not an extension of the verified checkpoint 7"), "{err}");
-    let evidence: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("monitor.json.evidence.json")).unwrap()).unwrap();
+    // Two failures, two evidence files: nothing is overwritten.
+    let mut found: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("monitor.json.evidence-"))
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    found.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let evidence: serde_json::Value = serde_json::from_slice(&std::fs::read(found.last().unwrap()).unwrap()).unwrap();
     assert_eq!(evidence["what"], "FORK");
     assert!(evidence["evidence"]["previous"].as_str().unwrap().contains("\n7\n"));
     assert!(evidence["evidence"]["current"].as_str().unwrap().contains("\n10\n"));

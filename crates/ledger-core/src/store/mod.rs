@@ -233,6 +233,16 @@ impl TileCache {
         self.reload(store, level, index)
     }
 
+    /// Tile `(level, index)` with at least `width` hashes in row 0 when the store has that many:
+    /// a cached copy that is narrower is read again.
+    pub fn tile_at_least(&self, store: &dyn Store, level: u8, index: u64, width: u64) -> Result<Option<SharedTile>> {
+        match self.tile(store, level, index)? {
+            Some(t) if t.len() >= 2 && u64::from(u16::from_be_bytes([t[0], t[1]])) >= width => Ok(Some(t)),
+            Some(_) => self.reload(store, level, index),
+            None => Ok(None),
+        }
+    }
+
     /// Reads tile `(level, index)` from the store into the cache.
     fn reload(&self, store: &dyn Store, level: u8, index: u64) -> Result<Option<Arc<Vec<u8>>>> {
         let Some(tile) = store.tile(level, index)? else { return Ok(None) };
