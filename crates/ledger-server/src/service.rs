@@ -233,7 +233,7 @@ fn forbidden_run(who: &Principal, run: &str) -> ApiError {
 }
 
 /// Follows the log's checkpoints from a thread of its own into a watch channel, until the log
-/// closes or `stop` is set.
+/// is poisoned or `stop` is set.
 pub fn watch_checkpoints(
     log: Arc<Log>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -256,7 +256,8 @@ pub fn watch_checkpoints(
                         }
                     }
                     Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                    // Poisoned: no checkpoint will ever be signed again; health reports why.
+                    Err(_) => return,
                 }
             }
         })

@@ -219,12 +219,7 @@ async fn everything_verifies(hash: TreeHash) {
     // SIGTERM drains and signs a final checkpoint covering everything.
     let status = srv.terminate();
     assert!(status.success(), "{status}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger-server"))
-        .args(["status", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = common::status(&data);
     assert_eq!(st["tree_size"], total);
     let final_cp = Checkpoint::open(st["checkpoint"].as_str().unwrap(), &log.verifier_key().unwrap()).unwrap();
     assert_eq!(final_cp.size, total as u64);

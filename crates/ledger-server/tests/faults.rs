@@ -356,12 +356,7 @@ async fn sigterm_under_load_drains_and_signs_a_final_checkpoint() {
     }
     assert!(!acked.lock().unwrap().is_empty());
     // The final checkpoint covers everything durable, with the slow interval notwithstanding.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger-server"))
-        .args(["status", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = common::status(&data);
     let size = st["tree_size"].as_u64().unwrap();
     assert!(st["checkpoint"].as_str().unwrap().contains(&format!("\n{size}\n")), "{st}");
     let srv = Server::start(&data, &[]);

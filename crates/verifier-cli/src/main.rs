@@ -183,35 +183,40 @@ enum Cmd {
     },
 }
 
+/// Prints a verdict (JSON with `json`, else for people) and gives its exit code.
+fn verdict<T>(
+    r: Result<T, trust::Failure>,
+    json: bool,
+    to_json: impl FnOnce(&T) -> serde_json::Value,
+    print: impl FnOnce(&T),
+) -> ExitCode {
+    match r {
+        Ok(v) if json => {
+            println!("{}", to_json(&v));
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            print(&v);
+            ExitCode::SUCCESS
+        }
+        Err(f) => f.report(json),
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
-        Cmd::Receipt { file, token, logs, json } => {
-            let r = trust::load(&logs).and_then(|t| receipt::verify(&file, &t, token.as_deref()));
-            match r {
-                Ok(v) => {
-                    if json {
-                        println!("{}", receipt::json(&v));
-                    } else {
-                        receipt::print(&file, &v);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(f) => f.report(json),
-            }
-        }
-        Cmd::Pack { pack: path, token, logs, json, quiet } => {
-            match trust::load(&logs).and_then(|t| pack::verify(&path, &t, quiet || json, token.as_deref())) {
-                Ok(v) => {
-                    if json {
-                        println!("{}", pack::json(&v));
-                    } else {
-                        pack::print(&path, &v);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(f) => f.report(json),
-            }
-        }
+        Cmd::Receipt { file, token, logs, json } => verdict(
+            trust::load(&logs).and_then(|t| receipt::verify(&file, &t, token.as_deref())),
+            json,
+            receipt::json,
+            |v| receipt::print(&file, v),
+        ),
+        Cmd::Pack { pack: path, token, logs, json, quiet } => verdict(
+            trust::load(&logs).and_then(|t| pack::verify(&path, &t, quiet || json, token.as_deref())),
+            json,
+            pack::json,
+            |v| pack::print(&path, v),
+        ),
         Cmd::Consistency { old, new, proof, logs, json } => {
             match trust::load(&logs).and_then(|t| keys::consistency(&old, &new, &proof, &t)) {
                 Ok(v) => {

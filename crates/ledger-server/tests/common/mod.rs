@@ -173,6 +173,13 @@ pub fn wait_timeout(child: &mut Child, t: Duration) -> std::process::ExitStatus 
     }
 }
 
+/// `ledger-server status --data DIR` as JSON (the server must be stopped).
+pub fn status(data: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger-server")).args(["status", "--data"]).arg(data).output().unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
 /// The identity key the tests write as (bound to the default ingest token).
 pub fn gateway_key() -> NamedKey {
     NamedKey::from_seed("gateway", [7; 32]).expect("key")
