@@ -22,7 +22,8 @@ use crate::error::ApiError;
 use crate::proto::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use crate::proto::{
     AppendRequest, AppendResponse, Checkpoint, Entries, GetCheckpointRequest, GetConsistencyProofRequest,
-    GetEntriesRequest, GetInclusionProofRequest, GetReceiptRequest, Proof, Receipt, WatchCheckpointsRequest,
+    GetEntriesRequest, GetInclusionProofRequest, GetLogRequest, GetReceiptRequest, GetRunRequest, LogInfo, Proof,
+    Receipt, RunEntries, WatchCheckpointsRequest,
 };
 use crate::service::Ledger;
 
@@ -156,6 +157,20 @@ impl LedgerRpc for Rpc {
 
     async fn get_checkpoint(&self, _req: Request<GetCheckpointRequest>) -> Result<Response<Checkpoint>, Status> {
         Ok(Response::new(to_checkpoint(&self.ledger.checkpoint())))
+    }
+
+    async fn get_log(&self, _req: Request<GetLogRequest>) -> Result<Response<LogInfo>, Status> {
+        let descriptor_json = serde_json::to_string(self.ledger.log.descriptor()).expect("serialisable");
+        Ok(Response::new(LogInfo { descriptor_json }))
+    }
+
+    async fn get_run(&self, req: Request<GetRunRequest>) -> Result<Response<RunEntries>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        let r = req.into_inner();
+        ledger_core::entry::check_run_id(&r.run).map_err(|e| Status::invalid_argument(format!("bad_run_id: {e}")))?;
+        let run = self.ledger.run_entries(who, r.run).await.map_err(|e| e.to_status())?;
+        let (indices, entries) = run.into_iter().map(|(i, bytes, _)| (i, bytes)).unzip();
+        Ok(Response::new(RunEntries { indices, entries }))
     }
 
     async fn get_receipt(&self, req: Request<GetReceiptRequest>) -> Result<Response<Receipt>, Status> {

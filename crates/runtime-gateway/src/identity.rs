@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ledger_core::{Entry, Error, Event, NamedKey, Result, RunId};
 
-use crate::LedgerSink;
+use crate::sink::{self, Durable, LedgerSink};
 
 /// A fresh 32-byte key seed from the OS.
 pub fn os_seed() -> std::io::Result<[u8; 32]> {
@@ -20,10 +20,10 @@ pub fn load_or_create(path: &Path, name: &str) -> Result<NamedKey> {
 }
 
 /// Registers `key` in run `id/<name>` unless it is already the latest registered key there.
-/// Returns the index of the registration that is now current. `ts` is the event time (Unix ns).
-pub fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -> Result<u64> {
+/// Returns where the registration that is now current is durable. `ts` is the event time (Unix ns).
+pub async fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -> Result<Durable> {
     let run = RunId::identity(key.name())?;
-    let existing = sink.run_entries(run.as_str())?;
+    let existing = sink.run_entries(run.as_str()).await?;
     let latest = existing.iter().rev().find_map(|(index, bytes)| match Entry::decode(bytes) {
         Ok(Entry { event: Event::IdentityRegistered { public_key }, .. }) => Some(Ok((*index, public_key))),
         Ok(_) => None,
@@ -32,7 +32,7 @@ pub fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -> Resu
     if let Some(latest) = latest {
         let (index, public_key) = latest?;
         if public_key == key.public_key() {
-            return Ok(index);
+            return Ok(Durable::Logged(vec![index]));
         }
     }
     let entry = Entry {
@@ -44,6 +44,8 @@ pub fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -> Resu
         grant: None,
         payload: None,
     };
-    let indices = sink.append_blocking(vec![entry.encode()])?;
-    indices.first().copied().ok_or(Error::Closed)
+    match sink::append(sink, vec![entry.encode()]).await? {
+        Durable::Logged(indices) if indices.is_empty() => Err(Error::Closed),
+        d => Ok(d),
+    }
 }

@@ -1,36 +1,50 @@
-//! `runtime-gateway`: the protocol edge in front of agents. Every state transition of every run
-//! becomes a ledger entry, and every run ends with a seal signed by the gateway's own service
-//! identity, so every call can return a receipt.
+//! `runtime-gateway`: the protocol edge in front of agents. Callers reach agents over A2A 1.0
+//! (JSON-RPC and HTTP+JSON), the platform REST and `POST /invoke/{skill}`; every state
+//! transition of every run becomes a ledger entry, every run ends with a seal signed by the
+//! gateway's own service identity, and every response names the run's receipt.
 //!
-//! This crate holds the recording side: [`LedgerSink`], the seam between the gateway and the
-//! ledger (in-process today through [`EmbeddedLedger`]; gRPC and a message bus attach here), the
-//! gateway's service [`identity`], and the [`RunRecorder`] that turns a run's transitions into
-//! entries and seals it. The protocol surfaces (A2A, MCP, `/invoke`) are built on top of it.
+//! Map: [`http::app`] is the listener; [`a2a_api`] the A2A bindings; [`tasks::Engine`] runs
+//! tasks and records them through a [`recorder::RunRecorder`] into a [`sink::LedgerSink`]
+//! (in-process [`sink::EmbeddedLedger`] or a remote [`remote::RemoteLedger`] behind a spool);
+//! [`upstream`] holds the agents behind the gateway (A2A, webhook, demo); [`manifest`] and
+//! [`auth`] are configuration.
 //!
 //! # Example
+//!
+//! Record and seal one run by hand, in memory:
 //!
 //! ```
 //! use std::sync::Arc;
 //! use ledger_core::{Event, Log, LogConfig, MemStore, NamedKey, Protocol, RunStatus};
-//! use runtime_gateway::{EmbeddedLedger, LedgerSink, RunRecorder, register_identity};
+//! use runtime_gateway::recorder::{RunRecorder, RunStart};
+//! use runtime_gateway::sink::{EmbeddedLedger, LedgerSink};
 //!
-//! let log = Log::open(Arc::new(MemStore::new()), NamedKey::from_seed("example/log", [1; 32])?, LogConfig::default())?;
-//! let sink: Arc<dyn LedgerSink> = Arc::new(EmbeddedLedger::new(Arc::new(log)));
-//! let me = Arc::new(NamedKey::from_seed("gateway", [2; 32])?);
-//! register_identity(&*sink, &me, 0)?;
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! rt.block_on(async {
+//!     let log = Log::open(Arc::new(MemStore::new()), NamedKey::from_seed("example/log", [1; 32])?, LogConfig::default())?;
+//!     let sink: Arc<dyn LedgerSink> = Arc::new(EmbeddedLedger::new(Arc::new(log)));
+//!     let me = Arc::new(NamedKey::from_seed("gateway", [2; 32])?);
+//!     runtime_gateway::identity::register_identity(&*sink, &me, 0).await?;
 //!
-//! let mut run = RunRecorder::start(sink.clone(), me, "task-1", Protocol::Https, "echo", "alice", b"{}", 1)?;
-//! run.record(Event::TaskStatus { state: "working".into(), message: None }, 2)?;
-//! run.finish(RunStatus::Completed, vec![], None, 3)?;
-//! let receipt = sink.receipt("task-1", std::time::Duration::from_secs(5))?;
-//! assert_eq!(receipt.entries.len(), 4);
+//!     let start = RunStart { run: "task-1", protocol: Protocol::Https, skill: "echo", caller: "alice", input: b"{}" };
+//!     let (mut run, accepted) = RunRecorder::start(sink.clone(), me, start, 1)?;
+//!     accepted.wait().await?;
+//!     run.submit(Event::TaskStatus { state: "working".into(), message: None }, 2);
+//!     run.finish(RunStatus::Completed, vec![], None, 3).wait().await?;
+//!     let receipt = sink.receipt("task-1", std::time::Duration::from_secs(5)).await.unwrap();
+//!     assert_eq!(ledger_core::Receipt::from_json(receipt.as_bytes())?.entries.len(), 4);
+//!     Ok::<(), ledger_core::Error>(())
+//! })?;
 //! # Ok::<(), ledger_core::Error>(())
 //! ```
 
+pub mod a2a_api;
+pub mod auth;
+pub mod http;
 pub mod identity;
-mod recorder;
-mod sink;
-
-pub use identity::register_identity;
-pub use recorder::RunRecorder;
-pub use sink::{EmbeddedLedger, LedgerSink};
+pub mod manifest;
+pub mod recorder;
+pub mod remote;
+pub mod sink;
+pub mod tasks;
+pub mod upstream;

@@ -1,123 +1,244 @@
-//! `runtime-gateway`: today, `runtime-gateway demo --embedded DIR` records a run of the built-in
-//! demo agent into an embedded ledger on RocksDB, seals it with the gateway's identity, and
-//! prints its verified receipt. The protocol listeners build on the same recorder.
+//! `runtime-gateway`: the protocol edge in front of agents, with the ledger embedded
+//! (`--embedded DIR`) or remote (`--ledger URL`).
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Parser, Subcommand};
-use ledger_core::{DataDir, Event, LogConfig, Protocol, ReceiptVerifier, RocksConfig, RunStatus, TreeHash};
-use runtime_gateway::{EmbeddedLedger, LedgerSink, RunRecorder, identity, register_identity};
+use clap::Parser;
+use ledger_core::{DataDir, LogConfig, RocksConfig, TreeHash};
+use runtime_gateway::a2a_api::{build_card, card_skill};
+use runtime_gateway::auth::{self, Authenticator};
+use runtime_gateway::http::{Gateway, app};
+use runtime_gateway::manifest::{Manifest, SkillSpec, UpstreamSpec};
+use runtime_gateway::remote::{RemoteConfig, RemoteLedger};
+use runtime_gateway::sink::{EmbeddedLedger, LedgerSink};
+use runtime_gateway::tasks::{Engine, now_ns};
+use runtime_gateway::{identity, upstream};
 
+/// The a2a-ledger runtime gateway: A2A 1.0, the platform REST and /invoke in front of agents;
+/// every run recorded in the ledger and sealed with the gateway's identity.
+///
+/// Examples:
+///   runtime-gateway --embedded ./data
+///   runtime-gateway --ledger http://127.0.0.1:7701 --ledger-token "$TOKEN" --data ./gw --manifest agents.toml
 #[derive(Parser)]
-#[command(name = "runtime-gateway", version, about = "The a2a-ledger runtime gateway")]
+#[command(name = "runtime-gateway", version, verbatim_doc_comment)]
 struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
+    /// Run the ledger in this process, on RocksDB under DIR (also holds the gateway's key and config).
+    #[arg(long, value_name = "DIR", conflicts_with = "ledger")]
+    embedded: Option<PathBuf>,
+    /// Write to a remote ledger-server at this gRPC URL instead (e.g. http://127.0.0.1:7701).
+    #[arg(long, value_name = "URL", requires = "ledger_token")]
+    ledger: Option<String>,
+    /// Ingest token for the remote ledger (bound to the gateway's identity).
+    #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true)]
+    ledger_token: Option<String>,
+    /// With --ledger: the gateway's own state (identity key, config, spool).
+    #[arg(long, value_name = "DIR", default_value = "gateway-data")]
+    data: PathBuf,
+    /// The listener (all surfaces).
+    #[arg(long, default_value = "127.0.0.1:7800")]
+    listen: SocketAddr,
+    /// The agents (TOML); without one the built-in demo agent is served.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Gateway config (callers, JWT, identity); default DIR/gateway.toml, created on first start.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Base URL for links (receipts, SSE, card interfaces); default http://<listen>.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// With --embedded: the log origin when the directory is new.
+    #[arg(long, default_value = "localhost/a2a-ledger")]
+    origin: String,
+    /// With --embedded: the tree hash when the directory is new.
+    #[arg(long)]
+    hash: Option<TreeHash>,
+    /// Most bytes of entries the spool holds while the remote ledger is away.
+    #[arg(long, default_value_t = 256 << 20)]
+    spool_max_bytes: u64,
+    /// Accept requests without a token (as the caller "anonymous"); for local use only.
+    #[arg(long)]
+    anonymous: bool,
 }
 
-#[derive(Subcommand)]
-enum Cmd {
-    /// Record one run of the demo agent in an embedded ledger and print its verified receipt.
-    ///
-    /// Example:
-    ///   runtime-gateway demo --embedded ./data
-    Demo {
-        /// Data directory of the embedded ledger (RocksDB, log key, gateway identity).
-        #[arg(long)]
-        embedded: PathBuf,
-        /// Log origin, used when the directory is new.
-        #[arg(long, default_value = "localhost/a2a-ledger")]
-        origin: String,
-        /// Tree hash, fixed when the directory is new.
-        #[arg(long, default_value = "blake3")]
-        hash: TreeHash,
-        /// The gateway's identity name.
-        #[arg(long, default_value = "gateway")]
-        identity: String,
-    },
+async fn learn_a2a_skills(agent: &upstream::a2a_agent::A2aAgent) -> Result<Vec<SkillSpec>> {
+    let card = agent.card().await.map_err(anyhow::Error::msg)?;
+    Ok(card
+        .skills
+        .into_iter()
+        .map(|s| SkillSpec {
+            id: s.id,
+            name: s.name,
+            description: s.description,
+            tags: s.tags,
+            examples: s.examples.unwrap_or_default(),
+            input_schema: None,
+            output_schema: None,
+        })
+        .collect())
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+fn local_token(data: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data.join(auth::TOKENS_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["local-user"]["token"].as_str().map(String::from)
 }
 
-fn main() -> Result<()> {
-    let Cli { cmd: Cmd::Demo { embedded, origin, hash, identity: name } } = Cli::parse();
-    let dir = DataDir::new(&embedded);
-    let origin = dir.existing_origin()?.unwrap_or(origin);
-    let cfg = LogConfig { hash, ..LogConfig::default() };
-    let log = dir
-        .open(&origin, cfg, &RocksConfig::default(), identity::os_seed)
-        .with_context(|| format!("opening the embedded ledger in {}", embedded.display()))?;
-    let log = Arc::new(log);
-    let sink: Arc<dyn LedgerSink> = Arc::new(EmbeddedLedger::new(log.clone()));
-    let key = Arc::new(identity::load_or_create(&embedded.join(format!("identity-{name}.key")), &name)?);
-    let registered = register_identity(&*sink, &key, now_ns())?;
+async fn run(cli: Cli) -> Result<()> {
+    let (sink, data, ledger_desc): (Arc<dyn LedgerSink>, PathBuf, String) = match (&cli.embedded, &cli.ledger) {
+        (Some(dir), None) => {
+            let d = DataDir::new(dir);
+            let origin = d.existing_origin()?.unwrap_or_else(|| cli.origin.clone());
+            let cfg = LogConfig { hash: cli.hash.unwrap_or_default(), ..LogConfig::default() };
+            let dir2 = dir.clone();
+            let rocks = RocksConfig::default();
+            let log = tokio::task::spawn_blocking(move || {
+                let d = DataDir::new(&dir2);
+                if cli.hash.is_none() {
+                    d.open_keeping_hash(&origin, cfg, &rocks, identity::os_seed)
+                } else {
+                    d.open(&origin, cfg, &rocks, identity::os_seed)
+                }
+            })
+            .await?
+            .with_context(|| format!("opening the embedded ledger in {}", dir.display()))?;
+            let log = Arc::new(log);
+            let desc = format!("embedded in {} ({}, {})", dir.display(), log.descriptor().origin, log.hash());
+            let descriptor_path = dir.join("log.json");
+            std::fs::write(&descriptor_path, serde_json::to_string_pretty(log.descriptor())?)
+                .with_context(|| format!("writing {}", descriptor_path.display()))?;
+            (Arc::new(EmbeddedLedger::new(log)), dir.clone(), desc)
+        }
+        (None, Some(url)) => {
+            std::fs::create_dir_all(&cli.data).with_context(|| format!("creating {}", cli.data.display()))?;
+            let remote = RemoteLedger::connect(RemoteConfig {
+                url: url.clone(),
+                token: cli.ledger_token.clone().unwrap_or_default(),
+                spool: cli.data.join("spool"),
+                max_bytes: cli.spool_max_bytes,
+                in_flight: 16,
+            })
+            .await?;
+            let d = remote.descriptor();
+            let desc =
+                format!("remote at {url} ({}, {}), spool in {}", d.origin, d.hash, cli.data.join("spool").display());
+            (Arc::new(remote), cli.data.clone(), desc)
+        }
+        _ => bail!("give either --embedded DIR (ledger in this process) or --ledger URL (a ledger-server)"),
+    };
 
-    // The demo agent's "summarize" skill: accepted, working, two progress steps, an artifact.
-    let run = format!("demo-{:x}", now_ns());
-    let input = br#"{"text":"a2a-ledger records every state transition of every agent run."}"#;
-    let mut rec = RunRecorder::start(
+    let (mut cfg, bootstrap) = auth::load_or_create(&data, cli.config.as_deref())?;
+    cfg.anonymous |= cli.anonymous;
+    let authenticator = Authenticator::new(&cfg)?;
+    let key_path = data.join(format!("identity-{}.key", cfg.identity));
+    let key = Arc::new(identity::load_or_create(&key_path, &cfg.identity)?);
+    identity::register_identity(&*sink, &key, now_ns())
+        .await
+        .with_context(|| format!("registering the gateway identity {:?} in the ledger", cfg.identity))?;
+
+    let manifest = match &cli.manifest {
+        Some(path) => Manifest::load(path)?,
+        None => Manifest::demo(),
+    };
+    let public_url = cli
+        .public_url
+        .clone()
+        .or(cfg.public_url.clone())
+        .unwrap_or_else(|| format!("http://{}", cli.listen))
+        .trim_end_matches('/')
+        .to_string();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut engine = Engine::new(
+        &manifest,
         sink.clone(),
         key.clone(),
-        &run,
-        Protocol::Https,
-        "summarize",
-        "local-user",
-        input,
-        now_ns(),
-    )?;
-    rec.record(Event::TaskStatus { state: "working".into(), message: Some("summarizing".into()) }, now_ns())?;
-    for (pct, stage) in [(40, "read"), (80, "write")] {
-        rec.record(Event::SkillProgress { stage: stage.into(), pct, message: format!("{stage} done") }, now_ns())?;
-    }
-    let summary = b"Every agent run is recorded and sealed.";
-    rec.record(
-        Event::ArtifactAdded {
-            name: "summary.txt".into(),
-            media_type: "text/plain".into(),
-            bytes: summary.len() as u64,
-            hash: *blake3::hash(summary).as_bytes(),
-        },
-        now_ns(),
-    )?;
-    let seal_index = rec.finish(RunStatus::Completed, vec!["summary.txt".into()], None, now_ns())?;
-
-    let receipt = sink.receipt(&run, Duration::from_secs(10)).context("waiting for the checkpoint over the seal")?;
-    let verified = ReceiptVerifier::new(sink.descriptor())?.verify(&receipt).context("verifying the receipt")?;
-    if verified.status != RunStatus::Completed {
-        bail!("the demo run ended {}", verified.status);
-    }
-    let receipts = embedded.join("receipts");
-    std::fs::create_dir_all(&receipts)?;
-    let receipt_path = receipts.join(format!("{run}.json"));
-    std::fs::write(&receipt_path, receipt.to_json())?;
-    let log_path = embedded.join("log.json");
-    std::fs::write(&log_path, serde_json::to_string_pretty(&sink.descriptor())?)?;
-
-    println!(
-        "ledger     {} ({}), {} entries, checkpoint at size {}",
-        origin,
-        log.hash(),
-        log.durable_size(),
-        verified.checkpoint.size
+        &http,
+        public_url.clone(),
+        cfg.task_retention.unwrap_or(10_000),
     );
-    println!("identity   {} registered at index {registered}", key.name());
-    println!("run        {run}: {} entries, sealed at index {seal_index}, receipt verified", verified.entries.len());
-    for (index, e) in &verified.entries {
-        println!("  {:>2} {:<8} {}", e.seq, index, e.kind());
+    let mut manifest = manifest;
+    for (i, a) in manifest.agents.clone().iter().enumerate() {
+        if let (UpstreamSpec::A2a { url, headers, timeout_secs }, true) = (&a.upstream, a.skills.is_empty()) {
+            let agent = upstream::a2a_agent::A2aAgent::new(http.clone(), url.clone(), headers.clone(), *timeout_secs);
+            let skills = learn_a2a_skills(&agent).await.with_context(|| {
+                format!("agent {:?} declares no skills and its upstream card could not be read", a.name)
+            })?;
+            manifest.agents[i].skills = skills.clone();
+            engine.add_skills(i, skills);
+        }
     }
-    println!("receipt    {}", receipt_path.display());
-    println!("log        {}", log_path.display());
-    println!("verify it offline:");
+    let skills = manifest.agents.iter().flat_map(|a| a.skills.iter().map(card_skill)).collect();
+    let card = build_card(&manifest, skills, &public_url, cfg.anonymous, Some(&key));
+    let engine = Arc::new(engine);
+    let gw = Arc::new(Gateway { engine: engine.clone(), card, auth: authenticator });
+
+    let listener =
+        tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
+    let addr = listener.local_addr()?;
+    let base = if cli.public_url.is_some() || cfg.public_url.is_some() {
+        public_url.clone()
+    } else {
+        format!("http://{addr}")
+    };
+    println!("listening http {addr}");
+    println!("ledger     {ledger_desc}");
+    println!("identity   {} ({})", key.name(), key_path.display());
+    println!("agent card {base}/.well-known/agent-card.json");
+    println!("a2a        {base}/ (JSON-RPC), {base}/message:send (HTTP+JSON)");
+    println!("invoke     {base}/invoke/{{skill}}");
+    println!("receipts   {base}/runs/{{id}}/receipt");
+    if let Some(b) = &bootstrap {
+        println!("caller     local-user, token written to {} (mode 0600)", b.path.display());
+    }
+    let skill = manifest.agents[0].skills.first().map(|s| s.id.clone()).unwrap_or_default();
+    let auth_header = if cfg.anonymous {
+        String::new()
+    } else {
+        format!("-H 'Authorization: Bearer {}' ", local_token(&data).unwrap_or_else(|| "<token>".into()))
+    };
+    println!("try:");
     println!(
-        "  cargo run --release -p verifier-cli -- receipt {} --log {}",
-        receipt_path.display(),
-        log_path.display()
+        "  curl -s {auth_header}-H 'Content-Type: application/json' -d '{{\"text\":\"hello\"}}' {base}/invoke/{skill}"
     );
-    log.close()?;
+    println!("  # then the receipt link from its answer: curl -s {auth_header}{base}/runs/<run>/receipt");
+
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("stopping: no new requests; running tasks get up to 30 s to end");
+    };
+    axum::serve(listener, app(gw)).with_graceful_shutdown(shutdown).await?;
+    engine.drain(Duration::from_secs(30)).await;
+    sink.close().await.context("closing the ledger")?;
+    eprintln!("stopped");
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,12 +1,33 @@
 //! Recording one run: every transition is an entry with the next seq; finishing appends the
 //! terminal entry and the seal together, atomically.
+//!
+//! Entries are submitted without waiting (the sink keeps submission order), so a run's
+//! transitions cost no round trip each; the driver waits where it matters: for `task.accepted`
+//! before the agent is called, and for the seal before the caller is told the run is done.
 
 use std::sync::Arc;
 
 use ledger_core::seal::seal_event_from_leaves;
-use ledger_core::{Entry, Event, Hash, NamedKey, Protocol, Result, RunId, RunStatus};
+use ledger_core::{Entry, Error, Event, Hash, NamedKey, Protocol, Result, RunId, RunStatus};
+use tokio::sync::oneshot;
 
-use crate::LedgerSink;
+use crate::sink::{Durable, LedgerSink};
+
+/// An append in flight: resolves once it is durable (or refused).
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<Durable>>);
+
+impl Pending {
+    /// Waits for the append.
+    pub async fn wait(self) -> Result<Durable> {
+        self.0.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// Waits for the append from a thread outside the async runtime.
+    pub fn wait_blocking(self) -> Result<Durable> {
+        self.0.blocking_recv().unwrap_or(Err(Error::Closed))
+    }
+}
 
 /// Records the transitions of one run and seals it with the gateway's identity.
 #[derive(Debug)]
@@ -15,34 +36,69 @@ pub struct RunRecorder {
     key: Arc<NamedKey>,
     run: RunId,
     grant: Option<String>,
-    /// Leaf hashes of the entries recorded so far (the seal's content hash is over them).
+    /// Leaf hashes of the entries submitted so far (the seal's content hash is over them).
     leaves: Vec<Hash>,
     started_ns: i64,
+    /// The first append failure; every later submission fails with it.
+    failed: Option<String>,
+}
+
+/// What a run's first entry says.
+#[derive(Clone, Debug)]
+pub struct RunStart<'a> {
+    /// Run id (the A2A task id).
+    pub run: &'a str,
+    /// Protocol the task came in over.
+    pub protocol: Protocol,
+    /// Skill id.
+    pub skill: &'a str,
+    /// The authenticated caller.
+    pub caller: &'a str,
+    /// The task input, hashed (BLAKE3), never stored.
+    pub input: &'a [u8],
 }
 
 impl RunRecorder {
-    /// Records `task.accepted` for a new run. `input` is hashed (BLAKE3), never stored.
-    #[allow(clippy::too_many_arguments)]
+    /// Submits `task.accepted` for a new run; the returned [`Pending`] resolves when it is durable.
     pub fn start(
         sink: Arc<dyn LedgerSink>,
         key: Arc<NamedKey>,
-        run: &str,
-        protocol: Protocol,
-        skill: &str,
-        caller: &str,
-        input: &[u8],
+        start: RunStart<'_>,
         now_ns: i64,
-    ) -> Result<RunRecorder> {
-        let mut r =
-            RunRecorder { sink, key, run: RunId::new(run)?, grant: None, leaves: Vec::new(), started_ns: now_ns };
-        let input_hash = *blake3::hash(input).as_bytes();
-        r.record(Event::TaskAccepted { protocol, skill: skill.into(), caller: caller.into(), input_hash }, now_ns)?;
-        Ok(r)
+    ) -> Result<(RunRecorder, Pending)> {
+        let mut r = RunRecorder {
+            sink,
+            key,
+            run: RunId::new(start.run)?,
+            grant: None,
+            leaves: Vec::new(),
+            started_ns: now_ns,
+            failed: None,
+        };
+        let input_hash = *blake3::hash(start.input).as_bytes();
+        let event = Event::TaskAccepted {
+            protocol: start.protocol,
+            skill: start.skill.into(),
+            caller: start.caller.into(),
+            input_hash,
+        };
+        let pending = r.submit(event, now_ns);
+        Ok((r, pending))
     }
 
     /// The run id.
     pub fn run(&self) -> &str {
         self.run.as_str()
+    }
+
+    /// Entries submitted so far.
+    pub fn len(&self) -> usize {
+        self.leaves.len()
+    }
+
+    /// True before the first entry.
+    pub fn is_empty(&self) -> bool {
+        self.leaves.is_empty()
     }
 
     /// Sets the grant id recorded on the following entries.
@@ -63,24 +119,37 @@ impl RunRecorder {
         .encode()
     }
 
-    /// Records one transition and returns its index once durable.
-    pub fn record(&mut self, event: Event, now_ns: i64) -> Result<u64> {
-        let bytes = self.entry(self.leaves.len() as u64, event, now_ns);
-        let leaf = self.sink.tree_hash().leaf(&bytes);
-        let index = self.sink.append_blocking(vec![bytes])?[0];
-        self.leaves.push(leaf);
-        Ok(index)
+    fn send(&mut self, batch: Vec<Vec<u8>>) -> Pending {
+        let (tx, rx) = oneshot::channel();
+        if let Some(reason) = &self.failed {
+            let _ = tx.send(Err(Error::Storage(format!("an earlier entry of this run was not recorded: {reason}"))));
+            return Pending(rx);
+        }
+        let h = self.sink.tree_hash();
+        self.leaves.extend(batch.iter().map(|b| h.leaf(b)));
+        self.sink.append(
+            batch,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        Pending(rx)
     }
 
-    /// Records the terminal entry and the seal over every entry before it, in one atomic
-    /// append. Returns the seal's index.
-    pub fn finish(
-        &mut self,
-        status: RunStatus,
-        artifacts: Vec<String>,
-        error: Option<String>,
-        now_ns: i64,
-    ) -> Result<u64> {
+    /// Marks the recording failed (after a [`Pending`] of this run resolved with an error), so
+    /// nothing further is submitted out of sequence.
+    pub fn fail(&mut self, reason: &Error) {
+        self.failed.get_or_insert_with(|| reason.to_string());
+    }
+
+    /// Submits one transition.
+    pub fn submit(&mut self, event: Event, now_ns: i64) -> Pending {
+        let bytes = self.entry(self.leaves.len() as u64, event, now_ns);
+        self.send(vec![bytes])
+    }
+
+    /// Submits the terminal entry and the seal over every entry before it, as one atomic batch.
+    pub fn finish(&mut self, status: RunStatus, artifacts: Vec<String>, error: Option<String>, now_ns: i64) -> Pending {
         let elapsed_ms = u64::try_from((now_ns - self.started_ns) / 1_000_000).unwrap_or(0);
         let error = if status == RunStatus::Failed { Some(error.unwrap_or_else(|| "failed".into())) } else { None };
         let end =
@@ -90,9 +159,6 @@ impl RunRecorder {
         leaves.push(h.leaf(&end));
         let seal = seal_event_from_leaves(self.run.as_str(), &leaves, status, &self.key);
         let seal_bytes = self.entry(leaves.len() as u64, seal, now_ns);
-        let indices = self.sink.append_blocking(vec![end, seal_bytes.clone()])?;
-        leaves.push(h.leaf(&seal_bytes));
-        self.leaves = leaves;
-        Ok(indices[1])
+        self.send(vec![end, seal_bytes])
     }
 }

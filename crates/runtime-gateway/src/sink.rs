@@ -1,38 +1,85 @@
-//! The seam between the gateway and the ledger.
+//! The seam between the gateway and the ledger: [`LedgerSink`], with the ledger in this process
+//! ([`EmbeddedLedger`]) or a `ledger-server` reached over gRPC ([`crate::remote::RemoteLedger`]).
+//! A message-bus publisher attaches here later (ROADMAP: scale-out).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger_core::{Error, Log, LogDescriptor, Receipt, Result, TreeHash};
+use ledger_core::{Error, Log, LogDescriptor, Result, TreeHash};
 
-/// Callback receiving the indices of an append once it is durable, or why it failed.
-pub type AppendDone = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
+/// A boxed future, so the trait stays object safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Where the gateway writes entries and reads receipts. Implementations: [`EmbeddedLedger`]
-/// (in-process); a gRPC client of `ledger-server` and a message-bus publisher attach here.
+/// A run's entries with their indices, in seq order.
+pub type RunEntries = Vec<(u64, Vec<u8>)>;
+
+/// Where an acknowledged batch is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Durable {
+    /// In the log, at these indices.
+    Logged(Vec<u64>),
+    /// In the gateway's local spool (fsynced), to be forwarded to the ledger in order.
+    Spooled,
+}
+
+/// Callback receiving where an append became durable, or why nothing of it was appended.
+pub type AppendDone = Box<dyn FnOnce(Result<Durable>) + Send>;
+
+/// Why a receipt could not be served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The ledger has no entry of the run.
+    #[error("the ledger has no entry of run {0:?}")]
+    UnknownRun(String),
+    /// The run has not been sealed yet (still running, or its seal is still in the spool).
+    #[error("run {0:?} has no seal yet")]
+    Unsealed(String),
+    /// The seal is durable but no checkpoint covers it yet.
+    #[error("the seal of run {0:?} is not under a checkpoint yet")]
+    NotYetCheckpointed(String),
+    /// The ledger could not be asked.
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where the gateway writes entries and reads receipts.
+///
+/// Ordering rule every implementation keeps: batches become durable in the order `append` was
+/// called, so a run recorder may submit a run's next entry before the previous one is
+/// acknowledged, and the seal being durable means every entry before it is.
 pub trait LedgerSink: Send + Sync + std::fmt::Debug {
-    /// Appends `entries` atomically; `done` runs once with their indices after they are durable.
+    /// Appends `entries` atomically; `done` runs once, after they are durable, or with the
+    /// reason nothing of them was appended.
     fn append(&self, entries: Vec<Vec<u8>>, done: AppendDone);
     /// The log's tree hash (seal content hashes are over leaf hashes of this hash).
     fn tree_hash(&self) -> TreeHash;
     /// The log descriptor.
     fn descriptor(&self) -> LogDescriptor;
-    /// The durable entries of `run` in seq order, with their indices.
-    fn run_entries(&self, run: &str) -> Result<Vec<(u64, Vec<u8>)>>;
-    /// The run's receipt, waiting up to `wait` for a checkpoint to cover its latest seal.
-    fn receipt(&self, run: &str, wait: Duration) -> Result<Receipt>;
-
-    /// Appends and blocks until durable.
-    fn append_blocking(&self, entries: Vec<Vec<u8>>) -> Result<Vec<u64>> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.append(
-            entries,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        rx.recv().unwrap_or(Err(Error::Closed))
+    /// The run's durable entries in seq order, with their indices (empty for an unknown run).
+    fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>>;
+    /// The run's receipt JSON (SPEC §5), waiting up to `wait` for a checkpoint over its seal.
+    fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>>;
+    /// Entries accepted but not yet in the log (the spool's depth; 0 for the embedded ledger).
+    fn backlog(&self) -> u64 {
+        0
     }
+    /// Stops accepting appends and waits until what was accepted is durable where it goes.
+    fn close(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// Appends through `sink` and waits until durable.
+pub async fn append(sink: &dyn LedgerSink, entries: Vec<Vec<u8>>) -> Result<Durable> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    sink.append(
+        entries,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.await.unwrap_or(Err(Error::Closed))
 }
 
 /// The ledger running in this process.
@@ -55,7 +102,9 @@ impl EmbeddedLedger {
 
 impl LedgerSink for EmbeddedLedger {
     fn append(&self, entries: Vec<Vec<u8>>, done: AppendDone) {
-        self.log.append_with(entries, done);
+        // The sequencer takes submissions in call order (FIFO group commit), which is the
+        // ordering rule of the trait.
+        self.log.append_with(entries, move |r| done(r.map(Durable::Logged)));
     }
 
     fn tree_hash(&self) -> TreeHash {
@@ -66,17 +115,37 @@ impl LedgerSink for EmbeddedLedger {
         self.log.descriptor().clone()
     }
 
-    fn run_entries(&self, run: &str) -> Result<Vec<(u64, Vec<u8>)>> {
-        self.log.run_entries(run)
+    fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>> {
+        let (log, run) = (self.log.clone(), run.to_string());
+        Box::pin(
+            async move { tokio::task::spawn_blocking(move || log.run_entries(&run)).await.map_err(|_| Error::Closed)? },
+        )
     }
 
-    fn receipt(&self, run: &str, wait: Duration) -> Result<Receipt> {
-        match self.log.receipt(run) {
-            Err(Error::NotYetCheckpointed { seal_index, .. }) => {
-                self.log.wait_for_checkpoint(seal_index + 1, wait)?;
-                self.log.receipt(run)
-            }
-            other => other,
-        }
+    fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>> {
+        let (log, run) = (self.log.clone(), run.to_string());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let r = match log.receipt(&run) {
+                    Err(Error::NotYetCheckpointed { seal_index, .. }) => {
+                        log.wait_for_checkpoint(seal_index + 1, wait).and_then(|_| log.receipt(&run))
+                    }
+                    other => other,
+                };
+                r.map(|r| r.to_json()).map_err(|e| match e {
+                    Error::UnknownRun(_) => ReceiptError::UnknownRun(run.clone()),
+                    Error::Unsealed(_) => ReceiptError::Unsealed(run.clone()),
+                    Error::NotYetCheckpointed { .. } => ReceiptError::NotYetCheckpointed(run.clone()),
+                    other => ReceiptError::Unavailable(other.to_string()),
+                })
+            })
+            .await
+            .map_err(|e| ReceiptError::Unavailable(e.to_string()))?
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        let log = self.log.clone();
+        Box::pin(async move { tokio::task::spawn_blocking(move || log.close()).await.map_err(|_| Error::Closed)? })
     }
 }

@@ -1,0 +1,259 @@
+//! Callers and how they authenticate: bearer API keys (stored as SHA-256 only) and JWTs
+//! (HS256 or EdDSA, checked for signature, issuer, audience and expiry). Anonymous callers only
+//! when the configuration says so, for local use.
+//!
+//! Security rules kept here:
+//! - a token is never stored or logged: callers hold its SHA-256, and a presented token is
+//!   hashed before it is compared (in constant time);
+//! - the caller's credentials stop at the gateway: upstreams get the skill input only;
+//! - every task operation after the first checks that the caller owns the task.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+/// The configuration file under the data directory.
+pub const CONFIG_FILE: &str = "gateway.toml";
+/// Where the first start writes the local caller's token (mode 0600).
+pub const TOKENS_FILE: &str = "gateway-tokens.json";
+
+/// The gateway's configuration (`gateway.toml`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The gateway's service identity name (actor of its entries, signer of its seals).
+    #[serde(default = "default_identity")]
+    pub identity: String,
+    /// Accept requests without a token, as the caller `anonymous`. For local use only.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Base URL that links (receipts, SSE, the Agent Card's interfaces) are built on; default
+    /// `http://<listen address>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Tasks kept in memory for GetTask/ListTasks/SSE replay; the oldest finished ones go first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_retention: Option<usize>,
+    /// Callers with API keys.
+    #[serde(default, rename = "caller", skip_serializing_if = "Vec::is_empty")]
+    pub callers: Vec<ApiKeyCaller>,
+    /// JWT callers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtConfig>,
+}
+
+fn default_identity() -> String {
+    "gateway".into()
+}
+
+/// A caller with an API key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCaller {
+    /// The caller's name, as `task.accepted` records it.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub token_sha256: String,
+}
+
+/// Accepted JWTs. The caller is the token's `sub`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// HS256: the name of the environment variable holding the shared secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hs256_secret_env: Option<String>,
+    /// EdDSA: the issuer's Ed25519 public key, base64 (32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ed25519_public_key: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Who is calling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The name recorded as `task.accepted`'s `caller`.
+    pub name: String,
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unauthenticated(pub String);
+
+/// Checks bearer tokens.
+pub struct Authenticator {
+    anonymous: bool,
+    keys: Vec<(String, [u8; 32])>,
+    jwt: Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation)>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("anonymous", &self.anonymous)
+            .field("keys", &self.keys.len())
+            .field("jwt", &self.jwt.is_some())
+            .finish()
+    }
+}
+
+/// Lowercase hex SHA-256 of a token.
+pub fn token_hash_hex(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh API key: `a2ag_` and 32 random bytes, base64url.
+pub fn new_token() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    Ok(format!("a2ag_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)))
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+impl Authenticator {
+    /// Builds the checker from the configuration.
+    pub fn new(cfg: &GatewayConfig) -> Result<Authenticator> {
+        let mut keys = Vec::new();
+        for c in &cfg.callers {
+            let h: [u8; 32] = hex::decode(&c.token_sha256)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .with_context(|| format!("caller {:?}: token_sha256 must be 64 hex digits", c.name))?;
+            if c.name.is_empty() || c.name.len() > 256 {
+                bail!("a caller's name must be 1..256 bytes");
+            }
+            keys.push((c.name.clone(), h));
+        }
+        let jwt = match &cfg.jwt {
+            None => None,
+            Some(j) => {
+                use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+                let (key, alg) = match (&j.hs256_secret_env, &j.ed25519_public_key) {
+                    (Some(var), None) => {
+                        let secret = std::env::var(var)
+                            .with_context(|| format!("[jwt] hs256_secret_env names {var}, which is not set"))?;
+                        if secret.len() < 32 {
+                            bail!("the HS256 secret in {var} must be at least 32 bytes");
+                        }
+                        (DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256)
+                    }
+                    (None, Some(pk)) => {
+                        let raw = base64::engine::general_purpose::STANDARD
+                            .decode(pk)
+                            .ok()
+                            .filter(|b| b.len() == 32)
+                            .context("[jwt] ed25519_public_key must be 32 bytes, base64")?;
+                        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+                        (DecodingKey::from_ed_components(&x)?, Algorithm::EdDSA)
+                    }
+                    _ => bail!("[jwt] needs exactly one of hs256_secret_env and ed25519_public_key"),
+                };
+                let mut v = Validation::new(alg);
+                v.set_issuer(&[&j.issuer]);
+                v.set_audience(&[&j.audience]);
+                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                v.leeway = j.leeway_secs;
+                Some((key, v))
+            }
+        };
+        Ok(Authenticator { anonymous: cfg.anonymous, keys, jwt })
+    }
+
+    /// Authenticates the value of an `Authorization` header (or its absence).
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, Unauthenticated> {
+        let Some(header) = header else {
+            if self.anonymous {
+                return Ok(Caller { name: "anonymous".into() });
+            }
+            return Err(Unauthenticated("this gateway needs a bearer token (Authorization: Bearer <token>)".into()));
+        };
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| Unauthenticated("the Authorization header must be \"Bearer <token>\"".into()))?
+            .trim();
+        if token.matches('.').count() == 2
+            && let Some((key, validation)) = &self.jwt
+        {
+            return jsonwebtoken::decode::<Claims>(token, key, validation)
+                .map(|d| Caller { name: d.claims.sub })
+                .map_err(|e| Unauthenticated(format!("the JWT was refused: {e}")));
+        }
+        let presented: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (name, h) in &self.keys {
+            // Compare every key in full, so timing says nothing about which matched.
+            let diff = h.iter().zip(presented.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if diff == 0 {
+                found = Some(name.clone());
+            }
+        }
+        found.map(|name| Caller { name }).ok_or_else(|| Unauthenticated("unknown token".into()))
+    }
+}
+
+/// What a first start created, to tell the operator.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// The local caller's token.
+    pub token: String,
+    /// Where it was written.
+    pub path: PathBuf,
+}
+
+/// Reads `path`, or (when it is the default file and missing) writes a first configuration with
+/// one API-key caller, `local-user`, whose token goes to [`TOKENS_FILE`] (mode 0600).
+pub fn load_or_create(data: &Path, explicit: Option<&Path>) -> Result<(GatewayConfig, Option<Bootstrap>)> {
+    let path = explicit.map(Path::to_path_buf).unwrap_or_else(|| data.join(CONFIG_FILE));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let cfg: GatewayConfig =
+                toml::from_str(&text).with_context(|| format!("gateway config {}", path.display()))?;
+            Authenticator::new(&cfg).with_context(|| format!("gateway config {}", path.display()))?;
+            Ok((cfg, None))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            let token = new_token()?;
+            let cfg = GatewayConfig {
+                identity: default_identity(),
+                callers: vec![ApiKeyCaller { name: "local-user".into(), token_sha256: token_hash_hex(&token) }],
+                ..GatewayConfig::default()
+            };
+            let tokens_path = data.join(TOKENS_FILE);
+            let tokens = serde_json::json!({
+                "note": "written once at first start; the gateway keeps only the SHA-256 of each token",
+                "local-user": { "token": token },
+            });
+            ledger_core::keys::write_private_file(&tokens_path, serde_json::to_string_pretty(&tokens)?.as_bytes())
+                .with_context(|| format!("writing {}", tokens_path.display()))?;
+            let text = format!(
+                "# a2a-ledger gateway configuration, written at first start.\n\
+                 # Callers' API keys are stored as SHA-256 only; the first one went to {TOKENS_FILE}.\n\
+                 # Add [jwt] (issuer, audience, hs256_secret_env | ed25519_public_key) for JWT callers;\n\
+                 # anonymous = true accepts requests without a token (local use only).\n\n{}",
+                toml::to_string_pretty(&cfg)?
+            );
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            Ok((cfg, Some(Bootstrap { token, path: tokens_path })))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the gateway config {}", path.display())),
+    }
+}

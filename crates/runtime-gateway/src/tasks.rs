@@ -1,0 +1,841 @@
+//! The task engine: every caller surface (A2A JSON-RPC and HTTP+JSON, the platform REST,
+//! `/invoke`) creates and follows runs through it.
+//!
+//! One run = one A2A task = one ledger run. Each task has a driver (a tokio task) that owns the
+//! run's [`RunRecorder`] and turns every [`Update`] of the upstream into a ledger entry and an
+//! A2A event, in that order. Rules kept here:
+//! - a task exists for callers only after its `task.accepted` entry is durable; if it cannot be
+//!   recorded, the task is refused and the agent is never called;
+//! - every event of a task goes into its event buffer, in one order; every subscriber reads that
+//!   buffer from its own cursor, so all see the same events in the same order, a reconnecting
+//!   client replays from `Last-Event-ID`, and a streaming client that disconnects stops nothing;
+//! - the terminal event is published only after the end entry and the seal are durable, so a
+//!   caller told "completed" can fetch the receipt;
+//! - a task's owner (the authenticated caller who created it) is the only caller who sees it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use a2a::{
+    Artifact, Message, Part, Role, StreamResponse, Task, TaskArtifactUpdateEvent, TaskState, TaskStatus,
+    TaskStatusUpdateEvent,
+};
+use chrono::Utc;
+use ledger_core::{Event, NamedKey, Protocol, RunStatus};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use crate::manifest::{AgentSpec, Manifest, SkillSpec};
+use crate::recorder::{Pending, RunRecorder, RunStart};
+use crate::sink::LedgerSink;
+use crate::upstream::{self, Call, Outcome, Update, Upstream};
+
+/// How long a canceled upstream gets to stop before the run is ended as canceled without it.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// Unix nanoseconds now.
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Why an operation on tasks failed; each maps to an A2A error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// No such task (or not the caller's).
+    #[error("task not found: {0}")]
+    NotFound(String),
+    /// The task has ended and cannot be canceled.
+    #[error("task {0} has already ended ({1}) and cannot be canceled")]
+    NotCancelable(String, String),
+    /// The operation does not apply to the task in its state.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Bad parameters.
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The run could not be recorded, so it was not started.
+    #[error("the run could not be recorded, so it was not started: {0}")]
+    RecordingUnavailable(String),
+}
+
+/// One skill and the agent that serves it.
+#[derive(Debug, Clone)]
+pub struct SkillRoute {
+    /// Index into the engine's agents.
+    pub agent: usize,
+    /// The skill.
+    pub skill: SkillSpec,
+}
+
+/// An agent of the manifest with its upstream.
+#[derive(Debug)]
+pub struct Agent {
+    /// Its manifest entry.
+    pub spec: AgentSpec,
+    /// Where its calls go.
+    pub upstream: Arc<dyn Upstream>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Tasks accepted.
+    pub accepted: AtomicU64,
+    /// Tasks refused because recording was unavailable.
+    pub refused: AtomicU64,
+    /// Runs sealed, by outcome.
+    pub completed: AtomicU64,
+    /// Failed runs.
+    pub failed: AtomicU64,
+    /// Canceled runs.
+    pub canceled: AtomicU64,
+    /// Rejected runs.
+    pub rejected: AtomicU64,
+    /// Runs whose recording failed after they started.
+    pub unrecorded: AtomicU64,
+    /// Runs in progress.
+    pub running: AtomicU64,
+}
+
+/// Where a new task comes from.
+#[derive(Debug)]
+pub struct NewTask {
+    /// The authenticated caller.
+    pub caller: String,
+    /// The surface it came in over.
+    pub protocol: Protocol,
+    /// The skill id.
+    pub skill: String,
+    /// The skill input.
+    pub input: Value,
+    /// The bytes whose BLAKE3 is recorded as `input_hash`.
+    pub input_bytes: Vec<u8>,
+    /// The user message (synthesised for `/invoke` and the platform REST).
+    pub message: Message,
+    /// The context id (a new one when `None`).
+    pub context_id: Option<String>,
+}
+
+/// The task engine.
+#[derive(Debug)]
+pub struct Engine {
+    sink: Arc<dyn LedgerSink>,
+    key: Arc<NamedKey>,
+    agents: Vec<Agent>,
+    skills: HashMap<String, SkillRoute>,
+    default_skill: Option<String>,
+    tasks: Mutex<TaskIndex>,
+    retention: usize,
+    public_url: String,
+    /// Counters.
+    pub counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct TaskIndex {
+    by_id: HashMap<String, Arc<TaskHandle>>,
+    /// Ended tasks, oldest first, for retention.
+    ended: VecDeque<String>,
+}
+
+/// Messages from callers to a task's driver.
+#[derive(Debug)]
+enum Control {
+    Message(Message),
+}
+
+#[derive(Debug)]
+struct TaskInner {
+    task: Task,
+    events: Vec<Arc<StreamResponse>>,
+    result: Option<Value>,
+    error: Option<String>,
+    /// A direct-message answer (A2A `SendMessageResponse.message`).
+    reply: Option<Message>,
+    control: Option<mpsc::Sender<Control>>,
+    cancel: watch::Sender<bool>,
+    /// The final event is published; nothing follows.
+    closed: bool,
+    /// Why the run's recording failed, if it did.
+    recording_error: Option<String>,
+}
+
+/// One task.
+#[derive(Debug)]
+pub struct TaskHandle {
+    /// Task (= run) id.
+    pub id: String,
+    /// Context id.
+    pub context_id: String,
+    /// The caller who created it.
+    pub owner: String,
+    /// Its skill.
+    pub skill: String,
+    inner: Mutex<TaskInner>,
+    published: watch::Sender<usize>,
+}
+
+/// A task's state as the REST surfaces report it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The A2A task.
+    pub task: Task,
+    /// The result, once completed.
+    pub result: Option<Value>,
+    /// The error, once failed.
+    pub error: Option<String>,
+    /// A direct-message answer, if the agent gave one.
+    pub reply: Option<Message>,
+    /// All events are published.
+    pub closed: bool,
+    /// Why recording failed, if it did.
+    pub recording_error: Option<String>,
+}
+
+/// The lower-snake-case name of an A2A state, as `task.status` records it.
+pub fn state_name(s: &TaskState) -> &'static str {
+    match s {
+        TaskState::Unspecified => "unspecified",
+        TaskState::Submitted => "submitted",
+        TaskState::Working => "working",
+        TaskState::Completed => "completed",
+        TaskState::Failed => "failed",
+        TaskState::Canceled => "canceled",
+        TaskState::InputRequired => "input_required",
+        TaskState::Rejected => "rejected",
+        TaskState::AuthRequired => "auth_required",
+    }
+}
+
+/// Terminal or interrupted: where a blocking send returns.
+pub fn settled(s: &TaskState) -> bool {
+    s.is_terminal() || matches!(s, TaskState::InputRequired | TaskState::AuthRequired)
+}
+
+fn agent_message(task: &str, context: &str, text: String) -> Message {
+    let mut m = Message::new(Role::Agent, vec![Part::text(text)]);
+    m.task_id = Some(task.to_string());
+    m.context_id = Some(context.to_string());
+    m
+}
+
+/// BLAKE3 and length of an artifact's content, as `artifact.added` records them: over the
+/// compact JSON of its `parts` array (docs/FORMATS.md §9).
+pub fn artifact_digest(a: &Artifact) -> (u64, [u8; 32]) {
+    let bytes = serde_json::to_vec(&a.parts).expect("parts serialise");
+    (bytes.len() as u64, *blake3::hash(&bytes).as_bytes())
+}
+
+impl TaskHandle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TaskInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies an event to the snapshot and appends it to the buffer.
+    fn publish(&self, ev: StreamResponse, close: bool) {
+        let n = {
+            let mut t = self.lock();
+            match &ev {
+                StreamResponse::StatusUpdate(s) => {
+                    if let Some(m) = &t.task.status.message
+                        && matches!(t.task.status.state, TaskState::InputRequired | TaskState::AuthRequired)
+                    {
+                        let m = m.clone();
+                        t.task.history.get_or_insert_with(Vec::new).push(m);
+                    }
+                    t.task.status = s.status.clone();
+                }
+                StreamResponse::ArtifactUpdate(a) => {
+                    let list = t.task.artifacts.get_or_insert_with(Vec::new);
+                    match list.iter_mut().find(|x| x.artifact_id == a.artifact.artifact_id) {
+                        Some(existing) if a.append.unwrap_or(false) => {
+                            existing.parts.extend(a.artifact.parts.iter().cloned())
+                        }
+                        Some(existing) => *existing = a.artifact.clone(),
+                        None => list.push(a.artifact.clone()),
+                    }
+                }
+                StreamResponse::Task(_) | StreamResponse::Message(_) => {}
+            }
+            t.events.push(Arc::new(ev));
+            t.closed |= close;
+            t.events.len()
+        };
+        self.published.send_replace(n);
+    }
+
+    /// The current state.
+    pub fn snapshot(&self) -> Snapshot {
+        let t = self.lock();
+        Snapshot {
+            task: t.task.clone(),
+            result: t.result.clone(),
+            error: t.error.clone(),
+            reply: t.reply.clone(),
+            closed: t.closed,
+            recording_error: t.recording_error.clone(),
+        }
+    }
+
+    /// The number of events published so far.
+    pub fn cursor(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    /// Waits for events after `cursor`: returns the new events and whether the buffer is closed.
+    pub async fn next_events(&self, cursor: usize) -> (Vec<Arc<StreamResponse>>, bool) {
+        let mut rx = self.published.subscribe();
+        loop {
+            {
+                let t = self.lock();
+                if t.events.len() > cursor || t.closed {
+                    return (t.events[cursor.min(t.events.len())..].to_vec(), t.closed);
+                }
+            }
+            if rx.changed().await.is_err() {
+                return (Vec::new(), true);
+            }
+        }
+    }
+
+    /// Waits until, after event `cursor`, the task is settled (terminal or interrupted).
+    pub async fn wait_settled(&self, mut cursor: usize) -> Snapshot {
+        loop {
+            let (events, closed) = self.next_events(cursor).await;
+            cursor += events.len();
+            let hit = events.iter().any(|e| match &**e {
+                StreamResponse::StatusUpdate(s) => settled(&s.status.state),
+                StreamResponse::Message(_) => true,
+                _ => false,
+            });
+            if hit || closed {
+                return self.snapshot();
+            }
+        }
+    }
+
+    fn is_ended(&self) -> bool {
+        self.lock().task.status.state.is_terminal()
+    }
+}
+
+/// A task's events from a cursor on, as a stream; ends when the buffer is closed, or (with
+/// `stop_when_settled`) at the first terminal or interrupted status.
+pub fn follow(
+    handle: Arc<TaskHandle>,
+    from: usize,
+    stop_when_settled: bool,
+) -> impl futures_util::Stream<Item = (usize, Arc<StreamResponse>)> + Send {
+    futures_util::stream::unfold(
+        (handle, from, VecDeque::new(), false),
+        move |(h, mut cursor, mut queue, mut done)| async move {
+            loop {
+                if let Some(ev) = queue.pop_front() {
+                    cursor += 1;
+                    let ev: Arc<StreamResponse> = ev;
+                    if stop_when_settled {
+                        let end = match &*ev {
+                            StreamResponse::StatusUpdate(s) => settled(&s.status.state),
+                            StreamResponse::Message(_) => true,
+                            _ => false,
+                        };
+                        if end {
+                            queue.clear();
+                            done = true;
+                        }
+                    }
+                    return Some(((cursor, ev), (h, cursor, queue, done)));
+                }
+                if done {
+                    return None;
+                }
+                let (events, closed) = h.next_events(cursor).await;
+                queue.extend(events);
+                if queue.is_empty() && closed {
+                    return None;
+                }
+                done = closed && !stop_when_settled && queue.is_empty();
+            }
+        },
+    )
+}
+
+impl Engine {
+    /// Builds the engine over a manifest. `public_url` is the base of receipt links.
+    pub fn new(
+        manifest: &Manifest,
+        sink: Arc<dyn LedgerSink>,
+        key: Arc<NamedKey>,
+        http: &reqwest::Client,
+        public_url: String,
+        retention: usize,
+    ) -> Engine {
+        let mut agents = Vec::new();
+        let mut skills = HashMap::new();
+        let mut default_skill = None;
+        for (i, spec) in manifest.agents.iter().enumerate() {
+            for s in &spec.skills {
+                default_skill.get_or_insert_with(|| s.id.clone());
+                skills.insert(s.id.clone(), SkillRoute { agent: i, skill: s.clone() });
+            }
+            agents.push(Agent { spec: spec.clone(), upstream: upstream::build(&spec.upstream, http) });
+        }
+        Engine {
+            sink,
+            key,
+            agents,
+            skills,
+            default_skill,
+            tasks: Mutex::new(TaskIndex::default()),
+            retention: retention.max(1),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Adds skills learnt at start (an `a2a` upstream's card) to agent `agent`.
+    pub fn add_skills(&mut self, agent: usize, learnt: Vec<SkillSpec>) {
+        for s in learnt {
+            if self.skills.contains_key(&s.id) {
+                continue;
+            }
+            self.default_skill.get_or_insert_with(|| s.id.clone());
+            self.agents[agent].spec.skills.push(s.clone());
+            self.skills.insert(s.id.clone(), SkillRoute { agent, skill: s });
+        }
+    }
+
+    /// The agents.
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
+    /// The ledger sink.
+    pub fn sink(&self) -> &Arc<dyn LedgerSink> {
+        &self.sink
+    }
+
+    /// The gateway's identity.
+    pub fn key(&self) -> &Arc<NamedKey> {
+        &self.key
+    }
+
+    /// The skill `id`, if any agent serves it.
+    pub fn skill(&self, id: &str) -> Option<&SkillRoute> {
+        self.skills.get(id)
+    }
+
+    /// The skill an A2A message without an explicit one goes to.
+    pub fn default_skill_for(&self, m: &Message) -> Option<String> {
+        let first = self.default_skill.as_ref()?;
+        let route = self.skills.get(first)?;
+        if matches!(self.agents[route.agent].spec.upstream, crate::manifest::UpstreamSpec::Demo)
+            && let Some(s) = upstream::demo::skill_for_message(m)
+            && self.skills.contains_key(s)
+        {
+            return Some(s.to_string());
+        }
+        Some(first.clone())
+    }
+
+    /// The receipt link of a run.
+    pub fn receipt_url(&self, run: &str) -> String {
+        format!("{}/runs/{run}/receipt", self.public_url)
+    }
+
+    /// The base URL links are built on.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The task `id` if `caller` may see it.
+    pub fn get(&self, id: &str, caller: &str) -> Result<Arc<TaskHandle>, TaskError> {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        match tasks.by_id.get(id) {
+            Some(h) if h.owner == caller => Ok(h.clone()),
+            _ => Err(TaskError::NotFound(id.to_string())),
+        }
+    }
+
+    /// The caller's tasks (snapshots), for ListTasks.
+    pub fn list(&self, caller: &str) -> Vec<Arc<TaskHandle>> {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.by_id.values().filter(|h| h.owner == caller).cloned().collect()
+    }
+
+    /// Creates a task: records `task.accepted` (durably) and starts its driver.
+    pub async fn create(self: &Arc<Self>, req: NewTask) -> Result<Arc<TaskHandle>, TaskError> {
+        let route = self
+            .skills
+            .get(&req.skill)
+            .cloned()
+            .ok_or_else(|| TaskError::InvalidParams(format!("no agent here has a skill {:?}", req.skill)))?;
+        let id = a2a::new_task_id();
+        let context_id = req.context_id.clone().unwrap_or_else(a2a::new_context_id);
+        let start = RunStart {
+            run: &id,
+            protocol: req.protocol,
+            skill: &req.skill,
+            caller: &req.caller,
+            input: &req.input_bytes,
+        };
+        let (rec, accepted) = RunRecorder::start(self.sink.clone(), self.key.clone(), start, now_ns())
+            .map_err(|e| TaskError::InvalidParams(e.to_string()))?;
+        if let Err(e) = accepted.wait().await {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(TaskError::RecordingUnavailable(e.to_string()));
+        }
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        self.counters.running.fetch_add(1, Ordering::Relaxed);
+
+        let mut message = req.message.clone();
+        message.task_id = Some(id.clone());
+        message.context_id = Some(context_id.clone());
+        let mut metadata = HashMap::new();
+        metadata.insert("receipt".to_string(), json!(self.receipt_url(&id)));
+        let task = Task {
+            id: id.clone(),
+            context_id: context_id.clone(),
+            status: TaskStatus { state: TaskState::Submitted, message: None, timestamp: Some(Utc::now()) },
+            artifacts: None,
+            history: Some(vec![message.clone()]),
+            metadata: Some(metadata),
+        };
+        let (control_tx, control_rx) = mpsc::channel(8);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let handle = Arc::new(TaskHandle {
+            id: id.clone(),
+            context_id: context_id.clone(),
+            owner: req.caller.clone(),
+            skill: req.skill.clone(),
+            inner: Mutex::new(TaskInner {
+                task: task.clone(),
+                events: vec![Arc::new(StreamResponse::Task(task))],
+                result: None,
+                error: None,
+                reply: None,
+                control: Some(control_tx),
+                cancel: cancel_tx,
+                closed: false,
+                recording_error: None,
+            }),
+            published: watch::channel(1).0,
+        });
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).by_id.insert(id.clone(), handle.clone());
+
+        let (updates_tx, updates_rx) = mpsc::channel(64);
+        let (follow_tx, follow_rx) = mpsc::channel(8);
+        let call = Call {
+            run: id,
+            context_id,
+            skill: req.skill,
+            input: req.input,
+            message,
+            updates: updates_tx,
+            follow_ups: follow_rx,
+            cancel: cancel_rx,
+        };
+        let upstream = self.agents[route.agent].upstream.clone();
+        let engine = self.clone();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            engine.drive(h, rec, upstream, call, updates_rx, control_rx, follow_tx).await;
+        });
+        Ok(handle)
+    }
+
+    /// Delivers a caller's message to a task waiting for input. Returns the event cursor before
+    /// the delivery (a blocking send waits for the task to settle after it).
+    pub async fn continue_task(&self, handle: &TaskHandle, mut message: Message) -> Result<usize, TaskError> {
+        let (control, cursor) = {
+            let t = handle.lock();
+            let state = &t.task.status.state;
+            if state.is_terminal() {
+                return Err(TaskError::Unsupported(format!(
+                    "task {} has ended ({}); it takes no further messages",
+                    handle.id,
+                    state_name(state)
+                )));
+            }
+            if let Some(ctx) = &message.context_id
+                && *ctx != handle.context_id
+            {
+                return Err(TaskError::InvalidParams(format!(
+                    "message contextId {ctx:?} is not the context of task {} ({:?})",
+                    handle.id, handle.context_id
+                )));
+            }
+            if !matches!(state, TaskState::InputRequired | TaskState::AuthRequired) {
+                return Err(TaskError::Unsupported(format!(
+                    "task {} is {}; it takes a message only while it waits for input",
+                    handle.id,
+                    state_name(state)
+                )));
+            }
+            (t.control.clone(), t.events.len())
+        };
+        message.task_id = Some(handle.id.clone());
+        message.context_id = Some(handle.context_id.clone());
+        let Some(control) = control else {
+            return Err(TaskError::Unsupported(format!("task {} is finishing", handle.id)));
+        };
+        control
+            .send(Control::Message(message))
+            .await
+            .map_err(|_| TaskError::Unsupported(format!("task {} is finishing", handle.id)))?;
+        Ok(cursor)
+    }
+
+    /// Asks a task to stop; returns once it has ended (or after the grace period).
+    pub async fn cancel(&self, handle: &Arc<TaskHandle>) -> Result<Snapshot, TaskError> {
+        {
+            let t = handle.lock();
+            if t.task.status.state.is_terminal() {
+                return Err(TaskError::NotCancelable(handle.id.clone(), state_name(&t.task.status.state).into()));
+            }
+            t.cancel.send_replace(true);
+        }
+        let wait = async {
+            let mut cursor = 0;
+            loop {
+                let (events, closed) = handle.next_events(cursor).await;
+                cursor += events.len();
+                if closed {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CANCEL_GRACE + Duration::from_secs(5), wait).await;
+        Ok(handle.snapshot())
+    }
+
+    fn retire(&self, id: &str) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.ended.push_back(id.to_string());
+        while tasks.by_id.len() > self.retention {
+            let Some(old) = tasks.ended.pop_front() else { break };
+            tasks.by_id.remove(&old);
+        }
+    }
+
+    /// Runs one task: relays the upstream's updates into the ledger and the event buffer.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive(
+        self: Arc<Self>,
+        h: Arc<TaskHandle>,
+        mut rec: RunRecorder,
+        upstream: Arc<dyn Upstream>,
+        call: Call,
+        mut updates: mpsc::Receiver<Update>,
+        mut control: mpsc::Receiver<Control>,
+        follow_ups: mpsc::Sender<Message>,
+    ) {
+        let (id, ctx) = (h.id.clone(), h.context_id.clone());
+        let mut pending: Vec<Pending> = Vec::new();
+        let status = |state: TaskState, text: Option<String>| {
+            StreamResponse::StatusUpdate(TaskStatusUpdateEvent {
+                task_id: id.clone(),
+                context_id: ctx.clone(),
+                status: TaskStatus {
+                    state,
+                    message: text.map(|t| agent_message(&id, &ctx, t)),
+                    timestamp: Some(Utc::now()),
+                },
+                metadata: None,
+            })
+        };
+        let mut cancel_rx = h.lock().cancel.subscribe();
+        let worker = tokio::spawn(upstream.run(call));
+
+        pending.push(rec.submit(Event::TaskStatus { state: "working".into(), message: None }, now_ns()));
+        h.publish(status(TaskState::Working, None), false);
+
+        let mut cancel_deadline: Option<tokio::time::Instant> = None;
+        let mut artifact_names: Vec<String> = Vec::new();
+        let outcome = loop {
+            let deadline = async {
+                match cancel_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                u = updates.recv() => match u {
+                    None => break Outcome::Failed("the agent ended without a result".into()),
+                    Some(Update::Done(o)) => break o,
+                    Some(Update::Working(text)) => {
+                        pending.push(rec.submit(Event::TaskStatus { state: "working".into(), message: text.clone() }, now_ns()));
+                        h.publish(status(TaskState::Working, text), false);
+                    }
+                    Some(Update::Progress { stage, pct, message }) => {
+                        let pct = pct.min(100);
+                        pending.push(rec.submit(
+                            Event::SkillProgress { stage: stage.clone(), pct, message: message.clone() },
+                            now_ns(),
+                        ));
+                        let mut ev = status(TaskState::Working, Some(format!("{stage}: {message} ({pct}%)")));
+                        if let StreamResponse::StatusUpdate(s) = &mut ev {
+                            s.metadata = Some(HashMap::from([(
+                                "progress".to_string(),
+                                json!({ "stage": stage, "pct": pct, "message": message }),
+                            )]));
+                        }
+                        h.publish(ev, false);
+                    }
+                    Some(Update::InputRequired(prompt)) => {
+                        pending.push(rec.submit(
+                            Event::TaskStatus { state: "input_required".into(), message: Some(prompt.clone()) },
+                            now_ns(),
+                        ));
+                        h.publish(status(TaskState::InputRequired, Some(prompt)), false);
+                    }
+                    Some(Update::AuthRequired(prompt)) => {
+                        pending.push(rec.submit(
+                            Event::TaskStatus { state: "auth_required".into(), message: Some(prompt.clone()) },
+                            now_ns(),
+                        ));
+                        h.publish(status(TaskState::AuthRequired, Some(prompt)), false);
+                    }
+                    Some(Update::Artifact { artifact, append, last_chunk }) => {
+                        // The whole artifact (chunks merged) is recorded at its last chunk.
+                        let merged = {
+                            let t = h.lock();
+                            let prior = t.task.artifacts.as_ref().and_then(|l| l.iter().find(|a| a.artifact_id == artifact.artifact_id)).cloned();
+                            match prior {
+                                Some(mut p) if append => { p.parts.extend(artifact.parts.iter().cloned()); p }
+                                _ => artifact.clone(),
+                            }
+                        };
+                        if last_chunk {
+                            let name = merged.name.clone().unwrap_or_else(|| merged.artifact_id.clone());
+                            let media_type = merged.parts.first().and_then(|p| p.media_type.clone()).unwrap_or_else(|| {
+                                match merged.parts.first().map(|p| &p.content) {
+                                    Some(a2a::PartContent::Text(_)) => "text/plain".into(),
+                                    Some(a2a::PartContent::Data(_)) => "application/json".into(),
+                                    _ => "application/octet-stream".into(),
+                                }
+                            });
+                            let (bytes, hash) = artifact_digest(&merged);
+                            pending.push(rec.submit(Event::ArtifactAdded { name: name.clone(), media_type, bytes, hash }, now_ns()));
+                            artifact_names.push(name);
+                        }
+                        h.publish(StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
+                            task_id: id.clone(),
+                            context_id: ctx.clone(),
+                            artifact,
+                            append: append.then_some(true),
+                            last_chunk: (append || !last_chunk).then_some(last_chunk),
+                            metadata: None,
+                        }), false);
+                    }
+                },
+                Some(Control::Message(m)) = control.recv() => {
+                    // The caller's answer: recorded (its hash), in the history, then to the agent.
+                    let digest = blake3::hash(&serde_json::to_vec(&m).unwrap_or_default());
+                    let note = format!("input received (blake3 {})", digest.to_hex());
+                    pending.push(rec.submit(Event::TaskStatus { state: "working".into(), message: Some(note) }, now_ns()));
+                    {
+                        let mut t = h.lock();
+                        t.task.history.get_or_insert_with(Vec::new).push(m.clone());
+                    }
+                    h.publish(status(TaskState::Working, None), false);
+                    if follow_ups.send(m).await.is_err() {
+                        break Outcome::Failed("the agent stopped before it read the answer".into());
+                    }
+                }
+                _ = crate::upstream::canceled(&mut cancel_rx), if cancel_deadline.is_none() => {
+                    cancel_deadline = Some(tokio::time::Instant::now() + CANCEL_GRACE);
+                }
+                () = deadline => {
+                    worker.abort();
+                    break Outcome::Canceled;
+                }
+            }
+        };
+        // No further messages: a sender sees "finishing".
+        h.lock().control = None;
+        drop(updates);
+        worker.abort();
+
+        let direct = matches!(outcome, Outcome::Message(_));
+        let (run_status, state, text, result, error) = match outcome {
+            Outcome::Completed { result, message } => {
+                (RunStatus::Completed, TaskState::Completed, message, result, None)
+            }
+            Outcome::Message(text) => (RunStatus::Completed, TaskState::Completed, Some(text), None, None),
+            Outcome::Failed(e) => (RunStatus::Failed, TaskState::Failed, Some(e.clone()), None, Some(e)),
+            Outcome::Canceled => {
+                (RunStatus::Canceled, TaskState::Canceled, Some("canceled by request".into()), None, None)
+            }
+            Outcome::Rejected(e) => (RunStatus::Rejected, TaskState::Rejected, Some(e.clone()), None, Some(e)),
+        };
+        // Every transition before the end must be durable for the seal to hold; they were
+        // submitted in order, so waiting for each is cheap.
+        let mut recording_error = None;
+        for p in pending {
+            if let Err(e) = p.wait().await {
+                recording_error.get_or_insert(e.to_string());
+            }
+        }
+        if let Some(e) = &recording_error {
+            rec.fail(&ledger_core::Error::Storage(e.clone()));
+        }
+        let sealed = rec.finish(run_status, artifact_names, error.clone(), now_ns()).wait().await;
+        if let Err(e) = sealed {
+            recording_error.get_or_insert(e.to_string());
+        }
+        let c = &self.counters;
+        c.running.fetch_sub(1, Ordering::Relaxed);
+        match run_status {
+            RunStatus::Completed => &c.completed,
+            RunStatus::Failed => &c.failed,
+            RunStatus::Canceled => &c.canceled,
+            RunStatus::Rejected => &c.rejected,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = &recording_error {
+            c.unrecorded.fetch_add(1, Ordering::Relaxed);
+            eprintln!("run {id}: not fully recorded: {e}");
+        }
+
+        let mut ev = status(state, text.clone());
+        if let StreamResponse::StatusUpdate(s) = &mut ev {
+            let mut meta = HashMap::from([("receipt".to_string(), json!(self.receipt_url(&id)))]);
+            if let Some(e) = &recording_error {
+                meta.insert("recordingError".to_string(), json!(e));
+            }
+            s.metadata = Some(meta);
+        }
+        {
+            let mut t = h.lock();
+            t.result = result;
+            t.error = error;
+            t.recording_error = recording_error;
+            if direct {
+                // The caller gets a message, not a task: it names the run and its receipt.
+                let mut m = agent_message(&id, &ctx, text.unwrap_or_default());
+                m.metadata = Some(HashMap::from([("receipt".to_string(), json!(self.receipt_url(&id)))]));
+                t.reply = Some(m);
+            }
+        }
+        h.publish(ev, true);
+        self.retire(&id);
+    }
+
+    /// Ends the engine: refuses nothing (the listener stops first) but waits until every
+    /// running task has ended or `deadline` passes.
+    pub async fn drain(&self, deadline: Duration) {
+        let until = tokio::time::Instant::now() + deadline;
+        while self.counters.running.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Is the task ended?
+    pub fn ended(&self, h: &TaskHandle) -> bool {
+        h.is_ended()
+    }
+}
