@@ -486,6 +486,8 @@ pub struct CardDoc {
     pub json: Bytes,
     /// Strong ETag over the JSON.
     pub etag: String,
+    /// When it was built (IMF-fixdate), for `Last-Modified`.
+    pub last_modified: String,
 }
 
 /// RFC 8785 (JCS) canonical JSON of a value: sorted keys, no whitespace. Our cards hold only
@@ -570,7 +572,8 @@ pub fn build_card(
     }
     let json = Bytes::from(serde_json::to_vec(&card).expect("card serialises"));
     let etag = format!("\"{}\"", &blake3::hash(&json).to_hex()[..32]);
-    CardDoc { card, json, etag }
+    let last_modified = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    CardDoc { card, json, etag, last_modified }
 }
 
 /// The A2A skill of a manifest skill.
@@ -602,6 +605,9 @@ pub async fn agent_card(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> R
     let h = r.headers_mut();
     h.insert(header::ETAG, HeaderValue::from_str(&card.etag).expect("ascii"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    if let Ok(v) = HeaderValue::from_str(&card.last_modified) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     r
 }

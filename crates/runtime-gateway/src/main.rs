@@ -144,11 +144,14 @@ async fn run(cli: Cli) -> Result<()> {
         Some(path) => Manifest::load(path)?,
         None => Manifest::demo(),
     };
+    let listener =
+        tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
+    let addr = listener.local_addr()?;
     let public_url = cli
         .public_url
         .clone()
         .or(cfg.public_url.clone())
-        .unwrap_or_else(|| format!("http://{}", cli.listen))
+        .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
     let http = reqwest::Client::builder()
@@ -179,14 +182,7 @@ async fn run(cli: Cli) -> Result<()> {
     let engine = Arc::new(engine);
     let gw = Arc::new(Gateway { engine: engine.clone(), card, auth: authenticator });
 
-    let listener =
-        tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
-    let addr = listener.local_addr()?;
-    let base = if cli.public_url.is_some() || cfg.public_url.is_some() {
-        public_url.clone()
-    } else {
-        format!("http://{addr}")
-    };
+    let base = public_url.clone();
     println!("listening http {addr}");
     println!("ledger     {ledger_desc}");
     println!("identity   {} ({})", key.name(), key_path.display());
@@ -209,17 +205,27 @@ async fn run(cli: Cli) -> Result<()> {
     );
     println!("  # then the receipt link from its answer: curl -s {auth_header}{base}/runs/<run>/receipt");
 
-    let shutdown = async {
+    // On SIGTERM or Ctrl-C: stop accepting connections and, meanwhile, end the tasks (their
+    // streams then close, which lets the server finish); then close the ledger.
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let drainer = engine.clone();
+    let drained = tokio::spawn(async move {
+        if stopping_rx.await.is_ok() {
+            drainer.shutdown(Duration::from_secs(30)).await;
+        }
+    });
+    let shutdown = async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("stopping: no new requests; running tasks get up to 30 s to end");
+        eprintln!("stopping: no new tasks; tasks waiting for input are canceled, working ones get up to 30 s");
+        let _ = stopping_tx.send(());
     };
     axum::serve(listener, app(gw)).with_graceful_shutdown(shutdown).await?;
-    engine.drain(Duration::from_secs(30)).await;
+    drained.await?;
     sink.close().await.context("closing the ledger")?;
     eprintln!("stopped");
     Ok(())

@@ -130,6 +130,8 @@ pub struct Engine {
     tasks: Mutex<TaskIndex>,
     retention: usize,
     public_url: String,
+    /// Set by [`Engine::shutdown`]: new tasks are refused.
+    closing: std::sync::atomic::AtomicBool,
     /// Counters.
     pub counters: Counters,
 }
@@ -223,9 +225,10 @@ fn agent_message(task: &str, context: &str, text: String) -> Message {
 }
 
 /// BLAKE3 and length of an artifact's content, as `artifact.added` records them: over the
-/// compact JSON of its `parts` array (docs/FORMATS.md §9).
+/// canonical JSON (RFC 8785) of its `parts` array as A2A serves it (docs/FORMATS.md §9), so
+/// anyone holding the artifact recomputes them whatever their JSON library's key order.
 pub fn artifact_digest(a: &Artifact) -> (u64, [u8; 32]) {
-    let bytes = serde_json::to_vec(&a.parts).expect("parts serialise");
+    let bytes = crate::a2a_api::jcs(&serde_json::to_value(&a.parts).expect("parts serialise")).into_bytes();
     (bytes.len() as u64, *blake3::hash(&bytes).as_bytes())
 }
 
@@ -392,6 +395,7 @@ impl Engine {
             tasks: Mutex::new(TaskIndex::default()),
             retention: retention.max(1),
             public_url: public_url.trim_end_matches('/').to_string(),
+            closing: std::sync::atomic::AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -473,6 +477,9 @@ impl Engine {
             .get(&req.skill)
             .cloned()
             .ok_or_else(|| TaskError::InvalidParams(format!("no agent here has a skill {:?}", req.skill)))?;
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(TaskError::RecordingUnavailable("the gateway is shutting down; try another instance".into()));
+        }
         let id = a2a::new_task_id();
         let context_id = req.context_id.clone().unwrap_or_else(a2a::new_context_id);
         let start = RunStart {
@@ -825,10 +832,29 @@ impl Engine {
         self.retire(&id);
     }
 
-    /// Ends the engine: refuses nothing (the listener stops first) but waits until every
-    /// running task has ended or `deadline` passes.
-    pub async fn drain(&self, deadline: Duration) {
+    /// Shuts the engine down: new tasks are refused; tasks waiting for input are canceled at
+    /// once (they could wait forever); working tasks get until `deadline` to end, then are
+    /// canceled. Every task ends sealed (canceled ones as `canceled`).
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.closing.store(true, Ordering::SeqCst);
         let until = tokio::time::Instant::now() + deadline;
+        let live = || -> Vec<Arc<TaskHandle>> {
+            let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            tasks.by_id.values().filter(|h| !h.snapshot().closed).cloned().collect()
+        };
+        for h in live() {
+            let t = h.lock();
+            if matches!(t.task.status.state, TaskState::InputRequired | TaskState::AuthRequired) {
+                t.cancel.send_replace(true);
+            }
+        }
+        while self.counters.running.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for h in live() {
+            h.lock().cancel.send_replace(true);
+        }
+        let until = tokio::time::Instant::now() + CANCEL_GRACE + Duration::from_secs(5);
         while self.counters.running.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -1,0 +1,169 @@
+//! Running the real `runtime-gateway` (and `ledger-server`) binaries for the integration tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ledger_core::{LogDescriptor, ReceiptVerifier, RunStatus, VerifiedReceipt};
+use serde_json::Value;
+
+/// A running binary, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub lines: Vec<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Starts `bin` and reads its stdout until a line starting with `ready` (returned in `lines`).
+    pub fn start(bin: &Path, args: &[&str], ready: &str) -> Proc {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(out.read_line(&mut line).unwrap() > 0, "{} exited before {ready:?}: {lines:?}", bin.display());
+            let done = line.starts_with(ready);
+            lines.push(line.trim_end().to_string());
+            if done {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in out.lines() {});
+        Proc { child, lines }
+    }
+
+    /// The address after `prefix` in the startup lines (`listening http 127.0.0.1:…`).
+    pub fn addr(&self, prefix: &str) -> String {
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {:?}", self.lines))
+            .trim()
+            .to_string()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.child.wait().unwrap()
+    }
+}
+
+/// A binary of the workspace, built beside the test executable.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(bin.exists(), "{} is missing: run the workspace tests (./scripts/test) so {name} is built", bin.display());
+    bin
+}
+
+/// A gateway on an embedded ledger under `data`.
+pub struct Gw {
+    pub proc: Proc,
+    pub base: String,
+    pub token: String,
+    pub data: PathBuf,
+    pub http: reqwest::Client,
+}
+
+pub fn gateway(data: &Path, extra: &[&str]) -> Gw {
+    let mut args = vec!["--embedded", data.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    gateway_with(data, &args)
+}
+
+pub fn gateway_with(data: &Path, args: &[&str]) -> Gw {
+    let proc = Proc::start(Path::new(env!("CARGO_BIN_EXE_runtime-gateway")), args, "try:");
+    let base = format!("http://{}", proc.addr("listening http "));
+    let token = std::fs::read_to_string(data.join("gateway-tokens.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["local-user"]["token"].as_str().map(String::from))
+        .unwrap_or_default();
+    Gw { proc, base, token, data: data.to_path_buf(), http: reqwest::Client::new() }
+}
+
+impl Gw {
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
+    /// A JSON-RPC call; returns the whole response object.
+    pub async fn rpc(&self, method: &str, params: Value) -> Value {
+        let body = serde_json::json!({ "jsonrpc": "2.0", "id": 7, "method": method, "params": params });
+        let r = self.post("/").header("A2A-Version", "1.0").json(&body).send().await.unwrap();
+        r.json().await.unwrap()
+    }
+
+    /// POST /invoke/{skill}; returns status and body.
+    pub async fn invoke(&self, skill: &str, input: Value) -> (u16, Value) {
+        let r = self.post(&format!("/invoke/{skill}")).json(&input).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// The run's receipt, verified by ledger-core against the descriptor the embedded ledger wrote.
+    pub async fn verified_receipt(&self, run: &str) -> VerifiedReceipt {
+        let r = self.get(&format!("/runs/{run}/receipt?wait=10")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "receipt of {run}: {}", r.text().await.unwrap());
+        let bytes = r.bytes().await.unwrap();
+        verify(&self.data.join("log.json"), &bytes)
+    }
+}
+
+/// Verifies receipt JSON against a descriptor file.
+pub fn verify(descriptor: &Path, receipt: &[u8]) -> VerifiedReceipt {
+    let desc: LogDescriptor = serde_json::from_str(&std::fs::read_to_string(descriptor).unwrap()).unwrap();
+    ReceiptVerifier::new(desc).unwrap().verify_json(receipt).unwrap()
+}
+
+/// The kinds of a verified receipt's entries, in order.
+pub fn kinds(v: &VerifiedReceipt) -> Vec<String> {
+    v.entries.iter().map(|(_, e)| e.kind().as_str().to_string()).collect()
+}
+
+/// Asserts a receipt's status and kinds.
+pub fn assert_run(v: &VerifiedReceipt, status: RunStatus, expected: &[&str]) {
+    assert_eq!(v.status, status);
+    assert_eq!(kinds(v), expected, "kinds of run {}", v.run());
+}
+
+/// Reads an SSE response: each event's (id, event, data).
+pub async fn sse_events(r: reqwest::Response) -> Vec<(Option<String>, Option<String>, Value)> {
+    let text = tokio::time::timeout(Duration::from_secs(30), r.text()).await.expect("the stream ends").unwrap();
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut id, mut event, mut data) = (None, None, String::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("event:") {
+                event = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        if !data.is_empty() {
+            out.push((id, event, serde_json::from_str(&data).unwrap()));
+        }
+    }
+    out
+}
