@@ -406,10 +406,11 @@ impl Engine {
             if self.skills.contains_key(&s.id) {
                 continue;
             }
-            self.default_skill.get_or_insert_with(|| s.id.clone());
             self.agents[agent].spec.skills.push(s.clone());
             self.skills.insert(s.id.clone(), SkillRoute { agent, skill: s });
         }
+        // The default stays the first skill of the first agent, in manifest order.
+        self.default_skill = self.agents.iter().flat_map(|a| a.spec.skills.first()).next().map(|s| s.id.clone());
     }
 
     /// The agents.
