@@ -11,8 +11,9 @@
 //!   because the ledger treats an identical `(run, seq)` entry as an idempotent success.
 //! - A spool segment is deleted only once every batch in it is acknowledged by the ledger, so
 //!   a gateway that crashes replays its spool on the next start and loses nothing it accepted.
-//! - When the spool holds `max_bytes` of unforwarded entries, new appends are refused with a
-//!   clear error, and the gateway refuses new tasks rather than run them unrecorded.
+//! - When the spool holds `max_bytes` of unforwarded entries, a batch that opens a run (seq 0)
+//!   is refused with a clear error, so the gateway refuses new tasks rather than run them
+//!   unrecorded; runs already accepted may go on up to twice that, so they can still be sealed.
 //! - A batch the ledger refuses for good (not a transport failure) is written, with the reason,
 //!   to `rejected.jsonl` in the spool directory and reported; it is never silently dropped.
 //!
@@ -371,7 +372,7 @@ impl Spool {
 
 /// Syncs written spool files and acknowledges their frames as spooled (group commit).
 fn sync_loop(shared: Arc<Shared>) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("a current-thread runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime");
     loop {
         let (files, closed) = {
             let mut s = shared.lock();
@@ -560,16 +561,18 @@ fn handle_ack(shared: &Shared, ack: proto::AppendResponse) {
 impl LedgerSink for RemoteLedger {
     fn append(&self, entries: Vec<Vec<u8>>, done: AppendDone) {
         let bytes: u64 = entries.iter().map(|e| e.len() as u64).sum();
+        let opens_run = entries.iter().any(|e| ledger_core::Entry::decode(e).is_ok_and(|e| e.seq == 0));
+        let limit = if opens_run { self.shared.max_bytes } else { self.shared.max_bytes.saturating_mul(2) };
         let mut done = Some(done);
         let written = {
             let mut s = self.shared.lock();
             if s.closed {
                 Err(Error::Closed)
-            } else if s.pending_bytes + bytes > self.shared.max_bytes {
+            } else if s.pending_bytes + bytes > limit {
                 Err(storage(format!(
                     "the gateway's spool is full ({} of {} bytes wait for the ledger{}); try again later",
                     s.pending_bytes,
-                    self.shared.max_bytes,
+                    limit,
                     s.outage.as_ref().map(|o| format!(", which is unreachable: {o}")).unwrap_or_default()
                 )))
             } else {
@@ -671,5 +674,65 @@ impl LedgerSink for RemoteLedger {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(entries: &[Vec<u8>]) -> Vec<u8> {
+        let body = frame_body(entries);
+        let mut f = (body.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(&check(&body));
+        f.extend_from_slice(&body);
+        f
+    }
+
+    #[test]
+    fn frames_round_trip_and_a_torn_or_damaged_tail_is_found() {
+        let a = vec![b"one".to_vec(), b"two".to_vec()];
+        let b = vec![vec![7u8; 300]];
+        let mut seg = frame(&a);
+        let first = seg.len();
+        seg.extend(frame(&b));
+        let (frames, valid, problem) = parse_segment(&seg);
+        assert_eq!((frames, valid, problem), (vec![a.clone(), b.clone()], seg.len(), None));
+        // Every cut inside the second frame leaves exactly the first, and says why.
+        for cut in first + 1..seg.len() {
+            let (frames, valid, problem) = parse_segment(&seg[..cut]);
+            assert_eq!((frames.len(), valid), (1, first), "cut at {cut}");
+            assert!(problem.is_some());
+        }
+        // One flipped byte in the second frame's body fails its check.
+        let mut bad = seg.clone();
+        bad[first + 20] ^= 1;
+        let (frames, valid, problem) = parse_segment(&bad);
+        assert_eq!((frames.len(), valid), (1, first));
+        assert!(problem.unwrap().contains("fails its check"));
+    }
+
+    #[test]
+    fn recovery_cuts_a_torn_tail_and_refuses_damage_before_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        let whole = frame(&[b"kept".to_vec()]);
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&frame(&[b"lost".to_vec()])[..9]);
+        std::fs::write(spool.join(format!("{:016}.seg", 1)), &torn).unwrap();
+        let s = Spool::recover(&spool).unwrap();
+        assert_eq!(s.queue.len(), 1);
+        assert_eq!(s.queue[0].entries, vec![b"kept".to_vec()]);
+        assert_eq!(std::fs::metadata(spool.join(format!("{:016}.seg", 1))).unwrap().len(), whole.len() as u64);
+        drop(s);
+        // Damage in a segment that is not the newest is not a torn write: refuse to guess.
+        let mut damaged = whole.clone();
+        damaged[10] ^= 1;
+        std::fs::write(spool.join(format!("{:016}.seg", 1)), &damaged).unwrap();
+        std::fs::write(spool.join(format!("{:016}.seg", 2)), &whole).unwrap();
+        let Err(e) = Spool::recover(&spool) else { panic!("a damaged segment was accepted") };
+        let e = e.to_string();
+        assert!(e.contains("damaged before its end"), "{e}");
     }
 }

@@ -424,3 +424,35 @@ async fn agent_card_is_cacheable_and_signed_by_the_gateway() {
     tampered[10] ^= 1;
     assert!(!verifier.verify(&tampered, &signature));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_every_task_sealed_and_closes_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let gw = gateway(&data, &[]);
+    let (status, ask) = gw.invoke("ask", json!({})).await;
+    assert_eq!(status, 202);
+    let r = gw
+        .post("/tasks")
+        .json(&json!({ "skill": "slow", "input": { "steps": 4, "delay_ms": 200 } }))
+        .send()
+        .await
+        .unwrap();
+    let slow: Value = r.json().await.unwrap();
+    let started = std::time::Instant::now();
+    let common::Gw { proc, .. } = gw;
+    let status = tokio::task::spawn_blocking(move || proc.terminate()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "a task waiting for input does not hold the shutdown"
+    );
+
+    // After a restart on the same data, both runs are sealed: the one waiting for input was
+    // canceled, the working one finished.
+    let gw = gateway(&data, &[]);
+    let v = gw.verified_receipt(ask["run"].as_str().unwrap()).await;
+    assert_eq!(v.status, RunStatus::Canceled);
+    let v = gw.verified_receipt(slow["id"].as_str().unwrap()).await;
+    assert_eq!(v.status, RunStatus::Completed);
+}

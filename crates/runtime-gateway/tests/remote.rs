@@ -1,0 +1,182 @@
+//! The gateway writing to a real `ledger-server` over gRPC: the ledger is killed mid-run and
+//! restarted, and nothing the gateway accepted is lost; the gateway itself is killed while its
+//! spool holds entries, and replays them on the next start; a full spool refuses new tasks.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Proc, gateway_with, kinds, workspace_bin};
+use ledger_core::{LogDescriptor, ReceiptVerifier, RunStatus};
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Ledger {
+    data: std::path::PathBuf,
+    http: u16,
+    grpc: u16,
+}
+
+impl Ledger {
+    fn start(&self) -> Proc {
+        let (http, grpc) = (format!("127.0.0.1:{}", self.http), format!("127.0.0.1:{}", self.grpc));
+        Proc::start(
+            &workspace_bin("ledger-server"),
+            &[
+                "--data",
+                self.data.to_str().unwrap(),
+                "--http",
+                &http,
+                "--grpc",
+                &grpc,
+                "--checkpoint-interval-ms",
+                "50",
+            ],
+            "listening grpc",
+        )
+    }
+
+    fn ingest_token(&self) -> String {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(self.data.join("tokens.json")).unwrap()).unwrap();
+        v["gateway"]["token"].as_str().unwrap().to_string()
+    }
+
+    async fn descriptor(&self) -> LogDescriptor {
+        reqwest::get(format!("http://127.0.0.1:{}/v1/log", self.http)).await.unwrap().json().await.unwrap()
+    }
+}
+
+/// SIGKILL (dropping a `Proc` kills it).
+fn kill(p: Proc) {
+    drop(p);
+}
+
+async fn receipt_when_forwarded(gw: &common::Gw, run: &str) -> Vec<u8> {
+    for _ in 0..200 {
+        let r = gw.get(&format!("/runs/{run}/receipt?wait=2")).send().await.unwrap();
+        if r.status() == 200 {
+            return r.bytes().await.unwrap().to_vec();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the receipt of {run} never became available");
+}
+
+async fn wait_done(gw: &common::Gw, task: &str) -> Value {
+    for _ in 0..300 {
+        let t: Value = gw.get(&format!("/tasks/{task}")).send().await.unwrap().json().await.unwrap();
+        if ["completed", "failed", "canceled", "rejected"].contains(&t["status"].as_str().unwrap_or("")) {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task {task} did not end");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledger_stopped_mid_run_and_restarted_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger { data: dir.path().join("ledger"), http: free_port(), grpc: free_port() };
+    let server = ledger.start();
+    let token = ledger.ingest_token();
+    let gw_data = dir.path().join("gw");
+    let grpc_url = format!("http://127.0.0.1:{}", ledger.grpc);
+    let args = |max: &'static str| {
+        vec![
+            "--ledger".to_string(),
+            grpc_url.clone(),
+            "--ledger-token".into(),
+            token.clone(),
+            "--data".into(),
+            gw_data.to_str().unwrap().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--spool-max-bytes".into(),
+            max.into(),
+        ]
+    };
+    let a = args("1000000");
+    let gw = gateway_with(&gw_data, &a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // A run in progress when the ledger dies.
+    let r = gw
+        .post("/tasks")
+        .json(&json!({ "skill": "slow", "input": { "steps": 8, "delay_ms": 100 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let slow = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    kill(server);
+
+    // It finishes, recorded into the spool; a new run is accepted and completes meanwhile too.
+    assert_eq!(wait_done(&gw, &slow).await["status"], "completed");
+    let (status, body) = gw.invoke("echo", json!({ "text": "while the ledger is down" })).await;
+    assert_eq!(status, 200, "{body}");
+    let echo = body["run"].as_str().unwrap().to_string();
+    let health: Value = gw.get("/healthz").send().await.unwrap().json().await.unwrap();
+    assert!(health["spool"].as_u64().unwrap() > 0, "entries wait in the spool: {health}");
+    let r = gw.get(&format!("/runs/{echo}/receipt?wait=0")).send().await.unwrap();
+    assert_eq!(r.status(), 503, "no receipt while the seal waits in the spool");
+
+    // The ledger comes back on the same data: the spool drains in order, both runs are whole.
+    let server = ledger.start();
+    let desc = ledger.descriptor().await;
+    let mut verifier = ReceiptVerifier::new(desc).unwrap();
+    let v = verifier.verify_json(&receipt_when_forwarded(&gw, &slow).await).unwrap();
+    assert_eq!(v.status, RunStatus::Completed);
+    let k = kinds(&v);
+    assert_eq!(k.iter().filter(|k| *k == "skill.progress").count(), 8, "{k:?}");
+    assert_eq!(k.last().unwrap(), "receipt.sealed");
+    let v = verifier.verify_json(&receipt_when_forwarded(&gw, &echo).await).unwrap();
+    assert_eq!(v.status, RunStatus::Completed);
+    let health: Value = gw.get("/healthz").send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["spool"], 0);
+
+    // Now the gateway dies with entries in its spool; the next start replays them.
+    kill(server);
+    let (status, body) = gw.invoke("report", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let report = body["run"].as_str().unwrap().to_string();
+    let common::Gw { proc, .. } = gw;
+    kill(proc);
+    let server = ledger.start();
+    let gw = gateway_with(&gw_data, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let v = verifier.verify_json(&receipt_when_forwarded(&gw, &report).await).unwrap();
+    assert_eq!(
+        kinds(&v),
+        [
+            "task.accepted",
+            "task.status",
+            "skill.progress",
+            "artifact.added",
+            "artifact.added",
+            "task.completed",
+            "receipt.sealed"
+        ]
+    );
+    drop(gw);
+
+    // A spool that is full refuses new tasks rather than running them unrecorded.
+    let small = args("3000");
+    let gw = gateway_with(&gw_data, &small.iter().map(String::as_str).collect::<Vec<_>>());
+    kill(server);
+    let mut refused = None;
+    for _ in 0..40 {
+        let (status, body) = gw.invoke("echo", json!({ "text": "x".repeat(200) })).await;
+        if status == 503 {
+            refused = Some(body);
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let body = refused.expect("the spool fills up");
+    assert_eq!(body["error"]["code"], "recording_unavailable");
+    assert!(body["error"]["message"].as_str().unwrap().contains("spool is full"), "{body}");
+    assert!(Path::new(&gw_data.join("spool")).is_dir());
+}
