@@ -70,6 +70,9 @@ pub struct JwtConfig {
     /// HS256: the name of the environment variable holding the shared secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hs256_secret_env: Option<String>,
+    /// HS256: a file holding the shared secret (trailing newline ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hs256_secret_file: Option<PathBuf>,
     /// EdDSA: the issuer's Ed25519 public key, base64 (32 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ed25519_public_key: Option<String>,
@@ -146,12 +149,26 @@ impl Authenticator {
             None => None,
             Some(j) => {
                 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-                let (key, alg) = match (&j.hs256_secret_env, &j.ed25519_public_key) {
-                    (Some(var), None) => {
-                        let secret = std::env::var(var)
-                            .with_context(|| format!("[jwt] hs256_secret_env names {var}, which is not set"))?;
+                let secret = match (&j.hs256_secret_env, &j.hs256_secret_file) {
+                    (Some(var), None) => Some((
+                        std::env::var(var)
+                            .with_context(|| format!("[jwt] hs256_secret_env names {var}, which is not set"))?,
+                        format!("${var}"),
+                    )),
+                    (None, Some(path)) => Some((
+                        std::fs::read_to_string(path)
+                            .with_context(|| format!("[jwt] hs256_secret_file {}", path.display()))?
+                            .trim_end_matches(['\n', '\r'])
+                            .to_string(),
+                        path.display().to_string(),
+                    )),
+                    (None, None) => None,
+                    (Some(_), Some(_)) => bail!("[jwt] takes hs256_secret_env or hs256_secret_file, not both"),
+                };
+                let (key, alg) = match (secret, &j.ed25519_public_key) {
+                    (Some((secret, from)), None) => {
                         if secret.len() < 32 {
-                            bail!("the HS256 secret in {var} must be at least 32 bytes");
+                            bail!("the HS256 secret in {from} must be at least 32 bytes");
                         }
                         (DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256)
                     }
@@ -164,7 +181,9 @@ impl Authenticator {
                         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
                         (DecodingKey::from_ed_components(&x)?, Algorithm::EdDSA)
                     }
-                    _ => bail!("[jwt] needs exactly one of hs256_secret_env and ed25519_public_key"),
+                    _ => bail!(
+                        "[jwt] needs exactly one key: an HS256 secret (hs256_secret_env or hs256_secret_file) or ed25519_public_key"
+                    ),
                 };
                 let mut v = Validation::new(alg);
                 v.set_issuer(&[&j.issuer]);
@@ -255,5 +274,82 @@ pub fn load_or_create(data: &Path, explicit: Option<&Path>) -> Result<(GatewayCo
             Ok((cfg, Some(Bootstrap { token, path: tokens_path })))
         }
         Err(e) => Err(e).with_context(|| format!("reading the gateway config {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    fn token(claims: serde_json::Value, secret: &str) -> String {
+        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn api_keys_and_jwts_are_checked_and_nothing_else_gets_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("jwt.secret");
+        std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+        let cfg = GatewayConfig {
+            callers: vec![ApiKeyCaller { name: "ci".into(), token_sha256: token_hash_hex("a2ag_key") }],
+            jwt: Some(JwtConfig {
+                issuer: "https://issuer.example".into(),
+                audience: "a2a-gateway".into(),
+                hs256_secret_env: None,
+                hs256_secret_file: Some(secret),
+                ed25519_public_key: None,
+                leeway_secs: 0,
+            }),
+            ..GatewayConfig::default()
+        };
+        let auth = Authenticator::new(&cfg).unwrap();
+        let bearer = |t: &str| format!("Bearer {t}");
+        assert_eq!(auth.authenticate(Some(&bearer("a2ag_key"))).unwrap().name, "ci");
+        assert_eq!(auth.authenticate(Some(&bearer("a2ag_other"))).unwrap_err().0, "unknown token");
+        assert!(auth.authenticate(None).is_err(), "anonymous is off unless configured");
+        assert!(auth.authenticate(Some("Basic abc")).unwrap_err().0.contains("Bearer"));
+
+        let good = json_claims("alice", "https://issuer.example", "a2a-gateway", now() + 60);
+        assert_eq!(auth.authenticate(Some(&bearer(&token(good.clone(), SECRET)))).unwrap().name, "alice");
+        let refused = |claims: serde_json::Value, secret: &str| {
+            auth.authenticate(Some(&bearer(&token(claims, secret)))).unwrap_err().0
+        };
+        assert!(
+            refused(json_claims("alice", "https://issuer.example", "a2a-gateway", now() - 5), SECRET)
+                .contains("Expired")
+        );
+        assert!(
+            refused(json_claims("alice", "https://issuer.example", "someone-else", now() + 60), SECRET)
+                .contains("Audience")
+        );
+        assert!(
+            refused(json_claims("alice", "https://evil.example", "a2a-gateway", now() + 60), SECRET).contains("Issuer")
+        );
+        assert!(refused(good.clone(), "another-secret-another-secret-another").contains("Signature"));
+        let mut no_exp = good;
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert!(refused(no_exp, SECRET).contains("exp"));
+    }
+
+    fn json_claims(sub: &str, iss: &str, aud: &str, exp: u64) -> serde_json::Value {
+        serde_json::json!({ "sub": sub, "iss": iss, "aud": aud, "exp": exp, "iat": now() })
+    }
+
+    #[test]
+    fn anonymous_only_when_configured_and_bad_configs_are_refused() {
+        let auth = Authenticator::new(&GatewayConfig { anonymous: true, ..GatewayConfig::default() }).unwrap();
+        assert_eq!(auth.authenticate(None).unwrap().name, "anonymous");
+        let bad = GatewayConfig {
+            callers: vec![ApiKeyCaller { name: "x".into(), token_sha256: "not hex".into() }],
+            ..GatewayConfig::default()
+        };
+        assert!(Authenticator::new(&bad).unwrap_err().to_string().contains("64 hex digits"));
     }
 }

@@ -456,3 +456,42 @@ async fn sigterm_ends_every_task_sealed_and_closes_the_log() {
     let v = gw.verified_receipt(slow["id"].as_str().unwrap()).await;
     assert_eq!(v.status, RunStatus::Completed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_outlive_their_streams_and_every_subscriber_sees_the_same_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&dir.path().join("data"), &[]);
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage",
+        "params": { "message": { "messageId": "d1", "role": "ROLE_USER", "parts": [{ "text": "slow" }] } } });
+    // The streaming client reads the first event and hangs up.
+    let mut resp = gw.post("/").header("A2A-Version", "1.0").json(&body).send().await.unwrap();
+    let first = resp.chunk().await.unwrap().unwrap();
+    let first = String::from_utf8_lossy(&first);
+    let data: Value = serde_json::from_str(first.trim().strip_prefix("data:").unwrap().trim()).unwrap();
+    let id = data["result"]["task"]["id"].as_str().unwrap().to_string();
+    drop(resp);
+
+    // Two subscribers join while it runs; each sees the same events in the same order.
+    let sub = json!({ "jsonrpc": "2.0", "id": 2, "method": "SubscribeToTask", "params": { "id": id } });
+    let (a, b) = tokio::join!(
+        gw.post("/").header("A2A-Version", "1.0").json(&sub).send(),
+        gw.post("/").header("A2A-Version", "1.0").json(&sub).send()
+    );
+    let (a, b) = tokio::join!(sse_events(a.unwrap()), sse_events(b.unwrap()));
+    let updates = |events: &[(Option<String>, Option<String>, Value)]| -> Vec<Value> {
+        events.iter().skip(1).map(|(_, _, d)| d["result"].clone()).collect()
+    };
+    let (ua, ub) = (updates(&a), updates(&b));
+    let shorter = ua.len().min(ub.len());
+    assert!(shorter >= 1, "each subscriber saw the end: {ua:?}");
+    assert_eq!(ua[ua.len() - shorter..], ub[ub.len() - shorter..], "same events, same order");
+    assert_eq!(ua.last().unwrap()["statusUpdate"]["status"]["state"], "TASK_STATE_COMPLETED");
+
+    // The task ran to its end although its first client left: the whole run is sealed.
+    let v = gw.verified_receipt(&id).await;
+    assert_run(
+        &v,
+        RunStatus::Completed,
+        &[ACCEPT, STATUS, STATUS, PROGRESS, PROGRESS, PROGRESS, PROGRESS, "task.completed", SEALED],
+    );
+}
