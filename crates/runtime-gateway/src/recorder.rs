@@ -66,6 +66,18 @@ impl RunRecorder {
         start: RunStart<'_>,
         now_ns: i64,
     ) -> Result<(RunRecorder, Pending)> {
+        RunRecorder::start_with(sink, key, start, Vec::new(), now_ns)
+    }
+
+    /// Like [`RunRecorder::start`], with `then` appended in the same atomic batch right after
+    /// `task.accepted` (one group commit for both).
+    pub fn start_with(
+        sink: Arc<dyn LedgerSink>,
+        key: Arc<NamedKey>,
+        start: RunStart<'_>,
+        then: Vec<Event>,
+        now_ns: i64,
+    ) -> Result<(RunRecorder, Pending)> {
         let mut r = RunRecorder {
             sink,
             key,
@@ -82,7 +94,11 @@ impl RunRecorder {
             caller: start.caller.into(),
             input_hash,
         };
-        let pending = r.submit(event, now_ns);
+        let mut batch = vec![r.entry(0, event, now_ns)];
+        for (i, e) in then.into_iter().enumerate() {
+            batch.push(r.entry(1 + i as u64, e, now_ns));
+        }
+        let pending = r.send(batch);
         Ok((r, pending))
     }
 
@@ -144,21 +160,45 @@ impl RunRecorder {
 
     /// Submits one transition.
     pub fn submit(&mut self, event: Event, now_ns: i64) -> Pending {
-        let bytes = self.entry(self.leaves.len() as u64, event, now_ns);
-        self.send(vec![bytes])
+        self.submit_all(vec![(event, now_ns)])
+    }
+
+    /// Submits transitions (each with its time) as one atomic batch.
+    pub fn submit_all(&mut self, events: Vec<(Event, i64)>) -> Pending {
+        let batch = self.entries(events);
+        self.send(batch)
+    }
+
+    fn entries(&self, events: Vec<(Event, i64)>) -> Vec<Vec<u8>> {
+        let first = self.leaves.len() as u64;
+        events.into_iter().enumerate().map(|(i, (e, ts))| self.entry(first + i as u64, e, ts)).collect()
     }
 
     /// Submits the terminal entry and the seal over every entry before it, as one atomic batch.
     pub fn finish(&mut self, status: RunStatus, artifacts: Vec<String>, error: Option<String>, now_ns: i64) -> Pending {
+        self.finish_after(Vec::new(), status, artifacts, error, now_ns)
+    }
+
+    /// Like [`RunRecorder::finish`], with transitions not yet submitted (`before`) in the same
+    /// atomic batch ahead of the terminal entry.
+    pub fn finish_after(
+        &mut self,
+        before: Vec<(Event, i64)>,
+        status: RunStatus,
+        artifacts: Vec<String>,
+        error: Option<String>,
+        now_ns: i64,
+    ) -> Pending {
         let elapsed_ms = u64::try_from((now_ns - self.started_ns) / 1_000_000).unwrap_or(0);
         let error = if status == RunStatus::Failed { Some(error.unwrap_or_else(|| "failed".into())) } else { None };
-        let end =
-            self.entry(self.leaves.len() as u64, Event::TaskEnded { status, elapsed_ms, artifacts, error }, now_ns);
+        let mut batch = self.entries(before);
+        let end_seq = self.leaves.len() + batch.len();
+        batch.push(self.entry(end_seq as u64, Event::TaskEnded { status, elapsed_ms, artifacts, error }, now_ns));
         let h = self.sink.tree_hash();
         let mut leaves = self.leaves.clone();
-        leaves.push(h.leaf(&end));
+        leaves.extend(batch.iter().map(|b| h.leaf(b)));
         let seal = seal_event_from_leaves(self.run.as_str(), &leaves, status, &self.key);
-        let seal_bytes = self.entry(leaves.len() as u64, seal, now_ns);
-        self.send(vec![end, seal_bytes])
+        batch.push(self.entry(leaves.len() as u64, seal, now_ns));
+        self.send(batch)
     }
 }

@@ -35,6 +35,20 @@ use crate::upstream::{self, Call, Outcome, Update, Upstream};
 /// How long a canceled upstream gets to stop before the run is ended as canceled without it.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
+/// Longest a transition waits to be submitted together with the ones after it.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// Most transitions held back at once.
+const MAX_STAGED: usize = 64;
+
+/// Holds a transition back for up to [`LINGER`].
+fn hold(staged: &mut Vec<(Event, i64)>, flush_at: &mut Option<tokio::time::Instant>, e: Event) {
+    if staged.is_empty() {
+        *flush_at = Some(tokio::time::Instant::now() + LINGER);
+    }
+    staged.push((e, now_ns()));
+}
+
 /// Unix nanoseconds now.
 pub fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
@@ -490,7 +504,10 @@ impl Engine {
             caller: &req.caller,
             input: &req.input_bytes,
         };
-        let (rec, accepted) = RunRecorder::start(self.sink.clone(), self.key.clone(), start, now_ns())
+        // The task goes to its agent at once: `working` is appended with `task.accepted` in one
+        // atomic batch, so the run's start costs one group commit.
+        let working = vec![Event::TaskStatus { state: "working".into(), message: None }];
+        let (rec, accepted) = RunRecorder::start_with(self.sink.clone(), self.key.clone(), start, working, now_ns())
             .map_err(|e| TaskError::InvalidParams(e.to_string()))?;
         if let Err(e) = accepted.wait().await {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -658,32 +675,48 @@ impl Engine {
         let mut cancel_rx = h.lock().cancel.subscribe();
         let worker = tokio::spawn(upstream.run(call));
 
-        pending.push(rec.submit(Event::TaskStatus { state: "working".into(), message: None }, now_ns()));
         h.publish(status(TaskState::Working, None), false);
 
         let mut cancel_deadline: Option<tokio::time::Instant> = None;
         let mut artifact_names: Vec<String> = Vec::new();
+        // Transitions wait here up to LINGER before they are submitted, so a burst of updates
+        // (or the last updates of a quick run together with its end and seal) shares one group
+        // commit. Nobody waits on them meanwhile: their events are already published, and the
+        // seal is submitted only after them.
+        let mut staged: Vec<(Event, i64)> = Vec::new();
+        let mut flush_at: Option<tokio::time::Instant> = None;
         let outcome = loop {
+            if staged.len() >= MAX_STAGED {
+                pending.push(rec.submit_all(std::mem::take(&mut staged)));
+                flush_at = None;
+            }
             let deadline = async {
                 match cancel_deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending().await,
                 }
             };
+            let linger = async {
+                match flush_at {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = linger => {
+                    pending.push(rec.submit_all(std::mem::take(&mut staged)));
+                    flush_at = None;
+                }
                 u = updates.recv() => match u {
                     None => break Outcome::Failed("the agent ended without a result".into()),
                     Some(Update::Done(o)) => break o,
                     Some(Update::Working(text)) => {
-                        pending.push(rec.submit(Event::TaskStatus { state: "working".into(), message: text.clone() }, now_ns()));
+                        hold(&mut staged, &mut flush_at, Event::TaskStatus { state: "working".into(), message: text.clone() });
                         h.publish(status(TaskState::Working, text), false);
                     }
                     Some(Update::Progress { stage, pct, message }) => {
                         let pct = pct.min(100);
-                        pending.push(rec.submit(
-                            Event::SkillProgress { stage: stage.clone(), pct, message: message.clone() },
-                            now_ns(),
-                        ));
+                        hold(&mut staged, &mut flush_at, Event::SkillProgress { stage: stage.clone(), pct, message: message.clone() });
                         let mut ev = status(TaskState::Working, Some(format!("{stage}: {message} ({pct}%)")));
                         if let StreamResponse::StatusUpdate(s) = &mut ev {
                             s.metadata = Some(HashMap::from([(
@@ -694,17 +727,16 @@ impl Engine {
                         h.publish(ev, false);
                     }
                     Some(Update::InputRequired(prompt)) => {
-                        pending.push(rec.submit(
-                            Event::TaskStatus { state: "input_required".into(), message: Some(prompt.clone()) },
-                            now_ns(),
-                        ));
+                        // The caller is about to be told the task waits: record it now.
+                        hold(&mut staged, &mut flush_at, Event::TaskStatus { state: "input_required".into(), message: Some(prompt.clone()) });
+                        pending.push(rec.submit_all(std::mem::take(&mut staged)));
+                        flush_at = None;
                         h.publish(status(TaskState::InputRequired, Some(prompt)), false);
                     }
                     Some(Update::AuthRequired(prompt)) => {
-                        pending.push(rec.submit(
-                            Event::TaskStatus { state: "auth_required".into(), message: Some(prompt.clone()) },
-                            now_ns(),
-                        ));
+                        hold(&mut staged, &mut flush_at, Event::TaskStatus { state: "auth_required".into(), message: Some(prompt.clone()) });
+                        pending.push(rec.submit_all(std::mem::take(&mut staged)));
+                        flush_at = None;
                         h.publish(status(TaskState::AuthRequired, Some(prompt)), false);
                     }
                     Some(Update::Artifact { artifact, append, last_chunk }) => {
@@ -727,7 +759,7 @@ impl Engine {
                                 }
                             });
                             let (bytes, hash) = artifact_digest(&merged);
-                            pending.push(rec.submit(Event::ArtifactAdded { name: name.clone(), media_type, bytes, hash }, now_ns()));
+                            hold(&mut staged, &mut flush_at, Event::ArtifactAdded { name: name.clone(), media_type, bytes, hash });
                             artifact_names.push(name);
                         }
                         h.publish(StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
@@ -744,7 +776,7 @@ impl Engine {
                     // The caller's answer: recorded (its hash), in the history, then to the agent.
                     let digest = blake3::hash(&serde_json::to_vec(&m).unwrap_or_default());
                     let note = format!("input received (blake3 {})", digest.to_hex());
-                    pending.push(rec.submit(Event::TaskStatus { state: "working".into(), message: Some(note) }, now_ns()));
+                    hold(&mut staged, &mut flush_at, Event::TaskStatus { state: "working".into(), message: Some(note) });
                     {
                         let mut t = h.lock();
                         t.task.history.get_or_insert_with(Vec::new).push(m.clone());
@@ -791,7 +823,7 @@ impl Engine {
         if let Some(e) = &recording_error {
             rec.fail(&ledger_core::Error::Storage(e.clone()));
         }
-        let sealed = rec.finish(run_status, artifact_names, error.clone(), now_ns()).wait().await;
+        let sealed = rec.finish_after(staged, run_status, artifact_names, error.clone(), now_ns()).wait().await;
         if let Err(e) = sealed {
             recording_error.get_or_insert(e.to_string());
         }
