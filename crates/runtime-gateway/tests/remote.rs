@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{Proc, gateway_with, kinds, workspace_bin};
-use ledger_core::{LogDescriptor, ReceiptVerifier, RunStatus};
+use ledger_core::{LogDescriptor, RunStatus};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
@@ -127,13 +127,15 @@ async fn the_ledger_stopped_mid_run_and_restarted_loses_nothing() {
     // The ledger comes back on the same data: the spool drains in order, both runs are whole.
     let server = ledger.start();
     let desc = ledger.descriptor().await;
-    let mut verifier = ReceiptVerifier::new(desc).unwrap();
-    let v = verifier.verify_json(&receipt_when_forwarded(&gw, &slow).await).unwrap();
+    let desc_path = dir.path().join("log.json");
+    std::fs::write(&desc_path, serde_json::to_vec(&desc).unwrap()).unwrap();
+    let verifier = |bytes: &[u8]| common::verify(&desc_path, bytes);
+    let v = verifier(&receipt_when_forwarded(&gw, &slow).await);
     assert_eq!(v.status, RunStatus::Completed);
     let k = kinds(&v);
     assert_eq!(k.iter().filter(|k| *k == "skill.progress").count(), 8, "{k:?}");
     assert_eq!(k.last().unwrap(), "receipt.sealed");
-    let v = verifier.verify_json(&receipt_when_forwarded(&gw, &echo).await).unwrap();
+    let v = verifier(&receipt_when_forwarded(&gw, &echo).await);
     assert_eq!(v.status, RunStatus::Completed);
     let health: Value = gw.get("/healthz").send().await.unwrap().json().await.unwrap();
     assert_eq!(health["spool"], 0);
@@ -147,7 +149,7 @@ async fn the_ledger_stopped_mid_run_and_restarted_loses_nothing() {
     kill(proc);
     let server = ledger.start();
     let gw = gateway_with(&gw_data, &a.iter().map(String::as_str).collect::<Vec<_>>());
-    let v = verifier.verify_json(&receipt_when_forwarded(&gw, &report).await).unwrap();
+    let v = verifier(&receipt_when_forwarded(&gw, &report).await);
     assert_eq!(
         kinds(&v),
         [

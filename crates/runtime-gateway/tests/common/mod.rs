@@ -129,10 +129,28 @@ impl Gw {
     }
 }
 
-/// Verifies receipt JSON against a descriptor file.
+/// Verifies receipt JSON against a descriptor file, with ledger-core and with the independent
+/// Python verifier written from SPEC alone (`tests/python/a2a_verify.py`); both must agree.
 pub fn verify(descriptor: &Path, receipt: &[u8]) -> VerifiedReceipt {
     let desc: LogDescriptor = serde_json::from_str(&std::fs::read_to_string(descriptor).unwrap()).unwrap();
-    ReceiptVerifier::new(desc).unwrap().verify_json(receipt).unwrap()
+    let v = ReceiptVerifier::new(desc).unwrap().verify_json(receipt).unwrap();
+    let python = std::env::var("A2A_LEDGER_PYTHON")
+        .unwrap_or_else(|_| panic!("A2A_LEDGER_PYTHON is not set: run the suite through ./scripts/test"));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), receipt).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/a2a_verify.py");
+    let out =
+        Command::new(python).arg(script).arg("receipt").arg(file.path()).arg("--log").arg(descriptor).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Python verifier refuses the receipt: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let py: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(py["status"], v.status.to_string(), "{stdout}");
+    assert_eq!(py["events"].as_u64(), Some(v.entries.len() as u64 - 1), "{stdout}");
+    v
 }
 
 /// The kinds of a verified receipt's entries, in order.
