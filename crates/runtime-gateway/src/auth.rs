@@ -37,6 +37,12 @@ pub struct GatewayConfig {
     /// Tasks kept in memory for GetTask/ListTasks/SSE replay; the oldest finished ones go first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_retention: Option<usize>,
+    /// How long a run's workspace grant is valid, in seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_ttl_secs: Option<u64>,
+    /// Callers who may approve or deny scope requests and sign reviews.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
     /// Callers with API keys.
     #[serde(default, rename = "caller", skip_serializing_if = "Vec::is_empty")]
     pub callers: Vec<ApiKeyCaller>,

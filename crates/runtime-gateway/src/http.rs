@@ -28,6 +28,7 @@ use crate::a2a_api::{self, CardDoc};
 use crate::auth::{Authenticator, Caller};
 use crate::sink::ReceiptError;
 use crate::tasks::{Engine, NewTask, Snapshot, TaskHandle, follow, state_name};
+use crate::workspace;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 16 << 20;
@@ -41,6 +42,8 @@ pub struct Gateway {
     pub card: CardDoc,
     /// Caller authentication.
     pub auth: Authenticator,
+    /// Workspaces, scope requests, approvers.
+    pub workspace: crate::workspace::Workspace,
 }
 
 /// The gateway's router.
@@ -57,12 +60,23 @@ pub fn app(gw: Arc<Gateway>) -> Router {
         .route("/sse/{task}", get(task_events))
         .route("/invoke/{skill}", post(invoke))
         .route("/runs/{id}/receipt", get(receipt))
+        .route("/runs/{id}/eval", post(workspace::eval))
+        .route("/runs/{id}/review", post(workspace::review))
+        .route("/approvals", get(workspace::approvals))
+        .route("/approvals/{id}", post(workspace::decide))
         .route_layer(middleware::from_fn_with_state(gw.clone(), authenticate));
+    // The agent's side, authorised by the run's grant instead of a caller token.
+    let agents = Router::new()
+        .route("/workspace/{run}", get(workspace::list))
+        .route("/workspace/{run}/{*path}", get(workspace::read_file).put(workspace::write_file))
+        .route("/scope/{run}", post(workspace::request_scope))
+        .route("/scope/{run}/{id}", get(workspace::scope_decision));
     Router::new()
         .route("/.well-known/agent-card.json", get(a2a_api::agent_card))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(authed)
+        .merge(agents)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(gw)
 }
@@ -369,7 +383,7 @@ async fn invoke(
 
 /// May `caller` read run `id`? Its task when still in memory, otherwise the run's
 /// `task.accepted` in the ledger, names the owner.
-async fn may_read(gw: &Gateway, caller: &Caller, id: &str) -> Result<(), Response> {
+pub(crate) async fn may_read(gw: &Gateway, caller: &Caller, id: &str) -> Result<(), Response> {
     if let Ok(h) = gw.engine.get(id, &caller.name) {
         debug_assert_eq!(h.owner, caller.name);
         return Ok(());
@@ -412,7 +426,7 @@ async fn receipt(
     if let Ok(h) = gw.engine.get(&id, &caller.name)
         && !h.snapshot().closed
     {
-        let _ = tokio::time::timeout(wait, h.wait_settled(0)).await;
+        let _ = tokio::time::timeout(wait, h.wait_closed()).await;
     }
     let mut r = match gw.engine.sink().receipt(&id, wait).await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),

@@ -26,7 +26,7 @@
 //!     let me = Arc::new(NamedKey::from_seed("gateway", [2; 32])?);
 //!     runtime_gateway::identity::register_identity(&*sink, &me, 0).await?;
 //!
-//!     let start = RunStart { run: "task-1", protocol: Protocol::Https, skill: "echo", caller: "alice", input: b"{}" };
+//!     let start = RunStart { run: "task-1", protocol: Protocol::Https, skill: "echo", caller: "alice", input: b"{}", grant: None };
 //!     let (mut run, accepted) = RunRecorder::start(sink.clone(), me, start, 1)?;
 //!     accepted.wait().await?;
 //!     run.submit(Event::TaskStatus { state: "working".into(), message: None }, 2);
@@ -40,6 +40,7 @@
 
 pub mod a2a_api;
 pub mod auth;
+pub mod grants;
 pub mod http;
 pub mod identity;
 pub mod manifest;
@@ -48,3 +49,4 @@ pub mod remote;
 pub mod sink;
 pub mod tasks;
 pub mod upstream;
+pub mod workspace;

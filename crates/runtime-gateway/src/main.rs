@@ -78,6 +78,7 @@ async fn learn_a2a_skills(agent: &upstream::a2a_agent::A2aAgent) -> Result<Vec<S
             examples: s.examples.unwrap_or_default(),
             input_schema: None,
             output_schema: None,
+            workspace: None,
         })
         .collect())
 }
@@ -158,11 +159,16 @@ async fn run(cli: Cli) -> Result<()> {
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    let grants = Arc::new(runtime_gateway::grants::Grants::load_or_create(
+        &data,
+        Duration::from_secs(cfg.grant_ttl_secs.unwrap_or(3600)),
+    )?);
     let mut engine = Engine::new(
         &manifest,
         sink.clone(),
         key.clone(),
         &http,
+        grants.clone(),
         public_url.clone(),
         cfg.task_retention.unwrap_or(10_000),
     );
@@ -180,7 +186,8 @@ async fn run(cli: Cli) -> Result<()> {
     let skills = manifest.agents.iter().flat_map(|a| a.skills.iter().map(card_skill)).collect();
     let card = build_card(&manifest, skills, &public_url, cfg.anonymous, Some(&key));
     let engine = Arc::new(engine);
-    let gw = Arc::new(Gateway { engine: engine.clone(), card, auth: authenticator });
+    let workspace = runtime_gateway::workspace::Workspace::new(data.join("workspaces"), cfg.approvers.clone());
+    let gw = Arc::new(Gateway { engine: engine.clone(), card, auth: authenticator, workspace });
 
     let base = public_url.clone();
     println!("listening http {addr}");

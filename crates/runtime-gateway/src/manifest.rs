@@ -99,6 +99,9 @@ pub struct SkillSpec {
     /// JSON Schema of the output.
     #[serde(default)]
     pub output_schema: Option<toml::Value>,
+    /// What a run's grant allows in its workspace (default: read all, write `out/**`).
+    #[serde(default)]
+    pub workspace: Option<crate::grants::Scope>,
 }
 
 /// Where an agent's calls go. The upstream never sees the caller's credentials: only the
@@ -198,6 +201,9 @@ impl Manifest {
                 }
                 if !skills.insert(s.id.as_str()) {
                     bail!("skill id {:?} is used twice; skill ids are unique across agents", s.id);
+                }
+                if let Some(scope) = &s.workspace {
+                    scope.check().with_context(|| format!("skill {:?}: workspace", s.id))?;
                 }
                 for (what, schema) in [("input_schema", &s.input_schema), ("output_schema", &s.output_schema)] {
                     if let Some(schema) = schema

@@ -56,6 +56,8 @@ pub struct RunStart<'a> {
     pub caller: &'a str,
     /// The task input, hashed (BLAKE3), never stored.
     pub input: &'a [u8],
+    /// The id of the grant the run's agent works under, recorded on its entries.
+    pub grant: Option<String>,
 }
 
 impl RunRecorder {
@@ -82,7 +84,7 @@ impl RunRecorder {
             sink,
             key,
             run: RunId::new(start.run)?,
-            grant: None,
+            grant: start.grant.clone(),
             leaves: Vec::new(),
             started_ns: now_ns,
             failed: None,
@@ -158,6 +160,55 @@ impl RunRecorder {
         self.failed.get_or_insert_with(|| reason.to_string());
     }
 
+    /// Resumes an ended run from its durable entries (in seq order, its latest seal last), to
+    /// append after the seal and seal it again. Returns the run's sealed status.
+    pub fn resume(
+        sink: Arc<dyn LedgerSink>,
+        key: Arc<NamedKey>,
+        run: &str,
+        entries: &[(u64, Vec<u8>)],
+    ) -> Result<(RunRecorder, RunStatus)> {
+        let h = sink.tree_hash();
+        let mut leaves = Vec::with_capacity(entries.len());
+        let mut status = None;
+        let mut started_ns = 0;
+        for (i, (_, bytes)) in entries.iter().enumerate() {
+            let e = Entry::decode(bytes)?;
+            if e.run.as_str() != run || e.seq != i as u64 {
+                return Err(Error::Corrupt(format!("run {run:?}: entry {i} is ({:?}, {})", e.run.as_str(), e.seq)));
+            }
+            if i == 0 {
+                started_ns = e.ts;
+            }
+            status = match e.event {
+                Event::ReceiptSealed { status, .. } => Some(status),
+                _ => None,
+            };
+            leaves.push(h.leaf(bytes));
+        }
+        let status = status.ok_or_else(|| Error::Unsealed(run.to_string()))?;
+        let r = RunRecorder { sink, key, run: RunId::new(run)?, grant: None, leaves, started_ns, failed: None };
+        Ok((r, status))
+    }
+
+    /// Appends `events` and a new seal over every entry of the run (SPEC §3: a run that gains
+    /// entries after it ended is sealed again; the latest seal is its receipt), atomically.
+    pub fn reseal(&mut self, events: Vec<(Event, i64)>, status: RunStatus, now_ns: i64) -> Pending {
+        let batch = self.entries(events);
+        self.send_sealed(batch, status, now_ns)
+    }
+
+    /// Sends `batch` (the entries after those submitted so far) with a seal over the whole run
+    /// appended, atomically.
+    fn send_sealed(&mut self, mut batch: Vec<Vec<u8>>, status: RunStatus, now_ns: i64) -> Pending {
+        let h = self.sink.tree_hash();
+        let mut leaves = self.leaves.clone();
+        leaves.extend(batch.iter().map(|b| h.leaf(b)));
+        let seal = seal_event_from_leaves(self.run.as_str(), &leaves, status, &self.key);
+        batch.push(self.entry(leaves.len() as u64, seal, now_ns));
+        self.send(batch)
+    }
+
     /// Submits one transition.
     pub fn submit(&mut self, event: Event, now_ns: i64) -> Pending {
         self.submit_all(vec![(event, now_ns)])
@@ -194,11 +245,6 @@ impl RunRecorder {
         let mut batch = self.entries(before);
         let end_seq = self.leaves.len() + batch.len();
         batch.push(self.entry(end_seq as u64, Event::TaskEnded { status, elapsed_ms, artifacts, error }, now_ns));
-        let h = self.sink.tree_hash();
-        let mut leaves = self.leaves.clone();
-        leaves.extend(batch.iter().map(|b| h.leaf(b)));
-        let seal = seal_event_from_leaves(self.run.as_str(), &leaves, status, &self.key);
-        batch.push(self.entry(leaves.len() as u64, seal, now_ns));
-        self.send(batch)
+        self.send_sealed(batch, status, now_ns)
     }
 }

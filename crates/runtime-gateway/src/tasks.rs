@@ -141,6 +141,7 @@ pub struct Engine {
     agents: Vec<Agent>,
     skills: HashMap<String, SkillRoute>,
     default_skill: Option<String>,
+    grants: Arc<crate::grants::Grants>,
     tasks: Mutex<TaskIndex>,
     retention: usize,
     public_url: String,
@@ -161,6 +162,25 @@ struct TaskIndex {
 #[derive(Debug)]
 enum Control {
     Message(Message),
+    /// Record `events` (after anything held back), then switch the recorder to `set_grant` and
+    /// publish `status`; the reply resolves when the events are durable.
+    Record {
+        events: Vec<Event>,
+        set_grant: Option<String>,
+        status: Option<(TaskState, Option<String>)>,
+        reply: tokio::sync::oneshot::Sender<Pending>,
+    },
+}
+
+/// The grant a task's agent works under now.
+#[derive(Clone, Debug)]
+pub struct GrantState {
+    /// Its id.
+    pub id: String,
+    /// The JWT (for the agent only; never recorded or logged).
+    pub token: String,
+    /// What it allows.
+    pub scope: crate::grants::Scope,
 }
 
 #[derive(Debug)]
@@ -173,6 +193,7 @@ struct TaskInner {
     reply: Option<Message>,
     control: Option<mpsc::Sender<Control>>,
     cancel: watch::Sender<bool>,
+    grant: GrantState,
     /// The final event is published; nothing follows.
     closed: bool,
     /// Why the run's recording failed, if it did.
@@ -190,6 +211,8 @@ pub struct TaskHandle {
     pub owner: String,
     /// Its skill.
     pub skill: String,
+    /// The agent serving the skill.
+    pub agent: String,
     inner: Mutex<TaskInner>,
     published: watch::Sender<usize>,
 }
@@ -297,6 +320,16 @@ impl TaskHandle {
         }
     }
 
+    /// The grant the agent works under now.
+    pub fn grant(&self) -> GrantState {
+        self.lock().grant.clone()
+    }
+
+    /// Replaces the current grant.
+    pub fn set_grant(&self, g: GrantState) {
+        self.lock().grant = g;
+    }
+
     /// The number of events published so far.
     pub fn cursor(&self) -> usize {
         self.lock().events.len()
@@ -330,6 +363,18 @@ impl TaskHandle {
             });
             if hit || closed {
                 return self.snapshot();
+            }
+        }
+    }
+
+    /// Waits until the task has ended and its last event is published (its seal is then durable).
+    pub async fn wait_closed(&self) {
+        let mut cursor = 0;
+        loop {
+            let (events, closed) = self.next_events(cursor).await;
+            cursor += events.len();
+            if closed {
+                return;
             }
         }
     }
@@ -387,6 +432,7 @@ impl Engine {
         sink: Arc<dyn LedgerSink>,
         key: Arc<NamedKey>,
         http: &reqwest::Client,
+        grants: Arc<crate::grants::Grants>,
         public_url: String,
         retention: usize,
     ) -> Engine {
@@ -406,6 +452,7 @@ impl Engine {
             agents,
             skills,
             default_skill,
+            grants,
             tasks: Mutex::new(TaskIndex::default()),
             retention: retention.max(1),
             public_url: public_url.trim_end_matches('/').to_string(),
@@ -470,6 +517,34 @@ impl Engine {
         &self.public_url
     }
 
+    /// The grant issuer.
+    pub fn grants(&self) -> &Arc<crate::grants::Grants> {
+        &self.grants
+    }
+
+    /// The task `id`, whoever owns it (for its agent's workspace calls, which carry a grant).
+    pub fn task(&self, id: &str) -> Option<Arc<TaskHandle>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).by_id.get(id).cloned()
+    }
+
+    /// Records `events` in a running task (after what its driver holds back), optionally
+    /// switching its grant and publishing a status; resolves when they are durable.
+    pub async fn record(
+        &self,
+        h: &TaskHandle,
+        events: Vec<Event>,
+        set_grant: Option<String>,
+        status: Option<(TaskState, Option<String>)>,
+    ) -> Result<ledger_core::Result<crate::sink::Durable>, TaskError> {
+        let control = h.lock().control.clone();
+        let ended = || TaskError::Unsupported(format!("task {} has ended; its workspace is closed", h.id));
+        let control = control.ok_or_else(ended)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        control.send(Control::Record { events, set_grant, status, reply: tx }).await.map_err(|_| ended())?;
+        let pending = rx.await.map_err(|_| ended())?;
+        Ok(pending.wait().await)
+    }
+
     /// The task `id` if `caller` may see it.
     pub fn get(&self, id: &str, caller: &str) -> Result<Arc<TaskHandle>, TaskError> {
         let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -497,12 +572,17 @@ impl Engine {
         }
         let id = a2a::new_task_id();
         let context_id = req.context_id.clone().unwrap_or_else(a2a::new_context_id);
+        let agent = self.agents[route.agent].spec.name.clone();
+        let scope = route.skill.workspace.clone().unwrap_or_default();
+        let issued = self.grants.issue(&id, &agent, &scope);
+        let grant = GrantState { id: issued.id.clone(), token: issued.token, scope };
         let start = RunStart {
             run: &id,
             protocol: req.protocol,
             skill: &req.skill,
             caller: &req.caller,
             input: &req.input_bytes,
+            grant: Some(grant.id.clone()),
         };
         // The task goes to its agent at once: `working` is appended with `task.accepted` in one
         // atomic batch, so the run's start costs one group commit.
@@ -536,6 +616,7 @@ impl Engine {
             context_id: context_id.clone(),
             owner: req.caller.clone(),
             skill: req.skill.clone(),
+            agent: agent.clone(),
             inner: Mutex::new(TaskInner {
                 task: task.clone(),
                 events: vec![Arc::new(StreamResponse::Task(task))],
@@ -544,6 +625,7 @@ impl Engine {
                 reply: None,
                 control: Some(control_tx),
                 cancel: cancel_tx,
+                grant: grant.clone(),
                 closed: false,
                 recording_error: None,
             }),
@@ -551,6 +633,12 @@ impl Engine {
         });
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).by_id.insert(id.clone(), handle.clone());
 
+        let call_grant = crate::upstream::CallGrant {
+            id: grant.id.clone(),
+            token: grant.token.clone(),
+            workspace: format!("{}/workspace/{}", self.public_url, id),
+            scope: format!("{}/scope/{}", self.public_url, id),
+        };
         let (updates_tx, updates_rx) = mpsc::channel(64);
         let (follow_tx, follow_rx) = mpsc::channel(8);
         let call = Call {
@@ -562,6 +650,7 @@ impl Engine {
             updates: updates_tx,
             follow_ups: follow_rx,
             cancel: cancel_rx,
+            grant: Some(call_grant),
         };
         let upstream = self.agents[route.agent].upstream.clone();
         let engine = self.clone();
@@ -772,20 +861,37 @@ impl Engine {
                         }), false);
                     }
                 },
-                Some(Control::Message(m)) = control.recv() => {
-                    // The caller's answer: recorded (its hash), in the history, then to the agent.
-                    let digest = blake3::hash(&serde_json::to_vec(&m).unwrap_or_default());
-                    let note = format!("input received (blake3 {})", digest.to_hex());
-                    hold(&mut staged, &mut flush_at, Event::TaskStatus { state: "working".into(), message: Some(note) });
-                    {
-                        let mut t = h.lock();
-                        t.task.history.get_or_insert_with(Vec::new).push(m.clone());
+                Some(c) = control.recv() => match c {
+                    Control::Record { events, set_grant, status: st, reply } => {
+                        let now = now_ns();
+                        staged.extend(events.into_iter().map(|e| (e, now)));
+                        let p = rec.submit_all(std::mem::take(&mut staged));
+                        flush_at = None;
+                        if let Some(g) = set_grant {
+                            rec.set_grant(Some(g));
+                        }
+                        if let Some((state, text)) = st {
+                            let name = state_name(&state).to_string();
+                            pending.push(rec.submit(Event::TaskStatus { state: name, message: text.clone() }, now_ns()));
+                            h.publish(status(state, text), false);
+                        }
+                        let _ = reply.send(p);
                     }
-                    h.publish(status(TaskState::Working, None), false);
-                    if follow_ups.send(m).await.is_err() {
-                        break Outcome::Failed("the agent stopped before it read the answer".into());
+                    Control::Message(m) => {
+                        // The caller's answer: recorded (its hash), in the history, then to the agent.
+                        let digest = blake3::hash(&serde_json::to_vec(&m).unwrap_or_default());
+                        let note = format!("input received (blake3 {})", digest.to_hex());
+                        hold(&mut staged, &mut flush_at, Event::TaskStatus { state: "working".into(), message: Some(note) });
+                        {
+                            let mut t = h.lock();
+                            t.task.history.get_or_insert_with(Vec::new).push(m.clone());
+                        }
+                        h.publish(status(TaskState::Working, None), false);
+                        if follow_ups.send(m).await.is_err() {
+                            break Outcome::Failed("the agent stopped before it read the answer".into());
+                        }
                     }
-                }
+                },
                 _ = crate::upstream::canceled(&mut cancel_rx), if cancel_deadline.is_none() => {
                     cancel_deadline = Some(tokio::time::Instant::now() + CANCEL_GRACE);
                 }

@@ -263,6 +263,13 @@ impl A2aAgent {
         // The upstream gets the caller's message content, under fresh ids of its own.
         let mut message = Message::new(Role::User, call.message.parts.clone());
         message.metadata = call.message.metadata.clone();
+        if let Some(g) = &call.grant {
+            // The run's workspace grant, meant for this agent.
+            let meta = message.metadata.get_or_insert_with(Default::default);
+            meta.insert("a2a-ledger/grant".into(), json!(g.token));
+            meta.insert("a2a-ledger/workspace".into(), json!(g.workspace));
+            meta.insert("a2a-ledger/scope".into(), json!(g.scope));
+        }
         loop {
             let mut cancel = call.cancel.clone();
             let step = tokio::select! {

@@ -92,6 +92,11 @@ async fn call_webhook(w: &Webhook, call: &Call) -> Outcome {
         .header("X-Run-Id", &call.run)
         .header("Accept", "application/json, application/x-ndjson")
         .json(&call.input);
+    if let Some(g) = &call.grant {
+        // The run's workspace grant, meant for this agent: it reaches the run's files through
+        // the gateway's workspace API with it.
+        req = req.header("X-Grant", &g.token).header("X-Workspace", &g.workspace).header("X-Scope", &g.scope);
+    }
     for (k, v) in &w.headers {
         req = req.header(k, v);
     }

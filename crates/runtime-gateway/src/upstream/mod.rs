@@ -89,6 +89,28 @@ pub struct Call {
     pub follow_ups: mpsc::Receiver<::a2a::Message>,
     /// Becomes true when the caller asks to cancel.
     pub cancel: watch::Receiver<bool>,
+    /// The run's workspace grant, for the agent.
+    pub grant: Option<CallGrant>,
+}
+
+/// What an agent needs to reach its run's workspace.
+#[derive(Clone)]
+pub struct CallGrant {
+    /// The grant's id.
+    pub id: String,
+    /// The grant (a JWT): `Authorization: Bearer <token>` on workspace calls.
+    pub token: String,
+    /// The workspace's base URL (`…/workspace/{run}`).
+    pub workspace: String,
+    /// Where the agent asks for more scope (`…/scope/{run}`).
+    pub scope: String,
+}
+
+impl std::fmt::Debug for CallGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential: never in logs.
+        f.debug_struct("CallGrant").field("id", &self.id).field("workspace", &self.workspace).finish_non_exhaustive()
+    }
 }
 
 impl Call {
