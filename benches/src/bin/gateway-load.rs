@@ -216,6 +216,36 @@ async fn latency(bin: &Path, work: &Path, n: usize) -> Result<()> {
     let (e50, e99) = summary("/invoke through the gateway", g_inv);
     println!("added by the gateway: SendMessage p50 {:.3} ms, p99 {:.3} ms", b50 - a50, b99 - a99);
     println!("added by the gateway: /invoke     p50 {:.3} ms, p99 {:.3} ms", e50 - c50, e99 - c99);
+    drop(gw);
+
+    // MCP tools/call (stateless, protocol 2026-07-28) against /invoke of the same skill on the
+    // demo agent, interleaved.
+    let gw = start_gateway(bin, &work.join("gw-mcp"), None)?;
+    let mcp = format!("{}/mcp", gw.base);
+    let invoke = format!("{}/invoke/echo", gw.base);
+    let call = |i: usize| {
+        let body = json!({ "jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
+            "name": "echo", "arguments": { "text": "hello" },
+            "_meta": { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } } });
+        http.post(&mcp)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "echo")
+            .json(&body)
+    };
+    for i in 0..200 {
+        timed(call(i)).await?;
+        timed(http.post(&invoke).json(&json!({ "text": "hello" }))).await?;
+    }
+    let (mut m, mut inv) = (vec![], vec![]);
+    for i in 0..n {
+        m.push(timed(call(i)).await?);
+        inv.push(timed(http.post(&invoke).json(&json!({ "text": "hello" }))).await?);
+    }
+    let (i50, i99) = summary("/invoke/echo (demo agent)", inv);
+    let (m50, m99) = summary("MCP tools/call echo (2026-07-28)", m);
+    println!("added by MCP over /invoke: p50 {:.3} ms, p99 {:.3} ms", m50 - i50, m99 - i99);
     Ok(())
 }
 

@@ -44,6 +44,8 @@ pub struct Gateway {
     pub auth: Authenticator,
     /// Workspaces, scope requests, approvers.
     pub workspace: crate::workspace::Workspace,
+    /// Cancelled at shutdown: ends MCP sessions and streams.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The gateway's router.
@@ -71,12 +73,18 @@ pub fn app(gw: Arc<Gateway>) -> Router {
         .route("/workspace/{run}/{*path}", get(workspace::read_file).put(workspace::write_file))
         .route("/scope/{run}", post(workspace::request_scope))
         .route("/scope/{run}/{id}", get(workspace::scope_decision));
+    // MCP: rmcp's service, behind the same caller authentication.
+    let (hosts, origins) = crate::mcp::hosts_and_origins(gw.engine.public_url());
+    let mcp = Router::new()
+        .nest_service("/mcp", crate::mcp::service(gw.clone(), hosts, origins, gw.shutdown.child_token()))
+        .layer(middleware::from_fn_with_state(gw.clone(), authenticate));
     Router::new()
         .route("/.well-known/agent-card.json", get(a2a_api::agent_card))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(authed)
         .merge(agents)
+        .merge(mcp)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(gw)
 }

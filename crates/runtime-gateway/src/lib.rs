@@ -44,6 +44,7 @@ pub mod grants;
 pub mod http;
 pub mod identity;
 pub mod manifest;
+pub mod mcp;
 pub mod recorder;
 pub mod remote;
 pub mod sink;

@@ -187,7 +187,14 @@ async fn run(cli: Cli) -> Result<()> {
     let card = build_card(&manifest, skills, &public_url, cfg.anonymous, Some(&key));
     let engine = Arc::new(engine);
     let workspace = runtime_gateway::workspace::Workspace::new(data.join("workspaces"), cfg.approvers.clone());
-    let gw = Arc::new(Gateway { engine: engine.clone(), card, auth: authenticator, workspace });
+    let shutdown_token = tokio_util::sync::CancellationToken::new();
+    let gw = Arc::new(Gateway {
+        engine: engine.clone(),
+        card,
+        auth: authenticator,
+        workspace,
+        shutdown: shutdown_token.clone(),
+    });
 
     let base = public_url.clone();
     println!("listening http {addr}");
@@ -196,6 +203,7 @@ async fn run(cli: Cli) -> Result<()> {
     println!("agent card {base}/.well-known/agent-card.json");
     println!("a2a        {base}/ (JSON-RPC), {base}/message:send (HTTP+JSON)");
     println!("invoke     {base}/invoke/{{skill}}");
+    println!("mcp        {base}/mcp (streamable HTTP; protocol 2025-11-25 sessions and 2026-07-28)");
     println!("receipts   {base}/runs/{{id}}/receipt");
     if let Some(b) = &bootstrap {
         println!("caller     local-user, token written to {} (mode 0600)", b.path.display());
@@ -230,6 +238,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         eprintln!("stopping: no new tasks; tasks waiting for input are canceled, working ones get up to 30 s");
         let _ = stopping_tx.send(());
+        shutdown_token.cancel();
     };
     axum::serve(listener, app(gw)).with_graceful_shutdown(shutdown).await?;
     drained.await?;
