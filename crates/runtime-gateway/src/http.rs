@@ -451,10 +451,8 @@ async fn receipt(
 
 async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
     let backlog = gw.engine.sink().backlog();
-    axum::Json(
-        json!({ "status": "ok", "running": gw.engine.counters.running.load(Ordering::Relaxed), "spool": backlog }),
-    )
-    .into_response()
+    axum::Json(json!({ "status": "ok", "running": *gw.engine.counters.running.borrow(), "spool": backlog }))
+        .into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -489,7 +487,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     }
     out.push_str(&format!(
         "# HELP gateway_runs_running Runs in progress.\n# TYPE gateway_runs_running gauge\ngateway_runs_running {}\n",
-        c.running.load(Ordering::Relaxed)
+        *c.running.borrow()
     ));
     out.push_str(&format!(
         "# HELP gateway_spool_batches Batches accepted but not yet in the ledger.\n# TYPE gateway_spool_batches gauge\ngateway_spool_batches {}\n",

@@ -110,8 +110,8 @@ pub struct Counters {
     pub rejected: AtomicU64,
     /// Runs whose recording failed after they started.
     pub unrecorded: AtomicU64,
-    /// Runs in progress.
-    pub running: AtomicU64,
+    /// Runs in progress (a watch, so shutdown can wait for zero).
+    pub running: watch::Sender<u64>,
 }
 
 /// Where a new task comes from.
@@ -594,7 +594,7 @@ impl Engine {
             return Err(TaskError::RecordingUnavailable(e.to_string()));
         }
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        self.counters.running.fetch_add(1, Ordering::Relaxed);
+        self.counters.running.send_modify(|n| *n += 1);
 
         let mut message = req.message.clone();
         message.task_id = Some(id.clone());
@@ -934,7 +934,7 @@ impl Engine {
             recording_error.get_or_insert(e.to_string());
         }
         let c = &self.counters;
-        c.running.fetch_sub(1, Ordering::Relaxed);
+        c.running.send_modify(|n| *n -= 1);
         match run_status {
             RunStatus::Completed => &c.completed,
             RunStatus::Failed => &c.failed,
@@ -987,16 +987,14 @@ impl Engine {
                 t.cancel.send_replace(true);
             }
         }
-        while self.counters.running.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut running = self.counters.running.subscribe();
+        let _ = tokio::time::timeout_at(until, running.wait_for(|n| *n == 0)).await;
         for h in live() {
             h.lock().cancel.send_replace(true);
         }
         let until = tokio::time::Instant::now() + CANCEL_GRACE + Duration::from_secs(5);
-        while self.counters.running.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut running = self.counters.running.subscribe();
+        let _ = tokio::time::timeout_at(until, running.wait_for(|n| *n == 0)).await;
     }
 
     /// Is the task ended?
