@@ -480,6 +480,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         c.unrecorded.load(Ordering::Relaxed),
         "",
     );
+    out.push_str("# HELP gateway_runs_sealed_total Runs ended and sealed, by status.\n# TYPE gateway_runs_sealed_total counter\n");
     for (status, v) in
         [("completed", &c.completed), ("failed", &c.failed), ("canceled", &c.canceled), ("rejected", &c.rejected)]
     {
