@@ -235,10 +235,16 @@ impl Grants {
         path: &str,
     ) -> Result<String, Denied> {
         let claims = self.verify(token, run, agent, current)?;
+        self.authorize(&claims, op, path)?;
+        Ok(claims.jti)
+    }
+
+    /// Checks that verified `claims` allow `op` on `path`.
+    pub fn authorize(&self, claims: &Claims, op: Op, path: &str) -> Result<(), Denied> {
         if !(op == Op::List && path.is_empty()) {
             check_path(path)?;
         }
-        let sets = self.compiled(&claims)?;
+        let sets = self.compiled(claims)?;
         match op {
             Op::Read | Op::List => {
                 // A listing of a directory is allowed when the directory itself or anything
@@ -258,7 +264,7 @@ impl Grants {
                 }
             }
         }
-        Ok(claims.jti)
+        Ok(())
     }
 
     /// Checks `token` is the current grant of `run` for `agent`: signature, audience, expiry,

@@ -109,6 +109,14 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     (status, axum::Json(json!({ "error": { "code": code, "message": message.into() } }))).into_response()
 }
 
+/// Parses a JSON body; a 400 `bad_json` naming the `expected` shape otherwise.
+// The error is the handler's answer, returned at once.
+#[allow(clippy::result_large_err)]
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "bad_json", format!("expected {expected}: {e}")))
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
@@ -283,12 +291,14 @@ pub async fn list(
         walk(&start, &base, &mut files)
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
         files.sort();
-        // Only what the grant may read is listed.
-        let token = bearer(&headers).unwrap_or_default();
-        let grant = h.grant();
+        // Only what the grant may read is listed (the token was verified above).
+        let grants = gw.engine.grants();
+        let claims = grants
+            .verify(bearer(&headers).unwrap_or_default(), &h.id, &h.agent, &h.grant().id)
+            .map_err(|d| error(StatusCode::FORBIDDEN, "denied", d.0))?;
         let files: Vec<Value> = files
             .into_iter()
-            .filter(|(p, _)| gw.engine.grants().check(token, &h.id, &h.agent, &grant.id, Op::Read, p).is_ok())
+            .filter(|(p, _)| grants.authorize(&claims, Op::Read, p).is_ok())
             .map(|(p, n)| json!({ "path": p, "bytes": n }))
             .collect();
         let body = serde_json::to_vec(&json!({ "dir": dir, "files": files })).expect("serialise");
@@ -330,13 +340,7 @@ pub async fn request_scope(
     let r = async {
         let h = active_task(&gw, &run)?;
         verify_grant(&gw, &h, &headers)?;
-        let req: ScopeBody = serde_json::from_slice(&body).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "bad_json",
-                format!("expected {{\"paths\": [...], \"reason\": \"...\"}}: {e}"),
-            )
-        })?;
+        let req: ScopeBody = json_body(&body, "{\"paths\": [...], \"reason\": \"...\"}")?;
         if req.paths.is_empty() || req.paths.len() > 32 {
             return Err(error(StatusCode::BAD_REQUEST, "bad_paths", "ask for 1 to 32 path globs"));
         }
@@ -475,9 +479,7 @@ pub async fn decide(
 ) -> Response {
     let r = async {
         require_approver(&gw, &caller).await?;
-        let body: DecisionBody = serde_json::from_slice(&body).map_err(|e| {
-            error(StatusCode::BAD_REQUEST, "bad_json", format!("expected {{\"decision\": \"approve\"|\"deny\"}}: {e}"))
-        })?;
+        let body: DecisionBody = json_body(&body, "{\"decision\": \"approve\"|\"deny\"}")?;
         let sr = gw.workspace.requests.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
         let sr =
             sr.ok_or_else(|| error(StatusCode::NOT_FOUND, "unknown_request", format!("no scope request {id:?}")))?;
@@ -597,13 +599,7 @@ pub async fn eval(
     body: Bytes,
 ) -> Response {
     let r = async {
-        let b: EvalBody = serde_json::from_slice(&body).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "bad_json",
-                format!("expected {{\"rubric\", \"score_milli\", \"failures\"}}: {e}"),
-            )
-        })?;
+        let b: EvalBody = json_body(&body, "{\"rubric\", \"score_milli\", \"failures\"}")?;
         if !gw.workspace.is_approver(&caller) {
             crate::http::may_read(&gw, &caller, &run).await?;
         }
@@ -626,8 +622,7 @@ pub async fn review(
 ) -> Response {
     let r = async {
         require_approver(&gw, &caller).await?;
-        let b: ReviewBody = serde_json::from_slice(&body)
-            .map_err(|e| error(StatusCode::BAD_REQUEST, "bad_json", format!("expected {{\"notes\"}}: {e}")))?;
+        let b: ReviewBody = json_body(&body, "{\"notes\"}")?;
         append_and_reseal(&gw, &run, Event::ReviewSigned { approver: caller.name.clone(), notes: b.notes }).await
     };
     r.await.unwrap_or_else(|e| e)

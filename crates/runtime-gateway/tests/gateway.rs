@@ -189,69 +189,33 @@ async fn a2a_jsonrpc_send_stream_get_list_cancel_subscribe() {
 async fn a2a_errors_have_the_spec_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let gw = gateway(&dir.path().join("data"), &[]);
-    let raw = |body: &'static str, version: Option<&'static str>| {
+    let raw = async |body: &'static str, version: Option<&'static str>| -> Value {
         let mut r = gw.post("/").header("content-type", "application/json").body(body);
         if let Some(v) = version {
             r = r.header("A2A-Version", v);
         }
-        r
+        r.send().await.unwrap().json().await.unwrap()
     };
     let code = |v: &Value| v["error"]["code"].as_i64().unwrap();
 
-    let r: Value = raw(r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}"#, None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = raw(r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}"#, None).await;
     assert_eq!(code(&r), -32009, "no A2A-Version means 0.3: {r}");
-    let r: Value = raw(r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}"#, Some("99.0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = raw(r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}"#, Some("99.0")).await;
     assert_eq!(code(&r), -32009);
-    let r: Value = raw("{nope", Some("1.0")).send().await.unwrap().json().await.unwrap();
+    let r = raw("{nope", Some("1.0")).await;
     assert_eq!((code(&r), r["id"].clone()), (-32700, Value::Null));
-    let r: Value = raw(r#"{"jsonrpc":"2.0","id":2,"method":"message/send","params":{}}"#, Some("1.0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = raw(r#"{"jsonrpc":"2.0","id":2,"method":"message/send","params":{}}"#, Some("1.0")).await;
     assert_eq!(code(&r), -32601);
-    let r: Value = raw(r#"{"jsonrpc":"2.0","id":3,"method":"SendMessage","params":{}}"#, Some("1.0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = raw(r#"{"jsonrpc":"2.0","id":3,"method":"SendMessage","params":{}}"#, Some("1.0")).await;
     assert_eq!(code(&r), -32602);
-    let r: Value = raw(r#"{"jsonrpc":"2.0","id":4,"method":"GetTask","params":{"id":"missing"}}"#, Some("1.0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = raw(r#"{"jsonrpc":"2.0","id":4,"method":"GetTask","params":{"id":"missing"}}"#, Some("1.0")).await;
     assert_eq!(code(&r), -32001);
     assert_eq!(r["id"], 4);
     let keys: Vec<&String> = r["error"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["code", "data", "message"]);
     assert_eq!(r["error"]["data"][0]["reason"], "TASK_NOT_FOUND");
     assert_eq!(r["error"]["data"][0]["domain"], "a2a-protocol.org");
-    let r: Value = raw(r#"{"jsonrpc":"2.0","id":5,"method":"CreateTaskPushNotificationConfig","params":{"taskId":"t","url":"http://x"}}"#, Some("1.0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = raw(r#"{"jsonrpc":"2.0","id":5,"method":"CreateTaskPushNotificationConfig","params":{"taskId":"t","url":"http://x"}}"#, Some("1.0")).await;
     assert_eq!(code(&r), -32003);
     let r = gw
         .post("/")
