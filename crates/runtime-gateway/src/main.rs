@@ -12,11 +12,11 @@ use ledger_core::{DataDir, LogConfig, RocksConfig, TreeHash};
 use runtime_gateway::a2a_api::{build_card, card_skill};
 use runtime_gateway::auth::{self, Authenticator};
 use runtime_gateway::http::{Gateway, app};
-use runtime_gateway::manifest::{Manifest, SkillSpec, UpstreamSpec};
+use runtime_gateway::identity;
+use runtime_gateway::manifest::Manifest;
 use runtime_gateway::remote::{RemoteConfig, RemoteLedger};
 use runtime_gateway::sink::{EmbeddedLedger, LedgerSink};
 use runtime_gateway::tasks::{Engine, now_ns};
-use runtime_gateway::{identity, upstream};
 
 /// The a2a-ledger runtime gateway: A2A 1.0, the platform REST and /invoke in front of agents;
 /// every run recorded in the ledger and sealed with the gateway's identity.
@@ -63,24 +63,6 @@ struct Cli {
     /// Accept requests without a token (as the caller "anonymous"); for local use only.
     #[arg(long)]
     anonymous: bool,
-}
-
-async fn learn_a2a_skills(agent: &upstream::a2a_agent::A2aAgent) -> Result<Vec<SkillSpec>> {
-    let card = agent.card().await.map_err(anyhow::Error::msg)?;
-    Ok(card
-        .skills
-        .into_iter()
-        .map(|s| SkillSpec {
-            id: s.id,
-            name: s.name,
-            description: s.description,
-            tags: s.tags,
-            examples: s.examples.unwrap_or_default(),
-            input_schema: None,
-            output_schema: None,
-            workspace: None,
-        })
-        .collect())
 }
 
 fn local_token(data: &Path) -> Option<String> {
@@ -173,15 +155,19 @@ async fn run(cli: Cli) -> Result<()> {
         cfg.task_retention.unwrap_or(10_000),
     );
     let mut manifest = manifest;
-    for (i, a) in manifest.agents.clone().iter().enumerate() {
-        if let (UpstreamSpec::A2a { url, headers, timeout_secs }, true) = (&a.upstream, a.skills.is_empty()) {
-            let agent = upstream::a2a_agent::A2aAgent::new(http.clone(), url.clone(), headers.clone(), *timeout_secs);
-            let skills = learn_a2a_skills(&agent).await.with_context(|| {
-                format!("agent {:?} declares no skills and its upstream card could not be read", a.name)
-            })?;
-            manifest.agents[i].skills = skills.clone();
-            engine.add_skills(i, skills);
+    for i in 0..manifest.agents.len() {
+        if !manifest.agents[i].skills.is_empty() {
+            continue;
         }
+        let upstream = engine.agents()[i].upstream.clone();
+        let skills = upstream.skills().await.map_err(anyhow::Error::msg).with_context(|| {
+            format!("agent {:?} declares no skills and its upstream's could not be read", manifest.agents[i].name)
+        })?;
+        if skills.is_empty() {
+            bail!("agent {:?} declares no skills and its upstream offers none", manifest.agents[i].name);
+        }
+        manifest.agents[i].skills = skills.clone();
+        engine.add_skills(i, skills);
     }
     let skills = manifest.agents.iter().flat_map(|a| a.skills.iter().map(card_skill)).collect();
     let card = build_card(&manifest, skills, &public_url, cfg.anonymous, Some(&key));
@@ -249,6 +235,9 @@ async fn run(cli: Cli) -> Result<()> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The MCP client (reqwest 0.13, built without a TLS provider) uses the process default;
+    // ring is the provider the rest of the gateway's TLS already uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -66,8 +66,8 @@ pub struct AgentSpec {
     pub version: String,
     /// Where its calls go.
     pub upstream: UpstreamSpec,
-    /// Its skills (for an `a2a` upstream they may be left out and are then read from the
-    /// upstream's Agent Card at start).
+    /// Its skills (for an `a2a` or `mcp` upstream they may be left out and are then read from
+    /// the upstream's Agent Card or tool list at start).
     #[serde(default, rename = "skill")]
     pub skills: Vec<SkillSpec>,
 }
@@ -95,10 +95,10 @@ pub struct SkillSpec {
     pub examples: Vec<String>,
     /// JSON Schema of the input.
     #[serde(default)]
-    pub input_schema: Option<toml::Value>,
+    pub input_schema: Option<serde_json::Value>,
     /// JSON Schema of the output.
     #[serde(default)]
-    pub output_schema: Option<toml::Value>,
+    pub output_schema: Option<serde_json::Value>,
     /// What a run's grant allows in its workspace (default: read all, write `out/**`).
     #[serde(default)]
     pub workspace: Option<crate::grants::Scope>,
@@ -132,8 +132,32 @@ pub enum UpstreamSpec {
         #[serde(default = "default_timeout")]
         timeout_secs: u64,
     },
+    /// Any MCP server over streamable HTTP: its tools become skills (all of them when the agent
+    /// declares none, named `prefix` + tool name), and each call is one `tools/call`.
+    Mcp {
+        /// The server's MCP endpoint (for example `http://127.0.0.1:9000/mcp`).
+        url: String,
+        /// Extra headers (for example the upstream's own `Authorization`).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        /// Longest a call may take.
+        #[serde(default = "default_timeout")]
+        timeout_secs: u64,
+        /// Put before each tool name to make its skill id (MCP's advice for aggregators), for
+        /// example `"files."`.
+        #[serde(default)]
+        prefix: String,
+    },
     /// The built-in demo agent.
     Demo,
+}
+
+impl UpstreamSpec {
+    /// True when the skills may be left out of the manifest and are learnt from the upstream at
+    /// start (an `a2a` agent's card, an `mcp` server's tool list).
+    pub fn learns_skills(&self) -> bool {
+        matches!(self, UpstreamSpec::A2a { .. } | UpstreamSpec::Mcp { .. })
+    }
 }
 
 fn default_timeout() -> u64 {
@@ -143,12 +167,12 @@ fn default_timeout() -> u64 {
 impl SkillSpec {
     /// The input schema as JSON.
     pub fn input_schema_json(&self) -> Option<serde_json::Value> {
-        self.input_schema.as_ref().and_then(|v| serde_json::to_value(v).ok())
+        self.input_schema.clone()
     }
 
     /// The output schema as JSON.
     pub fn output_schema_json(&self) -> Option<serde_json::Value> {
-        self.output_schema.as_ref().and_then(|v| serde_json::to_value(v).ok())
+        self.output_schema.clone()
     }
 }
 
@@ -182,14 +206,19 @@ impl Manifest {
                 bail!("agent name {:?} is empty or used twice", a.name);
             }
             match &a.upstream {
-                UpstreamSpec::A2a { url, .. } | UpstreamSpec::Http { url, .. } => {
+                UpstreamSpec::A2a { url, .. } | UpstreamSpec::Http { url, .. } | UpstreamSpec::Mcp { url, .. } => {
                     if !(url.starts_with("http://") || url.starts_with("https://")) {
                         bail!("agent {:?}: upstream url {url:?} must be http:// or https://", a.name);
                     }
                 }
                 UpstreamSpec::Demo => {}
             }
-            if a.skills.is_empty() && !matches!(a.upstream, UpstreamSpec::A2a { .. }) {
+            if let UpstreamSpec::Mcp { prefix, .. } = &a.upstream
+                && !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                bail!("agent {:?}: prefix {prefix:?} must be characters of [A-Za-z0-9._-]", a.name);
+            }
+            if a.skills.is_empty() && !a.upstream.learns_skills() {
                 bail!("agent {:?} declares no skill: add [[agent.skill]] tables", a.name);
             }
             for s in &a.skills {
@@ -207,7 +236,7 @@ impl Manifest {
                 }
                 for (what, schema) in [("input_schema", &s.input_schema), ("output_schema", &s.output_schema)] {
                     if let Some(schema) = schema
-                        && !schema.is_table()
+                        && !schema.is_object()
                     {
                         bail!("skill {:?}: {what} must be a table (a JSON Schema object)", s.id);
                     }

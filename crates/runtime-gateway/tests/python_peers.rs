@@ -1,5 +1,6 @@
 //! The gateway against real peers written in Python: the official A2A client (`a2a-sdk` 1.3) on
-//! both bindings, an upstream A2A agent written with `a2a-sdk`, and a plain webhook agent. Every
+//! both bindings, an upstream A2A agent written with `a2a-sdk`, an upstream MCP server written with
+//! `mcp`'s MCPServer (ex-FastMCP), and a plain webhook agent. Every
 //! run's receipt is verified by the independent Python verifier (inside the client script) and
 //! again here by ledger-core. Needs the test venv of ./scripts/test (`A2A_LEDGER_PYTHON`).
 
@@ -207,4 +208,131 @@ async fn a2a_and_webhook_upstreams_are_relayed_and_recorded() {
     let r = gw.get(&format!("/runs/{}/receipt", body["run"].as_str().unwrap())).send().await.unwrap();
     let v = verify(&gw.data.join("log.json"), &r.bytes().await.unwrap());
     assert_eq!(v.status, RunStatus::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_server_behind_the_gateway_is_called_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let py = python();
+    let start_upstream = || {
+        Proc::start(
+            Path::new(&py),
+            &[script("mcp_upstream.py").to_str().unwrap(), &port.to_string(), "k1"],
+            "listening",
+        )
+    };
+    let upstream = start_upstream();
+    // No skills declared: the gateway learns them from tools/list. The upstream answers 401
+    // without its own key, so every call below also proves the key is sent (and the caller's
+    // token is not: the two differ).
+    let manifest = format!(
+        "[[agent]]\nname = \"py\"\nupstream = {{ kind = \"mcp\", url = \"http://127.0.0.1:{port}/mcp\", prefix = \"py.\", headers = {{ Authorization = \"Bearer k1\" }} }}\n"
+    );
+    let manifest_path = dir.path().join("agents.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--embedded",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--manifest",
+        manifest_path.to_str().unwrap(),
+    ];
+    let gw = gateway_with(&data, &args);
+    let card: Value =
+        gw.http.get(format!("{}/.well-known/agent-card.json", gw.base)).send().await.unwrap().json().await.unwrap();
+    let skills: Vec<&str> = card["skills"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(skills, ["py.add", "py.slow_count", "py.boom", "py.picture", "py.sleepy", "py.write_note"]);
+
+    // Its tools are the gateway's MCP tools, with the upstream's schemas.
+    let list = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": { "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } } });
+    let r = gw
+        .post("/mcp")
+        .header("accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/list")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    let tools: Value = r.json().await.unwrap();
+    let add = tools["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "py.add").unwrap().clone();
+    assert_eq!(add["inputSchema"]["required"], json!(["a", "b"]), "{add}");
+    assert_eq!(add["outputSchema"]["required"], json!(["sum", "note"]), "{add}");
+
+    // A structured result.
+    let (status, r) = gw.invoke("py.add", json!({ "a": 2, "b": 3 })).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["result"], json!({ "sum": 5, "note": "2+3" }));
+    let v = gw.verified_receipt(r["run"].as_str().unwrap()).await;
+    assert_run(&v, RunStatus::Completed, &["task.accepted", "task.status", "task.completed", "receipt.sealed"]);
+    assert_eq!(v.entries[0].1.event.attrs_json()["skill"], "py.add");
+
+    // Progress notifications are skill.progress entries.
+    let (_, r) = gw.invoke("py.slow_count", json!({ "n": 3 })).await;
+    assert_eq!(r["result"], json!({ "counted": 3 }), "{r}");
+    let v = gw.verified_receipt(r["run"].as_str().unwrap()).await;
+    let progress: Vec<Value> = v
+        .entries
+        .iter()
+        .filter(|(_, e)| e.kind().as_str() == "skill.progress")
+        .map(|(_, e)| e.event.attrs_json()["pct"].clone())
+        .collect();
+    assert_eq!(progress, [json!(33), json!(66), json!(100)]);
+
+    // isError fails the run with the tool's text.
+    let (_, r) = gw.invoke("py.boom", json!({ "reason": "on purpose" })).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("boom: on purpose"), "{r}");
+    let v = gw.verified_receipt(r["run"].as_str().unwrap()).await;
+    assert_run(&v, RunStatus::Failed, &["task.accepted", "task.status", "task.failed", "receipt.sealed"]);
+
+    // Non-text content is an artifact, hashed in the run.
+    let (_, r) = gw.invoke("py.picture", json!({})).await;
+    assert_eq!(r["artifacts"][0]["parts"][0]["mediaType"], "image/png", "{r}");
+    let v = gw.verified_receipt(r["run"].as_str().unwrap()).await;
+    assert!(kinds(&v).contains(&"artifact.added".to_string()));
+
+    // The tool finds the run's grant in _meta and writes through the workspace API.
+    let (_, r) = gw.invoke("py.write_note", json!({ "text": "from the tool" })).await;
+    let run = r["run"].as_str().unwrap().to_string();
+    let said: Value = serde_json::from_str(r["result"]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(said, json!({ "status": 200, "run": run }));
+    let v = gw.verified_receipt(&run).await;
+    assert_run(
+        &v,
+        RunStatus::Completed,
+        &["task.accepted", "task.status", "workspace.written", "task.completed", "receipt.sealed"],
+    );
+    assert_eq!(v.entries[2].1.event.attrs_json()["path"], "out/note.txt");
+    assert_eq!(
+        std::fs::read_to_string(data.join("workspaces").join(&run).join("out/note.txt")).unwrap(),
+        "from the tool"
+    );
+
+    // Input that is not an object is refused before the upstream sees it.
+    let (_, r) = gw.invoke("py.add", json!([1, 2])).await;
+    assert_eq!(r["status"], "rejected", "{r}");
+
+    // A cancel reaches a running tool call; the run ends canceled.
+    let send = json!({ "message": { "messageId": "m1", "role": "ROLE_USER", "parts": [{ "data": { "secs": 30 } }] },
+        "metadata": { "skill": "py.sleepy" }, "configuration": { "returnImmediately": true } });
+    let r = gw.rpc("SendMessage", send).await;
+    let id = r["result"]["task"]["id"].as_str().unwrap().to_string();
+    let r = gw.rpc("CancelTask", json!({ "id": id })).await;
+    assert_eq!(r["result"]["status"]["state"], "TASK_STATE_CANCELED", "{r}");
+    assert_eq!(gw.verified_receipt(&id).await.status, RunStatus::Canceled);
+
+    // The upstream restarts: a call while it is away fails (and is recorded), the next one after
+    // it is back goes through on a new connection.
+    upstream.terminate();
+    let (_, r) = gw.invoke("py.add", json!({ "a": 1, "b": 1 })).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(gw.verified_receipt(r["run"].as_str().unwrap()).await.status, RunStatus::Failed);
+    let _upstream = start_upstream();
+    let (_, r) = gw.invoke("py.add", json!({ "a": 1, "b": 1 })).await;
+    assert_eq!(r["result"]["sum"], 2, "{r}");
 }

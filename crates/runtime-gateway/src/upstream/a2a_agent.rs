@@ -313,4 +313,24 @@ impl Upstream for A2aAgent {
             call.send(Update::Done(outcome)).await;
         })
     }
+
+    fn skills(&self) -> BoxFuture<'_, Result<Vec<crate::manifest::SkillSpec>, String>> {
+        Box::pin(async move {
+            let card = self.card().await?;
+            Ok(card
+                .skills
+                .into_iter()
+                .map(|s| crate::manifest::SkillSpec {
+                    id: s.id,
+                    name: s.name,
+                    description: s.description,
+                    tags: s.tags,
+                    examples: s.examples.unwrap_or_default(),
+                    input_schema: None,
+                    output_schema: None,
+                    workspace: None,
+                })
+                .collect())
+        })
+    }
 }

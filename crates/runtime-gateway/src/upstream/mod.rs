@@ -8,6 +8,7 @@
 pub mod a2a_agent;
 pub mod demo;
 pub mod http;
+pub mod mcp;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use ::a2a::Artifact;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
-use crate::manifest::UpstreamSpec;
+use crate::manifest::{SkillSpec, UpstreamSpec};
 use crate::sink::BoxFuture;
 
 /// One report from a running call.
@@ -153,6 +154,13 @@ pub trait Upstream: Send + Sync + std::fmt::Debug {
     /// Runs `call` to its end; must report exactly one [`Update::Done`] (the engine fails the
     /// run when the future ends without one).
     fn run(&self, call: Call) -> BoxFuture<'static, ()>;
+
+    /// The skills the upstream itself declares (an A2A agent's card, an MCP server's tools),
+    /// read at start for an agent whose manifest lists none. Upstreams that declare nothing
+    /// answer an empty list.
+    fn skills(&self) -> BoxFuture<'_, Result<Vec<SkillSpec>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// Builds the upstream of an agent.
@@ -164,6 +172,9 @@ pub fn build(spec: &UpstreamSpec, http: &reqwest::Client) -> Arc<dyn Upstream> {
         }
         UpstreamSpec::A2a { url, headers, timeout_secs } => {
             Arc::new(a2a_agent::A2aAgent::new(http.clone(), url.clone(), headers.clone(), *timeout_secs))
+        }
+        UpstreamSpec::Mcp { url, headers, timeout_secs, prefix } => {
+            Arc::new(mcp::McpServer::new(url.clone(), headers.clone(), *timeout_secs, prefix.clone()))
         }
     }
 }
