@@ -285,15 +285,23 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
     {
         return Err(A2aError::invalid_params("configuration.historyLength must not be negative"));
     }
-    if req.configuration.as_ref().is_some_and(|c| c.task_push_notification_config.is_some()) {
-        return Err(A2aError::new(
-            code::PUSH_NOTIFICATION_NOT_SUPPORTED,
-            "push notifications are not offered by this gateway (capabilities.pushNotifications is false)",
-        ));
+    let push = req.configuration.as_ref().and_then(|c| c.task_push_notification_config.clone());
+    if let Some(cfg) = &push {
+        // Checked before the task exists, so a refused webhook creates nothing.
+        if !gw.push.enabled() {
+            return Err(push_unsupported());
+        }
+        crate::push::check_url(gw.push.policy(), &cfg.url)
+            .await
+            .map_err(|e| A2aError::invalid_params(format!("configuration.taskPushNotificationConfig: {e}")))?;
     }
     let engine = &gw.engine;
     if let Some(task_id) = &req.message.task_id {
         let handle = engine.get(task_id, &caller.name)?;
+        let from = handle.cursor();
+        if let Some(cfg) = push {
+            gw.push.create(handle.clone(), cfg, from).await.map_err(A2aError::from)?;
+        }
         let cursor = engine.continue_task(&handle, req.message.clone()).await?;
         return Ok((Sent { handle, cursor, new: false }, req));
     }
@@ -320,6 +328,10 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
             context_id: req.message.context_id.clone(),
         })
         .await?;
+    if let Some(cfg) = push {
+        // From the first event on: the receiver sees the task as created, then every update.
+        gw.push.create(handle.clone(), cfg, 0).await.map_err(A2aError::from)?;
+    }
     Ok((Sent { handle, cursor: 0, new: true }, req))
 }
 
@@ -470,8 +482,92 @@ fn list_tasks(gw: &Gateway, caller: &Caller, p: &Value) -> Result<Value, A2aErro
 fn push_unsupported() -> A2aError {
     A2aError::new(
         code::PUSH_NOTIFICATION_NOT_SUPPORTED,
-        "push notifications are not offered by this gateway (capabilities.pushNotifications is false)",
+        "push notifications are switched off on this gateway (capabilities.pushNotifications is false)",
     )
+}
+
+impl From<crate::push::PushError> for A2aError {
+    fn from(e: crate::push::PushError) -> A2aError {
+        use crate::push::PushError as P;
+        match e {
+            P::Disabled => push_unsupported(),
+            P::Invalid(m) => A2aError::invalid_params(m),
+            e @ P::NotFound { .. } => A2aError::new(code::TASK_NOT_FOUND, e.to_string()),
+        }
+    }
+}
+
+/// A push-notification config operation, the same for both bindings.
+enum PushOp {
+    Create(Value),
+    Get(String),
+    List { page_size: Option<i64>, page_token: Option<String> },
+    Delete(String),
+}
+
+/// Runs a push config operation on the caller's task. Push being off is answered before the
+/// task is looked up, as the spec orders it.
+async fn push_op(gw: &Gateway, caller: &Caller, task: &str, op: PushOp) -> Result<Value, A2aError> {
+    if !gw.push.enabled() {
+        return Err(push_unsupported());
+    }
+    let handle = gw.engine.get(task, &caller.name)?;
+    gw.push.prune(|id| gw.engine.task(id).is_some());
+    match op {
+        PushOp::Create(body) => {
+            let mut body = camelize(body);
+            if let Some(o) = body.as_object_mut() {
+                o.entry("taskId").or_insert_with(|| json!(task));
+            }
+            let cfg: a2a::TaskPushNotificationConfig = params(body, "TaskPushNotificationConfig")?;
+            if cfg.task_id != task {
+                return Err(A2aError::invalid_params(format!(
+                    "taskId {:?} does not match the task {task:?} of the request",
+                    cfg.task_id
+                )));
+            }
+            let from = handle.cursor();
+            let cfg = gw.push.create(handle, cfg, from).await?;
+            Ok(serde_json::to_value(cfg).expect("serialise"))
+        }
+        PushOp::Get(id) => Ok(serde_json::to_value(gw.push.get(task, &id)?).expect("serialise")),
+        PushOp::List { page_size, page_token } => {
+            let size = match page_size {
+                None | Some(0) => 100,
+                Some(n @ 1..=100) => n as usize,
+                Some(n) => return Err(A2aError::invalid_params(format!("pageSize must be 1..100, not {n}"))),
+            };
+            let start = match page_token.as_deref().filter(|t| !t.is_empty()) {
+                None => 0,
+                Some(t) => t
+                    .parse::<usize>()
+                    .map_err(|_| A2aError::invalid_params(format!("pageToken {t:?} is not one this gateway gave")))?,
+            };
+            let all = gw.push.list(task);
+            let page: Vec<_> = all.iter().skip(start).take(size).cloned().collect();
+            let next = if start + page.len() < all.len() { (start + page.len()).to_string() } else { String::new() };
+            Ok(json!({ "configs": page, "nextPageToken": next }))
+        }
+        PushOp::Delete(id) => {
+            gw.push.delete(task, &id);
+            Ok(json!({}))
+        }
+    }
+}
+
+/// The JSON-RPC form of a push config method.
+async fn push_rpc(gw: &Gateway, caller: &Caller, method: &str, p: Value) -> Result<Value, A2aError> {
+    use a2a::methods as m;
+    let str_param = |k: &str| p.get(k).and_then(Value::as_str).map(String::from);
+    let task = str_param("taskId").ok_or_else(|| A2aError::invalid_params("params.taskId is required"))?;
+    let id = || str_param("id").ok_or_else(|| A2aError::invalid_params("params.id is required"));
+    let op = match method {
+        m::CREATE_PUSH_CONFIG => PushOp::Create(p.clone()),
+        m::GET_PUSH_CONFIG => PushOp::Get(id()?),
+        m::DELETE_PUSH_CONFIG => PushOp::Delete(id()?),
+        _ => PushOp::List { page_size: int_param(&p, "pageSize")?, page_token: str_param("pageToken") },
+    };
+    push_op(gw, caller, &task, op).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -530,6 +626,7 @@ pub fn build_card(
     skills: Vec<AgentSkill>,
     public_url: &str,
     anonymous: bool,
+    push: bool,
     key: Option<&NamedKey>,
 ) -> CardDoc {
     let first = &manifest.agents[0];
@@ -553,7 +650,7 @@ pub fn build_card(
         ],
         capabilities: AgentCapabilities {
             streaming: Some(true),
-            push_notifications: Some(false),
+            push_notifications: Some(push),
             extensions: None,
             extended_agent_card: Some(true),
         },
@@ -733,7 +830,13 @@ pub async fn jsonrpc(
             None => Err(A2aError::invalid_params("params.id is required")),
         },
         m::GET_EXTENDED_AGENT_CARD => Ok(serde_json::to_value(&gw.card.card).expect("serialise")),
-        _ => Err(push_unsupported()),
+        _ => {
+            if !gw.push.enabled() {
+                Err(push_unsupported())
+            } else {
+                push_rpc(&gw, &caller, method, p).await
+            }
+        }
     };
     match result {
         Ok(v) => rpc_ok(&id, v),
@@ -879,11 +982,60 @@ pub async fn rest_extended_card(
     }
 }
 
-/// The push-notification config routes: the capability is off, so each answers
-/// PushNotificationNotSupported (checked before the task, as the spec orders it).
-pub async fn rest_push(uri: axum::http::Uri, headers: HeaderMap) -> Response {
-    match check_version(&headers, uri.query()) {
-        Ok(()) => push_unsupported().rest(),
+/// `POST /tasks/{id}/pushNotificationConfigs` (create).
+pub async fn rest_push_create(
+    State(gw): State<Arc<Gateway>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(task): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = match rest_checks(&headers, &uri, &body).and_then(|()| rest_body(&body)) {
+        Ok(body) => push_op(&gw, &caller, &task, PushOp::Create(body)).await,
+        Err(e) => Err(e),
+    };
+    r.map_or_else(|e| e.rest(), rest_json)
+}
+
+/// `GET /tasks/{id}/pushNotificationConfigs` (list).
+pub async fn rest_push_list(
+    State(gw): State<Arc<Gateway>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(task): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let q = query_value(&q);
+    let op = check_version(&headers, uri.query()).and_then(|()| {
+        let page_size = int_param(&q, "pageSize")?;
+        let page_token = q.get("pageToken").and_then(Value::as_str).map(String::from);
+        Ok(PushOp::List { page_size, page_token })
+    });
+    let r = match op {
+        Ok(op) => push_op(&gw, &caller, &task, op).await,
+        Err(e) => Err(e),
+    };
+    r.map_or_else(|e| e.rest(), rest_json)
+}
+
+/// `GET` and `DELETE` `/tasks/{id}/pushNotificationConfigs/{config}`.
+pub async fn rest_push_config(
+    State(gw): State<Arc<Gateway>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path((task, config)): Path<(String, String)>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let op = if method == axum::http::Method::DELETE { PushOp::Delete(config) } else { PushOp::Get(config) };
+    let r = match check_version(&headers, uri.query()) {
+        Ok(()) => push_op(&gw, &caller, &task, op).await,
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(v) => rest_json(v),
         Err(e) => e.rest(),
     }
 }

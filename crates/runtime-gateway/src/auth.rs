@@ -49,6 +49,9 @@ pub struct GatewayConfig {
     /// JWT callers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtConfig>,
+    /// Push notifications (on by default, to public addresses only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<crate::push::PushConfig>,
 }
 
 fn default_identity() -> String {

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -44,6 +43,10 @@ pub struct Gateway {
     pub auth: Authenticator,
     /// Workspaces, scope requests, approvers.
     pub workspace: crate::workspace::Workspace,
+    /// Push notification configs and delivery.
+    pub push: Arc<crate::push::Pusher>,
+    /// The `/metrics` registry.
+    pub metrics: crate::metrics::Metrics,
     /// Cancelled at shutdown: ends MCP sessions and streams.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -56,8 +59,11 @@ pub fn app(gw: Arc<Gateway>) -> Router {
         .route("/message:stream", post(a2a_api::rest_stream_send))
         .route("/tasks", get(list_tasks).post(create_task))
         .route("/tasks/{rest}", get(get_task).post(a2a_api::rest_post_task))
-        .route("/tasks/{id}/pushNotificationConfigs", get(a2a_api::rest_push).post(a2a_api::rest_push))
-        .route("/tasks/{id}/pushNotificationConfigs/{config}", get(a2a_api::rest_push).delete(a2a_api::rest_push))
+        .route("/tasks/{id}/pushNotificationConfigs", get(a2a_api::rest_push_list).post(a2a_api::rest_push_create))
+        .route(
+            "/tasks/{id}/pushNotificationConfigs/{config}",
+            get(a2a_api::rest_push_config).delete(a2a_api::rest_push_config),
+        )
         .route("/extendedAgentCard", get(a2a_api::rest_extended_card))
         .route("/sse/{task}", get(task_events))
         .route("/invoke/{skill}", post(invoke))
@@ -457,42 +463,6 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
-    let c = &gw.engine.counters;
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, v: u64, labels: &str| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {v}\n"));
-    };
-    counter(
-        "gateway_tasks_accepted_total",
-        "Tasks accepted (task.accepted durable).",
-        c.accepted.load(Ordering::Relaxed),
-        "",
-    );
-    counter(
-        "gateway_tasks_refused_total",
-        "Tasks refused because they could not be recorded.",
-        c.refused.load(Ordering::Relaxed),
-        "",
-    );
-    counter(
-        "gateway_runs_unrecorded_total",
-        "Runs whose recording failed after they started.",
-        c.unrecorded.load(Ordering::Relaxed),
-        "",
-    );
-    out.push_str("# HELP gateway_runs_sealed_total Runs ended and sealed, by status.\n# TYPE gateway_runs_sealed_total counter\n");
-    for (status, v) in
-        [("completed", &c.completed), ("failed", &c.failed), ("canceled", &c.canceled), ("rejected", &c.rejected)]
-    {
-        out.push_str(&format!("gateway_runs_sealed_total{{status=\"{status}\"}} {}\n", v.load(Ordering::Relaxed)));
-    }
-    out.push_str(&format!(
-        "# HELP gateway_runs_running Runs in progress.\n# TYPE gateway_runs_running gauge\ngateway_runs_running {}\n",
-        *c.running.borrow()
-    ));
-    out.push_str(&format!(
-        "# HELP gateway_spool_batches Batches accepted but not yet in the ledger.\n# TYPE gateway_spool_batches gauge\ngateway_spool_batches {}\n",
-        gw.engine.sink().backlog()
-    ));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let text = gw.metrics.render(*gw.engine.counters.running.borrow(), gw.engine.sink().as_ref());
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }

@@ -45,6 +45,8 @@ pub mod http;
 pub mod identity;
 pub mod manifest;
 pub mod mcp;
+pub mod metrics;
+pub mod push;
 pub mod recorder;
 pub mod remote;
 pub mod sink;

@@ -145,6 +145,8 @@ async fn run(cli: Cli) -> Result<()> {
         &data,
         Duration::from_secs(cfg.grant_ttl_secs.unwrap_or(3600)),
     )?);
+    let appends = runtime_gateway::metrics::latency();
+    let sink: Arc<dyn LedgerSink> = Arc::new(runtime_gateway::metrics::MeteredSink::new(sink, appends.clone()));
     let mut engine = Engine::new(
         &manifest,
         sink.clone(),
@@ -170,7 +172,8 @@ async fn run(cli: Cli) -> Result<()> {
         engine.add_skills(i, skills);
     }
     let skills = manifest.agents.iter().flat_map(|a| a.skills.iter().map(card_skill)).collect();
-    let card = build_card(&manifest, skills, &public_url, cfg.anonymous, Some(&key));
+    let push = Arc::new(runtime_gateway::push::Pusher::new(cfg.push.clone().unwrap_or_default(), &data)?);
+    let card = build_card(&manifest, skills, &public_url, cfg.anonymous, push.enabled(), Some(&key));
     let engine = Arc::new(engine);
     let workspace = runtime_gateway::workspace::Workspace::new(data.join("workspaces"), cfg.approvers.clone());
     let shutdown_token = tokio_util::sync::CancellationToken::new();
@@ -178,6 +181,8 @@ async fn run(cli: Cli) -> Result<()> {
         engine: engine.clone(),
         card,
         auth: authenticator,
+        metrics: runtime_gateway::metrics::Metrics::new(&engine.counters, &push.counters, appends),
+        push,
         workspace,
         shutdown: shutdown_token.clone(),
     });

@@ -85,6 +85,8 @@ struct Frame {
     done: Option<AppendDone>,
     /// Written and synced to the spool.
     synced: bool,
+    /// When the gateway accepted it (or found it in the spool at start).
+    since: std::time::Instant,
 }
 
 struct Segment {
@@ -306,6 +308,7 @@ impl Spool {
                     bytes,
                     done: None,
                     synced: true,
+                    since: std::time::Instant::now(),
                 });
                 spool.next_frame += 1;
             }
@@ -581,7 +584,15 @@ impl LedgerSink for RemoteLedger {
                         let id = s.next_frame;
                         s.next_frame += 1;
                         s.pending_bytes += bytes;
-                        s.queue.push_back(Frame { id, segment, entries, bytes, done: done.take(), synced: false });
+                        s.queue.push_back(Frame {
+                            id,
+                            segment,
+                            entries,
+                            bytes,
+                            done: done.take(),
+                            synced: false,
+                            since: std::time::Instant::now(),
+                        });
                         Ok(())
                     }
                     Err(e) => {
@@ -655,6 +666,10 @@ impl LedgerSink for RemoteLedger {
 
     fn backlog(&self) -> u64 {
         self.shared.lock().queue.len() as u64
+    }
+
+    fn lag(&self) -> Duration {
+        self.shared.lock().queue.front().map(|f| f.since.elapsed()).unwrap_or_default()
     }
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {

@@ -66,6 +66,10 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
     fn backlog(&self) -> u64 {
         0
     }
+    /// How long the oldest entry accepted but not yet in the log has waited (zero when none).
+    fn lag(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Stops accepting appends and waits until what was accepted is durable where it goes.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
 }

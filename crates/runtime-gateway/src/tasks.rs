@@ -14,7 +14,10 @@
 //! - a task's owner (the authenticated caller who created it) is the only caller who sees it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -93,25 +96,34 @@ pub struct Agent {
     pub upstream: Arc<dyn Upstream>,
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
+/// Counters for `/metrics` (prometheus-client handles: clones share the value).
+#[derive(Debug)]
 pub struct Counters {
     /// Tasks accepted.
-    pub accepted: AtomicU64,
+    pub accepted: Counter,
     /// Tasks refused because recording was unavailable.
-    pub refused: AtomicU64,
-    /// Runs sealed, by outcome.
-    pub completed: AtomicU64,
-    /// Failed runs.
-    pub failed: AtomicU64,
-    /// Canceled runs.
-    pub canceled: AtomicU64,
-    /// Rejected runs.
-    pub rejected: AtomicU64,
+    pub refused: Counter,
+    /// Runs sealed, by `status`.
+    pub sealed: Family<Vec<(String, String)>, Counter>,
     /// Runs whose recording failed after they started.
-    pub unrecorded: AtomicU64,
+    pub unrecorded: Counter,
     /// Runs in progress (a watch, so shutdown can wait for zero).
     pub running: watch::Sender<u64>,
+    /// From acceptance to the durable seal.
+    pub run_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            accepted: Counter::default(),
+            refused: Counter::default(),
+            sealed: Family::default(),
+            unrecorded: Counter::default(),
+            running: watch::Sender::default(),
+            run_seconds: crate::metrics::latency(),
+        }
+    }
 }
 
 /// Where a new task comes from.
@@ -590,10 +602,10 @@ impl Engine {
         let (rec, accepted) = RunRecorder::start_with(self.sink.clone(), self.key.clone(), start, working, now_ns())
             .map_err(|e| TaskError::InvalidParams(e.to_string()))?;
         if let Err(e) = accepted.wait().await {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            self.counters.refused.inc();
             return Err(TaskError::RecordingUnavailable(e.to_string()));
         }
-        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        self.counters.accepted.inc();
         self.counters.running.send_modify(|n| *n += 1);
 
         let mut message = req.message.clone();
@@ -762,6 +774,7 @@ impl Engine {
             })
         };
         let mut cancel_rx = h.lock().cancel.subscribe();
+        let began = std::time::Instant::now();
         let worker = tokio::spawn(upstream.run(call));
 
         h.publish(status(TaskState::Working, None), false);
@@ -934,16 +947,11 @@ impl Engine {
             recording_error.get_or_insert(e.to_string());
         }
         let c = &self.counters;
+        c.run_seconds.observe(began.elapsed().as_secs_f64());
         c.running.send_modify(|n| *n -= 1);
-        match run_status {
-            RunStatus::Completed => &c.completed,
-            RunStatus::Failed => &c.failed,
-            RunStatus::Canceled => &c.canceled,
-            RunStatus::Rejected => &c.rejected,
-        }
-        .fetch_add(1, Ordering::Relaxed);
+        crate::metrics::labelled(&c.sealed, "status", &run_status.to_string()).inc();
         if let Some(e) = &recording_error {
-            c.unrecorded.fetch_add(1, Ordering::Relaxed);
+            c.unrecorded.inc();
             eprintln!("run {id}: not fully recorded: {e}");
         }
 

@@ -216,7 +216,7 @@ async fn a2a_errors_have_the_spec_shapes() {
     assert_eq!(r["error"]["data"][0]["reason"], "TASK_NOT_FOUND");
     assert_eq!(r["error"]["data"][0]["domain"], "a2a-protocol.org");
     let r = raw(r#"{"jsonrpc":"2.0","id":5,"method":"CreateTaskPushNotificationConfig","params":{"taskId":"t","url":"http://x"}}"#, Some("1.0")).await;
-    assert_eq!(code(&r), -32003);
+    assert_eq!(code(&r), -32001, "push is on; the task is unknown");
     let r = gw
         .post("/")
         .header("content-type", "text/plain")
@@ -263,7 +263,7 @@ async fn a2a_errors_have_the_spec_shapes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 404, "push is on; the task is unknown");
 
     // HTTP+JSON happy path: send, get, cancel-refused on an ended task.
     let r = gw

@@ -121,6 +121,13 @@ async fn the_ledger_stopped_mid_run_and_restarted_loses_nothing() {
     let echo = body["run"].as_str().unwrap().to_string();
     let health: Value = gw.get("/healthz").send().await.unwrap().json().await.unwrap();
     assert!(health["spool"].as_u64().unwrap() > 0, "entries wait in the spool: {health}");
+    let metrics = gw.get("/metrics").send().await.unwrap().text().await.unwrap();
+    let gauge = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(gauge("gateway_spool_batches") > 0.0, "{metrics}");
+    assert!(gauge("gateway_ledger_lag_seconds") > 0.0, "the oldest spooled batch has waited: {metrics}");
     let r = gw.get(&format!("/runs/{echo}/receipt?wait=0")).send().await.unwrap();
     assert_eq!(r.status(), 503, "no receipt while the seal waits in the spool");
 

@@ -1,0 +1,615 @@
+//! A2A push notifications: per-task webhook configs (create, get, list, delete) and their
+//! delivery. Each config gets one worker that follows the task's event buffer from the moment
+//! the config was made (from the start for a config given with SendMessage) and POSTs every
+//! event, in order, as an A2A `StreamResponse` (`Content-Type: application/a2a+json`,
+//! `Authorization: <scheme> <credentials>` when the config has authentication, the config's
+//! token in `X-A2A-Notification-Token` and `A2A-Notification-Token`, the spellings of the two
+//! reference SDKs). A failed attempt (network error, 408, 429, 5xx) is retried with exponential
+//! backoff; another 4xx ends that event's delivery. The worker ends with the task or when its
+//! config is deleted.
+//!
+//! Security rules kept here (SSRF):
+//! - a webhook URL is `http` or `https`, with a host and no user info;
+//! - it must not reach loopback, private (RFC 1918, ULA), link-local, CGNAT, multicast,
+//!   documentation, benchmarking or unspecified addresses, nor IPv4 addresses mapped or
+//!   translated into IPv6, unless `[push] allow_networks` in gateway.toml lists the network;
+//! - the rule is checked when the config is made (so the caller hears at once) **and** on every
+//!   connection: names are resolved by a resolver that drops forbidden addresses, so a name
+//!   that changes its answer after the check (DNS rebinding) still cannot reach them;
+//! - redirects are not followed unless `[push] follow_redirects` says so, and then each target
+//!   passes the same rule; no proxy from the environment is used.
+//!
+//! Each attempt is one line of `<data>/push-deliveries.jsonl` (time, task, config, host, event
+//! index and kind, attempt, HTTP status or error, outcome) and counts in `/metrics`. Attempts are
+//! not ledger entries: SPEC §2 has no kind for them (see docs/FORMATS.md §9).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use a2a::{StreamResponse, TaskPushNotificationConfig};
+use futures_util::StreamExt as _;
+use ipnet::IpNet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::tasks::{TaskHandle, follow};
+
+/// `[push]` in gateway.toml.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// Offer push notifications at all (the card's `capabilities.pushNotifications`).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Networks webhooks may reach although they are private, loopback or link-local (for
+    /// example `["127.0.0.1/32"]` for a receiver on the same host).
+    #[serde(default)]
+    pub allow_networks: Vec<IpNet>,
+    /// Follow redirects (each target is checked like the first URL). Off by default.
+    #[serde(default)]
+    pub follow_redirects: bool,
+    /// Attempts per event before it is given up.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Timeout of one attempt, in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Wait before the first retry, in milliseconds; doubled each time up to 60 s.
+    #[serde(default = "default_backoff")]
+    pub backoff_ms: u64,
+    /// Most configs one task may have.
+    #[serde(default = "default_per_task")]
+    pub max_configs_per_task: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_timeout() -> u64 {
+    10
+}
+fn default_backoff() -> u64 {
+    500
+}
+fn default_per_task() -> usize {
+    10
+}
+
+impl Default for PushConfig {
+    fn default() -> PushConfig {
+        PushConfig {
+            enabled: true,
+            allow_networks: Vec::new(),
+            follow_redirects: false,
+            max_attempts: default_attempts(),
+            timeout_secs: default_timeout(),
+            backoff_ms: default_backoff(),
+            max_configs_per_task: default_per_task(),
+        }
+    }
+}
+
+/// Which addresses webhooks may reach.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    allow: Vec<IpNet>,
+}
+
+impl Policy {
+    /// The rule with `allow` as exceptions.
+    pub fn new(allow: Vec<IpNet>) -> Policy {
+        Policy { allow }
+    }
+
+    /// Why `ip` may not be reached, or `None` when it may.
+    pub fn refuses(&self, ip: IpAddr) -> Option<&'static str> {
+        if self.allow.iter().any(|n| n.contains(&ip)) {
+            return None;
+        }
+        forbidden(ip)
+    }
+}
+
+/// The class of address push never reaches by default, if `ip` is one.
+fn forbidden(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_v4(v4);
+            }
+            let s = v6.segments();
+            if v6.is_unspecified() {
+                Some("the unspecified address")
+            } else if v6.is_loopback() {
+                Some("a loopback address")
+            } else if s[0] & 0xfe00 == 0xfc00 {
+                Some("a private (unique local) address")
+            } else if s[0] & 0xffc0 == 0xfe80 {
+                Some("a link-local address")
+            } else if v6.is_multicast() {
+                Some("a multicast address")
+            } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+                Some("a documentation address")
+            } else if s[0] == 0x64 && s[1] == 0xff9b {
+                // NAT64 reaches the embedded IPv4 address.
+                Some("a NAT64 address")
+            } else if s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0 {
+                Some("an IPv4-compatible address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    if ip.is_unspecified() || o[0] == 0 {
+        Some("the unspecified network")
+    } else if ip.is_loopback() {
+        Some("a loopback address")
+    } else if ip.is_private() {
+        Some("a private address")
+    } else if ip.is_link_local() {
+        Some("a link-local address")
+    } else if o[0] == 100 && (64..128).contains(&o[1]) {
+        Some("a shared (CGNAT) address")
+    } else if ip.is_multicast() || o[0] >= 240 {
+        Some("a multicast or reserved address")
+    } else if ip.is_documentation() {
+        Some("a documentation address")
+    } else if o[0] == 198 && (o[1] == 18 || o[1] == 19) {
+        Some("a benchmarking address")
+    } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+        Some("an IETF protocol assignment")
+    } else {
+        None
+    }
+}
+
+/// Resolves names for webhook connections, dropping every address the policy refuses.
+struct GuardedResolver(Arc<Policy>);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ok: Vec<SocketAddr> = all.iter().copied().filter(|a| policy.refuses(a.ip()).is_none()).collect();
+            if ok.is_empty() {
+                let why = all.first().and_then(|a| policy.refuses(a.ip())).unwrap_or("no address");
+                return Err(format!("{host} resolves only to addresses push may not reach ({why})").into());
+            }
+            Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Checks a webhook URL against the rules; resolves its host now so a refusal is told at once.
+pub async fn check_url(policy: &Policy, raw: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("url {raw:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("url {raw:?}: only http and https webhooks are allowed"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("url {raw:?}: user info in the URL is not allowed; use authentication"));
+    }
+    let host = match url.host() {
+        None => return Err(format!("url {raw:?} has no host")),
+        Some(url::Host::Ipv4(ip)) => return refuse_ip(policy, raw, IpAddr::V4(ip)).map(|()| url),
+        Some(url::Host::Ipv6(ip)) => return refuse_ip(policy, raw, IpAddr::V6(ip)).map(|()| url),
+        Some(url::Host::Domain(d)) => d.to_string(),
+    };
+    // A name that does not resolve now is accepted: DNS may be down or the receiver not yet
+    // published, and delivery resolves again through the guarded resolver (and retries). A name
+    // that resolves must resolve to allowed addresses only.
+    let port = url.port_or_known_default().unwrap_or(443);
+    if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), port)).await {
+        for a in addrs {
+            refuse_ip(policy, raw, a.ip())?;
+        }
+    }
+    Ok(url)
+}
+
+fn refuse_ip(policy: &Policy, raw: &str, ip: IpAddr) -> Result<(), String> {
+    match policy.refuses(ip) {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "url {raw:?} reaches {ip}, {why}: webhooks may not target it (gateway.toml [push] allow_networks makes exceptions)"
+        )),
+    }
+}
+
+struct Registered {
+    config: TaskPushNotificationConfig,
+    stop: CancellationToken,
+}
+
+/// Push counters for `/metrics` (prometheus-client handles).
+#[derive(Debug, Default)]
+pub struct PushCounters {
+    /// Attempts made.
+    pub attempts: Counter,
+    /// Events by `outcome`: `delivered` (a 2xx answer) or `given_up` (after the last attempt or a
+    /// permanent refusal).
+    pub deliveries: Family<Vec<(String, String)>, Counter>,
+    /// Configs refused by the URL rules.
+    pub refused_urls: Counter,
+}
+
+/// Push configs and their delivery workers.
+pub struct Pusher {
+    cfg: PushConfig,
+    policy: Arc<Policy>,
+    client: reqwest::Client,
+    configs: Mutex<HashMap<String, Vec<Registered>>>,
+    journal: Mutex<Option<std::fs::File>>,
+    /// Counters.
+    pub counters: PushCounters,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+/// Why a config operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// Push is switched off.
+    #[error("push notifications are switched off on this gateway")]
+    Disabled,
+    /// The config is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such config on the task.
+    #[error("push notification config {config:?} not found on task {task:?}")]
+    NotFound {
+        /// The task.
+        task: String,
+        /// The config id.
+        config: String,
+    },
+}
+
+impl Pusher {
+    /// A pusher whose attempts are journalled under `data`.
+    pub fn new(cfg: PushConfig, data: &Path) -> anyhow::Result<Pusher> {
+        let policy = Arc::new(Policy::new(cfg.allow_networks.clone()));
+        let redirect = if cfg.follow_redirects {
+            let p = policy.clone();
+            reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    return attempt.error("more than 5 redirects");
+                }
+                let url = attempt.url().clone();
+                if !matches!(url.scheme(), "http" | "https") {
+                    return attempt.error(format!("redirect to a {} URL", url.scheme()));
+                }
+                let ip = match url.host() {
+                    Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                    Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                    _ => None, // names go through the guarded resolver
+                };
+                match ip.and_then(|ip| p.refuses(ip).map(|why| (ip, why))) {
+                    Some((ip, why)) => attempt.error(format!("redirect to {ip}, {why}")),
+                    None => attempt.follow(),
+                }
+            })
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(redirect)
+            .dns_resolver(Arc::new(GuardedResolver(policy.clone())))
+            .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
+            .connect_timeout(Duration::from_secs(cfg.timeout_secs.clamp(1, 10)))
+            .user_agent(concat!("a2a-ledger-gateway/", env!("CARGO_PKG_VERSION"), " (push)"))
+            .build()?;
+        let journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("push-deliveries.jsonl"))
+            .map_err(|e| anyhow::anyhow!("opening {}: {e}", data.join("push-deliveries.jsonl").display()))?;
+        Ok(Pusher {
+            cfg,
+            policy,
+            client,
+            configs: Mutex::new(HashMap::new()),
+            journal: Mutex::new(Some(journal)),
+            counters: PushCounters::default(),
+        })
+    }
+
+    /// Push is offered.
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    /// The address rule webhooks are held to.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Drops the configs of tasks that `exists` no longer knows (they left the task store).
+    pub fn prune(&self, exists: impl Fn(&str) -> bool) {
+        self.lock().retain(|task, list| {
+            let keep = exists(task);
+            if !keep {
+                for r in list.iter() {
+                    r.stop.cancel();
+                }
+            }
+            keep
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Registered>>> {
+        self.configs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers `config` for the task and starts delivering its events from event `from`. A
+    /// config with the id of an existing one replaces it.
+    pub async fn create(
+        self: &Arc<Self>,
+        task: Arc<TaskHandle>,
+        mut config: TaskPushNotificationConfig,
+        from: usize,
+    ) -> Result<TaskPushNotificationConfig, PushError> {
+        if !self.cfg.enabled {
+            return Err(PushError::Disabled);
+        }
+        if config.url.is_empty() {
+            return Err(PushError::Invalid("url is required".into()));
+        }
+        if let Some(a) = &config.authentication
+            && (a.scheme.is_empty() || a.scheme.bytes().any(|b| !b.is_ascii_alphanumeric() && !b"-_".contains(&b)))
+        {
+            return Err(PushError::Invalid(format!(
+                "authentication.scheme {:?} must be an HTTP auth scheme such as Bearer",
+                a.scheme
+            )));
+        }
+        if let Err(e) = check_url(&self.policy, &config.url).await {
+            self.counters.refused_urls.inc();
+            return Err(PushError::Invalid(e));
+        }
+        let id = match config.id.take().filter(|s| !s.is_empty()) {
+            Some(id) if id.len() > 128 => return Err(PushError::Invalid("id is longer than 128 bytes".into())),
+            Some(id) => id,
+            None => format!("push-{}", hex::encode(rand_bytes())),
+        };
+        config.id = Some(id.clone());
+        config.task_id = task.id.clone();
+        let stop = CancellationToken::new();
+        {
+            let mut all = self.lock();
+            let list = all.entry(task.id.clone()).or_default();
+            if let Some(old) = list.iter().position(|r| r.config.id.as_deref() == Some(id.as_str())) {
+                list.remove(old).stop.cancel();
+            } else if list.len() >= self.cfg.max_configs_per_task {
+                return Err(PushError::Invalid(format!(
+                    "task {} has {} push configs already, the most allowed",
+                    task.id, self.cfg.max_configs_per_task
+                )));
+            }
+            list.push(Registered { config: config.clone(), stop: stop.clone() });
+        }
+        let this = self.clone();
+        let cfg = config.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = this.deliver_all(task.clone(), &cfg, from) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        Ok(config)
+    }
+
+    /// One config of the task.
+    pub fn get(&self, task: &str, id: &str) -> Result<TaskPushNotificationConfig, PushError> {
+        self.lock()
+            .get(task)
+            .and_then(|l| l.iter().find(|r| r.config.id.as_deref() == Some(id)))
+            .map(|r| r.config.clone())
+            .ok_or_else(|| PushError::NotFound { task: task.into(), config: id.into() })
+    }
+
+    /// The task's configs, in creation order.
+    pub fn list(&self, task: &str) -> Vec<TaskPushNotificationConfig> {
+        self.lock().get(task).map(|l| l.iter().map(|r| r.config.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Deletes a config and stops its deliveries; deleting one that is gone is not an error.
+    pub fn delete(&self, task: &str, id: &str) {
+        let mut all = self.lock();
+        if let Some(list) = all.get_mut(task) {
+            list.retain(|r| {
+                let keep = r.config.id.as_deref() != Some(id);
+                if !keep {
+                    r.stop.cancel();
+                }
+                keep
+            });
+            if list.is_empty() {
+                all.remove(task);
+            }
+        }
+    }
+
+    async fn deliver_all(&self, task: Arc<TaskHandle>, config: &TaskPushNotificationConfig, from: usize) {
+        let events = follow(task.clone(), from, false);
+        futures_util::pin_mut!(events);
+        while let Some((after, ev)) = events.next().await {
+            // `follow` yields the cursor after the event: the event's own index is one less.
+            self.deliver(&task.id, config, after - 1, &ev).await;
+        }
+    }
+
+    /// Delivers one event, retrying as the rules say; every attempt is journalled.
+    async fn deliver(&self, task: &str, config: &TaskPushNotificationConfig, index: usize, ev: &StreamResponse) {
+        let body = serde_json::to_vec(ev).expect("events serialise");
+        let kind = match ev {
+            StreamResponse::Task(_) => "task",
+            StreamResponse::Message(_) => "message",
+            StreamResponse::StatusUpdate(_) => "statusUpdate",
+            StreamResponse::ArtifactUpdate(_) => "artifactUpdate",
+        };
+        let host =
+            reqwest::Url::parse(&config.url).ok().and_then(|u| u.host_str().map(String::from)).unwrap_or_default();
+        let mut wait = Duration::from_millis(self.cfg.backoff_ms);
+        for attempt in 1..=self.cfg.max_attempts.max(1) {
+            self.counters.attempts.inc();
+            let mut req =
+                self.client.post(&config.url).header("content-type", "application/a2a+json").body(body.clone());
+            if let Some(a) = &config.authentication {
+                req = req.header("authorization", format!("{} {}", a.scheme, a.credentials.as_deref().unwrap_or("")));
+            }
+            if let Some(t) = &config.token {
+                req = req.header("X-A2A-Notification-Token", t).header("A2A-Notification-Token", t);
+            }
+            let (status, error) = match req.send().await {
+                Ok(r) => (Some(r.status().as_u16()), None),
+                Err(e) => (None, Some(error_chain(&e))),
+            };
+            let retry = match status {
+                Some(s) if (200..300).contains(&s) => false,
+                Some(s) => s == 408 || s == 429 || s >= 500,
+                None => true,
+            };
+            let delivered = status.is_some_and(|s| (200..300).contains(&s));
+            let last = attempt == self.cfg.max_attempts.max(1);
+            let outcome = if delivered {
+                "delivered"
+            } else if retry && !last {
+                "retrying"
+            } else {
+                "given_up"
+            };
+            self.journal(json!({
+                "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "task": task, "config": config.id, "host": host, "event": index, "kind": kind,
+                "attempt": attempt, "status": status, "error": error, "outcome": outcome,
+            }));
+            match outcome {
+                "delivered" => {
+                    crate::metrics::labelled(&self.counters.deliveries, "outcome", "delivered").inc();
+                    return;
+                }
+                "given_up" => {
+                    crate::metrics::labelled(&self.counters.deliveries, "outcome", "given_up").inc();
+                    return;
+                }
+                _ => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    }
+
+    fn journal(&self, line: serde_json::Value) {
+        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        // One write per line, so a reader never sees half of one.
+        if let Some(f) = j.as_mut()
+            && let Err(e) = f.write_all(format!("{line}\n").as_bytes())
+        {
+            eprintln!("push: writing the delivery journal failed, journalling stops: {e}");
+            *j = None;
+        }
+    }
+}
+
+fn rand_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    b
+}
+
+/// An error and its causes on one line (reqwest hides the interesting part in `source`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_rule() {
+        let p = Policy::new(Vec::new());
+        for bad in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "198.18.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2001:db8::1",
+            "ff02::1",
+        ] {
+            assert!(p.refuses(bad.parse().unwrap()).is_some(), "{bad} must be refused");
+        }
+        for good in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            assert_eq!(p.refuses(good.parse().unwrap()), None, "{good} must be allowed");
+        }
+        let p = Policy::new(vec!["127.0.0.1/32".parse().unwrap()]);
+        assert_eq!(p.refuses("127.0.0.1".parse().unwrap()), None);
+        assert!(p.refuses("127.0.0.2".parse().unwrap()).is_some());
+    }
+
+    #[tokio::test]
+    async fn urls_are_checked() {
+        let p = Policy::new(Vec::new());
+        for (url, says) in [
+            ("ftp://example.com/x", "only http and https"),
+            ("http://user:pw@93.184.216.34/", "user info"),
+            ("http://127.0.0.1:9/hook", "loopback"),
+            ("http://[::1]/hook", "loopback"),
+            ("http://10.0.0.7/hook", "private"),
+            ("http://169.254.169.254/latest/meta-data", "link-local"),
+            ("http://localhost:9/hook", "loopback"),
+            ("not a url", "not a URL"),
+        ] {
+            let e = check_url(&p, url).await.unwrap_err();
+            assert!(e.contains(says), "{url}: {e}");
+        }
+        assert!(check_url(&p, "https://93.184.216.34/hook").await.is_ok());
+        // Not resolvable now: accepted; delivery resolves (and checks) again.
+        assert!(check_url(&p, "https://no-such-host.invalid/hook").await.is_ok());
+    }
+}
