@@ -52,6 +52,9 @@ pub struct GatewayConfig {
     /// Push notifications (on by default, to public addresses only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<crate::push::PushConfig>,
+    /// OpenTelemetry traces (off unless an OTLP endpoint is set here or in the environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<crate::telemetry::TelemetryConfig>,
 }
 
 fn default_identity() -> String {

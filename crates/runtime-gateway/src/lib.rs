@@ -51,5 +51,6 @@ pub mod recorder;
 pub mod remote;
 pub mod sink;
 pub mod tasks;
+pub mod telemetry;
 pub mod upstream;
 pub mod workspace;

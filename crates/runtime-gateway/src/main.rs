@@ -117,6 +117,7 @@ async fn run(cli: Cli) -> Result<()> {
     let (mut cfg, bootstrap) = auth::load_or_create(&data, cli.config.as_deref())?;
     cfg.anonymous |= cli.anonymous;
     let authenticator = Authenticator::new(&cfg)?;
+    let tracing = runtime_gateway::telemetry::init(cfg.telemetry.as_ref())?;
     let key_path = data.join(format!("identity-{}.key", cfg.identity));
     let key = Arc::new(identity::load_or_create(&key_path, &cfg.identity)?);
     identity::register_identity(&*sink, &key, now_ns())
@@ -196,6 +197,11 @@ async fn run(cli: Cli) -> Result<()> {
     println!("invoke     {base}/invoke/{{skill}}");
     println!("mcp        {base}/mcp (streamable HTTP; protocol 2025-11-25 sessions and 2026-07-28)");
     println!("receipts   {base}/runs/{{id}}/receipt");
+    println!("metrics    {base}/metrics");
+    if tracing.is_some() {
+        let to = cfg.telemetry.as_ref().and_then(|t| t.otlp_endpoint.clone());
+        println!("traces     OTLP/HTTP to {}", to.as_deref().unwrap_or("the OTEL_EXPORTER_OTLP_* endpoint"));
+    }
     if let Some(b) = &bootstrap {
         println!("caller     local-user, token written to {} (mode 0600)", b.path.display());
     }
@@ -234,6 +240,12 @@ async fn run(cli: Cli) -> Result<()> {
     axum::serve(listener, app(gw)).with_graceful_shutdown(shutdown).await?;
     drained.await?;
     sink.close().await.context("closing the ledger")?;
+    if let Some(provider) = tracing {
+        // Flushes the spans still batched (the exporter's HTTP client is blocking).
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || provider.shutdown()).await {
+            eprintln!("traces: the last spans could not be exported: {e}");
+        }
+    }
     eprintln!("stopped");
     Ok(())
 }

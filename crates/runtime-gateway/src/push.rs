@@ -33,6 +33,7 @@ use std::time::Duration;
 use a2a::{StreamResponse, TaskPushNotificationConfig};
 use futures_util::StreamExt as _;
 use ipnet::IpNet;
+use opentelemetry::KeyValue;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
@@ -457,12 +458,12 @@ impl Pusher {
         futures_util::pin_mut!(events);
         while let Some((after, ev)) = events.next().await {
             // `follow` yields the cursor after the event: the event's own index is one less.
-            self.deliver(&task.id, config, after - 1, &ev).await;
+            self.deliver(&task, config, after - 1, &ev).await;
         }
     }
 
     /// Delivers one event, retrying as the rules say; every attempt is journalled.
-    async fn deliver(&self, task: &str, config: &TaskPushNotificationConfig, index: usize, ev: &StreamResponse) {
+    async fn deliver(&self, task: &TaskHandle, config: &TaskPushNotificationConfig, index: usize, ev: &StreamResponse) {
         let body = serde_json::to_vec(ev).expect("events serialise");
         let kind = match ev {
             StreamResponse::Task(_) => "task",
@@ -475,6 +476,15 @@ impl Pusher {
         let mut wait = Duration::from_millis(self.cfg.backoff_ms);
         for attempt in 1..=self.cfg.max_attempts.max(1) {
             self.counters.attempts.inc();
+            let span = task.trace.child(
+                "push.deliver",
+                vec![
+                    KeyValue::new("a2a_ledger.push.config", config.id.clone().unwrap_or_default()),
+                    KeyValue::new("a2a_ledger.push.event", index as i64),
+                    KeyValue::new("a2a_ledger.push.attempt", i64::from(attempt)),
+                    KeyValue::new("server.address", host.clone()),
+                ],
+            );
             let mut req =
                 self.client.post(&config.url).header("content-type", "application/a2a+json").body(body.clone());
             if let Some(a) = &config.authentication {
@@ -493,6 +503,13 @@ impl Pusher {
                 None => true,
             };
             let delivered = status.is_some_and(|s| (200..300).contains(&s));
+            if let Some(s) = status {
+                span.set(KeyValue::new("http.response.status_code", i64::from(s)));
+            }
+            if !delivered {
+                span.error(error.clone().unwrap_or_else(|| format!("HTTP {}", status.unwrap_or(0))));
+            }
+            span.end();
             let last = attempt == self.cfg.max_attempts.max(1);
             let outcome = if delivered {
                 "delivered"
@@ -503,7 +520,7 @@ impl Pusher {
             };
             self.journal(json!({
                 "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "task": task, "config": config.id, "host": host, "event": index, "kind": kind,
+                "task": task.id, "config": config.id, "host": host, "event": index, "kind": kind,
                 "attempt": attempt, "status": status, "error": error, "outcome": outcome,
             }));
             match outcome {

@@ -16,6 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 
+use opentelemetry::KeyValue;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::sync::{Arc, Mutex};
@@ -225,6 +226,8 @@ pub struct TaskHandle {
     pub skill: String,
     /// The agent serving the skill.
     pub agent: String,
+    /// The run's trace (spans of its workspace operations and push deliveries join it).
+    pub trace: crate::telemetry::RunTrace,
     inner: Mutex<TaskInner>,
     published: watch::Sender<usize>,
 }
@@ -599,12 +602,25 @@ impl Engine {
         // The task goes to its agent at once: `working` is appended with `task.accepted` in one
         // atomic batch, so the run's start costs one group commit.
         let working = vec![Event::TaskStatus { state: "working".into(), message: None }];
+        let trace = crate::telemetry::RunTrace::start(
+            &id,
+            vec![
+                KeyValue::new("a2a_ledger.skill", req.skill.clone()),
+                KeyValue::new("a2a_ledger.agent", agent.clone()),
+                KeyValue::new("a2a_ledger.protocol", req.protocol.as_str()),
+                KeyValue::new("a2a_ledger.caller", req.caller.clone()),
+            ],
+        );
         let (rec, accepted) = RunRecorder::start_with(self.sink.clone(), self.key.clone(), start, working, now_ns())
             .map_err(|e| TaskError::InvalidParams(e.to_string()))?;
+        let span = trace.child("ledger.accept", Vec::new());
         if let Err(e) = accepted.wait().await {
+            span.error(e.to_string());
+            trace.end("refused", Some(&e.to_string()));
             self.counters.refused.inc();
             return Err(TaskError::RecordingUnavailable(e.to_string()));
         }
+        span.end();
         self.counters.accepted.inc();
         self.counters.running.send_modify(|n| *n += 1);
 
@@ -629,6 +645,7 @@ impl Engine {
             owner: req.caller.clone(),
             skill: req.skill.clone(),
             agent: agent.clone(),
+            trace: trace.clone(),
             inner: Mutex::new(TaskInner {
                 task: task.clone(),
                 events: vec![Arc::new(StreamResponse::Task(task))],
@@ -653,6 +670,7 @@ impl Engine {
         };
         let (updates_tx, updates_rx) = mpsc::channel(64);
         let (follow_tx, follow_rx) = mpsc::channel(8);
+        let call_span = trace.child("upstream.call", vec![KeyValue::new("a2a_ledger.agent", agent.clone())]);
         let call = Call {
             run: id,
             context_id,
@@ -663,12 +681,13 @@ impl Engine {
             follow_ups: follow_rx,
             cancel: cancel_rx,
             grant: Some(call_grant),
+            traceparent: call_span.traceparent(),
         };
         let upstream = self.agents[route.agent].upstream.clone();
         let engine = self.clone();
         let h = handle.clone();
         tokio::spawn(async move {
-            engine.drive(h, rec, upstream, call, updates_rx, control_rx, follow_tx).await;
+            engine.drive(h, rec, upstream, (call, call_span), updates_rx, control_rx, follow_tx).await;
         });
         Ok(handle)
     }
@@ -754,7 +773,7 @@ impl Engine {
         h: Arc<TaskHandle>,
         mut rec: RunRecorder,
         upstream: Arc<dyn Upstream>,
-        call: Call,
+        (call, call_span): (Call, crate::telemetry::SpanGuard),
         mut updates: mpsc::Receiver<Update>,
         mut control: mpsc::Receiver<Control>,
         follow_ups: mpsc::Sender<Message>,
@@ -919,6 +938,10 @@ impl Engine {
         drop(updates);
         worker.abort();
 
+        if let Outcome::Failed(e) = &outcome {
+            call_span.error(e.clone());
+        }
+        call_span.end();
         let direct = matches!(outcome, Outcome::Message(_));
         let (run_status, state, text, result, error) = match outcome {
             Outcome::Completed { result, message } => {
@@ -942,10 +965,14 @@ impl Engine {
         if let Some(e) = &recording_error {
             rec.fail(&ledger_core::Error::Storage(e.clone()));
         }
+        let span = h.trace.child("ledger.seal", Vec::new());
         let sealed = rec.finish_after(staged, run_status, artifact_names, error.clone(), now_ns()).wait().await;
         if let Err(e) = sealed {
+            span.error(e.to_string());
             recording_error.get_or_insert(e.to_string());
         }
+        span.end();
+        h.trace.end(&run_status.to_string(), error.as_deref().or(recording_error.as_deref()));
         let c = &self.counters;
         c.run_seconds.observe(began.elapsed().as_secs_f64());
         c.running.send_modify(|n| *n -= 1);

@@ -149,6 +149,8 @@ async fn record(
     events: Vec<Event>,
     status: Option<(TaskState, Option<String>)>,
 ) -> Result<(), Response> {
+    let kind = events.first().map(|e| e.kind().as_str()).unwrap_or("task.status");
+    let _span = h.trace.child("workspace", vec![opentelemetry::KeyValue::new("a2a_ledger.kind", kind)]);
     match gw.engine.record(h, events, None, status).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(error(

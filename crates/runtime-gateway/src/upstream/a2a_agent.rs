@@ -171,14 +171,11 @@ impl A2aAgent {
             a2a::methods::SEND_STREAMING_MESSAGE,
             Some(json!({ "message": message })),
         );
-        let resp = self
-            .request(&url)
-            .timeout(self.timeout)
-            .header("Accept", "text/event-stream")
-            .json(&req)
-            .send()
-            .await
-            .map_err(|e| format!("calling the upstream agent: {e}"))?;
+        let mut r = self.request(&url).timeout(self.timeout).header("Accept", "text/event-stream").json(&req);
+        if let Some(tp) = &call.traceparent {
+            r = r.header("traceparent", tp);
+        }
+        let resp = r.send().await.map_err(|e| format!("calling the upstream agent: {e}"))?;
         if !resp.status().is_success() {
             return Err(format!("the upstream agent answered {}", resp.status()));
         }

@@ -92,6 +92,9 @@ async fn call_webhook(w: &Webhook, call: &Call) -> Outcome {
         .header("X-Run-Id", &call.run)
         .header("Accept", "application/json, application/x-ndjson")
         .json(&call.input);
+    if let Some(tp) = &call.traceparent {
+        req = req.header("traceparent", tp);
+    }
     if let Some(g) = &call.grant {
         // The run's workspace grant, meant for this agent: it reaches the run's files through
         // the gateway's workspace API with it.

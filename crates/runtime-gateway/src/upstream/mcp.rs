@@ -166,6 +166,9 @@ impl Inner {
         let tool = self.tool_name(&call.skill).to_string();
         let mut meta = JsonObject::new();
         meta.insert("a2a-ledger/run".into(), json!(call.run));
+        if let Some(tp) = &call.traceparent {
+            meta.insert("traceparent".into(), json!(tp));
+        }
         if let Some(g) = &call.grant {
             // The run's workspace grant, meant for this tool.
             meta.insert("a2a-ledger/grant".into(), json!(g.token));

@@ -92,6 +92,9 @@ pub struct Call {
     pub cancel: watch::Receiver<bool>,
     /// The run's workspace grant, for the agent.
     pub grant: Option<CallGrant>,
+    /// W3C `traceparent` of the gateway's span of this call, when traces are exported; the
+    /// upstream passes it on so the agent's spans join the run's trace.
+    pub traceparent: Option<String>,
 }
 
 /// What an agent needs to reach its run's workspace.
