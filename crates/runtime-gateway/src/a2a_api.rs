@@ -287,22 +287,24 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
     }
     let push = req.configuration.as_ref().and_then(|c| c.task_push_notification_config.clone());
     if let Some(cfg) = &push {
-        // Checked before the task exists, so a refused webhook creates nothing.
-        if !gw.push.enabled() {
-            return Err(push_unsupported());
-        }
-        crate::push::check_url(gw.push.policy(), &cfg.url)
-            .await
-            .map_err(|e| A2aError::invalid_params(format!("configuration.taskPushNotificationConfig: {e}")))?;
+        // Checked before the task exists (or continues), so a refused config changes nothing.
+        gw.push.validate(cfg).await.map_err(|e| match A2aError::from(e) {
+            e if e.code == code::INVALID_PARAMS => {
+                A2aError::invalid_params(format!("configuration.taskPushNotificationConfig: {}", e.message))
+            }
+            e => e,
+        })?;
+        gw.push.prune(|id| gw.engine.task(id).is_some());
     }
     let engine = &gw.engine;
     if let Some(task_id) = &req.message.task_id {
         let handle = engine.get(task_id, &caller.name)?;
         let from = handle.cursor();
-        if let Some(cfg) = push {
-            gw.push.create(handle.clone(), cfg, from).await.map_err(A2aError::from)?;
-        }
         let cursor = engine.continue_task(&handle, req.message.clone()).await?;
+        if let Some(cfg) = push {
+            // From before the answer was taken: the receiver sees everything it caused.
+            gw.push.register(handle.clone(), cfg, from).map_err(A2aError::from)?;
+        }
         return Ok((Sent { handle, cursor, new: false }, req));
     }
     let skill = match skill_from(&req.message, req.metadata.as_ref()) {
@@ -330,7 +332,8 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
         .await?;
     if let Some(cfg) = push {
         // From the first event on: the receiver sees the task as created, then every update.
-        gw.push.create(handle.clone(), cfg, 0).await.map_err(A2aError::from)?;
+        // A new task has no configs yet, so this cannot be refused.
+        gw.push.register(handle.clone(), cfg, 0).map_err(A2aError::from)?;
     }
     Ok((Sent { handle, cursor: 0, new: true }, req))
 }

@@ -145,6 +145,14 @@ fn forbidden(ip: IpAddr) -> Option<&'static str> {
             } else if s[0] == 0x64 && s[1] == 0xff9b {
                 // NAT64 reaches the embedded IPv4 address.
                 Some("a NAT64 address")
+            } else if s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0xffff && s[5] == 0 {
+                // IPv4-translated (::ffff:0:a.b.c.d).
+                Some("an IPv4-translated address")
+            } else if s[0] == 0x2002 {
+                // 6to4 carries an IPv4 address and reaches it through a relay.
+                Some("a 6to4 address")
+            } else if s[0] == 0x2001 && s[1] == 0 {
+                Some("a Teredo address")
             } else if s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0 {
                 Some("an IPv4-compatible address")
             } else {
@@ -179,6 +187,12 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// Longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Longest a webhook host lookup may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Resolves names for webhook connections, dropping every address the policy refuses.
 struct GuardedResolver(Arc<Policy>);
 
@@ -187,7 +201,11 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let all: Vec<SocketAddr> =
+                tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host.as_str(), 0)))
+                    .await
+                    .map_err(|_| format!("looking up {host} took longer than {} s", LOOKUP_TIMEOUT.as_secs()))??
+                    .collect();
             let ok: Vec<SocketAddr> = all.iter().copied().filter(|a| policy.refuses(a.ip()).is_none()).collect();
             if ok.is_empty() {
                 let why = all.first().and_then(|a| policy.refuses(a.ip())).unwrap_or("no address");
@@ -217,9 +235,14 @@ pub async fn check_url(policy: &Policy, raw: &str) -> Result<reqwest::Url, Strin
     // published, and delivery resolves again through the guarded resolver (and retries). A name
     // that resolves must resolve to allowed addresses only.
     let port = url.port_or_known_default().unwrap_or(443);
-    if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), port)).await {
+    if let Ok(Ok(addrs)) = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host.as_str(), port))).await {
         for a in addrs {
-            refuse_ip(policy, raw, a.ip())?;
+            // The address itself is not told: callers could map internal names with it.
+            if let Some(why) = policy.refuses(a.ip()) {
+                return Err(format!(
+                    "url {raw:?}: {host} resolves to {why}: webhooks may not target it (gateway.toml [push] allow_networks makes exceptions)"
+                ));
+            }
         }
     }
     Ok(url)
@@ -301,6 +324,11 @@ impl Pusher {
                 if !matches!(url.scheme(), "http" | "https") {
                     return attempt.error(format!("redirect to a {} URL", url.scheme()));
                 }
+                // The notification token travels in headers reqwest does not strip on a
+                // cross-origin redirect: stay on the webhook's origin.
+                if attempt.previous().first().is_some_and(|first| first.origin() != url.origin()) {
+                    return attempt.error("redirect to another origin");
+                }
                 let ip = match url.host() {
                     Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
                     Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
@@ -364,37 +392,61 @@ impl Pusher {
         self.configs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers `config` for the task and starts delivering its events from event `from`. A
-    /// config with the id of an existing one replaces it.
-    pub async fn create(
-        self: &Arc<Self>,
-        task: Arc<TaskHandle>,
-        mut config: TaskPushNotificationConfig,
-        from: usize,
-    ) -> Result<TaskPushNotificationConfig, PushError> {
+    /// Checks a config before anything is done with it: push is on, the URL passes the address
+    /// rule, the id, the authentication scheme and the header values are well formed.
+    pub async fn validate(&self, config: &TaskPushNotificationConfig) -> Result<(), PushError> {
         if !self.cfg.enabled {
             return Err(PushError::Disabled);
         }
         if config.url.is_empty() {
             return Err(PushError::Invalid("url is required".into()));
         }
-        if let Some(a) = &config.authentication
-            && (a.scheme.is_empty() || a.scheme.bytes().any(|b| !b.is_ascii_alphanumeric() && !b"-_".contains(&b)))
-        {
-            return Err(PushError::Invalid(format!(
-                "authentication.scheme {:?} must be an HTTP auth scheme such as Bearer",
-                a.scheme
-            )));
+        if config.id.as_ref().is_some_and(|id| id.len() > 128) {
+            return Err(PushError::Invalid("id is longer than 128 bytes".into()));
+        }
+        if let Some(a) = &config.authentication {
+            if a.scheme.is_empty() || a.scheme.bytes().any(|b| !b.is_ascii_alphanumeric() && !b"-_".contains(&b)) {
+                return Err(PushError::Invalid(format!(
+                    "authentication.scheme {:?} must be an HTTP auth scheme such as Bearer",
+                    a.scheme
+                )));
+            }
+            if reqwest::header::HeaderValue::from_str(a.credentials.as_deref().unwrap_or("")).is_err() {
+                return Err(PushError::Invalid("authentication.credentials must be a valid HTTP header value".into()));
+            }
+        }
+        if config.token.as_deref().is_some_and(|t| reqwest::header::HeaderValue::from_str(t).is_err()) {
+            return Err(PushError::Invalid("token must be a valid HTTP header value".into()));
         }
         if let Err(e) = check_url(&self.policy, &config.url).await {
             self.counters.refused_urls.inc();
             return Err(PushError::Invalid(e));
         }
-        let id = match config.id.take().filter(|s| !s.is_empty()) {
-            Some(id) if id.len() > 128 => return Err(PushError::Invalid("id is longer than 128 bytes".into())),
-            Some(id) => id,
-            None => format!("push-{}", hex::encode(rand_bytes())),
-        };
+        Ok(())
+    }
+
+    /// Validates `config`, then registers it (see [`Pusher::register`]).
+    pub async fn create(
+        self: &Arc<Self>,
+        task: Arc<TaskHandle>,
+        config: TaskPushNotificationConfig,
+        from: usize,
+    ) -> Result<TaskPushNotificationConfig, PushError> {
+        self.validate(&config).await?;
+        self.register(task, config, from)
+    }
+
+    /// Registers a config [`Pusher::validate`] passed and starts delivering the task's events
+    /// from event `from`. A config with the id of an existing one replaces it. It fails only when
+    /// the task has the most configs allowed already, which a new task never has.
+    pub fn register(
+        self: &Arc<Self>,
+        task: Arc<TaskHandle>,
+        mut config: TaskPushNotificationConfig,
+        from: usize,
+    ) -> Result<TaskPushNotificationConfig, PushError> {
+        let id =
+            config.id.take().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("push-{}", hex::encode(rand_bytes())));
         config.id = Some(id.clone());
         config.task_id = task.id.clone();
         let stop = CancellationToken::new();
@@ -473,7 +525,7 @@ impl Pusher {
         };
         let host =
             reqwest::Url::parse(&config.url).ok().and_then(|u| u.host_str().map(String::from)).unwrap_or_default();
-        let mut wait = Duration::from_millis(self.cfg.backoff_ms);
+        let mut wait = Duration::from_millis(self.cfg.backoff_ms).min(MAX_BACKOFF);
         for attempt in 1..=self.cfg.max_attempts.max(1) {
             self.counters.attempts.inc();
             let span = task.trace.child(
@@ -495,7 +547,8 @@ impl Pusher {
             }
             let (status, error) = match req.send().await {
                 Ok(r) => (Some(r.status().as_u16()), None),
-                Err(e) => (None, Some(error_chain(&e))),
+                // Without the URL: webhook URLs often carry their secret in the path or query.
+                Err(e) => (None, Some(error_chain(&e.without_url()))),
             };
             let retry = match status {
                 Some(s) if (200..300).contains(&s) => false,
@@ -534,7 +587,7 @@ impl Pusher {
                 }
                 _ => {
                     tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(60));
+                    wait = wait.saturating_mul(2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -625,6 +678,9 @@ mod tests {
             let e = check_url(&p, url).await.unwrap_err();
             assert!(e.contains(says), "{url}: {e}");
         }
+        // A name's addresses are not told (callers could map internal names with them).
+        let e = check_url(&p, "http://localhost:9/hook").await.unwrap_err();
+        assert!(!e.contains("127.0.0.1") && !e.contains("::1"), "{e}");
         assert!(check_url(&p, "https://93.184.216.34/hook").await.is_ok());
         // Not resolvable now: accepted; delivery resolves (and checks) again.
         assert!(check_url(&p, "https://no-such-host.invalid/hook").await.is_ok());

@@ -250,16 +250,23 @@ async fn configs_over_both_bindings_and_the_webhook_rules() {
         let r = rest(reqwest::Method::POST, path.clone()).json(&json!({ "url": url })).send().await.unwrap();
         assert_eq!(r.status(), 400, "{url}");
     }
-    // ... and a SendMessage naming one creates no task.
+    // ... and a SendMessage naming one, or any config that is not well formed, creates no task.
     let before = gw.rpc("ListTasks", json!({})).await["result"]["totalSize"].clone();
-    let r = gw
-        .rpc(
-            "SendMessage",
-            json!({ "message": msg("m2", "echo x"),
-                    "configuration": { "taskPushNotificationConfig": { "url": "http://192.168.1.1/hook" } } }),
-        )
-        .await;
-    assert_eq!(r["error"]["code"], -32602, "{r}");
+    for (config, why) in [
+        (json!({ "url": "http://192.168.1.1/hook" }), "private"),
+        (json!({ "url": format!("{base}/hook"), "authentication": { "scheme": "Not A Scheme" } }), "scheme"),
+        (json!({ "url": format!("{base}/hook"), "token": "line\nbreak" }), "token"),
+        (json!({ "url": format!("{base}/hook"), "id": "x".repeat(129) }), "128 bytes"),
+    ] {
+        let r = gw
+            .rpc(
+                "SendMessage",
+                json!({ "message": msg("m2", "echo x"), "configuration": { "taskPushNotificationConfig": config } }),
+            )
+            .await;
+        assert_eq!(r["error"]["code"], -32602, "{r}");
+        assert!(r["error"]["message"].as_str().unwrap().contains(why), "{r}");
+    }
     assert_eq!(gw.rpc("ListTasks", json!({})).await["result"]["totalSize"], before);
 
     // A redirect (here towards a private address) is not followed: the event is given up.

@@ -67,7 +67,12 @@ struct Inner {
     timeout: Duration,
     prefix: String,
     conn: Mutex<Option<Arc<Connection>>>,
+    /// The last failed connection attempt, and why.
+    failed: std::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
+
+/// Longest the gateway waits to tell a server a call is abandoned.
+const CANCEL_NOTICE: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for McpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,6 +94,7 @@ impl McpServer {
             timeout: Duration::from_secs(timeout_secs),
             prefix,
             conn: Mutex::new(None),
+            failed: std::sync::Mutex::new(None),
         }))
     }
 }
@@ -96,12 +102,37 @@ impl McpServer {
 impl Inner {
     /// The open connection, or a new one when there is none or it closed.
     async fn connection(&self) -> Result<Arc<Connection>, String> {
+        let asked = std::time::Instant::now();
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref()
             && !c.is_closed()
         {
             return Ok(c.clone());
         }
+        // Calls that queued behind an attempt that failed meanwhile fail with it, instead of
+        // each trying again in turn.
+        if let Some((at, why)) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && *at >= asked
+        {
+            return Err(why.clone());
+        }
+        let made = self.connect().await;
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        match made {
+            Ok(c) => {
+                *failed = None;
+                let c = Arc::new(c);
+                *slot = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                *failed = Some((std::time::Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, String> {
         let mut cfg = StreamableHttpClientTransportConfig::with_uri(self.url.as_str()).reinit_on_expired_session(true);
         let mut custom = HashMap::new();
         for (k, v) in &self.headers {
@@ -128,8 +159,6 @@ impl Inner {
         .await
         .map_err(|_| format!("connecting to the MCP server {}: no answer in time", self.url))?
         .map_err(|e| format!("connecting to the MCP server {}: {e}", self.url))?;
-        let c = Arc::new(c);
-        *slot = Some(c.clone());
         Ok(c)
     }
 
@@ -138,6 +167,15 @@ impl Inner {
         let mut slot = self.conn.lock().await;
         if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed)) {
             *slot = None;
+        }
+    }
+
+    /// Tells the server a call is abandoned, for a few seconds at most: a server that does not
+    /// take the notice in time loses its connection instead of holding the run open.
+    async fn send_cancel(&self, conn: &Arc<Connection>, handle: rmcp::service::RequestHandle<RoleClient>, why: &str) {
+        let sent = tokio::time::timeout(CANCEL_NOTICE, handle.cancel(Some(why.into()))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.drop_connection(conn).await;
         }
     }
 
@@ -205,11 +243,11 @@ impl Inner {
                     call.send(Update::Progress { stage: tool.clone(), pct, message }).await;
                 }
                 _ = super::canceled(&mut cancel) => {
-                    let _ = handle.cancel(Some("canceled by the caller".into())).await;
+                    self.send_cancel(&conn, handle, "canceled by the caller").await;
                     return Outcome::Canceled;
                 }
                 _ = &mut deadline => {
-                    let _ = handle.cancel(Some("timed out at the gateway".into())).await;
+                    self.send_cancel(&conn, handle, "timed out at the gateway").await;
                     return Outcome::Failed(format!("tool {tool:?} gave no answer in {} s", self.timeout.as_secs()));
                 }
             }
