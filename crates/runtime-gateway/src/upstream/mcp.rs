@@ -18,11 +18,9 @@ use std::time::Duration;
 
 use a2a::{Artifact, Part};
 use base64::Engine as _;
-use futures_util::StreamExt as _;
-use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, Implementation, JsonObject,
-    MetaObject, ProgressNotificationParam, ProtocolVersion, Request, RequestMetaObject, ServerResult,
+    MetaObject, ProgressNotificationParam, ProgressToken, ProtocolVersion, Request, RequestMetaObject, ServerResult,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -35,11 +33,72 @@ use super::{Call, Outcome, Update, Upstream};
 use crate::manifest::SkillSpec;
 use crate::sink::BoxFuture;
 
+/// Routes progress notifications to the call whose token they carry. rmcp picks a request's
+/// progress token when the request is sent, so a call can only subscribe after that; a quick
+/// server's first notifications may arrive before, and wait here (briefly, boundedly) for it.
+#[derive(Clone, Default)]
+struct Progress(Arc<std::sync::Mutex<ProgressRoutes>>);
+
+#[derive(Default)]
+struct ProgressRoutes {
+    calls: HashMap<ProgressToken, tokio::sync::mpsc::UnboundedSender<ProgressNotificationParam>>,
+    early: std::collections::VecDeque<(std::time::Instant, ProgressNotificationParam)>,
+}
+
+/// Notifications kept for a call that has not subscribed yet, and for how long.
+const EARLY_MAX: usize = 256;
+const EARLY_FOR: Duration = Duration::from_secs(30);
+
+impl Progress {
+    fn routes(&self) -> std::sync::MutexGuard<'_, ProgressRoutes> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deliver(&self, p: ProgressNotificationParam) {
+        let mut r = self.routes();
+        if let Some(tx) = r.calls.get(&p.progress_token) {
+            let _ = tx.send(p);
+            return;
+        }
+        while r.early.len() >= EARLY_MAX || r.early.front().is_some_and(|(at, _)| at.elapsed() > EARLY_FOR) {
+            r.early.pop_front();
+        }
+        r.early.push_back((std::time::Instant::now(), p));
+    }
+
+    /// The call's notifications, including any that came before it asked.
+    fn subscribe(&self, token: ProgressToken) -> ProgressSubscription {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut r = self.routes();
+        r.early.retain(|(_, p)| {
+            let mine = p.progress_token == token;
+            if mine {
+                let _ = tx.send(p.clone());
+            }
+            !mine
+        });
+        r.calls.insert(token.clone(), tx);
+        ProgressSubscription { rx, token, progress: self.clone() }
+    }
+}
+
+struct ProgressSubscription {
+    rx: tokio::sync::mpsc::UnboundedReceiver<ProgressNotificationParam>,
+    token: ProgressToken,
+    progress: Progress,
+}
+
+impl Drop for ProgressSubscription {
+    fn drop(&mut self) {
+        self.progress.routes().calls.remove(&self.token);
+    }
+}
+
 /// The client side of one upstream connection: it routes progress notifications to the call
 /// that asked for them.
 #[derive(Clone, Default)]
 struct Client {
-    progress: ProgressDispatcher,
+    progress: Progress,
 }
 
 impl ClientHandler for Client {
@@ -51,7 +110,7 @@ impl ClientHandler for Client {
     }
 
     async fn on_progress(&self, p: ProgressNotificationParam, _cx: NotificationContext<RoleClient>) {
-        self.progress.handle_notification(p).await;
+        self.progress.deliver(p);
     }
 }
 
@@ -224,14 +283,14 @@ impl Inner {
                 return Outcome::Failed(format!("calling tool {tool:?} on {}: {e}", self.url));
             }
         };
-        let mut progress = conn.service().progress.subscribe(handle.progress_token.clone()).await;
+        let mut progress = conn.service().progress.subscribe(handle.progress_token.clone());
         let mut cancel = call.cancel.clone();
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
         let answer = loop {
             tokio::select! {
                 r = &mut handle.rx => break r,
-                Some(p) = progress.next() => {
+                Some(p) = progress.rx.recv() => {
                     let pct = match p.total {
                         Some(t) if t > 0.0 => (p.progress / t * 100.0).clamp(0.0, 100.0) as u8,
                         _ => 0,
@@ -384,5 +443,33 @@ impl Upstream for McpServer {
             }
             Ok(skills)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(token: i64, progress: f64) -> ProgressNotificationParam {
+        serde_json::from_value(json!({ "progressToken": token, "progress": progress, "total": 3.0 })).unwrap()
+    }
+
+    #[test]
+    fn progress_that_comes_before_its_call_subscribes_is_kept_for_it() {
+        let p = Progress::default();
+        p.deliver(note(1, 1.0));
+        p.deliver(note(2, 1.0));
+        let mut sub = p.subscribe(note(1, 0.0).progress_token);
+        p.deliver(note(1, 2.0));
+        assert_eq!(sub.rx.try_recv().unwrap().progress, 1.0);
+        assert_eq!(sub.rx.try_recv().unwrap().progress, 2.0);
+        assert!(sub.rx.try_recv().is_err());
+        drop(sub);
+        assert!(p.routes().calls.is_empty(), "a finished call unsubscribes");
+        assert_eq!(p.routes().early.len(), 1, "token 2's note waits for its call");
+        for i in 0..2 * EARLY_MAX {
+            p.deliver(note(100 + i as i64, 0.0));
+        }
+        assert_eq!(p.routes().early.len(), EARLY_MAX, "the early buffer is bounded");
     }
 }
