@@ -204,6 +204,10 @@ pub async fn read_file(
         let bytes = match tokio::fs::read(&file).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::IsADirectory => {
+                // Every operation is an entry: a read that finds nothing is refused, and recorded.
+                let reason = "no such file in the workspace".to_string();
+                let event = Event::WorkspaceDenied { op: Op::Read.as_str().into(), path: path.clone(), reason };
+                record(&gw, &h, vec![event], None).await?;
                 return Err(error(
                     StatusCode::NOT_FOUND,
                     "no_such_file",

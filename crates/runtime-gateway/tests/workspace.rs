@@ -141,6 +141,10 @@ async fn every_workspace_operation_is_checked_recorded_and_sealed() {
         assert!(body["error"]["message"].as_str().unwrap().contains(why), "{why}: {body}");
         denied += 1;
     }
+    // A read the grant allows of a file that is not there: 404, and recorded as refused.
+    let r = http.get(ws("in/missing.txt")).bearer_auth(&call.grant).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    denied += 1;
     for f in ["in/overwrite.txt", "out/a.txt", "out/b.txt", "out/c.txt", "out/d.txt"] {
         assert!(!data.join("workspaces").join(&run).join(f).exists(), "{f} was written");
     }
