@@ -107,7 +107,7 @@ impl From<TaskError> for A2aError {
             TaskError::NotFound(_) => code::TASK_NOT_FOUND,
             TaskError::NotCancelable(..) => code::TASK_NOT_CANCELABLE,
             TaskError::Unsupported(_) => code::UNSUPPORTED_OPERATION,
-            TaskError::InvalidParams(_) => code::INVALID_PARAMS,
+            TaskError::InvalidParams(_) | TaskError::InvalidInput(_) => code::INVALID_PARAMS,
             TaskError::RecordingUnavailable(_) => code::INTERNAL_ERROR,
         };
         let http = matches!(e, TaskError::RecordingUnavailable(_)).then_some(StatusCode::SERVICE_UNAVAILABLE);

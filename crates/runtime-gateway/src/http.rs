@@ -236,6 +236,7 @@ async fn start(
                 "recording_unavailable",
                 format!("the run could not be recorded, so it was not started: {m}"),
             ),
+            crate::tasks::TaskError::InvalidInput(m) => error(StatusCode::BAD_REQUEST, "invalid_input", m),
             other => error(StatusCode::BAD_REQUEST, "bad_request", other.to_string()),
         })
 }

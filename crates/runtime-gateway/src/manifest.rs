@@ -235,10 +235,13 @@ impl Manifest {
                     scope.check().with_context(|| format!("skill {:?}: workspace", s.id))?;
                 }
                 for (what, schema) in [("input_schema", &s.input_schema), ("output_schema", &s.output_schema)] {
-                    if let Some(schema) = schema
-                        && !schema.is_object()
-                    {
-                        bail!("skill {:?}: {what} must be a table (a JSON Schema object)", s.id);
+                    if let Some(schema) = schema {
+                        if !schema.is_object() {
+                            bail!("skill {:?}: {what} must be a table (a JSON Schema object)", s.id);
+                        }
+                        if let Err(e) = jsonschema::validator_for(schema) {
+                            bail!("skill {:?}: {what} is not a valid JSON Schema: {e}", s.id);
+                        }
                     }
                 }
             }
@@ -301,3 +304,22 @@ description = "Always fails, to show a failed run's receipt."
 tags = ["demo", "failure"]
 input_schema = { type = "object" }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_must_compile() {
+        let skill = |schema: &str| {
+            format!(
+                "[[agent]]\nname = \"a\"\nupstream = {{ kind = \"demo\" }}\n[[agent.skill]]\nid = \"s\"\nname = \"S\"\ninput_schema = {schema}\n"
+            )
+        };
+        assert!(Manifest::parse(&skill("{ type = \"object\", required = [\"x\"] }")).is_ok());
+        let e = format!("{:#}", Manifest::parse(&skill("{ type = \"nonsense\" }")).unwrap_err());
+        assert!(e.contains("skill \"s\": input_schema is not a valid JSON Schema"), "{e}");
+        let e = format!("{:#}", Manifest::parse(&skill("\"a string\"")).unwrap_err());
+        assert!(e.contains("must be a table"), "{e}");
+    }
+}

@@ -145,7 +145,7 @@ impl ServerHandler for McpGateway {
         }
         let args = Value::Object(req.arguments.unwrap_or_default());
         let input_bytes = serde_json::to_vec(&args).expect("serialise");
-        let handle = gw
+        let created = gw
             .engine
             .create(NewTask {
                 caller: caller.name,
@@ -156,13 +156,19 @@ impl ServerHandler for McpGateway {
                 message: crate::a2a_api::data_message(&args),
                 context_id: None,
             })
-            .await
-            .map_err(|e| match e {
-                TaskError::RecordingUnavailable(m) => {
-                    McpError::internal_error(format!("the call could not be recorded, so it was not made: {m}"), None)
-                }
-                other => McpError::invalid_params(other.to_string(), None),
-            })?;
+            .await;
+        let handle = match created {
+            Ok(h) => h,
+            // A tool execution error, so the model can correct its arguments (MCP SEP-1303).
+            Err(TaskError::InvalidInput(m)) => return Ok(CallToolResult::error(vec![ContentBlock::text(m)]).into()),
+            Err(TaskError::RecordingUnavailable(m)) => {
+                return Err(McpError::internal_error(
+                    format!("the call could not be recorded, so it was not made: {m}"),
+                    None,
+                ));
+            }
+            Err(other) => return Err(McpError::invalid_params(other.to_string(), None)),
+        };
         let meta = result_meta(gw, &handle.id);
         let token = ctx.meta.get_progress_token();
         let mut events = Box::pin(follow(handle.clone(), 0, true));

@@ -74,6 +74,9 @@ pub enum TaskError {
     /// Bad parameters.
     #[error("{0}")]
     InvalidParams(String),
+    /// The input does not match the skill's input schema (nothing was recorded or run).
+    #[error("{0}")]
+    InvalidInput(String),
     /// The run could not be recorded, so it was not started.
     #[error("the run could not be recorded, so it was not started: {0}")]
     RecordingUnavailable(String),
@@ -86,6 +89,43 @@ pub struct SkillRoute {
     pub agent: usize,
     /// The skill.
     pub skill: SkillSpec,
+    /// Its input schema, compiled (none when the skill declares none, or it did not compile).
+    pub input: Option<Arc<jsonschema::Validator>>,
+}
+
+impl SkillRoute {
+    fn new(agent: usize, skill: SkillSpec) -> SkillRoute {
+        let input = skill.input_schema.as_ref().and_then(|schema| match jsonschema::validator_for(schema) {
+            Ok(v) => Some(Arc::new(v)),
+            Err(e) => {
+                // Manifest schemas are compiled when the manifest is loaded; this is an upstream's.
+                eprintln!("skill {:?}: its input schema does not compile, inputs go unchecked: {e}", skill.id);
+                None
+            }
+        });
+        SkillRoute { agent, skill, input }
+    }
+
+    /// Checks `input` against the skill's input schema; the error lists what is wrong, where.
+    pub fn check_input(&self, input: &Value) -> Result<(), TaskError> {
+        let Some(v) = &self.input else { return Ok(()) };
+        let problems: Vec<String> = v
+            .iter_errors(input)
+            .take(10)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                format!("{}: {e}", if at.is_empty() { "/" } else { at.as_str() })
+            })
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(TaskError::InvalidInput(format!(
+            "the input does not match the input schema of skill {:?}: {}",
+            self.skill.id,
+            problems.join("; ")
+        )))
+    }
 }
 
 /// An agent of the manifest with its upstream.
@@ -457,7 +497,7 @@ impl Engine {
         for (i, spec) in manifest.agents.iter().enumerate() {
             for s in &spec.skills {
                 default_skill.get_or_insert_with(|| s.id.clone());
-                skills.insert(s.id.clone(), SkillRoute { agent: i, skill: s.clone() });
+                skills.insert(s.id.clone(), SkillRoute::new(i, s.clone()));
             }
             agents.push(Agent { spec: spec.clone(), upstream: upstream::build(&spec.upstream, http) });
         }
@@ -483,7 +523,7 @@ impl Engine {
                 continue;
             }
             self.agents[agent].spec.skills.push(s.clone());
-            self.skills.insert(s.id.clone(), SkillRoute { agent, skill: s });
+            self.skills.insert(s.id.clone(), SkillRoute::new(agent, s));
         }
         // The default stays the first skill of the first agent, in manifest order.
         self.default_skill = self.agents.iter().flat_map(|a| a.spec.skills.first()).next().map(|s| s.id.clone());
@@ -582,6 +622,9 @@ impl Engine {
             .get(&req.skill)
             .cloned()
             .ok_or_else(|| TaskError::InvalidParams(format!("no agent here has a skill {:?}", req.skill)))?;
+        // Checked before anything is recorded: an input the skill cannot take is the caller's
+        // mistake, not a run.
+        route.check_input(&req.input)?;
         if self.closing.load(Ordering::SeqCst) {
             return Err(TaskError::RecordingUnavailable("the gateway is shutting down; try another instance".into()));
         }

@@ -31,6 +31,15 @@ async fn every_demo_path_over_invoke_is_recorded_and_sealed() {
     assert_run(&v, RunStatus::Completed, &[ACCEPT, STATUS, ARTIFACT, "task.completed", SEALED]);
     assert_eq!(v.actor(), "gateway");
 
+    // An input the skill's schema refuses is a 400 naming each problem and where; no run starts.
+    let (status, body) = gw.invoke("slow", json!({ "steps": 0, "delay_ms": "soon" })).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_input", "{body}");
+    let m = body["error"]["message"].as_str().unwrap();
+    assert!(m.contains("/steps") && m.contains("/delay_ms") && m.contains("\"slow\""), "{m}");
+    let metrics = gw.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gateway_tasks_accepted_total 1\n"), "only the echo run: {metrics}");
+
     let (status, body) = gw.invoke("slow", json!({ "steps": 3, "delay_ms": 10 })).await;
     assert_eq!((status, body["result"]["steps"].as_u64()), (200, Some(3)), "{body}");
     let v = gw.verified_receipt(body["run"].as_str().unwrap()).await;

@@ -313,9 +313,32 @@ async fn an_mcp_server_behind_the_gateway_is_called_and_recorded() {
         "from the tool"
     );
 
-    // Input that is not an object is refused before the upstream sees it.
-    let (_, r) = gw.invoke("py.add", json!([1, 2])).await;
-    assert_eq!(r["status"], "rejected", "{r}");
+    // Input the tool's own schema refuses never reaches it: over /invoke a 400 naming where,
+    // over the gateway's MCP a tool error the model can act on.
+    let (status, r) = gw.invoke("py.add", json!({ "a": "two" })).await;
+    assert_eq!(status, 400, "{r}");
+    let m = r["error"]["message"].as_str().unwrap();
+    assert!(m.contains("/a") && m.contains("\"b\""), "{m}");
+    let (status, _) = gw.invoke("py.add", json!([1, 2])).await;
+    assert_eq!(status, 400);
+    let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "py.add", "arguments": { "a": 1 }, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } } });
+    let r: Value = gw
+        .post("/mcp")
+        .header("accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "py.add")
+        .json(&call)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("\"b\""), "{r}");
 
     // A cancel reaches a running tool call; the run ends canceled.
     let send = json!({ "message": { "messageId": "m1", "role": "ROLE_USER", "parts": [{ "data": { "secs": 30 } }] },
