@@ -65,6 +65,29 @@ struct Cli {
     anonymous: bool,
 }
 
+/// An input for the startup example: `{"text": "hello"}` when the skill's schema takes it, else
+/// the schema's required properties with a placeholder of their type.
+fn example_input(schema: Option<&serde_json::Value>) -> String {
+    use serde_json::{Value, json};
+    let hello = json!({ "text": "hello" });
+    let Some(schema) = schema else { return hello.to_string() };
+    if jsonschema::validator_for(schema).is_ok_and(|v| v.is_valid(&hello)) {
+        return hello.to_string();
+    }
+    let mut out = serde_json::Map::new();
+    for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        let v = match schema["properties"][name]["type"].as_str() {
+            Some("integer" | "number") => json!(1),
+            Some("boolean") => json!(true),
+            Some("array") => json!([]),
+            Some("object") => json!({}),
+            _ => json!("hello"),
+        };
+        out.insert(name.to_string(), v);
+    }
+    Value::Object(out).to_string()
+}
+
 fn local_token(data: &Path) -> Option<String> {
     let text = std::fs::read_to_string(data.join(auth::TOKENS_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -205,16 +228,16 @@ async fn run(cli: Cli) -> Result<()> {
     if let Some(b) = &bootstrap {
         println!("caller     local-user, token written to {} (mode 0600)", b.path.display());
     }
-    let skill = manifest.agents[0].skills.first().map(|s| s.id.clone()).unwrap_or_default();
+    let first = manifest.agents[0].skills.first();
+    let skill = first.map(|s| s.id.clone()).unwrap_or_default();
+    let example = example_input(first.and_then(|s| s.input_schema.as_ref()));
     let auth_header = if cfg.anonymous {
         String::new()
     } else {
         format!("-H 'Authorization: Bearer {}' ", local_token(&data).unwrap_or_else(|| "<token>".into()))
     };
     println!("try:");
-    println!(
-        "  curl -s {auth_header}-H 'Content-Type: application/json' -d '{{\"text\":\"hello\"}}' {base}/invoke/{skill}"
-    );
+    println!("  curl -s {auth_header}-H 'Content-Type: application/json' -d '{example}' {base}/invoke/{skill}");
     println!("  # then the receipt link from its answer: curl -s {auth_header}{base}/runs/<run>/receipt");
 
     // On SIGTERM or Ctrl-C: stop accepting connections and, meanwhile, end the tasks (their
