@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> Result<()> {
         card,
         auth: authenticator,
         metrics: runtime_gateway::metrics::Metrics::new(&engine.counters, &push.counters, appends),
-        push,
+        push: push.clone(),
         workspace,
         shutdown: shutdown_token.clone(),
     });
@@ -262,6 +262,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     axum::serve(listener, app(gw)).with_graceful_shutdown(shutdown).await?;
     drained.await?;
+    push.drain(Duration::from_secs(10)).await;
     sink.close().await.context("closing the ledger")?;
     if let Some(provider) = tracing {
         // Flushes the spans still batched (the exporter's HTTP client is blocking).

@@ -281,6 +281,8 @@ pub struct Pusher {
     client: reqwest::Client,
     configs: Mutex<HashMap<String, Vec<Registered>>>,
     journal: Mutex<Option<std::fs::File>>,
+    /// Delivery workers running (a watch, so shutdown can wait for them).
+    workers: tokio::sync::watch::Sender<usize>,
     /// Counters.
     pub counters: PushCounters,
 }
@@ -361,6 +363,7 @@ impl Pusher {
             client,
             configs: Mutex::new(HashMap::new()),
             journal: Mutex::new(Some(journal)),
+            workers: tokio::sync::watch::Sender::new(0),
             counters: PushCounters::default(),
         })
     }
@@ -465,13 +468,27 @@ impl Pusher {
         }
         let this = self.clone();
         let cfg = config.clone();
+        self.workers.send_modify(|n| *n += 1);
         tokio::spawn(async move {
             tokio::select! {
                 () = this.deliver_all(task.clone(), &cfg, from) => {}
                 () = stop.cancelled() => {}
             }
+            this.workers.send_modify(|n| *n -= 1);
         });
         Ok(config)
+    }
+
+    /// At shutdown, after the tasks have ended: waits up to `limit` for the deliveries still
+    /// under way (the tasks' last events among them); says how many were cut short.
+    pub async fn drain(&self, limit: Duration) {
+        let mut rx = self.workers.subscribe();
+        if tokio::time::timeout(limit, rx.wait_for(|n| *n == 0)).await.is_err() {
+            let left = *self.workers.borrow();
+            eprintln!(
+                "push: {left} webhook deliveries still retrying at shutdown are abandoned (see push-deliveries.jsonl)"
+            );
+        }
     }
 
     /// One config of the task.

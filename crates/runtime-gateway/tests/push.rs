@@ -310,3 +310,25 @@ async fn push_switched_off_is_said_before_anything_else() {
     let r = gw.get("/tasks/no-such-task/pushNotificationConfigs").header("A2A-Version", "1.0").send().await.unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_waits_for_deliveries_under_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path());
+    let (base, mut deliveries) = receiver().await;
+    let r = gw
+        .rpc(
+            "SendMessage",
+            json!({ "message": msg("m1", "echo bye"),
+                    "configuration": { "taskPushNotificationConfig": { "url": format!("{base}/hook") } } }),
+        )
+        .await;
+    assert_eq!(r["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED", "{r}");
+    // SIGTERM at once: the first delivery is still waiting to be retried.
+    assert!(gw.proc.terminate().success());
+    let mut last = Value::Null;
+    while let Ok(d) = deliveries.try_recv() {
+        last = d.body;
+    }
+    assert_eq!(last["statusUpdate"]["status"]["state"], "TASK_STATE_COMPLETED", "the last event was delivered: {last}");
+}
