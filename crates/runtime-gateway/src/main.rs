@@ -143,9 +143,7 @@ async fn run(cli: Cli) -> Result<()> {
     let tracing = runtime_gateway::telemetry::init(cfg.telemetry.as_ref())?;
     let key_path = data.join(format!("identity-{}.key", cfg.identity));
     let key = Arc::new(identity::load_or_create(&key_path, &cfg.identity)?);
-    identity::register_identity(&*sink, &key, now_ns())
-        .await
-        .with_context(|| format!("registering the gateway identity {:?} in the ledger", cfg.identity))?;
+    identity::register_or_remember(&*sink, &key, &data, now_ns()).await?;
 
     let manifest = match &cli.manifest {
         Some(path) => Manifest::load(path)?,

@@ -49,6 +49,9 @@ use proto::ledger_client::LedgerClient;
 /// Bytes after which a new spool segment is started.
 const SEGMENT_BYTES: u64 = 16 << 20;
 
+/// The ledger's descriptor as last read, under the spool directory.
+pub const DESCRIPTOR_CACHE: &str = "ledger.json";
+
 /// How the gateway reaches its ledger.
 #[derive(Clone, Debug)]
 pub struct RemoteConfig {
@@ -160,13 +163,42 @@ impl RemoteLedger {
         let bearer = MetadataValue::try_from(format!("Bearer {}", cfg.token))
             .context("the ledger token has characters not allowed in a header")?;
         let mut client = LedgerClient::with_interceptor(channel, Bearer(bearer));
-        let info = client
-            .get_log(proto::GetLogRequest {})
-            .await
-            .with_context(|| format!("asking the ledger at {} for its log descriptor", cfg.url))?
-            .into_inner();
-        let descriptor: LogDescriptor =
-            serde_json::from_str(&info.descriptor_json).context("the ledger's log descriptor")?;
+        std::fs::create_dir_all(&cfg.spool).with_context(|| format!("creating {}", cfg.spool.display()))?;
+        let cache = cfg.spool.join(DESCRIPTOR_CACHE);
+        let descriptor = match client.get_log(proto::GetLogRequest {}).await {
+            Ok(info) => {
+                let descriptor: LogDescriptor =
+                    serde_json::from_str(&info.into_inner().descriptor_json).context("the ledger's log descriptor")?;
+                // Kept, so that a restart while the ledger is away can still start (and spool).
+                let text = serde_json::to_vec_pretty(&serde_json::json!({ "url": cfg.url, "descriptor": descriptor }))?;
+                crate::workspace::write_atomically(&cache, &text)
+                    .with_context(|| format!("writing {}", cache.display()))?;
+                descriptor
+            }
+            Err(e) => {
+                let cached = std::fs::read(&cache)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .filter(|v| v["url"] == cfg.url.as_str())
+                    .and_then(|v| serde_json::from_value::<LogDescriptor>(v["descriptor"].clone()).ok());
+                match cached {
+                    Some(d) => {
+                        eprintln!(
+                            "ledger at {} unreachable ({}); starting with its descriptor from the last start, spooling until it is back",
+                            cfg.url,
+                            e.message()
+                        );
+                        d
+                    }
+                    None => {
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "asking the ledger at {} for its log descriptor (a gateway that has never reached it cannot start without it)",
+                            cfg.url
+                        )));
+                    }
+                }
+            }
+        };
         let spool = Spool::recover(&cfg.spool)?;
         let recovered = spool.queue.len();
         let shared = Arc::new(Shared {

@@ -180,8 +180,9 @@ async fn authorize(gw: &Gateway, h: &TaskHandle, headers: &HeaderMap, op: Op, pa
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("a workspace file has a directory");
+/// Writes a file whole or not at all: a synced temporary file renamed over it, the directory synced.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("the file is in a directory");
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;

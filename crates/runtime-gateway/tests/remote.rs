@@ -1,6 +1,7 @@
 //! The gateway writing to a real `ledger-server` over gRPC: the ledger is killed mid-run and
 //! restarted, and nothing the gateway accepted is lost; the gateway itself is killed while its
-//! spool holds entries, and replays them on the next start; a full spool refuses new tasks.
+//! spool holds entries, starts again while the ledger is still away, and replays them once it is
+//! back; a full spool refuses new tasks.
 
 mod common;
 
@@ -154,8 +155,14 @@ async fn the_ledger_stopped_mid_run_and_restarted_loses_nothing() {
     let report = body["run"].as_str().unwrap().to_string();
     let common::Gw { proc, .. } = gw;
     kill(proc);
-    let server = ledger.start();
+    // It starts again while the ledger is still away (its descriptor and identity remembered from
+    // the last start) and takes new runs into the spool; then the ledger comes back.
     let gw = gateway_with(&gw_data, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (status, body) = gw.invoke("echo", json!({ "text": "started while the ledger was away" })).await;
+    assert_eq!(status, 200, "{body}");
+    let offline = body["run"].as_str().unwrap().to_string();
+    let server = ledger.start();
+    assert_eq!(verifier(&receipt_when_forwarded(&gw, &offline).await).status, RunStatus::Completed);
     let v = verifier(&receipt_when_forwarded(&gw, &report).await);
     assert_eq!(
         kinds(&v),
