@@ -71,7 +71,7 @@ fn example_input(schema: Option<&serde_json::Value>) -> String {
     use serde_json::{Value, json};
     let hello = json!({ "text": "hello" });
     let Some(schema) = schema else { return hello.to_string() };
-    if jsonschema::validator_for(schema).is_ok_and(|v| v.is_valid(&hello)) {
+    if runtime_gateway::tasks::compile_schema(schema).is_ok_and(|v| v.is_valid(&hello)) {
         return hello.to_string();
     }
     let mut out = serde_json::Map::new();

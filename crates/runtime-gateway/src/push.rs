@@ -257,6 +257,14 @@ fn refuse_ip(policy: &Policy, raw: &str, ip: IpAddr) -> Result<(), String> {
     }
 }
 
+struct WorkerCount(tokio::sync::watch::Sender<usize>);
+
+impl Drop for WorkerCount {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
 struct Registered {
     config: TaskPushNotificationConfig,
     stop: CancellationToken,
@@ -470,11 +478,13 @@ impl Pusher {
         let cfg = config.clone();
         self.workers.send_modify(|n| *n += 1);
         tokio::spawn(async move {
+            // Counted down however the worker ends (a panic included), so shutdown never waits
+            // on a worker that is gone.
+            let _running = WorkerCount(this.workers.clone());
             tokio::select! {
                 () = this.deliver_all(task.clone(), &cfg, from) => {}
                 () = stop.cancelled() => {}
             }
-            this.workers.send_modify(|n| *n -= 1);
         });
         Ok(config)
     }

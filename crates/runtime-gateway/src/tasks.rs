@@ -93,9 +93,18 @@ pub struct SkillRoute {
     pub input: Option<Arc<jsonschema::Validator>>,
 }
 
+/// Compiles a skill's input schema. Remote `$ref`s are not fetched (the crate is built without
+/// resolvers), so such a schema does not compile; `pattern`s with backtracking are bounded.
+pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .with_pattern_options(jsonschema::PatternOptions::fancy_regex().backtrack_limit(10_000))
+        .build(schema)
+        .map_err(|e| e.to_string())
+}
+
 impl SkillRoute {
     fn new(agent: usize, skill: SkillSpec) -> SkillRoute {
-        let input = skill.input_schema.as_ref().and_then(|schema| match jsonschema::validator_for(schema) {
+        let input = skill.input_schema.as_ref().and_then(|schema| match compile_schema(schema) {
             Ok(v) => Some(Arc::new(v)),
             Err(e) => {
                 // Manifest schemas are compiled when the manifest is loaded; this is an upstream's.
@@ -109,17 +118,22 @@ impl SkillRoute {
     /// Checks `input` against the skill's input schema; the error lists what is wrong, where.
     pub fn check_input(&self, input: &Value) -> Result<(), TaskError> {
         let Some(v) = &self.input else { return Ok(()) };
-        let problems: Vec<String> = v
-            .iter_errors(input)
-            .take(10)
-            .map(|e| {
-                let at = e.instance_path().to_string();
-                format!("{}: {e}", if at.is_empty() { "/" } else { at.as_str() })
-            })
-            .collect();
-        if problems.is_empty() {
+        if v.is_valid(input) {
             return Ok(());
         }
+        // Listing every problem of a huge input costs memory in proportion: past a size, the
+        // first problem is enough. Values are masked: the answer never echoes the input.
+        let big = serde_json::to_vec(input).map_or(usize::MAX, |b| b.len()) > 64 << 10;
+        let describe = |e: &jsonschema::ValidationError<'_>| {
+            let at = e.instance_path().to_string();
+            let what: String = e.masked().to_string().chars().take(200).collect();
+            format!("{}: {what}", if at.is_empty() { "/" } else { at.as_str() })
+        };
+        let problems: Vec<String> = if big {
+            v.validate(input).err().iter().map(describe).collect()
+        } else {
+            v.iter_errors(input).take(10).map(|e| describe(&e)).collect()
+        };
         Err(TaskError::InvalidInput(format!(
             "the input does not match the input schema of skill {:?}: {}",
             self.skill.id,

@@ -204,10 +204,19 @@ pub async fn read_file(
         let file = gw.workspace.file(&run, &path);
         let bytes = match tokio::fs::read(&file).await {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::IsADirectory => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::NotADirectory
+                        | std::io::ErrorKind::InvalidFilename
+                ) =>
+            {
                 // Every operation is an entry: a read that finds nothing is refused, and recorded.
                 let reason = "no such file in the workspace".to_string();
-                let event = Event::WorkspaceDenied { op: Op::Read.as_str().into(), path: path.clone(), reason };
+                let shown: String = path.chars().take(1024).collect();
+                let event = Event::WorkspaceDenied { op: Op::Read.as_str().into(), path: shown, reason };
                 record(&gw, &h, vec![event], None).await?;
                 return Err(error(
                     StatusCode::NOT_FOUND,
