@@ -51,28 +51,40 @@ pub async fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -
 }
 
 /// Registers `key` as [`register_identity`] does, and remembers under `data` that it did, for
-/// this log. When the ledger cannot be asked (a remote ledger that is away at start), a gateway
-/// whose key this log already registered starts anyway: its entries wait in the spool. One that
-/// never registered it cannot, since the registration's place in `id/<name>` is unknown.
-pub async fn register_or_remember(sink: &dyn LedgerSink, key: &NamedKey, data: &Path, ts: i64) -> anyhow::Result<()> {
+/// this log (as read from the ledger at this start). When the gateway started `offline` (a remote ledger away at start: its
+/// descriptor comes from the last start), a gateway whose key that log confirmed before starts
+/// anyway; its entries wait in the spool, and the spool is forwarded only once the ledger shows
+/// the same log still holding this key (`remote`). One never confirmed cannot start, since the
+/// registration's place in `id/<name>` is unknown.
+pub async fn register_or_remember(
+    sink: &dyn LedgerSink,
+    key: &NamedKey,
+    data: &Path,
+    offline: bool,
+    ts: i64,
+) -> anyhow::Result<()> {
     let marker = data.join(format!("identity-{}.registered.json", key.name()));
     let d = sink.descriptor();
     let this = serde_json::json!({
-        "log": d.vkey,
+        "log": d,
         "identity": key.name(),
         "public_key": hex::encode(key.public_key()),
     });
     match register_identity(sink, key, ts).await {
-        Ok(_) => {
+        // Spooled counts: it is durable here, and after an offline start nothing is forwarded
+        // before the ledger shows it holds the key.
+        Ok(_) if !offline => {
             crate::workspace::write_atomically(&marker, serde_json::to_string_pretty(&this)?.as_bytes())
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", marker.display()))?;
             Ok(())
         }
+        Ok(_) => Ok(()),
         Err(e) => {
-            let known = std::fs::read(&marker)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .is_some_and(|v| v == this);
+            let known = offline
+                && std::fs::read(&marker)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .is_some_and(|v| v == this);
             if !known {
                 return Err(anyhow::Error::new(e)
                     .context(format!("registering the gateway identity {:?} in the ledger", key.name())));

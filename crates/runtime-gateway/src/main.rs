@@ -95,6 +95,7 @@ fn local_token(data: &Path) -> Option<String> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let mut remote_handle: Option<Arc<RemoteLedger>> = None;
     let (sink, data, ledger_desc): (Arc<dyn LedgerSink>, PathBuf, String) = match (&cli.embedded, &cli.ledger) {
         (Some(dir), None) => {
             let d = DataDir::new(dir);
@@ -132,7 +133,9 @@ async fn run(cli: Cli) -> Result<()> {
             let d = remote.descriptor();
             let desc =
                 format!("remote at {url} ({}, {}), spool in {}", d.origin, d.hash, cli.data.join("spool").display());
-            (Arc::new(remote), cli.data.clone(), desc)
+            let remote = Arc::new(remote);
+            remote_handle = Some(remote.clone());
+            (remote, cli.data.clone(), desc)
         }
         _ => bail!("give either --embedded DIR (ledger in this process) or --ledger URL (a ledger-server)"),
     };
@@ -143,7 +146,11 @@ async fn run(cli: Cli) -> Result<()> {
     let tracing = runtime_gateway::telemetry::init(cfg.telemetry.as_ref())?;
     let key_path = data.join(format!("identity-{}.key", cfg.identity));
     let key = Arc::new(identity::load_or_create(&key_path, &cfg.identity)?);
-    identity::register_or_remember(&*sink, &key, &data, now_ns()).await?;
+    let offline = remote_handle.as_ref().is_some_and(|r| r.started_offline());
+    if let Some(r) = &remote_handle {
+        r.expect_identity(key.name(), key.public_key());
+    }
+    identity::register_or_remember(&*sink, &key, &data, offline, now_ns()).await?;
 
     let manifest = match &cli.manifest {
         Some(path) => Manifest::load(path)?,

@@ -124,7 +124,21 @@ struct Shared {
     sync: Notify,
     /// Signalled when the queue empties or on close.
     drained: Notify,
+    /// Set when the gateway started without reaching the ledger: what the ledger must be shown
+    /// to be before anything is forwarded to it.
+    confirm: Mutex<Option<Confirm>>,
 }
+
+/// What an offline start assumed about the ledger.
+#[derive(Debug, Clone)]
+struct Confirm {
+    descriptor: LogDescriptor,
+    /// The gateway's identity and key, which `id/<name>` must hold as its latest registration.
+    identity: Option<(String, [u8; 32])>,
+}
+
+/// Longest the start and the confirmation wait for one answer of the ledger.
+const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `ledger-server` over gRPC, behind the local spool.
 pub struct RemoteLedger {
@@ -165,10 +179,29 @@ impl RemoteLedger {
         let mut client = LedgerClient::with_interceptor(channel, Bearer(bearer));
         std::fs::create_dir_all(&cfg.spool).with_context(|| format!("creating {}", cfg.spool.display()))?;
         let cache = cfg.spool.join(DESCRIPTOR_CACHE);
-        let descriptor = match client.get_log(proto::GetLogRequest {}).await {
+        let asked = tokio::time::timeout(ASK_TIMEOUT, client.get_log(proto::GetLogRequest {}))
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 10 s")));
+        let mut offline = false;
+        let descriptor = match asked {
             Ok(info) => {
                 let descriptor: LogDescriptor =
                     serde_json::from_str(&info.into_inner().descriptor_json).context("the ledger's log descriptor")?;
+                // A spool written for another log must not go to this one.
+                if let Some(before) = read_cache(&cache, &cfg.url)
+                    && before != descriptor
+                    && std::fs::read_dir(&cfg.spool)?
+                        .flatten()
+                        .any(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+                {
+                    anyhow::bail!(
+                        "the ledger at {} is not the log this gateway spooled for ({} then, {} now); its spool in {} is kept: forward or remove it by hand",
+                        cfg.url,
+                        before.vkey,
+                        descriptor.vkey,
+                        cfg.spool.display()
+                    );
+                }
                 // Kept, so that a restart while the ledger is away can still start (and spool).
                 let text = serde_json::to_vec_pretty(&serde_json::json!({ "url": cfg.url, "descriptor": descriptor }))?;
                 crate::workspace::write_atomically(&cache, &text)
@@ -176,13 +209,13 @@ impl RemoteLedger {
                 descriptor
             }
             Err(e) => {
-                let cached = std::fs::read(&cache)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                    .filter(|v| v["url"] == cfg.url.as_str())
-                    .and_then(|v| serde_json::from_value::<LogDescriptor>(v["descriptor"].clone()).ok());
+                // Only a ledger that cannot be reached is waited for; one that answers with a
+                // refusal (a revoked token, say) is an error now, not a spool filling for nothing.
+                let away = matches!(e.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
+                let cached = if away { read_cache(&cache, &cfg.url) } else { None };
                 match cached {
                     Some(d) => {
+                        offline = true;
                         eprintln!(
                             "ledger at {} unreachable ({}); starting with its descriptor from the last start, spooling until it is back",
                             cfg.url,
@@ -190,11 +223,15 @@ impl RemoteLedger {
                         );
                         d
                     }
-                    None => {
+                    None if away => {
                         return Err(anyhow::Error::new(e).context(format!(
                             "asking the ledger at {} for its log descriptor (a gateway that has never reached it cannot start without it)",
                             cfg.url
                         )));
+                    }
+                    None => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("asking the ledger at {} for its log descriptor", cfg.url)));
                     }
                 }
             }
@@ -207,6 +244,7 @@ impl RemoteLedger {
             forward: Notify::new(),
             sync: Notify::new(),
             drained: Notify::new(),
+            confirm: Mutex::new(offline.then(|| Confirm { descriptor: descriptor.clone(), identity: None })),
         });
         if recovered > 0 {
             eprintln!("spool: {recovered} batches from an earlier run are forwarded to the ledger first");
@@ -221,6 +259,64 @@ impl RemoteLedger {
     pub fn outage(&self) -> Option<String> {
         self.shared.lock().outage.clone()
     }
+
+    /// True when the gateway started without reaching the ledger: nothing is forwarded until the
+    /// ledger is shown to be the same log, holding this gateway's key as [`Self::expect_identity`]
+    /// names it.
+    pub fn started_offline(&self) -> bool {
+        self.shared.confirm.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// The identity the ledger must hold (checked with the descriptor after an offline start).
+    pub fn expect_identity(&self, name: &str, public_key: [u8; 32]) {
+        if let Some(c) = self.shared.confirm.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            c.identity = Some((name.to_string(), public_key));
+        }
+    }
+}
+
+fn read_cache(cache: &Path, url: &str) -> Option<LogDescriptor> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cache).ok()?).ok()?;
+    if v["url"] != url {
+        return None;
+    }
+    serde_json::from_value(v["descriptor"].clone()).ok()
+}
+
+/// After an offline start: is the ledger the log the spool was written for, with this gateway's
+/// key registered? `Err` when it cannot be asked yet; `Ok(Some(why))` when it is not.
+async fn confirm(client: &mut Client, c: &Confirm) -> std::result::Result<Option<String>, tonic::Status> {
+    let info = tokio::time::timeout(ASK_TIMEOUT, client.get_log(proto::GetLogRequest {}))
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 10 s")))?
+        .into_inner();
+    let now: LogDescriptor = match serde_json::from_str(&info.descriptor_json) {
+        Ok(d) => d,
+        Err(e) => return Ok(Some(format!("its log descriptor does not parse: {e}"))),
+    };
+    if now != c.descriptor {
+        return Ok(Some(format!(
+            "it is another log now ({} when the gateway started, {} now)",
+            c.descriptor.vkey, now.vkey
+        )));
+    }
+    let Some((name, key)) = &c.identity else { return Ok(None) };
+    let run = format!("id/{name}");
+    let entries = match client.get_run(proto::GetRunRequest { run: run.clone() }).await {
+        Ok(r) => r.into_inner().entries,
+        Err(s) if s.code() == tonic::Code::NotFound => Vec::new(),
+        Err(s) => return Err(s),
+    };
+    let latest = entries.iter().rev().find_map(|b| match ledger_core::Entry::decode(b) {
+        Ok(ledger_core::Entry { event: ledger_core::Event::IdentityRegistered { public_key }, .. }) => Some(public_key),
+        _ => None,
+    });
+    if latest.as_ref() != Some(key) {
+        return Ok(Some(format!(
+            "{run} does not hold this gateway's key (the log was reset, or the key registered elsewhere)"
+        )));
+    }
+    Ok(None)
 }
 
 impl Shared {
@@ -469,6 +565,38 @@ async fn forward(shared: Arc<Shared>, mut client: Client, in_flight: usize) {
                 return;
             }
             s.sent = 0;
+        }
+        // After an offline start nothing goes out before the ledger is shown to be the log the
+        // spool was written for. If it is not, forwarding stops for good and new appends are
+        // refused; the spool stays on disk for the operator.
+        let pending = shared.confirm.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(c) = pending {
+            match confirm(&mut client, &c).await {
+                Ok(None) => {
+                    *shared.confirm.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    eprintln!("ledger reached: the same log, this gateway's key registered; forwarding the spool");
+                }
+                Ok(Some(why)) => {
+                    let reason = format!(
+                        "the ledger is not the log this gateway spooled for: {why}; the spool is kept and nothing more is accepted"
+                    );
+                    eprintln!("{reason}");
+                    let mut s = shared.lock();
+                    s.closed = true;
+                    s.outage = Some(reason);
+                    shared.drained.notify_waiters();
+                    return;
+                }
+                Err(status) => {
+                    shared.lock().outage.get_or_insert_with(|| format!("{} ({:?})", status.message(), status.code()));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shared.forward.notified() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
         }
         let (tx, rx) = mpsc::channel::<proto::AppendRequest>(in_flight);
         let call = client.append(tokio_stream::wrappers::ReceiverStream::new(rx));

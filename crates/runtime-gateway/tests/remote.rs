@@ -196,3 +196,65 @@ async fn the_ledger_stopped_mid_run_and_restarted_loses_nothing() {
     assert!(body["error"]["message"].as_str().unwrap().contains("spool is full"), "{body}");
     assert!(Path::new(&gw_data.join("spool")).is_dir());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_an_offline_start_a_different_ledger_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, grpc) = (free_port(), free_port());
+    let first = Ledger { data: dir.path().join("first"), http, grpc };
+    let server = first.start();
+    let token = first.ingest_token();
+    let gw_data = dir.path().join("gw");
+    let args = [
+        "--ledger".to_string(),
+        format!("http://127.0.0.1:{grpc}"),
+        "--ledger-token".into(),
+        token,
+        "--data".into(),
+        gw_data.to_str().unwrap().to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let gw = gateway_with(&gw_data, &args);
+    drop(gw);
+    kill(server);
+
+    // The gateway starts while the ledger is away and spools a run.
+    let gw = gateway_with(&gw_data, &args);
+    let (status, body) = gw.invoke("echo", json!({ "text": "for the first log" })).await;
+    assert_eq!(status, 200, "{body}");
+    let run = body["run"].as_str().unwrap().to_string();
+
+    // Another log comes up at the same address (same principals, its own key).
+    let second = Ledger { data: dir.path().join("second"), http, grpc };
+    std::fs::create_dir_all(&second.data).unwrap();
+    std::fs::copy(first.data.join("server.toml"), second.data.join("server.toml")).unwrap();
+    let _server = second.start();
+    assert_ne!(second.descriptor().await, first_descriptor(&gw_data));
+
+    // The gateway sees it is not its log: it forwards nothing and takes no new task.
+    let mut refused = None;
+    for _ in 0..100 {
+        let (status, body) = gw.invoke("echo", json!({ "text": "more" })).await;
+        if status == 503 {
+            refused = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = refused.expect("new tasks are refused");
+    assert_eq!(body["error"]["code"], "recording_unavailable", "{body}");
+    let r = reqwest::get(format!("http://127.0.0.1:{http}/runs/{run}")).await.unwrap();
+    assert!(r.status() == 404 || r.status() == 401, "the other log got nothing of the run: {}", r.status());
+    let spooled = std::fs::read_dir(gw_data.join("spool"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".seg") && e.metadata().unwrap().len() > 0);
+    assert!(spooled, "the spool is kept for the operator");
+}
+
+fn first_descriptor(gw_data: &Path) -> LogDescriptor {
+    let v: Value = serde_json::from_slice(&std::fs::read(gw_data.join("spool/ledger.json")).unwrap()).unwrap();
+    serde_json::from_value(v["descriptor"].clone()).unwrap()
+}
