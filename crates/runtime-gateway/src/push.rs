@@ -381,11 +381,6 @@ impl Pusher {
         self.cfg.enabled
     }
 
-    /// The address rule webhooks are held to.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// Drops the configs of tasks that `exists` no longer knows (they left the task store).
     pub fn prune(&self, exists: impl Fn(&str) -> bool) {
         self.lock().retain(|task, list| {
