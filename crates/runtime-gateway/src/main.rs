@@ -30,9 +30,13 @@ struct Cli {
     /// Run the ledger in this process, on RocksDB under DIR (also holds the gateway's key and config).
     #[arg(long, value_name = "DIR", conflicts_with = "ledger")]
     embedded: Option<PathBuf>,
-    /// Write to a remote ledger-server at this gRPC URL instead (e.g. http://127.0.0.1:7701).
+    /// Write to a remote ledger-server at this gRPC URL instead (e.g. http://127.0.0.1:7701, or
+    /// https://ledger.example.com for one behind TLS).
     #[arg(long, value_name = "URL", requires = "ledger_token")]
     ledger: Option<String>,
+    /// With an https:// --ledger: a PEM CA certificate to trust besides the public web roots.
+    #[arg(long, value_name = "FILE", requires = "ledger")]
+    ledger_ca: Option<PathBuf>,
     /// Ingest token for the remote ledger (bound to the gateway's identity).
     #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true)]
     ledger_token: Option<String>,
@@ -128,6 +132,7 @@ async fn run(cli: Cli) -> Result<()> {
                 spool: cli.data.join("spool"),
                 max_bytes: cli.spool_max_bytes,
                 in_flight: 16,
+                ca: cli.ledger_ca.clone(),
             })
             .await?;
             let d = remote.descriptor();

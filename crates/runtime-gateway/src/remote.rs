@@ -65,6 +65,8 @@ pub struct RemoteConfig {
     pub max_bytes: u64,
     /// Batches sent and not yet acknowledged.
     pub in_flight: usize,
+    /// A PEM CA certificate (bundle) trusted for an `https://` ledger, beside the web roots.
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -170,10 +172,21 @@ impl RemoteLedger {
     /// forwarder and the spool syncer. Needs a tokio runtime.
     pub async fn connect(cfg: RemoteConfig) -> anyhow::Result<RemoteLedger> {
         use anyhow::Context as _;
-        let channel = Endpoint::from_shared(cfg.url.clone())
+        let mut endpoint = Endpoint::from_shared(cfg.url.clone())
             .with_context(|| format!("ledger URL {:?}", cfg.url))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+            .connect_timeout(Duration::from_secs(5));
+        if cfg.url.starts_with("https://") {
+            // TLS (rustls with ring): the public web roots, plus the operator's CA if given.
+            let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
+            if let Some(ca) = &cfg.ca {
+                let pem = std::fs::read(ca).with_context(|| format!("reading the ledger CA {}", ca.display()))?;
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).context("the TLS settings for the ledger")?;
+        } else if cfg.ca.is_some() {
+            anyhow::bail!("--ledger-ca is for a TLS ledger: give its URL as https://");
+        }
+        let channel = endpoint.connect_lazy();
         let bearer = MetadataValue::try_from(format!("Bearer {}", cfg.token))
             .context("the ledger token has characters not allowed in a header")?;
         let mut client = LedgerClient::with_interceptor(channel, Bearer(bearer));

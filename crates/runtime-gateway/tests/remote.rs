@@ -258,3 +258,64 @@ fn first_descriptor(gw_data: &Path) -> LogDescriptor {
     let v: Value = serde_json::from_slice(&std::fs::read(gw_data.join("spool/ledger.json")).unwrap()).unwrap();
     serde_json::from_value(v["descriptor"].clone()).unwrap()
 }
+
+/// A TLS front for the ledger's plaintext gRPC port, as a TLS-terminating proxy would be: its
+/// port, and the PEM of the self-signed certificate it presents for `localhost`.
+async fn tls_front(backend: u16) -> (u16, String) {
+    use tokio_rustls::rustls;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+    let mut cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await
+                    && let Ok(mut back) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut back).await;
+                }
+            });
+        }
+    });
+    (port, made.cert.pem())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ledger_behind_tls_is_reached_with_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger { data: dir.path().join("ledger"), http: free_port(), grpc: free_port() };
+    let _server = ledger.start();
+    let (port, ca) = tls_front(ledger.grpc).await;
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca).unwrap();
+    let gw_data = dir.path().join("gw");
+    let url = format!("https://localhost:{port}");
+    let token = ledger.ingest_token();
+    let base =
+        ["--ledger", &url, "--ledger-token", &token, "--data", gw_data.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+
+    // Without the CA the certificate is not trusted, and the gateway says so and does not start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runtime-gateway")).args(base).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("asking the ledger at https://localhost"), "{err}");
+
+    let mut args = base.to_vec();
+    args.extend(["--ledger-ca", ca_path.to_str().unwrap()]);
+    let gw = gateway_with(&gw_data, &args);
+    let (status, body) = gw.invoke("echo", json!({ "text": "over TLS" })).await;
+    assert_eq!(status, 200, "{body}");
+    let desc_path = dir.path().join("log.json");
+    std::fs::write(&desc_path, serde_json::to_vec(&ledger.descriptor().await).unwrap()).unwrap();
+    let v = common::verify(&desc_path, &receipt_when_forwarded(&gw, body["run"].as_str().unwrap()).await);
+    assert_eq!(v.status, RunStatus::Completed);
+}
