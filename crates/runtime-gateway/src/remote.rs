@@ -192,9 +192,7 @@ impl RemoteLedger {
         let mut client = LedgerClient::with_interceptor(channel, Bearer(bearer));
         std::fs::create_dir_all(&cfg.spool).with_context(|| format!("creating {}", cfg.spool.display()))?;
         let cache = cfg.spool.join(DESCRIPTOR_CACHE);
-        let asked = tokio::time::timeout(ASK_TIMEOUT, client.get_log(proto::GetLogRequest {}))
-            .await
-            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 10 s")));
+        let asked = get_log(&mut client).await;
         let mut offline = false;
         let descriptor = match asked {
             Ok(info) => {
@@ -296,13 +294,17 @@ fn read_cache(cache: &Path, url: &str) -> Option<LogDescriptor> {
     serde_json::from_value(v["descriptor"].clone()).ok()
 }
 
+/// Asks the ledger for its log, for at most [`ASK_TIMEOUT`] (no answer counts as unreachable).
+async fn get_log(client: &mut Client) -> std::result::Result<tonic::Response<proto::LogInfo>, tonic::Status> {
+    tokio::time::timeout(ASK_TIMEOUT, client.get_log(proto::GetLogRequest {}))
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 10 s")))
+}
+
 /// After an offline start: is the ledger the log the spool was written for, with this gateway's
 /// key registered? `Err` when it cannot be asked yet; `Ok(Some(why))` when it is not.
 async fn confirm(client: &mut Client, c: &Confirm) -> std::result::Result<Option<String>, tonic::Status> {
-    let info = tokio::time::timeout(ASK_TIMEOUT, client.get_log(proto::GetLogRequest {}))
-        .await
-        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in 10 s")))?
-        .into_inner();
+    let info = get_log(client).await?.into_inner();
     let now: LogDescriptor = match serde_json::from_str(&info.descriptor_json) {
         Ok(d) => d,
         Err(e) => return Ok(Some(format!("its log descriptor does not parse: {e}"))),
