@@ -8,9 +8,29 @@ use ledger_core::merkle::{self, MemTree};
 use ledger_core::{Checkpoint, Entry, LogDescriptor, Note, Receipt, ReceiptVerifier, TreeHash};
 
 /// Entries: an accepted entry re-encodes to exactly its bytes (canonical by construction).
+/// The borrowed view ([`Entry::check`]) says what the owned entry says.
 pub fn entry_decode(data: &[u8]) {
-    if let Ok(e) = Entry::decode(data) {
-        assert_eq!(e.encode(), data, "an accepted entry must re-encode to itself");
+    let checked = Entry::check(data);
+    match Entry::decode(data) {
+        Ok(e) => {
+            assert_eq!(e.encode(), data, "an accepted entry must re-encode to itself");
+            let v = checked.expect("decode accepted what check refused");
+            assert_eq!(v.to_entry(), e);
+            assert_eq!((v.run, v.seq, v.actor, v.kind()), (e.run.as_str(), e.seq, e.actor.as_str(), e.kind()));
+            let seal = match e.event {
+                ledger_core::Event::ReceiptSealed { content_hash, events, status, sig } => {
+                    Some(ledger_core::SealAttrs { content_hash, events, status, sig })
+                }
+                _ => None,
+            };
+            assert_eq!(v.seal(), seal);
+            let key = match e.event {
+                ledger_core::Event::IdentityRegistered { public_key } => Some(public_key),
+                _ => None,
+            };
+            assert_eq!(v.public_key(), key);
+        }
+        Err(err) => assert_eq!(checked.expect_err("check accepted what decode refused").to_string(), err.to_string()),
     }
 }
 
@@ -44,8 +64,8 @@ pub fn receipt_verify(data: &[u8]) {
     let mut v = ReceiptVerifier::new(golden_descriptor()).expect("golden descriptor");
     if let Ok(ok) = v.verify(&r) {
         // Whatever verifies has the shape SPEC §5 promises.
-        assert!(matches!(ok.entries.last().map(|(_, e)| e.kind()), Some(ledger_core::Kind::ReceiptSealed)));
-        assert!(ok.entries.iter().all(|(_, e)| e.run.as_str() == r.run));
+        assert!(matches!(ok.entries().last().map(|(_, e)| e.kind()), Some(ledger_core::Kind::ReceiptSealed)));
+        assert!(ok.entries().iter().all(|(_, e)| e.run.as_str() == r.run));
     }
 }
 

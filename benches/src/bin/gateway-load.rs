@@ -295,8 +295,8 @@ async fn throughput(bin: &Path, work: &Path, secs: u64, conns: usize, sample: us
         let run = &runs[rng.range(0, runs.len() as u64) as usize];
         let bytes = http.get(format!("{}/runs/{run}/receipt?wait=10", gw.base)).send().await?.bytes().await?;
         let v = verifier.verify_json(&bytes).with_context(|| format!("receipt of {run}"))?;
-        if v.entries.len() != 6 {
-            bail!("run {run} has {} entries, not 6", v.entries.len());
+        if v.views().len() != 6 {
+            bail!("run {run} has {} entries, not 6", v.views().len());
         }
     }
     println!(

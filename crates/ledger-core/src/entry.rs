@@ -681,22 +681,103 @@ impl Entry {
 
     /// Decodes and validates one entry. See the module docs for what is rejected.
     pub fn decode(bytes: &[u8]) -> Result<Entry> {
+        Entry::check(bytes).map(|v| v.to_entry())
+    }
+
+    /// Checks one entry by every rule of [`Entry::decode`] without copying anything out of
+    /// `bytes`: verifiers that only need to know an entry is valid (and read a few fields of it)
+    /// use this, and materialise an [`Entry`] only when they show it.
+    pub fn check(bytes: &[u8]) -> Result<EntryView<'_>> {
         if bytes.len() > MAX_ENTRY_BYTES {
             return Err(Error::EntryTooLarge { len: bytes.len(), max: MAX_ENTRY_BYTES });
         }
         let mut r = Reader { d: Decoder::new(bytes) };
-        let entry = decode_entry(&mut r)?;
+        let view = check_entry(&mut r)?;
         let end = r.d.position();
         if end != bytes.len() {
             return Err(Error::TrailingBytes { offset: end, count: bytes.len() - end });
         }
-        Ok(entry)
+        Ok(view)
+    }
+}
+
+/// An entry that passed every check of [`Entry::decode`], borrowed from its bytes.
+#[derive(Clone, Debug)]
+pub struct EntryView<'b> {
+    /// Event time, Unix nanoseconds UTC.
+    pub ts: i64,
+    /// The run (a valid run id).
+    pub run: &'b str,
+    /// Position in the run.
+    pub seq: u64,
+    /// Emitting service identity (a valid identity name).
+    pub actor: &'b str,
+    /// Optional grant id.
+    pub grant: Option<&'b str>,
+    /// Optional BLAKE3 of a payload kept outside the log.
+    pub payload: Option<Hash>,
+    attrs: Attrs<'b>,
+}
+
+/// The attrs of a `receipt.sealed` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealAttrs {
+    /// The content hash over the covered entries' leaf hashes.
+    pub content_hash: Hash,
+    /// How many entries the seal covers (its own seq).
+    pub events: u64,
+    /// The sealed status.
+    pub status: RunStatus,
+    /// Ed25519 signature over the seal message.
+    pub sig: [u8; 64],
+}
+
+impl EntryView<'_> {
+    /// The event kind.
+    pub fn kind(&self) -> Kind {
+        self.attrs.kind
+    }
+
+    /// The attrs of a seal, or `None` for any other kind.
+    pub fn seal(&self) -> Option<SealAttrs> {
+        (self.attrs.kind == Kind::ReceiptSealed).then(|| {
+            let s = &self.attrs.slots;
+            SealAttrs {
+                sig: s.b64(0),
+                events: s.uint(1),
+                status: RunStatus::parse(s.text(2)).expect("checked when the entry was"),
+                content_hash: s.b32(3),
+            }
+        })
+    }
+
+    /// The public key of an `identity.registered` entry, or `None` for any other kind.
+    pub fn public_key(&self) -> Option<[u8; 32]> {
+        (self.attrs.kind == Kind::IdentityRegistered).then(|| self.attrs.slots.b32(1))
+    }
+
+    /// The kind and attrs as an owned [`Event`].
+    pub fn event(&self) -> Event {
+        self.attrs.event()
+    }
+
+    /// The entry as an owned [`Entry`].
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            ts: self.ts,
+            run: RunId(self.run.to_string()),
+            seq: self.seq,
+            actor: self.actor.to_string(),
+            event: self.attrs.event(),
+            grant: self.grant.map(str::to_string),
+            payload: self.payload,
+        }
     }
 }
 
 const ENTRY_KEYS: [&str; 9] = ["v", "ts", "run", "seq", "kind", "actor", "attrs", "grant", "payload"];
 
-fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
+fn check_entry<'b>(r: &mut Reader<'b>) -> Result<EntryView<'b>> {
     let n = r.map("entry")?;
     let mut v = None;
     let mut ts = None;
@@ -725,9 +806,9 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
                 let Some((k, _)) = kind_at else {
                     return Err(missing("kind", "entry"));
                 };
-                attrs_at = Some(decode_attrs(r, Kind::parse(k)?)?);
+                attrs_at = Some(check_attrs(r, Kind::parse(k)?)?);
             }
-            "grant" => grant = Some(r.text("grant")?.to_string()),
+            "grant" => grant = Some(r.text("grant")?),
             "payload" => payload = Some(r.bytes32("payload")?),
             other => {
                 return Err(Error::UnknownKey { key: other.to_string(), within: "entry".into() });
@@ -739,7 +820,8 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
         return Err(Error::UnsupportedVersion(v));
     }
     let ts = ts.ok_or_else(|| missing(ENTRY_KEYS[1], "entry"))?;
-    let run = RunId::new(run.ok_or_else(|| missing(ENTRY_KEYS[2], "entry"))?)?;
+    let run = run.ok_or_else(|| missing(ENTRY_KEYS[2], "entry"))?;
+    check_run_id(run)?;
     let seq = seq.ok_or_else(|| missing(ENTRY_KEYS[3], "entry"))?;
     let (kind, _) = kind_at.ok_or_else(|| missing(ENTRY_KEYS[4], "entry"))?;
     let actor = actor.ok_or_else(|| missing(ENTRY_KEYS[5], "entry"))?;
@@ -747,17 +829,18 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
         Error::BadRunId { reason, .. } => Error::BadValue { key: "actor".into(), reason: reason.into() },
         e => e,
     })?;
-    let event = attrs_at.ok_or_else(|| missing(ENTRY_KEYS[6], "entry"))?;
-    debug_assert_eq!(event.kind().as_str(), kind);
-    if let Event::IdentityRegistered { .. } = event
-        && (!run.as_str().starts_with(IDENTITY_RUN_PREFIX) || run.as_str().len() == IDENTITY_RUN_PREFIX.len())
+    let attrs = attrs_at.ok_or_else(|| missing(ENTRY_KEYS[6], "entry"))?;
+    debug_assert_eq!(attrs.kind.as_str(), kind);
+    if attrs.kind == Kind::IdentityRegistered
+        && (!run.starts_with(IDENTITY_RUN_PREFIX) || run.len() == IDENTITY_RUN_PREFIX.len())
     {
         return Err(Error::BadValue {
             key: "run".into(),
             reason: "identity.registered entries belong to run id/<identity>".into(),
         });
     }
-    if let Event::ReceiptSealed { events, .. } = event
+    if attrs.kind == Kind::ReceiptSealed
+        && let events = attrs.slots.uint(1)
         && events != seq
     {
         return Err(Error::BadValue {
@@ -765,14 +848,15 @@ fn decode_entry(r: &mut Reader<'_>) -> Result<Entry> {
             reason: format!("a seal at seq {seq} covers {seq} events, not {events}"),
         });
     }
-    Ok(Entry { ts, run, seq, actor: actor.to_string(), event, grant, payload })
+    Ok(EntryView { ts, run, seq, actor, grant, payload, attrs })
 }
 
 fn missing(key: &'static str, within: &str) -> Error {
     Error::MissingKey { key, within: within.to_string() }
 }
 
-fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
+/// Reads and checks the attrs of `kind`: the schema's keys and types, then the rules on values.
+fn check_attrs<'b>(r: &mut Reader<'b>, kind: Kind) -> Result<Attrs<'b>> {
     let schema = kind.schema();
     let within = kind.as_str();
     let n = r.map("attrs")?;
@@ -797,24 +881,19 @@ fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
             return Err(missing(f.key, within));
         }
     }
-    let mut s = Slots(slots);
-    let ev = match kind {
+    let s = Slots(slots);
+    match kind {
         Kind::IdentityRegistered => {
             let alg = s.text(0);
             if alg != "ed25519" {
                 return Err(Error::BadValue { key: "alg".into(), reason: format!("{alg:?} is not \"ed25519\"") });
             }
-            let public_key = s.b32(1);
-            crate::keys::check_public_key(&public_key)
+            crate::keys::check_public_key(&s.b32(1))
                 .map_err(|e| Error::BadValue { key: "public_key".into(), reason: e.to_string() })?;
-            Event::IdentityRegistered { public_key }
         }
-        Kind::TaskAccepted => Event::TaskAccepted {
-            skill: s.text(0).into(),
-            caller: s.text(1).into(),
-            protocol: Protocol::parse(s.text(2))?,
-            input_hash: s.b32(3),
-        },
+        Kind::TaskAccepted => {
+            Protocol::parse(s.text(2))?;
+        }
         Kind::TaskStatus => {
             let state = s.text(0);
             if !TASK_STATES.contains(&state) {
@@ -823,70 +902,117 @@ fn decode_attrs(r: &mut Reader<'_>, kind: Kind) -> Result<Event> {
                     reason: format!("{state:?} is not an A2A task state ({})", TASK_STATES.join(", ")),
                 });
             }
-            Event::TaskStatus { state: state.into(), message: s.opt_text(1) }
         }
         Kind::SkillProgress => {
             let pct = s.uint(0);
             if pct > 100 {
                 return Err(Error::BadValue { key: "pct".into(), reason: format!("{pct} is over 100") });
             }
-            Event::SkillProgress { pct: pct as u8, stage: s.text(1).into(), message: s.text(2).into() }
         }
-        Kind::WorkspaceRead => Event::WorkspaceRead { hash: s.b32(0), path: s.text(1).into(), bytes: s.uint(2) },
-        Kind::WorkspaceWritten => Event::WorkspaceWritten { hash: s.b32(0), path: s.text(1).into(), bytes: s.uint(2) },
-        Kind::WorkspaceDenied => {
-            Event::WorkspaceDenied { op: s.text(0).into(), path: s.text(1).into(), reason: s.text(2).into() }
+        Kind::ReceiptSealed => {
+            RunStatus::parse(s.text(2))?;
         }
-        Kind::ScopeRequested => Event::ScopeRequested { paths: s.texts(0), reason: s.text(1).into() },
-        Kind::ScopeGranted => Event::ScopeGranted {
-            paths: s.texts(0),
-            approver: s.text(1).into(),
-            new_grant: s.text(2).into(),
-            prior_grant: s.text(3).into(),
-        },
-        Kind::ScopeDenied => Event::ScopeDenied { reason: s.text(0).into(), approver: s.text(1).into() },
-        Kind::ArtifactAdded => Event::ArtifactAdded {
-            hash: s.b32(0),
-            name: s.text(1).into(),
-            bytes: s.uint(2),
-            media_type: s.text(3).into(),
-        },
-        Kind::TaskCompleted | Kind::TaskCanceled | Kind::TaskRejected => Event::TaskEnded {
-            status: kind.terminal_status().expect("terminal kind"),
-            artifacts: s.texts(0),
-            elapsed_ms: s.uint(1),
-            error: None,
-        },
-        Kind::TaskFailed => Event::TaskEnded {
-            status: RunStatus::Failed,
-            error: Some(s.text(0).into()),
-            artifacts: s.texts(1),
-            elapsed_ms: s.uint(2),
-        },
-        Kind::EvalScored => Event::EvalScored { rubric: s.text(0).into(), failures: s.texts(1), score_milli: s.int(2) },
-        Kind::ReviewSigned => Event::ReviewSigned { notes: s.text(0).into(), approver: s.text(1).into() },
-        Kind::ReceiptSealed => Event::ReceiptSealed {
-            sig: s.b64(0),
-            events: s.uint(1),
-            status: RunStatus::parse(s.text(2))?,
-            content_hash: s.b32(3),
-        },
-    };
-    Ok(ev)
+        _ => {}
+    }
+    Ok(Attrs { kind, slots: s })
 }
 
-#[derive(Debug)]
+/// Checked attrs: every required slot is present, of its schema's type, with a valid value.
+#[derive(Clone, Debug)]
+struct Attrs<'b> {
+    kind: Kind,
+    slots: Slots<'b>,
+}
+
+impl Attrs<'_> {
+    fn event(&self) -> Event {
+        let s = &self.slots;
+        match self.kind {
+            Kind::IdentityRegistered => Event::IdentityRegistered { public_key: s.b32(1) },
+            Kind::TaskAccepted => Event::TaskAccepted {
+                skill: s.text(0).into(),
+                caller: s.text(1).into(),
+                protocol: Protocol::parse(s.text(2)).expect("checked"),
+                input_hash: s.b32(3),
+            },
+            Kind::TaskStatus => Event::TaskStatus { state: s.text(0).into(), message: s.opt_text(1) },
+            Kind::SkillProgress => {
+                Event::SkillProgress { pct: s.uint(0) as u8, stage: s.text(1).into(), message: s.text(2).into() }
+            }
+            Kind::WorkspaceRead => Event::WorkspaceRead { hash: s.b32(0), path: s.text(1).into(), bytes: s.uint(2) },
+            Kind::WorkspaceWritten => {
+                Event::WorkspaceWritten { hash: s.b32(0), path: s.text(1).into(), bytes: s.uint(2) }
+            }
+            Kind::WorkspaceDenied => {
+                Event::WorkspaceDenied { op: s.text(0).into(), path: s.text(1).into(), reason: s.text(2).into() }
+            }
+            Kind::ScopeRequested => Event::ScopeRequested { paths: s.texts(0), reason: s.text(1).into() },
+            Kind::ScopeGranted => Event::ScopeGranted {
+                paths: s.texts(0),
+                approver: s.text(1).into(),
+                new_grant: s.text(2).into(),
+                prior_grant: s.text(3).into(),
+            },
+            Kind::ScopeDenied => Event::ScopeDenied { reason: s.text(0).into(), approver: s.text(1).into() },
+            Kind::ArtifactAdded => Event::ArtifactAdded {
+                hash: s.b32(0),
+                name: s.text(1).into(),
+                bytes: s.uint(2),
+                media_type: s.text(3).into(),
+            },
+            Kind::TaskCompleted | Kind::TaskCanceled | Kind::TaskRejected => Event::TaskEnded {
+                status: self.kind.terminal_status().expect("terminal kind"),
+                artifacts: s.texts(0),
+                elapsed_ms: s.uint(1),
+                error: None,
+            },
+            Kind::TaskFailed => Event::TaskEnded {
+                status: RunStatus::Failed,
+                error: Some(s.text(0).into()),
+                artifacts: s.texts(1),
+                elapsed_ms: s.uint(2),
+            },
+            Kind::EvalScored => {
+                Event::EvalScored { rubric: s.text(0).into(), failures: s.texts(1), score_milli: s.int(2) }
+            }
+            Kind::ReviewSigned => Event::ReviewSigned { notes: s.text(0).into(), approver: s.text(1).into() },
+            Kind::ReceiptSealed => Event::ReceiptSealed {
+                sig: s.b64(0),
+                events: s.uint(1),
+                status: RunStatus::parse(s.text(2)).expect("checked"),
+                content_hash: s.b32(3),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
 enum Slot<'b> {
     Text(&'b str),
     Uint(u64),
     Int(i64),
     B32([u8; 32]),
     B64([u8; 64]),
-    Texts(Vec<String>),
+    Texts(Texts<'b>),
+}
+
+/// A checked CBOR array of text strings: its `n` items, as encoded in `items`.
+#[derive(Clone, Debug)]
+struct Texts<'b> {
+    items: &'b [u8],
+    n: u64,
+}
+
+impl Texts<'_> {
+    fn to_vec(&self) -> Vec<String> {
+        let mut d = Decoder::new(self.items);
+        (0..self.n).map(|_| d.str().expect("checked when the entry was").to_string()).collect()
+    }
 }
 
 /// Decoded attr values by schema position. Only read after the schema check, so a slot of a
 /// required field is present and of the schema's type.
+#[derive(Clone, Debug)]
 struct Slots<'b>([Option<Slot<'b>>; 4]);
 
 impl<'b> Slots<'b> {
@@ -926,9 +1052,9 @@ impl<'b> Slots<'b> {
             _ => unreachable!("schema guarantees bytes(64) at {i}"),
         }
     }
-    fn texts(&mut self, i: usize) -> Vec<String> {
-        match self.0[i].take() {
-            Some(Slot::Texts(t)) => t,
+    fn texts(&self, i: usize) -> Vec<String> {
+        match &self.0[i] {
+            Some(Slot::Texts(t)) => t.to_vec(),
             _ => unreachable!("schema guarantees a text array at {i}"),
         }
     }
@@ -1034,16 +1160,19 @@ impl<'b> Reader<'b> {
             .map_err(|_| Error::BadValue { key: key.to_string(), reason: format!("{} bytes, expected 64", b.len()) })
     }
 
-    fn texts(&mut self, key: &str) -> Result<Vec<String>> {
+    fn texts(&mut self, key: &str) -> Result<Texts<'b>> {
         let pos = self.d.position();
         self.head(key, &[ARRAY], "array of text")?;
         let n = self.d.array().map_err(|e| self.fail(key, pos, e))?.unwrap_or(0);
-        // Each element takes at least one byte: a count beyond the input is truncation, not an
-        // allocation request.
+        // Each element takes at least one byte: a count beyond the input is truncation.
         if n as usize > self.d.input().len() - self.d.position() {
             return Err(Error::Truncated { offset: pos });
         }
-        (0..n).map(|_| self.text(key).map(str::to_string)).collect()
+        let start = self.d.position();
+        for _ in 0..n {
+            self.text(key)?;
+        }
+        Ok(Texts { items: &self.d.input()[start..self.d.position()], n })
     }
 
     fn map(&mut self, key: &str) -> Result<u64> {

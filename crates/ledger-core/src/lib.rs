@@ -56,7 +56,7 @@ pub mod seal;
 pub mod store;
 
 pub use checkpoint::{Checkpoint, LogDescriptor, Note};
-pub use entry::{Entry, Event, Kind, Protocol, RunId, RunStatus};
+pub use entry::{Entry, EntryView, Event, Kind, Protocol, RunId, RunStatus, SealAttrs};
 pub use error::{Error, ReceiptStep, Result};
 pub use hash::{Hash, TreeHash};
 pub use keys::{NamedKey, VerifierKey};

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, LogDescriptor};
-use crate::entry::{Entry, Event, IDENTITY_RUN_PREFIX};
+use crate::entry::{Entry, EntryView, IDENTITY_RUN_PREFIX, SealAttrs};
 use crate::keys::verify_strict;
 use crate::merkle::{CompactRange, verify_consistency};
 use crate::seal::{content_hash, seal_message};
@@ -135,7 +135,7 @@ pub fn build(log: &crate::Log, start: u64, end: u64, created: String) -> Result<
 }
 
 /// Called with `(index, bytes, entry, leaf hash)` for each entry of a pack that passed its checks.
-pub type EachEntry<'a> = &'a mut dyn FnMut(u64, &[u8], &Entry, &Hash);
+pub type EachEntry<'a> = &'a mut dyn FnMut(u64, &[u8], &EntryView<'_>, &Hash);
 
 /// The 4-byte frame header of one entry in `entries.bin`.
 pub fn frame_header(entry: &[u8]) -> [u8; 4] {
@@ -347,12 +347,12 @@ impl PackVerifier {
                 format!("more than the {} entries the manifest names", self.manifest.end - self.manifest.start),
             ));
         }
-        let e = Entry::decode(bytes).map_err(|err| invalid(ENTRIES, Some(index), err))?;
+        let e = Entry::check(bytes).map_err(|err| invalid(ENTRIES, Some(index), err))?;
         let leaf = self.log.hash.leaf(bytes);
         self.range.push(self.log.hash, leaf, |_, _, _| {});
         self.next_index += 1;
 
-        let run = e.run.as_str();
+        let run = e.run;
         let state = match self.runs.get_mut(run) {
             Some(s) => {
                 if e.seq != s.next_seq {
@@ -377,23 +377,24 @@ impl PackVerifier {
             }
         };
         state.next_seq = e.seq + 1;
-        state.sealed_last = matches!(e.event, Event::ReceiptSealed { .. });
-        match &e.event {
-            Event::IdentityRegistered { public_key } => {
+        let seal = e.seal();
+        state.sealed_last = seal.is_some();
+        match (e.public_key(), seal) {
+            (Some(public_key), _) => {
                 let actor = run.strip_prefix(IDENTITY_RUN_PREFIX).unwrap_or(run).to_string();
-                let vk = ed25519_dalek::VerifyingKey::from_bytes(public_key)
+                let vk = ed25519_dalek::VerifyingKey::from_bytes(&public_key)
                     .map_err(|err| invalid(ENTRIES, Some(index), format!("identity key of {actor:?}: {err}")))?;
                 self.identities.entry(actor).or_default().push((index, vk));
             }
-            Event::ReceiptSealed { events, .. } if *events != e.seq => {
+            (_, Some(SealAttrs { events, .. })) if events != e.seq => {
                 return Err(invalid(
                     ENTRIES,
                     Some(index),
                     format!("seal of run {run:?} at seq {} says events {events}", e.seq),
                 ));
             }
-            Event::ReceiptSealed { content_hash: ch, events, status, sig } if state.first_seq == 0 => {
-                if content_hash(&state.leaves) != *ch {
+            (_, Some(SealAttrs { content_hash: ch, events, status, sig })) if state.first_seq == 0 => {
+                if content_hash(&state.leaves) != ch {
                     return Err(invalid(
                         ENTRIES,
                         Some(index),
@@ -402,13 +403,13 @@ impl PackVerifier {
                 }
                 let key = self
                     .identities
-                    .get(&e.actor)
+                    .get(e.actor)
                     .and_then(|keys| keys.iter().rev().find(|(i, _)| *i < index))
                     .map(|(_, k)| *k);
                 match key {
                     Some(vk) => {
-                        let msg = seal_message(run, *events, ch, *status);
-                        if !verify_strict(&vk, msg.as_bytes(), sig) {
+                        let msg = seal_message(run, events, &ch, status);
+                        if !verify_strict(&vk, msg.as_bytes(), &sig) {
                             return Err(invalid(
                                 ENTRIES,
                                 Some(index),

@@ -9,6 +9,7 @@
 //! new proof's remaining hashes equal the verified ones byte for byte, so nothing a receipt
 //! carries goes unchecked.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, LogDescriptor};
-use crate::entry::{Entry, Event, IDENTITY_RUN_PREFIX, RunStatus};
+use crate::entry::{Entry, EntryView, Event, IDENTITY_RUN_PREFIX, RunStatus, SealAttrs};
 use crate::error::ReceiptStep;
 use crate::keys::{VerifierKey, verify_strict};
 use crate::merkle::split_point;
@@ -76,29 +77,69 @@ impl Receipt {
     }
 }
 
-/// What a valid receipt proves.
+/// What a valid receipt proves: the receipt itself (borrowed from the caller, or owned when it
+/// was parsed here), the checkpoint it is proven against, the signer entry and the sealed status.
+/// The run's entries were checked in full without being copied out; [`VerifiedReceipt::entries`]
+/// decodes them when someone wants to see them.
 #[derive(Clone, Debug)]
-pub struct VerifiedReceipt {
+pub struct VerifiedReceipt<'r> {
+    receipt: Cow<'r, Receipt>,
     /// The checkpoint the receipt is proven against.
-    pub checkpoint: Checkpoint,
-    /// The run's entries with their indices, seal last.
-    pub entries: Vec<(u64, Entry)>,
+    pub checkpoint: Arc<Checkpoint>,
     /// The signer's `identity.registered` entry and its index.
     pub signer: (u64, Arc<Entry>),
     /// The sealed status.
     pub status: RunStatus,
 }
 
-impl VerifiedReceipt {
+impl VerifiedReceipt<'_> {
     /// The run id.
     pub fn run(&self) -> &str {
-        self.entries[0].1.run.as_str()
+        &self.receipt.run
+    }
+
+    /// The verified receipt.
+    pub fn receipt(&self) -> &Receipt {
+        &self.receipt
+    }
+
+    /// The run's entries with their indices, seal last, borrowed from the receipt.
+    pub fn views(&self) -> impl ExactSizeIterator<Item = (u64, EntryView<'_>)> {
+        self.receipt.entries.iter().map(|pe| (pe.index, Entry::check(&pe.entry).expect("verified")))
+    }
+
+    /// The run's entries with their indices, seal last.
+    pub fn entries(&self) -> Vec<(u64, Entry)> {
+        self.views().map(|(i, v)| (i, v.to_entry())).collect()
+    }
+
+    /// The seal's log index.
+    pub fn seal_index(&self) -> u64 {
+        self.receipt.entries.last().expect("a verified receipt has a seal").index
     }
 
     /// The seal's actor.
     pub fn actor(&self) -> &str {
-        &self.entries.last().expect("a verified receipt has a seal").1.actor
+        let seal = self.receipt.entries.last().expect("a verified receipt has a seal");
+        Entry::check(&seal.entry).expect("verified").actor
     }
+
+    /// The same facts, owning the receipt.
+    pub fn into_owned(self) -> VerifiedReceipt<'static> {
+        VerifiedReceipt {
+            receipt: Cow::Owned(self.receipt.into_owned()),
+            checkpoint: self.checkpoint,
+            signer: self.signer,
+            status: self.status,
+        }
+    }
+}
+
+/// What [`ReceiptVerifier::check`] proves about a receipt, besides the receipt itself.
+struct Proven {
+    checkpoint: Arc<Checkpoint>,
+    signer: (u64, Arc<Entry>),
+    status: RunStatus,
 }
 
 /// Verifies receipts of one trusted log.
@@ -115,7 +156,7 @@ pub struct ReceiptVerifier {
 
 #[derive(Debug)]
 struct CheckpointCache {
-    checkpoint: Checkpoint,
+    checkpoint: Arc<Checkpoint>,
     nodes: ProvenNodes,
 }
 
@@ -137,12 +178,23 @@ impl ReceiptVerifier {
     }
 
     /// Parses and verifies receipt JSON.
-    pub fn verify_json(&mut self, json: &[u8]) -> Result<VerifiedReceipt> {
-        self.verify(&Receipt::from_json(json)?)
+    pub fn verify_json(&mut self, json: &[u8]) -> Result<VerifiedReceipt<'static>> {
+        self.verify_owned(Receipt::from_json(json)?)
+    }
+
+    /// Verifies a receipt it takes over.
+    pub fn verify_owned(&mut self, r: Receipt) -> Result<VerifiedReceipt<'static>> {
+        let Proven { checkpoint, signer, status } = self.check(&r)?;
+        Ok(VerifiedReceipt { receipt: Cow::Owned(r), checkpoint, signer, status })
     }
 
     /// Runs the five steps of SPEC §5; the error names the first failing step and index.
-    pub fn verify(&mut self, r: &Receipt) -> Result<VerifiedReceipt> {
+    pub fn verify<'r>(&mut self, r: &'r Receipt) -> Result<VerifiedReceipt<'r>> {
+        let Proven { checkpoint, signer, status } = self.check(r)?;
+        Ok(VerifiedReceipt { receipt: Cow::Borrowed(r), checkpoint, signer, status })
+    }
+
+    fn check(&mut self, r: &Receipt) -> Result<Proven> {
         use ReceiptStep::{Checkpoint as CheckpointStep, ContentHash, Entries, Inclusion, Signature};
         let h = self.log.hash;
 
@@ -163,6 +215,7 @@ impl ReceiptVerifier {
                 if self.cache.len() >= MAX_CACHED_CHECKPOINTS {
                     self.cache.remove(0);
                 }
+                let checkpoint = Arc::new(checkpoint);
                 self.cache.push((r.checkpoint.clone(), CheckpointCache { checkpoint, nodes: ProvenNodes::default() }));
                 self.cache.len() - 1
             }
@@ -175,58 +228,67 @@ impl ReceiptVerifier {
         if r.entries.is_empty() {
             return Err(Error::receipt(Entries, None, "the receipt has no entries"));
         }
-        let mut leaves = Vec::with_capacity(r.entries.len());
-        for pe in r.entries.iter().chain(std::iter::once(&r.signer)) {
+        let proven = || r.entries.iter().chain(std::iter::once(&r.signer));
+        // The cache's entries for these leaves, looked up together before any hashing: in a large
+        // cache each lookup misses the CPU caches, and back to back the misses overlap instead of
+        // each waiting behind a leaf hash.
+        let known: Vec<Option<ProvenNode>> =
+            proven().map(|pe| cached.nodes.get(&(pe.index, pe.index.saturating_add(1))).cloned()).collect();
+        let mut leaves = Vec::with_capacity(r.entries.len() + 1);
+        for (pe, known) in proven().zip(&known) {
             let leaf = h.leaf(&pe.entry);
-            verify_inclusion_cached(h, &mut cached.nodes, pe.index, size, &leaf, &pe.proof, &root)
+            verify_inclusion_cached(h, &mut cached.nodes, known.as_ref(), pe.index, size, &leaf, &pe.proof, &root)
                 .map_err(|e| Error::receipt(Inclusion, Some(pe.index), e))?;
             leaves.push(leaf);
         }
-        let signer_leaf = leaves.pop().expect("the signer's leaf");
+        let k = r.entries.len() - 1;
+        let signer_leaf = leaves[k + 1];
 
         // Step 3: the entries decode, share the run, have seq 0..=k, and end in a seal.
-        let mut entries = Vec::with_capacity(r.entries.len());
+        let mut seal = None;
+        let mut prev = None;
         for (seq, pe) in r.entries.iter().enumerate() {
-            let e = Entry::decode(&pe.entry).map_err(|e| Error::receipt(Entries, Some(pe.index), e))?;
-            if e.run.as_str() != r.run {
+            let e = Entry::check(&pe.entry).map_err(|e| Error::receipt(Entries, Some(pe.index), e))?;
+            if e.run != r.run {
                 return Err(Error::receipt(
                     Entries,
                     Some(pe.index),
-                    format!("entry of run {:?}, receipt is for {:?}", e.run.as_str(), r.run),
+                    format!("entry of run {:?}, receipt is for {:?}", e.run, r.run),
                 ));
             }
             if e.seq != seq as u64 {
                 return Err(Error::receipt(Entries, Some(pe.index), format!("seq {} where {seq} belongs", e.seq)));
             }
-            if let Some((prev, _)) = entries.last()
-                && pe.index <= *prev
-            {
+            if prev.is_some_and(|p| pe.index <= p) {
                 return Err(Error::receipt(Entries, Some(pe.index), "indices do not increase with seq"));
             }
-            entries.push((pe.index, e));
+            prev = Some(pe.index);
+            if seq == k {
+                seal = Some(e);
+            }
         }
-        let (seal_index, seal) = entries.last().expect("non-empty");
-        let Event::ReceiptSealed { content_hash: claimed, events, status, sig } = &seal.event else {
+        let seal_index = r.entries[k].index;
+        let seal_entry = seal.expect("non-empty");
+        let Some(SealAttrs { content_hash: claimed, events, status, sig }) = seal_entry.seal() else {
             return Err(Error::receipt(
                 Entries,
-                Some(*seal_index),
-                format!("the last entry is {}, not receipt.sealed", seal.kind()),
+                Some(seal_index),
+                format!("the last entry is {}, not receipt.sealed", seal_entry.kind()),
             ));
         };
 
         // Step 4: the seal's content hash and count cover exactly the entries before it.
-        let k = entries.len() as u64 - 1;
-        if *events != k {
+        if events != k as u64 {
             return Err(Error::receipt(
                 ContentHash,
-                Some(*seal_index),
+                Some(seal_index),
                 format!("seal counts {events} events, the receipt holds {k}"),
             ));
         }
-        if content_hash(&leaves[..leaves.len() - 1]) != *claimed {
+        if content_hash(&leaves[..k]) != claimed {
             return Err(Error::receipt(
                 ContentHash,
-                Some(*seal_index),
+                Some(seal_index),
                 "content hash does not match the entries before the seal",
             ));
         }
@@ -254,38 +316,37 @@ impl ReceiptVerifier {
                 (signer, vk)
             }
         };
-        if signer.run.as_str().strip_prefix(IDENTITY_RUN_PREFIX) != Some(seal.actor.as_str()) {
-            let expected_run = format!("{IDENTITY_RUN_PREFIX}{}", seal.actor);
+        if signer.run.as_str().strip_prefix(IDENTITY_RUN_PREFIX) != Some(seal_entry.actor) {
+            let expected_run = format!("{IDENTITY_RUN_PREFIX}{}", seal_entry.actor);
             return Err(Error::receipt(
                 Signature,
                 Some(r.signer.index),
                 format!("signer entry is in run {:?}, the seal's actor needs {expected_run:?}", signer.run.as_str()),
             ));
         }
-        if r.signer.index >= *seal_index {
+        if r.signer.index >= seal_index {
             return Err(Error::receipt(
                 Signature,
                 Some(r.signer.index),
                 format!("identity registered at index {}, not before the seal at {seal_index}", r.signer.index),
             ));
         }
-        let msg = seal_message(&r.run, *events, claimed, *status);
-        if !verify_strict(&vk, msg.as_bytes(), sig) {
+        let msg = seal_message(&r.run, events, &claimed, status);
+        if !verify_strict(&vk, msg.as_bytes(), &sig) {
             return Err(Error::receipt(
                 Signature,
-                Some(*seal_index),
-                format!("seal signature does not verify under the key of {:?}", seal.actor),
+                Some(seal_index),
+                format!("seal signature does not verify under the key of {:?}", seal_entry.actor),
             ));
         }
-        let status = *status;
-        let checkpoint = cached.checkpoint.clone();
-        Ok(VerifiedReceipt { checkpoint, entries, signer: (r.signer.index, signer), status })
+        Ok(Proven { checkpoint: cached.checkpoint.clone(), signer: (r.signer.index, signer), status })
     }
 }
 
 /// Subtree `[start, end)` → its hash and the proof hashes above it (shared with the proof they
 /// came from, from `offset` on), all proven to the checkpoint's root.
-type ProvenNodes = HashMap<(u64, u64), (Hash, Arc<[Hash]>, u8), BuildHasherDefault<RangeHasher>>;
+type ProvenNodes = HashMap<(u64, u64), ProvenNode, BuildHasherDefault<RangeHasher>>;
+type ProvenNode = (Hash, Arc<[Hash]>, u8);
 
 /// A cheap hasher for `(start, end)` keys (they are not attacker-chosen beyond the proof shape).
 #[derive(Default)]
@@ -307,9 +368,12 @@ impl Hasher for RangeHasher {
 
 /// RFC 9162 inclusion verification that walks the tree's structure, so that each step knows the
 /// subtree `[start, end)` it has reached, and reuses subtrees already proven to the same root.
+/// `known_leaf` is what the cache held for the leaf itself when the caller looked it up.
+#[allow(clippy::too_many_arguments)]
 fn verify_inclusion_cached(
     h: TreeHash,
     nodes: &mut ProvenNodes,
+    known_leaf: Option<&ProvenNode>,
     index: u64,
     size: u64,
     leaf: &Hash,
@@ -342,7 +406,8 @@ fn verify_inclusion_cached(
     let mut below = (index, index + 1);
     let mut fresh = depth;
     for (i, sibling) in proof.iter().enumerate() {
-        if let Some((known, rest, offset)) = nodes.get(&below)
+        let cached = if i == 0 { known_leaf } else { nodes.get(&below) };
+        if let Some((known, rest, offset)) = cached
             && *known == node
             && rest[usize::from(*offset)..] == proof[i..]
         {

@@ -92,7 +92,7 @@ fn concurrent_appenders_get_a_consistent_tree() {
         for r in 0..20 {
             let receipt = log.receipt(&format!("t{t}-r{r}")).unwrap();
             let v = verifier.verify(&receipt).unwrap();
-            assert_eq!(v.entries.len(), 5 + r % 5, "accepted, working, progress, artifact, completed, seal");
+            assert_eq!(v.views().len(), 5 + r % 5, "accepted, working, progress, artifact, completed, seal");
         }
     }
 }
@@ -158,8 +158,8 @@ fn receipts_track_the_latest_seal_and_checkpoints() {
     let cp = log.wait_for_checkpoint(seal_index + 1, std::time::Duration::from_secs(10)).unwrap();
     assert!(cp.checkpoint.size > seal_index);
     let mut verifier = ReceiptVerifier::new(log.descriptor().clone()).unwrap();
-    let first = verifier.verify(&log.receipt("r").unwrap()).unwrap();
-    assert_eq!(first.entries.len(), run.len());
+    let first = verifier.verify_owned(log.receipt("r").unwrap()).unwrap();
+    assert_eq!(first.views().len(), run.len());
 
     // An eval after completion, then a second seal: the receipt is the newest seal.
     let eval = entry(
@@ -173,8 +173,8 @@ fn receipts_track_the_latest_seal_and_checkpoints() {
     run.push(entry("r", run.len() as u64, "gateway", seal));
     log.append(run[run.len() - 2..].to_vec()).unwrap();
     log.sign_checkpoint().unwrap();
-    let second = verifier.verify(&log.receipt("r").unwrap()).unwrap();
-    assert_eq!(second.entries.len(), run.len());
+    let second = verifier.verify_owned(log.receipt("r").unwrap()).unwrap();
+    assert_eq!(second.views().len(), run.len());
 }
 
 #[test]

@@ -58,7 +58,7 @@ async fn every_demo_path_over_invoke_is_recorded_and_sealed() {
     // artifact.added hashes the artifact's parts as served (docs/FORMATS.md §9).
     let served = &body["artifacts"][0];
     let parts = runtime_gateway::a2a_api::jcs(&served["parts"]).into_bytes();
-    let recorded = v.entries.iter().find(|(_, e)| e.kind().as_str() == ARTIFACT).unwrap();
+    let recorded = v.entries().into_iter().find(|(_, e)| e.kind().as_str() == ARTIFACT).unwrap();
     assert_eq!(recorded.1.event.attrs_json()["hash"], json!(hex::encode(blake3::hash(&parts).as_bytes())));
 
     let (status, body) = gw.invoke("fail", json!({})).await;
@@ -83,7 +83,7 @@ async fn every_demo_path_over_invoke_is_recorded_and_sealed() {
     let v = gw.verified_receipt(&run).await;
     assert_run(&v, RunStatus::Completed, &[ACCEPT, STATUS, STATUS, STATUS, STATUS, "task.completed", SEALED]);
     let states: Vec<String> =
-        v.entries[1..5].iter().map(|(_, e)| e.event.attrs_json()["state"].as_str().unwrap().to_string()).collect();
+        v.entries()[1..5].iter().map(|(_, e)| e.event.attrs_json()["state"].as_str().unwrap().to_string()).collect();
     assert_eq!(states, ["working", "input_required", "working", "working"]);
 
     let r = gw.post("/invoke/nope").json(&json!({})).send().await.unwrap();
@@ -110,7 +110,7 @@ async fn a2a_jsonrpc_send_stream_get_list_cancel_subscribe() {
     assert_eq!(task["metadata"]["receipt"], format!("{}/runs/{id}/receipt", gw.base));
     assert_eq!(task["history"][0]["messageId"], "m1");
     let v = gw.verified_receipt(&id).await;
-    assert_eq!(v.entries[0].1.event.attrs_json()["protocol"], "a2a");
+    assert_eq!(v.entries()[0].1.event.attrs_json()["protocol"], "a2a");
 
     // GetTask with history_length in snake_case (ProtoJSON accepts both spellings).
     let r = gw.rpc("GetTask", json!({ "id": id, "history_length": 0 })).await;
@@ -332,7 +332,7 @@ async fn platform_rest_replays_sse_from_last_event_id() {
     let t: Value = gw.get(&format!("/tasks/{id}")).send().await.unwrap().json().await.unwrap();
     assert_eq!((t["status"].as_str(), t["result"]["steps"].as_u64()), (Some("completed"), Some(3)), "{t}");
     let v = gw.verified_receipt(id).await;
-    assert_eq!(v.entries[0].1.event.attrs_json()["protocol"], "https");
+    assert_eq!(v.entries()[0].1.event.attrs_json()["protocol"], "https");
 
     // /invoke as SSE ends with the result event.
     let r =

@@ -37,9 +37,9 @@ async fn the_official_mcp_client_in_both_protocol_generations() {
             RunStatus::Completed,
             &["task.accepted", "task.status", "artifact.added", "task.completed", "receipt.sealed"],
         );
-        assert_eq!(echo.entries[0].1.event.attrs_json()["protocol"], "mcp");
+        assert_eq!(echo.entries()[0].1.event.attrs_json()["protocol"], "mcp");
         let slow = gw.verified_receipt(runs[1]["id"].as_str().unwrap()).await;
-        assert_eq!(slow.entries.iter().filter(|(_, e)| e.kind().as_str() == "skill.progress").count(), 3);
+        assert_eq!(slow.entries().iter().filter(|(_, e)| e.kind().as_str() == "skill.progress").count(), 3);
         assert_eq!(gw.verified_receipt(runs[2]["id"].as_str().unwrap()).await.status, RunStatus::Failed);
     }
 

@@ -269,14 +269,14 @@ async fn an_mcp_server_behind_the_gateway_is_called_and_recorded() {
     assert_eq!(r["result"], json!({ "sum": 5, "note": "2+3" }));
     let v = gw.verified_receipt(r["run"].as_str().unwrap()).await;
     assert_run(&v, RunStatus::Completed, &["task.accepted", "task.status", "task.completed", "receipt.sealed"]);
-    assert_eq!(v.entries[0].1.event.attrs_json()["skill"], "py.add");
+    assert_eq!(v.entries()[0].1.event.attrs_json()["skill"], "py.add");
 
     // Progress notifications are skill.progress entries.
     let (_, r) = gw.invoke("py.slow_count", json!({ "n": 3 })).await;
     assert_eq!(r["result"], json!({ "counted": 3 }), "{r}");
     let v = gw.verified_receipt(r["run"].as_str().unwrap()).await;
     let progress: Vec<Value> = v
-        .entries
+        .entries()
         .iter()
         .filter(|(_, e)| e.kind().as_str() == "skill.progress")
         .map(|(_, e)| e.event.attrs_json()["pct"].clone())
@@ -307,7 +307,7 @@ async fn an_mcp_server_behind_the_gateway_is_called_and_recorded() {
         RunStatus::Completed,
         &["task.accepted", "task.status", "workspace.written", "task.completed", "receipt.sealed"],
     );
-    assert_eq!(v.entries[2].1.event.attrs_json()["path"], "out/note.txt");
+    assert_eq!(v.entries()[2].1.event.attrs_json()["path"], "out/note.txt");
     assert_eq!(
         std::fs::read_to_string(data.join("workspaces").join(&run).join("out/note.txt")).unwrap(),
         "from the tool"

@@ -241,14 +241,15 @@ async fn every_workspace_operation_is_checked_recorded_and_sealed() {
         "receipt.sealed",
     ]);
     assert_eq!(kinds(&v), expected);
-    let granted = v.entries.iter().find(|(_, e)| e.kind().as_str() == "scope.granted").unwrap();
+    let entries = v.entries();
+    let granted = entries.iter().find(|(_, e)| e.kind().as_str() == "scope.granted").unwrap();
     let attrs = granted.1.event.attrs_json();
     assert_eq!(attrs["prior_grant"], claims["jti"]);
     assert_eq!(attrs["approver"], "boss");
-    assert_eq!(v.entries[0].1.grant.as_deref(), claims["jti"].as_str(), "entries carry the grant id");
-    assert_eq!(v.entries.last().unwrap().1.grant.as_deref(), attrs["new_grant"].as_str());
+    assert_eq!(entries[0].1.grant.as_deref(), claims["jti"].as_str(), "entries carry the grant id");
+    assert_eq!(entries.last().unwrap().1.grant.as_deref(), attrs["new_grant"].as_str());
     // No token ever reached the log.
-    for (_, e) in &v.entries {
+    for (_, e) in &entries {
         let text = serde_json::to_string(&e.to_json()).unwrap();
         assert!(!text.contains(&call.grant) && !text.contains(&new_grant), "a token in the log: {text}");
     }
@@ -282,6 +283,7 @@ async fn every_workspace_operation_is_checked_recorded_and_sealed() {
         "the newest seal covers the eval and the review"
     );
     assert_eq!(v.status, RunStatus::Completed);
-    let review = &v.entries[v.entries.len() - 2].1.event.attrs_json();
+    let entries = v.entries();
+    let review = &entries[entries.len() - 2].1.event.attrs_json();
     assert_eq!((review["approver"].as_str(), review["notes"].as_str()), (Some("boss"), Some("looks right")));
 }

@@ -14,7 +14,7 @@ use arrow_array::builder::{
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use ledger_core::{Entry, Hash};
+use ledger_core::{EntryView, Hash};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -74,15 +74,15 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, index: u64, e: &Entry, leaf: &Hash, attrs: &str) {
+    fn push(&mut self, index: u64, e: &EntryView<'_>, leaf: &Hash, attrs: &str) {
         self.index.append_value(index);
         self.leaf.append_value(leaf).expect("32 bytes");
-        self.run.append_value(e.run.as_str());
+        self.run.append_value(e.run);
         self.seq.append_value(e.seq);
         self.kind.append_value(e.kind().as_str());
         self.ts.append_value(e.ts);
-        self.actor.append_value(&e.actor);
-        self.grant.append_option(e.grant.as_deref());
+        self.actor.append_value(e.actor);
+        self.grant.append_option(e.grant);
         match &e.payload {
             Some(p) => self.payload.append_value(p).expect("32 bytes"),
             None => self.payload.append_null(),
@@ -153,12 +153,12 @@ impl Exporter {
     }
 
     /// One verified entry.
-    pub fn row(&mut self, index: u64, e: &Entry, leaf: &Hash) {
+    pub fn row(&mut self, index: u64, e: &EntryView<'_>, leaf: &Hash) {
         if self.error.is_some() {
             return;
         }
         self.rows += 1;
-        let attrs = e.event.attrs_json();
+        let attrs = e.event().attrs_json();
         if let Some((w, cols, tmp, _)) = &mut self.parquet {
             cols.push(index, e, leaf, &attrs.to_string());
             if cols.rows == BATCH_ROWS {
@@ -172,7 +172,7 @@ impl Exporter {
             let line = serde_json::json!({
                 "index": index,
                 "leaf_hash": hex::encode(leaf),
-                "run": e.run.as_str(),
+                "run": e.run,
                 "seq": e.seq,
                 "kind": e.kind().as_str(),
                 "ts": e.ts,

@@ -8,7 +8,11 @@ use crate::trust::{Failure, unchecked};
 
 /// Verifies the receipt in `file` (a path or a URL) against the first trusted descriptor for
 /// its log.
-pub fn verify(file: &Path, trusted: &[LogDescriptor], token: Option<&str>) -> Result<VerifiedReceipt, Failure> {
+pub fn verify(
+    file: &Path,
+    trusted: &[LogDescriptor],
+    token: Option<&str>,
+) -> Result<VerifiedReceipt<'static>, Failure> {
     let name = file.to_string_lossy();
     let bytes = if crate::fetch::is_url(&name) {
         crate::fetch::get_bytes(&name, token, 64 << 20)?
@@ -20,7 +24,7 @@ pub fn verify(file: &Path, trusted: &[LogDescriptor], token: Option<&str>) -> Re
     for desc in trusted {
         let mut verifier = ReceiptVerifier::new(desc.clone()).map_err(|e| Failure::Unchecked(e.to_string()))?;
         match verifier.verify(&receipt) {
-            Ok(v) => return Ok(v),
+            Ok(v) => return Ok(v.into_owned()),
             // Try the next trusted descriptor only when this one is for another log or key.
             Err(e @ Error::WrongLog { .. }) => last = Some(e),
             Err(e) => return Err(Failure::Invalid(format!("{}: {e}", file.display()))),
@@ -31,27 +35,27 @@ pub fn verify(file: &Path, trusted: &[LogDescriptor], token: Option<&str>) -> Re
 }
 
 /// The summary for people.
-pub fn print(file: &Path, v: &VerifiedReceipt) {
+pub fn print(file: &Path, v: &VerifiedReceipt<'_>) {
     println!("{}: valid", file.display());
     println!("  run        {}", v.run());
     println!("  status     {}", v.status);
     println!("  signer     {} (key registered at index {})", v.actor(), v.signer.0);
     println!("  checkpoint {} at tree size {}", v.checkpoint.origin, v.checkpoint.size);
     println!("  events");
-    for (index, e) in &v.entries {
+    for (index, e) in v.views() {
         println!("    {:>3}  index {:<10} {:<20} {}  {}", e.seq, index, e.kind().as_str(), format_ts(e.ts), e.actor);
     }
 }
 
 /// The summary for machines.
-pub fn json(v: &VerifiedReceipt) -> serde_json::Value {
+pub fn json(v: &VerifiedReceipt<'_>) -> serde_json::Value {
     serde_json::json!({
         "verdict": "valid",
         "run": v.run(),
         "status": v.status.as_str(),
         "signer": { "actor": v.actor(), "index": v.signer.0 },
         "checkpoint": { "origin": v.checkpoint.origin, "size": v.checkpoint.size },
-        "events": v.entries.iter().map(|(i, e)| serde_json::json!({
+        "events": v.views().map(|(i, e)| serde_json::json!({
             "index": i, "seq": e.seq, "kind": e.kind().as_str(), "ts": e.ts, "actor": e.actor,
         })).collect::<Vec<_>>(),
     })

@@ -121,7 +121,7 @@ impl Gw {
     }
 
     /// The run's receipt, verified by ledger-core against the descriptor the embedded ledger wrote.
-    pub async fn verified_receipt(&self, run: &str) -> VerifiedReceipt {
+    pub async fn verified_receipt(&self, run: &str) -> VerifiedReceipt<'static> {
         let r = self.get(&format!("/runs/{run}/receipt?wait=10")).send().await.unwrap();
         assert_eq!(r.status(), 200, "receipt of {run}: {}", r.text().await.unwrap());
         let bytes = r.bytes().await.unwrap();
@@ -131,7 +131,7 @@ impl Gw {
 
 /// Verifies receipt JSON against a descriptor file, with ledger-core and with the independent
 /// Python verifier written from SPEC alone (`tests/python/a2a_verify.py`); both must agree.
-pub fn verify(descriptor: &Path, receipt: &[u8]) -> VerifiedReceipt {
+pub fn verify(descriptor: &Path, receipt: &[u8]) -> VerifiedReceipt<'static> {
     let desc: LogDescriptor = serde_json::from_str(&std::fs::read_to_string(descriptor).unwrap()).unwrap();
     let v = ReceiptVerifier::new(desc).unwrap().verify_json(receipt).unwrap();
     let python = std::env::var("A2A_LEDGER_PYTHON")
@@ -149,17 +149,17 @@ pub fn verify(descriptor: &Path, receipt: &[u8]) -> VerifiedReceipt {
     );
     let py: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(py["status"], v.status.to_string(), "{stdout}");
-    assert_eq!(py["events"].as_u64(), Some(v.entries.len() as u64 - 1), "{stdout}");
+    assert_eq!(py["events"].as_u64(), Some(v.views().len() as u64 - 1), "{stdout}");
     v
 }
 
 /// The kinds of a verified receipt's entries, in order.
-pub fn kinds(v: &VerifiedReceipt) -> Vec<String> {
-    v.entries.iter().map(|(_, e)| e.kind().as_str().to_string()).collect()
+pub fn kinds(v: &VerifiedReceipt<'_>) -> Vec<String> {
+    v.views().map(|(_, e)| e.kind().as_str().to_string()).collect()
 }
 
 /// Asserts a receipt's status and kinds.
-pub fn assert_run(v: &VerifiedReceipt, status: RunStatus, expected: &[&str]) {
+pub fn assert_run(v: &VerifiedReceipt<'_>, status: RunStatus, expected: &[&str]) {
     assert_eq!(v.status, status);
     assert_eq!(kinds(v), expected, "kinds of run {}", v.run());
 }
