@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The auditor's side under load (BENCHMARKS.md): a pack of ENTRIES realistic entries (default
 # 1000000), the hashing floor over the same entries, `ledger-verify pack` (time and peak memory)
-# and `ledger-verify export --parquet`, one core each, in one run.
+# and `ledger-verify export --parquet`, on one core and then on all cores, in one run.
 source "$(dirname "$0")/../scripts/lib.sh"
 ENTRIES=${ENTRIES:-1000000}
 [ -x /usr/bin/time ] || apt_install time
@@ -24,5 +24,9 @@ echo "\"entries\": $ENTRIES,"
 echo "\"floor\": $FLOOR,"
 measure verify taskset -c 0 "$BIN/ledger-verify" pack "$WORK/pack" --log "$WORK/pack.log.json" -q
 measure export_parquet taskset -c 0 "$BIN/ledger-verify" export "$WORK/pack" --log "$WORK/pack.log.json" -q --parquet "$WORK/out.parquet"
+# The same on every core of the machine: seal signatures are checked on all of them.
+measure verify_all_cores "$BIN/ledger-verify" pack "$WORK/pack" --log "$WORK/pack.log.json" -q
+rm -f "$WORK/out.parquet"
+measure export_parquet_all_cores "$BIN/ledger-verify" export "$WORK/pack" --log "$WORK/pack.log.json" -q --parquet "$WORK/out.parquet"
 echo "\"parquet_bytes\": $(stat -c %s "$WORK/out.parquet")"
 echo "}"

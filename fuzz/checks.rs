@@ -144,19 +144,20 @@ pub fn split_pack_input(data: &[u8]) -> Option<PackInput<'_>> {
 }
 
 /// Packs against the golden log: verification never panics, and the verdict (and the error, if
-/// any) does not depend on how `entries.bin` is cut into chunks.
+/// any) depends neither on how `entries.bin` is cut into chunks nor on how many threads check
+/// the seals.
 pub fn pack_verify(data: &[u8]) {
     use ledger_core::pack::PackVerifier;
     let Some((chunk, [manifest, checkpoint, proof], entries)) = split_pack_input(data) else { return };
     let log = golden_descriptor();
-    let run = |chunk: usize| -> Result<String, String> {
-        let mut v = PackVerifier::new(&log, manifest, checkpoint, proof).map_err(|e| e.to_string())?;
+    let run = |chunk: usize, threads: usize| -> Result<String, String> {
+        let mut v = PackVerifier::new(&log, manifest, checkpoint, proof).map_err(|e| e.to_string())?.threads(threads);
         for c in entries.chunks(chunk.max(1)) {
             v.entries_bin(c).map_err(|e| e.to_string())?;
         }
         v.finish().map(|r| serde_json::to_string(&r).expect("report")).map_err(|e| e.to_string())
     };
-    let small = run(chunk);
-    let whole = run(entries.len());
-    assert_eq!(small, whole, "chunks of {chunk} bytes changed the verdict");
+    let small = run(chunk, 3);
+    let whole = run(entries.len(), 1);
+    assert_eq!(small, whole, "chunks of {chunk} bytes on 3 threads changed the verdict");
 }

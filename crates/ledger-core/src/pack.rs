@@ -6,6 +6,11 @@
 //! chunks of any size, so a pack of any length verifies in memory bounded by the number of runs
 //! it holds, never by its entries. What it trusts is the [`LogDescriptor`] it is given; everything
 //! in the pack is checked against that.
+//!
+//! Seal signatures, most of the cost, are checked in batches on every CPU the process may use
+//! ([`PackVerifier::threads`]). Batching changes nothing an auditor sees: any failure first checks
+//! the queued seals, so the error reported is always the first in index order, as if every entry
+//! had been checked one after the other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -198,6 +203,10 @@ pub struct PackVerifier {
     identities: HashMap<String, Vec<(u64, ed25519_dalek::VerifyingKey)>>,
     partial: BTreeMap<String, String>,
     seals_verified: u64,
+    /// Seals whose signature is still to be checked, in index order (see [`PendingSeal`]).
+    pending: Vec<PendingSeal>,
+    /// Threads that check seal signatures.
+    threads: usize,
     entries_hash: blake3::Hasher,
     /// Bytes of a frame split across chunks.
     carry: Vec<u8>,
@@ -267,9 +276,18 @@ impl PackVerifier {
             identities: HashMap::new(),
             partial: BTreeMap::new(),
             seals_verified: 0,
+            pending: Vec::new(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             entries_hash: blake3::Hasher::new(),
             carry: Vec::new(),
         })
+    }
+
+    /// Checks seal signatures on `threads` threads (at least one). The default is the number of
+    /// CPUs this process may run on (`taskset`, cgroup limits).
+    pub fn threads(mut self, threads: usize) -> PackVerifier {
+        self.threads = threads.max(1);
+        self
     }
 
     /// The manifest (checked against the log).
@@ -290,7 +308,43 @@ impl PackVerifier {
     /// Like [`PackVerifier::entries_bin`], calling `each(index, bytes, entry, leaf hash)` for
     /// every entry once it has passed its checks (an exporter writes rows as they are proven
     /// well formed; the pack as a whole is proven only by [`PackVerifier::finish`]).
-    pub fn entries_bin_each(&mut self, mut chunk: &[u8], each: EachEntry<'_>) -> Result<()> {
+    pub fn entries_bin_each(&mut self, chunk: &[u8], each: EachEntry<'_>) -> Result<()> {
+        let fed = self.feed(chunk, each);
+        self.first_error(fed)
+    }
+
+    /// Reports the first failure in index order: a seal queued before `result`'s error failed
+    /// first. Every error path of the verifier goes through here.
+    fn first_error<T>(&mut self, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.check_seals()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks the queued seal signatures (all of them, on the verifier's threads) and reports
+    /// the one at the lowest index that fails.
+    fn check_seals(&mut self) -> Result<()> {
+        let failed = first_bad_seal(&self.pending, self.threads);
+        if let Some(i) = failed {
+            let p = &self.pending[i];
+            let e = invalid(
+                ENTRIES,
+                Some(p.index),
+                format!("seal of run {:?}: signature does not verify under {:?}'s key", p.run, p.actor),
+            );
+            self.pending.clear();
+            return Err(e);
+        }
+        self.seals_verified += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn feed(&mut self, mut chunk: &[u8], each: EachEntry<'_>) -> Result<()> {
         self.entries_hash.update(chunk);
         if !self.carry.is_empty() {
             let need = frame_len(&self.carry).map_or(4 - self.carry.len(), |n| 4 + n - self.carry.len());
@@ -408,16 +462,18 @@ impl PackVerifier {
                     .map(|(_, k)| *k);
                 match key {
                     Some(vk) => {
-                        let msg = seal_message(run, events, &ch, status);
-                        if !verify_strict(&vk, msg.as_bytes(), &sig) {
-                            return Err(invalid(
-                                ENTRIES,
-                                Some(index),
-                                format!("seal of run {run:?}: signature does not verify under {:?}'s key", e.actor),
-                            ));
-                        }
+                        // Queued, and checked in batches on every thread: the signature is most
+                        // of a pack's cost. An error later in the pack first checks the queue, so
+                        // the failure reported is still the first in index order.
+                        self.pending.push(PendingSeal {
+                            index,
+                            vk,
+                            msg: seal_message(run, events, &ch, status),
+                            sig,
+                            run: run.to_string(),
+                            actor: e.actor.to_string(),
+                        });
                         self.partial.remove(run);
-                        self.seals_verified += 1;
                     }
                     None => {
                         self.partial.insert(
@@ -433,11 +489,19 @@ impl PackVerifier {
             state.leaves.push(leaf);
         }
         each(index, bytes, &e, &leaf);
+        if self.pending.len() >= SEALS_PER_THREAD * self.threads {
+            self.check_seals()?;
+        }
         Ok(())
     }
 
     /// Checks a further file the manifest lists (for example `history.json` or a payload).
     pub fn other_file(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let checked = self.check_other_file(name, bytes);
+        self.first_error(checked)
+    }
+
+    fn check_other_file(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
         check_file_hash(&self.manifest, name, bytes)?;
         if name == HISTORY {
             let items: Vec<HistoryItem> = serde_json::from_slice(bytes).map_err(|e| invalid(HISTORY, None, e))?;
@@ -467,7 +531,8 @@ impl PackVerifier {
 
     /// Ends `entries.bin`: checks its count and hash, folds the tree and proves it against the
     /// checkpoint.
-    pub fn finish(self) -> Result<PackReport> {
+    pub fn finish(mut self) -> Result<PackReport> {
+        self.check_seals()?;
         let m = &self.manifest;
         if !self.carry.is_empty() {
             return Err(invalid(
@@ -509,6 +574,47 @@ impl PackVerifier {
             history: 0,
         })
     }
+}
+
+/// Seals queued per checking thread before they are checked: enough that starting the threads
+/// costs little against the signatures (~30 µs each), few enough to bound memory.
+const SEALS_PER_THREAD: usize = 512;
+
+/// A seal whose run, content hash and signer are checked, waiting for its signature check.
+#[derive(Debug)]
+struct PendingSeal {
+    index: u64,
+    vk: ed25519_dalek::VerifyingKey,
+    msg: String,
+    sig: [u8; 64],
+    run: String,
+    actor: String,
+}
+
+impl PendingSeal {
+    fn verifies(&self) -> bool {
+        verify_strict(&self.vk, self.msg.as_bytes(), &self.sig)
+    }
+}
+
+/// The position of the first seal in `seals` whose signature fails, checked on up to `threads`
+/// threads (contiguous shares; the calling thread takes the first).
+fn first_bad_seal(seals: &[PendingSeal], threads: usize) -> Option<usize> {
+    let share = seals.len().div_ceil(threads.max(1)).max(SEALS_PER_THREAD / 8);
+    if share >= seals.len() {
+        return seals.iter().position(|s| !s.verifies());
+    }
+    std::thread::scope(|scope| {
+        let others: Vec<_> = seals
+            .chunks(share)
+            .enumerate()
+            .skip(1)
+            .map(|(n, part)| scope.spawn(move || part.iter().position(|s| !s.verifies()).map(|i| n * share + i)))
+            .collect();
+        let first = seals[..share].iter().position(|s| !s.verifies());
+        let rest = others.into_iter().filter_map(|t| t.join().expect("a seal check panicked")).min();
+        first.or(rest)
+    })
 }
 
 fn frame_len(b: &[u8]) -> Option<usize> {
