@@ -29,6 +29,9 @@ pub fn entry_decode(data: &[u8]) {
                 _ => None,
             };
             assert_eq!(v.public_key(), key);
+            let mut attrs = Vec::new();
+            v.write_attrs_json(&mut attrs);
+            assert_eq!(String::from_utf8(attrs).unwrap(), e.event.attrs_json().to_string());
         }
         Err(err) => assert_eq!(checked.expect_err("check accepted what decode refused").to_string(), err.to_string()),
     }

@@ -761,6 +761,59 @@ impl EntryView<'_> {
         self.attrs.event()
     }
 
+    /// Appends the attrs as compact JSON to `out`: exactly the text of
+    /// `self.event().attrs_json().to_string()` (keys sorted, byte strings as lowercase hex),
+    /// written straight from the entry's bytes.
+    pub fn write_attrs_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let schema = self.attrs.kind.schema();
+        let mut present: [(&str, Option<&Slot<'_>>); 4] = [("", None); 4];
+        let mut n = 0;
+        for (f, slot) in schema.iter().zip(&self.attrs.slots.0) {
+            if let Some(slot) = slot {
+                present[n] = (f.key, Some(slot));
+                n += 1;
+            }
+        }
+        let present = &mut present[..n];
+        present.sort_unstable_by_key(|(key, _)| *key);
+        let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+        let hex = |out: &mut Vec<u8>, b: &[u8]| {
+            out.push(b'"');
+            let start = out.len();
+            out.resize(start + 2 * b.len(), 0);
+            hex::encode_to_slice(b, &mut out[start..]).expect("sized for the hex digits");
+            out.push(b'"');
+        };
+        out.push(b'{');
+        for (i, (key, slot)) in present.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, key);
+            out.push(b':');
+            match slot.expect("present") {
+                Slot::Text(t) => string(out, t),
+                Slot::Uint(u) => write!(out, "{u}").expect("writing to a Vec cannot fail"),
+                Slot::Int(v) => write!(out, "{v}").expect("writing to a Vec cannot fail"),
+                Slot::B32(b) => hex(out, b),
+                Slot::B64(b) => hex(out, b),
+                Slot::Texts(t) => {
+                    out.push(b'[');
+                    let mut d = Decoder::new(t.items);
+                    for j in 0..t.n {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        string(out, d.str().expect("checked when the entry was"));
+                    }
+                    out.push(b']');
+                }
+            }
+        }
+        out.push(b'}');
+    }
+
     /// The entry as an owned [`Entry`].
     pub fn to_entry(&self) -> Entry {
         Entry {
@@ -1239,6 +1292,61 @@ mod tests {
         for k in Kind::ALL {
             assert_eq!(Kind::parse(k.as_str()).unwrap(), k);
         }
+    }
+
+    #[test]
+    fn attrs_json_written_from_the_bytes_is_serde_jsons_text() {
+        let tricky = "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} del \u{7f} é 漢 🦀 </script>";
+        let h = [0xab; 32];
+        let events = vec![
+            Event::IdentityRegistered {
+                public_key: crate::keys::NamedKey::from_seed("k", [3; 32]).unwrap().public_key(),
+            },
+            Event::TaskAccepted { skill: tricky.into(), caller: "c".into(), protocol: Protocol::Mcp, input_hash: h },
+            Event::TaskStatus { state: "working".into(), message: None },
+            Event::TaskStatus { state: "failed".into(), message: Some(tricky.into()) },
+            Event::SkillProgress { stage: "".into(), pct: 100, message: tricky.into() },
+            Event::WorkspaceRead { path: "a/b".into(), bytes: u64::MAX, hash: h },
+            Event::WorkspaceWritten { path: tricky.into(), bytes: 0, hash: h },
+            Event::WorkspaceDenied { op: "write".into(), path: "/etc".into(), reason: tricky.into() },
+            Event::ScopeRequested { paths: vec![], reason: "r".into() },
+            Event::ScopeGranted {
+                paths: vec!["a".into(), tricky.into(), "".into()],
+                approver: "x".into(),
+                new_grant: "g2".into(),
+                prior_grant: "g1".into(),
+            },
+            Event::ScopeDenied { reason: tricky.into(), approver: "y".into() },
+            Event::ArtifactAdded { name: "n".into(), media_type: "text/plain".into(), bytes: 3, hash: h },
+            Event::TaskEnded { status: RunStatus::Completed, artifacts: vec!["x".into()], elapsed_ms: 5, error: None },
+            Event::TaskEnded {
+                status: RunStatus::Failed,
+                artifacts: vec![],
+                elapsed_ms: 0,
+                error: Some(tricky.into()),
+            },
+            Event::TaskEnded { status: RunStatus::Canceled, artifacts: vec![], elapsed_ms: 1, error: None },
+            Event::TaskEnded { status: RunStatus::Rejected, artifacts: vec![], elapsed_ms: 2, error: None },
+            Event::EvalScored { rubric: tricky.into(), failures: vec![tricky.into()], score_milli: i64::MIN },
+            Event::ReviewSigned { notes: tricky.into(), approver: "boss".into() },
+            Event::ReceiptSealed { content_hash: h, events: 3, status: RunStatus::Failed, sig: [7; 64] },
+        ];
+        let mut kinds = std::collections::HashSet::new();
+        for event in events {
+            kinds.insert(event.kind());
+            let mut e = sample(event);
+            if e.kind() == Kind::IdentityRegistered {
+                e.run = RunId::new("id/gateway").unwrap();
+            }
+            if let Event::ReceiptSealed { .. } = e.event {
+                e.seq = 3;
+            }
+            let bytes = e.encode();
+            let mut written = Vec::new();
+            Entry::check(&bytes).unwrap().write_attrs_json(&mut written);
+            assert_eq!(String::from_utf8(written).unwrap(), e.event.attrs_json().to_string(), "{}", e.kind());
+        }
+        assert_eq!(kinds.len(), Kind::ALL.len(), "every kind");
     }
 
     #[test]

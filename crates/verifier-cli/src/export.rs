@@ -7,6 +7,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
 
 use arrow_array::builder::{
     FixedSizeBinaryBuilder, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt64Builder,
@@ -109,11 +111,70 @@ impl Columns {
     }
 }
 
+/// The Parquet side: rows are gathered into record batches here; a writer thread encodes and
+/// compresses them (zstd) while the pack goes on being verified.
+struct ParquetOut {
+    cols: Columns,
+    /// Full batches to the writer; bounded, so a slow disk holds the reader back.
+    batches: Option<SyncSender<RecordBatch>>,
+    /// Writes, finishes and syncs the file; answers with the first error.
+    writer: Option<JoinHandle<Result<(), Failure>>>,
+    tmp: PathBuf,
+    out: PathBuf,
+}
+
+impl ParquetOut {
+    fn open(out: &Path, schema: &Arc<Schema>) -> Result<ParquetOut, Failure> {
+        let tmp = tmp_of(out);
+        let f = File::create(&tmp).map_err(|e| unchecked(&tmp, e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let mut w = ArrowWriter::try_new(f, schema.clone(), Some(props)).map_err(|e| unchecked(&tmp, e))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let path = tmp.clone();
+        let writer = std::thread::Builder::new()
+            .name("parquet-writer".into())
+            .spawn(move || {
+                for batch in rx {
+                    w.write(&batch).map_err(|e| unchecked(&path, e))?;
+                }
+                w.finish().map_err(|e| unchecked(&path, e))?;
+                w.inner().sync_all().map_err(|e| unchecked(&path, e))
+            })
+            .map_err(|e| Failure::Unchecked(format!("starting the Parquet writer: {e}")))?;
+        Ok(ParquetOut { cols: Columns::new(), batches: Some(tx), writer: Some(writer), tmp, out: out.to_path_buf() })
+    }
+
+    /// Hands a batch to the writer; `false` when the writer has stopped (its error comes at
+    /// [`ParquetOut::finish`]).
+    fn send(&mut self, schema: &Arc<Schema>) -> bool {
+        let batch = self.cols.finish(schema);
+        self.batches.as_ref().is_some_and(|tx| tx.send(batch).is_ok())
+    }
+
+    /// The last rows, then waits for the file to be written and synced.
+    fn finish(&mut self, schema: &Arc<Schema>) -> Result<(), Failure> {
+        if self.cols.rows > 0 {
+            self.send(schema);
+        }
+        self.batches = None;
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Failure::Unchecked(format!("{}: the Parquet writer panicked", self.tmp.display()))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Where rows go: Parquet, JSON lines, or both.
 pub struct Exporter {
     schema: Arc<Schema>,
-    parquet: Option<(ArrowWriter<File>, Columns, PathBuf, PathBuf)>,
+    parquet: Option<ParquetOut>,
     jsonl: Option<(BufWriter<File>, PathBuf, PathBuf)>,
+    /// One row's attrs JSON, reused.
+    attrs: Vec<u8>,
     error: Option<Failure>,
     rows: u64,
 }
@@ -128,19 +189,6 @@ impl Exporter {
     /// Opens the outputs (as `<OUT>.partial` until [`Exporter::commit`]).
     pub fn new(parquet: Option<&Path>, jsonl: Option<&Path>) -> Result<Exporter, Failure> {
         let schema = schema();
-        let parquet = match parquet {
-            Some(out) => {
-                let tmp = tmp_of(out);
-                let f = File::create(&tmp).map_err(|e| unchecked(&tmp, e))?;
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                    .build();
-                let w = ArrowWriter::try_new(f, schema.clone(), Some(props)).map_err(|e| unchecked(&tmp, e))?;
-                Some((w, Columns::new(), tmp, out.to_path_buf()))
-            }
-            None => None,
-        };
         let jsonl = match jsonl {
             Some(out) => {
                 let tmp = tmp_of(out);
@@ -149,7 +197,17 @@ impl Exporter {
             }
             None => None,
         };
-        Ok(Exporter { schema, parquet, jsonl, error: None, rows: 0 })
+        let parquet = match parquet.map(|out| ParquetOut::open(out, &schema)) {
+            Some(Err(e)) => {
+                if let Some((_, tmp, _)) = &jsonl {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                return Err(e);
+            }
+            Some(Ok(p)) => Some(p),
+            None => None,
+        };
+        Ok(Exporter { schema, parquet, jsonl, attrs: Vec::with_capacity(512), error: None, rows: 0 })
     }
 
     /// One verified entry.
@@ -158,14 +216,14 @@ impl Exporter {
             return;
         }
         self.rows += 1;
-        let attrs = e.event().attrs_json();
-        if let Some((w, cols, tmp, _)) = &mut self.parquet {
-            cols.push(index, e, leaf, &attrs.to_string());
-            if cols.rows == BATCH_ROWS {
-                let batch = cols.finish(&self.schema);
-                if let Err(err) = w.write(&batch) {
-                    self.error = Some(unchecked(tmp, err));
-                }
+        if let Some(p) = &mut self.parquet {
+            self.attrs.clear();
+            e.write_attrs_json(&mut self.attrs);
+            let attrs = std::str::from_utf8(&self.attrs).expect("JSON text is UTF-8");
+            p.cols.push(index, e, leaf, attrs);
+            if p.cols.rows == BATCH_ROWS && !p.send(&self.schema) {
+                // The writer stopped on an error; `commit` reports it. Nothing more to gather.
+                self.error = Some(Failure::Unchecked(format!("{}: the Parquet writer stopped", p.tmp.display())));
             }
         }
         if let Some((w, tmp, _)) = &mut self.jsonl {
@@ -179,7 +237,7 @@ impl Exporter {
                 "actor": e.actor,
                 "grant": e.grant,
                 "payload": e.payload.map(hex::encode),
-                "attrs": attrs,
+                "attrs": e.event().attrs_json(),
             });
             if let Err(err) =
                 serde_json::to_writer(&mut *w, &line).map_err(std::io::Error::from).and_then(|_| w.write_all(b"\n"))
@@ -197,23 +255,21 @@ impl Exporter {
             self.abort();
             return Err(e);
         }
-        for (tmp, out) in self.parquet.iter().map(|p| (&p.2, &p.3)).chain(self.jsonl.iter().map(|j| (&j.1, &j.2))) {
+        for (tmp, out) in self.parquet.iter().map(|p| (&p.tmp, &p.out)).chain(self.jsonl.iter().map(|j| (&j.1, &j.2))) {
             std::fs::rename(tmp, out).map_err(|e| unchecked(out, e))?;
         }
         Ok(self.rows)
     }
 
     fn finish_files(&mut self) -> Result<(), Failure> {
+        // The writer's own error, if it stopped, says more than "stopped".
+        let written = match &mut self.parquet {
+            Some(p) => p.finish(&self.schema),
+            None => Ok(()),
+        };
+        written?;
         if let Some(e) = self.error.take() {
             return Err(e);
-        }
-        if let Some((w, cols, tmp, _)) = &mut self.parquet {
-            if cols.rows > 0 {
-                let batch = cols.finish(&self.schema);
-                w.write(&batch).map_err(|e| unchecked(tmp, e))?;
-            }
-            w.finish().map_err(|e| unchecked(tmp, e))?;
-            w.inner().sync_all().map_err(|e| unchecked(tmp, e))?;
         }
         if let Some((w, tmp, _)) = &mut self.jsonl {
             w.flush().map_err(|e| unchecked(tmp, e))?;
@@ -223,9 +279,14 @@ impl Exporter {
     }
 
     /// The pack failed: removes the partial files.
-    pub fn abort(self) {
-        if let Some((_, _, tmp, _)) = &self.parquet {
-            let _ = std::fs::remove_file(tmp);
+    pub fn abort(mut self) {
+        if let Some(p) = &mut self.parquet {
+            // Stop the writer before its file goes.
+            p.batches = None;
+            if let Some(w) = p.writer.take() {
+                let _ = w.join();
+            }
+            let _ = std::fs::remove_file(&p.tmp);
         }
         if let Some((_, tmp, _)) = &self.jsonl {
             let _ = std::fs::remove_file(tmp);
