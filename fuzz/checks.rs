@@ -60,10 +60,13 @@ pub fn checkpoint_parse(data: &[u8]) {
     let _ = Checkpoint::open(text, &key);
 }
 
-/// Receipts: parsing round-trips; verification never panics and only accepts what verifies.
+/// Receipts: parsing round-trips (and `to_json` writes what serde writes); verification never
+/// panics and only accepts what verifies.
 pub fn receipt_verify(data: &[u8]) {
     let Ok(r) = Receipt::from_json(data) else { return };
-    assert_eq!(Receipt::from_json(r.to_json().as_bytes()).expect("re-parse"), r, "receipt JSON round-trips");
+    let json = r.to_json();
+    assert_eq!(json, serde_json::to_string(&r).expect("serialises"), "to_json writes what serde writes");
+    assert_eq!(Receipt::from_json(json.as_bytes()).expect("re-parse"), r, "receipt JSON round-trips");
     let mut v = ReceiptVerifier::new(golden_descriptor()).expect("golden descriptor");
     if let Ok(ok) = v.verify(&r) {
         // Whatever verifies has the shape SPEC §5 promises.

@@ -186,6 +186,24 @@ fn receipts(c: &mut Criterion) {
             verifier.verify(&receipts[k]).unwrap()
         })
     });
+    g.bench_function("build from the log (in memory) and write JSON", |b| {
+        b.iter(|| {
+            k = (k + 1) % receipts.len();
+            log.receipt(&format!("run-{}", k * (runs / 1000))).unwrap().to_json().len()
+        })
+    });
+    g.bench_function("write JSON", |b| {
+        b.iter(|| {
+            k = (k + 1) % receipts.len();
+            receipts[k].to_json().len()
+        })
+    });
+    g.bench_function("peer: write JSON through serde_json", |b| {
+        b.iter(|| {
+            k = (k + 1) % receipts.len();
+            serde_json::to_string(&receipts[k]).unwrap().len()
+        })
+    });
     let json: Vec<String> = receipts.iter().map(|r| r.to_json()).collect();
     g.bench_function("parse JSON + verify (checkpoint cached)", |b| {
         b.iter(|| {

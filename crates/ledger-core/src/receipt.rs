@@ -71,10 +71,66 @@ impl Receipt {
         Ok(r)
     }
 
-    /// The receipt as JSON.
+    /// The receipt as JSON: the text `serde_json` makes of it, written directly (a receipt is
+    /// mostly base64 of entries and proof hashes, and servers write thousands a second).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a receipt always serialises")
+        let size: usize = self.entries.iter().chain(std::iter::once(&self.signer)).map(ProvenEntry::json_len).sum();
+        let mut out = Vec::with_capacity(size + self.checkpoint.len() + 512);
+        out.extend_from_slice(b"{\"format\":");
+        json_str(&mut out, &self.format);
+        out.extend_from_slice(b",\"log\":");
+        serde_json::to_writer(&mut out, &self.log).expect("a descriptor always serialises");
+        out.extend_from_slice(b",\"run\":");
+        json_str(&mut out, &self.run);
+        out.extend_from_slice(b",\"checkpoint\":");
+        json_str(&mut out, &self.checkpoint);
+        out.extend_from_slice(b",\"entries\":[");
+        for (i, pe) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            pe.write_json(&mut out);
+        }
+        out.extend_from_slice(b"],\"signer\":");
+        self.signer.write_json(&mut out);
+        out.push(b'}');
+        String::from_utf8(out).expect("JSON text is UTF-8")
     }
+}
+
+impl ProvenEntry {
+    /// About how long its JSON is.
+    fn json_len(&self) -> usize {
+        64 + self.entry.len().div_ceil(3) * 4 + self.proof.len() * 47
+    }
+
+    /// `{"index":…,"entry":"<base64>","proof":["<base64>",…]}`, as serde writes it.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        write!(out, "{{\"index\":{},\"entry\":", self.index).expect("writing to a Vec cannot fail");
+        b64_str(out, &self.entry);
+        out.extend_from_slice(b",\"proof\":[");
+        for (i, h) in self.proof.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            b64_str(out, h);
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+}
+
+/// `bytes` as a quoted base64 JSON string (base64 needs no escaping).
+fn b64_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + base64::encoded_len(bytes.len(), true).expect("a receipt fits in memory"), 0);
+    B64.encode_slice(bytes, &mut out[start..]).expect("sized for the encoding");
+    out.push(b'"');
 }
 
 /// What a valid receipt proves: the receipt itself (borrowed from the caller, or owned when it

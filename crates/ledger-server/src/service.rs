@@ -108,9 +108,12 @@ impl Ledger {
             let (who2, run2) = (who.clone(), run.clone());
             let r = blocking(move || {
                 let receipt = log.receipt(&run2)?;
-                let decoded: Vec<Entry> = receipt.entries.iter().filter_map(|p| Entry::decode(&p.entry).ok()).collect();
-                if !who2.may_read_run(decoded.iter()) {
-                    return Err(forbidden_run(&who2, &run2));
+                if !who2.reads_all() {
+                    let decoded: Vec<Entry> =
+                        receipt.entries.iter().filter_map(|p| Entry::decode(&p.entry).ok()).collect();
+                    if !who2.may_read_run(decoded.iter()) {
+                        return Err(forbidden_run(&who2, &run2));
+                    }
                 }
                 Ok(receipt.to_json())
             })
