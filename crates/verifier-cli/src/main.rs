@@ -62,6 +62,8 @@ enum Cmd {
     /// the checkpoint, every entry's encoding, and every seal whose run lies wholly in the range.
     /// Runs cut by the range are reported as partial, not as failures. Streams: memory does not
     /// grow with the pack. Progress goes to stderr (a bar on a terminal, lines otherwise).
+    /// Seal signatures are checked on every CPU the process may use (limit it with `taskset`);
+    /// the failure reported is always the first in index order.
     Pack {
         /// The pack: a .tar file, a directory of its files, or the URL of a tar.
         pack: PathBuf,
