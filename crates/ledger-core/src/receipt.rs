@@ -214,6 +214,11 @@ pub struct ReceiptVerifier {
 struct CheckpointCache {
     checkpoint: Arc<Checkpoint>,
     nodes: ProvenNodes,
+    /// The last signer entry proven under this checkpoint, as the receipt carried it: most
+    /// receipts share their signer, and comparing its bytes and proof costs less than hashing.
+    signer: Option<ProvenEntry>,
+    /// Its leaf hash.
+    signer_leaf: Hash,
 }
 
 /// How many checkpoints a verifier remembers, and how many nodes per checkpoint.
@@ -272,7 +277,9 @@ impl ReceiptVerifier {
                     self.cache.remove(0);
                 }
                 let checkpoint = Arc::new(checkpoint);
-                self.cache.push((r.checkpoint.clone(), CheckpointCache { checkpoint, nodes: ProvenNodes::default() }));
+                let fresh =
+                    CheckpointCache { checkpoint, nodes: ProvenNodes::default(), signer: None, signer_leaf: [0; 32] };
+                self.cache.push((r.checkpoint.clone(), fresh));
                 self.cache.len() - 1
             }
         };
@@ -284,7 +291,10 @@ impl ReceiptVerifier {
         if r.entries.is_empty() {
             return Err(Error::receipt(Entries, None, "the receipt has no entries"));
         }
-        let proven = || r.entries.iter().chain(std::iter::once(&r.signer));
+        // The signer: byte for byte the one proven last under this checkpoint (the same index,
+        // entry and proof), or proven now.
+        let known_signer = cached.signer.as_ref() == Some(&r.signer);
+        let proven = || r.entries.iter().chain((!known_signer).then_some(&r.signer));
         // The cache's entries for these leaves, looked up together before any hashing: in a large
         // cache each lookup misses the CPU caches, and back to back the misses overlap instead of
         // each waiting behind a leaf hash.
@@ -298,7 +308,13 @@ impl ReceiptVerifier {
             leaves.push(leaf);
         }
         let k = r.entries.len() - 1;
-        let signer_leaf = leaves[k + 1];
+        let signer_leaf = if known_signer {
+            cached.signer_leaf
+        } else {
+            cached.signer = Some(r.signer.clone());
+            cached.signer_leaf = leaves[k + 1];
+            leaves[k + 1]
+        };
 
         // Step 3: the entries decode, share the run, have seq 0..=k, and end in a seal.
         let mut seal = None;
