@@ -49,7 +49,7 @@ fn entries(c: &mut Criterion) {
         b.iter(|| Entry::decode(std::hint::black_box(&bytes)).unwrap())
     });
     g.bench_function("check (strict, borrowed view, no copies)", |b| {
-        b.iter(|| Entry::check(std::hint::black_box(&bytes)).unwrap().seq)
+        b.iter(|| Entry::check(std::hint::black_box(&bytes)).unwrap().seq())
     });
     g.bench_function("peer: ciborium::Value decode (no validation)", |b| {
         b.iter(|| ciborium::de::from_reader::<ciborium::Value, _>(std::hint::black_box(bytes.as_slice())).unwrap())

@@ -701,21 +701,16 @@ impl Entry {
     }
 }
 
-/// An entry that passed every check of [`Entry::decode`], borrowed from its bytes.
+/// An entry that passed every check of [`Entry::decode`], borrowed from its bytes. Read-only, so
+/// that what it says stays what was checked.
 #[derive(Clone, Debug)]
 pub struct EntryView<'b> {
-    /// Event time, Unix nanoseconds UTC.
-    pub ts: i64,
-    /// The run (a valid run id).
-    pub run: &'b str,
-    /// Position in the run.
-    pub seq: u64,
-    /// Emitting service identity (a valid identity name).
-    pub actor: &'b str,
-    /// Optional grant id.
-    pub grant: Option<&'b str>,
-    /// Optional BLAKE3 of a payload kept outside the log.
-    pub payload: Option<Hash>,
+    ts: i64,
+    run: &'b str,
+    seq: u64,
+    actor: &'b str,
+    grant: Option<&'b str>,
+    payload: Option<Hash>,
     attrs: Attrs<'b>,
 }
 
@@ -732,7 +727,37 @@ pub struct SealAttrs {
     pub sig: [u8; 64],
 }
 
-impl EntryView<'_> {
+impl<'b> EntryView<'b> {
+    /// Event time, Unix nanoseconds UTC.
+    pub fn ts(&self) -> i64 {
+        self.ts
+    }
+
+    /// The run (a valid run id).
+    pub fn run(&self) -> &'b str {
+        self.run
+    }
+
+    /// Position in the run.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Emitting service identity (a valid identity name).
+    pub fn actor(&self) -> &'b str {
+        self.actor
+    }
+
+    /// Optional grant id.
+    pub fn grant(&self) -> Option<&'b str> {
+        self.grant
+    }
+
+    /// Optional BLAKE3 of a payload kept outside the log.
+    pub fn payload(&self) -> Option<Hash> {
+        self.payload
+    }
+
     /// The event kind.
     pub fn kind(&self) -> Kind {
         self.attrs.kind

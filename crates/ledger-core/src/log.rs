@@ -571,7 +571,7 @@ impl Log {
         let indices: Vec<u64> = records[..=seal_at].iter().map(|(_, r)| r.index).collect();
         let entries =
             indices.iter().zip(store.entries(&indices)?).map(|(&i, e)| prove(i, e)).collect::<Result<Vec<_>>>()?;
-        let signer = self.identity_before(Entry::check(&entries.last().expect("seal").entry)?.actor, seal_index)?;
+        let signer = self.identity_before(Entry::check(&entries.last().expect("seal").entry)?.actor(), seal_index)?;
         Ok(Receipt {
             format: RECEIPT_FORMAT.to_string(),
             log: self.shared.descriptor.clone(),

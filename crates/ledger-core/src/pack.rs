@@ -8,9 +8,11 @@
 //! in the pack is checked against that.
 //!
 //! Seal signatures, most of the cost, are checked in batches on every CPU the process may use
-//! ([`PackVerifier::threads`]). Batching changes nothing an auditor sees: any failure first checks
-//! the queued seals, so the error reported is always the first in index order, as if every entry
-//! had been checked one after the other.
+//! ([`PackVerifier::threads`]). Batching changes nothing an auditor sees: every error the verifier
+//! raises first checks the queued seals, and the queue is empty once the last entry is in, so the
+//! error reported is the first in index order, as if every entry had been checked one after the
+//! other. A caller that fails for reasons of its own while `entries.bin` is still arriving (a read
+//! error) calls [`PackVerifier::check_queued`] first, for the same reason.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -207,6 +209,8 @@ pub struct PackVerifier {
     pending: Vec<PendingSeal>,
     /// Threads that check seal signatures.
     threads: usize,
+    /// Seals queued per thread before they are checked.
+    batch: usize,
     entries_hash: blake3::Hasher,
     /// Bytes of a frame split across chunks.
     carry: Vec<u8>,
@@ -277,16 +281,24 @@ impl PackVerifier {
             partial: BTreeMap::new(),
             seals_verified: 0,
             pending: Vec::new(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
+            batch: SEALS_PER_THREAD,
             entries_hash: blake3::Hasher::new(),
             carry: Vec::new(),
         })
     }
 
-    /// Checks seal signatures on `threads` threads (at least one). The default is the number of
+    /// Checks seal signatures on `threads` threads (1 to 256). The default is the number of
     /// CPUs this process may run on (`taskset`, cgroup limits).
     pub fn threads(mut self, threads: usize) -> PackVerifier {
-        self.threads = threads.max(1);
+        self.threads = threads.clamp(1, MAX_THREADS);
+        self
+    }
+
+    /// Queues up to `per_thread` seals per thread before checking them (default 512; 1 checks
+    /// every seal as soon as its entry is in).
+    pub fn seal_batch(mut self, per_thread: usize) -> PackVerifier {
+        self.batch = per_thread.max(1);
         self
     }
 
@@ -295,7 +307,7 @@ impl PackVerifier {
         &self.manifest
     }
 
-    /// Entries verified so far.
+    /// Entries taken so far (their seals' signatures may still be queued).
     pub fn entries_done(&self) -> u64 {
         self.next_index - self.manifest.start
     }
@@ -306,38 +318,38 @@ impl PackVerifier {
     }
 
     /// Like [`PackVerifier::entries_bin`], calling `each(index, bytes, entry, leaf hash)` for
-    /// every entry once it has passed its checks (an exporter writes rows as they are proven
-    /// well formed; the pack as a whole is proven only by [`PackVerifier::finish`]).
+    /// every entry once its own checks passed (an exporter writes rows as they are proven well
+    /// formed; a seal's signature may still be queued, and the pack as a whole is proven only by
+    /// [`PackVerifier::finish`]).
     pub fn entries_bin_each(&mut self, chunk: &[u8], each: EachEntry<'_>) -> Result<()> {
         let fed = self.feed(chunk, each);
         self.first_error(fed)
     }
 
     /// Reports the first failure in index order: a seal queued before `result`'s error failed
-    /// first. Every error path of the verifier goes through here.
+    /// first. Every error the verifier raises goes through here.
     fn first_error<T>(&mut self, result: Result<T>) -> Result<T> {
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
-                self.check_seals()?;
+                self.check_queued()?;
                 Err(e)
             }
         }
     }
 
-    /// Checks the queued seal signatures (all of them, on the verifier's threads) and reports
-    /// the one at the lowest index that fails.
-    fn check_seals(&mut self) -> Result<()> {
+    /// Checks the queued seal signatures now (all of them, on the verifier's threads) and
+    /// reports the one at the lowest index that fails. A failed check keeps its queue, so every
+    /// later call (and [`PackVerifier::finish`]) fails the same way.
+    pub fn check_queued(&mut self) -> Result<()> {
         let failed = first_bad_seal(&self.pending, self.threads);
         if let Some(i) = failed {
             let p = &self.pending[i];
-            let e = invalid(
+            return Err(invalid(
                 ENTRIES,
                 Some(p.index),
                 format!("seal of run {:?}: signature does not verify under {:?}'s key", p.run, p.actor),
-            );
-            self.pending.clear();
-            return Err(e);
+            ));
         }
         self.seals_verified += self.pending.len() as u64;
         self.pending.clear();
@@ -406,31 +418,31 @@ impl PackVerifier {
         self.range.push(self.log.hash, leaf, |_, _, _| {});
         self.next_index += 1;
 
-        let run = e.run;
+        let run = e.run();
         let state = match self.runs.get_mut(run) {
             Some(s) => {
-                if e.seq != s.next_seq {
+                if e.seq() != s.next_seq {
                     return Err(invalid(
                         ENTRIES,
                         Some(index),
-                        format!("run {run:?} has seq {} after seq {}", e.seq, s.next_seq - 1),
+                        format!("run {run:?} has seq {} after seq {}", e.seq(), s.next_seq - 1),
                     ));
                 }
                 s
             }
             None => {
-                if e.seq != 0 {
-                    self.partial.insert(run.to_string(), format!("the range starts at seq {} of the run", e.seq));
+                if e.seq() != 0 {
+                    self.partial.insert(run.to_string(), format!("the range starts at seq {} of the run", e.seq()));
                 }
                 self.runs.entry(run.to_string()).or_insert(RunState {
-                    first_seq: e.seq,
-                    next_seq: e.seq,
+                    first_seq: e.seq(),
+                    next_seq: e.seq(),
                     leaves: Vec::new(),
                     sealed_last: false,
                 })
             }
         };
-        state.next_seq = e.seq + 1;
+        state.next_seq = e.seq() + 1;
         let seal = e.seal();
         state.sealed_last = seal.is_some();
         match (e.public_key(), seal) {
@@ -440,11 +452,11 @@ impl PackVerifier {
                     .map_err(|err| invalid(ENTRIES, Some(index), format!("identity key of {actor:?}: {err}")))?;
                 self.identities.entry(actor).or_default().push((index, vk));
             }
-            (_, Some(SealAttrs { events, .. })) if events != e.seq => {
+            (_, Some(SealAttrs { events, .. })) if events != e.seq() => {
                 return Err(invalid(
                     ENTRIES,
                     Some(index),
-                    format!("seal of run {run:?} at seq {} says events {events}", e.seq),
+                    format!("seal of run {run:?} at seq {} says events {events}", e.seq()),
                 ));
             }
             (_, Some(SealAttrs { content_hash: ch, events, status, sig })) if state.first_seq == 0 => {
@@ -457,7 +469,7 @@ impl PackVerifier {
                 }
                 let key = self
                     .identities
-                    .get(e.actor)
+                    .get(e.actor())
                     .and_then(|keys| keys.iter().rev().find(|(i, _)| *i < index))
                     .map(|(_, k)| *k);
                 match key {
@@ -471,14 +483,14 @@ impl PackVerifier {
                             msg: seal_message(run, events, &ch, status),
                             sig,
                             run: run.to_string(),
-                            actor: e.actor.to_string(),
+                            actor: e.actor().to_string(),
                         });
                         self.partial.remove(run);
                     }
                     None => {
                         self.partial.insert(
                             run.to_string(),
-                            format!("the key of {:?} is registered before the pack's range", e.actor),
+                            format!("the key of {:?} is registered before the pack's range", e.actor()),
                         );
                     }
                 }
@@ -489,8 +501,10 @@ impl PackVerifier {
             state.leaves.push(leaf);
         }
         each(index, bytes, &e, &leaf);
-        if self.pending.len() >= SEALS_PER_THREAD * self.threads {
-            self.check_seals()?;
+        // Check a full queue, and everything once the last entry is in: what follows (the
+        // caller's own checks of other files) must not be reported before a bad seal.
+        if self.pending.len() >= self.batch * self.threads || self.next_index == self.manifest.end {
+            self.check_queued()?;
         }
         Ok(())
     }
@@ -532,7 +546,7 @@ impl PackVerifier {
     /// Ends `entries.bin`: checks its count and hash, folds the tree and proves it against the
     /// checkpoint.
     pub fn finish(mut self) -> Result<PackReport> {
-        self.check_seals()?;
+        self.check_queued()?;
         let m = &self.manifest;
         if !self.carry.is_empty() {
             return Err(invalid(
@@ -576,9 +590,11 @@ impl PackVerifier {
     }
 }
 
-/// Seals queued per checking thread before they are checked: enough that starting the threads
+/// Seals queued per thread before they are checked: enough that starting the threads
 /// costs little against the signatures (~30 µs each), few enough to bound memory.
 const SEALS_PER_THREAD: usize = 512;
+/// The most threads a verifier starts.
+const MAX_THREADS: usize = 256;
 
 /// A seal whose run, content hash and signer are checked, waiting for its signature check.
 #[derive(Debug)]
@@ -598,22 +614,36 @@ impl PendingSeal {
 }
 
 /// The position of the first seal in `seals` whose signature fails, checked on up to `threads`
-/// threads (contiguous shares; the calling thread takes the first).
+/// threads (contiguous shares; the calling thread takes the first, and any share whose thread
+/// cannot be started).
 fn first_bad_seal(seals: &[PendingSeal], threads: usize) -> Option<usize> {
+    let first_bad = |part: &[PendingSeal]| part.iter().position(|s| !s.verifies());
     let share = seals.len().div_ceil(threads.max(1)).max(SEALS_PER_THREAD / 8);
     if share >= seals.len() {
-        return seals.iter().position(|s| !s.verifies());
+        return first_bad(seals);
     }
     std::thread::scope(|scope| {
         let others: Vec<_> = seals
             .chunks(share)
             .enumerate()
             .skip(1)
-            .map(|(n, part)| scope.spawn(move || part.iter().position(|s| !s.verifies()).map(|i| n * share + i)))
+            .map(|(n, part)| {
+                let thread =
+                    std::thread::Builder::new().name("seal-check".into()).spawn_scoped(scope, move || first_bad(part));
+                (n, part, thread)
+            })
             .collect();
-        let first = seals[..share].iter().position(|s| !s.verifies());
-        let rest = others.into_iter().filter_map(|t| t.join().expect("a seal check panicked")).min();
-        first.or(rest)
+        let mut bad = first_bad(&seals[..share]);
+        for (n, part, thread) in others {
+            let found = match thread {
+                Ok(t) => t.join().expect("a seal check panicked"),
+                Err(_) => first_bad(part),
+            };
+            if bad.is_none() {
+                bad = found.map(|i| n * share + i);
+            }
+        }
+        bad
     })
 }
 
@@ -641,12 +671,19 @@ pub fn verify_dir(dir: &Path, log: &LogDescriptor) -> Result<PackReport> {
     let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| Error::io(&path, e))?;
+        let n = match std::io::Read::read(&mut f, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                v.check_queued()?;
+                return Err(Error::io(&path, e));
+            }
+        };
         if n == 0 {
             break;
         }
         v.entries_bin(&buf[..n])?;
     }
+    v.check_queued()?;
     let mut history = 0;
     let listed: Vec<String> = v.manifest().files.keys().cloned().collect();
     for name in &listed {

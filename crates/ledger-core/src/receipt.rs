@@ -7,7 +7,8 @@
 //! exact note text, so verifying many receipts under one checkpoint costs one signature check
 //! each. A cached node is only reused when the new path below it hashes to the same value and the
 //! new proof's remaining hashes equal the verified ones byte for byte, so nothing a receipt
-//! carries goes unchecked.
+//! carries goes unchecked. The one exception to hashing is the signer entry: one equal in index,
+//! bytes and proof to the signer last proven under the same checkpoint is that signer.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -177,7 +178,7 @@ impl VerifiedReceipt<'_> {
     /// The seal's actor.
     pub fn actor(&self) -> &str {
         let seal = self.receipt.entries.last().expect("a verified receipt has a seal");
-        Entry::check(&seal.entry).expect("verified").actor
+        Entry::check(&seal.entry).expect("verified").actor()
     }
 
     /// The same facts, owning the receipt.
@@ -214,11 +215,10 @@ pub struct ReceiptVerifier {
 struct CheckpointCache {
     checkpoint: Arc<Checkpoint>,
     nodes: ProvenNodes,
-    /// The last signer entry proven under this checkpoint, as the receipt carried it: most
-    /// receipts share their signer, and comparing its bytes and proof costs less than hashing.
-    signer: Option<ProvenEntry>,
-    /// Its leaf hash.
-    signer_leaf: Hash,
+    /// The last signer entry proven under this checkpoint, as the receipt carried it, and its
+    /// leaf hash: most receipts share their signer, and comparing its index, bytes and proof
+    /// costs less than hashing it and walking the proof.
+    signer: Option<(ProvenEntry, Hash)>,
 }
 
 /// How many checkpoints a verifier remembers, and how many nodes per checkpoint.
@@ -277,8 +277,7 @@ impl ReceiptVerifier {
                     self.cache.remove(0);
                 }
                 let checkpoint = Arc::new(checkpoint);
-                let fresh =
-                    CheckpointCache { checkpoint, nodes: ProvenNodes::default(), signer: None, signer_leaf: [0; 32] };
+                let fresh = CheckpointCache { checkpoint, nodes: ProvenNodes::default(), signer: None };
                 self.cache.push((r.checkpoint.clone(), fresh));
                 self.cache.len() - 1
             }
@@ -293,8 +292,8 @@ impl ReceiptVerifier {
         }
         // The signer: byte for byte the one proven last under this checkpoint (the same index,
         // entry and proof), or proven now.
-        let known_signer = cached.signer.as_ref() == Some(&r.signer);
-        let proven = || r.entries.iter().chain((!known_signer).then_some(&r.signer));
+        let known_signer = cached.signer.as_ref().filter(|(signer, _)| *signer == r.signer).map(|(_, leaf)| *leaf);
+        let proven = || r.entries.iter().chain(known_signer.is_none().then_some(&r.signer));
         // The cache's entries for these leaves, looked up together before any hashing: in a large
         // cache each lookup misses the CPU caches, and back to back the misses overlap instead of
         // each waiting behind a leaf hash.
@@ -308,12 +307,12 @@ impl ReceiptVerifier {
             leaves.push(leaf);
         }
         let k = r.entries.len() - 1;
-        let signer_leaf = if known_signer {
-            cached.signer_leaf
-        } else {
-            cached.signer = Some(r.signer.clone());
-            cached.signer_leaf = leaves[k + 1];
-            leaves[k + 1]
+        let signer_leaf = match known_signer {
+            Some(leaf) => leaf,
+            None => {
+                cached.signer = Some((r.signer.clone(), leaves[k + 1]));
+                leaves[k + 1]
+            }
         };
 
         // Step 3: the entries decode, share the run, have seq 0..=k, and end in a seal.
@@ -321,15 +320,15 @@ impl ReceiptVerifier {
         let mut prev = None;
         for (seq, pe) in r.entries.iter().enumerate() {
             let e = Entry::check(&pe.entry).map_err(|e| Error::receipt(Entries, Some(pe.index), e))?;
-            if e.run != r.run {
+            if e.run() != r.run {
                 return Err(Error::receipt(
                     Entries,
                     Some(pe.index),
-                    format!("entry of run {:?}, receipt is for {:?}", e.run, r.run),
+                    format!("entry of run {:?}, receipt is for {:?}", e.run(), r.run),
                 ));
             }
-            if e.seq != seq as u64 {
-                return Err(Error::receipt(Entries, Some(pe.index), format!("seq {} where {seq} belongs", e.seq)));
+            if e.seq() != seq as u64 {
+                return Err(Error::receipt(Entries, Some(pe.index), format!("seq {} where {seq} belongs", e.seq())));
             }
             if prev.is_some_and(|p| pe.index <= p) {
                 return Err(Error::receipt(Entries, Some(pe.index), "indices do not increase with seq"));
@@ -388,8 +387,8 @@ impl ReceiptVerifier {
                 (signer, vk)
             }
         };
-        if signer.run.as_str().strip_prefix(IDENTITY_RUN_PREFIX) != Some(seal_entry.actor) {
-            let expected_run = format!("{IDENTITY_RUN_PREFIX}{}", seal_entry.actor);
+        if signer.run.as_str().strip_prefix(IDENTITY_RUN_PREFIX) != Some(seal_entry.actor()) {
+            let expected_run = format!("{IDENTITY_RUN_PREFIX}{}", seal_entry.actor());
             return Err(Error::receipt(
                 Signature,
                 Some(r.signer.index),
@@ -408,7 +407,7 @@ impl ReceiptVerifier {
             return Err(Error::receipt(
                 Signature,
                 Some(seal_index),
-                format!("seal signature does not verify under the key of {:?}", seal_entry.actor),
+                format!("seal signature does not verify under the key of {:?}", seal_entry.actor()),
             ));
         }
         Ok(Proven { checkpoint: cached.checkpoint.clone(), signer: (r.signer.index, signer), status })

@@ -23,14 +23,14 @@ pub fn content_hash<'a>(leaf_hashes: impl IntoIterator<Item = &'a Hash>) -> Hash
 /// The UTF-8 message a seal signs.
 pub fn seal_message(run: &str, events: u64, content_hash: &Hash, status: RunStatus) -> String {
     use std::fmt::Write as _;
-    let mut hex = [0u8; 64];
-    hex::encode_to_slice(content_hash, &mut hex).expect("64 hex digits for 32 bytes");
+    let mut digits = [0u8; 64];
+    hex::encode_to_slice(content_hash, &mut digits).expect("64 hex digits for 32 bytes");
     let status = status.as_str();
-    let mut m = String::with_capacity(SEAL_MESSAGE_PREFIX.len() + run.len() + 20 + hex.len() + status.len() + 4);
+    let mut m = String::with_capacity(SEAL_MESSAGE_PREFIX.len() + run.len() + 20 + digits.len() + status.len() + 4);
     m.push_str(SEAL_MESSAGE_PREFIX);
     m.push_str(run);
     write!(m, "\n{events}\n").expect("writing to a String cannot fail");
-    m.push_str(std::str::from_utf8(&hex).expect("hex is ASCII"));
+    m.push_str(std::str::from_utf8(&digits).expect("hex is ASCII"));
     m.push('\n');
     m.push_str(status);
     m.push('\n');

@@ -67,8 +67,15 @@ fn bad_signature(seal: &[u8]) -> Vec<u8> {
     e.encode()
 }
 
-/// Verifies `entries` as the pack's `entries.bin` in chunks of `chunk` bytes on `threads` threads.
-fn verify(p: &Pack, entries: &[Vec<u8>], threads: usize, chunk: usize) -> Result<u64, (Option<u64>, String)> {
+/// Verifies `entries` as the pack's `entries.bin` in chunks of `chunk` bytes on `threads` threads,
+/// queuing `batch` seals per thread.
+fn verify(
+    p: &Pack,
+    entries: &[Vec<u8>],
+    threads: usize,
+    batch: usize,
+    chunk: usize,
+) -> Result<u64, (Option<u64>, String)> {
     let mut bin = Vec::new();
     for e in entries {
         bin.extend_from_slice(&pack::frame_header(e));
@@ -78,20 +85,28 @@ fn verify(p: &Pack, entries: &[Vec<u8>], threads: usize, chunk: usize) -> Result
         Error::PackInvalid { index, .. } => (index, e.to_string()),
         e => (None, e.to_string()),
     };
-    let mut v =
-        PackVerifier::new(p.log.descriptor(), &p.manifest, &p.checkpoint, &p.proof).map_err(fail)?.threads(threads);
+    let mut v = PackVerifier::new(p.log.descriptor(), &p.manifest, &p.checkpoint, &p.proof)
+        .map_err(fail)?
+        .threads(threads)
+        .seal_batch(batch);
     for c in bin.chunks(chunk) {
         v.entries_bin(c).map_err(fail)?;
     }
     v.finish().map(|r| r.seals_verified).map_err(fail)
 }
 
+/// The verdict of one-by-one checking (every seal checked as its entry arrives), asserted equal
+/// for batched checking on several threads and chunkings.
 fn verdicts(p: &Pack, entries: &[Vec<u8>]) -> Result<u64, (Option<u64>, String)> {
-    let one = verify(p, entries, 1, usize::MAX);
-    for (threads, chunk) in [(2, 1 << 20), (3, 4096), (8, 333)] {
-        assert_eq!(verify(p, entries, threads, chunk), one, "{threads} threads, chunks of {chunk} bytes");
+    let one_by_one = verify(p, entries, 1, 1, usize::MAX);
+    for (threads, batch, chunk) in [(1, 512, 1 << 20), (2, 512, 1 << 20), (3, 100, 4096), (8, 512, 333)] {
+        assert_eq!(
+            verify(p, entries, threads, batch, chunk),
+            one_by_one,
+            "{threads} threads, {batch} seals each, chunks of {chunk} bytes"
+        );
     }
-    one
+    one_by_one
 }
 
 #[test]
@@ -128,4 +143,18 @@ fn batched_seal_checks_report_what_one_by_one_checking_reports() {
     // A pack cut short after a bad signature: the signature, not the truncation.
     let cut = &one_bad[..first_index(900) as usize];
     assert_eq!(verdicts(&p, cut).unwrap_err().0, Some(seal_index(700)));
+
+    // A caller's own error while entries.bin is still arriving (a read error, say) comes after
+    // check_queued, which reports the bad seal already in; and once it failed, it keeps failing.
+    let mut v = PackVerifier::new(p.log.descriptor(), &p.manifest, &p.checkpoint, &p.proof).unwrap().threads(2);
+    let mut bin = Vec::new();
+    for e in &one_bad[..first_index(800) as usize] {
+        bin.extend_from_slice(&pack::frame_header(e));
+        bin.extend_from_slice(e);
+    }
+    v.entries_bin(&bin).expect("the bad seal is still queued");
+    let queued = v.check_queued().unwrap_err();
+    assert!(matches!(queued, Error::PackInvalid { index: Some(i), .. } if i == seal_index(700)), "{queued}");
+    assert_eq!(v.check_queued().unwrap_err().to_string(), queued.to_string());
+    assert_eq!(v.finish().unwrap_err().to_string(), queued.to_string());
 }

@@ -79,13 +79,13 @@ impl Columns {
     fn push(&mut self, index: u64, e: &EntryView<'_>, leaf: &Hash, attrs: &str) {
         self.index.append_value(index);
         self.leaf.append_value(leaf).expect("32 bytes");
-        self.run.append_value(e.run);
-        self.seq.append_value(e.seq);
+        self.run.append_value(e.run());
+        self.seq.append_value(e.seq());
         self.kind.append_value(e.kind().as_str());
-        self.ts.append_value(e.ts);
-        self.actor.append_value(e.actor);
-        self.grant.append_option(e.grant);
-        match &e.payload {
+        self.ts.append_value(e.ts());
+        self.actor.append_value(e.actor());
+        self.grant.append_option(e.grant());
+        match e.payload() {
             Some(p) => self.payload.append_value(p).expect("32 bytes"),
             None => self.payload.append_null(),
         }
@@ -111,12 +111,19 @@ impl Columns {
     }
 }
 
+/// What the writer thread is told: a batch to write, or that the export is complete (without it,
+/// a closed channel means the export was abandoned and the file is not finished).
+enum ToWriter {
+    Batch(RecordBatch),
+    Finish,
+}
+
 /// The Parquet side: rows are gathered into record batches here; a writer thread encodes and
 /// compresses them (zstd) while the pack goes on being verified.
 struct ParquetOut {
     cols: Columns,
     /// Full batches to the writer; bounded, so a slow disk holds the reader back.
-    batches: Option<SyncSender<RecordBatch>>,
+    batches: Option<SyncSender<ToWriter>>,
     /// Writes, finishes and syncs the file; answers with the first error.
     writer: Option<JoinHandle<Result<(), Failure>>>,
     tmp: PathBuf,
@@ -131,27 +138,46 @@ impl ParquetOut {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        let mut w = ArrowWriter::try_new(f, schema.clone(), Some(props)).map_err(|e| unchecked(&tmp, e))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ToWriter>(2);
         let path = tmp.clone();
-        let writer = std::thread::Builder::new()
-            .name("parquet-writer".into())
-            .spawn(move || {
-                for batch in rx {
-                    w.write(&batch).map_err(|e| unchecked(&path, e))?;
-                }
-                w.finish().map_err(|e| unchecked(&path, e))?;
-                w.inner().sync_all().map_err(|e| unchecked(&path, e))
-            })
-            .map_err(|e| Failure::Unchecked(format!("starting the Parquet writer: {e}")))?;
-        Ok(ParquetOut { cols: Columns::new(), batches: Some(tx), writer: Some(writer), tmp, out: out.to_path_buf() })
+        let writer =
+            ArrowWriter::try_new(f, schema.clone(), Some(props)).map_err(|e| unchecked(&tmp, e)).and_then(|mut w| {
+                std::thread::Builder::new()
+                    .name("parquet-writer".into())
+                    .spawn(move || {
+                        for message in rx {
+                            match message {
+                                ToWriter::Batch(batch) => w.write(&batch).map_err(|e| unchecked(&path, e))?,
+                                ToWriter::Finish => {
+                                    w.finish().map_err(|e| unchecked(&path, e))?;
+                                    return w.inner().sync_all().map_err(|e| unchecked(&path, e));
+                                }
+                            }
+                        }
+                        Ok(()) // abandoned: the file is removed, not finished
+                    })
+                    .map_err(|e| Failure::Unchecked(format!("starting the Parquet writer: {e}")))
+            });
+        match writer {
+            Ok(writer) => Ok(ParquetOut {
+                cols: Columns::new(),
+                batches: Some(tx),
+                writer: Some(writer),
+                tmp,
+                out: out.to_path_buf(),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
 
     /// Hands a batch to the writer; `false` when the writer has stopped (its error comes at
     /// [`ParquetOut::finish`]).
     fn send(&mut self, schema: &Arc<Schema>) -> bool {
         let batch = self.cols.finish(schema);
-        self.batches.as_ref().is_some_and(|tx| tx.send(batch).is_ok())
+        self.batches.as_ref().is_some_and(|tx| tx.send(ToWriter::Batch(batch)).is_ok())
     }
 
     /// The last rows, then waits for the file to be written and synced.
@@ -159,7 +185,10 @@ impl ParquetOut {
         if self.cols.rows > 0 {
             self.send(schema);
         }
-        self.batches = None;
+        if let Some(tx) = self.batches.take() {
+            // A writer that stopped has its error waiting in `join`.
+            let _ = tx.send(ToWriter::Finish);
+        }
         match self.writer.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(Failure::Unchecked(format!("{}: the Parquet writer panicked", self.tmp.display()))),
@@ -210,7 +239,7 @@ impl Exporter {
         Ok(Exporter { schema, parquet, jsonl, attrs: Vec::with_capacity(512), error: None, rows: 0 })
     }
 
-    /// One verified entry.
+    /// One entry that passed its own checks (rows are committed only once the whole pack has).
     pub fn row(&mut self, index: u64, e: &EntryView<'_>, leaf: &Hash) {
         if self.error.is_some() {
             return;
@@ -230,13 +259,13 @@ impl Exporter {
             let line = serde_json::json!({
                 "index": index,
                 "leaf_hash": hex::encode(leaf),
-                "run": e.run,
-                "seq": e.seq,
+                "run": e.run(),
+                "seq": e.seq(),
                 "kind": e.kind().as_str(),
-                "ts": e.ts,
-                "actor": e.actor,
-                "grant": e.grant,
-                "payload": e.payload.map(hex::encode),
+                "ts": e.ts(),
+                "actor": e.actor(),
+                "grant": e.grant(),
+                "payload": e.payload().map(hex::encode),
                 "attrs": e.event().attrs_json(),
             });
             if let Err(err) =
@@ -281,7 +310,7 @@ impl Exporter {
     /// The pack failed: removes the partial files.
     pub fn abort(mut self) {
         if let Some(p) = &mut self.parquet {
-            // Stop the writer before its file goes.
+            // Stop the writer (a closed channel without `Finish`) before its file goes.
             p.batches = None;
             if let Some(w) = p.writer.take() {
                 let _ = w.join();

@@ -133,7 +133,14 @@ impl State<'_, '_> {
         let progress = self.progress.as_mut().expect("ready");
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = r.read(&mut buf).map_err(|e| unchecked(file, format!("reading {}: {e}", pack::ENTRIES)))?;
+            let n = match r.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    // A bad seal in what did arrive is a verdict; the read error is not.
+                    v.check_queued().map_err(|e| invalid(file, e))?;
+                    return Err(unchecked(file, format!("reading {}: {e}", pack::ENTRIES)));
+                }
+            };
             if n == 0 {
                 break;
             }
@@ -144,6 +151,8 @@ impl State<'_, '_> {
             .map_err(|e| invalid(file, e))?;
             progress.set(v.entries_done());
         }
+        // Nothing the caller checks next may be reported before a bad seal of entries.bin.
+        v.check_queued().map_err(|e| invalid(file, e))?;
         self.entries_done = true;
         Ok(())
     }
@@ -226,7 +235,8 @@ pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool, token: Option
     verify_each(path, trusted, quiet, token, None)
 }
 
-/// Like [`verify`], handing every entry that passed its checks to `each` as it goes.
+/// Like [`verify`], handing every entry that passed its own checks to `each` as it goes (the
+/// pack, seal signatures included, is proven only when this returns `Ok`).
 pub fn verify_each(
     path: &Path,
     trusted: &[LogDescriptor],

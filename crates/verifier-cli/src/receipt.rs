@@ -43,7 +43,14 @@ pub fn print(file: &Path, v: &VerifiedReceipt<'_>) {
     println!("  checkpoint {} at tree size {}", v.checkpoint.origin, v.checkpoint.size);
     println!("  events");
     for (index, e) in v.views() {
-        println!("    {:>3}  index {:<10} {:<20} {}  {}", e.seq, index, e.kind().as_str(), format_ts(e.ts), e.actor);
+        println!(
+            "    {:>3}  index {:<10} {:<20} {}  {}",
+            e.seq(),
+            index,
+            e.kind().as_str(),
+            format_ts(e.ts()),
+            e.actor()
+        );
     }
 }
 
@@ -56,7 +63,7 @@ pub fn json(v: &VerifiedReceipt<'_>) -> serde_json::Value {
         "signer": { "actor": v.actor(), "index": v.signer.0 },
         "checkpoint": { "origin": v.checkpoint.origin, "size": v.checkpoint.size },
         "events": v.views().map(|(i, e)| serde_json::json!({
-            "index": i, "seq": e.seq, "kind": e.kind().as_str(), "ts": e.ts, "actor": e.actor,
+            "index": i, "seq": e.seq(), "kind": e.kind().as_str(), "ts": e.ts(), "actor": e.actor(),
         })).collect::<Vec<_>>(),
     })
 }
