@@ -67,6 +67,16 @@ fn bad_signature(seal: &[u8]) -> Vec<u8> {
     e.encode()
 }
 
+/// `entries` framed as `entries.bin`.
+fn entries_bin(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut bin = Vec::new();
+    for e in entries {
+        bin.extend_from_slice(&pack::frame_header(e));
+        bin.extend_from_slice(e);
+    }
+    bin
+}
+
 /// Verifies `entries` as the pack's `entries.bin` in chunks of `chunk` bytes on `threads` threads,
 /// queuing `batch` seals per thread.
 fn verify(
@@ -76,11 +86,7 @@ fn verify(
     batch: usize,
     chunk: usize,
 ) -> Result<u64, (Option<u64>, String)> {
-    let mut bin = Vec::new();
-    for e in entries {
-        bin.extend_from_slice(&pack::frame_header(e));
-        bin.extend_from_slice(e);
-    }
+    let bin = entries_bin(entries);
     let fail = |e: Error| match e {
         Error::PackInvalid { index, .. } => (index, e.to_string()),
         e => (None, e.to_string()),
@@ -147,12 +153,7 @@ fn batched_seal_checks_report_what_one_by_one_checking_reports() {
     // A caller's own error while entries.bin is still arriving (a read error, say) comes after
     // check_queued, which reports the bad seal already in; and once it failed, it keeps failing.
     let mut v = PackVerifier::new(p.log.descriptor(), &p.manifest, &p.checkpoint, &p.proof).unwrap().threads(2);
-    let mut bin = Vec::new();
-    for e in &one_bad[..first_index(800) as usize] {
-        bin.extend_from_slice(&pack::frame_header(e));
-        bin.extend_from_slice(e);
-    }
-    v.entries_bin(&bin).expect("the bad seal is still queued");
+    v.entries_bin(&entries_bin(&one_bad[..first_index(800) as usize])).expect("the bad seal is still queued");
     let queued = v.check_queued().unwrap_err();
     assert!(matches!(queued, Error::PackInvalid { index: Some(i), .. } if i == seal_index(700)), "{queued}");
     assert_eq!(v.check_queued().unwrap_err().to_string(), queued.to_string());
