@@ -241,3 +241,67 @@ fn runs_evicted_from_the_cache_while_in_flight_keep_their_rules() {
     assert_eq!(results.remove("s5").unwrap().unwrap(), vec![1001]);
     assert_eq!(log.run_entries("A").unwrap().len(), 2);
 }
+
+/// Acknowledgements come from the acker thread, not the committer: a callback may append
+/// again, and wait for room when groups are full (backpressure), without stopping the commits
+/// that make room.
+#[test]
+fn callbacks_may_append_under_backpressure() {
+    let store = Arc::new(MemStore::new());
+    let gated = Arc::new(Faulty::new(store.clone(), Mode::Before, u64::MAX));
+    let cfg = LogConfig { max_group_entries: 1, ..LogConfig::default() };
+    let log = Arc::new(Log::open(gated.clone() as Arc<dyn Store>, log_key(), cfg).unwrap());
+    // Commits wait at the gate until the other appenders have filled the open and the queued
+    // group, so the chain's first callback finds no room.
+    gated.set_gate(false);
+    let working =
+        |run: &str, seq| entry(run, seq, "gateway", Event::TaskStatus { state: "working".into(), message: None });
+    // A chain: each acknowledgement appends the run's next entry from the callback.
+    fn chain(
+        log: Arc<Log>,
+        seq: u64,
+        end: u64,
+        make: fn(u64) -> Vec<u8>,
+        tx: std::sync::mpsc::Sender<Result<u64, String>>,
+    ) {
+        let next = log.clone();
+        log.append_with(vec![make(seq)], move |r| match r {
+            Ok(i) if seq + 1 < end => {
+                let _ = i;
+                chain(next, seq + 1, end, make, tx);
+            }
+            Ok(i) => tx.send(Ok(i[0])).unwrap(),
+            Err(e) => tx.send(Err(e.to_string())).unwrap(),
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    chain(
+        log.clone(),
+        0,
+        50,
+        |seq| entry("chained", seq, "gateway", Event::TaskStatus { state: "working".into(), message: None }),
+        tx,
+    );
+    // Meanwhile other appenders keep the one-entry groups full.
+    let others: Vec<_> = (0..4)
+        .map(|t| {
+            let log = log.clone();
+            let batch: Vec<_> = (0..100).map(|seq| working(&format!("other-{t}"), seq)).collect();
+            std::thread::spawn(move || {
+                for e in batch {
+                    log.append(vec![e]).unwrap();
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    gated.set_gate(true);
+    let last = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the chain must finish").unwrap();
+    for t in others {
+        t.join().unwrap();
+    }
+    assert_eq!(log.durable_size(), 450);
+    assert!(last < 450);
+    let records = store.run_records("chained").unwrap();
+    assert_eq!(records.len(), 50);
+}
