@@ -8,10 +8,11 @@
 //! 2. **Sequence** (caller's thread, under the sequencing lock): the submission is sequenced
 //!    into one *open group*. The run rules are checked against the open group, the groups still
 //!    being committed, and then the run index in the store: next seq expected, idempotent
-//!    identical duplicates (same leaf hash), conflicting duplicates. A submission is all or
-//!    nothing: its entries are checked against a private overlay that is merged only if all
-//!    pass. Accepted entries get consecutive indices, are appended to the in-memory compact range,
-//!    and their completed tree nodes go into tiles. A full open group is queued for the committer
+//!    identical duplicates (same leaf hash in memory, same bytes in the store), conflicting
+//!    duplicates. A submission is all or nothing: its entries are checked against a private
+//!    overlay that is merged only if all pass. Accepted entries get consecutive indices, are
+//!    appended to the in-memory compact range, and their completed tree nodes go into tiles; a
+//!    run's entries in one submission become one run-index segment. A full open group is queued for the committer
 //!    (one at most; further appenders wait: backpressure).
 //! 3. **Commit** (one committer thread): the moment it is free, the committer takes the queued
 //!    group or closes the open one into a [`CommitBatch`] (entries, run records, changed tiles,
@@ -48,7 +49,8 @@ use crate::keys::NamedKey;
 use crate::merkle::{self, CompactRange};
 use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
 use crate::store::{
-    CachedNodes, CommitBatch, LogParams, RunRecord, Store, StoreNodes, TILE_HEIGHT, TileCache, decode_tile, encode_tile,
+    CachedNodes, CommitBatch, LogParams, RunRecord, RunSegment, Store, StoreNodes, TILE_HEIGHT, TileCache, decode_tile,
+    encode_tile,
 };
 use crate::{Error, Hash, Result, TreeHash};
 
@@ -109,9 +111,11 @@ type Done = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
 struct Prepared {
     bytes: Vec<u8>,
     leaf: Hash,
-    run: String,
+    /// Shared by the consecutive entries of one run in a submission.
+    run: Arc<str>,
     seq: u64,
-    kind: Kind,
+    /// Its run-index flags ([`RunRecord::flags`]).
+    flags: u8,
 }
 
 struct Submission {
@@ -408,8 +412,9 @@ impl Log {
         }
         let h = self.shared.hash;
         let mut prepared = Vec::with_capacity(entries.len());
+        let mut run = None;
         for (position, bytes) in entries.into_iter().enumerate() {
-            match prepare(h, bytes, &admit) {
+            match prepare(h, bytes, &admit, &mut run) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
                     return done(Err(Error::InBatch { position, source: Box::new(e) }));
@@ -640,30 +645,84 @@ impl Drop for Log {
     }
 }
 
-fn prepare(h: TreeHash, bytes: Vec<u8>, admit: &impl Fn(&Entry) -> Result<()>) -> Result<Prepared> {
+/// Decodes and hashes one entry in the appender's thread. `last_run` is the run of the entry
+/// before it, whose `Arc` a run's next entry shares.
+fn prepare(
+    h: TreeHash,
+    bytes: Vec<u8>,
+    admit: &impl Fn(&Entry) -> Result<()>,
+    last_run: &mut Option<Arc<str>>,
+) -> Result<Prepared> {
     let e = Entry::decode(&bytes)?;
     admit(&e)?;
     let leaf = h.leaf(&bytes);
     let kind = e.kind();
-    Ok(Prepared { run: e.run.into_string(), seq: e.seq, kind, leaf, bytes })
+    let flags =
+        RunRecord { index: 0, sealed: kind == Kind::ReceiptSealed, identity: kind == Kind::IdentityRegistered }.flags();
+    let run = match last_run {
+        Some(r) if **r == *e.run.as_str() => r.clone(),
+        _ => last_run.insert(Arc::from(e.run.as_str())).clone(),
+    };
+    Ok(Prepared { run, seq: e.seq, flags, leaf, bytes })
 }
 
-/// Run state for one submission being checked: changes only become visible when it passes.
+/// What one group (or one submission being checked) sequenced for one run: seqs
+/// `first_seq..first_seq + entries.len()`, each as `(index, leaf hash)`. A run's new entries
+/// always continue at its next seq, so they are contiguous.
+#[derive(Debug)]
+struct Touched {
+    first_seq: u64,
+    entries: Vec<(u64, Hash)>,
+}
+
+impl Touched {
+    fn next(&self) -> u64 {
+        self.first_seq + self.entries.len() as u64
+    }
+
+    fn get(&self, seq: u64) -> Option<(u64, Hash)> {
+        self.entries.get(usize::try_from(seq.checked_sub(self.first_seq)?).ok()?).copied()
+    }
+}
+
+/// Runs touched by a group.
+type RunMap = HashMap<Arc<str>, Touched>;
+
+/// Run state for one submission being checked: it becomes visible only when all of it passes.
+/// Consecutive entries of one run (the common case) find their run without hashing.
 #[derive(Default)]
 struct Overlay {
-    next_seq: HashMap<String, u64>,
-    records: HashMap<(String, u64), RunRecord>,
+    runs: Vec<(Arc<str>, Touched)>,
+    by_run: HashMap<Arc<str>, usize>,
+    last: Option<usize>,
+}
+
+impl Overlay {
+    fn find(&mut self, run: &Arc<str>) -> Option<usize> {
+        if let Some(i) = self.last {
+            let r = &self.runs[i].0;
+            if Arc::ptr_eq(r, run) || r == run {
+                return Some(i);
+            }
+        }
+        let i = *self.by_run.get(&**run)?;
+        self.last = Some(i);
+        Some(i)
+    }
+
+    fn insert(&mut self, run: Arc<str>, next: u64) -> usize {
+        let i = self.runs.len();
+        self.by_run.insert(run.clone(), i);
+        self.runs.push((run, Touched { first_seq: next, entries: Vec::new() }));
+        self.last = Some(i);
+        i
+    }
 }
 
 /// The sequencer's maps hash run ids on every append: foldhash (hashbrown's default, through
 /// `lru`) instead of SipHash. Keys come from authenticated ingest, and the maps live for one
 /// group only.
 type HashMap<K, V> = std::collections::HashMap<K, V, lru::DefaultHasher>;
-
-/// Run records by `(run, seq)`.
-type RunRecords = HashMap<(String, u64), RunRecord>;
-/// Next seq by run.
-type RunNext = HashMap<String, u64>;
 
 /// What the sequencer needs, under `Shared::seq`.
 #[derive(Debug)]
@@ -738,10 +797,10 @@ struct Sequencer {
     range: CompactRange,
     tiles: TileWriter,
     /// Next seq of recently used runs: reflects every sequenced entry, durable or not.
-    next_seq: lru::LruCache<String, u64>,
-    /// Groups not yet known durable: the tree size after each, its run records and the next
-    /// seq of each run it touched. Consulted before the store, which does not have them yet.
-    pending: VecDeque<(u64, RunRecords, RunNext)>,
+    next_seq: lru::LruCache<Arc<str>, u64>,
+    /// Groups not yet known durable: the tree size after each and the runs it touched.
+    /// Consulted before the store, which does not have them yet.
+    pending: VecDeque<(u64, RunMap)>,
     max_entries: usize,
     max_bytes: usize,
 }
@@ -753,29 +812,55 @@ impl Sequencer {
     fn add(&mut self, open: &mut OpenGroup, sub: Submission, size: (usize, usize)) -> Option<(Reply, Error)> {
         let h = self.hash;
         let mut overlay = Overlay::default();
-        let indices = match self.check(&sub.entries, &mut overlay, open, self.range.size()) {
+        let checked = match self.check(&sub.entries, &mut overlay, open, self.range.size()) {
             Err(e) => return Some((sub.done, e)),
-            Ok(indices) => indices,
+            Ok(checked) => checked,
         };
-        for (run, next) in overlay.next_seq {
-            open.next.insert(run.clone(), next);
-            self.next_seq.put(run, next);
+        for (run, t) in overlay.runs {
+            if t.entries.is_empty() {
+                continue; // only duplicates: nothing changes
+            }
+            self.next_seq.put(run.clone(), t.next());
+            match open.runs.entry(run) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    debug_assert_eq!(o.get().next(), t.first_seq);
+                    o.get_mut().entries.extend(t.entries);
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(t);
+                }
+            }
         }
         let (n, bytes) = size;
         open.entries += n;
         open.bytes += bytes;
-        for p in sub.entries {
-            let key = (p.run, p.seq);
-            let Some(rec) = overlay.records.remove(&key) else {
+        let mut indices = Vec::with_capacity(checked.len());
+        for (p, (index, new)) in sub.entries.into_iter().zip(checked) {
+            indices.push(index);
+            if !new {
                 continue; // an idempotent duplicate: nothing to write
-            };
-            debug_assert_eq!(rec.index, self.range.size());
+            }
+            debug_assert_eq!(index, self.range.size());
             let tiles = &mut self.tiles;
             let out = &mut open.batch.tiles;
             self.range.push(h, p.leaf, |level, index, node| tiles.add(level, index, node, out));
-            open.batch.entries.push((rec.index, p.bytes));
-            open.batch.runs.push((key.0.clone(), key.1, rec));
-            open.records.insert(key, rec);
+            // One run-index segment per run per submission: an entry that continues the last
+            // segment (same run, next seq, next index) joins it.
+            // (Entries are added in index order and a run's new entries in seq order, so the
+            // last segment, if of the same run, always ends right before this entry.)
+            match open.batch.runs.last_mut() {
+                Some(seg) if Arc::ptr_eq(&seg.run, &p.run) || seg.run == p.run => {
+                    debug_assert_eq!((seg.end_index(), seg.end_seq()), (index, p.seq));
+                    seg.flags.push(p.flags);
+                }
+                _ => open.batch.runs.push(RunSegment {
+                    run: p.run,
+                    first_seq: p.seq,
+                    first_index: index,
+                    flags: vec![p.flags],
+                }),
+            }
+            open.batch.entries.push((index, p.bytes));
         }
         open.acks.push((sub.done, indices));
         None
@@ -783,7 +868,7 @@ impl Sequencer {
 
     /// Drops the records of groups that are durable (the store has them now).
     fn prune(&mut self, durable: u64) {
-        while self.pending.front().is_some_and(|(end, _, _)| *end <= durable) {
+        while self.pending.front().is_some_and(|(end, _)| *end <= durable) {
             self.pending.pop_front();
         }
     }
@@ -792,85 +877,81 @@ impl Sequencer {
     fn close(&mut self, mut open: OpenGroup) -> Group {
         self.tiles.flush_partial(&mut open.batch.tiles);
         open.batch.tree_size = self.range.size();
-        self.pending.push_back((open.batch.tree_size, open.records, open.next));
+        self.pending.push_back((open.batch.tree_size, open.runs));
         Group { batch: open.batch, acks: open.acks, root: self.range.root(self.hash) }
     }
 
     /// Checks one submission's run rules; fills `overlay` with what accepting it would change.
+    /// Returns each entry's index, and whether it is new (not an idempotent duplicate).
     fn check(
         &mut self,
         entries: &[Prepared],
         overlay: &mut Overlay,
         open: &OpenGroup,
         mut next_index: u64,
-    ) -> Result<Vec<u64>> {
-        let mut indices = Vec::with_capacity(entries.len());
+    ) -> Result<Vec<(u64, bool)>> {
+        let mut out = Vec::with_capacity(entries.len());
         for (position, p) in entries.iter().enumerate() {
             let in_batch = |e: Error| Error::InBatch { position, source: Box::new(e) };
-            let next = match overlay.next_seq.get(&p.run) {
-                Some(n) => *n,
-                None => self.next_seq_of(&p.run, open).map_err(in_batch)?,
+            let slot = match overlay.find(&p.run) {
+                Some(i) => i,
+                None => {
+                    let next = self.next_seq_of(&p.run, open).map_err(in_batch)?;
+                    overlay.insert(p.run.clone(), next)
+                }
             };
+            let touched = &mut overlay.runs[slot].1;
+            let next = touched.next();
             if p.seq == next {
-                let rec = RunRecord {
-                    index: next_index,
-                    leaf: p.leaf,
-                    sealed: p.kind == Kind::ReceiptSealed,
-                    identity: p.kind == Kind::IdentityRegistered,
-                };
-                overlay.next_seq.insert(p.run.clone(), next + 1);
-                overlay.records.insert((p.run.clone(), p.seq), rec);
-                indices.push(next_index);
+                touched.entries.push((next_index, p.leaf));
+                out.push((next_index, true));
                 next_index += 1;
             } else if p.seq < next {
-                let key = (p.run.clone(), p.seq);
-                let existing = match overlay.records.get(&key).or_else(|| open.records.get(&key)) {
-                    Some(r) => Some(*r),
-                    None => self
-                        .pending_record(&key)
-                        .map_or_else(|| self.store.run_record(&p.run, p.seq).map_err(in_batch), |r| Ok(Some(r)))?,
-                };
-                let Some(existing) = existing else {
-                    return Err(in_batch(Error::Corrupt(format!(
-                        "run {:?} seq {} is missing from the run index",
-                        p.run, p.seq
-                    ))));
-                };
-                if existing.leaf != p.leaf {
-                    return Err(in_batch(Error::Conflict { run: p.run.clone(), seq: p.seq, index: existing.index }));
-                }
-                indices.push(existing.index);
+                let touched = &overlay.runs[slot].1;
+                let index = self.duplicate_of(p, touched, open).map_err(in_batch)?;
+                out.push((index, false));
             } else {
-                return Err(in_batch(Error::SeqGap { run: p.run.clone(), expected: next, got: p.seq }));
+                return Err(in_batch(Error::SeqGap { run: p.run.to_string(), expected: next, got: p.seq }));
             }
         }
-        Ok(indices)
+        Ok(out)
     }
 
-    fn pending_record(&self, key: &(String, u64)) -> Option<RunRecord> {
-        self.pending.iter().rev().find_map(|(_, m, _)| m.get(key).copied())
+    /// The index of the entry `p` repeats (its run already has its seq), if `p` is identical to
+    /// it: this submission first, then the open group, the groups being committed and the store.
+    fn duplicate_of(&self, p: &Prepared, submission: &Touched, open: &OpenGroup) -> Result<u64> {
+        let conflict = |index| Error::Conflict { run: p.run.to_string(), seq: p.seq, index };
+        let unsettled = submission
+            .get(p.seq)
+            .or_else(|| open.runs.get(&*p.run).and_then(|t| t.get(p.seq)))
+            .or_else(|| self.pending.iter().rev().find_map(|(_, m)| m.get(&*p.run).and_then(|t| t.get(p.seq))));
+        if let Some((index, leaf)) = unsettled {
+            return if leaf == p.leaf { Ok(index) } else { Err(conflict(index)) };
+        }
+        // Durable: the run index has its index, and the entry itself settles identity.
+        let missing = |what: &str| Error::Corrupt(format!("run {:?} seq {} is missing from {what}", p.run, p.seq));
+        let index = self.store.run_record(&p.run, p.seq)?.ok_or_else(|| missing("the run index"))?.index;
+        let stored = self.store.entry(index)?.ok_or_else(|| missing("the entries"))?;
+        if stored == p.bytes { Ok(index) } else { Err(conflict(index)) }
     }
 
-    fn next_seq_of(&mut self, run: &str, open: &OpenGroup) -> Result<u64> {
-        if let Some(n) = self.next_seq.get(run) {
+    fn next_seq_of(&mut self, run: &Arc<str>, open: &OpenGroup) -> Result<u64> {
+        if let Some(n) = self.next_seq.get(&**run) {
             return Ok(*n);
         }
         // Evicted from the cache, or never seen. The open group and the groups still being
         // committed come first: the store does not hold their entries yet.
-        let unsettled = open.next.get(run).or_else(|| self.pending.iter().rev().find_map(|(_, _, n)| n.get(run)));
+        let unsettled = open.runs.get(&**run).or_else(|| self.pending.iter().rev().find_map(|(_, m)| m.get(&**run)));
         let next = match unsettled {
-            Some(n) => *n,
+            Some(t) => t.next(),
             // All of the run's entries (if any) are durable: the store knows. Most such runs are
-            // new, and a point lookup of seq 0 (bloom-filtered) settles that without a seek.
+            // new, and a point lookup (bloom-filtered) settles that without a seek.
             None => {
                 let store = &self.store;
-                match store.run_record(run, 0)? {
-                    None => 0,
-                    Some(_) => store.run_last(run)?.map_or(0, |(seq, _)| seq + 1),
-                }
+                if store.run_started(run)? { store.run_last(run)?.map_or(0, |(seq, _)| seq + 1) } else { 0 }
             }
         };
-        self.next_seq.put(run.to_string(), next);
+        self.next_seq.put(run.clone(), next);
         Ok(next)
     }
 }
@@ -879,10 +960,8 @@ impl Sequencer {
 #[derive(Debug)]
 struct OpenGroup {
     batch: CommitBatch,
-    /// Run records of this group's entries (for duplicates within the group).
-    records: RunRecords,
-    /// Next seq of each run this group touched.
-    next: RunNext,
+    /// Runs this group touched (for next seqs and duplicates within the group).
+    runs: RunMap,
     acks: Vec<(Reply, Vec<u64>)>,
     entries: usize,
     bytes: usize,
@@ -890,14 +969,7 @@ struct OpenGroup {
 
 impl OpenGroup {
     fn empty() -> OpenGroup {
-        OpenGroup {
-            batch: CommitBatch::default(),
-            records: HashMap::default(),
-            next: HashMap::default(),
-            acks: Vec::new(),
-            entries: 0,
-            bytes: 0,
-        }
+        OpenGroup { batch: CommitBatch::default(), runs: HashMap::default(), acks: Vec::new(), entries: 0, bytes: 0 }
     }
 
     fn has_work(&self) -> bool {

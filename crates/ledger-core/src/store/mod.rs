@@ -23,13 +23,11 @@ pub const TILE_HEIGHT: u8 = 8;
 /// Hashes in a full tile's row 0.
 pub const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
 
-/// What the run index holds for one `(run, seq)`.
+/// What the run index says about one entry of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunRecord {
     /// The entry's log index.
     pub index: u64,
-    /// Its leaf hash (idempotent duplicates are recognised by it).
-    pub leaf: Hash,
     /// The entry's kind is `receipt.sealed`.
     pub sealed: bool,
     /// The entry's kind is `identity.registered`.
@@ -37,33 +35,97 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    const LEN: usize = 41;
-
-    /// The stored form: index (8, big-endian) ‖ leaf hash (32) ‖ flags (1).
-    pub fn to_bytes(&self) -> [u8; Self::LEN] {
-        let mut b = [0u8; Self::LEN];
-        b[..8].copy_from_slice(&self.index.to_be_bytes());
-        b[8..40].copy_from_slice(&self.leaf);
-        b[40] = u8::from(self.sealed) | (u8::from(self.identity) << 1);
-        b
+    /// The record's flags byte: bit 0 sealed, bit 1 identity.
+    pub fn flags(&self) -> u8 {
+        u8::from(self.sealed) | (u8::from(self.identity) << 1)
     }
 
-    /// Parses the stored form.
-    pub fn from_bytes(b: &[u8]) -> Result<RunRecord> {
-        if b.len() != Self::LEN {
-            return Err(Error::Corrupt(format!("run record of {} bytes", b.len())));
-        }
-        Ok(RunRecord {
-            index: u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
-            leaf: b[8..40].try_into().expect("32 bytes"),
-            sealed: b[40] & 1 != 0,
-            identity: b[40] & 2 != 0,
-        })
+    fn from_flags(index: u64, flags: u8) -> RunRecord {
+        RunRecord { index, sealed: flags & 1 != 0, identity: flags & 2 != 0 }
     }
 }
 
-/// The run-index key: run bytes, 0x00, seq big-endian. Run ids never contain 0x00, so all keys
-/// of one run are contiguous and ordered by seq.
+/// Entries of one run with consecutive seqs at consecutive log indices: seqs `first_seq..` at
+/// indices `first_index..`, one flags byte each ([`RunRecord::flags`]). The run index stores one
+/// segment per run per submission (a whole run appended at once is one record), not one record
+/// per entry. Identical duplicates are recognised by comparing the entry itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSegment {
+    /// The run.
+    pub run: Arc<str>,
+    /// Seq of the first entry.
+    pub first_seq: u64,
+    /// Log index of the first entry.
+    pub first_index: u64,
+    /// One flags byte per entry; never empty.
+    pub flags: Vec<u8>,
+}
+
+impl RunSegment {
+    /// Entries in the segment.
+    pub fn len(&self) -> u64 {
+        self.flags.len() as u64
+    }
+
+    /// Whether the segment holds no entry (never true of a stored one).
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
+
+    /// The seq after the segment's last entry.
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + self.len()
+    }
+
+    /// The index after the segment's last entry.
+    pub fn end_index(&self) -> u64 {
+        self.first_index + self.len()
+    }
+
+    /// The record of `seq`, if the segment holds it.
+    pub fn record(&self, seq: u64) -> Option<RunRecord> {
+        let at = seq.checked_sub(self.first_seq)?;
+        let flags = *self.flags.get(usize::try_from(at).ok()?)?;
+        Some(RunRecord::from_flags(self.first_index + at, flags))
+    }
+
+    /// The records of the segment's entries with their seqs, in seq order.
+    pub fn records(&self) -> impl DoubleEndedIterator<Item = (u64, RunRecord)> + '_ {
+        self.flags.iter().enumerate().map(|(at, f)| {
+            let at = at as u64;
+            (self.first_seq + at, RunRecord::from_flags(self.first_index + at, *f))
+        })
+    }
+
+    /// The stored value: first index (u64 big-endian) ‖ one flags byte per entry.
+    pub fn value(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(8 + self.flags.len());
+        v.extend_from_slice(&self.first_index.to_be_bytes());
+        v.extend_from_slice(&self.flags);
+        v
+    }
+
+    /// Parses a stored segment of `run` starting at `first_seq`.
+    pub fn from_stored(run: &str, first_seq: u64, value: &[u8]) -> Result<RunSegment> {
+        let corrupt = |what: &str| Error::Corrupt(format!("run {run:?} segment at seq {first_seq}: {what}"));
+        if value.len() < 9 {
+            return Err(corrupt(&format!("{} bytes, at least 9 expected", value.len())));
+        }
+        let first_index = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+        let flags = value[8..].to_vec();
+        if let Some(f) = flags.iter().find(|f| **f > 3) {
+            return Err(corrupt(&format!("unknown flags {f:#04x}")));
+        }
+        let n = flags.len() as u64;
+        if first_seq.checked_add(n).is_none() || first_index.checked_add(n).is_none() {
+            return Err(corrupt("runs past the end of the seq or index space"));
+        }
+        Ok(RunSegment { run: run.into(), first_seq, first_index, flags })
+    }
+}
+
+/// The run-index key of a segment: run bytes, 0x00, first seq big-endian. Run ids never contain
+/// 0x00, so all keys of one run are contiguous and ordered by seq.
 pub fn run_key(run: &str, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(run.len() + 9);
     k.extend_from_slice(run.as_bytes());
@@ -86,8 +148,8 @@ pub struct LogParams {
 pub struct CommitBatch {
     /// `(index, entry bytes)`, indices consecutive from the previous tree size.
     pub entries: Vec<(u64, Vec<u8>)>,
-    /// Run-index records: `(run, seq, record)`.
-    pub runs: Vec<(String, u64, RunRecord)>,
+    /// Run-index segments.
+    pub runs: Vec<RunSegment>,
     /// Tiles written or rewritten: `(tile level, tile index, encoded tile)`.
     pub tiles: Vec<(u8, u64, Vec<u8>)>,
     /// The tree size after this batch.
@@ -115,6 +177,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>>;
     /// The record of `(run, seq)`.
     fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>>;
+    /// Whether `run` has any entry: a point lookup of its first segment, which a store may
+    /// answer from a filter for the many runs that are new.
+    fn run_started(&self, run: &str) -> Result<bool> {
+        Ok(self.run_record(run, 0)?.is_some())
+    }
     /// The highest seq of `run` and its record.
     fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>>;
     /// All records of `run` in seq order.
@@ -301,7 +368,8 @@ struct MemInner {
     size: u64,
     entries: BTreeMap<u64, Vec<u8>>,
     tiles: BTreeMap<(u8, u64), Vec<u8>>,
-    runs: BTreeMap<Vec<u8>, RunRecord>,
+    /// Segments by [`run_key`] of their first seq, as the durable store keeps them.
+    runs: BTreeMap<Vec<u8>, RunSegment>,
     checkpoints: BTreeMap<u64, String>,
 }
 
@@ -330,8 +398,8 @@ impl Store for MemStore {
         for (i, e) in &b.entries {
             g.entries.insert(*i, e.clone());
         }
-        for (run, seq, rec) in &b.runs {
-            g.runs.insert(run_key(run, *seq), *rec);
+        for seg in &b.runs {
+            g.runs.insert(run_key(&seg.run, seg.first_seq), seg.clone());
         }
         for (t, i, tile) in &b.tiles {
             g.tiles.insert((*t, *i), tile.clone());
@@ -357,21 +425,21 @@ impl Store for MemStore {
     }
 
     fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>> {
-        Ok(self.lock().runs.get(&run_key(run, seq)).copied())
+        let g = self.lock();
+        let (lo, at) = (run_key(run, 0), run_key(run, seq));
+        Ok(g.runs.range(lo..=at).next_back().and_then(|(_, seg)| seg.record(seq)))
     }
 
     fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>> {
-        Ok(self.run_records(run)?.pop())
+        let g = self.lock();
+        let (lo, hi) = (run_key(run, 0), run_key(run, u64::MAX));
+        Ok(g.runs.range(lo..=hi).next_back().and_then(|(_, seg)| seg.records().next_back()))
     }
 
     fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>> {
         let g = self.lock();
-        let lo = run_key(run, 0);
-        let hi = run_key(run, u64::MAX);
-        Ok(g.runs
-            .range(lo..=hi)
-            .map(|(k, r)| (u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes")), *r))
-            .collect())
+        let (lo, hi) = (run_key(run, 0), run_key(run, u64::MAX));
+        Ok(g.runs.range(lo..=hi).flat_map(|(_, seg)| seg.records()).collect())
     }
 
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {

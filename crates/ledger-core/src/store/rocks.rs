@@ -1,7 +1,7 @@
 //! The durable store on RocksDB.
 //!
 //! Column families: `entries` (index BE → entry bytes), `tiles` (tile level ‖ tile index BE →
-//! encoded tile), `runs` (run ‖ 0x00 ‖ seq BE → [`RunRecord`]), `checkpoints` (tree size BE →
+//! encoded tile), `runs` (run ‖ 0x00 ‖ first seq BE → [`RunSegment`]), `checkpoints` (tree size BE →
 //! signed note) and `meta` (`hash`, `origin`, `size`, `format`).
 //!
 //! Durability: every write is one `WriteBatch` with `sync = true`, so it is in the write-ahead
@@ -16,7 +16,7 @@ use rocksdb::{
     WriteBatch, WriteOptions,
 };
 
-use super::{CommitBatch, LogParams, RunRecord, Store, run_key};
+use super::{CommitBatch, LogParams, RunRecord, RunSegment, Store, run_key};
 use crate::{Error, Result};
 
 const CF_ENTRIES: &str = "entries";
@@ -24,7 +24,8 @@ const CF_TILES: &str = "tiles";
 const CF_RUNS: &str = "runs";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_META: &str = "meta";
-const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v1";
+/// v2: the run index holds segments (one per run per submission) instead of one record per entry.
+const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v2";
 
 /// Tuning for [`RocksStore`].
 #[derive(Clone, Debug)]
@@ -100,7 +101,9 @@ impl RocksStore {
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
             Some(f) if f != STORE_FORMAT => {
                 return Err(Error::Corrupt(format!(
-                    "{} holds store format {:?}, this build reads {:?}",
+                    "{} holds store format {:?}, this build reads {:?}; no conversion exists (earlier \
+                     formats come only from development builds): keep the old build for that log, or \
+                     start a new log in another directory",
                     path.display(),
                     String::from_utf8_lossy(&f),
                     String::from_utf8_lossy(STORE_FORMAT)
@@ -162,8 +165,8 @@ impl Store for RocksStore {
         for (i, e) in &b.entries {
             wb.put_cf(entries, be(*i), e);
         }
-        for (run, seq, rec) in &b.runs {
-            wb.put_cf(runs, run_key(run, *seq), rec.to_bytes());
+        for seg in &b.runs {
+            wb.put_cf(runs, run_key(&seg.run, seg.first_seq), seg.value());
         }
         for (t, i, tile) in &b.tiles {
             wb.put_cf(tiles, tile_key(*t, *i), tile);
@@ -204,28 +207,17 @@ impl Store for RocksStore {
     }
 
     fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>> {
-        self.db
-            .get_pinned_cf(self.cf(CF_RUNS), run_key(run, seq))
-            .map_err(rerr("reading the run index"))?
-            .map(|v| RunRecord::from_bytes(&v))
-            .transpose()
+        Ok(self.segment_at_or_before(run, seq)?.and_then(|seg| seg.record(seq)))
+    }
+
+    fn run_started(&self, run: &str) -> Result<bool> {
+        // A run's first segment starts at seq 0: a point lookup, answered by the bloom filter
+        // for the runs that are new.
+        Ok(self.db.get_pinned_cf(self.cf(CF_RUNS), run_key(run, 0)).map_err(rerr("reading the run index"))?.is_some())
     }
 
     fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>> {
-        let hi = run_key(run, u64::MAX);
-        let prefix = &hi[..run.len() + 1];
-        let mut it = self.db.iterator_cf(self.cf(CF_RUNS), IteratorMode::From(&hi, Direction::Reverse));
-        match it.next() {
-            Some(item) => {
-                let (k, v) = item.map_err(rerr("reading the run index"))?;
-                if k.len() == prefix.len() + 8 && k.starts_with(prefix) {
-                    Ok(Some((seq_of(&k), RunRecord::from_bytes(&v)?)))
-                } else {
-                    Ok(None)
-                }
-            }
-            None => Ok(None),
-        }
+        Ok(self.segment_at_or_before(run, u64::MAX)?.and_then(|seg| seg.records().next_back()))
     }
 
     fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>> {
@@ -237,7 +229,14 @@ impl Store for RocksStore {
             if !(k.len() == prefix.len() + 8 && k.starts_with(prefix)) {
                 break;
             }
-            out.push((seq_of(&k), RunRecord::from_bytes(&v)?));
+            let seg = RunSegment::from_stored(run, seq_of(&k), &v)?;
+            if out.last().is_some_and(|(seq, _): &(u64, RunRecord)| seq + 1 != seg.first_seq) {
+                return Err(Error::Corrupt(format!(
+                    "run {run:?} has a gap in the run index before seq {}",
+                    seg.first_seq
+                )));
+            }
+            out.extend(seg.records());
         }
         Ok(out)
     }
@@ -258,6 +257,24 @@ impl Store for RocksStore {
             .iterator_cf(self.cf(CF_CHECKPOINTS), IteratorMode::Start)
             .map(|item| decode_checkpoint(item.map_err(rerr("reading checkpoints"))?))
             .collect()
+    }
+}
+
+impl RocksStore {
+    /// The segment of `run` holding `seq`, or else the last one before it.
+    fn segment_at_or_before(&self, run: &str, seq: u64) -> Result<Option<RunSegment>> {
+        let key = run_key(run, seq);
+        let prefix = &key[..run.len() + 1];
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_RUNS));
+        it.seek_for_prev(&key);
+        if let (Some(k), Some(v)) = (it.key(), it.value())
+            && k.len() == prefix.len() + 8
+            && k.starts_with(prefix)
+        {
+            return RunSegment::from_stored(run, seq_of(k), v).map(Some);
+        }
+        it.status().map_err(rerr("reading the run index"))?;
+        Ok(None)
     }
 }
 
