@@ -5,7 +5,8 @@
 #   3. gRPC ingest offered at half the rate of (1), for latency at that rate,
 #   4. receipts read back over HTTP with the log holding all of the above,
 #   5. the same entries into PostgreSQL (installed from Debian's packages if missing),
-#   6. the same bytes as raw synced RocksDB WriteBatches of the server's mean commit group.
+#   6. the same bytes as raw synced RocksDB WriteBatches of the server's mean entries per sync
+#      (one sync covers every commit group written before it: the same number of fsyncs).
 # Environment: ENTRIES (default 1000000), CONNS (64), RECEIPTS (100000), RECEIPT_CONNS (16),
 # LOAD_TMPDIR (/tmp).
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -59,7 +60,7 @@ GROUP=$(python3 -c "
 import re,sys
 m=sys.stdin.read()
 e=float(re.search(r'^ledger_ingest_entries_total (\S+)',m,re.M).group(1))
-c=float(re.search(r'^ledger_commits_total (\S+)',m,re.M).group(1))
+c=float(re.search(r'^ledger_syncs_total (\S+)',m,re.M).group(1))
 print(max(1,int(e/max(c,1))))" <<<"$METRICS")
 
 echo "== 2. HTTP ingest, full speed" >&2

@@ -14,24 +14,31 @@
 //!    appended to the in-memory compact range, and their completed tree nodes go into tiles; a
 //!    run's entries in one submission become one run-index segment. A full open group is queued for the committer
 //!    (one at most; further appenders wait: backpressure).
-//! 3. **Commit** (one committer thread): the moment it is free, the committer takes the queued
-//!    group or closes the open one into a [`CommitBatch`] (entries, run records, changed tiles,
-//!    the new tree size) and writes it as one synced write. A group is therefore everything that
-//!    was sequenced while the previous group was being written. Only after the write are the
-//!    durable size and root published, and only then are the group's answers handed to the
-//!    **acker** thread, which acknowledges each submission with its indices, groups in commit
-//!    order. Waking an appender costs microseconds, and on two cores the woken thread takes the
-//!    CPU the committer needs for the next group: the committer never does it. Groups commit
-//!    strictly in order.
-//! 4. **Checkpoint** (one checkpointer thread): on an interval, if the durable size grew, it signs
+//! 3. **Write** (one committer thread): the moment it is free, the committer takes the queued
+//!    group or closes the open one into a [`CommitBatch`] (entries, run segments, changed tiles,
+//!    the new tree size) and writes it as one atomic `WriteBatch` ([`Store::write`]): in the
+//!    write-ahead log and visible to the store's readers, not yet durable. A group is therefore
+//!    everything that was sequenced while the previous group was being written.
+//! 4. **Sync** (one syncer thread): it takes every group written so far and makes them durable
+//!    with one [`Store::sync`] (an fsync of the write-ahead log), while the committer already
+//!    writes the next group: the CPU work of one group (building the batch, the memtable insert)
+//!    overlaps the fsync of the ones before. Only after the sync are the durable size and root
+//!    published, and only then are the groups' answers handed to the **acker** thread, which
+//!    acknowledges each submission with its indices, groups in write order. Waking an appender
+//!    costs microseconds, and on two cores the woken thread takes the CPU the committer needs:
+//!    neither the committer nor the syncer does it. Groups are written, synced and answered
+//!    strictly in order, and the log never reads past its durable size, so what the store
+//!    holds beyond it (written, not synced) is never served.
+//! 5. **Checkpoint** (one checkpointer thread): on an interval, if the durable size grew, it signs
 //!    a checkpoint over the *published durable* size and root, stores it (synced), and publishes
 //!    it. A checkpoint therefore never covers an entry that is not durable, and as sizes only grow
 //!    along one tree, all checkpoints are consistent.
 //!
 //! # Poisoning
 //!
-//! If a commit or a checkpoint write fails, the store may hold any part of that write: the log
-//! cannot know its own state any more. It records the reason and refuses every later append and
+//! If a write, a sync or a checkpoint write fails, the store may hold any part of what was
+//! written: the log cannot know its own state any more. Every group not yet answered is answered
+//! with the error. It records the reason and refuses every later append and
 //! checkpoint with [`Error::Poisoned`]. Reopening the store recovers the exact committed state
 //! (entries written but not acknowledged may be present; acknowledged ones always are).
 
@@ -96,12 +103,15 @@ pub struct SignedCheckpoint {
 /// Counters for monitoring and benchmarks.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogStats {
-    /// Groups committed.
+    /// Groups committed (each one `WriteBatch`).
     pub batches: u64,
     /// Entries committed (duplicates not counted).
     pub entries: u64,
-    /// Total time spent in `Store::commit`, nanoseconds.
+    /// Over all committed groups, the time from the start of the group's write to the end of
+    /// the sync that made it durable, nanoseconds.
     pub commit_nanos: u64,
+    /// Syncs of the store (each covers every group written before it).
+    pub syncs: u64,
     /// Checkpoints signed.
     pub checkpoints: u64,
 }
@@ -179,6 +189,7 @@ struct Shared {
     batches: AtomicU64,
     entries: AtomicU64,
     commit_nanos: AtomicU64,
+    syncs: AtomicU64,
     checkpoints: AtomicU64,
     /// Full tiles for readers.
     tile_cache: TileCache,
@@ -338,6 +349,7 @@ impl Log {
             batches: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             tile_cache: TileCache::new(cfg.tile_cache),
         });
@@ -350,11 +362,14 @@ impl Log {
                 .spawn(f)
                 .map_err(|e| Error::Storage(format!("spawning {name}: {e}")))
         };
-        let mut threads = Vec::with_capacity(3);
-        let (acks, acker) = std::sync::mpsc::channel::<Acks>();
+        let mut threads = Vec::with_capacity(4);
+        let (to_syncer, written) = std::sync::mpsc::channel::<Written>();
+        let (to_acker, acks) = std::sync::mpsc::channel::<Acks>();
         let s = shared.clone();
-        threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s, &acks)))?);
-        threads.push(spawn("ledger-acker", Box::new(move || ack_loop(&acker)))?);
+        threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s, &to_syncer)))?);
+        let s = shared.clone();
+        threads.push(spawn("ledger-syncer", Box::new(move || sync_loop(&s, &written, &to_acker)))?);
+        threads.push(spawn("ledger-acker", Box::new(move || ack_loop(&acks)))?);
         let s = shared.clone();
         let interval = cfg.checkpoint_interval;
         threads.push(spawn("ledger-checkpointer", Box::new(move || checkpoint_loop(&s, interval)))?);
@@ -473,6 +488,7 @@ impl Log {
             batches: s.batches.load(Ordering::Relaxed),
             entries: s.entries.load(Ordering::Relaxed),
             commit_nanos: s.commit_nanos.load(Ordering::Relaxed),
+            syncs: s.syncs.load(Ordering::Relaxed),
             checkpoints: s.checkpoints.load(Ordering::Relaxed),
         }
     }
@@ -626,8 +642,9 @@ impl Log {
         self.shared.room_cv.notify_all();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         let mut it = threads.into_iter();
-        // The committer first; the acker ends once the committer's acknowledgements are sent.
-        for t in it.by_ref().take(2) {
+        // The committer first; the syncer and then the acker end once what it wrote is synced
+        // and answered.
+        for t in it.by_ref().take(3) {
             let _ = t.join();
         }
         *self.shared.closing.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -993,10 +1010,23 @@ impl Error {
 /// Answers for the acker to send, in order.
 type Acks = Vec<(Reply, Result<Vec<u64>>)>;
 
-/// The committer: takes the queued or open group the moment it is free, writes it as one synced
-/// batch, publishes it and hands its answers to the acker. A group is therefore everything that
-/// was sequenced while the previous group was being written.
-fn commit_loop(shared: &Shared, acker: &std::sync::mpsc::Sender<Acks>) {
+/// A group the committer wrote (or, with no new entries, had nothing to write for), on its way
+/// to the syncer.
+struct Written {
+    /// Its submissions' answers once it is durable; or, if writing failed, the error.
+    acks: Vec<(Reply, Vec<u64>)>,
+    failed: Option<Error>,
+    /// The tree after it, if it wrote entries.
+    tree: Option<(u64, Hash)>,
+    entries: u64,
+    started: Instant,
+}
+
+/// The committer: takes the queued or open group the moment it is free, writes it as one
+/// `WriteBatch` and hands it to the syncer. So a group is everything that was sequenced while
+/// the previous group was being written, and the next group is written while the syncer makes
+/// the previous ones durable.
+fn commit_loop(shared: &Shared, syncer: &std::sync::mpsc::Sender<Written>) {
     loop {
         let group = {
             let mut st = shared.seq.lock().unwrap_or_else(|p| p.into_inner());
@@ -1016,41 +1046,88 @@ fn commit_loop(shared: &Shared, acker: &std::sync::mpsc::Sender<Acks>) {
                 st.committer_waiting = false;
             }
         };
-        let acks = commit_group(shared, group);
+        let written = write_group(shared, group);
+        // If the syncer is gone (it panicked), nothing can become durable: answer with errors.
+        if let Err(std::sync::mpsc::SendError(w)) = syncer.send(written) {
+            let e = Error::Poisoned("the log's syncer thread stopped".into());
+            send_acks(w.acks.into_iter().map(|(r, _)| (r, Err(e.clone_poison()))).collect());
+        }
+    }
+}
+
+/// Writes one group's entries, run segments, tiles and new size as one `WriteBatch`.
+fn write_group(shared: &Shared, Group { batch, acks, root }: Group) -> Written {
+    let started = Instant::now();
+    let mut w = Written { acks, failed: None, tree: None, entries: batch.entries.len() as u64, started };
+    if let Err(e) = shared.poisoned() {
+        w.failed = Some(e);
+    } else if !batch.entries.is_empty() {
+        match shared.store.write(&batch) {
+            Ok(()) => w.tree = Some((batch.tree_size, root)),
+            Err(e) => {
+                // The store may now hold any part of this batch: stop writing.
+                shared.poison(format!("writing entries up to tree size {}: {e}", batch.tree_size));
+                w.failed = Some(shared.poisoned().expect_err("just poisoned"));
+            }
+        }
+    }
+    // The batch's buffers are freed here, off the sequencing lock; the answers go on.
+    w
+}
+
+/// The syncer: takes every group written so far, makes them durable with one sync, publishes
+/// the durable tree and hands their answers to the acker, groups in write order. Nothing is
+/// answered `Ok` before the sync that covers it, and a group without new entries (only
+/// duplicates) is answered after every group before it, so after the originals it repeats.
+fn sync_loop(shared: &Shared, written: &std::sync::mpsc::Receiver<Written>, acker: &std::sync::mpsc::Sender<Acks>) {
+    while let Ok(first) = written.recv() {
+        let mut groups = vec![first];
+        groups.extend(written.try_iter());
+        let tree = groups.iter().filter_map(|w| w.tree).next_back();
+        let mut failed = groups.iter().find_map(|w| w.failed.as_ref().map(Error::clone_poison));
+        if let (None, Some((size, _))) = (&failed, tree) {
+            // (1) Sync: every group above was written before this call.
+            if let Err(e) = shared.store.sync() {
+                shared.poison(format!("syncing entries up to tree size {size}: {e}"));
+                failed = Some(shared.poisoned().expect_err("just poisoned"));
+            }
+        }
+        let mut acks: Acks = Vec::new();
+        match failed {
+            None => {
+                let now = Instant::now();
+                for w in &groups {
+                    if w.tree.is_some() {
+                        shared.batches.fetch_add(1, Ordering::Relaxed);
+                        shared.entries.fetch_add(w.entries, Ordering::Relaxed);
+                        shared.commit_nanos.fetch_add((now - w.started).as_nanos() as u64, Ordering::Relaxed);
+                    }
+                }
+                if let Some(tree) = tree {
+                    shared.syncs.fetch_add(1, Ordering::Relaxed);
+                    // (2) Publish: from here on a checkpoint may cover these entries.
+                    *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = tree;
+                }
+                // (3) Acknowledge, in submission order.
+                for w in groups {
+                    acks.extend(w.acks.into_iter().map(|(r, indices)| (r, Ok(indices))));
+                }
+            }
+            // A failed write or sync: none of these groups is known durable. (Groups before a
+            // failed write in this set were written, but the log is poisoned: it cannot tell.)
+            Some(e) => {
+                for w in groups {
+                    acks.extend(w.acks.into_iter().map(|(r, _)| (r, Err(e.clone_poison()))));
+                }
+            }
+        }
         // Waking the appenders costs a few microseconds each and, on few cores, the CPU the
-        // committer would use for the next group: the acker does it. If the acker is gone (it
+        // committer needs for the next group: the acker does it. If the acker is gone (it
         // panicked), answer here rather than never.
         if let Err(std::sync::mpsc::SendError(acks)) = acker.send(acks) {
             send_acks(acks);
         }
     }
-}
-
-/// Writes one group and returns the answers for its submissions. Nothing is answered `Ok`
-/// before the group is durable, and the acker answers groups in commit order, so duplicates
-/// acknowledged in an empty group are answered after the group holding their originals.
-fn commit_group(shared: &Shared, Group { batch, acks, root }: Group) -> Acks {
-    let fail =
-        |acks: Vec<(Reply, Vec<u64>)>, e: &Error| acks.into_iter().map(|(r, _)| (r, Err(e.clone_poison()))).collect();
-    if let Err(e) = shared.poisoned() {
-        return fail(acks, &e);
-    }
-    // (1) Write: entries, run records, tiles and the new size in one synced write.
-    if !batch.entries.is_empty() {
-        let started = Instant::now();
-        if let Err(e) = shared.store.commit(&batch) {
-            // (1b) The store may now hold any part of this batch: stop writing.
-            shared.poison(format!("committing entries up to tree size {}: {e}", batch.tree_size));
-            return fail(acks, &shared.poisoned().expect_err("just poisoned"));
-        }
-        shared.commit_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        shared.batches.fetch_add(1, Ordering::Relaxed);
-        shared.entries.fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
-        // (2) Publish: from here on a checkpoint may cover these entries.
-        *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = (batch.tree_size, root);
-    }
-    // (3) Acknowledge, in submission order.
-    acks.into_iter().map(|(r, indices)| (r, Ok(indices))).collect()
 }
 
 /// The acker: answers each committed group's submissions, groups in commit order. Callbacks run

@@ -1,5 +1,6 @@
-//! Fault injection behind the storage seam. A wrapper store fails the n-th commit — before
-//! persisting anything, or after persisting all of it — or a checkpoint write. In every case the
+//! Fault injection behind the storage seam. A wrapper store fails the n-th write — before
+//! persisting anything, after persisting all of it, or in the sync after a successful write —
+//! or a checkpoint write. In every case the
 //! log must poison itself (every later append fails fast with the reason), must never have
 //! acknowledged what was not durable, and a reopen over the same data must recover a state in
 //! which every acknowledged entry is present at its index and the tree verifies.
@@ -39,7 +40,7 @@ fn check_recovered(inner: &Arc<MemStore>, acked: &[(u64, Vec<u8>)]) -> Log {
 fn a_failed_commit_poisons_at_every_step() {
     let key = gateway_key();
     let all = batches(&key);
-    for mode in [Mode::Before, Mode::After] {
+    for mode in [Mode::Before, Mode::After, Mode::Sync] {
         // Commit 0 creates the log; commits 1.. carry the batches.
         for fail in 1..=all.len() as u64 {
             let inner = Arc::new(MemStore::new());
@@ -75,7 +76,9 @@ fn a_failed_commit_poisons_at_every_step() {
                 Mode::Before => {
                     assert!(present.is_empty(), "nothing of the failed batch is stored")
                 }
-                Mode::After => assert_eq!(present.len(), failed_batch.len(), "the persisted batch is recovered"),
+                Mode::After | Mode::Sync => {
+                    assert_eq!(present.len(), failed_batch.len(), "the persisted batch is recovered")
+                }
             }
             // Writing resumes after reopening: the rest of the batches (idempotent where present).
             for b in &all[fail as usize - 1..] {

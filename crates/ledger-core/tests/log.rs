@@ -305,3 +305,39 @@ fn callbacks_may_append_under_backpressure() {
     let records = store.run_records("chained").unwrap();
     assert_eq!(records.len(), 50);
 }
+
+/// A group is written before the sync that makes it durable, and readers of the store may see
+/// it meanwhile: the log itself serves nothing of it, and answers nobody, until the sync.
+#[test]
+fn written_but_unsynced_entries_are_neither_served_nor_acknowledged() {
+    let inner = Arc::new(MemStore::new());
+    let gated = Arc::new(Faulty::new(inner.clone(), Mode::Before, u64::MAX));
+    let log = Arc::new(Log::open(gated.clone() as Arc<dyn Store>, log_key(), LogConfig::default()).unwrap());
+    let key = gateway_key();
+    log.append(vec![identity(&key)]).unwrap();
+    log.sign_checkpoint().unwrap();
+    gated.set_sync_gate(false);
+    let run = sealed_run(TreeHash::Blake3, "held", &key, 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    log.append_with(run.clone(), move |r| tx.send(r).unwrap());
+    // Written: the store has it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while inner.run_records("held").unwrap().len() < run.len() {
+        assert!(std::time::Instant::now() < deadline, "the group was never written");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // Not durable: not acknowledged, not served, not checkpointed.
+    assert!(rx.try_recv().is_err(), "acknowledged before the sync");
+    assert_eq!(log.durable_size(), 1);
+    assert!(matches!(log.entry(1), Err(Error::OutOfRange { .. })));
+    assert!(matches!(log.inclusion_proof(0, 2), Err(Error::OutOfRange { .. })));
+    assert!(log.run_entries("held").unwrap().is_empty());
+    assert!(log.receipt("held").is_err());
+    assert_eq!(log.sign_checkpoint().unwrap().checkpoint.size, 1);
+    // The sync makes it durable and answers.
+    gated.set_sync_gate(true);
+    let indices = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap().unwrap();
+    assert_eq!(indices, (1..=run.len() as u64).collect::<Vec<_>>());
+    assert_eq!(log.durable_size(), 1 + run.len() as u64);
+    assert_eq!(log.run_entries("held").unwrap().len(), run.len());
+}

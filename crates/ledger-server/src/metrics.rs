@@ -25,6 +25,7 @@ struct Inner {
     batch_entries: Histogram,
     ack_seconds: Histogram,
     commits: Counter,
+    syncs: Counter,
     commit_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     tree_size: Gauge,
     checkpoint_size: Gauge,
@@ -42,6 +43,7 @@ impl Default for Metrics {
         let batch_entries = Histogram::new(exponential_buckets(1.0, 4.0, 9));
         let ack_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let commits = Counter::default();
+        let syncs = Counter::default();
         let commit_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
         let tree_size = Gauge::default();
         let checkpoint_size = Gauge::default();
@@ -55,8 +57,17 @@ impl Default for Metrics {
             "Time from receiving a batch to acknowledging it durable",
             ack_seconds.clone(),
         );
-        registry.register("commits", "Synced write batches committed by the sequencer", commits.clone());
-        registry.register("commit_seconds", "Time spent in synced commits", commit_seconds.clone());
+        registry.register("commits", "Groups committed by the sequencer (one write batch each)", commits.clone());
+        registry.register(
+            "syncs",
+            "Syncs of the write-ahead log (each covers every group written before it)",
+            syncs.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Summed over committed groups: time from the start of its write to the end of the sync that made it durable",
+            commit_seconds.clone(),
+        );
         registry.register("tree_size", "Durable tree size", tree_size.clone());
         registry.register("checkpoint_size", "Tree size of the newest signed checkpoint", checkpoint_size.clone());
         registry.register(
@@ -73,6 +84,7 @@ impl Default for Metrics {
                 batch_entries,
                 ack_seconds,
                 commits,
+                syncs,
                 commit_seconds,
                 tree_size,
                 checkpoint_size,
@@ -109,6 +121,7 @@ impl Metrics {
             let now = log.stats();
             let before = st.1;
             i.commits.inc_by(now.batches.saturating_sub(before.batches));
+            i.syncs.inc_by(now.syncs.saturating_sub(before.syncs));
             i.commit_seconds.inc_by(now.commit_nanos.saturating_sub(before.commit_nanos) as f64 / 1e9);
             i.checkpoints.inc_by(now.checkpoints.saturating_sub(before.checkpoints));
             st.1 = now;

@@ -3,9 +3,13 @@
 //!
 //! A store holds five things: entries by index, tiles of tree nodes, the run index
 //! `(run, seq) → (index, leaf hash, flags)`, signed checkpoints by tree size, and metadata. The
-//! log writes only through [`Store::commit`], one atomic batch per group of appends, and the
-//! contract is: when `commit` returns `Ok`, the whole batch is durable; when it returns `Err`, any
-//! prefix of it — or all of it — may be durable, and the log stops writing (it is poisoned).
+//! log writes each group of appends as one atomic batch, through [`Store::write`] and then
+//! [`Store::sync`] (or [`Store::commit`], both at once). The contract: when `sync` returns `Ok`,
+//! every batch whose `write` returned before the call is durable, and batches become durable in
+//! the order they were written; when `write`, `sync` or `commit` returns `Err`, any prefix of
+//! what was written — or all of it — may be durable, and the log stops writing (it is
+//! poisoned). A written batch may be visible to readers before it is durable: the log never
+//! reads past its durable size.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -164,6 +168,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn load_meta(&self) -> Result<Option<(LogParams, u64)>>;
     /// Writes `batch` atomically and durably.
     fn commit(&self, batch: &CommitBatch) -> Result<()>;
+    /// Writes `batch` atomically; it is durable after the next successful [`Store::sync`]. A
+    /// store without a cheaper way commits it durably here.
+    fn write(&self, batch: &CommitBatch) -> Result<()> {
+        self.commit(batch)
+    }
+    /// Makes durable every batch whose [`Store::write`] returned before this call.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
     /// The entry at `index`.
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>>;
     /// The entries at `indices` (ascending), in that order: one batched lookup where the store

@@ -4,10 +4,15 @@
 //! encoded tile), `runs` (run ‖ 0x00 ‖ first seq BE → [`RunSegment`]), `checkpoints` (tree size BE →
 //! signed note) and `meta` (`hash`, `origin`, `size`, `format`).
 //!
-//! Durability: every write is one `WriteBatch` with `sync = true`, so it is in the write-ahead
-//! log and fsynced before `write` returns; RocksDB applies a batch across column families
-//! atomically on recovery. Readers only see a batch after its write returned (WAL, then sync,
-//! then memtable), so nothing a reader sees can be lost by a crash.
+//! Durability: every group is one `WriteBatch`, so RocksDB applies it across column families
+//! atomically on recovery. [`Store::commit`] writes it with `sync = true` (in the write-ahead log
+//! and fsynced before it returns). [`Store::write`] writes it with `sync = false`: it is in the
+//! WAL (the OS's page cache) and the memtable, visible to readers but not yet durable, and
+//! [`Store::sync`] (`FlushWAL(sync)`, i.e. `SyncWAL`) then fsyncs the WAL, covering every write
+//! that returned before it. The WAL is one ordered file, so what a crash keeps is always a
+//! prefix of the writes; recovery stops at the first torn record (`PointInTime`). This lets
+//! the log write one group while the previous one is being synced. Readers of the store may see
+//! written, unsynced batches; the log bounds every read by its durable size.
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +52,7 @@ pub struct RocksStore {
     db: DB,
     path: PathBuf,
     sync: WriteOptions,
+    nosync: WriteOptions,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -97,7 +103,7 @@ impl RocksStore {
             .map_err(|e| Error::Storage(format!("opening RocksDB at {}: {e}", path.display())))?;
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
-        let store = RocksStore { db, path: path.to_path_buf(), sync };
+        let store = RocksStore { db, path: path.to_path_buf(), sync, nosync: WriteOptions::default() };
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
             Some(f) if f != STORE_FORMAT => {
                 return Err(Error::Corrupt(format!(
@@ -118,8 +124,30 @@ impl RocksStore {
         self.db.cf_handle(name).expect("column families are created at open")
     }
 
-    fn write(&self, wb: WriteBatch, what: &str) -> Result<()> {
+    fn write_synced(&self, wb: WriteBatch, what: &str) -> Result<()> {
         self.db.write_opt(wb, &self.sync).map_err(rerr(what))
+    }
+
+    /// The `WriteBatch` of a group.
+    fn group_batch(&self, b: &CommitBatch) -> WriteBatch {
+        let mut wb = WriteBatch::default();
+        let (entries, runs, tiles, meta) = (self.cf(CF_ENTRIES), self.cf(CF_RUNS), self.cf(CF_TILES), self.cf(CF_META));
+        if let Some(p) = &b.params {
+            wb.put_cf(meta, b"format", STORE_FORMAT);
+            wb.put_cf(meta, b"hash", p.hash.name());
+            wb.put_cf(meta, b"origin", &p.origin);
+        }
+        for (i, e) in &b.entries {
+            wb.put_cf(entries, be(*i), e);
+        }
+        for seg in &b.runs {
+            wb.put_cf(runs, run_key(&seg.run, seg.first_seq), seg.value());
+        }
+        for (t, i, tile) in &b.tiles {
+            wb.put_cf(tiles, tile_key(*t, *i), tile);
+        }
+        wb.put_cf(meta, b"size", be(b.tree_size));
+        wb
     }
 }
 
@@ -155,24 +183,15 @@ impl Store for RocksStore {
     }
 
     fn commit(&self, b: &CommitBatch) -> Result<()> {
-        let mut wb = WriteBatch::default();
-        let (entries, runs, tiles, meta) = (self.cf(CF_ENTRIES), self.cf(CF_RUNS), self.cf(CF_TILES), self.cf(CF_META));
-        if let Some(p) = &b.params {
-            wb.put_cf(meta, b"format", STORE_FORMAT);
-            wb.put_cf(meta, b"hash", p.hash.name());
-            wb.put_cf(meta, b"origin", &p.origin);
-        }
-        for (i, e) in &b.entries {
-            wb.put_cf(entries, be(*i), e);
-        }
-        for seg in &b.runs {
-            wb.put_cf(runs, run_key(&seg.run, seg.first_seq), seg.value());
-        }
-        for (t, i, tile) in &b.tiles {
-            wb.put_cf(tiles, tile_key(*t, *i), tile);
-        }
-        wb.put_cf(meta, b"size", be(b.tree_size));
-        self.write(wb, "committing a batch")
+        self.write_synced(self.group_batch(b), "committing a batch")
+    }
+
+    fn write(&self, b: &CommitBatch) -> Result<()> {
+        self.db.write_opt(self.group_batch(b), &self.nosync).map_err(rerr("writing a batch"))
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db.flush_wal(true).map_err(rerr("syncing the write-ahead log"))
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
@@ -244,7 +263,7 @@ impl Store for RocksStore {
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
         let mut wb = WriteBatch::default();
         wb.put_cf(self.cf(CF_CHECKPOINTS), be(size), note);
-        self.write(wb, "storing a checkpoint")
+        self.write_synced(wb, "storing a checkpoint")
     }
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {

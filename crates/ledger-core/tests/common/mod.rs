@@ -79,14 +79,16 @@ pub fn sealed_run(h: TreeHash, run: &str, key: &NamedKey, progress: usize) -> Ve
     entries
 }
 
-/// A store over `MemStore` that fails the n-th commit (before or after persisting it), fails
-/// checkpoint writes on demand, and can hold commits back.
+/// A store over `MemStore` that fails the n-th write (before or after persisting it, or in the
+/// sync after it), fails checkpoint writes on demand, and can hold writes back.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mode {
     /// The write fails and nothing reaches the store.
     Before,
     /// The write reaches the store, then the call fails (a lost acknowledgement).
     After,
+    /// The write succeeds (readers may see it), then the sync after it fails (a failed fsync).
+    Sync,
 }
 
 #[derive(Debug)]
@@ -96,8 +98,12 @@ pub struct Faulty {
     pub fail_commit: u64,
     pub commits: AtomicU64,
     pub fail_checkpoints: AtomicBool,
-    /// While closed, commits wait (a slow fsync on demand).
+    /// Set by a `Mode::Sync` fault: the next sync fails.
+    fail_sync: AtomicBool,
+    /// While closed, writes wait (a slow write on demand).
     gate: (Mutex<bool>, Condvar),
+    /// While closed, syncs wait (a slow fsync on demand).
+    sync_gate: (Mutex<bool>, Condvar),
 }
 
 impl Faulty {
@@ -108,14 +114,22 @@ impl Faulty {
             fail_commit,
             commits: AtomicU64::new(0),
             fail_checkpoints: AtomicBool::new(false),
+            fail_sync: AtomicBool::new(false),
             gate: (Mutex::new(true), Condvar::new()),
+            sync_gate: (Mutex::new(true), Condvar::new()),
         }
     }
 
-    /// Opens or closes the commit gate.
+    /// Opens or closes the write gate.
     pub fn set_gate(&self, open: bool) {
         *self.gate.0.lock().unwrap() = open;
         self.gate.1.notify_all();
+    }
+
+    /// Opens or closes the sync gate.
+    pub fn set_sync_gate(&self, open: bool) {
+        *self.sync_gate.0.lock().unwrap() = open;
+        self.sync_gate.1.notify_all();
     }
 }
 
@@ -124,18 +138,38 @@ impl Store for Faulty {
         self.inner.load_meta()
     }
     fn commit(&self, b: &CommitBatch) -> Result<()> {
+        self.write(b)?;
+        self.sync()
+    }
+    fn write(&self, b: &CommitBatch) -> Result<()> {
         let mut open = self.gate.0.lock().unwrap();
         while !*open {
             open = self.gate.1.wait(open).unwrap();
         }
         drop(open);
         if self.commits.fetch_add(1, Ordering::SeqCst) == self.fail_commit {
-            if self.mode == Mode::After {
-                self.inner.commit(b)?;
+            match self.mode {
+                Mode::Before => {}
+                Mode::After => self.inner.commit(b)?,
+                Mode::Sync => {
+                    self.fail_sync.store(true, Ordering::SeqCst);
+                    return self.inner.commit(b);
+                }
             }
-            return Err(Error::Storage("injected: fsync failed".into()));
+            return Err(Error::Storage("injected: write failed".into()));
         }
         self.inner.commit(b)
+    }
+    fn sync(&self) -> Result<()> {
+        let mut open = self.sync_gate.0.lock().unwrap();
+        while !*open {
+            open = self.sync_gate.1.wait(open).unwrap();
+        }
+        drop(open);
+        if self.fail_sync.swap(false, Ordering::SeqCst) {
+            return Err(Error::Storage("injected: fsync failed".into()));
+        }
+        Ok(())
     }
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
         self.inner.entry(index)
