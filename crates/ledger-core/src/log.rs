@@ -51,7 +51,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::{Checkpoint, LogDescriptor};
-use crate::entry::{Entry, Event, Kind};
+use crate::entry::{Entry, EntryView, Event, Kind};
 use crate::keys::NamedKey;
 use crate::merkle::{self, CompactRange};
 use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
@@ -413,13 +413,14 @@ impl Log {
         self.append_admitted(entries, |_| Ok(()), done)
     }
 
-    /// Like [`Log::append_with`], but first asks `admit` about every decoded entry: the first
-    /// refusal refuses the whole batch with [`Error::InBatch`] around the reason. The server uses
-    /// it to hold each ingest token to the identities it may write as, at no second decode.
+    /// Like [`Log::append_with`], but first asks `admit` about every entry, checked and seen as
+    /// an [`EntryView`]: the first refusal refuses the whole batch with [`Error::InBatch`] around
+    /// the reason. The server uses it to hold each ingest token to the identities it may write
+    /// as, at no second decode.
     pub fn append_admitted(
         &self,
         entries: Vec<Vec<u8>>,
-        admit: impl Fn(&Entry) -> Result<()>,
+        admit: impl Fn(&EntryView<'_>) -> Result<()>,
         done: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
     ) {
         if let Err(e) = self.shared.poisoned() {
@@ -667,20 +668,22 @@ impl Drop for Log {
 fn prepare(
     h: TreeHash,
     bytes: Vec<u8>,
-    admit: &impl Fn(&Entry) -> Result<()>,
+    admit: &impl Fn(&EntryView<'_>) -> Result<()>,
     last_run: &mut Option<Arc<str>>,
 ) -> Result<Prepared> {
-    let e = Entry::decode(&bytes)?;
+    // Every rule of SPEC §2, without materialising the entry.
+    let e = Entry::check(&bytes)?;
     admit(&e)?;
-    let leaf = h.leaf(&bytes);
     let kind = e.kind();
     let flags =
         RunRecord { index: 0, sealed: kind == Kind::ReceiptSealed, identity: kind == Kind::IdentityRegistered }.flags();
     let run = match last_run {
-        Some(r) if **r == *e.run.as_str() => r.clone(),
-        _ => last_run.insert(Arc::from(e.run.as_str())).clone(),
+        Some(r) if **r == *e.run() => r.clone(),
+        _ => last_run.insert(Arc::from(e.run())).clone(),
     };
-    Ok(Prepared { run, seq: e.seq, flags, leaf, bytes })
+    let seq = e.seq();
+    let leaf = h.leaf(&bytes);
+    Ok(Prepared { run, seq, flags, leaf, bytes })
 }
 
 /// What one group (or one submission being checked) sequenced for one run: seqs

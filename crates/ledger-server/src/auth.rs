@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use ledger_core::entry::IDENTITY_RUN_PREFIX;
-use ledger_core::{Entry, Event};
+use ledger_core::{Entry, EntryView, Event, Kind};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -71,15 +71,16 @@ impl Principal {
     }
 
     /// May it append `e`? The reason when not.
-    pub fn may_append(&self, e: &Entry) -> Result<(), String> {
+    pub fn may_append(&self, e: &EntryView<'_>) -> Result<(), String> {
         if self.role != Role::Ingest {
             return Err(format!("principal {:?} has role {:?}; only ingest principals append", self.name, self.role));
         }
-        if !self.identities.contains(&e.actor) {
-            return Err(format!("actor {:?} is not one of the identities this token may write as", e.actor));
+        let actor = e.actor();
+        if !self.identities.iter().any(|i| i == actor) {
+            return Err(format!("actor {actor:?} is not one of the identities this token may write as"));
         }
-        if let Event::IdentityRegistered { .. } = e.event {
-            let who = e.run.as_str().strip_prefix(IDENTITY_RUN_PREFIX).unwrap_or_default();
+        if e.kind() == Kind::IdentityRegistered {
+            let who = e.run().strip_prefix(IDENTITY_RUN_PREFIX).unwrap_or_default();
             if !self.identities.iter().any(|i| i == who) {
                 return Err(format!("this token may not register the identity {who:?}"));
             }

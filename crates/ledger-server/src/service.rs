@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledger_core::{Entry, Error, Hash, Log, SignedCheckpoint};
+use ledger_core::{Entry, EntryView, Error, Hash, Log, SignedCheckpoint};
 use tokio::sync::{oneshot, watch};
 
 use crate::auth::{Principal, Principals};
@@ -73,7 +73,7 @@ impl Ledger {
         blocking(move || {
             log.append_admitted(
                 entries,
-                move |e: &Entry| who.may_append(e).map_err(Error::NotPermitted),
+                move |e: &EntryView<'_>| who.may_append(e).map_err(Error::NotPermitted),
                 move |r| {
                     let _ = tx.send(r);
                 },
