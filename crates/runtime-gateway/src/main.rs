@@ -270,6 +270,11 @@ async fn run(cli: Cli) -> Result<()> {
         let _ = stopping_tx.send(());
         shutdown_token.cancel();
     };
+    // TCP_NODELAY (axum leaves it off), so that a streamed event (SSE) following another is not
+    // held back until the client's delayed ACK (~40 ms). Failing to set it only costs latency.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app(gw)).with_graceful_shutdown(shutdown).await?;
     drained.await?;
     push.drain(Duration::from_secs(10)).await;
