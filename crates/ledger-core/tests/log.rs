@@ -294,6 +294,9 @@ fn callbacks_may_append_under_backpressure() {
             })
         })
         .collect();
+    // Not synchronisation: time for the other appenders to fill the open and the queued group,
+    // which makes the chain's first callback meet backpressure (the case that deadlocked when
+    // callbacks ran on the committer). The assertions hold however far they got.
     std::thread::sleep(std::time::Duration::from_millis(200));
     gated.set_gate(true);
     let last = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the chain must finish").unwrap();
