@@ -8,6 +8,14 @@ use std::sync::Arc;
 use common::*;
 use ledger_core::{Error, Event, Log, LogConfig, MemStore, ReceiptVerifier, Store, TreeHash, merkle};
 
+/// A log over a `Faulty` store that injects no fault, for its write and sync gates.
+fn gated_log(cfg: LogConfig) -> (Arc<MemStore>, Arc<Faulty>, Arc<Log>) {
+    let inner = Arc::new(MemStore::new());
+    let gated = Arc::new(Faulty::new(inner.clone(), Mode::Before, u64::MAX));
+    let log = Arc::new(Log::open(gated.clone() as Arc<dyn Store>, log_key(), cfg).unwrap());
+    (inner, gated, log)
+}
+
 fn open(store: &Arc<MemStore>, hash: TreeHash) -> Log {
     let cfg = LogConfig { hash, ..LogConfig::default() };
     Log::open(store.clone() as Arc<dyn Store>, log_key(), cfg).unwrap()
@@ -192,10 +200,7 @@ fn small_order_identity_keys_are_refused() {
 /// run cache: a conflicting (or identical) resend is judged against it, not against the store.
 #[test]
 fn runs_evicted_from_the_cache_while_in_flight_keep_their_rules() {
-    let inner = Arc::new(MemStore::new());
-    let gated = Arc::new(Faulty::new(inner.clone(), Mode::Before, u64::MAX));
-    let cfg = LogConfig { run_cache: 16, ..LogConfig::default() };
-    let log = Arc::new(Log::open(gated.clone() as Arc<dyn Store>, log_key(), cfg).unwrap());
+    let (_, gated, log) = gated_log(LogConfig { run_cache: 16, ..LogConfig::default() });
     let (tx, rx) = std::sync::mpsc::channel();
     let send = |name: &'static str, entries: Vec<Vec<u8>>| {
         let tx = tx.clone();
@@ -247,10 +252,7 @@ fn runs_evicted_from_the_cache_while_in_flight_keep_their_rules() {
 /// that make room.
 #[test]
 fn callbacks_may_append_under_backpressure() {
-    let store = Arc::new(MemStore::new());
-    let gated = Arc::new(Faulty::new(store.clone(), Mode::Before, u64::MAX));
-    let cfg = LogConfig { max_group_entries: 1, ..LogConfig::default() };
-    let log = Arc::new(Log::open(gated.clone() as Arc<dyn Store>, log_key(), cfg).unwrap());
+    let (store, gated, log) = gated_log(LogConfig { max_group_entries: 1, ..LogConfig::default() });
     // Commits wait at the gate until the other appenders have filled the open and the queued
     // group, so the chain's first callback finds no room.
     gated.set_gate(false);
@@ -313,9 +315,7 @@ fn callbacks_may_append_under_backpressure() {
 /// it meanwhile: the log itself serves nothing of it, and answers nobody, until the sync.
 #[test]
 fn written_but_unsynced_entries_are_neither_served_nor_acknowledged() {
-    let inner = Arc::new(MemStore::new());
-    let gated = Arc::new(Faulty::new(inner.clone(), Mode::Before, u64::MAX));
-    let log = Arc::new(Log::open(gated.clone() as Arc<dyn Store>, log_key(), LogConfig::default()).unwrap());
+    let (inner, gated, log) = gated_log(LogConfig::default());
     let key = gateway_key();
     log.append(vec![identity(&key)]).unwrap();
     log.sign_checkpoint().unwrap();
