@@ -359,7 +359,11 @@ impl PackVerifier {
     fn feed(&mut self, mut chunk: &[u8], each: EachEntry<'_>) -> Result<()> {
         self.entries_hash.update(chunk);
         if !self.carry.is_empty() {
-            let need = frame_len(&self.carry).map_or(4 - self.carry.len(), |n| 4 + n - self.carry.len());
+            // (Not `map_or`: its default would be evaluated, and underflow, with a whole header.)
+            let need = match frame_len(&self.carry) {
+                Some(n) => 4 + n - self.carry.len(),
+                None => 4 - self.carry.len(),
+            };
             let take = need.min(chunk.len());
             self.carry.extend_from_slice(&chunk[..take]);
             chunk = &chunk[take..];
