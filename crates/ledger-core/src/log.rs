@@ -10,20 +10,22 @@
 //!    being committed, and then the run index in the store: next seq expected, idempotent
 //!    identical duplicates (same leaf hash in memory, same bytes in the store), conflicting
 //!    duplicates. A submission is all or nothing: its entries are checked against a private
-//!    overlay that is merged only if all pass. Accepted entries get consecutive indices, are
-//!    appended to the in-memory compact range, and their completed tree nodes go into tiles; a
-//!    run's entries in one submission become one run-index segment. A full open group is queued for the committer
-//!    (one at most; further appenders wait: backpressure).
+//!    overlay that is merged only if all pass. Accepted entries get consecutive indices and their
+//!    leaf hashes join the group; a run's entries in one submission become one run-index
+//!    segment. A full open group is queued for the committer (one at most; further appenders
+//!    wait: backpressure). No tree node is hashed under this lock.
 //! 3. **Write** (one committer thread): the moment it is free, the committer takes the queued
-//!    group or closes the open one into a [`CommitBatch`] (entries, run segments, changed tiles,
-//!    the new tree size) and writes it as one atomic `WriteBatch` ([`Store::write`]): in the
+//!    group or closes the open one, hashes its leaves into the tree (`tree::TreeBuilder`: the
+//!    compact range, the tiles they complete and the partial tiles of the new right edge, which
+//!    stay in memory) and writes a [`CommitBatch`] (entries, run segments, completed tiles, the
+//!    new tree size) as one atomic `WriteBatch` ([`Store::write`]): in the
 //!    write-ahead log and visible to the store's readers, not yet durable. A group is therefore
 //!    everything that was sequenced while the previous group was being written.
 //! 4. **Sync** (one syncer thread): it takes every group written so far and makes them durable
 //!    with one [`Store::sync`] (an fsync of the write-ahead log), while the committer already
 //!    writes the next group: the CPU work of one group (building the batch, the memtable insert)
-//!    overlaps the fsync of the ones before. Only after the sync are the durable size and root
-//!    published, and only then are the groups' answers handed to the **acker** thread, which
+//!    overlaps the fsync of the ones before. Only after the sync are the durable size, root and
+//!    right edge published, and only then are the groups' answers handed to the **acker** thread, which
 //!    acknowledges each submission with its indices, groups in write order. Waking an appender
 //!    costs microseconds, and on two cores the woken thread takes the CPU the committer needs:
 //!    neither the committer nor the syncer does it. Groups are written, synced and answered
@@ -55,11 +57,11 @@ use crate::entry::{Entry, EntryView, Event, Kind};
 use crate::keys::NamedKey;
 use crate::merkle::{self, CompactRange};
 use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
-use crate::store::{
-    CachedNodes, CommitBatch, LogParams, RunRecord, RunSegment, Store, StoreNodes, TILE_HEIGHT, TileCache, decode_tile,
-    encode_tile,
-};
+use crate::store::{CachedNodes, CommitBatch, Edge, LogParams, RunRecord, RunSegment, SharedTile, Store, TileCache};
 use crate::{Error, Hash, Result, TreeHash};
+
+mod tree;
+use tree::TreeBuilder;
 
 /// Settings of a [`Log`].
 #[derive(Clone, Debug)]
@@ -161,9 +163,20 @@ impl Drop for Reply {
 
 #[derive(Debug)]
 struct Group {
+    /// Entries and run segments; the committer adds the tiles.
     batch: CommitBatch,
+    /// The new entries' leaf hashes, in index order.
+    leaves: Vec<Hash>,
     acks: Vec<(Reply, Vec<u64>)>,
+}
+
+/// The durable tree: what readers may see.
+#[derive(Debug)]
+struct Durable {
+    size: u64,
     root: Hash,
+    /// Its partial tiles (stores hold full tiles only).
+    edge: Edge,
 }
 
 #[derive(Debug)]
@@ -173,8 +186,8 @@ struct Shared {
     key: NamedKey,
     descriptor: LogDescriptor,
     poison: OnceLock<String>,
-    /// Size and root of the durable tree: advanced only after a successful commit.
-    durable: Mutex<(u64, Hash)>,
+    /// The durable tree: advanced only after a successful sync.
+    durable: Mutex<Arc<Durable>>,
     checkpoint: Mutex<Arc<SignedCheckpoint>>,
     checkpoint_cv: Condvar,
     /// Set when the log closes: wakes the checkpointer for its final checkpoint.
@@ -196,9 +209,9 @@ struct Shared {
 }
 
 impl Shared {
-    /// The tree nodes, for readers.
-    fn nodes(&self) -> CachedNodes<'_> {
-        CachedNodes(&*self.store, &self.tile_cache)
+    /// The nodes of the durable tree `d` (or of any smaller one), for readers.
+    fn nodes<'a>(&'a self, d: &'a Durable) -> CachedNodes<'a> {
+        CachedNodes(&*self.store, &self.tile_cache, &d.edge)
     }
 
     fn poisoned(&self) -> Result<()> {
@@ -214,15 +227,15 @@ impl Shared {
         self.checkpoint_cv.notify_all();
     }
 
-    fn durable(&self) -> (u64, Hash) {
-        *self.durable.lock().unwrap_or_else(|p| p.into_inner())
+    fn durable(&self) -> Arc<Durable> {
+        self.durable.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Signs and stores a checkpoint over the durable tree if it grew. Only ever called from one
     /// thread at a time (the checkpointer, or `open` before it starts).
     fn sign_checkpoint(&self) -> Result<Arc<SignedCheckpoint>> {
         self.poisoned()?;
-        let (size, root) = self.durable();
+        let Durable { size, root, .. } = *self.durable();
         let current = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if size == current.checkpoint.size && !current.note.is_empty() {
             return Ok(current);
@@ -280,11 +293,12 @@ impl Log {
             }
         };
 
-        // Recover the right edge of the tree: the compact range and the partial tiles.
-        let nodes = StoreNodes(&*store);
-        let range = CompactRange::load(&nodes, size)?;
-        let root = range.root(cfg.hash);
-        let tiles = TileWriter::load(&*store, size)?;
+        // Rebuild the right edge of the tree (the compact range and the partial tiles) from the
+        // stored entries and full tiles.
+        let tree = TreeBuilder::open(&*store, cfg.hash, size)?;
+        let durable = Durable { size, root: tree.root(), edge: tree.edge() };
+        let tile_cache = TileCache::new(cfg.tile_cache);
+        let nodes = CachedNodes(&*store, &tile_cache, &durable.edge);
 
         // The newest checkpoint must be ours and agree with the stored tree.
         let latest = match store.latest_checkpoint()? {
@@ -318,9 +332,7 @@ impl Log {
         let run_cache = NonZeroUsize::new(cfg.run_cache.max(1)).expect("non-zero");
         let sequencer = Sequencer {
             store: store.clone(),
-            hash: cfg.hash,
-            range,
-            tiles,
+            size,
             next_seq: lru::LruCache::new(run_cache),
             pending: VecDeque::new(),
             max_entries: cfg.max_group_entries.max(1),
@@ -332,7 +344,7 @@ impl Log {
             key,
             descriptor,
             poison: OnceLock::new(),
-            durable: Mutex::new((size, root)),
+            durable: Mutex::new(Arc::new(durable)),
             checkpoint: Mutex::new(Arc::new(latest)),
             checkpoint_cv: Condvar::new(),
             closing: Mutex::new(false),
@@ -351,7 +363,7 @@ impl Log {
             commit_nanos: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
-            tile_cache: TileCache::new(cfg.tile_cache),
+            tile_cache,
         });
         // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
         shared.sign_checkpoint()?;
@@ -366,7 +378,7 @@ impl Log {
         let (to_syncer, written) = std::sync::mpsc::channel::<Written>();
         let (to_acker, acks) = std::sync::mpsc::channel::<Acks>();
         let s = shared.clone();
-        threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s, &to_syncer)))?);
+        threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s, tree, &to_syncer)))?);
         let s = shared.clone();
         threads.push(spawn("ledger-syncer", Box::new(move || sync_loop(&s, &written, &to_acker)))?);
         threads.push(spawn("ledger-acker", Box::new(move || ack_loop(&acks)))?);
@@ -474,7 +486,7 @@ impl Log {
 
     /// Size of the durable tree (may be ahead of the newest checkpoint).
     pub fn durable_size(&self) -> u64 {
-        self.shared.durable().0
+        self.shared.durable().size
     }
 
     /// Why the log is poisoned, if it is.
@@ -494,12 +506,13 @@ impl Log {
         }
     }
 
-    fn check_size(&self, size: u64) -> Result<()> {
-        let durable = self.durable_size();
-        if size > durable {
-            return Err(Error::OutOfRange { what: "tree size", value: size, size: durable });
+    /// The durable tree, if it has at least `size` entries.
+    fn check_size(&self, size: u64) -> Result<Arc<Durable>> {
+        let durable = self.shared.durable();
+        if size > durable.size {
+            return Err(Error::OutOfRange { what: "tree size", value: size, size: durable.size });
         }
-        Ok(())
+        Ok(durable)
     }
 
     /// The entry at `index`.
@@ -510,20 +523,20 @@ impl Log {
 
     /// The root of the tree of the first `size` entries.
     pub fn root_at(&self, size: u64) -> Result<Hash> {
-        self.check_size(size)?;
-        merkle::root(self.shared.hash, &self.shared.nodes(), size)
+        let d = self.check_size(size)?;
+        merkle::root(self.shared.hash, &self.shared.nodes(&d), size)
     }
 
     /// Inclusion proof of `index` in the tree of `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
-        self.check_size(size)?;
-        merkle::inclusion_proof(self.shared.hash, &self.shared.nodes(), index, size)
+        let d = self.check_size(size)?;
+        merkle::inclusion_proof(self.shared.hash, &self.shared.nodes(&d), index, size)
     }
 
     /// Consistency proof from `old` to `new` entries.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
-        self.check_size(new)?;
-        merkle::consistency_proof(self.shared.hash, &self.shared.nodes(), old, new)
+        let d = self.check_size(new)?;
+        merkle::consistency_proof(self.shared.hash, &self.shared.nodes(&d), old, new)
     }
 
     /// Calls `f` for the entries `[start, end)` in index order; `end` must be durable.
@@ -546,17 +559,22 @@ impl Log {
         Ok(())
     }
 
-    /// The stored tile `(level, index)` (see `store::encode_tile`) with at least `width` hashes in
-    /// row 0 if the store has them: from the cache when it holds a wide enough copy.
-    pub fn tile(&self, level: u8, index: u64, width: u64) -> Result<Option<Arc<Vec<u8>>>> {
-        self.shared.tile_cache.tile_at_least(&*self.shared.store, level, index, width)
+    /// Tile `(level, index)` of the durable tree (see `store::encode_tile`) if it has at least
+    /// `width` hashes in row 0: the partial tile at the tree's right edge, or a full tile.
+    pub fn tile(&self, level: u8, index: u64, width: u64) -> Result<Option<SharedTile>> {
+        let d = self.shared.durable();
+        if d.edge.is_edge(level, index) {
+            let wide_enough = |t: &&SharedTile| t.len() >= 2 && u64::from(u16::from_be_bytes([t[0], t[1]])) >= width;
+            return Ok(d.edge.tile(level, index).filter(wide_enough).cloned());
+        }
+        self.shared.tile_cache.tile(&*self.shared.store, level, index)
     }
 
     /// The compact range of `[0, size)` (a pack's `left`): the roots of its perfect subtrees,
     /// largest first.
     pub fn compact_range(&self, size: u64) -> Result<CompactRange> {
-        self.check_size(size)?;
-        CompactRange::load(&self.shared.nodes(), size)
+        let d = self.check_size(size)?;
+        CompactRange::load(&self.shared.nodes(&d), size)
     }
 
     /// The durable entries of `run` in seq order, with their indices.
@@ -591,7 +609,9 @@ impl Log {
             // The seal may be durable but not yet checkpointed, or (after a crash) not durable.
             return Err(Error::NotYetCheckpointed { run: run.to_string(), seal_index });
         }
-        let nodes = self.shared.nodes();
+        // Read after the checkpoint, the durable tree is at least as large (checkpoints sign it).
+        let d = self.shared.durable();
+        let nodes = self.shared.nodes(&d);
         let h = self.shared.hash;
         let prove = |index: u64, entry: Option<Vec<u8>>| -> Result<ProvenEntry> {
             let entry = entry.ok_or_else(|| Error::Corrupt(format!("entry {index} is missing")))?;
@@ -805,7 +825,7 @@ impl Shared {
     fn take_open(&self, st: &mut SeqState) -> Group {
         let open = std::mem::replace(&mut st.open, OpenGroup::empty());
         let group = st.seq.close(open);
-        st.seq.prune(self.durable().0);
+        st.seq.prune(self.durable().size);
         group
     }
 }
@@ -813,9 +833,8 @@ impl Shared {
 #[derive(Debug)]
 struct Sequencer {
     store: Arc<dyn Store>,
-    hash: TreeHash,
-    range: CompactRange,
-    tiles: TileWriter,
+    /// The tree size after everything sequenced: the next entry's index.
+    size: u64,
     /// Next seq of recently used runs: reflects every sequenced entry, durable or not.
     next_seq: lru::LruCache<Arc<str>, u64>,
     /// Groups not yet known durable: the tree size after each and the runs it touched.
@@ -830,9 +849,8 @@ impl Sequencer {
     /// reply to send with the reason.
     /// `size` is the submission's `(entries, bytes)`, as the caller already measured it.
     fn add(&mut self, open: &mut OpenGroup, sub: Submission, size: (usize, usize)) -> Option<(Reply, Error)> {
-        let h = self.hash;
         let mut overlay = Overlay::default();
-        let checked = match self.check(&sub.entries, &mut overlay, open, self.range.size()) {
+        let checked = match self.check(&sub.entries, &mut overlay, open, self.size) {
             Err(e) => return Some((sub.done, e)),
             Ok(checked) => checked,
         };
@@ -860,10 +878,10 @@ impl Sequencer {
             if !new {
                 continue; // an idempotent duplicate: nothing to write
             }
-            debug_assert_eq!(index, self.range.size());
-            let tiles = &mut self.tiles;
-            let out = &mut open.batch.tiles;
-            self.range.push(h, p.leaf, |level, index, node| tiles.add(level, index, node, out));
+            debug_assert_eq!(index, self.size);
+            self.size += 1;
+            // The committer hashes the tree's nodes, off this lock.
+            open.leaves.push(p.leaf);
             // One run-index segment per run per submission: an entry that continues the last
             // segment (same run, next seq, next index) joins it.
             // (Entries are added in index order and a run's new entries in seq order, so the
@@ -893,12 +911,11 @@ impl Sequencer {
         }
     }
 
-    /// Closes the open group into a commit batch over the tree as it now stands.
+    /// Closes the open group into a commit batch up to the tree size as it now stands.
     fn close(&mut self, mut open: OpenGroup) -> Group {
-        self.tiles.flush_partial(&mut open.batch.tiles);
-        open.batch.tree_size = self.range.size();
+        open.batch.tree_size = self.size;
         self.pending.push_back((open.batch.tree_size, open.runs));
-        Group { batch: open.batch, acks: open.acks, root: self.range.root(self.hash) }
+        Group { batch: open.batch, leaves: open.leaves, acks: open.acks }
     }
 
     /// Checks one submission's run rules; fills `overlay` with what accepting it would change.
@@ -980,6 +997,7 @@ impl Sequencer {
 #[derive(Debug)]
 struct OpenGroup {
     batch: CommitBatch,
+    leaves: Vec<Hash>,
     /// Runs this group touched (for next seqs and duplicates within the group).
     runs: RunMap,
     acks: Vec<(Reply, Vec<u64>)>,
@@ -989,7 +1007,14 @@ struct OpenGroup {
 
 impl OpenGroup {
     fn empty() -> OpenGroup {
-        OpenGroup { batch: CommitBatch::default(), runs: HashMap::default(), acks: Vec::new(), entries: 0, bytes: 0 }
+        OpenGroup {
+            batch: CommitBatch::default(),
+            leaves: Vec::new(),
+            runs: HashMap::default(),
+            acks: Vec::new(),
+            entries: 0,
+            bytes: 0,
+        }
     }
 
     fn has_work(&self) -> bool {
@@ -1020,7 +1045,7 @@ struct Written {
     acks: Vec<(Reply, Vec<u64>)>,
     failed: Option<Error>,
     /// The tree after it, if it wrote entries.
-    tree: Option<(u64, Hash)>,
+    tree: Option<Durable>,
     entries: u64,
     started: Instant,
 }
@@ -1029,7 +1054,7 @@ struct Written {
 /// `WriteBatch` and hands it to the syncer. So a group is everything that was sequenced while
 /// the previous group was being written, and the next group is written while the syncer makes
 /// the previous ones durable.
-fn commit_loop(shared: &Shared, syncer: &std::sync::mpsc::Sender<Written>) {
+fn commit_loop(shared: &Shared, mut tree: TreeBuilder, syncer: &std::sync::mpsc::Sender<Written>) {
     loop {
         let group = {
             let mut st = shared.seq.lock().unwrap_or_else(|p| p.into_inner());
@@ -1049,7 +1074,7 @@ fn commit_loop(shared: &Shared, syncer: &std::sync::mpsc::Sender<Written>) {
                 st.committer_waiting = false;
             }
         };
-        let written = write_group(shared, group);
+        let written = write_group(shared, &mut tree, group);
         // If the syncer is gone (it panicked), nothing can become durable: answer with errors.
         if let Err(std::sync::mpsc::SendError(w)) = syncer.send(written) {
             let e = Error::Poisoned("the log's syncer thread stopped".into());
@@ -1058,15 +1083,21 @@ fn commit_loop(shared: &Shared, syncer: &std::sync::mpsc::Sender<Written>) {
     }
 }
 
-/// Writes one group's entries, run segments, tiles and new size as one `WriteBatch`.
-fn write_group(shared: &Shared, Group { batch, acks, root }: Group) -> Written {
+/// Hashes one group's leaves into the tree and writes its entries, run segments, the tiles it
+/// completed and the new size as one `WriteBatch`.
+fn write_group(shared: &Shared, tree: &mut TreeBuilder, Group { mut batch, leaves, acks }: Group) -> Written {
     let started = Instant::now();
     let mut w = Written { acks, failed: None, tree: None, entries: batch.entries.len() as u64, started };
     if let Err(e) = shared.poisoned() {
         w.failed = Some(e);
     } else if !batch.entries.is_empty() {
+        for leaf in leaves {
+            tree.push(leaf, &mut batch.tiles);
+        }
+        debug_assert_eq!(tree.size(), batch.tree_size, "groups reach the committer in sequence order");
+        let durable = Durable { size: tree.size(), root: tree.root(), edge: tree.edge() };
         match shared.store.write(&batch) {
-            Ok(()) => w.tree = Some((batch.tree_size, root)),
+            Ok(()) => w.tree = Some(durable),
             Err(e) => {
                 // The store may now hold any part of this batch: stop writing.
                 shared.poison(format!("writing entries up to tree size {}: {e}", batch.tree_size));
@@ -1086,9 +1117,9 @@ fn sync_loop(shared: &Shared, written: &std::sync::mpsc::Receiver<Written>, acke
     while let Ok(first) = written.recv() {
         let mut groups = vec![first];
         groups.extend(written.try_iter());
-        let tree = groups.iter().filter_map(|w| w.tree).next_back();
         let mut failed = groups.iter().find_map(|w| w.failed.as_ref().map(Error::clone_poison));
-        if let (None, Some((size, _))) = (&failed, tree) {
+        let tree = groups.iter_mut().filter_map(|w| w.tree.take()).next_back();
+        if let (None, Some(Durable { size, .. })) = (&failed, &tree) {
             // (1) Sync: every group above was written before this call.
             if let Err(e) = shared.store.sync() {
                 shared.poison(format!("syncing entries up to tree size {size}: {e}"));
@@ -1100,7 +1131,7 @@ fn sync_loop(shared: &Shared, written: &std::sync::mpsc::Receiver<Written>, acke
             None => {
                 let now = Instant::now();
                 for w in &groups {
-                    if w.tree.is_some() {
+                    if w.entries > 0 {
                         shared.batches.fetch_add(1, Ordering::Relaxed);
                         shared.entries.fetch_add(w.entries, Ordering::Relaxed);
                         shared.commit_nanos.fetch_add((now - w.started).as_nanos() as u64, Ordering::Relaxed);
@@ -1109,7 +1140,7 @@ fn sync_loop(shared: &Shared, written: &std::sync::mpsc::Receiver<Written>, acke
                 if let Some(tree) = tree {
                     shared.syncs.fetch_add(1, Ordering::Relaxed);
                     // (2) Publish: from here on a checkpoint may cover these entries.
-                    *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = tree;
+                    *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tree);
                 }
                 // (3) Acknowledge, in submission order.
                 for w in groups {
@@ -1164,79 +1195,6 @@ fn checkpoint_loop(shared: &Shared, interval: Duration) {
         let _ = shared.sign_checkpoint();
         if done {
             return;
-        }
-    }
-}
-
-/// The right-edge tiles being filled, one per tile level.
-#[derive(Debug, Default)]
-struct TileWriter {
-    bufs: Vec<TileBuf>,
-}
-
-#[derive(Debug)]
-struct TileBuf {
-    index: u64,
-    rows: Vec<Vec<Hash>>,
-    dirty: bool,
-}
-
-impl TileBuf {
-    fn empty(index: u64) -> TileBuf {
-        TileBuf { index, rows: (0..TILE_HEIGHT).map(|r| Vec::with_capacity(256 >> r)).collect(), dirty: false }
-    }
-}
-
-impl TileWriter {
-    /// Loads the partial tiles at the right edge of a tree of `size` leaves.
-    fn load(store: &dyn Store, size: u64) -> Result<TileWriter> {
-        let mut bufs = Vec::new();
-        let mut t = 0u8;
-        while u32::from(t) * u32::from(TILE_HEIGHT) < 64 && size >> (u32::from(t) * u32::from(TILE_HEIGHT)) > 0 {
-            let complete = size >> (u32::from(t) * u32::from(TILE_HEIGHT));
-            let (index, width) = (complete >> TILE_HEIGHT, (complete & 0xff) as usize);
-            let mut buf = TileBuf::empty(index);
-            if width > 0 {
-                let tile =
-                    store.tile(t, index)?.ok_or_else(|| Error::Corrupt(format!("missing partial tile {t}/{index}")))?;
-                let rows = decode_tile(&tile)?;
-                if rows[0].len() != width {
-                    return Err(Error::Corrupt(format!(
-                        "tile {t}/{index} has width {}, the tree needs {width}",
-                        rows[0].len()
-                    )));
-                }
-                buf.rows = rows;
-            }
-            bufs.push(buf);
-            t += 1;
-        }
-        Ok(TileWriter { bufs })
-    }
-
-    #[inline]
-    fn add(&mut self, level: u8, index: u64, node: &Hash, out: &mut Vec<(u8, u64, Vec<u8>)>) {
-        let (t, row) = (usize::from(level / TILE_HEIGHT), usize::from(level % TILE_HEIGHT));
-        if self.bufs.len() <= t {
-            self.bufs.push(TileBuf::empty(0));
-        }
-        let buf = &mut self.bufs[t];
-        debug_assert_eq!(index >> (TILE_HEIGHT as usize - row), buf.index, "node {level}/{index} outside tile");
-        buf.rows[row].push(*node);
-        buf.dirty = true;
-        if row == usize::from(TILE_HEIGHT) - 1 && buf.rows[row].len() == 2 {
-            // The tile is full: write it once, for good, and start the next.
-            out.push((t as u8, buf.index, encode_tile(&buf.rows)));
-            *buf = TileBuf::empty(buf.index + 1);
-        }
-    }
-
-    fn flush_partial(&mut self, out: &mut Vec<(u8, u64, Vec<u8>)>) {
-        for (t, buf) in self.bufs.iter_mut().enumerate() {
-            if buf.dirty && !buf.rows[0].is_empty() {
-                out.push((t as u8, buf.index, encode_tile(&buf.rows)));
-            }
-            buf.dirty = false;
         }
     }
 }

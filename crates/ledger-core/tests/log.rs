@@ -344,3 +344,70 @@ fn written_but_unsynced_entries_are_neither_served_nor_acknowledged() {
     assert_eq!(log.durable_size(), 1 + run.len() as u64);
     assert_eq!(log.run_entries("held").unwrap().len(), run.len());
 }
+
+/// The partial tiles at the right edge of the tree are never stored: only full tiles are, once
+/// each. A reopened log rebuilds its edge from the entries and full tiles (each tile level
+/// exercised, sizes on both sides of every boundary) and serves the same roots, proofs and tiles
+/// as an independent in-memory tree, even with a wrong partial tile planted where an older build
+/// kept one.
+#[test]
+fn the_right_edge_is_kept_in_memory_and_rebuilt_on_open() {
+    use ledger_core::store::{CommitBatch, decode_tile, encode_tile};
+    let h = TreeHash::Blake3;
+    let store = Arc::new(MemStore::new());
+    let all: Vec<Vec<u8>> = (0..1300).flat_map(|r| run_events(&format!("edge-{r}"), "gateway", 98)).collect();
+    let mut oracle = ledger_core::MemTree::new(h);
+    let mut size = 0u64;
+    for target in [1u64, 255, 256, 257, 511, 512, 513, 65535, 65536, 65537, 66_050, 131_073] {
+        let log = open(&store, h);
+        assert_eq!(log.durable_size(), size);
+        let batch = all[size as usize..target as usize].to_vec();
+        for e in &batch {
+            oracle.push_entry(e);
+        }
+        let indices = log.append(batch).unwrap();
+        assert_eq!(indices, (size..target).collect::<Vec<_>>());
+        let old = size;
+        size = target;
+        log.close().unwrap();
+
+        // Stored: every full tile, complete; no partial one. Then plant a wrong partial tile
+        // where the edge is, as a v2 store would have one.
+        for t in 0..3u8 {
+            let complete = size >> (8 * u32::from(t));
+            for i in 0..complete >> 8 {
+                let tile = store.tile(t, i).unwrap().unwrap_or_else(|| panic!("full tile {t}/{i} missing at {size}"));
+                assert_eq!(decode_tile(&tile).unwrap()[0].len(), 256);
+            }
+            let (edge, width) = (complete >> 8, (complete & 0xff) as usize);
+            // (or the one planted in an earlier round: only ever overwritten by the full tile)
+            let stored = store.tile(t, edge).unwrap();
+            assert!(
+                stored.is_none_or(|s| s[2..].iter().all(|&b| b == 0xee)),
+                "partial tile {t}/{edge} stored at {size}"
+            );
+            if width > 0 {
+                let rows: Vec<Vec<[u8; 32]>> = (0..8).map(|r| vec![[0xee; 32]; width >> r]).collect();
+                let plant =
+                    CommitBatch { tiles: vec![(t, edge, encode_tile(&rows))], tree_size: size, ..Default::default() };
+                store.commit(&plant).unwrap();
+            }
+        }
+
+        let log = open(&store, h);
+        assert_eq!(log.root_at(size).unwrap(), oracle.root(), "root at {size}");
+        for index in [0, size / 2, size - 1] {
+            assert_eq!(log.inclusion_proof(index, size).unwrap(), oracle.inclusion_proof(index, size).unwrap());
+        }
+        assert_eq!(log.consistency_proof(old, size).unwrap(), oracle.consistency_proof(old, size).unwrap());
+        assert_eq!(log.compact_range(size).unwrap(), *oracle.compact_range());
+        let width = size & 0xff;
+        if width > 0 {
+            let tile = log.tile(0, size >> 8, width).unwrap().expect("the edge tile");
+            let leaves: Vec<[u8; 32]> = (size & !0xff..size).map(|i| h.leaf(&log.entry(i).unwrap())).collect();
+            assert_eq!(decode_tile(&tile).unwrap()[0], leaves);
+            assert_eq!(log.tile(0, size >> 8, width + 1).unwrap(), None, "wider than the durable tree");
+        }
+        log.close().unwrap();
+    }
+}

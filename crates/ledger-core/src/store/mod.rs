@@ -1,8 +1,9 @@
 //! The storage seam under the log: one trait, [`Store`], with an in-memory implementation
 //! ([`MemStore`]) and, behind the `rocksdb` feature, the durable one ([`RocksStore`]).
 //!
-//! A store holds five things: entries by index, tiles of tree nodes, the run index
-//! `(run, seq) → (index, leaf hash, flags)`, signed checkpoints by tree size, and metadata. The
+//! A store holds five things: entries by index, the full tiles of tree nodes (the partial tiles at
+//! the right edge live in the log's memory, see [`Edge`]), the run index (segments: `(run, first
+//! seq) → (first index, flags)`), signed checkpoints by tree size, and metadata. The
 //! log writes each group of appends as one atomic batch, through [`Store::write`] and then
 //! [`Store::sync`] (or [`Store::commit`], both at once). The contract: when `sync` returns `Ok`,
 //! every batch whose `write` returned before the call is durable, and batches become durable in
@@ -154,7 +155,8 @@ pub struct CommitBatch {
     pub entries: Vec<(u64, Vec<u8>)>,
     /// Run-index segments.
     pub runs: Vec<RunSegment>,
-    /// Tiles written or rewritten: `(tile level, tile index, encoded tile)`.
+    /// Tiles this batch completed: `(tile level, tile index, encoded full tile)`. Partial tiles
+    /// are never stored ([`Edge`]).
     pub tiles: Vec<(u8, u64, Vec<u8>)>,
     /// The tree size after this batch.
     pub tree_size: u64,
@@ -266,31 +268,45 @@ pub fn decode_tile(tile: &[u8]) -> Result<Vec<Vec<Hash>>> {
     Ok(rows)
 }
 
-/// Reads tree nodes out of a store's tiles.
-#[derive(Debug)]
-pub struct StoreNodes<'a>(pub &'a dyn Store);
+/// An encoded tile shared by readers.
+pub type SharedTile = Arc<Vec<u8>>;
 
-impl NodeSource for StoreNodes<'_> {
-    fn node(&self, level: u8, index: u64) -> Result<Hash> {
-        let (t, row) = (level / TILE_HEIGHT, level % TILE_HEIGHT);
-        let per_row = TILE_WIDTH >> row;
-        let (tile_index, pos) = (index / per_row, index % per_row);
-        let tile = self
-            .0
-            .tile(t, tile_index)?
-            .ok_or_else(|| Error::Corrupt(format!("missing tile {t}/{tile_index} for node {level}/{index}")))?;
-        tile_node(&tile, row, pos)?
-            .ok_or_else(|| Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}")))
+/// The partial tiles at the right edge of a tree: on each tile level, the one tile that is not
+/// full yet (if it has any node), encoded as [`encode_tile`]. Stores hold full tiles only, each
+/// written once; the log keeps its durable tree's edge in memory for readers and rebuilds it on
+/// open from the full tiles and entries below it.
+///
+/// Every node of a tree of `size` leaves lies either in a full tile or in the edge of that tree
+/// (or of any larger one: tiles only gain nodes), so readers need nothing else.
+#[derive(Clone, Debug, Default)]
+pub struct Edge {
+    /// Per tile level: the edge tile's index and, if it has any node, its encoding.
+    tiles: Vec<(u64, Option<SharedTile>)>,
+}
+
+impl Edge {
+    /// An edge from each tile level's `(edge tile index, encoded tile or None when empty)`,
+    /// lowest level first.
+    pub fn new(tiles: Vec<(u64, Option<SharedTile>)>) -> Edge {
+        Edge { tiles }
+    }
+
+    /// The edge tile `(level, index)`, if that is this edge's tile on `level` and has nodes.
+    pub fn tile(&self, level: u8, index: u64) -> Option<&SharedTile> {
+        match self.tiles.get(usize::from(level)) {
+            Some((i, t)) if *i == index => t.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether `(level, index)` is this edge's tile on `level` (then no store holds it).
+    pub fn is_edge(&self, level: u8, index: u64) -> bool {
+        self.tiles.get(usize::from(level)).is_some_and(|(i, _)| *i == index)
     }
 }
 
-/// An encoded tile shared by readers.
-type SharedTile = Arc<Vec<u8>>;
-
-/// A node of a tile never changes once it is written (a partial tile only gains nodes as it
-/// fills), so readers may keep tiles: an LRU by `(level, index)`, shared by every proof and
-/// receipt a log serves. A cached partial tile serves the nodes it has; asking it for a node it
-/// lacks reads the tile again.
+/// Full tiles never change, so readers may keep them: an LRU by `(level, index)`, shared by every
+/// proof and receipt a log serves.
 #[derive(Debug)]
 pub struct TileCache {
     tiles: Mutex<lru::LruCache<(u8, u64), SharedTile>>,
@@ -299,65 +315,50 @@ pub struct TileCache {
 }
 
 impl TileCache {
-    /// A cache of at most `tiles` tiles (16 KiB each when full).
+    /// A cache of at most `tiles` tiles (16 KiB each).
     pub fn new(tiles: usize) -> TileCache {
         let n = |x: usize| std::num::NonZeroUsize::new(x.max(1)).expect("non-zero");
         TileCache { tiles: Mutex::new(lru::LruCache::new(n(tiles))), edges: Mutex::new(lru::LruCache::new(n(4096))) }
     }
 
-    /// Tile `(level, index)` from the cache or, when missing, from the store.
-    pub fn tile(&self, store: &dyn Store, level: u8, index: u64) -> Result<Option<Arc<Vec<u8>>>> {
+    /// Full tile `(level, index)` from the cache or, when missing, from the store.
+    pub fn tile(&self, store: &dyn Store, level: u8, index: u64) -> Result<Option<SharedTile>> {
         if let Some(t) = self.tiles.lock().unwrap_or_else(|p| p.into_inner()).get(&(level, index)) {
             return Ok(Some(t.clone()));
         }
-        self.reload(store, level, index)
-    }
-
-    /// Tile `(level, index)` with at least `width` hashes in row 0 when the store has that many:
-    /// a cached copy that is narrower is read again.
-    pub fn tile_at_least(&self, store: &dyn Store, level: u8, index: u64, width: u64) -> Result<Option<SharedTile>> {
-        match self.tile(store, level, index)? {
-            Some(t) if t.len() >= 2 && u64::from(u16::from_be_bytes([t[0], t[1]])) >= width => Ok(Some(t)),
-            Some(_) => self.reload(store, level, index),
-            None => Ok(None),
-        }
-    }
-
-    /// Reads tile `(level, index)` from the store into the cache.
-    fn reload(&self, store: &dyn Store, level: u8, index: u64) -> Result<Option<Arc<Vec<u8>>>> {
         let Some(tile) = store.tile(level, index)? else { return Ok(None) };
         let tile = Arc::new(tile);
         self.tiles.lock().unwrap_or_else(|p| p.into_inner()).put((level, index), tile.clone());
         Ok(Some(tile))
     }
 
-    /// Node `(row, pos)` of tile `(level, index)`: from the cached tile if it has the node, else
-    /// from a fresh read.
+    /// Node `(row, pos)` of full tile `(level, index)`.
     fn node(&self, store: &dyn Store, level: u8, index: u64, row: u8, pos: u64) -> Result<Option<Hash>> {
-        if let Some(t) = self.tile(store, level, index)? {
-            if let Some(h) = tile_node(&t, row, pos)? {
-                return Ok(Some(h));
-            }
-            if let Some(t) = self.reload(store, level, index)? {
-                return tile_node(&t, row, pos);
-            }
+        match self.tile(store, level, index)? {
+            Some(t) => tile_node(&t, row, pos),
+            None => Ok(None),
         }
-        Ok(None)
     }
 }
 
-/// Reads tree nodes out of a store's tiles through a [`TileCache`].
+/// Reads tree nodes out of a tree's [`Edge`] and a store's full tiles through a [`TileCache`].
 #[derive(Debug)]
-pub struct CachedNodes<'a>(pub &'a dyn Store, pub &'a TileCache);
+pub struct CachedNodes<'a>(pub &'a dyn Store, pub &'a TileCache, pub &'a Edge);
 
 impl NodeSource for CachedNodes<'_> {
     fn node(&self, level: u8, index: u64) -> Result<Hash> {
         let (t, row) = (level / TILE_HEIGHT, level % TILE_HEIGHT);
         let per_row = TILE_WIDTH >> row;
         let (tile_index, pos) = (index / per_row, index % per_row);
-        self.1
-            .node(self.0, t, tile_index, row, pos)?
-            .ok_or_else(|| Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}")))
+        let node = if self.2.is_edge(t, tile_index) {
+            match self.2.tile(t, tile_index) {
+                Some(tile) => tile_node(tile, row, pos)?,
+                None => None,
+            }
+        } else {
+            self.1.node(self.0, t, tile_index, row, pos)?
+        };
+        node.ok_or_else(|| Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}")))
     }
 
     fn remembered_root(&self, start: u64, end: u64) -> Option<Hash> {

@@ -1,7 +1,7 @@
 //! The durable store on RocksDB.
 //!
 //! Column families: `entries` (index BE → entry bytes), `tiles` (tile level ‖ tile index BE →
-//! encoded tile), `runs` (run ‖ 0x00 ‖ first seq BE → [`RunSegment`]), `checkpoints` (tree size BE →
+//! encoded full tile; partial tiles are never written, see [`super::Edge`]), `runs` (run ‖ 0x00 ‖ first seq BE → [`RunSegment`]), `checkpoints` (tree size BE →
 //! signed note) and `meta` (`hash`, `origin`, `size`, `format`).
 //!
 //! Durability: every group is one `WriteBatch`, so RocksDB applies it across column families
@@ -30,7 +30,12 @@ const CF_RUNS: &str = "runs";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_META: &str = "meta";
 /// v2: the run index holds segments (one per run per submission) instead of one record per entry.
-const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v2";
+/// v3: only full tiles are written (the log rebuilds the partial ones at open).
+const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v3";
+/// A v2 store is a valid v3 store: its partial tiles are never read again (readers take the right
+/// edge from the log's memory, and each is overwritten by its full tile). Opening one marks it v3,
+/// so that a v2 build, which would look for partial tiles, refuses it.
+const STORE_FORMAT_V2: &[u8] = b"a2a-ledger/rocks/v2";
 
 /// Tuning for [`RocksStore`].
 #[derive(Clone, Debug)]
@@ -105,6 +110,11 @@ impl RocksStore {
         sync.set_sync(true);
         let store = RocksStore { db, path: path.to_path_buf(), sync, nosync: WriteOptions::default() };
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
+            Some(f) if f == STORE_FORMAT_V2 => {
+                let mut wb = WriteBatch::default();
+                wb.put_cf(store.cf(CF_META), b"format", STORE_FORMAT);
+                store.write_synced(wb, "marking a v2 store as v3")?;
+            }
             Some(f) if f != STORE_FORMAT => {
                 return Err(Error::Corrupt(format!(
                     "{} holds store format {:?}, this build reads {:?}; no conversion exists (earlier \
@@ -301,4 +311,39 @@ fn decode_checkpoint((k, v): (Box<[u8]>, Box<[u8]>)) -> Result<(u64, String)> {
     let size = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| Error::Corrupt("checkpoint key".into()))?);
     let note = String::from_utf8(v.into_vec()).map_err(|_| Error::Corrupt("checkpoint is not UTF-8".into()))?;
     Ok((size, note))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_format(dir: &Path, format: &[u8]) {
+        let store = RocksStore::open(dir, &RocksConfig::default()).unwrap();
+        let mut wb = WriteBatch::default();
+        wb.put_cf(store.cf(CF_META), b"format", format);
+        store.write_synced(wb, "test").unwrap();
+    }
+
+    fn format(dir: &Path) -> Vec<u8> {
+        let store = RocksStore::open(dir, &RocksConfig::default()).unwrap();
+        store.db.get_cf(store.cf(CF_META), b"format").unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_v2_store_opens_and_is_marked_v3() {
+        let dir = tempfile::tempdir().unwrap();
+        set_format(dir.path(), STORE_FORMAT_V2);
+        assert_eq!(format(dir.path()), STORE_FORMAT);
+    }
+
+    #[test]
+    fn other_formats_are_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        set_format(dir.path(), b"a2a-ledger/rocks/v1");
+        let err = RocksStore::open(dir.path(), &RocksConfig::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("\"a2a-ledger/rocks/v1\"") && err.contains("start a new log in another directory"),
+            "{err}"
+        );
+    }
 }
