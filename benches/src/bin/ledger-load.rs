@@ -59,6 +59,10 @@ enum Cmd {
         /// Concurrent appenders.
         #[arg(long, default_value_t = 8)]
         appenders: usize,
+        /// RocksDB memtable size in bytes: a small one makes memtables flush to SST files (and
+        /// the WAL switch) while the child appends, so kills land around flushes too.
+        #[arg(long)]
+        write_buffer_bytes: Option<usize>,
     },
 }
 
@@ -67,7 +71,9 @@ fn main() -> Result<()> {
         Cmd::Durable { data, entries, appenders, window, hash, mem } => {
             durable(data, entries, appenders, window.max(1), hash, mem)
         }
-        Cmd::CrashChild { data, prefix, appenders } => crash_child(&data, &prefix, appenders),
+        Cmd::CrashChild { data, prefix, appenders, write_buffer_bytes } => {
+            crash_child(&data, &prefix, appenders, write_buffer_bytes)
+        }
     }
 }
 
@@ -211,10 +217,14 @@ fn tempdir_under_target() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn crash_child(data: &Path, prefix: &str, appenders: usize) -> Result<()> {
+fn crash_child(data: &Path, prefix: &str, appenders: usize, write_buffer_bytes: Option<usize>) -> Result<()> {
     let key = identity();
     let cfg = LogConfig { checkpoint_interval: Duration::from_millis(20), ..LogConfig::default() };
-    let log = Arc::new(DataDir::new(data).open(ORIGIN, cfg, &RocksConfig::default(), os_seed)?);
+    let mut rocks = RocksConfig::default();
+    if let Some(n) = write_buffer_bytes {
+        rocks.write_buffer_bytes = n;
+    }
+    let log = Arc::new(DataDir::new(data).open(ORIGIN, cfg, &rocks, os_seed)?);
     log.append(vec![identity_entry(&key)])?; // idempotent after the first child
     let out = Arc::new(Mutex::new(std::io::stdout()));
     writeln!(out.lock().expect("stdout"), "READY")?;
