@@ -376,7 +376,7 @@ impl Log {
         };
         let mut threads = Vec::with_capacity(4);
         let (to_syncer, written) = std::sync::mpsc::channel::<Written>();
-        let (to_acker, acks) = std::sync::mpsc::channel::<Acks>();
+        let (to_acker, acks) = std::sync::mpsc::channel::<(Acks, Vec<CommitBatch>)>();
         let s = shared.clone();
         threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s, tree, &to_syncer)))?);
         let s = shared.clone();
@@ -1048,6 +1048,9 @@ struct Written {
     tree: Option<Durable>,
     entries: u64,
     started: Instant,
+    /// What it wrote: a group's many buffers are freed by the acker, after the answers, on
+    /// neither the committer's nor the syncer's time.
+    spent: CommitBatch,
 }
 
 /// The committer: takes the queued or open group the moment it is free, writes it as one
@@ -1087,7 +1090,8 @@ fn commit_loop(shared: &Shared, mut tree: TreeBuilder, syncer: &std::sync::mpsc:
 /// completed and the new size as one `WriteBatch`.
 fn write_group(shared: &Shared, tree: &mut TreeBuilder, Group { mut batch, leaves, acks }: Group) -> Written {
     let started = Instant::now();
-    let mut w = Written { acks, failed: None, tree: None, entries: batch.entries.len() as u64, started };
+    let entries = batch.entries.len() as u64;
+    let mut w = Written { acks, failed: None, tree: None, entries, started, spent: CommitBatch::default() };
     if let Err(e) = shared.poisoned() {
         w.failed = Some(e);
     } else if !batch.entries.is_empty() {
@@ -1105,7 +1109,7 @@ fn write_group(shared: &Shared, tree: &mut TreeBuilder, Group { mut batch, leave
             }
         }
     }
-    // The batch's buffers are freed here, off the sequencing lock; the answers go on.
+    w.spent = batch;
     w
 }
 
@@ -1113,7 +1117,11 @@ fn write_group(shared: &Shared, tree: &mut TreeBuilder, Group { mut batch, leave
 /// the durable tree and hands their answers to the acker, groups in write order. Nothing is
 /// answered `Ok` before the sync that covers it, and a group without new entries (only
 /// duplicates) is answered after every group before it, so after the originals it repeats.
-fn sync_loop(shared: &Shared, written: &std::sync::mpsc::Receiver<Written>, acker: &std::sync::mpsc::Sender<Acks>) {
+fn sync_loop(
+    shared: &Shared,
+    written: &std::sync::mpsc::Receiver<Written>,
+    acker: &std::sync::mpsc::Sender<(Acks, Vec<CommitBatch>)>,
+) {
     while let Ok(first) = written.recv() {
         let mut groups = vec![first];
         groups.extend(written.try_iter());
@@ -1127,6 +1135,7 @@ fn sync_loop(shared: &Shared, written: &std::sync::mpsc::Receiver<Written>, acke
             }
         }
         let mut acks: Acks = Vec::new();
+        let spent: Vec<CommitBatch> = groups.iter_mut().map(|w| std::mem::take(&mut w.spent)).collect();
         match failed {
             None => {
                 let now = Instant::now();
@@ -1158,7 +1167,7 @@ fn sync_loop(shared: &Shared, written: &std::sync::mpsc::Receiver<Written>, acke
         // Waking the appenders costs a few microseconds each and, on few cores, the CPU the
         // committer needs for the next group: the acker does it. If the acker is gone (it
         // panicked), answer here rather than never.
-        if let Err(std::sync::mpsc::SendError(acks)) = acker.send(acks) {
+        if let Err(std::sync::mpsc::SendError((acks, _))) = acker.send((acks, spent)) {
             send_acks(acks);
         }
     }
@@ -1167,9 +1176,10 @@ fn sync_loop(shared: &Shared, written: &std::sync::mpsc::Receiver<Written>, acke
 /// The acker: answers each committed group's submissions, groups in commit order. Callbacks run
 /// here, holding no log lock, so one may append again (and wait for room) without stopping the
 /// committer. It ends when the committer does.
-fn ack_loop(groups: &std::sync::mpsc::Receiver<Acks>) {
-    while let Ok(acks) = groups.recv() {
+fn ack_loop(groups: &std::sync::mpsc::Receiver<(Acks, Vec<CommitBatch>)>) {
+    while let Ok((acks, spent)) = groups.recv() {
         send_acks(acks);
+        drop(spent);
     }
 }
 
