@@ -18,11 +18,11 @@
 //!    group or closes the open one, hashes its leaves into the tree (`tree::TreeBuilder`: the
 //!    compact range, the tiles they complete and the partial tiles of the new right edge, which
 //!    stay in memory) and writes a [`CommitBatch`] (entries, run segments, completed tiles, the
-//!    new tree size) as one atomic `WriteBatch` ([`Store::write`]): in the
-//!    write-ahead log and visible to the store's readers, not yet durable. A group is therefore
+//!    new tree size) as one atomic `WriteBatch` ([`Store::write`]): logged (for RocksDB, in
+//!    its WAL buffer) and visible to the store's readers, not yet durable. A group is therefore
 //!    everything that was sequenced while the previous group was being written.
 //! 4. **Sync** (one syncer thread): it takes every group written so far and makes them durable
-//!    with one [`Store::sync`] (an fsync of the write-ahead log), while the committer already
+//!    with one [`Store::sync`] (for RocksDB, writing out and fsyncing the write-ahead log), while the committer already
 //!    writes the next group: the CPU work of one group (building the batch, the memtable insert)
 //!    overlaps the fsync of the ones before. Only after the sync are the durable size, root and
 //!    right edge published, and only then are the groups' answers handed to the **acker** thread, which

@@ -336,7 +336,7 @@ impl CompactRange {
 }
 
 /// An in-memory tree that keeps every perfect subtree root: for tests, benchmarks and tools.
-/// The durable log keeps the same nodes in tiles on disk.
+/// The durable log keeps the same nodes in full tiles on disk and its right edge in memory.
 #[derive(Clone, Debug)]
 pub struct MemTree {
     h: TreeHash,

@@ -103,7 +103,7 @@ impl RocksStore {
         // before its acknowledgement, so a torn record at the tail (a crash mid-write) is a batch
         // nobody was told about; `AbsoluteConsistency` would refuse to open after every such crash.
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
-        // See the module docs: WAL records reach the file only in `sync`.
+        // See the module docs: WAL records reach the file in `sync` (or when the buffer fills).
         opts.set_manual_wal_flush(true);
         let cfs = [
             ColumnFamilyDescriptor::new(CF_ENTRIES, cf_opts(true)),
