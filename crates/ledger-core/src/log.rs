@@ -561,8 +561,13 @@ impl Log {
 
     /// Tile `(level, index)` of the durable tree (see `store::encode_tile`) if it has at least
     /// `width` hashes in row 0: the partial tile at the tree's right edge, or a full tile.
+    /// `None` for a tile right of the durable edge, even when the store already holds it (written
+    /// by a group that is not yet synced).
     pub fn tile(&self, level: u8, index: u64, width: u64) -> Result<Option<SharedTile>> {
         let d = self.shared.durable();
+        if d.edge.is_beyond(level, index) {
+            return Ok(None);
+        }
         if d.edge.is_edge(level, index) {
             let wide_enough = |t: &&SharedTile| t.len() >= 2 && u64::from(u16::from_be_bytes([t[0], t[1]])) >= width;
             return Ok(d.edge.tile(level, index).filter(wide_enough).cloned());

@@ -323,12 +323,19 @@ fn written_but_unsynced_entries_are_neither_served_nor_acknowledged() {
     let run = sealed_run(TreeHash::Blake3, "held", &key, 1);
     let (tx, rx) = std::sync::mpsc::channel();
     log.append_with(run.clone(), move |r| tx.send(r).unwrap());
+    // Wide enough to complete level-0 tiles 0 and 1, which the store gets with the write.
+    let wide = run_events("held-wide", "gateway", 600);
+    let (wide_tx, wide_rx) = std::sync::mpsc::channel();
+    log.append_with(wide.clone(), move |r| wide_tx.send(r).unwrap());
     // Written: the store has it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while inner.run_records("held").unwrap().len() < run.len() {
+    while inner.run_records("held").unwrap().len() < run.len()
+        || inner.run_records("held-wide").unwrap().len() < wide.len()
+    {
         assert!(std::time::Instant::now() < deadline, "the group was never written");
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    assert!(inner.tile(0, 1).unwrap().is_some(), "the store holds the written full tile");
     // Not durable: not acknowledged, not served, not checkpointed.
     assert!(rx.try_recv().is_err(), "acknowledged before the sync");
     assert_eq!(log.durable_size(), 1);
@@ -337,12 +344,19 @@ fn written_but_unsynced_entries_are_neither_served_nor_acknowledged() {
     assert!(log.run_entries("held").unwrap().is_empty());
     assert!(log.receipt("held").is_err());
     assert_eq!(log.sign_checkpoint().unwrap().checkpoint.size, 1);
-    // The sync makes it durable and answers.
+    let early: Vec<_> =
+        [(0, 1), (0, 2), (1, 0)].into_iter().filter(|&(l, i)| log.tile(l, i, 1).unwrap().is_some()).collect();
+    // The sync makes it durable and answers. (Opened before asserting: a failing assert would
+    // otherwise hang, the log's drop waiting for a sync that never ends.)
     gated.set_sync_gate(true);
+    assert!(early.is_empty(), "tiles {early:?} served before the sync");
     let indices = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap().unwrap();
     assert_eq!(indices, (1..=run.len() as u64).collect::<Vec<_>>());
-    assert_eq!(log.durable_size(), 1 + run.len() as u64);
+    wide_rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap().unwrap();
+    assert_eq!(log.durable_size(), 1 + (run.len() + wide.len()) as u64);
     assert_eq!(log.run_entries("held").unwrap().len(), run.len());
+    assert_eq!(log.tile(0, 1, 256).unwrap().map(|t| t.to_vec()), inner.tile(0, 1).unwrap());
+    assert!(log.tile(1, 0, 2).unwrap().is_some(), "the edge tile on level 1 holds the two full tiles' roots");
 }
 
 /// The partial tiles at the right edge of the tree are never stored: only full tiles are, once

@@ -303,6 +303,12 @@ impl Edge {
     pub fn is_edge(&self, level: u8, index: u64) -> bool {
         self.tiles.get(usize::from(level)).is_some_and(|(i, _)| *i == index)
     }
+
+    /// Whether `(level, index)` lies right of this edge, or above the tree: not a tile of this
+    /// tree, though a store written ahead of it (a group not yet synced) may already hold it.
+    pub fn is_beyond(&self, level: u8, index: u64) -> bool {
+        self.tiles.get(usize::from(level)).is_none_or(|(i, _)| index > *i)
+    }
 }
 
 /// Full tiles never change, so readers may keep them: an LRU by `(level, index)`, shared by every
