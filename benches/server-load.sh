@@ -8,7 +8,8 @@
 #   6. the same bytes as raw synced RocksDB WriteBatches of the server's mean entries per sync
 #      (one sync covers every commit group written before it: the same number of fsyncs).
 # Environment: ENTRIES (default 1000000), CONNS (64), RECEIPTS (100000), RECEIPT_CONNS (16),
-# LOAD_TMPDIR (/tmp).
+# LOAD_TMPDIR (/tmp), BIN_DIR (run the ledger-server and server-load binaries found there, as
+# built, instead of building this checkout's: for comparing two builds in turns on a noisy machine).
 source "$(dirname "$0")/../scripts/lib.sh"
 
 ENTRIES=${ENTRIES:-1000000}
@@ -19,8 +20,12 @@ RECEIPT_CONNS=${RECEIPT_CONNS:-16}
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then apt_install postgresql; fi
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 
-cargo build --release -q -p ledger-server -p a2a-ledger-benches --bins
-BIN=$CARGO_TARGET_DIR/release
+if [ -n "${BIN_DIR:-}" ]; then
+    BIN=$BIN_DIR
+else
+    cargo build --release -q -p ledger-server -p a2a-ledger-benches --bins
+    BIN=$CARGO_TARGET_DIR/release
+fi
 
 WORK=$(mktemp -d "${LOAD_TMPDIR:-/tmp}/server-load.XXXXXX")
 SERVER_PID=""

@@ -6,6 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={proto}");
     tonic_prost_build::configure()
         .build_server(false)
+        // As on the server: a spooled batch is resent by cloning references, not bytes.
+        .bytes(".ledger.v1.AppendRequest.entries")
         .compile_protos(&[format!("{proto}/ledger/v1/ledger.proto")], &[proto.to_string()])?;
     Ok(())
 }

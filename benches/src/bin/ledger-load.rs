@@ -108,9 +108,10 @@ fn durable(
     while n < total {
         let run = realistic_run(hash, &format!("load-{}", runs.len()), &key, &mut rng);
         n += run.len();
-        runs.push(run);
+        // Shared buffers, as a gateway or the server holds entries: a batch clones references.
+        runs.push(run.into_iter().map(bytes::Bytes::from).collect::<Vec<_>>());
     }
-    let bytes: usize = runs.iter().flatten().map(Vec::len).sum();
+    let bytes: usize = runs.iter().flatten().map(bytes::Bytes::len).sum();
     eprintln!("generated {n} entries in {} runs, mean {} bytes", runs.len(), bytes / n);
 
     let cfg = LogConfig { hash, ..LogConfig::default() };
@@ -180,7 +181,8 @@ fn durable(
     drop(log);
 
     // The floor: the same bytes as raw synced WriteBatches of the entries per sync, one writer.
-    let all: Vec<Vec<u8>> = Arc::try_unwrap(runs).expect("threads joined").into_iter().flatten().collect();
+    let all: Vec<Vec<u8>> =
+        Arc::try_unwrap(runs).expect("threads joined").into_iter().flatten().map(Vec::from).collect();
     let raw_rate = a2a_ledger_benches::raw_rocksdb(&root.join("raw"), &all, per_sync)?;
 
     let report = serde_json::json!({

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use a2a_ledger_benches::{Rng, identity_entry, realistic_run};
 use anyhow::{Context as _, Result, bail};
+use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use ledger_core::{NamedKey, TreeHash};
 use ledger_server::proto::ledger_client::LedgerClient;
@@ -120,9 +121,10 @@ enum Cmd {
     },
 }
 
-/// The traffic: batches of whole runs, each run sealed by the `gateway` key.
+/// The traffic: batches of whole runs, each run sealed by the `gateway` key. Entries are shared
+/// buffers, as a gateway holds them: sending a batch clones references, not bytes.
 struct Batches {
-    batches: Vec<Vec<Vec<u8>>>,
+    batches: Vec<Vec<Bytes>>,
     runs: Vec<String>,
     entries: usize,
     bytes: usize,
@@ -136,7 +138,7 @@ fn traffic(t: &Traffic) -> Batches {
     // Seals are signed: generate on both cores.
     let per_thread = t.entries.div_ceil(2);
     /// One generator thread's batches and run ids.
-    type Part = (Vec<Vec<Vec<u8>>>, Vec<String>);
+    type Part = (Vec<Vec<Bytes>>, Vec<String>);
     let parts: Vec<Part> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2)
             .map(|w| {
@@ -151,7 +153,7 @@ fn traffic(t: &Traffic) -> Batches {
                             r += 1;
                             let run = realistic_run(t.hash, &id, &key, &mut rng);
                             n += run.len();
-                            batch.extend(run);
+                            batch.extend(run.into_iter().map(Bytes::from));
                             runs.push(id);
                         }
                         batches.push(batch);
@@ -169,7 +171,7 @@ fn traffic(t: &Traffic) -> Batches {
     }
     for b in &out.batches {
         out.entries += b.len();
-        out.bytes += b.iter().map(Vec::len).sum::<usize>();
+        out.bytes += b.iter().map(Bytes::len).sum::<usize>();
     }
     out
 }
@@ -218,13 +220,11 @@ async fn ingest(
     // The identity first (idempotent across runs).
     let http = reqwest::Client::new();
     if protocol == Protocol::Http {
-        post(&http, &url, &token, &[identity_entry(&gateway_key())]).await?;
+        post(&http, &url, &token, &[identity_entry(&gateway_key()).into()]).await?;
     } else {
         let mut c = LedgerClient::connect(url.clone()).await?;
-        let mut req = tonic::Request::new(tokio_stream::iter(vec![AppendRequest {
-            batch: 0,
-            entries: vec![identity_entry(&gateway_key())],
-        }]));
+        let mut req =
+            tonic::Request::new(tokio_stream::iter(vec![AppendRequest::of(0, [identity_entry(&gateway_key())])]));
         req.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
         let ack = c.append(req).await?.into_inner().next().await.context("no ack")??;
         if let Some(e) = ack.error {
@@ -370,7 +370,7 @@ async fn ingest(
     }))
 }
 
-async fn post(http: &reqwest::Client, url: &str, token: &str, entries: &[Vec<u8>]) -> Result<()> {
+async fn post(http: &reqwest::Client, url: &str, token: &str, entries: &[Bytes]) -> Result<()> {
     let mut body = Vec::with_capacity(entries.iter().map(|e| e.len() + 3).sum::<usize>() + 9);
     let mut enc = minicbor::Encoder::new(&mut body);
     enc.array(entries.len() as u64).expect("vec");
@@ -458,7 +458,7 @@ async fn postgres(b: Batches, conn: String, connections: usize) -> Result<serde_
                 .iter()
                 .map(|e| {
                     let d = ledger_core::Entry::decode(e).expect("valid");
-                    (d.run.into_string(), d.seq as i64, e.clone())
+                    (d.run.into_string(), d.seq as i64, e.to_vec())
                 })
                 .collect()
         })
@@ -507,7 +507,7 @@ async fn postgres(b: Batches, conn: String, connections: usize) -> Result<serde_
 }
 
 fn raw(b: Batches, group: usize, dir: &std::path::Path) -> Result<serde_json::Value> {
-    let all: Vec<Vec<u8>> = b.batches.into_iter().flatten().collect();
+    let all: Vec<Vec<u8>> = b.batches.into_iter().flatten().map(Vec::from).collect();
     let rate = a2a_ledger_benches::raw_rocksdb(dir, &all, group)?;
     Ok(serde_json::json!({
         "floor": "raw synced RocksDB WriteBatches",

@@ -52,6 +52,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::checkpoint::{Checkpoint, LogDescriptor};
 use crate::entry::{Entry, EntryView, Event, Kind};
 use crate::keys::NamedKey;
@@ -121,7 +123,7 @@ pub struct LogStats {
 type Done = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
 
 struct Prepared {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     leaf: Hash,
     /// Shared by the consecutive entries of one run in a submission.
     run: Arc<str>,
@@ -405,7 +407,7 @@ impl Log {
 
     /// Appends a batch atomically and returns each entry's index once the batch is durable.
     /// Blocks while the sequencer is behind (backpressure).
-    pub fn append(&self, entries: Vec<Vec<u8>>) -> Result<Vec<u64>> {
+    pub fn append(&self, entries: Vec<impl Into<Bytes>>) -> Result<Vec<u64>> {
         let (tx, rx) = sync_channel(1);
         self.append_with(entries, move |r| {
             let _ = tx.send(r);
@@ -421,7 +423,7 @@ impl Log {
     /// even when that waits for room (not with the blocking [`Log::append`], whose answer would
     /// have to come from this same thread); a slow callback delays later answers, never commits. This call
     /// itself blocks only while a full group already waits for the committer (backpressure).
-    pub fn append_with(&self, entries: Vec<Vec<u8>>, done: impl FnOnce(Result<Vec<u64>>) + Send + 'static) {
+    pub fn append_with(&self, entries: Vec<impl Into<Bytes>>, done: impl FnOnce(Result<Vec<u64>>) + Send + 'static) {
         self.append_admitted(entries, |_| Ok(()), done)
     }
 
@@ -429,9 +431,12 @@ impl Log {
     /// an [`EntryView`]: the first refusal refuses the whole batch with [`Error::InBatch`] around
     /// the reason. The server uses it to hold each ingest token to the identities it may write
     /// as, at no second decode.
+    ///
+    /// Entries are taken as [`Bytes`] (a `Vec<u8>` converts without a copy) and are not copied
+    /// until the store writes them: a server may pass slices of the request buffer they came in.
     pub fn append_admitted(
         &self,
-        entries: Vec<Vec<u8>>,
+        entries: Vec<impl Into<Bytes>>,
         admit: impl Fn(&EntryView<'_>) -> Result<()>,
         done: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
     ) {
@@ -442,7 +447,7 @@ impl Log {
         let mut prepared = Vec::with_capacity(entries.len());
         let mut run = None;
         for (position, bytes) in entries.into_iter().enumerate() {
-            match prepare(h, bytes, &admit, &mut run) {
+            match prepare(h, bytes.into(), &admit, &mut run) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
                     return done(Err(Error::InBatch { position, source: Box::new(e) }));
@@ -692,7 +697,7 @@ impl Drop for Log {
 /// before it, whose `Arc` a run's next entry shares.
 fn prepare(
     h: TreeHash,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     admit: &impl Fn(&EntryView<'_>) -> Result<()>,
     last_run: &mut Option<Arc<str>>,
 ) -> Result<Prepared> {
@@ -974,7 +979,7 @@ impl Sequencer {
         let missing = |what: &str| Error::Corrupt(format!("run {:?} seq {} is missing from {what}", p.run, p.seq));
         let index = self.store.run_record(&p.run, p.seq)?.ok_or_else(|| missing("the run index"))?.index;
         let stored = self.store.entry(index)?.ok_or_else(|| missing("the entries"))?;
-        if stored == p.bytes { Ok(index) } else { Err(conflict(index)) }
+        if stored[..] == p.bytes[..] { Ok(index) } else { Err(conflict(index)) }
     }
 
     fn next_seq_of(&mut self, run: &Arc<str>, open: &OpenGroup) -> Result<u64> {

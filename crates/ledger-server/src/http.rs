@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
 use ledger_core::Hash;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -130,7 +131,8 @@ async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes> {
     })
 }
 
-fn parse_cbor_batch(body: &[u8]) -> Result<Vec<Vec<u8>>> {
+/// The entries are slices of `body`, not copies.
+fn parse_cbor_batch(body: &Bytes) -> Result<Vec<Bytes>> {
     let bad = |m: String| {
         ApiError::bad_request("malformed_body", format!("the CBOR body must be an array of byte strings: {m}"))
     };
@@ -139,7 +141,7 @@ fn parse_cbor_batch(body: &[u8]) -> Result<Vec<Vec<u8>>> {
     match d.array().map_err(|e| bad(e.to_string()))? {
         Some(n) => {
             for i in 0..n {
-                out.push(d.bytes().map_err(|e| bad(format!("item {i}: {e}")))?.to_vec());
+                out.push(body.slice_ref(d.bytes().map_err(|e| bad(format!("item {i}: {e}")))?));
             }
         }
         None => loop {
@@ -148,7 +150,7 @@ fn parse_cbor_batch(body: &[u8]) -> Result<Vec<Vec<u8>>> {
                 break;
             }
             let i = out.len();
-            out.push(d.bytes().map_err(|e| bad(format!("item {i}: {e}")))?.to_vec());
+            out.push(body.slice_ref(d.bytes().map_err(|e| bad(format!("item {i}: {e}")))?));
         },
     }
     if d.position() != body.len() {
@@ -157,7 +159,7 @@ fn parse_cbor_batch(body: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-fn parse_json_batch(body: &[u8]) -> Result<Vec<Vec<u8>>> {
+fn parse_json_batch(body: &[u8]) -> Result<Vec<Bytes>> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Batch {
@@ -170,7 +172,7 @@ fn parse_json_batch(body: &[u8]) -> Result<Vec<Vec<u8>>> {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            B64.decode(s).map_err(|e| ApiError {
+            B64.decode(s).map(Bytes::from).map_err(|e| ApiError {
                 index: Some(i as u64),
                 ..ApiError::bad_request("malformed_body", format!("entry {i} is not standard base64: {e}"))
             })

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use ledger_core::{Entry, EntryView, Error, Hash, Log, SignedCheckpoint};
 use tokio::sync::{oneshot, watch};
 
@@ -45,7 +46,7 @@ impl Ledger {
     /// Appends a batch for `who`, atomically; answers once it is durable with the indices and the
     /// durable tree size. Dropping the future does not cancel the append: what is acknowledged
     /// to nobody is still durable, and a resend is an idempotent success.
-    pub async fn append(&self, who: Arc<Principal>, entries: Vec<Vec<u8>>) -> Result<(Vec<u64>, u64), ApiError> {
+    pub async fn append(&self, who: Arc<Principal>, entries: Vec<Bytes>) -> Result<(Vec<u64>, u64), ApiError> {
         self.submit(who, entries).await?.await
     }
 
@@ -55,7 +56,7 @@ impl Ledger {
     pub async fn submit(
         &self,
         who: Arc<Principal>,
-        entries: Vec<Vec<u8>>,
+        entries: Vec<Bytes>,
     ) -> Result<impl Future<Output = Result<(Vec<u64>, u64), ApiError>> + Send + 'static, ApiError> {
         if entries.is_empty() {
             return Err(ApiError::bad_request("empty_batch", "the batch holds no entries"));

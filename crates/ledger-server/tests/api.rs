@@ -128,14 +128,10 @@ async fn auth_and_roles() {
 
     // gRPC: no token is refused at the call.
     let mut client = srv.grpc_client().await;
-    let req =
-        tonic::Request::new(tokio_stream::iter(vec![AppendRequest { batch: 0, entries: vec![identity_entry(&key)] }]));
+    let req = tonic::Request::new(tokio_stream::iter(vec![AppendRequest::of(0, [identity_entry(&key)])]));
     assert_eq!(client.append(req).await.unwrap_err().code(), tonic::Code::Unauthenticated);
     // ... and an unbound actor is refused in-band, with the batch's position.
-    let mut req = tonic::Request::new(tokio_stream::iter(vec![AppendRequest {
-        batch: 5,
-        entries: vec![identity_entry(&other)],
-    }]));
+    let mut req = tonic::Request::new(tokio_stream::iter(vec![AppendRequest::of(5, [identity_entry(&other)])]));
     req.metadata_mut().insert("authorization", format!("Bearer {ingest}").parse().unwrap());
     let ack = client.append(req).await.unwrap().into_inner().next().await.unwrap().unwrap();
     let e = ack.error.expect("refused");

@@ -55,11 +55,7 @@ async fn everything_verifies(hash: TreeHash) {
     let run_b = run(hash, "run-grpc", &key, "bob", 9);
     let mut client = srv.grpc_client().await;
     let mut req = tonic::Request::new(tokio_stream::iter(
-        run_b
-            .chunks(4)
-            .enumerate()
-            .map(|(i, c)| AppendRequest { batch: i as u64, entries: c.to_vec() })
-            .collect::<Vec<_>>(),
+        run_b.chunks(4).enumerate().map(|(i, c)| AppendRequest::of(i as u64, c.to_vec())).collect::<Vec<_>>(),
     ));
     req.metadata_mut().insert("authorization", format!("Bearer {ingest}").parse().unwrap());
     let mut acks = client.append(req).await.unwrap().into_inner();

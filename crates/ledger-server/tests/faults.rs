@@ -96,7 +96,7 @@ async fn load(
                 let id = next_run.fetch_add(1, Ordering::Relaxed);
                 let entries = run(TreeHash::Blake3, &format!("load-{id}"), &key, "load", (id % 6) as usize);
                 sent.lock().unwrap().insert(batch, entries.clone());
-                if tx.send(AppendRequest { batch, entries }).await.is_err() {
+                if tx.send(AppendRequest::of(batch, entries)).await.is_err() {
                     return;
                 }
                 batch += 1;
@@ -278,7 +278,7 @@ async fn a_client_that_disconnects_mid_stream_loses_nothing_acknowledged() {
     let mut client = srv.grpc_client().await;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     for (i, r) in runs.iter().enumerate() {
-        tx.send(AppendRequest { batch: i as u64, entries: r.clone() }).await.unwrap();
+        tx.send(AppendRequest::of(i as u64, r.clone())).await.unwrap();
     }
     let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     req.metadata_mut().insert("authorization", format!("Bearer {ingest}").parse().unwrap());
@@ -313,7 +313,7 @@ async fn a_client_that_disconnects_mid_stream_loses_nothing_acknowledged() {
     // Resending everything succeeds: the acknowledged batches get the same indices back.
     let mut client = srv.grpc_client().await;
     let mut req = tonic::Request::new(tokio_stream::iter(
-        runs.iter().enumerate().map(|(i, r)| AppendRequest { batch: i as u64, entries: r.clone() }).collect::<Vec<_>>(),
+        runs.iter().enumerate().map(|(i, r)| AppendRequest::of(i as u64, r.clone())).collect::<Vec<_>>(),
     ));
     req.metadata_mut().insert("authorization", format!("Bearer {ingest}").parse().unwrap());
     let mut acks = client.append(req).await.unwrap().into_inner();

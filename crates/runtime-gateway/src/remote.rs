@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use bytes::Bytes;
 use ledger_core::{Error, LogDescriptor, Result, TreeHash};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::StreamExt as _;
@@ -84,7 +85,8 @@ type Client = LedgerClient<tonic::service::interceptor::InterceptedService<Chann
 struct Frame {
     id: u64,
     segment: u64,
-    entries: Vec<Vec<u8>>,
+    /// Shared, so that each (re)send clones references, not bytes.
+    entries: Vec<Bytes>,
     bytes: u64,
     /// The recorder's callback, until the batch is durable somewhere.
     done: Option<AppendDone>,
@@ -447,7 +449,7 @@ impl Spool {
                 spool.queue.push_back(Frame {
                     id: spool.next_frame,
                     segment: *n,
-                    entries,
+                    entries: entries.into_iter().map(Bytes::from).collect(),
                     bytes,
                     done: None,
                     synced: true,
@@ -762,7 +764,7 @@ impl LedgerSink for RemoteLedger {
                         s.queue.push_back(Frame {
                             id,
                             segment,
-                            entries,
+                            entries: entries.into_iter().map(Bytes::from).collect(),
                             bytes,
                             done: done.take(),
                             synced: false,

@@ -15,6 +15,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+
 use crate::merkle::NodeSource;
 use crate::{Error, Hash, Result, TreeHash};
 
@@ -151,8 +153,9 @@ pub struct LogParams {
 /// One atomic write: a group of appended entries with everything derived from them.
 #[derive(Debug, Default)]
 pub struct CommitBatch {
-    /// `(index, entry bytes)`, indices consecutive from the previous tree size.
-    pub entries: Vec<(u64, Vec<u8>)>,
+    /// `(index, entry bytes)`, indices consecutive from the previous tree size. The bytes are
+    /// shared: the server hands in slices of the request that carried them, uncopied.
+    pub entries: Vec<(u64, Bytes)>,
     /// Run-index segments.
     pub runs: Vec<RunSegment>,
     /// Tiles this batch completed: `(tile level, tile index, encoded full tile)`. Partial tiles
@@ -416,7 +419,7 @@ impl Store for MemStore {
             g.params = Some(p.clone());
         }
         for (i, e) in &b.entries {
-            g.entries.insert(*i, e.clone());
+            g.entries.insert(*i, e.to_vec());
         }
         for seg in &b.runs {
             g.runs.insert(run_key(&seg.run, seg.first_seq), seg.clone());
