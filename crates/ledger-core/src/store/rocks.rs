@@ -15,6 +15,17 @@
 //! closed WALs before a memtable flush with several column families commits, so no SST file is
 //! ever ahead of the durable WAL.
 //!
+//! Page cache: on the virtual machines this is measured on, a page the kernel has not handed
+//! out recently costs about 3.5 µs to fault in (2 GiB written to a new file: 0.6 GB/s; the same
+//! file rewritten: 12 GB/s). Under full gRPC ingest the kernel's page-cache copy took 29% of both
+//! cores (perf: WAL writes 14 points, memtable flushes 15), every WAL being a new file and every
+//! obsolete one deleted. WAL files are therefore recycled (`recycle_log_file_num`): RocksDB
+//! rewrites an old WAL, whose pages are cached, instead of creating one; with `PointInTime`
+//! recovery a recycled file's stale tail is told apart by the log number in each record. In the
+//! same profile the copy, WAL and flushes together, then took under 2% of the samples.
+//! (Direct I/O for flushes was measured too: it steadied the acknowledgement p99 but sent
+//! receipt reads of flushed data to the disk; not used.)
+//!
 //! Why by hand: the log writes one group while the previous one is being synced. With RocksDB
 //! writing each group's record to the file at once, those `write` calls met the concurrent fsync
 //! of the same file and cost the committer about a sixth of the process's CPU in the kernel's
@@ -58,6 +69,9 @@ impl Default for RocksConfig {
         RocksConfig { block_cache_bytes: 128 << 20, write_buffer_bytes: 64 << 20 }
     }
 }
+
+/// WAL files RocksDB keeps for reuse (see the module docs).
+pub const RECYCLED_WALS: usize = 4;
 
 /// A [`Store`] on an embedded RocksDB.
 pub struct RocksStore {
@@ -105,6 +119,8 @@ impl RocksStore {
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
         // See the module docs: WAL records reach the file in `sync` (or when the buffer fills).
         opts.set_manual_wal_flush(true);
+        // See the module docs: WAL files are rewritten, not created.
+        opts.set_recycle_log_file_num(RECYCLED_WALS);
         let cfs = [
             ColumnFamilyDescriptor::new(CF_ENTRIES, cf_opts(true)),
             ColumnFamilyDescriptor::new(CF_TILES, cf_opts(false)),
@@ -323,6 +339,8 @@ fn decode_checkpoint((k, v): (Box<[u8]>, Box<[u8]>)) -> Result<(u64, String)> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn set_format(dir: &Path, format: &[u8]) {
@@ -335,6 +353,34 @@ mod tests {
     fn format(dir: &Path) -> Vec<u8> {
         let store = RocksStore::open(dir, &RocksConfig::default()).unwrap();
         store.db.get_cf(store.cf(CF_META), b"format").unwrap().unwrap()
+    }
+
+    /// Through many memtable flushes and recycled WAL files, every synced write is there after
+    /// each reopen.
+    #[test]
+    fn flushes_and_recycled_wals_keep_every_write_across_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RocksConfig { write_buffer_bytes: 64 << 10, ..RocksConfig::default() };
+        let value = |i: u64| format!("entry {i:08} ").repeat(20).into_bytes();
+        let mut next = 0u64;
+        for _ in 0..4 {
+            let store = RocksStore::open(dir.path(), &cfg).unwrap();
+            assert_eq!(store.load_meta().unwrap().map(|(_, size)| size).unwrap_or(0), next);
+            for i in 0..next {
+                assert_eq!(store.entry(i).unwrap(), Some(value(i)), "entry {i}");
+            }
+            for _ in 0..60 {
+                let entries = (next..next + 100).map(|i| (i, Bytes::from(value(i)))).collect();
+                let params = (next == 0).then(|| LogParams { hash: crate::TreeHash::Blake3, origin: "test".into() });
+                store.write(&CommitBatch { entries, tree_size: next + 100, params, ..CommitBatch::default() }).unwrap();
+                store.sync().unwrap();
+                next += 100;
+            }
+        }
+        let ssts = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == "sst"));
+        assert!(ssts.count() > 1, "the memtables were flushed");
     }
 
     #[test]
