@@ -142,8 +142,8 @@ pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> V
 
 /// The floor of every durable-path figure: `entries` written to a fresh RocksDB at `path` as
 /// synced `WriteBatch`es of `group` entries (key = position), from one thread, nothing else.
-/// Its WAL files are recycled as the ledger's store's are (`RECYCLED_WALS`), so that the floor
-/// is what RocksDB does here at its best.
+/// It gets the ledger store's I/O settings (recycled WAL files, flushes with direct I/O where
+/// the filesystem takes it), so that the floor is what RocksDB does here at its best.
 /// Returns entries per second.
 pub fn raw_rocksdb(path: &std::path::Path, entries: &[Vec<u8>], group: usize) -> Result<f64, rocksdb::Error> {
     let group = group.max(1);
@@ -151,6 +151,7 @@ pub fn raw_rocksdb(path: &std::path::Path, entries: &[Vec<u8>], group: usize) ->
     opts.create_if_missing(true);
     opts.increase_parallelism(2);
     opts.set_recycle_log_file_num(ledger_core::store::RECYCLED_WALS);
+    opts.set_use_direct_io_for_flush_and_compaction(ledger_core::store::direct_io_supported(path));
     let db = rocksdb::DB::open(&opts, path)?;
     let mut wo = rocksdb::WriteOptions::default();
     wo.set_sync(true);

@@ -23,8 +23,13 @@
 //! rewrites an old WAL, whose pages are cached, instead of creating one; with `PointInTime`
 //! recovery a recycled file's stale tail is told apart by the log number in each record. In the
 //! same profile the copy, WAL and flushes together, then took under 2% of the samples.
-//! (Direct I/O for flushes was measured too: it steadied the acknowledgement p99 but sent
-//! receipt reads of flushed data to the disk; not used.)
+//!
+//! Where the filesystem takes `O_DIRECT`, flushes and compactions bypass the page cache: a
+//! memtable flush no longer leaves ~64 MiB of dirty pages for the kernel to write back while the
+//! syncer fsyncs the WAL, and the acknowledgement p99 at half rate fell from 15–63 ms (16 runs)
+//! to 4–7 ms (7 runs). Reads stay buffered; the price is that a flushed block is first read from
+//! the disk, not from the page cache the flush used to fill (receipts of random old runs:
+//! 10.4–13.1k/s → 9.7–11.3k/s). The block cache, larger to make up for it, fills only as it is used.
 //!
 //! Why by hand: the log writes one group while the previous one is being synced. With RocksDB
 //! writing each group's record to the file at once, those `write` calls met the concurrent fsync
@@ -66,7 +71,34 @@ pub struct RocksConfig {
 
 impl Default for RocksConfig {
     fn default() -> Self {
-        RocksConfig { block_cache_bytes: 128 << 20, write_buffer_bytes: 64 << 20 }
+        RocksConfig { block_cache_bytes: 512 << 20, write_buffer_bytes: 64 << 20 }
+    }
+}
+
+/// Whether files in the directory `dir` (created if missing) can be opened with `O_DIRECT`.
+/// Some filesystems refuse it, and RocksDB would then fail its first flush, so it is asked first.
+pub fn direct_io_supported(dir: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if std::fs::create_dir_all(dir).is_err() {
+            return false;
+        }
+        let probe = dir.join(".direct-io-probe");
+        let ok = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&probe)
+            .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        false
     }
 }
 
@@ -78,6 +110,7 @@ pub struct RocksStore {
     db: DB,
     path: PathBuf,
     nosync: WriteOptions,
+    direct_io: bool,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -119,8 +152,10 @@ impl RocksStore {
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
         // See the module docs: WAL records reach the file in `sync` (or when the buffer fills).
         opts.set_manual_wal_flush(true);
-        // See the module docs: WAL files are rewritten, not created.
+        // See the module docs: WAL files are rewritten, not created; flushes skip the page cache.
         opts.set_recycle_log_file_num(RECYCLED_WALS);
+        let direct_io = direct_io_supported(path);
+        opts.set_use_direct_io_for_flush_and_compaction(direct_io);
         let cfs = [
             ColumnFamilyDescriptor::new(CF_ENTRIES, cf_opts(true)),
             ColumnFamilyDescriptor::new(CF_TILES, cf_opts(false)),
@@ -130,7 +165,7 @@ impl RocksStore {
         ];
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {}: {e}", path.display())))?;
-        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
+        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default(), direct_io };
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
             Some(f) if f == STORE_FORMAT_V2 => {
                 let mut wb = WriteBatch::default();
@@ -150,6 +185,11 @@ impl RocksStore {
             _ => {}
         }
         Ok(store)
+    }
+
+    /// Whether flushes and compactions bypass the page cache ([`direct_io_supported`]).
+    pub fn direct_io(&self) -> bool {
+        self.direct_io
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -355,8 +395,8 @@ mod tests {
         store.db.get_cf(store.cf(CF_META), b"format").unwrap().unwrap()
     }
 
-    /// Through many memtable flushes and recycled WAL files, every synced write is there after
-    /// each reopen.
+    /// Through many memtable flushes (with direct I/O where the filesystem takes it) and recycled
+    /// WAL files, every synced write is there after each reopen.
     #[test]
     fn flushes_and_recycled_wals_keep_every_write_across_reopens() {
         let dir = tempfile::tempdir().unwrap();
@@ -365,6 +405,7 @@ mod tests {
         let mut next = 0u64;
         for _ in 0..4 {
             let store = RocksStore::open(dir.path(), &cfg).unwrap();
+            assert_eq!(store.direct_io(), direct_io_supported(dir.path()));
             assert_eq!(store.load_meta().unwrap().map(|(_, size)| size).unwrap_or(0), next);
             for i in 0..next {
                 assert_eq!(store.entry(i).unwrap(), Some(value(i)), "entry {i}");
