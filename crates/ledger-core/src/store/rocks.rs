@@ -26,10 +26,11 @@
 //!
 //! Where the filesystem takes `O_DIRECT`, flushes and compactions bypass the page cache: a
 //! memtable flush no longer leaves ~64 MiB of dirty pages for the kernel to write back while the
-//! syncer fsyncs the WAL, and the acknowledgement p99 at half rate fell from 15–63 ms (16 runs)
-//! to 4–7 ms (7 runs). Reads stay buffered; the price is that a flushed block is first read from
-//! the disk, not from the page cache the flush used to fill (receipts of random old runs:
-//! 10.4–13.1k/s → 9.7–11.3k/s). The block cache, larger to make up for it, fills only as it is used.
+//! syncer fsyncs the WAL, and the acknowledgement p99 at half rate fell from 17–63 ms (12 runs)
+//! to 3.5–7 ms (9 runs of 10). Reads stay buffered; the price is that a flushed block is first
+//! read from the disk, not from the page cache the flush used to fill (receipts of random old
+//! runs: 10.9–13.0k/s → 9.7–11.5k/s). The block cache, larger to make up for it, fills only as
+//! it is used.
 //!
 //! Why by hand: the log writes one group while the previous one is being synced. With RocksDB
 //! writing each group's record to the file at once, those `write` calls met the concurrent fsync
