@@ -131,6 +131,31 @@ impl Faulty {
         *self.sync_gate.0.lock().unwrap() = open;
         self.sync_gate.1.notify_all();
     }
+
+    /// Holds writes at the gate until the guard is dropped.
+    pub fn hold_writes(&self) -> Held<'_> {
+        self.set_gate(false);
+        Held { store: self, sync: false }
+    }
+
+    /// Holds syncs at the gate until the guard is dropped.
+    pub fn hold_syncs(&self) -> Held<'_> {
+        self.set_sync_gate(false);
+        Held { store: self, sync: true }
+    }
+}
+
+/// A closed gate of a [`Faulty`] store, opened when dropped: also when a failed assertion
+/// unwinds the test, which would otherwise hang in the log's drop, waiting for the held work.
+pub struct Held<'a> {
+    store: &'a Faulty,
+    sync: bool,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.sync { self.store.set_sync_gate(true) } else { self.store.set_gate(true) }
+    }
 }
 
 impl Store for Faulty {
