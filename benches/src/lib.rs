@@ -150,8 +150,7 @@ pub fn raw_rocksdb(path: &std::path::Path, entries: &[Vec<u8>], group: usize) ->
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
     opts.increase_parallelism(2);
-    opts.set_recycle_log_file_num(ledger_core::store::RECYCLED_WALS);
-    opts.set_use_direct_io_for_flush_and_compaction(ledger_core::store::direct_io_supported(path));
+    ledger_core::store::set_io_options(&mut opts, path);
     let db = rocksdb::DB::open(&opts, path)?;
     let mut wo = rocksdb::WriteOptions::default();
     wo.set_sync(true);

@@ -23,7 +23,7 @@ use crate::{Error, Hash, Result, TreeHash};
 #[cfg(feature = "rocksdb")]
 mod rocks;
 #[cfg(feature = "rocksdb")]
-pub use rocks::{RECYCLED_WALS, RocksConfig, RocksStore, direct_io_supported};
+pub use rocks::{RocksConfig, RocksStore, set_io_options};
 
 /// Tree levels per tile (tlog-tiles uses 8: 256 hashes per tile row 0).
 pub const TILE_HEIGHT: u8 = 8;

@@ -76,9 +76,19 @@ impl Default for RocksConfig {
     }
 }
 
-/// Whether files in the directory `dir` (created if missing) can be opened with `O_DIRECT`.
-/// Some filesystems refuse it, and RocksDB would then fail its first flush, so it is asked first.
-pub fn direct_io_supported(dir: &Path) -> bool {
+/// WAL files RocksDB keeps for reuse (see the module docs).
+const RECYCLED_WALS: usize = 4;
+
+/// The page-cache settings of the module docs, for a database in directory `dir` (created if
+/// missing): recycled WAL files, and flushes and compactions with direct I/O if files in `dir`
+/// can be opened with `O_DIRECT` (some filesystems refuse it, and RocksDB would then fail its
+/// first flush, so it is asked first). The load benches' raw RocksDB floor uses them too.
+pub fn set_io_options(opts: &mut Options, dir: &Path) {
+    opts.set_recycle_log_file_num(RECYCLED_WALS);
+    opts.set_use_direct_io_for_flush_and_compaction(direct_io_supported(dir));
+}
+
+fn direct_io_supported(dir: &Path) -> bool {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -103,15 +113,11 @@ pub fn direct_io_supported(dir: &Path) -> bool {
     }
 }
 
-/// WAL files RocksDB keeps for reuse (see the module docs).
-pub const RECYCLED_WALS: usize = 4;
-
 /// A [`Store`] on an embedded RocksDB.
 pub struct RocksStore {
     db: DB,
     path: PathBuf,
     nosync: WriteOptions,
-    direct_io: bool,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -153,10 +159,7 @@ impl RocksStore {
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
         // See the module docs: WAL records reach the file in `sync` (or when the buffer fills).
         opts.set_manual_wal_flush(true);
-        // See the module docs: WAL files are rewritten, not created; flushes skip the page cache.
-        opts.set_recycle_log_file_num(RECYCLED_WALS);
-        let direct_io = direct_io_supported(path);
-        opts.set_use_direct_io_for_flush_and_compaction(direct_io);
+        set_io_options(&mut opts, path);
         let cfs = [
             ColumnFamilyDescriptor::new(CF_ENTRIES, cf_opts(true)),
             ColumnFamilyDescriptor::new(CF_TILES, cf_opts(false)),
@@ -166,7 +169,7 @@ impl RocksStore {
         ];
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {}: {e}", path.display())))?;
-        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default(), direct_io };
+        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
             Some(f) if f == STORE_FORMAT_V2 => {
                 let mut wb = WriteBatch::default();
@@ -186,11 +189,6 @@ impl RocksStore {
             _ => {}
         }
         Ok(store)
-    }
-
-    /// Whether flushes and compactions bypass the page cache ([`direct_io_supported`]).
-    pub fn direct_io(&self) -> bool {
-        self.direct_io
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -406,7 +404,6 @@ mod tests {
         let mut next = 0u64;
         for _ in 0..4 {
             let store = RocksStore::open(dir.path(), &cfg).unwrap();
-            assert_eq!(store.direct_io(), direct_io_supported(dir.path()));
             assert_eq!(store.load_meta().unwrap().map(|(_, size)| size).unwrap_or(0), next);
             for i in 0..next {
                 assert_eq!(store.entry(i).unwrap(), Some(value(i)), "entry {i}");
