@@ -6,7 +6,12 @@
 #   4. receipts read back over HTTP with the log holding all of the above,
 #   5. the same entries into PostgreSQL (installed from Debian's packages if missing),
 #   6. the same bytes as raw synced RocksDB WriteBatches of the server's mean entries per sync
-#      (one sync covers every commit group written before it: the same number of fsyncs).
+#      (one sync covers every commit group written before it: the same number of fsyncs),
+#   7. the same gRPC traffic into a sink that acknowledges without a log behind it: the transport.
+# Each step that runs a server also reports the CPU that server and the load generator spent per
+# entry; the raw floor reports its own, and that of the log's checks and hashes on one thread.
+# `summary.cpu_us_per_entry.bound_entries_per_s` is the rate the machine's cores would allow if
+# the server spent nothing beyond those floors (BENCHMARKS.md, "Where the CPU goes").
 # Environment: ENTRIES (default 1000000), CONNS (64), RECEIPTS (100000), RECEIPT_CONNS (16),
 # LOAD_TMPDIR (/tmp), BIN_DIR (run the ledger-server and server-load binaries found there, as
 # built, instead of building this checkout's: for comparing two builds in turns on a noisy machine).
@@ -29,9 +34,11 @@ fi
 
 WORK=$(mktemp -d "${LOAD_TMPDIR:-/tmp}/server-load.XXXXXX")
 SERVER_PID=""
+SINK_PID=""
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null
     as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -58,7 +65,7 @@ load() { "$BIN/server-load" "$@" --entries "$ENTRIES" --connections "$CONNS"; }
 field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
 
 echo "== 1. gRPC ingest, full speed" >&2
-load ingest --protocol grpc --url "$GRPC" --token "$INGEST" --watch "$GRPC" --prefix grpc >"$WORK/grpc.json"
+load ingest --protocol grpc --url "$GRPC" --token "$INGEST" --watch "$GRPC" --prefix grpc --cpu-of "$SERVER_PID" >"$WORK/grpc.json"
 RATE=$(field "$WORK/grpc.json" "int(d['entries_per_s'])")
 METRICS=$(curl -s -H "authorization: Bearer $AUDIT" "$HTTP/metrics")
 GROUP=$(python3 -c "
@@ -84,10 +91,27 @@ load postgres --conn "$PGCONN" --prefix grpc >"$WORK/postgres.json"
 echo "== 6. raw RocksDB floor, WriteBatches of $GROUP entries" >&2
 load raw --group "$GROUP" --dir "$WORK/raw" --prefix grpc >"$WORK/raw.json"
 
+echo "== 7. transport: gRPC ingest into a sink with no log behind it" >&2
+"$BIN/server-load" sink >"$WORK/sink.out" &
+SINK_PID=$!
+for _ in $(seq 100); do grep -q '^listening grpc' "$WORK/sink.out" 2>/dev/null && break; sleep 0.1; done
+load ingest --protocol grpc --url "$(awk '/^listening grpc/ {print $3}' "$WORK/sink.out")" --token none --prefix sink \
+    --cpu-of "$SINK_PID" >"$WORK/sink.json"
+
 python3 - "$WORK" "$SIZE" <<'EOF'
-import json, sys
+import json, os, sys
 w, size = sys.argv[1], int(sys.argv[2])
-r = {k: json.load(open(f"{w}/{k}.json")) for k in ["grpc", "http", "half", "receipts", "postgres", "raw"]}
+r = {k: json.load(open(f"{w}/{k}.json")) for k in ["grpc", "http", "half", "receipts", "postgres", "raw", "sink"]}
+cpu = {
+    "server": r["grpc"]["server_cpu_us_per_entry"],
+    "load_generator": r["grpc"]["client_cpu_us_per_entry"],
+    "transport_sink": r["sink"]["server_cpu_us_per_entry"],
+    "prepare": r["raw"]["prepare_us_per_entry"],
+    "raw_rocksdb": r["raw"]["cpu_us_per_entry"],
+}
+floors = cpu["load_generator"] + cpu["transport_sink"] + cpu["prepare"] + cpu["raw_rocksdb"]
+cpu["cores"] = os.cpu_count() or 1
+cpu["bound_entries_per_s"] = round(cpu["cores"] * 1e6 / floors)
 g, raw, pg = r["grpc"]["entries_per_s"], r["raw"]["entries_per_s"], r["postgres"]["entries_per_s"]
 r["summary"] = {
     "grpc_entries_per_s": g,
@@ -102,6 +126,8 @@ r["summary"] = {
     "receipts_per_s": r["receipts"]["receipts_per_s"],
     "receipt_p99_ms": r["receipts"]["latency_ms"]["p99"],
     "log_size_during_receipts": size,
+    "transport_sink_entries_per_s": r["sink"]["entries_per_s"],
+    "cpu_us_per_entry": cpu,
 }
 print(json.dumps(r, indent=2))
 EOF

@@ -145,7 +145,7 @@ pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> V
 /// It gets the ledger store's I/O settings (recycled WAL files, flushes with direct I/O where
 /// the filesystem takes it), so that the floor is what RocksDB does here at its best.
 /// Returns entries per second.
-pub fn raw_rocksdb(path: &std::path::Path, entries: &[Vec<u8>], group: usize) -> Result<f64, rocksdb::Error> {
+pub fn raw_rocksdb(path: &std::path::Path, entries: &[Vec<u8>], group: usize) -> Result<Floor, rocksdb::Error> {
     let group = group.max(1);
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
@@ -154,7 +154,7 @@ pub fn raw_rocksdb(path: &std::path::Path, entries: &[Vec<u8>], group: usize) ->
     let db = rocksdb::DB::open(&opts, path)?;
     let mut wo = rocksdb::WriteOptions::default();
     wo.set_sync(true);
-    let started = std::time::Instant::now();
+    let (started, cpu) = (std::time::Instant::now(), cpu_time("self"));
     for (c, chunk) in entries.chunks(group).enumerate() {
         let mut wb = rocksdb::WriteBatch::default();
         for (i, e) in chunk.iter().enumerate() {
@@ -162,5 +162,53 @@ pub fn raw_rocksdb(path: &std::path::Path, entries: &[Vec<u8>], group: usize) ->
         }
         db.write_opt(wb, &wo)?;
     }
-    Ok(entries.len() as f64 / started.elapsed().as_secs_f64())
+    Ok(Floor::of(entries.len(), started.elapsed(), cpu_time("self").saturating_sub(cpu)))
+}
+
+/// What a floor did: its rate, and the CPU it spent per entry (every thread of the process,
+/// RocksDB's own included).
+#[derive(Clone, Copy, Debug)]
+pub struct Floor {
+    /// Entries per second of wall-clock time.
+    pub entries_per_s: f64,
+    /// CPU time per entry, in microseconds.
+    pub cpu_us_per_entry: f64,
+}
+
+impl Floor {
+    /// The floor of `entries` done in `wall` using `cpu`.
+    pub fn of(entries: usize, wall: std::time::Duration, cpu: std::time::Duration) -> Floor {
+        let n = entries.max(1) as f64;
+        Floor { entries_per_s: n / wall.as_secs_f64(), cpu_us_per_entry: cpu.as_secs_f64() * 1e6 / n }
+    }
+}
+
+/// The work the log must do for every entry before storing it, on one thread and nothing else:
+/// the strict check of SPEC §2 ([`ledger_core::Entry::check`]), the leaf hash, and the tree's
+/// node hashes (one per leaf on average). The CPU-per-entry figures of the ratio targets add
+/// this to the floors of the transport and of RocksDB (BENCHMARKS.md).
+pub fn prepare_floor(entries: &[Vec<u8>], h: ledger_core::TreeHash) -> ledger_core::Result<Floor> {
+    let (started, cpu) = (std::time::Instant::now(), cpu_time("self"));
+    let mut range = ledger_core::merkle::CompactRange::new();
+    for e in entries {
+        ledger_core::Entry::check(e)?;
+        range.push(h, h.leaf(e), |_, _, _| {});
+    }
+    std::hint::black_box(range.root(h));
+    Ok(Floor::of(entries.len(), started.elapsed(), cpu_time("self").saturating_sub(cpu)))
+}
+
+/// CPU time (user + system, all threads) of process `pid` (`"self"` for this one), from
+/// `/proc/<pid>/stat`; zero where that cannot be read (a process gone, not Linux).
+pub fn cpu_time(pid: &str) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces), from field 3 (state): utime is 14, stime 15.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // In USER_HZ, which the kernel exports as 100 on x86 and arm (sysconf(_SC_CLK_TCK)): 10 ms
+    // steps, under 1% of a run of a few seconds on two cores.
+    let hz = 100;
+    let t = ticks(11) + ticks(12);
+    std::time::Duration::from_secs(t / hz) + std::time::Duration::from_nanos((t % hz) * 1_000_000_000 / hz)
 }

@@ -312,7 +312,7 @@ async fn throughput(bin: &Path, work: &Path, secs: u64, conns: usize, sample: us
     let mut rng = Rng::from_os();
     let payload: Vec<Vec<u8>> = (0..entries).map(|_| (0..230).map(|_| rng.next_u64() as u8).collect()).collect();
     let group = conns;
-    let raw = raw_rocksdb(&work.join("raw"), &payload, group)?;
+    let raw = raw_rocksdb(&work.join("raw"), &payload, group)?.entries_per_s;
     println!(
         "baseline: raw RocksDB, synced groups of {group:<4} {:>9.0} entries/s  ({:.0} six-entry runs/s)",
         raw,

@@ -183,7 +183,7 @@ fn durable(
     // The floor: the same bytes as raw synced WriteBatches of the entries per sync, one writer.
     let all: Vec<Vec<u8>> =
         Arc::try_unwrap(runs).expect("threads joined").into_iter().flatten().map(Vec::from).collect();
-    let raw_rate = a2a_ledger_benches::raw_rocksdb(&root.join("raw"), &all, per_sync)?;
+    let raw_rate = a2a_ledger_benches::raw_rocksdb(&root.join("raw"), &all, per_sync)?.entries_per_s;
 
     let report = serde_json::json!({
         "entries": committed,

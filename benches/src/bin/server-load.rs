@@ -10,6 +10,10 @@
 //! - `postgres`: the same entries into PostgreSQL (batched INSERT … UNNEST, one transaction per
 //!   batch, `synchronous_commit = on`, a unique (run, seq) index), from the same connections.
 //! - `raw`: the same bytes as synced RocksDB WriteBatches of the same size, one writer: the floor.
+//!   It also reports the CPU that took per entry, and the CPU per entry of the log's own work
+//!   before storing (check, leaf hash, node hashes) on one thread.
+//! - `sink`: a gRPC server that acknowledges every `Append` batch with consecutive indices and
+//!   does nothing else: `ingest` against it measures what the transport alone costs (both ends).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use a2a_ledger_benches::{Rng, identity_entry, realistic_run};
+use a2a_ledger_benches::{Rng, cpu_time, identity_entry, realistic_run};
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -85,6 +89,9 @@ enum Cmd {
         /// Also measure acknowledgement → covering checkpoint (gRPC only), from this gRPC address.
         #[arg(long)]
         watch: Option<String>,
+        /// Also report the CPU that process (the server) spent per entry during the run.
+        #[arg(long)]
+        cpu_of: Option<u32>,
     },
     /// Read receipts of runs written by `ingest` with the same traffic flags.
     Receipts {
@@ -118,6 +125,12 @@ enum Cmd {
         /// Where to put the database (a fresh directory).
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// Serve gRPC `Append` with no log behind it (prints `listening grpc http://ADDR`).
+    Sink {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        grpc: std::net::SocketAddr,
     },
 }
 
@@ -188,9 +201,9 @@ fn percentiles(mut v: Vec<Duration>) -> serde_json::Value {
 fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = match Cli::parse().cmd {
-        Cmd::Ingest { traffic: t, protocol, url, token, window, rate, watch } => {
+        Cmd::Ingest { traffic: t, protocol, url, token, window, rate, watch, cpu_of } => {
             let b = traffic(&t);
-            rt.block_on(ingest(b, protocol, url, token, window.max(1), rate, watch, t.connections))?
+            rt.block_on(ingest(b, protocol, url, token, window.max(1), rate, watch, cpu_of, t.connections))?
         }
         Cmd::Receipts { traffic: t, url, token, count } => {
             let b = traffic(&t);
@@ -200,7 +213,8 @@ fn main() -> Result<()> {
             let b = traffic(&t);
             rt.block_on(postgres(b, conn, t.connections))?
         }
-        Cmd::Raw { traffic: t, group, dir } => raw(traffic(&t), group, &dir)?,
+        Cmd::Raw { traffic: t, group, dir } => raw(traffic(&t), t.hash, group, &dir)?,
+        Cmd::Sink { grpc } => return rt.block_on(sink::serve(grpc)),
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -215,6 +229,7 @@ async fn ingest(
     window: usize,
     rate: u64,
     watch: Option<String>,
+    cpu_of: Option<u32>,
     connections: usize,
 ) -> Result<serde_json::Value> {
     // The identity first (idempotent across runs).
@@ -262,6 +277,8 @@ async fn ingest(
     let batches = Arc::new(b.batches);
     let next = Arc::new(AtomicUsize::new(0));
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let (server_pid, cpu) = (cpu_of.map(|p| p.to_string()), cpu_time("self"));
+    let server_cpu = server_pid.as_deref().map(cpu_time);
     let started = Instant::now();
     // Pacing: batch i may start at started + i * (mean batch entries / rate).
     let per_batch = if rate > 0 {
@@ -345,6 +362,9 @@ async fn ingest(
         t.await??;
     }
     let elapsed = started.elapsed();
+    let per_entry = |d: Duration| (d.as_secs_f64() * 1e6 / b.entries.max(1) as f64 * 1e3).round() / 1e3;
+    let client_cpu = per_entry(cpu_time("self").saturating_sub(cpu));
+    let server_cpu = server_pid.as_deref().zip(server_cpu).map(|(p, c)| per_entry(cpu_time(p).saturating_sub(c)));
     if let Some(w) = watcher {
         // Let the checkpoint covering the last batches arrive.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -367,6 +387,8 @@ async fn ingest(
         "entries_per_s": (b.entries as f64 / elapsed.as_secs_f64()).round(),
         "ack_latency_ms": percentiles(lat),
         "ack_to_checkpoint_ms": percentiles(cp),
+        "client_cpu_us_per_entry": client_cpu,
+        "server_cpu_us_per_entry": server_cpu,
     }))
 }
 
@@ -506,13 +528,110 @@ async fn postgres(b: Batches, conn: String, connections: usize) -> Result<serde_
     }))
 }
 
-fn raw(b: Batches, group: usize, dir: &std::path::Path) -> Result<serde_json::Value> {
+fn raw(b: Batches, hash: TreeHash, group: usize, dir: &std::path::Path) -> Result<serde_json::Value> {
     let all: Vec<Vec<u8>> = b.batches.into_iter().flatten().map(Vec::from).collect();
-    let rate = a2a_ledger_benches::raw_rocksdb(dir, &all, group)?;
+    let prepare = a2a_ledger_benches::prepare_floor(&all, hash)?;
+    let floor = a2a_ledger_benches::raw_rocksdb(dir, &all, group)?;
+    let us = |f: f64| (f * 1e3).round() / 1e3;
     Ok(serde_json::json!({
         "floor": "raw synced RocksDB WriteBatches",
         "entries": all.len(),
         "group": group,
-        "entries_per_s": rate.round(),
+        "entries_per_s": floor.entries_per_s.round(),
+        "cpu_us_per_entry": us(floor.cpu_us_per_entry),
+        "prepare_us_per_entry": us(prepare.cpu_us_per_entry),
     }))
+}
+
+/// The transport floor: gRPC `Append` with nothing behind it.
+mod sink {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use ::ledger_server::proto::ledger_server::{Ledger, LedgerServer};
+    use ::ledger_server::proto::{
+        AppendRequest, AppendResponse, Checkpoint, Entries, GetCheckpointRequest, GetConsistencyProofRequest,
+        GetEntriesRequest, GetInclusionProofRequest, GetLogRequest, GetReceiptRequest, GetRunRequest, LogInfo, Proof,
+        Receipt, RunEntries, WatchCheckpointsRequest,
+    };
+    use anyhow::Result;
+    use tokio_stream::{Stream, StreamExt as _};
+    use tonic::{Request, Response, Status, Streaming};
+
+    type Answers<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+    /// Acknowledges every batch at once with the next indices; stores, checks and signs nothing.
+    #[derive(Default)]
+    struct Sink {
+        size: Arc<AtomicU64>,
+    }
+
+    fn only_append() -> Status {
+        Status::unimplemented("server-load's transport sink answers only Append")
+    }
+
+    /// Serves until killed.
+    pub async fn serve(addr: std::net::SocketAddr) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("listening grpc http://{}", listener.local_addr()?);
+        tonic::transport::Server::builder()
+            .add_service(LedgerServer::new(Sink::default()).max_decoding_message_size(64 << 20))
+            .serve_with_incoming(::ledger_server::grpc_incoming(listener))
+            .await?;
+        Ok(())
+    }
+
+    #[tonic::async_trait]
+    impl Ledger for Sink {
+        type AppendStream = Answers<AppendResponse>;
+        type GetEntriesStream = Answers<Entries>;
+        type WatchCheckpointsStream = Answers<Checkpoint>;
+
+        async fn append(&self, req: Request<Streaming<AppendRequest>>) -> Result<Response<Self::AppendStream>, Status> {
+            let size = self.size.clone();
+            let acks = req.into_inner().map(move |r| {
+                let r = r?;
+                let n = r.entries.len() as u64;
+                let first = size.fetch_add(n, Ordering::Relaxed);
+                Ok(AppendResponse {
+                    batch: r.batch,
+                    indices: (first..first + n).collect(),
+                    tree_size: first + n,
+                    error: None,
+                })
+            });
+            Ok(Response::new(Box::pin(acks)))
+        }
+        async fn get_checkpoint(&self, _: Request<GetCheckpointRequest>) -> Result<Response<Checkpoint>, Status> {
+            Err(only_append())
+        }
+        async fn get_receipt(&self, _: Request<GetReceiptRequest>) -> Result<Response<Receipt>, Status> {
+            Err(only_append())
+        }
+        async fn get_inclusion_proof(&self, _: Request<GetInclusionProofRequest>) -> Result<Response<Proof>, Status> {
+            Err(only_append())
+        }
+        async fn get_consistency_proof(
+            &self,
+            _: Request<GetConsistencyProofRequest>,
+        ) -> Result<Response<Proof>, Status> {
+            Err(only_append())
+        }
+        async fn get_entries(&self, _: Request<GetEntriesRequest>) -> Result<Response<Self::GetEntriesStream>, Status> {
+            Err(only_append())
+        }
+        async fn watch_checkpoints(
+            &self,
+            _: Request<WatchCheckpointsRequest>,
+        ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
+            Err(only_append())
+        }
+        async fn get_log(&self, _: Request<GetLogRequest>) -> Result<Response<LogInfo>, Status> {
+            Err(only_append())
+        }
+        async fn get_run(&self, _: Request<GetRunRequest>) -> Result<Response<RunEntries>, Status> {
+            Err(only_append())
+        }
+    }
 }
