@@ -38,7 +38,7 @@ SINK_PID=""
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null
+    if [ -n "$SINK_PID" ]; then kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true; fi
     as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -97,6 +97,9 @@ SINK_PID=$!
 for _ in $(seq 100); do grep -q '^listening grpc' "$WORK/sink.out" 2>/dev/null && break; sleep 0.1; done
 load ingest --protocol grpc --url "$(awk '/^listening grpc/ {print $3}' "$WORK/sink.out")" --token none --prefix sink \
     --cpu-of "$SINK_PID" >"$WORK/sink.json"
+kill "$SINK_PID"
+wait "$SINK_PID" 2>/dev/null || true
+SINK_PID=""
 
 python3 - "$WORK" "$SIZE" <<'EOF'
 import json, os, sys
