@@ -413,26 +413,38 @@ mod tests {
         store.db.get_cf(store.cf(CF_META), b"format").unwrap().unwrap()
     }
 
+    /// Small memtables, so that a few MB of entries go through many flushes and WAL switches.
+    const SMALL: RocksConfig = RocksConfig { block_cache_bytes: 8 << 20, write_buffer_bytes: 64 << 10 };
+
+    /// Entry `i` of [`write_group`]: 300 bytes.
+    fn value(i: u64) -> Vec<u8> {
+        format!("entry {i:08} ").repeat(20).into_bytes()
+    }
+
+    /// Writes and syncs entries `*next..*next + 100` as one group (the first with the log's
+    /// parameters), and advances `next`.
+    fn write_group(store: &RocksStore, next: &mut u64) {
+        let entries = (*next..*next + 100).map(|i| (i, Bytes::from(value(i)))).collect();
+        let params = (*next == 0).then(|| LogParams { hash: crate::TreeHash::Blake3, origin: "test".into() });
+        store.write(&CommitBatch { entries, tree_size: *next + 100, params, ..CommitBatch::default() }).unwrap();
+        store.sync().unwrap();
+        *next += 100;
+    }
+
     /// Through many memtable flushes (with direct I/O where the filesystem takes it) and recycled
     /// WAL files, every synced write is there after each reopen.
     #[test]
     fn flushes_and_recycled_wals_keep_every_write_across_reopens() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = RocksConfig { write_buffer_bytes: 64 << 10, ..RocksConfig::default() };
-        let value = |i: u64| format!("entry {i:08} ").repeat(20).into_bytes();
         let mut next = 0u64;
         for _ in 0..4 {
-            let store = RocksStore::open(dir.path(), &cfg).unwrap();
+            let store = RocksStore::open(dir.path(), &SMALL).unwrap();
             assert_eq!(store.load_meta().unwrap().map(|(_, size)| size).unwrap_or(0), next);
             for i in 0..next {
                 assert_eq!(store.entry(i).unwrap(), Some(value(i)), "entry {i}");
             }
             for _ in 0..60 {
-                let entries = (next..next + 100).map(|i| (i, Bytes::from(value(i)))).collect();
-                let params = (next == 0).then(|| LogParams { hash: crate::TreeHash::Blake3, origin: "test".into() });
-                store.write(&CommitBatch { entries, tree_size: next + 100, params, ..CommitBatch::default() }).unwrap();
-                store.sync().unwrap();
-                next += 100;
+                write_group(&store, &mut next);
             }
         }
         let ssts = std::fs::read_dir(dir.path())
@@ -446,9 +458,7 @@ mod tests {
     #[test]
     fn the_live_wal_stays_bounded_and_its_files_are_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = RocksConfig { write_buffer_bytes: 64 << 10, ..RocksConfig::default() };
-        let store = RocksStore::open(dir.path(), &cfg).unwrap();
-        let value = |i: u64| format!("entry {i:08} ").repeat(20).into_bytes();
+        let store = RocksStore::open(dir.path(), &SMALL).unwrap();
         let wals = || {
             std::fs::read_dir(dir.path())
                 .unwrap()
@@ -456,19 +466,15 @@ mod tests {
                 .count()
         };
         let (mut next, mut most) = (0u64, 0);
-        // 6 MB of entries: about 90 memtables of `entries`, each ending a WAL.
+        // 7.5 MB of entries: over a hundred memtables of `entries`, each ending a WAL.
         for _ in 0..250 {
-            let entries = (next..next + 100).map(|i| (i, Bytes::from(value(i)))).collect();
-            let params = (next == 0).then(|| LogParams { hash: crate::TreeHash::Blake3, origin: "test".into() });
-            store.write(&CommitBatch { entries, tree_size: next + 100, params, ..CommitBatch::default() }).unwrap();
-            store.sync().unwrap();
-            next += 100;
+            write_group(&store, &mut next);
             most = most.max(wals());
         }
         // Live: up to WAL_BUFFERS memtables' worth plus the current one; then the recycled ones.
         assert!(most <= WAL_BUFFERS as usize + 2 + RECYCLED_WALS, "{most} WAL files at once");
         drop(store);
-        let store = RocksStore::open(dir.path(), &cfg).unwrap();
+        let store = RocksStore::open(dir.path(), &SMALL).unwrap();
         assert_eq!(store.load_meta().unwrap().map(|(_, size)| size), Some(next));
         assert_eq!(store.entry(next - 1).unwrap(), Some(value(next - 1)));
     }
