@@ -213,7 +213,7 @@ struct Shared {
 impl Shared {
     /// The nodes of the durable tree `d` (or of any smaller one), for readers.
     fn nodes<'a>(&'a self, d: &'a Durable) -> CachedNodes<'a> {
-        CachedNodes(&*self.store, &self.tile_cache, &d.edge)
+        CachedNodes::new(&*self.store, &self.tile_cache, &d.edge)
     }
 
     fn poisoned(&self) -> Result<()> {
@@ -300,7 +300,7 @@ impl Log {
         let tree = TreeBuilder::open(&*store, cfg.hash, size)?;
         let durable = Durable { size, root: tree.root(), edge: tree.edge() };
         let tile_cache = TileCache::new(cfg.tile_cache);
-        let nodes = CachedNodes(&*store, &tile_cache, &durable.edge);
+        let nodes = CachedNodes::new(&*store, &tile_cache, &durable.edge);
 
         // The newest checkpoint must be ours and agree with the stored tree.
         let latest = match store.latest_checkpoint()? {

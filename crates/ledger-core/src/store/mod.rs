@@ -12,6 +12,7 @@
 //! poisoned). A written batch may be visible to readers before it is durable: the log never
 //! reads past its durable size.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -340,42 +341,71 @@ impl TileCache {
         self.tiles.lock().unwrap_or_else(|p| p.into_inner()).put((level, index), tile.clone());
         Ok(Some(tile))
     }
-
-    /// Node `(row, pos)` of full tile `(level, index)`.
-    fn node(&self, store: &dyn Store, level: u8, index: u64, row: u8, pos: u64) -> Result<Option<Hash>> {
-        match self.tile(store, level, index)? {
-            Some(t) => tile_node(&t, row, pos),
-            None => Ok(None),
-        }
-    }
 }
 
-/// Reads tree nodes out of a tree's [`Edge`] and a store's full tiles through a [`TileCache`].
+/// Tile levels of a tree of up to 2^64 leaves.
+const TILE_LEVELS: usize = 64 / TILE_HEIGHT as usize;
+
+/// Reads tree nodes out of a tree's [`Edge`] and a store's full tiles through a [`TileCache`],
+/// for one reader at a time. It keeps the last full tile of each tile level it read: a proof
+/// takes up to eight nodes from each tile on its path, and the proofs of a run's entries share
+/// most of their tiles, so the shared cache (one lock for every reader) is asked once per tile
+/// rather than once per node.
 #[derive(Debug)]
-pub struct CachedNodes<'a>(pub &'a dyn Store, pub &'a TileCache, pub &'a Edge);
+pub struct CachedNodes<'a> {
+    store: &'a dyn Store,
+    cache: &'a TileCache,
+    edge: &'a Edge,
+    last: RefCell<[Option<(u64, SharedTile)>; TILE_LEVELS]>,
+}
+
+impl<'a> CachedNodes<'a> {
+    /// The nodes of the tree whose right edge is `edge`, full tiles from `store` through `cache`.
+    pub fn new(store: &'a dyn Store, cache: &'a TileCache, edge: &'a Edge) -> CachedNodes<'a> {
+        CachedNodes { store, cache, edge, last: RefCell::default() }
+    }
+
+    /// Full tile `(level, index)`.
+    fn full_tile(&self, level: u8, index: u64) -> Result<Option<SharedTile>> {
+        let slot = usize::from(level);
+        if let Some(Some((i, tile))) = self.last.borrow().get(slot)
+            && *i == index
+        {
+            return Ok(Some(tile.clone()));
+        }
+        let tile = self.cache.tile(self.store, level, index)?;
+        if let (Some(t), Some(last)) = (&tile, self.last.borrow_mut().get_mut(slot)) {
+            *last = Some((index, t.clone()));
+        }
+        Ok(tile)
+    }
+}
 
 impl NodeSource for CachedNodes<'_> {
     fn node(&self, level: u8, index: u64) -> Result<Hash> {
         let (t, row) = (level / TILE_HEIGHT, level % TILE_HEIGHT);
         let per_row = TILE_WIDTH >> row;
         let (tile_index, pos) = (index / per_row, index % per_row);
-        let node = if self.2.is_edge(t, tile_index) {
-            match self.2.tile(t, tile_index) {
+        let node = if self.edge.is_edge(t, tile_index) {
+            match self.edge.tile(t, tile_index) {
                 Some(tile) => tile_node(tile, row, pos)?,
                 None => None,
             }
         } else {
-            self.1.node(self.0, t, tile_index, row, pos)?
+            match self.full_tile(t, tile_index)? {
+                Some(tile) => tile_node(&tile, row, pos)?,
+                None => None,
+            }
         };
         node.ok_or_else(|| Error::Corrupt(format!("tile {t}/{tile_index} lacks node {level}/{index}")))
     }
 
     fn remembered_root(&self, start: u64, end: u64) -> Option<Hash> {
-        self.1.edges.lock().unwrap_or_else(|p| p.into_inner()).get(&(start, end)).copied()
+        self.cache.edges.lock().unwrap_or_else(|p| p.into_inner()).get(&(start, end)).copied()
     }
 
     fn remember_root(&self, start: u64, end: u64, root: &Hash) {
-        self.1.edges.lock().unwrap_or_else(|p| p.into_inner()).put((start, end), *root);
+        self.cache.edges.lock().unwrap_or_else(|p| p.into_inner()).put((start, end), *root);
     }
 }
 
