@@ -65,6 +65,9 @@ use crate::{Error, Hash, Result, TreeHash};
 mod tree;
 use tree::TreeBuilder;
 
+/// Actors whose identity registrations readers keep (see `Shared::identities_of`).
+const IDENTITY_CACHE: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
+
 /// Settings of a [`Log`].
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -208,9 +211,39 @@ struct Shared {
     checkpoints: AtomicU64,
     /// Full tiles for readers.
     tile_cache: TileCache,
+    /// Bumped by the committer after it writes a group holding entries of an identity run.
+    identity_writes: AtomicU64,
+    /// The indices of each actor's identity registrations (a receipt's signer is looked up in
+    /// them), as last read from the run index, with the `identity_writes` they were read under.
+    identities: Mutex<lru::LruCache<String, Registrations>>,
 }
 
+/// An actor's identity registrations (log indices, in order) and the `identity_writes` under
+/// which they were read.
+type Registrations = (u64, Arc<[u64]>);
+
 impl Shared {
+    /// The log indices of `actor`'s identity registrations, in order: every one the store held
+    /// when this was called, and possibly later ones (callers look below a checkpointed index).
+    /// Every receipt looks its signer up here; the run index is read again only after the
+    /// committer has written entries of an identity run since the last read.
+    fn identities_of(&self, actor: &str) -> Result<Arc<[u64]>> {
+        // Acquire pairs with the committer's Release after its write: a run-index read made after
+        // loading `seen` sees every identity entry written before `seen` was published.
+        let seen = self.identity_writes.load(Ordering::Acquire);
+        let cached = self.identities.lock().unwrap_or_else(|p| p.into_inner()).get(actor).cloned();
+        if let Some((at, indices)) = cached
+            && at == seen
+        {
+            return Ok(indices);
+        }
+        let run = format!("{}{actor}", crate::entry::IDENTITY_RUN_PREFIX);
+        let indices: Arc<[u64]> =
+            self.store.run_records(&run)?.into_iter().filter(|(_, r)| r.identity).map(|(_, r)| r.index).collect();
+        self.identities.lock().unwrap_or_else(|p| p.into_inner()).put(actor.to_string(), (seen, indices.clone()));
+        Ok(indices)
+    }
+
     /// The nodes of the durable tree `d` (or of any smaller one), for readers.
     fn nodes<'a>(&'a self, d: &'a Durable) -> CachedNodes<'a> {
         CachedNodes::new(&*self.store, &self.tile_cache, &d.edge)
@@ -366,6 +399,8 @@ impl Log {
             syncs: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             tile_cache,
+            identity_writes: AtomicU64::new(0),
+            identities: Mutex::new(lru::LruCache::new(IDENTITY_CACHE)),
         });
         // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
         shared.sign_checkpoint()?;
@@ -644,14 +679,12 @@ impl Log {
 
     /// Index of the latest `identity.registered` of `actor` below `before`.
     fn identity_before(&self, actor: &str, before: u64) -> Result<u64> {
-        let run = format!("{}{actor}", crate::entry::IDENTITY_RUN_PREFIX);
         self.shared
-            .store
-            .run_records(&run)?
-            .into_iter()
+            .identities_of(actor)?
+            .iter()
             .rev()
-            .find(|(_, r)| r.identity && r.index < before)
-            .map(|(_, r)| r.index)
+            .find(|&&index| index < before)
+            .copied()
             .ok_or_else(|| Error::UnknownSigner { actor: actor.to_string(), before })
     }
 
@@ -1111,7 +1144,13 @@ fn write_group(shared: &Shared, tree: &mut TreeBuilder, Group { mut batch, leave
         debug_assert_eq!(tree.size(), batch.tree_size, "groups reach the committer in sequence order");
         let durable = Durable { size: tree.size(), root: tree.root(), edge: tree.edge() };
         match shared.store.write(&batch) {
-            Ok(()) => w.tree = Some(durable),
+            Ok(()) => {
+                // Readers' cached identity registrations of every actor are stale from here.
+                if batch.runs.iter().any(|seg| seg.run.starts_with(crate::entry::IDENTITY_RUN_PREFIX)) {
+                    shared.identity_writes.fetch_add(1, Ordering::Release);
+                }
+                w.tree = Some(durable)
+            }
             Err(e) => {
                 // The store may now hold any part of this batch: stop writing.
                 shared.poison(format!("writing entries up to tree size {}: {e}", batch.tree_size));

@@ -185,6 +185,34 @@ fn receipts_track_the_latest_seal_and_checkpoints() {
     assert_eq!(second.views().len(), run.len());
 }
 
+/// After an identity registers a new key, receipts of later seals name the new registration
+/// as their signer and receipts of earlier seals keep the old one, though readers remember
+/// registrations between receipts.
+#[test]
+fn receipts_name_the_registration_in_force_at_their_seal() {
+    let store = Arc::new(MemStore::new());
+    let log = open(&store, TreeHash::Blake3);
+    let (old_key, new_key) = (gateway_key(), ledger_core::NamedKey::from_seed("gateway", [0x33; 32]).unwrap());
+    let mut verifier = ReceiptVerifier::new(log.descriptor().clone()).unwrap();
+    let mut receipt = |run: &str| {
+        let seal = log.durable_size() - 1;
+        log.wait_for_checkpoint(seal + 1, std::time::Duration::from_secs(10)).unwrap();
+        let r = log.receipt(run).unwrap();
+        let signer = r.signer.index;
+        verifier.verify_owned(r).unwrap_or_else(|e| panic!("receipt of {run}: {e}"));
+        signer
+    };
+
+    let first = log.append(vec![identity(&old_key)]).unwrap()[0];
+    log.append(sealed_run(TreeHash::Blake3, "a", &old_key, 1)).unwrap();
+    assert_eq!(receipt("a"), first);
+    let rotated = entry("id/gateway", 1, "gateway", Event::IdentityRegistered { public_key: new_key.public_key() });
+    let second = log.append(vec![rotated]).unwrap()[0];
+    log.append(sealed_run(TreeHash::Blake3, "b", &new_key, 1)).unwrap();
+    assert_eq!(receipt("b"), second);
+    assert_eq!(receipt("a"), first);
+}
+
 #[test]
 fn small_order_identity_keys_are_refused() {
     let store = Arc::new(MemStore::new());
