@@ -8,8 +8,9 @@
 #   6. the same bytes as raw synced RocksDB WriteBatches of the server's mean entries per sync
 #      (one sync covers every commit group written before it: the same number of fsyncs),
 #   7. the same gRPC traffic into a sink that acknowledges without a log behind it: the transport.
-# Each step that runs a server also reports the CPU that server and the load generator spent per
-# entry; the raw floor reports its own, and that of the log's checks and hashes on one thread.
+# Every ingest step reports the load generator's CPU per entry, steps 1 and 7 also that of the
+# server they drive; the raw floor reports its own, and that of the log's checks and hashes on one
+# thread.
 # `summary.cpu_us_per_entry.bound_entries_per_s` is the rate the machine's cores would allow if
 # the server spent nothing beyond those floors (BENCHMARKS.md, "Where the CPU goes").
 # Environment: ENTRIES (default 1000000), CONNS (64), RECEIPTS (100000), RECEIPT_CONNS (16),
@@ -36,9 +37,11 @@ WORK=$(mktemp -d "${LOAD_TMPDIR:-/tmp}/server-load.XXXXXX")
 SERVER_PID=""
 SINK_PID=""
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# Stops a background process; its exit status (143 when killed) must not trip `set -e`.
+stop() { if [ -n "$1" ]; then kill "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; fi; }
 cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    if [ -n "$SINK_PID" ]; then kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true; fi
+    stop "$SERVER_PID"
+    stop "$SINK_PID"
     as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -97,8 +100,7 @@ SINK_PID=$!
 for _ in $(seq 100); do grep -q '^listening grpc' "$WORK/sink.out" 2>/dev/null && break; sleep 0.1; done
 load ingest --protocol grpc --url "$(awk '/^listening grpc/ {print $3}' "$WORK/sink.out")" --token none --prefix sink \
     --cpu-of "$SINK_PID" >"$WORK/sink.json"
-kill "$SINK_PID"
-wait "$SINK_PID" 2>/dev/null || true
+stop "$SINK_PID"
 SINK_PID=""
 
 python3 - "$WORK" "$SIZE" <<'EOF'
