@@ -1,5 +1,5 @@
 //! What the fuzz targets assert, one function per decoder. Shared with
-//! `crates/ledger-core/tests/fuzz_corpus.rs`, which runs them over the checked-in corpus (seeds and
+//! `ledger-core/tests/fuzz_corpus.rs`, which runs them over the checked-in corpus (seeds and
 //! crash regressions) on every test run. Each must hold for *any* input: no panic, and whatever is
 //! accepted round-trips to the same bytes.
 #![allow(dead_code)]

@@ -21,7 +21,7 @@ use ledger_core::{
 const ORIGIN: &str = "verify.a2a-ledger.example/log";
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/verify")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/verify")
 }
 
 fn log_key() -> NamedKey {

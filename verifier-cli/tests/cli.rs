@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden").join(name)
 }
 
 fn run(args: &[&std::ffi::OsStr]) -> (i32, String, String) {

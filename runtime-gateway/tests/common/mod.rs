@@ -138,7 +138,7 @@ pub fn verify(descriptor: &Path, receipt: &[u8]) -> VerifiedReceipt<'static> {
         .unwrap_or_else(|_| panic!("A2A_LEDGER_PYTHON is not set: run the suite through ./scripts/test"));
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), receipt).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/a2a_verify.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/a2a_verify.py");
     let out =
         Command::new(python).arg(script).arg("receipt").arg(file.path()).arg("--log").arg(descriptor).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

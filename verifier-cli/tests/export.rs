@@ -50,7 +50,7 @@ fn parquet_and_jsonl_match_the_pack_row_by_row() {
         assert_eq!(code, 0, "{err}");
         assert!(out.contains(&format!("exported   {} rows", end - start)), "{out}");
         let check = Command::new(python())
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/check_export.py"))
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/check_export.py"))
             .args([&pack, &pq, &jl])
             .output()
             .unwrap();

@@ -19,7 +19,7 @@ fn python() -> String {
 }
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python").join(name)
 }
 
 fn free_port() -> u16 {

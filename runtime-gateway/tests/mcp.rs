@@ -17,7 +17,7 @@ async fn the_official_mcp_client_in_both_protocol_generations() {
     let dir = tempfile::tempdir().unwrap();
     let gw = gateway(&dir.path().join("data"), &[]);
     let python = std::env::var("A2A_LEDGER_PYTHON").expect("A2A_LEDGER_PYTHON: run the suite through ./scripts/test");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/mcp_client.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/mcp_client.py");
     for mode in ["legacy", "2026-07-28"] {
         let out = tokio::task::spawn_blocking({
             let (python, script, url, token) =

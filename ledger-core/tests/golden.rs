@@ -20,7 +20,7 @@ use ledger_core::{
 };
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden")
 }
 
 fn check_or_update(name: &str, actual: &str) {

@@ -234,7 +234,7 @@ pub fn python_verify(args: &[&str]) -> (serde_json::Value, i32) {
     let python = std::env::var("A2A_LEDGER_PYTHON").unwrap_or_else(|_| {
         panic!("A2A_LEDGER_PYTHON is not set: run the suite through ./scripts/test, which creates the venv")
     });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/a2a_verify.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/a2a_verify.py");
     let out = Command::new(python).arg(script).args(args).output().expect("running the Python verifier");
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(

@@ -1,13 +1,13 @@
 //! The fuzz targets' checks over the checked-in corpus (`fuzz/corpus/<target>/seed-*`): seed
 //! inputs and every crash input a fuzzer ever found, kept as regression tests.
 
-#[path = "../../../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 use std::path::PathBuf;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -52,7 +52,7 @@ fn proof_verify_corpus() {
 #[test]
 fn pack_verify_corpus() {
     let log: ledger_core::LogDescriptor =
-        serde_json::from_str(include_str!("../../../testdata/golden/log-blake3.json")).unwrap();
+        serde_json::from_str(include_str!("../../testdata/golden/log-blake3.json")).unwrap();
     let mut accepted = 0;
     for (_, data) in corpus("pack_verify") {
         checks::pack_verify(&data);
