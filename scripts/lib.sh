@@ -48,5 +48,14 @@ ensure_pyenv() {
     export A2A_LEDGER_PYTHON="$venv/bin/python"
 }
 
+# The binaries a user runs, built as `scripts/run` builds them: their own features, without the
+# test-only dependencies' (dev-dependencies switch on features of shared crates such as blake3 and
+# digest, so a test build's binaries are a different build). `scripts/test` builds them too, so
+# `scripts/run` after `scripts/test` starts at once, and a feature that only a test dependency
+# supplies fails the test command, not a user's first start.
+build_binaries() {
+    cargo build --release -p runtime-gateway -p ledger-server -p verifier-cli
+}
+
 cd "$ROOT"
 ensure_system_packages
