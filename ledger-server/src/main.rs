@@ -108,6 +108,12 @@ fn main() -> Result<()> {
     let d = log.descriptor().clone();
     let size = log.durable_size();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The handlers are installed before the server says it is listening: a SIGTERM that follows
+    // that line at once must drain, not kill the process with the signal's default action.
+    let shutdown = {
+        let _runtime = rt.enter();
+        shutdown_signal()?
+    };
     rt.block_on(ledger_server::serve(
         settings.clone(),
         log,
@@ -127,20 +133,25 @@ fn main() -> Result<()> {
                 );
             }
         },
-        shutdown_signal(),
+        shutdown,
     ))?;
     eprintln!("a2a-ledger server: stopped; final checkpoint signed");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (inside a runtime) and returns the future that
+/// ends on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("a2a-ledger server: shutting down: draining in-flight batches, signing a final checkpoint");
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("a2a-ledger server: shutting down: draining in-flight batches, signing a final checkpoint");
+    })
 }
 
 fn init(data: PathBuf, origin: String, hash: TreeHash) -> Result<()> {
