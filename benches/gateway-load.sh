@@ -5,9 +5,10 @@
 #   2. sustained runs/s through /invoke with receipts, beside raw synced RocksDB writes.
 # Environment: N (requests per latency series, default 2000), SECS (10), CONNS (64),
 # LOAD_TMPDIR (/tmp).
+# Builds with the release profile; PROFILE=profiling builds and runs the line-table build for perf.
 source "$(dirname "$0")/../scripts/lib.sh"
-cargo build --release -q -p runtime-gateway -p a2a-ledger-benches --bins
-BIN=$CARGO_TARGET_DIR/release
+cargo build --profile "${PROFILE:-release}" -q -p runtime-gateway -p a2a-ledger-benches --bins
+BIN=$CARGO_TARGET_DIR/${PROFILE:-release}
 WORK=$(mktemp -d "${LOAD_TMPDIR:-/tmp}/gateway-load.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/latency" "$WORK/throughput"

@@ -16,6 +16,7 @@
 # Environment: ENTRIES (default 1000000), CONNS (64), RECEIPTS (100000), RECEIPT_CONNS (16),
 # LOAD_TMPDIR (/tmp), BIN_DIR (run the ledger-server and server-load binaries found there, as
 # built, instead of building this checkout's: for comparing two builds in turns on a noisy machine).
+# Builds with the release profile; PROFILE=profiling builds and runs the line-table build for perf.
 source "$(dirname "$0")/../scripts/lib.sh"
 
 ENTRIES=${ENTRIES:-1000000}
@@ -29,8 +30,8 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 if [ -n "${BIN_DIR:-}" ]; then
     BIN=$BIN_DIR
 else
-    cargo build --release -q -p ledger-server -p a2a-ledger-benches --bins
-    BIN=$CARGO_TARGET_DIR/release
+    cargo build --profile "${PROFILE:-release}" -q -p ledger-server -p a2a-ledger-benches --bins
+    BIN=$CARGO_TARGET_DIR/${PROFILE:-release}
 fi
 
 WORK=$(mktemp -d "${LOAD_TMPDIR:-/tmp}/server-load.XXXXXX")

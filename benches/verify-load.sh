@@ -2,11 +2,12 @@
 # The auditor's side under load (BENCHMARKS.md): a pack of ENTRIES realistic entries (default
 # 1000000), the hashing floor over the same entries, `ledger-verify pack` (time and peak memory)
 # and `ledger-verify export --parquet`, on one core and then on all cores, in one run.
+# Builds with the release profile; PROFILE=profiling builds and runs the line-table build for perf.
 source "$(dirname "$0")/../scripts/lib.sh"
 ENTRIES=${ENTRIES:-1000000}
 [ -x /usr/bin/time ] || apt_install time
-cargo build --release -q -p a2a-ledger-benches -p verifier-cli --bins
-BIN=$CARGO_TARGET_DIR/release
+cargo build --profile "${PROFILE:-release}" -q -p a2a-ledger-benches -p verifier-cli --bins
+BIN=$CARGO_TARGET_DIR/${PROFILE:-release}
 WORK=$(mktemp -d "${LOAD_TMPDIR:-/tmp}/verify-load.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
