@@ -17,20 +17,6 @@ pub mod packs;
 pub mod service;
 pub mod tiles;
 
-/// The generated gRPC types, server and client.
-#[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
-pub mod proto {
-    tonic::include_proto!("ledger.v1");
-
-    impl AppendRequest {
-        /// Batch `batch` of `entries`, however the caller holds them (`Vec<u8>` and `Bytes`
-        /// convert without a copy).
-        pub fn of(batch: u64, entries: impl IntoIterator<Item = impl Into<bytes::Bytes>>) -> Self {
-            AppendRequest { batch, entries: entries.into_iter().map(Into::into).collect() }
-        }
-    }
-}
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use ledger_core::merkle::{verify_consistency, verify_inclusion};
 use ledger_core::{Checkpoint, Hash, ReceiptVerifier, TreeHash};
-use ledger_server::proto::{AppendRequest, GetEntriesRequest, GetReceiptRequest, WatchCheckpointsRequest};
+use ledger_wire::{AppendRequest, GetEntriesRequest, GetReceiptRequest, WatchCheckpointsRequest};
 use tokio_stream::StreamExt as _;
 
 fn hashes(v: &serde_json::Value) -> Vec<Hash> {

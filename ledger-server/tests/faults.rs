@@ -12,7 +12,7 @@ use ledger_core::merkle::verify_consistency;
 use ledger_core::store::CommitBatch;
 use ledger_core::{Checkpoint, Log, LogConfig, MemStore, NamedKey, Store, TreeHash};
 use ledger_server::config::Settings;
-use ledger_server::proto::{AppendRequest, GetConsistencyProofRequest, GetEntriesRequest, WatchCheckpointsRequest};
+use ledger_wire::{AppendRequest, GetConsistencyProofRequest, GetEntriesRequest, WatchCheckpointsRequest};
 use tokio_stream::StreamExt as _;
 
 /// Entries acknowledged so far, with their indices.
@@ -50,7 +50,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         let watcher = {
             let (grpc, seen) = (srv.grpc.clone(), seen.clone());
             tokio::spawn(async move {
-                let Ok(mut c) = ledger_server::proto::ledger_client::LedgerClient::connect(grpc).await else { return };
+                let Ok(mut c) = ledger_wire::ledger_client::LedgerClient::connect(grpc).await else { return };
                 let Ok(s) = c.watch_checkpoints(WatchCheckpointsRequest {}).await else { return };
                 let mut s = s.into_inner();
                 while let Some(Ok(cp)) = s.next().await {
@@ -83,7 +83,7 @@ async fn load(
     stop: Arc<AtomicBool>,
     key: NamedKey,
 ) {
-    let Ok(mut client) = ledger_server::proto::ledger_client::LedgerClient::connect(grpc).await else { return };
+    let Ok(mut client) = ledger_wire::ledger_client::LedgerClient::connect(grpc).await else { return };
     let (tx, rx) = tokio::sync::mpsc::channel::<AppendRequest>(8);
     let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
