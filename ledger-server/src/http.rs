@@ -20,10 +20,17 @@ use tokio::sync::mpsc;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode};
+use crate::limits::Limits;
 use crate::service::{Ledger, blocking, require_reads_all};
 use crate::{packs, tiles};
 
-/// The router over `ledger`.
+/// The HTTP front end: [`router`] behind the request limits (load shedding, a concurrency limit,
+/// a request timeout; see [`crate::limits`]).
+pub fn app(ledger: Arc<Ledger>, limits: &Limits) -> Router {
+    router(ledger).layer(crate::limits::http(limits))
+}
+
+/// The router over `ledger`, without limits.
 pub fn router(ledger: Arc<Ledger>) -> Router {
     Router::new()
         .route("/v1/log", get(get_log))

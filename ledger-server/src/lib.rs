@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod packs;
 pub mod service;
@@ -120,9 +121,10 @@ pub async fn serve(
     });
 
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move { service::stopped(&mut rx).await };
-    let http = axum::serve(http_incoming(http_listener), http::router(ledger.clone()))
+    let http = axum::serve(http_incoming(http_listener), http::app(ledger.clone(), &settings.limits))
         .with_graceful_shutdown(wait(rx.clone()));
     let grpc = tonic::transport::Server::builder()
+        .layer(limits::grpc(&settings.limits))
         .add_service(grpc::service(ledger.clone()))
         .serve_with_incoming_shutdown(grpc_incoming(grpc_listener), wait(rx.clone()));
     ready(bound);

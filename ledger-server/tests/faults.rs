@@ -227,6 +227,7 @@ async fn a_failed_sync_poisons_the_log_and_the_server_answers_503() {
         http: "127.0.0.1:0".parse().unwrap(),
         grpc: "127.0.0.1:0".parse().unwrap(),
         max_body_bytes: 1 << 20,
+        limits: ledger_server::limits::Limits::default(),
         principals: vec![principal],
     };
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
