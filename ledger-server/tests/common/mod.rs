@@ -162,6 +162,15 @@ impl Drop for Server {
     }
 }
 
+/// Polls `done` until it holds; fails the test if it does not within `limit`.
+pub async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "the condition did not hold within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 pub fn wait_timeout(child: &mut Child, t: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + t;
     loop {
