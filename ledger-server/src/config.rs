@@ -14,6 +14,7 @@ use ledger_core::TreeHash;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Principal, Role, token_hash_hex};
+use crate::limits::{self, Limits};
 
 /// File name of the configuration written into a data directory on first start.
 pub const CONFIG_FILE: &str = "server.toml";
@@ -43,6 +44,12 @@ pub struct FileConfig {
     pub grpc: Option<SocketAddr>,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: Option<usize>,
+    /// Requests in progress at once on each front end (HTTP, gRPC) before more are refused with
+    /// 503 / `UNAVAILABLE` `overloaded` (default 1024).
+    pub max_concurrent_requests: Option<usize>,
+    /// Milliseconds a request may take until its answer starts (default 30000); streams are not
+    /// cut, and receipt long polls get their wait on top.
+    pub request_timeout_ms: Option<u64>,
     /// Who may do what.
     #[serde(default, rename = "principal")]
     pub principals: Vec<Principal>,
@@ -78,6 +85,8 @@ pub struct Settings {
     pub grpc: SocketAddr,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Request limits of each front end.
+    pub limits: Limits,
     /// Principals.
     pub principals: Vec<Principal>,
 }
@@ -97,6 +106,10 @@ pub struct Overrides {
     pub http: Option<SocketAddr>,
     /// `--grpc`.
     pub grpc: Option<SocketAddr>,
+    /// `--max-concurrent-requests`.
+    pub max_concurrent_requests: Option<usize>,
+    /// `--request-timeout-ms`.
+    pub request_timeout_ms: Option<u64>,
 }
 
 /// What happened on a first start, to tell the operator.
@@ -141,6 +154,17 @@ pub fn resolve(data: &Path, o: &Overrides) -> Result<(Settings, Option<Bootstrap
             http: o.http.or(file.http).unwrap_or_else(|| DEFAULT_HTTP.parse().expect("valid")),
             grpc: o.grpc.or(file.grpc).unwrap_or_else(|| DEFAULT_GRPC.parse().expect("valid")),
             max_body_bytes: file.max_body_bytes.unwrap_or(16 << 20),
+            limits: Limits {
+                max_concurrent_requests: o
+                    .max_concurrent_requests
+                    .or(file.max_concurrent_requests)
+                    .unwrap_or(limits::DEFAULT_MAX_CONCURRENT_REQUESTS)
+                    .max(1),
+                request_timeout: o
+                    .request_timeout_ms
+                    .or(file.request_timeout_ms)
+                    .map_or(limits::DEFAULT_REQUEST_TIMEOUT, |ms| Duration::from_millis(ms.max(1))),
+            },
             principals,
         },
         bootstrap,
@@ -164,6 +188,8 @@ fn first_start(data: &Path, o: &Overrides) -> Result<(FileConfig, Bootstrap)> {
         http: None,
         grpc: None,
         max_body_bytes: None,
+        max_concurrent_requests: None,
+        request_timeout_ms: None,
         principals: vec![
             Principal {
                 name: "gateway".into(),

@@ -18,13 +18,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Principal;
-use crate::error::ApiError;
-use crate::proto::ledger_server::{Ledger as LedgerRpc, LedgerServer};
-use crate::proto::{
+use ledger_wire::ledger_server::{Ledger as LedgerRpc, LedgerServer};
+use ledger_wire::{
     AppendRequest, AppendResponse, Checkpoint, Entries, GetCheckpointRequest, GetConsistencyProofRequest,
     GetEntriesRequest, GetInclusionProofRequest, GetLogRequest, GetReceiptRequest, GetRunRequest, LogInfo, Proof,
     Receipt, RunEntries, WatchCheckpointsRequest,
 };
+
+use crate::error::{ApiError, ErrorCode};
 use crate::service::Ledger;
 
 /// Batches of one `Append` stream in the sequencer at once.
@@ -49,9 +50,15 @@ type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 fn principal<T>(l: &Ledger, req: &Request<T>) -> Result<Arc<Principal>, Status> {
     let value = match req.metadata().get("authorization") {
         None => None,
-        Some(v) => Some(v.to_str().map_err(|_| Status::unauthenticated("the authorization metadata is not ASCII"))?),
+        Some(v) => Some(
+            v.to_str().map_err(|_| ApiError::unauthenticated("the authorization metadata is not ASCII").to_status())?,
+        ),
     };
     l.principals.authenticate(value).map_err(|e| e.to_status())
+}
+
+fn check_run_id(run: &str) -> Result<(), Status> {
+    ledger_core::entry::check_run_id(run).map_err(|e| ApiError::new(ErrorCode::BadRunId, e.to_string()).to_status())
 }
 
 fn to_checkpoint(cp: &ledger_core::SignedCheckpoint) -> Checkpoint {
@@ -63,7 +70,7 @@ fn refused(l: &Ledger, batch: u64, e: &ApiError) -> AppendResponse {
         batch,
         indices: vec![],
         tree_size: l.log.durable_size(),
-        error: Some(crate::proto::Error { code: e.code.to_string(), message: e.message.clone(), index: e.index }),
+        error: Some(ledger_wire::Error::new(e.code, &e.message, e.index)),
     }
 }
 
@@ -96,10 +103,12 @@ impl LedgerRpc for Rpc {
                     if stopping {
                         // Say so: the batches the client sent after this point were not read.
                         let _ = tx
-                            .send(Err(Status::unavailable(
-                                "shutting_down: the server is stopping; every batch acknowledged above is durable, \
+                            .send(Err(ApiError::new(
+                                ErrorCode::ShuttingDown,
+                                "the server is stopping; every batch acknowledged above is durable, \
                                  later ones were not read: resend them to the next server",
-                            )))
+                            )
+                            .to_status()))
                             .await;
                     }
                     return;
@@ -167,7 +176,7 @@ impl LedgerRpc for Rpc {
     async fn get_run(&self, req: Request<GetRunRequest>) -> Result<Response<RunEntries>, Status> {
         let who = principal(&self.ledger, &req)?;
         let r = req.into_inner();
-        ledger_core::entry::check_run_id(&r.run).map_err(|e| Status::invalid_argument(format!("bad_run_id: {e}")))?;
+        check_run_id(&r.run)?;
         let run = self.ledger.run_entries(who, r.run).await.map_err(|e| e.to_status())?;
         let (indices, entries) = run.into_iter().map(|(i, bytes, _)| (i, bytes)).unzip();
         Ok(Response::new(RunEntries { indices, entries }))
@@ -176,7 +185,7 @@ impl LedgerRpc for Rpc {
     async fn get_receipt(&self, req: Request<GetReceiptRequest>) -> Result<Response<Receipt>, Status> {
         let who = principal(&self.ledger, &req)?;
         let r = req.into_inner();
-        ledger_core::entry::check_run_id(&r.run).map_err(|e| Status::invalid_argument(format!("bad_run_id: {e}")))?;
+        check_run_id(&r.run)?;
         let json = self
             .ledger
             .receipt(who, r.run, Duration::from_millis(u64::from(r.wait_ms)))
@@ -206,10 +215,11 @@ impl LedgerRpc for Rpc {
         let r = req.into_inner();
         let size = self.ledger.log.durable_size();
         if r.start > r.end || r.end > size {
-            return Err(Status::out_of_range(format!(
-                "range [{}, {}) is not within the log's {size} entries",
-                r.start, r.end
-            )));
+            return Err(ApiError::new(
+                ErrorCode::OutOfRange,
+                format!("range [{}, {}) is not within the log's {size} entries", r.start, r.end),
+            )
+            .to_status());
         }
         crate::service::require_reads_all(&who).map_err(|e| e.to_status())?;
         let ledger = self.ledger.clone();

@@ -19,11 +19,18 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::limits::Limits;
 use crate::service::{Ledger, blocking, require_reads_all};
 use crate::{packs, tiles};
 
-/// The router over `ledger`.
+/// The HTTP front end: [`router`] behind the request limits (load shedding, a concurrency limit,
+/// a request timeout; see [`crate::limits`]).
+pub fn app(ledger: Arc<Ledger>, limits: &Limits) -> Router {
+    router(ledger).layer(crate::limits::http(limits))
+}
+
+/// The router over `ledger`, without limits.
 pub fn router(ledger: Arc<Ledger>) -> Router {
     Router::new()
         .route("/v1/log", get(get_log))
@@ -37,7 +44,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/tile/{*path}", get(get_tile))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::not_found("no_such_endpoint", "no such endpoint; see the README for the API") })
+        .fallback(|| async { ApiError::new(ErrorCode::NoSuchEndpoint, "no such endpoint; see the README for the API") })
         .with_state(ledger)
 }
 
@@ -92,8 +99,7 @@ async fn post_entries(State(l): State<Arc<Ledger>>, req: Request) -> Result<Resp
         .unwrap_or_default();
     if media != "application/cbor" && media != "application/json" {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!(
                 "Content-Type {media:?}: send application/cbor (an array of entry byte strings) or application/json ({{\"entries\": [base64, …]}})"
             ),
@@ -110,8 +116,7 @@ async fn post_entries(State(l): State<Arc<Ledger>>, req: Request) -> Result<Resp
 async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes> {
     let too_large = |n: Option<u64>| {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             match n {
                 Some(n) => format!("the body is {n} bytes, over the {limit}-byte limit; send smaller batches"),
                 None => format!("the body is over the {limit}-byte limit; send smaller batches"),
@@ -126,7 +131,7 @@ async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes> {
         if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
             too_large(None)
         } else {
-            ApiError::bad_request("body_unreadable", format!("reading the body: {e}"))
+            ApiError::new(ErrorCode::BodyUnreadable, format!("reading the body: {e}"))
         }
     })
 }
@@ -134,7 +139,7 @@ async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes> {
 /// The entries are slices of `body`, not copies.
 fn parse_cbor_batch(body: &Bytes) -> Result<Vec<Bytes>> {
     let bad = |m: String| {
-        ApiError::bad_request("malformed_body", format!("the CBOR body must be an array of byte strings: {m}"))
+        ApiError::new(ErrorCode::MalformedBody, format!("the CBOR body must be an array of byte strings: {m}"))
     };
     let mut d = minicbor::Decoder::new(body);
     let mut out = Vec::new();
@@ -166,7 +171,7 @@ fn parse_json_batch(body: &[u8]) -> Result<Vec<Bytes>> {
         entries: Vec<String>,
     }
     let b: Batch = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("malformed_body", format!("the JSON body must be {{\"entries\": [base64, …]}}: {e}"))
+        ApiError::new(ErrorCode::MalformedBody, format!("the JSON body must be {{\"entries\": [base64, …]}}: {e}"))
     })?;
     b.entries
         .iter()
@@ -174,7 +179,7 @@ fn parse_json_batch(body: &[u8]) -> Result<Vec<Bytes>> {
         .map(|(i, s)| {
             B64.decode(s).map(Bytes::from).map_err(|e| ApiError {
                 index: Some(i as u64),
-                ..ApiError::bad_request("malformed_body", format!("entry {i} is not standard base64: {e}"))
+                ..ApiError::new(ErrorCode::MalformedBody, format!("entry {i} is not standard base64: {e}"))
             })
         })
         .collect()
@@ -189,7 +194,7 @@ struct RangeQuery {
 fn query<T: serde::de::DeserializeOwned>(
     q: std::result::Result<Query<T>, axum::extract::rejection::QueryRejection>,
 ) -> Result<T> {
-    q.map(|Query(t)| t).map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+    q.map(|Query(t)| t).map_err(|e| ApiError::new(ErrorCode::BadQuery, e.body_text()))
 }
 
 async fn get_entries(
@@ -200,7 +205,7 @@ async fn get_entries(
     let who = principal(&l, &headers)?;
     let q = query(q)?;
     let start = q.start.unwrap_or(0);
-    let end = q.end.ok_or_else(|| ApiError::bad_request("bad_query", "end is required (entries [start, end))"))?;
+    let end = q.end.ok_or_else(|| ApiError::new(ErrorCode::BadQuery, "end is required (entries [start, end))"))?;
     let entries = l.entries(&who, start, end).await?;
     let b64: Vec<String> = entries.iter().map(|e| B64.encode(e)).collect();
     Ok(json(serde_json::json!({"start": start, "entries": b64})))
@@ -242,7 +247,7 @@ async fn get_consistency(
 
 async fn get_run(State(l): State<Arc<Ledger>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response> {
     let who = principal(&l, &headers)?;
-    ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::bad_request("bad_run_id", e.to_string()))?;
+    ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::new(ErrorCode::BadRunId, e.to_string()))?;
     let entries = l.run_entries(who, id.clone()).await?;
     let items: Vec<serde_json::Value> = entries
         .iter()
@@ -264,11 +269,11 @@ async fn get_receipt(
 ) -> Result<Response> {
     let who = principal(&l, &headers)?;
     let q = query(q)?;
-    ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::bad_request("bad_run_id", e.to_string()))?;
+    ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::new(ErrorCode::BadRunId, e.to_string()))?;
     let wait = match q.wait {
         None => Duration::ZERO,
         Some(w) if w.is_finite() && w >= 0.0 => Duration::from_secs_f64(w.min(60.0)),
-        Some(w) => return Err(ApiError::bad_request("bad_query", format!("wait={w}: give seconds, 0 to 60"))),
+        Some(w) => return Err(ApiError::new(ErrorCode::BadQuery, format!("wait={w}: give seconds, 0 to 60"))),
     };
     let receipt = l.receipt(who, id, wait).await?;
     Ok((

@@ -12,24 +12,11 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod packs;
 pub mod service;
 pub mod tiles;
-
-/// The generated gRPC types, server and client.
-#[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
-pub mod proto {
-    tonic::include_proto!("ledger.v1");
-
-    impl AppendRequest {
-        /// Batch `batch` of `entries`, however the caller holds them (`Vec<u8>` and `Bytes`
-        /// convert without a copy).
-        pub fn of(batch: u64, entries: impl IntoIterator<Item = impl Into<bytes::Bytes>>) -> Self {
-            AppendRequest { batch, entries: entries.into_iter().map(Into::into).collect() }
-        }
-    }
-}
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -134,9 +121,10 @@ pub async fn serve(
     });
 
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move { service::stopped(&mut rx).await };
-    let http = axum::serve(http_incoming(http_listener), http::router(ledger.clone()))
+    let http = axum::serve(http_incoming(http_listener), http::app(ledger.clone(), &settings.limits))
         .with_graceful_shutdown(wait(rx.clone()));
     let grpc = tonic::transport::Server::builder()
+        .layer(limits::grpc(&settings.limits))
         .add_service(grpc::service(ledger.clone()))
         .serve_with_incoming_shutdown(grpc_incoming(grpc_listener), wait(rx.clone()));
     ready(bound);

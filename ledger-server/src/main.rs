@@ -51,6 +51,14 @@ struct ServeArgs {
     /// Milliseconds between checkpoints while the log grows [default: 100].
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
+    /// Requests in progress at once on each front end before more are refused with 503 /
+    /// UNAVAILABLE `overloaded` [default: 1024].
+    #[arg(long)]
+    max_concurrent_requests: Option<usize>,
+    /// Milliseconds a request may take until its answer starts; streams are not cut, receipt
+    /// long polls get their wait on top [default: 30000].
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -102,6 +110,8 @@ fn main() -> Result<()> {
         checkpoint_interval_ms: a.checkpoint_interval_ms,
         http: a.http,
         grpc: a.grpc,
+        max_concurrent_requests: a.max_concurrent_requests,
+        request_timeout_ms: a.request_timeout_ms,
     };
     let (settings, bootstrap) = config::resolve(&data, &overrides)?;
     let log = ledger_server::open_log(&settings)?;
@@ -167,6 +177,7 @@ fn init(data: PathBuf, origin: String, hash: TreeHash) -> Result<()> {
         http: config::DEFAULT_HTTP.parse()?,
         grpc: config::DEFAULT_GRPC.parse()?,
         max_body_bytes: 0,
+        limits: ledger_server::limits::Limits::default(),
         principals: vec![],
     };
     let log = ledger_server::open_log(&settings)?;

@@ -14,7 +14,7 @@ use ledger_core::pack::{self, Manifest};
 use ledger_core::{Log, SignedCheckpoint};
 use tokio::sync::mpsc;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Bytes per chunk sent to the client.
 const CHUNK: usize = 256 << 10;
@@ -24,8 +24,8 @@ pub fn check_range(cp: &SignedCheckpoint, start: Option<u64>, end: Option<u64>) 
     let n = cp.checkpoint.size;
     let (start, end) = (start.unwrap_or(0), end.unwrap_or(n));
     if start > end || end > n {
-        return Err(ApiError::bad_request(
-            "out_of_range",
+        return Err(ApiError::new(
+            ErrorCode::OutOfRange,
             format!("range [{start}, {end}) must satisfy start <= end <= {n}, the newest checkpoint's size"),
         ));
     }

@@ -10,7 +10,7 @@ use ledger_core::{Entry, EntryView, Error, Hash, Log, SignedCheckpoint};
 use tokio::sync::{oneshot, watch};
 
 use crate::auth::{Principal, Principals};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
 /// Longest a receipt request may wait for its checkpoint.
@@ -59,7 +59,7 @@ impl Ledger {
         entries: Vec<Bytes>,
     ) -> Result<impl Future<Output = Result<(Vec<u64>, u64), ApiError>> + Send + 'static, ApiError> {
         if entries.is_empty() {
-            return Err(ApiError::bad_request("empty_batch", "the batch holds no entries"));
+            return Err(ApiError::new(ErrorCode::EmptyBatch, "the batch holds no entries"));
         }
         if !matches!(who.role, crate::auth::Role::Ingest) {
             return Err(ApiError::forbidden(format!(
@@ -169,7 +169,7 @@ impl Ledger {
         require_reads_all(who)?;
         let size = self.size_or_checkpoint(size);
         if index >= size {
-            return Err(ApiError::bad_request("out_of_range", format!("index {index} is not below tree size {size}")));
+            return Err(ApiError::new(ErrorCode::OutOfRange, format!("index {index} is not below tree size {size}")));
         }
         let log = self.log.clone();
         blocking(move || Ok((size, log.inclusion_proof(index, size)?))).await
@@ -180,7 +180,7 @@ impl Ledger {
         require_reads_all(who)?;
         let to = self.size_or_checkpoint(to);
         if from > to {
-            return Err(ApiError::bad_request("out_of_range", format!("from {from} is larger than to {to}")));
+            return Err(ApiError::new(ErrorCode::OutOfRange, format!("from {from} is larger than to {to}")));
         }
         let log = self.log.clone();
         blocking(move || Ok((to, log.consistency_proof(from, to)?))).await
@@ -191,8 +191,8 @@ impl Ledger {
         require_reads_all(who)?;
         let size = self.log.durable_size();
         if start > end || end > size {
-            return Err(ApiError::bad_request(
-                "out_of_range",
+            return Err(ApiError::new(
+                ErrorCode::OutOfRange,
                 format!("range [{start}, {end}) is not within the log's {size} entries"),
             ));
         }

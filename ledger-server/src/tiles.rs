@@ -8,7 +8,7 @@
 use ledger_core::store::{TILE_WIDTH, tile_row0};
 use ledger_core::{Error, Log};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// A parsed tile path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,8 +24,8 @@ pub struct TilePath {
 /// Parses the part after `/tile/`.
 pub fn parse(path: &str) -> Result<TilePath, ApiError> {
     let bad = || {
-        ApiError::not_found(
-            "bad_tile_path",
+        ApiError::new(
+            ErrorCode::BadTilePath,
             format!("{path:?} is not a tlog-tiles path (<L>/<N>[.p/<W>] or entries/<N>[.p/<W>])"),
         )
     };
@@ -84,8 +84,9 @@ pub fn format_index(mut n: u64) -> String {
 
 /// The bytes of tile `t`, if the tree of `size` entries (the newest checkpoint's) covers it.
 pub fn read(log: &Log, t: TilePath, size: u64) -> Result<Vec<u8>, ApiError> {
-    let missing =
-        || ApiError::not_found("no_such_tile", format!("the newest checkpoint (size {size}) does not cover this tile"));
+    let missing = || {
+        ApiError::new(ErrorCode::NoSuchTile, format!("the newest checkpoint (size {size}) does not cover this tile"))
+    };
     let level = u32::from(t.level.unwrap_or(0));
     // Leaves covered by the tile's first `width` hashes: hashes of level 8L cover 256^L leaves each.
     let per_hash = 1u128 << (8 * level);
@@ -126,8 +127,7 @@ pub fn read(log: &Log, t: TilePath, size: u64) -> Result<Vec<u8>, ApiError> {
             })?;
             if let Some(i) = too_big {
                 return Err(ApiError::new(
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "entry_too_large_for_bundle",
+                    ErrorCode::EntryTooLargeForBundle,
                     format!(
                         "entry {i} is 65536 bytes, one more than a tlog-tiles bundle can frame; read it from /v1/entries"
                     ),

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use ledger_core::{Entry, Event, NamedKey, RunId, TreeHash};
 use ledger_server::auth::token_hash_hex;
-use ledger_server::proto::AppendRequest;
+use ledger_wire::AppendRequest;
 use tokio_stream::StreamExt as _;
 
 async fn error_of(r: reqwest::Response) -> (u16, serde_json::Value) {

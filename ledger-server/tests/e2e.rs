@@ -5,12 +5,11 @@
 mod common;
 
 use std::io::Read as _;
-use std::time::Duration;
 
 use common::*;
 use ledger_core::merkle::{verify_consistency, verify_inclusion};
 use ledger_core::{Checkpoint, Hash, ReceiptVerifier, TreeHash};
-use ledger_server::proto::{AppendRequest, GetEntriesRequest, GetReceiptRequest, WatchCheckpointsRequest};
+use ledger_wire::{AppendRequest, GetEntriesRequest, GetReceiptRequest, WatchCheckpointsRequest};
 use tokio_stream::StreamExt as _;
 
 fn hashes(v: &serde_json::Value) -> Vec<Hash> {
@@ -262,8 +261,8 @@ async fn receipt_long_poll_waits_for_the_checkpoint() {
     let (ingest, auditor) = (srv.token("gateway"), srv.token("auditor"));
     let key = gateway_key();
     assert_eq!(srv.post_json(&[identity_entry(&key)], &ingest).await.status(), 200);
-    // Let the checkpointer's first interval pass so the next one is a full interval away.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Wait for the checkpoint over the identity entry: the next one is a full interval away.
+    srv.wait_checkpoint(1).await;
     assert_eq!(srv.post_json(&run(TreeHash::Blake3, "slow", &key, "c", 1), &ingest).await.status(), 200);
     let r = srv.get("/runs/slow/receipt", Some(&auditor)).await;
     assert_eq!(r.status(), 409);

@@ -12,7 +12,7 @@ use ledger_core::merkle::verify_consistency;
 use ledger_core::store::CommitBatch;
 use ledger_core::{Checkpoint, Log, LogConfig, MemStore, NamedKey, Store, TreeHash};
 use ledger_server::config::Settings;
-use ledger_server::proto::{AppendRequest, GetConsistencyProofRequest, GetEntriesRequest, WatchCheckpointsRequest};
+use ledger_wire::{AppendRequest, GetConsistencyProofRequest, GetEntriesRequest, WatchCheckpointsRequest};
 use tokio_stream::StreamExt as _;
 
 /// Entries acknowledged so far, with their indices.
@@ -50,7 +50,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         let watcher = {
             let (grpc, seen) = (srv.grpc.clone(), seen.clone());
             tokio::spawn(async move {
-                let Ok(mut c) = ledger_server::proto::ledger_client::LedgerClient::connect(grpc).await else { return };
+                let Ok(mut c) = ledger_wire::ledger_client::LedgerClient::connect(grpc).await else { return };
                 let Ok(s) = c.watch_checkpoints(WatchCheckpointsRequest {}).await else { return };
                 let mut s = s.into_inner();
                 while let Some(Ok(cp)) = s.next().await {
@@ -58,8 +58,14 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
                 }
             })
         };
+        // Kill at a random point of the load: once a random number of further entries is
+        // acknowledged, and the watcher has its first checkpoint.
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        tokio::time::sleep(Duration::from_millis(300 + (seed >> 33) % 700)).await;
+        let target = acked.lock().unwrap().len() + 50 + ((seed >> 33) % 1000) as usize;
+        wait_until(Duration::from_secs(60), || {
+            acked.lock().unwrap().len() >= target && !seen.lock().unwrap().is_empty()
+        })
+        .await;
         srv.kill();
         stop.store(true, Ordering::Relaxed);
         for t in tasks {
@@ -83,7 +89,7 @@ async fn load(
     stop: Arc<AtomicBool>,
     key: NamedKey,
 ) {
-    let Ok(mut client) = ledger_server::proto::ledger_client::LedgerClient::connect(grpc).await else { return };
+    let Ok(mut client) = ledger_wire::ledger_client::LedgerClient::connect(grpc).await else { return };
     let (tx, rx) = tokio::sync::mpsc::channel::<AppendRequest>(8);
     let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -227,6 +233,7 @@ async fn a_failed_sync_poisons_the_log_and_the_server_answers_503() {
         http: "127.0.0.1:0".parse().unwrap(),
         grpc: "127.0.0.1:0".parse().unwrap(),
         max_body_bytes: 1 << 20,
+        limits: ledger_server::limits::Limits::default(),
         principals: vec![principal],
     };
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -292,9 +299,10 @@ async fn a_client_that_disconnects_mid_stream_loses_nothing_acknowledged() {
     drop(acks);
     drop(tx);
     drop(client);
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // Every batch is in whole or not at all; the acknowledged ones are in at their indices.
+    // Every batch is in whole or not at all; the acknowledged ones are in at their indices. This
+    // holds at every moment, also while batches handed to the log before the disconnect are
+    // still committing: each is one atomic write, and reads see only the durable tree.
     let mut present = 0;
     for (i, r) in runs.iter().enumerate() {
         let resp = srv.get(&format!("/runs/dc-{i}"), Some(&auditor)).await;
@@ -347,7 +355,8 @@ async fn sigterm_under_load_drains_and_signs_a_final_checkpoint() {
             tokio::spawn(async move { load(grpc, ingest, acked, next_run, stop, gateway_key()).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // SIGTERM once the load is flowing: some hundreds of entries acknowledged.
+    wait_until(Duration::from_secs(60), || acked.lock().unwrap().len() >= 300).await;
     let status = tokio::task::spawn_blocking(move || srv.terminate()).await.unwrap();
     assert!(status.success(), "{status}");
     stop.store(true, Ordering::Relaxed);

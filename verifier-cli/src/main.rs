@@ -3,7 +3,9 @@
 //! the log descriptors the auditor supplies with `--log`.
 //!
 //! Exit codes: 0 valid, 1 invalid (the message names the file, the step or file at fault and the
-//! log index), 2 could not check (missing file, unparseable input or descriptor).
+//! log index), 2 could not check (missing file, unparseable input or descriptor). A reader that
+//! closes our stdout early (`ledger-verify inspect FILE | head`) is not a failure: exit 0, as in
+//! ripgrep.
 
 mod export;
 mod fetch;
@@ -205,7 +207,28 @@ fn verdict<T>(
     }
 }
 
+/// `EPIPE`: the same number on Linux, macOS and the BSDs.
+const EPIPE: i32 = 32;
+
+/// A closed stdout is success (ripgrep's rule): `println!` panics when its write fails, so the
+/// panic of a write that met a broken pipe ends the process with exit code 0 and no message.
+/// Every other panic is reported as before.
+fn broken_pipe_is_success() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        let broken_pipe = format!("failed printing to stdout: {}", std::io::Error::from_raw_os_error(EPIPE));
+        if message == Some(broken_pipe.as_str()) {
+            std::process::exit(0);
+        }
+        report(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    broken_pipe_is_success();
     match Cli::parse().cmd {
         Cmd::Receipt { file, token, logs, json } => verdict(
             trust::load(&logs).and_then(|t| receipt::verify(&file, &t, token.as_deref())),

@@ -26,8 +26,8 @@ use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use ledger_core::{NamedKey, TreeHash};
-use ledger_server::proto::ledger_client::LedgerClient;
-use ledger_server::proto::{AppendRequest, WatchCheckpointsRequest};
+use ledger_wire::ledger_client::LedgerClient;
+use ledger_wire::{AppendRequest, WatchCheckpointsRequest};
 use tokio_stream::StreamExt as _;
 
 #[derive(Parser)]
@@ -549,13 +549,13 @@ mod sink {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use ::ledger_server::proto::ledger_server::{Ledger, LedgerServer};
-    use ::ledger_server::proto::{
+    use anyhow::Result;
+    use ledger_wire::ledger_server::{Ledger, LedgerServer};
+    use ledger_wire::{
         AppendRequest, AppendResponse, Checkpoint, Entries, GetCheckpointRequest, GetConsistencyProofRequest,
         GetEntriesRequest, GetInclusionProofRequest, GetLogRequest, GetReceiptRequest, GetRunRequest, LogInfo, Proof,
         Receipt, RunEntries, WatchCheckpointsRequest,
     };
-    use anyhow::Result;
     use tokio_stream::{Stream, StreamExt as _};
     use tonic::{Request, Response, Status, Streaming};
 

@@ -10,7 +10,7 @@ pub use base64::Engine as _;
 use ledger_core::entry::Protocol;
 use ledger_core::seal::seal_event;
 use ledger_core::{Entry, Event, LogDescriptor, NamedKey, RunId, RunStatus, TreeHash};
-use ledger_server::proto::ledger_client::LedgerClient;
+use ledger_wire::ledger_client::LedgerClient;
 
 pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -162,6 +162,15 @@ impl Drop for Server {
     }
 }
 
+/// Polls `done` until it holds; fails the test if it does not within `limit`.
+pub async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "the condition did not hold within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 pub fn wait_timeout(child: &mut Child, t: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + t;
     loop {
@@ -244,4 +253,24 @@ pub fn python_verify(args: &[&str]) -> (serde_json::Value, i32) {
         )
     });
     (v, out.status.code().unwrap_or(-1))
+}
+
+/// `msg` with the bearer token in its metadata.
+pub fn authorized<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+/// A server whose receipts never get a checkpoint (one interval is ten minutes), holding the
+/// sealed run `held`: a receipt long poll on it waits until its `wait` ends or the server stops.
+pub async fn server_with_a_run_to_wait_for(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--checkpoint-interval-ms", "600000"];
+    args.extend_from_slice(extra);
+    let srv = Server::start(&dir.join("l"), &args);
+    let ingest = srv.token("gateway");
+    let key = gateway_key();
+    assert_eq!(srv.post_json(&[identity_entry(&key)], &ingest).await.status(), 200);
+    assert_eq!(srv.post_json(&run(TreeHash::Blake3, "held", &key, "c", 1), &ingest).await.status(), 200);
+    srv
 }
