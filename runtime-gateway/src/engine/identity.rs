@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ledger_core::{Entry, Error, Event, NamedKey, Result, RunId};
 
-use crate::ledger::{self, Durable, LedgerSink};
+use crate::ledger::{self, Batch, Durable, LedgerSink};
 
 /// A fresh 32-byte key seed from the OS.
 pub fn os_seed() -> std::io::Result<[u8; 32]> {
@@ -44,7 +44,8 @@ pub async fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -
         grant: None,
         payload: None,
     };
-    match ledger::append(sink, vec![entry.encode()]).await? {
+    let opens_run = entry.seq == 0;
+    match ledger::append(sink, Batch::new(vec![entry.encode()], opens_run)).await? {
         Durable::Logged(indices) if indices.is_empty() => Err(Error::Closed),
         d => Ok(d),
     }

@@ -11,7 +11,7 @@ use ledger_core::seal::seal_event_from_leaves;
 use ledger_core::{Entry, Error, Event, Hash, NamedKey, Protocol, Result, RunId, RunStatus};
 use tokio::sync::oneshot;
 
-use crate::ledger::{Durable, LedgerSink};
+use crate::ledger::{Batch, Durable, LedgerSink};
 
 /// An append in flight: resolves once it is durable (or refused).
 #[derive(Debug)]
@@ -144,9 +144,11 @@ impl RunRecorder {
             return Pending(rx);
         }
         let h = self.sink.tree_hash();
+        // The first batch of a run holds its seq 0 (`task.accepted`).
+        let opens_run = self.leaves.is_empty();
         self.leaves.extend(batch.iter().map(|b| h.leaf(b)));
         self.sink.append(
-            batch,
+            Batch::new(batch, opens_run),
             Box::new(move |r| {
                 let _ = tx.send(r);
             }),
@@ -246,5 +248,75 @@ impl RunRecorder {
         let end_seq = self.leaves.len() + batch.len();
         batch.push(self.entry(end_seq as u64, Event::TaskEnded { status, elapsed_ms, artifacts, error }, now_ns));
         self.send_sealed(batch, status, now_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use ledger_core::{Log, LogConfig, LogDescriptor, MemStore, TreeHash};
+
+    use super::*;
+    use crate::ledger::{AppendDone, BoxFuture, EmbeddedLedger, ReceiptError, RunEntries};
+
+    /// The embedded ledger, noting each batch's seqs and whether it said it opens a run.
+    #[derive(Debug)]
+    struct Noting {
+        inner: EmbeddedLedger,
+        seen: Mutex<Vec<(Vec<u64>, bool)>>,
+    }
+
+    impl LedgerSink for Noting {
+        fn append(&self, batch: Batch, done: AppendDone) {
+            let seqs = batch.entries.iter().map(|e| Entry::decode(e).unwrap().seq).collect();
+            self.seen.lock().unwrap().push((seqs, batch.opens_run));
+            self.inner.append(batch, done)
+        }
+        fn tree_hash(&self) -> TreeHash {
+            self.inner.tree_hash()
+        }
+        fn descriptor(&self) -> LogDescriptor {
+            self.inner.descriptor()
+        }
+        fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>> {
+            self.inner.run_entries(run)
+        }
+        fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>> {
+            self.inner.receipt(run, wait)
+        }
+        fn close(&self) -> BoxFuture<'_, Result<()>> {
+            self.inner.close()
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_batch_with_seq_0_says_it_opens_the_run() {
+        let log = Log::open(
+            Arc::new(MemStore::new()),
+            NamedKey::from_seed("test/log", [1; 32]).unwrap(),
+            LogConfig::default(),
+        )
+        .unwrap();
+        let sink = Arc::new(Noting { inner: EmbeddedLedger::new(Arc::new(log)), seen: Mutex::new(Vec::new()) });
+        let key = Arc::new(NamedKey::from_seed("gateway", [2; 32]).unwrap());
+        crate::engine::identity::register_identity(&*sink, &key, 0).await.unwrap();
+        let start =
+            RunStart { run: "t-1", protocol: Protocol::Https, skill: "s", caller: "c", input: b"{}", grant: None };
+        let working = vec![Event::TaskStatus { state: "working".into(), message: None }];
+        let (mut run, accepted) = RunRecorder::start_with(sink.clone(), key, start, working, 1).unwrap();
+        accepted.wait().await.unwrap();
+        run.submit(Event::TaskStatus { state: "working".into(), message: Some("more".into()) }, 2)
+            .wait()
+            .await
+            .unwrap();
+        run.finish(RunStatus::Completed, vec![], None, 3).wait().await.unwrap();
+        let seen = sink.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [(vec![0], true), (vec![0, 1], true), (vec![2], false), (vec![3, 4], false)],
+            "the identity registration and the run's first batch open runs; nothing else does"
+        );
     }
 }

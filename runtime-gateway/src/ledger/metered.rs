@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ledger_core::{LogDescriptor, Result, TreeHash};
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::{AppendDone, BoxFuture, LedgerSink, ReceiptError, RunEntries};
+use super::{AppendDone, Batch, BoxFuture, LedgerSink, ReceiptError, RunEntries};
 
 /// A sink that times each append from the call to its durable acknowledgement.
 #[derive(Debug)]
@@ -24,10 +24,10 @@ impl MeteredSink {
 }
 
 impl LedgerSink for MeteredSink {
-    fn append(&self, entries: Vec<Vec<u8>>, done: AppendDone) {
+    fn append(&self, batch: Batch, done: AppendDone) {
         let (start, h) = (Instant::now(), self.appends.clone());
         self.inner.append(
-            entries,
+            batch,
             Box::new(move |r| {
                 h.observe(start.elapsed().as_secs_f64());
                 done(r)

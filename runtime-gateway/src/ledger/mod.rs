@@ -11,6 +11,7 @@ pub mod spool;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use ledger_core::{Error, LogDescriptor, Result, TreeHash};
 
 pub use crate::base::BoxFuture;
@@ -26,6 +27,30 @@ pub enum Durable {
     Logged(Vec<u64>),
     /// In the gateway's local spool (fsynced), to be forwarded to the ledger in order.
     Spooled,
+}
+
+/// A batch of encoded entries for [`LedgerSink::append`], appended atomically.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The entries, encoded. Shared, so a sink that keeps or resends them (the remote sink's
+    /// spool) clones references, not bytes.
+    pub entries: Vec<Bytes>,
+    /// The batch holds a run's first entry (seq 0). Said by whoever encoded the entries, so a
+    /// sink need not decode them to know: a remote sink with a full spool refuses such a batch
+    /// (no new run starts) while it still takes the entries of runs already accepted.
+    pub opens_run: bool,
+}
+
+impl Batch {
+    /// A batch of `entries`; `opens_run` when it holds a run's first entry.
+    pub fn new(entries: Vec<Vec<u8>>, opens_run: bool) -> Batch {
+        Batch { entries: entries.into_iter().map(Bytes::from).collect(), opens_run }
+    }
+
+    /// Bytes of entries in the batch.
+    pub fn bytes(&self) -> u64 {
+        self.entries.iter().map(|e| e.len() as u64).sum()
+    }
 }
 
 /// Callback receiving where an append became durable, or why nothing of it was appended.
@@ -55,9 +80,9 @@ pub enum ReceiptError {
 /// called, so a run recorder may submit a run's next entry before the previous one is
 /// acknowledged, and the seal being durable means every entry before it is.
 pub trait LedgerSink: Send + Sync + std::fmt::Debug {
-    /// Appends `entries` atomically; `done` runs once, after they are durable, or with the
-    /// reason nothing of them was appended.
-    fn append(&self, entries: Vec<Vec<u8>>, done: AppendDone);
+    /// Appends the batch's entries atomically; `done` runs once, after they are durable, or with
+    /// the reason nothing of them was appended.
+    fn append(&self, batch: Batch, done: AppendDone);
     /// The log's tree hash (seal content hashes are over leaf hashes of this hash).
     fn tree_hash(&self) -> TreeHash;
     /// The log descriptor.
@@ -79,10 +104,10 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
 }
 
 /// Appends through `sink` and waits until durable.
-pub async fn append(sink: &dyn LedgerSink, entries: Vec<Vec<u8>>) -> Result<Durable> {
+pub async fn append(sink: &dyn LedgerSink, batch: Batch) -> Result<Durable> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     sink.append(
-        entries,
+        batch,
         Box::new(move |r| {
             let _ = tx.send(r);
         }),

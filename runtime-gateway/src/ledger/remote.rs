@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use ledger_core::{Error, LogDescriptor, Result, TreeHash};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::StreamExt as _;
@@ -37,7 +36,7 @@ use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 
 use super::spool::{Frame, Spool};
-use super::{AppendDone, BoxFuture, Durable, LedgerSink, ReceiptError, RunEntries};
+use super::{AppendDone, Batch, BoxFuture, Durable, LedgerSink, ReceiptError, RunEntries};
 
 /// The generated `ledger.v1` client.
 pub mod proto {
@@ -519,10 +518,9 @@ fn handle_ack(shared: &Shared, ack: proto::AppendResponse) {
 }
 
 impl LedgerSink for RemoteLedger {
-    fn append(&self, entries: Vec<Vec<u8>>, done: AppendDone) {
-        let bytes: u64 = entries.iter().map(|e| e.len() as u64).sum();
-        let opens_run = entries.iter().any(|e| ledger_core::Entry::decode(e).is_ok_and(|e| e.seq == 0));
-        let limit = if opens_run { self.shared.max_bytes } else { self.shared.max_bytes.saturating_mul(2) };
+    fn append(&self, batch: Batch, done: AppendDone) {
+        let bytes = batch.bytes();
+        let limit = if batch.opens_run { self.shared.max_bytes } else { self.shared.max_bytes.saturating_mul(2) };
         let mut done = Some(done);
         let written = {
             let mut s = self.shared.lock();
@@ -536,7 +534,7 @@ impl LedgerSink for RemoteLedger {
                     s.outage.as_ref().map(|o| format!(", which is unreachable: {o}")).unwrap_or_default()
                 )))
             } else {
-                match s.write(&entries) {
+                match s.write(&batch.entries) {
                     Ok(segment) => {
                         let id = s.next_frame;
                         s.next_frame += 1;
@@ -544,7 +542,7 @@ impl LedgerSink for RemoteLedger {
                         s.queue.push_back(Frame {
                             id,
                             segment,
-                            entries: entries.into_iter().map(Bytes::from).collect(),
+                            entries: batch.entries,
                             bytes,
                             done: done.take(),
                             synced: false,

@@ -61,10 +61,11 @@ pub(super) fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io { path: path.to_path_buf(), source }
 }
 
-pub(super) fn frame_body(entries: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(4 + entries.iter().map(|e| e.len() + 4).sum::<usize>());
+pub(super) fn frame_body<E: AsRef<[u8]>>(entries: &[E]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4 + entries.iter().map(|e| e.as_ref().len() + 4).sum::<usize>());
     body.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
+        let e = e.as_ref();
         body.extend_from_slice(&(e.len() as u32).to_le_bytes());
         body.extend_from_slice(e);
     }
@@ -185,7 +186,7 @@ impl Spool {
     }
 
     /// Writes a frame to the newest segment (not yet synced).
-    pub(super) fn write(&mut self, entries: &[Vec<u8>]) -> Result<u64> {
+    pub(super) fn write<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<u64> {
         let body = frame_body(entries);
         let (&n, seg) = self.segments.last_key_value().expect("a segment");
         let n = if seg.len >= SEGMENT_BYTES {
