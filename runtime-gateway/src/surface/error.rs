@@ -243,7 +243,7 @@ impl GatewayError {
         })
     }
 
-    /// The A2A JSON-RPC error object (`code`, `message`, `data` = [ErrorInfo]), and the HTTP
+    /// The A2A JSON-RPC error object (`code`, `message`, `data` = `[ErrorInfo]`), and the HTTP
     /// status to answer with when it is not 200 (401, 503).
     pub fn jsonrpc(&self) -> (Value, Option<StatusCode>) {
         let (c, message, http) = self.a2a_parts();

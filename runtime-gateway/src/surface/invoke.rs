@@ -9,37 +9,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde_json::{Value, json};
 
 use crate::base::auth::Caller;
-use crate::engine::buffer::{Snapshot, TaskHandle, state_name};
-use crate::engine::tasks::Engine;
 use crate::surface::error::GatewayError;
-use crate::surface::platform::{outcome_fields, parse_input, platform_sse, receipt_link, start};
+use crate::surface::platform::{invoke_body, parse_input, platform_sse, receipt_link, start};
 use crate::surface::state::Gateway;
 
 /// `POST /invoke/{skill}`.
 pub fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/invoke/{skill}", post(invoke))
-}
-
-/// The answer of `/invoke` (and the last event of its SSE).
-pub(crate) fn invoke_body(engine: &Engine, h: &TaskHandle, snap: &Snapshot) -> Value {
-    let mut v = json!({
-        "run": h.id,
-        "skill": h.skill,
-        "status": state_name(&snap.task.status.state),
-        "receipt": engine.receipt_url(&h.id),
-    });
-    outcome_fields(&mut v, snap);
-    if let Some(a) = &snap.task.artifacts {
-        v["artifacts"] = json!(a);
-    }
-    if !snap.task.status.state.is_terminal() {
-        v["task"] = json!(format!("{}/tasks/{}", engine.public_url(), h.id));
-        v["sse"] = json!(format!("{}/sse/{}", engine.public_url(), h.id));
-    }
-    v
 }
 
 async fn invoke(

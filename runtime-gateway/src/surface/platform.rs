@@ -26,7 +26,6 @@ use crate::engine::tasks::{Engine, NewTask};
 use crate::engine::upstream::message_text;
 use crate::surface::a2a;
 use crate::surface::error::GatewayError;
-use crate::surface::invoke::invoke_body;
 use crate::surface::state::Gateway;
 
 /// `/tasks`, `/tasks/{id}` (GET) and `/sse/{task}`.
@@ -73,6 +72,25 @@ pub(crate) fn outcome_fields(v: &mut Value, snap: &Snapshot) {
     if let Some(e) = &snap.recording_error {
         v["recordingError"] = json!(e);
     }
+}
+
+/// The answer of `/invoke` (and the last event of an SSE that `/invoke` opened).
+pub(crate) fn invoke_body(engine: &Engine, h: &TaskHandle, snap: &Snapshot) -> Value {
+    let mut v = json!({
+        "run": h.id,
+        "skill": h.skill,
+        "status": state_name(&snap.task.status.state),
+        "receipt": engine.receipt_url(&h.id),
+    });
+    outcome_fields(&mut v, snap);
+    if let Some(a) = &snap.task.artifacts {
+        v["artifacts"] = json!(a);
+    }
+    if !snap.task.status.state.is_terminal() {
+        v["task"] = json!(format!("{}/tasks/{}", engine.public_url(), h.id));
+        v["sse"] = json!(format!("{}/sse/{}", engine.public_url(), h.id));
+    }
+    v
 }
 
 fn has_a2a_version(headers: &HeaderMap) -> bool {
