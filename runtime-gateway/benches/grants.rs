@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use runtime_gateway::grants::{Grants, Op, Scope};
+use runtime_gateway::engine::grants::{Grants, Op, Scope};
 
 fn grant_check(c: &mut Criterion) {
     let grants = Grants::new(&[7; 32], Duration::from_secs(3600));

@@ -3,11 +3,19 @@
 //! transition of every run becomes a ledger entry, every run ends with a seal signed by the
 //! gateway's own service identity, and every response names the run's receipt.
 //!
-//! Map: [`http::app`] is the listener; [`a2a_api`] the A2A bindings; [`tasks::Engine`] runs
-//! tasks and records them through a [`recorder::RunRecorder`] into a [`sink::LedgerSink`]
-//! (in-process [`sink::EmbeddedLedger`] or a remote [`remote::RemoteLedger`] behind a spool);
-//! [`upstream`] holds the agents behind the gateway (A2A, webhook, demo); [`manifest`] and
-//! [`auth`] are configuration.
+//! Layers, top to bottom; a module imports only from its own layer and the ones below
+//! (`tests/layers.rs` checks it):
+//!
+//! - [`surface`] — what callers and agents reach: [`surface::router::app`] is the listener,
+//!   merging the A2A bindings, the platform REST, `/invoke`, MCP, ops and the workspace and
+//!   approvals routes; [`surface::error::GatewayError`] is every error they answer;
+//! - [`engine`] — [`engine::tasks::Engine`] runs tasks and records them through a
+//!   [`engine::recorder::RunRecorder`]; skills, grants, push, the agents behind the gateway
+//!   ([`engine::upstream`]);
+//! - [`ledger`] — the seam, [`ledger::LedgerSink`]: in-process [`ledger::EmbeddedLedger`] or a
+//!   remote [`ledger::remote::RemoteLedger`] behind its spool;
+//! - [`base`] — configuration (`gateway.toml`), callers' authentication, canonical JSON,
+//!   telemetry.
 //!
 //! # Example
 //!
@@ -16,15 +24,15 @@
 //! ```
 //! use std::sync::Arc;
 //! use ledger_core::{Event, Log, LogConfig, MemStore, NamedKey, Protocol, RunStatus};
-//! use runtime_gateway::recorder::{RunRecorder, RunStart};
-//! use runtime_gateway::sink::{EmbeddedLedger, LedgerSink};
+//! use runtime_gateway::engine::recorder::{RunRecorder, RunStart};
+//! use runtime_gateway::ledger::{EmbeddedLedger, LedgerSink};
 //!
 //! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 //! rt.block_on(async {
 //!     let log = Log::open(Arc::new(MemStore::new()), NamedKey::from_seed("example/log", [1; 32])?, LogConfig::default())?;
 //!     let sink: Arc<dyn LedgerSink> = Arc::new(EmbeddedLedger::new(Arc::new(log)));
 //!     let me = Arc::new(NamedKey::from_seed("gateway", [2; 32])?);
-//!     runtime_gateway::identity::register_identity(&*sink, &me, 0).await?;
+//!     runtime_gateway::engine::identity::register_identity(&*sink, &me, 0).await?;
 //!
 //!     let start = RunStart { run: "task-1", protocol: Protocol::Https, skill: "echo", caller: "alice", input: b"{}", grant: None };
 //!     let (mut run, accepted) = RunRecorder::start(sink.clone(), me, start, 1)?;
@@ -38,19 +46,7 @@
 //! # Ok::<(), ledger_core::Error>(())
 //! ```
 
-pub mod a2a_api;
-pub mod auth;
-pub mod grants;
-pub mod http;
-pub mod identity;
-pub mod manifest;
-pub mod mcp;
-pub mod metrics;
-pub mod push;
-pub mod recorder;
-pub mod remote;
-pub mod sink;
-pub mod tasks;
-pub mod telemetry;
-pub mod upstream;
-pub mod workspace;
+pub mod base;
+pub mod engine;
+pub mod ledger;
+pub mod surface;

@@ -9,14 +9,25 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use ledger_core::{DataDir, LogConfig, RocksConfig, TreeHash};
-use runtime_gateway::a2a_api::{build_card, card_skill};
-use runtime_gateway::auth::{self, Authenticator};
-use runtime_gateway::http::{Gateway, app};
-use runtime_gateway::identity;
-use runtime_gateway::manifest::Manifest;
-use runtime_gateway::remote::{RemoteConfig, RemoteLedger};
-use runtime_gateway::sink::{EmbeddedLedger, LedgerSink};
-use runtime_gateway::tasks::{Engine, now_ns};
+use runtime_gateway::base::auth::Authenticator;
+use runtime_gateway::base::metrics::latency;
+use runtime_gateway::base::{config, now_ns, telemetry};
+use runtime_gateway::engine::approvals::Inbox;
+use runtime_gateway::engine::files::Files;
+use runtime_gateway::engine::grants::Grants;
+use runtime_gateway::engine::identity;
+use runtime_gateway::engine::manifest::Manifest;
+use runtime_gateway::engine::push::Pusher;
+use runtime_gateway::engine::reseal::Reseals;
+use runtime_gateway::engine::skills::compile_schema;
+use runtime_gateway::engine::tasks::Engine;
+use runtime_gateway::ledger::metered::MeteredSink;
+use runtime_gateway::ledger::remote::{RemoteConfig, RemoteLedger};
+use runtime_gateway::ledger::{EmbeddedLedger, LedgerSink};
+use runtime_gateway::surface::a2a::card::{build_card, card_skill};
+use runtime_gateway::surface::ops::Metrics;
+use runtime_gateway::surface::router::app;
+use runtime_gateway::surface::state::Gateway;
 
 /// The a2a-ledger runtime gateway: A2A 1.0, the platform REST and /invoke in front of agents;
 /// every run recorded in the ledger and sealed with the gateway's identity.
@@ -75,7 +86,7 @@ fn example_input(schema: Option<&serde_json::Value>) -> String {
     use serde_json::{Value, json};
     let hello = json!({ "text": "hello" });
     let Some(schema) = schema else { return hello.to_string() };
-    if runtime_gateway::tasks::compile_schema(schema).is_ok_and(|v| v.is_valid(&hello)) {
+    if compile_schema(schema).is_ok_and(|v| v.is_valid(&hello)) {
         return hello.to_string();
     }
     let mut out = serde_json::Map::new();
@@ -93,7 +104,7 @@ fn example_input(schema: Option<&serde_json::Value>) -> String {
 }
 
 fn local_token(data: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(data.join(auth::TOKENS_FILE)).ok()?;
+    let text = std::fs::read_to_string(data.join(config::TOKENS_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["local-user"]["token"].as_str().map(String::from)
 }
@@ -145,10 +156,12 @@ async fn run(cli: Cli) -> Result<()> {
         _ => bail!("give either --embedded DIR (ledger in this process) or --ledger URL (a ledger-server)"),
     };
 
-    let (mut cfg, bootstrap) = auth::load_or_create(&data, cli.config.as_deref())?;
+    let (mut cfg, bootstrap) = config::load_or_create(&data, cli.config.as_deref())?;
     cfg.anonymous |= cli.anonymous;
-    let authenticator = Authenticator::new(&cfg)?;
-    let tracing = runtime_gateway::telemetry::init(cfg.telemetry.as_ref())?;
+    let config_path = config::path(&data, cli.config.as_deref());
+    let authenticator =
+        Authenticator::new(&cfg).with_context(|| format!("gateway config {}", config_path.display()))?;
+    let tracing = telemetry::init(cfg.telemetry.as_ref())?;
     let key_path = data.join(format!("identity-{}.key", cfg.identity));
     let key = Arc::new(identity::load_or_create(&key_path, &cfg.identity)?);
     let offline = remote_handle.as_ref().is_some_and(|r| r.started_offline());
@@ -175,12 +188,9 @@ async fn run(cli: Cli) -> Result<()> {
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let grants = Arc::new(runtime_gateway::grants::Grants::load_or_create(
-        &data,
-        Duration::from_secs(cfg.grant_ttl_secs.unwrap_or(3600)),
-    )?);
-    let appends = runtime_gateway::metrics::latency();
-    let sink: Arc<dyn LedgerSink> = Arc::new(runtime_gateway::metrics::MeteredSink::new(sink, appends.clone()));
+    let grants = Arc::new(Grants::load_or_create(&data, Duration::from_secs(cfg.grant_ttl_secs.unwrap_or(3600)))?);
+    let appends = latency();
+    let sink: Arc<dyn LedgerSink> = Arc::new(MeteredSink::new(sink, appends.clone()));
     let mut engine = Engine::new(
         &manifest,
         sink.clone(),
@@ -206,18 +216,20 @@ async fn run(cli: Cli) -> Result<()> {
         engine.add_skills(i, skills);
     }
     let skills = manifest.agents.iter().flat_map(|a| a.skills.iter().map(card_skill)).collect();
-    let push = Arc::new(runtime_gateway::push::Pusher::new(cfg.push.clone().unwrap_or_default(), &data)?);
+    let push = Arc::new(Pusher::new(cfg.push.clone().unwrap_or_default(), &data)?);
     let card = build_card(&manifest, skills, &public_url, cfg.anonymous, push.enabled(), Some(&key));
     let engine = Arc::new(engine);
-    let workspace = runtime_gateway::workspace::Workspace::new(data.join("workspaces"), cfg.approvers.clone());
     let shutdown_token = tokio_util::sync::CancellationToken::new();
     let gw = Arc::new(Gateway {
         engine: engine.clone(),
         card,
         auth: authenticator,
-        metrics: runtime_gateway::metrics::Metrics::new(&engine.counters, &push.counters, appends),
+        metrics: Metrics::new(&engine.counters, &push.counters, appends),
         push: push.clone(),
-        workspace,
+        files: Files::new(data.join("workspaces")),
+        inbox: Inbox::new(cfg.approvers.clone()),
+        reseals: Reseals::default(),
+        server: cfg.server.clone().unwrap_or_default(),
         shutdown: shutdown_token.clone(),
     });
 

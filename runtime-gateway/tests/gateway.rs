@@ -57,7 +57,7 @@ async fn every_demo_path_over_invoke_is_recorded_and_sealed() {
     assert_run(&v, RunStatus::Completed, &[ACCEPT, STATUS, PROGRESS, ARTIFACT, ARTIFACT, "task.completed", SEALED]);
     // artifact.added hashes the artifact's parts as served (docs/FORMATS.md §9).
     let served = &body["artifacts"][0];
-    let parts = runtime_gateway::a2a_api::jcs(&served["parts"]).into_bytes();
+    let parts = runtime_gateway::base::jcs::jcs(&served["parts"]).into_bytes();
     let recorded = v.entries().into_iter().find(|(_, e)| e.kind().as_str() == ARTIFACT).unwrap();
     assert_eq!(recorded.1.event.attrs_json()["hash"], json!(hex::encode(blake3::hash(&parts).as_bytes())));
 
@@ -381,7 +381,7 @@ async fn agent_card_is_cacheable_and_signed_by_the_gateway() {
     assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("EdDSA"), Some("gateway")));
     let mut unsigned = card.clone();
     unsigned.as_object_mut().unwrap().remove("signatures");
-    let payload = runtime_gateway::a2a_api::jcs(&unsigned);
+    let payload = runtime_gateway::base::jcs::jcs(&unsigned);
     let input = format!("{}.{}", sig["protected"].as_str().unwrap(), b64.encode(payload.as_bytes()));
     let key: [u8; 32] = b64.decode(header["jwk"]["x"].as_str().unwrap()).unwrap().try_into().unwrap();
     let signature: [u8; 64] = b64.decode(sig["signature"].as_str().unwrap()).unwrap().try_into().unwrap();

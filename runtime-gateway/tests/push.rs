@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use common::{Gw, assert_run, gateway_with};
 use ledger_core::RunStatus;
-use runtime_gateway::auth::token_hash_hex;
+use runtime_gateway::base::config::token_hash_hex;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 

@@ -150,7 +150,10 @@ async fn a2a_and_webhook_upstreams_are_relayed_and_recorded() {
         )
         .await;
     let slow = r["result"]["task"]["id"].as_str().unwrap().to_string();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Canceled once the agent is working on it (its first step is in the task's events).
+    let first_step = |v: &Value| v.to_string().contains("step 1/2");
+    let seen = gw.follow_sse(&slow, std::time::Duration::from_secs(30), first_step).await;
+    assert!(seen.is_some(), "the agent started the slow task");
     let r = gw.rpc("CancelTask", json!({ "id": slow })).await;
     assert_eq!(r["result"]["status"]["state"], "TASK_STATE_CANCELED", "{r}");
     assert_eq!(gw.verified_receipt(&slow).await.status, RunStatus::Canceled);

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Proc, gateway_with, kinds, workspace_bin};
+use common::{Proc, gateway_with, kinds, poll, workspace_bin};
 use ledger_core::{LogDescriptor, RunStatus};
 use serde_json::{Value, json};
 
@@ -56,26 +56,22 @@ fn kill(p: Proc) {
     drop(p);
 }
 
+/// The run's receipt once the ledger serves it (each ask waits up to 2 s for it there).
 async fn receipt_when_forwarded(gw: &common::Gw, run: &str) -> Vec<u8> {
-    for _ in 0..200 {
+    poll(&format!("the receipt of {run}"), Duration::from_secs(20), Duration::from_millis(100), || async {
         let r = gw.get(&format!("/runs/{run}/receipt?wait=2")).send().await.unwrap();
-        if r.status() == 200 {
-            return r.bytes().await.unwrap().to_vec();
+        match r.status().as_u16() {
+            200 => Some(r.bytes().await.unwrap().to_vec()),
+            _ => None,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the receipt of {run} never became available");
+    })
+    .await
 }
 
+/// The task once it has ended: its event stream ends when its last event is published.
 async fn wait_done(gw: &common::Gw, task: &str) -> Value {
-    for _ in 0..300 {
-        let t: Value = gw.get(&format!("/tasks/{task}")).send().await.unwrap().json().await.unwrap();
-        if ["completed", "failed", "canceled", "rejected"].contains(&t["status"].as_str().unwrap_or("")) {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("task {task} did not end");
+    assert_eq!(gw.follow_sse(task, Duration::from_secs(30), |_| false).await, None);
+    gw.get(&format!("/tasks/{task}")).send().await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,7 +108,9 @@ async fn the_ledger_stopped_mid_run_and_restarted_loses_nothing() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let slow = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Killed once the run has made progress (its first steps went to the ledger).
+    let progress = |v: &Value| v.to_string().contains("\"progress\"");
+    assert!(gw.follow_sse(&slow, Duration::from_secs(30), progress).await.is_some(), "the run made progress");
     kill(server);
 
     // It finishes, recorded into the spool; a new run is accepted and completes meanwhile too.
@@ -234,16 +232,11 @@ async fn after_an_offline_start_a_different_ledger_gets_nothing() {
     assert_ne!(second.descriptor().await, first_descriptor(&gw_data));
 
     // The gateway sees it is not its log: it forwards nothing and takes no new task.
-    let mut refused = None;
-    for _ in 0..100 {
+    let body = poll("new tasks are refused", Duration::from_secs(10), Duration::from_millis(50), || async {
         let (status, body) = gw.invoke("echo", json!({ "text": "more" })).await;
-        if status == 503 {
-            refused = Some(body);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let body = refused.expect("new tasks are refused");
+        (status == 503).then_some(body)
+    })
+    .await;
     assert_eq!(body["error"]["code"], "recording_unavailable", "{body}");
     let r = reqwest::get(format!("http://127.0.0.1:{http}/runs/{run}")).await.unwrap();
     assert!(r.status() == 404 || r.status() == 401, "the other log got nothing of the run: {}", r.status());

@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
-use runtime_gateway::auth::token_hash_hex;
+use runtime_gateway::base::config::token_hash_hex;
 use serde_json::json;
 use tokio::sync::mpsc;
 

@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use common::{gateway_with, kinds};
 use ledger_core::RunStatus;
-use runtime_gateway::auth::token_hash_hex;
+use runtime_gateway::base::config::token_hash_hex;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 

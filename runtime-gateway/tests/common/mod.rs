@@ -120,6 +120,39 @@ impl Gw {
         (r.status().as_u16(), r.json().await.unwrap())
     }
 
+    /// Follows the task's platform SSE (`GET /sse/{task}`) until an event's data satisfies `until`
+    /// (that data is returned) or the stream ends (`None`: the task has ended and its seal is
+    /// durable); panics if neither happens within `within`.
+    pub async fn follow_sse(&self, task: &str, within: Duration, until: impl Fn(&Value) -> bool) -> Option<Value> {
+        use futures_util::StreamExt as _;
+        let follow = async {
+            let r = self.get(&format!("/sse/{task}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "SSE of {task}");
+            let mut body = r.bytes_stream();
+            let mut text = String::new();
+            while let Some(chunk) = body.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+                while let Some(end) = text.find("\n\n") {
+                    let block: String = text.drain(..end + 2).collect();
+                    let data: String = block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .map(|v| v.strip_prefix(' ').unwrap_or(v))
+                        .collect();
+                    if let Ok(v) = serde_json::from_str::<Value>(&data)
+                        && until(&v)
+                    {
+                        return Some(v);
+                    }
+                }
+            }
+            None
+        };
+        tokio::time::timeout(within, follow)
+            .await
+            .unwrap_or_else(|_| panic!("task {task}: nothing awaited in {within:?}"))
+    }
+
     /// The run's receipt, verified by ledger-core against the descriptor the embedded ledger wrote.
     pub async fn verified_receipt(&self, run: &str) -> VerifiedReceipt<'static> {
         let r = self.get(&format!("/runs/{run}/receipt?wait=10")).send().await.unwrap();
@@ -162,6 +195,23 @@ pub fn kinds(v: &VerifiedReceipt<'_>) -> Vec<String> {
 pub fn assert_run(v: &VerifiedReceipt<'_>, status: RunStatus, expected: &[&str]) {
     assert_eq!(v.status, status);
     assert_eq!(kinds(v), expected, "kinds of run {}", v.run());
+}
+
+/// Polls `check` until it gives a value, pausing `every` between tries; panics naming `what` when
+/// `within` has passed.
+pub async fn poll<T, F, Fut>(what: &str, within: Duration, every: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Reads an SSE response: each event's (id, event, data).

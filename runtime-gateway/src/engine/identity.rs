@@ -1,0 +1,100 @@
+//! The gateway's service identity: an Ed25519 key (mode 0600, generated on first start) that
+//! signs every seal, registered in the log as `identity.registered` in run `id/<name>`.
+
+use std::path::Path;
+
+use ledger_core::{Entry, Error, Event, NamedKey, Result, RunId};
+
+use crate::ledger::{self, Batch, Durable, LedgerSink};
+
+/// A fresh 32-byte key seed from the OS.
+pub fn os_seed() -> std::io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(std::io::Error::other)?;
+    Ok(seed)
+}
+
+/// Loads the identity key at `path`, or creates it (mode 0600) with OS randomness.
+pub fn load_or_create(path: &Path, name: &str) -> Result<NamedKey> {
+    NamedKey::load_or_create(path, name, os_seed)
+}
+
+/// Registers `key` in run `id/<name>` unless it is already the latest registered key there.
+/// Returns where the registration that is now current is durable. `ts` is the event time (Unix ns).
+pub async fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -> Result<Durable> {
+    let run = RunId::identity(key.name())?;
+    let existing = sink.run_entries(run.as_str()).await?;
+    let latest = existing.iter().rev().find_map(|(index, bytes)| match Entry::decode(bytes) {
+        Ok(Entry { event: Event::IdentityRegistered { public_key }, .. }) => Some(Ok((*index, public_key))),
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    });
+    if let Some(latest) = latest {
+        let (index, public_key) = latest?;
+        if public_key == key.public_key() {
+            return Ok(Durable::Logged(vec![index]));
+        }
+    }
+    let entry = Entry {
+        ts,
+        run,
+        seq: existing.len() as u64,
+        actor: key.name().to_string(),
+        event: Event::IdentityRegistered { public_key: key.public_key() },
+        grant: None,
+        payload: None,
+    };
+    let opens_run = entry.seq == 0;
+    match ledger::append(sink, Batch::new(vec![entry.encode()], opens_run)).await? {
+        Durable::Logged(indices) if indices.is_empty() => Err(Error::Closed),
+        d => Ok(d),
+    }
+}
+
+/// Registers `key` as [`register_identity`] does, and remembers under `data` that it did, for
+/// this log (as read from the ledger at this start). When the gateway started `offline` (a remote ledger away at start: its
+/// descriptor comes from the last start), a gateway whose key that log confirmed before starts
+/// anyway; its entries wait in the spool, and the spool is forwarded only once the ledger shows
+/// the same log still holding this key (`remote`). One never confirmed cannot start, since the
+/// registration's place in `id/<name>` is unknown.
+pub async fn register_or_remember(
+    sink: &dyn LedgerSink,
+    key: &NamedKey,
+    data: &Path,
+    offline: bool,
+    ts: i64,
+) -> anyhow::Result<()> {
+    let marker = data.join(format!("identity-{}.registered.json", key.name()));
+    let d = sink.descriptor();
+    let this = serde_json::json!({
+        "log": d,
+        "identity": key.name(),
+        "public_key": hex::encode(key.public_key()),
+    });
+    match register_identity(sink, key, ts).await {
+        // Spooled counts: it is durable here, and after an offline start nothing is forwarded
+        // before the ledger shows it holds the key.
+        Ok(_) if !offline => {
+            crate::base::fs::write_atomically(&marker, serde_json::to_string_pretty(&this)?.as_bytes())
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", marker.display()))?;
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let known = offline
+                && std::fs::read(&marker)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .is_some_and(|v| v == this);
+            if !known {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("registering the gateway identity {:?} in the ledger", key.name())));
+            }
+            eprintln!(
+                "identity {:?} was registered in this log before; the ledger cannot confirm it now ({e}), starting anyway",
+                key.name()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,701 @@
+//! The task engine: every caller surface (A2A JSON-RPC and HTTP+JSON, the platform REST,
+//! `/invoke`) creates and follows runs through it.
+//!
+//! One run = one A2A task = one ledger run. Each task has a driver (a tokio task) that owns the
+//! run's [`RunRecorder`] and turns every [`Update`] of the upstream into a ledger entry and an
+//! A2A event, in that order. Rules kept here:
+//! - a task exists for callers only after its `task.accepted` entry is durable; if it cannot be
+//!   recorded, the task is refused and the agent is never called;
+//! - every event of a task goes into its event buffer ([`crate::engine::buffer`]), in one order;
+//! - what an update becomes is [`crate::engine::updates::map_update`]'s, a pure function;
+//! - the terminal event is published only after the end entry and the seal are durable, so a
+//!   caller told "completed" can fetch the receipt;
+//! - a task's owner (the authenticated caller who created it) is the only caller who sees it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use a2a::{Message, StreamResponse, Task, TaskState, TaskStatus};
+use chrono::Utc;
+use ledger_core::{Event, NamedKey, Protocol};
+use opentelemetry::KeyValue;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use crate::base::metrics::{labelled, latency};
+use crate::base::now_ns;
+use crate::base::telemetry::{RunTrace, SpanGuard};
+use crate::engine::buffer::{Control, GrantState, Snapshot, TaskHandle, TaskInner, state_name};
+use crate::engine::grants::Grants;
+use crate::engine::manifest::{AgentSpec, Manifest, SkillSpec, UpstreamSpec};
+use crate::engine::recorder::{Pending, RunRecorder, RunStart};
+use crate::engine::skills::SkillRoute;
+use crate::engine::updates::{Ending, Step, TaskIds, agent_message, ending, map_update, status_event};
+use crate::engine::upstream::{self, Call, CallGrant, Outcome, Update, Upstream};
+use crate::ledger::{Durable, LedgerSink};
+
+/// How long a canceled upstream gets to stop before the run is ended as canceled without it.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest a transition waits to be submitted together with the ones after it.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// Most transitions held back at once.
+const MAX_STAGED: usize = 64;
+
+/// Holds a transition back for up to [`LINGER`].
+fn hold(staged: &mut Vec<(Event, i64)>, flush_at: &mut Option<tokio::time::Instant>, e: Event) {
+    if staged.is_empty() {
+        *flush_at = Some(tokio::time::Instant::now() + LINGER);
+    }
+    staged.push((e, now_ns()));
+}
+
+/// Why an operation on tasks failed; each maps to an A2A error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// No such task (or not the caller's).
+    #[error("task not found: {0}")]
+    NotFound(String),
+    /// The task has ended and cannot be canceled.
+    #[error("task {0} has already ended ({1}) and cannot be canceled")]
+    NotCancelable(String, String),
+    /// The operation does not apply to the task in its state.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Bad parameters.
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The input does not match the skill's input schema (nothing was recorded or run).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The run could not be recorded, so it was not started.
+    #[error("the run could not be recorded, so it was not started: {0}")]
+    RecordingUnavailable(String),
+}
+
+/// An agent of the manifest with its upstream.
+#[derive(Debug)]
+pub struct Agent {
+    /// Its manifest entry.
+    pub spec: AgentSpec,
+    /// Where its calls go.
+    pub upstream: Arc<dyn Upstream>,
+}
+
+/// Counters for `/metrics` (prometheus-client handles: clones share the value).
+#[derive(Debug)]
+pub struct Counters {
+    /// Tasks accepted.
+    pub accepted: Counter,
+    /// Tasks refused because recording was unavailable.
+    pub refused: Counter,
+    /// Runs sealed, by `status`.
+    pub sealed: Family<Vec<(String, String)>, Counter>,
+    /// Runs whose recording failed after they started.
+    pub unrecorded: Counter,
+    /// Runs in progress (a watch, so shutdown can wait for zero).
+    pub running: watch::Sender<u64>,
+    /// From acceptance to the durable seal.
+    pub run_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            accepted: Counter::default(),
+            refused: Counter::default(),
+            sealed: Family::default(),
+            unrecorded: Counter::default(),
+            running: watch::Sender::default(),
+            run_seconds: latency(),
+        }
+    }
+}
+
+/// Where a new task comes from.
+#[derive(Debug)]
+pub struct NewTask {
+    /// The authenticated caller.
+    pub caller: String,
+    /// The surface it came in over.
+    pub protocol: Protocol,
+    /// The skill id.
+    pub skill: String,
+    /// The skill input.
+    pub input: Value,
+    /// The bytes whose BLAKE3 is recorded as `input_hash`.
+    pub input_bytes: Vec<u8>,
+    /// The user message (synthesised for `/invoke` and the platform REST).
+    pub message: Message,
+    /// The context id (a new one when `None`).
+    pub context_id: Option<String>,
+}
+
+/// The task engine.
+#[derive(Debug)]
+pub struct Engine {
+    sink: Arc<dyn LedgerSink>,
+    key: Arc<NamedKey>,
+    agents: Vec<Agent>,
+    skills: HashMap<String, SkillRoute>,
+    default_skill: Option<String>,
+    grants: Arc<Grants>,
+    tasks: Mutex<TaskIndex>,
+    retention: usize,
+    public_url: String,
+    /// Set by [`Engine::shutdown`]: new tasks are refused.
+    closing: std::sync::atomic::AtomicBool,
+    /// Counters.
+    pub counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct TaskIndex {
+    by_id: HashMap<String, Arc<TaskHandle>>,
+    /// Ended tasks, oldest first, for retention.
+    ended: VecDeque<String>,
+}
+
+impl Engine {
+    /// Builds the engine over a manifest. `public_url` is the base of receipt links.
+    pub fn new(
+        manifest: &Manifest,
+        sink: Arc<dyn LedgerSink>,
+        key: Arc<NamedKey>,
+        http: &reqwest::Client,
+        grants: Arc<Grants>,
+        public_url: String,
+        retention: usize,
+    ) -> Engine {
+        let mut agents = Vec::new();
+        let mut skills = HashMap::new();
+        let mut default_skill = None;
+        for (i, spec) in manifest.agents.iter().enumerate() {
+            for s in &spec.skills {
+                default_skill.get_or_insert_with(|| s.id.clone());
+                skills.insert(s.id.clone(), SkillRoute::new(i, s.clone()));
+            }
+            agents.push(Agent { spec: spec.clone(), upstream: upstream::build(&spec.upstream, http) });
+        }
+        Engine {
+            sink,
+            key,
+            agents,
+            skills,
+            default_skill,
+            grants,
+            tasks: Mutex::new(TaskIndex::default()),
+            retention: retention.max(1),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Adds skills learnt at start (an `a2a` upstream's card) to agent `agent`.
+    pub fn add_skills(&mut self, agent: usize, learnt: Vec<SkillSpec>) {
+        for s in learnt {
+            if self.skills.contains_key(&s.id) {
+                continue;
+            }
+            self.agents[agent].spec.skills.push(s.clone());
+            self.skills.insert(s.id.clone(), SkillRoute::new(agent, s));
+        }
+        // The default stays the first skill of the first agent, in manifest order.
+        self.default_skill = self.agents.iter().flat_map(|a| a.spec.skills.first()).next().map(|s| s.id.clone());
+    }
+
+    /// The agents.
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
+    /// The ledger sink.
+    pub fn sink(&self) -> &Arc<dyn LedgerSink> {
+        &self.sink
+    }
+
+    /// The gateway's identity.
+    pub fn key(&self) -> &Arc<NamedKey> {
+        &self.key
+    }
+
+    /// The skill `id`, if any agent serves it.
+    pub fn skill(&self, id: &str) -> Option<&SkillRoute> {
+        self.skills.get(id)
+    }
+
+    /// The skill an A2A message without an explicit one goes to.
+    pub fn default_skill_for(&self, m: &Message) -> Option<String> {
+        let first = self.default_skill.as_ref()?;
+        let route = self.skills.get(first)?;
+        if matches!(self.agents[route.agent].spec.upstream, UpstreamSpec::Demo)
+            && let Some(s) = upstream::demo::skill_for_message(m)
+            && self.skills.contains_key(s)
+        {
+            return Some(s.to_string());
+        }
+        Some(first.clone())
+    }
+
+    /// The receipt link of a run.
+    pub fn receipt_url(&self, run: &str) -> String {
+        format!("{}/runs/{run}/receipt", self.public_url)
+    }
+
+    /// The base URL links are built on.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The grant issuer.
+    pub fn grants(&self) -> &Arc<Grants> {
+        &self.grants
+    }
+
+    /// The task `id`, whoever owns it (for its agent's workspace calls, which carry a grant).
+    pub fn task(&self, id: &str) -> Option<Arc<TaskHandle>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).by_id.get(id).cloned()
+    }
+
+    /// Records `events` in a running task (after what its driver holds back), optionally
+    /// switching its grant and publishing a status; resolves when they are durable.
+    pub async fn record(
+        &self,
+        h: &TaskHandle,
+        events: Vec<Event>,
+        set_grant: Option<String>,
+        status: Option<(TaskState, Option<String>)>,
+    ) -> Result<ledger_core::Result<Durable>, TaskError> {
+        let control = h.lock().control.clone();
+        let ended = || TaskError::Unsupported(format!("task {} has ended; its workspace is closed", h.id));
+        let control = control.ok_or_else(ended)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        control.send(Control::Record { events, set_grant, status, reply: tx }).await.map_err(|_| ended())?;
+        let pending = rx.await.map_err(|_| ended())?;
+        Ok(pending.wait().await)
+    }
+
+    /// The task `id` if `caller` may see it.
+    pub fn get(&self, id: &str, caller: &str) -> Result<Arc<TaskHandle>, TaskError> {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        match tasks.by_id.get(id) {
+            Some(h) if h.owner == caller => Ok(h.clone()),
+            _ => Err(TaskError::NotFound(id.to_string())),
+        }
+    }
+
+    /// The caller's tasks (snapshots), for ListTasks.
+    pub fn list(&self, caller: &str) -> Vec<Arc<TaskHandle>> {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.by_id.values().filter(|h| h.owner == caller).cloned().collect()
+    }
+
+    /// Creates a task: records `task.accepted` (durably) and starts its driver.
+    pub async fn create(self: &Arc<Self>, req: NewTask) -> Result<Arc<TaskHandle>, TaskError> {
+        let route = self
+            .skills
+            .get(&req.skill)
+            .cloned()
+            .ok_or_else(|| TaskError::InvalidParams(format!("no agent here has a skill {:?}", req.skill)))?;
+        // Checked before anything is recorded: an input the skill cannot take is the caller's
+        // mistake, not a run.
+        route.check_input(&req.input).map_err(TaskError::InvalidInput)?;
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(TaskError::RecordingUnavailable("the gateway is shutting down; try another instance".into()));
+        }
+        let id = a2a::new_task_id();
+        let context_id = req.context_id.clone().unwrap_or_else(a2a::new_context_id);
+        let agent = self.agents[route.agent].spec.name.clone();
+        let scope = route.skill.workspace.clone().unwrap_or_default();
+        let issued = self.grants.issue(&id, &agent, &scope);
+        let grant = GrantState { id: issued.id.clone(), token: issued.token, scope };
+        let start = RunStart {
+            run: &id,
+            protocol: req.protocol,
+            skill: &req.skill,
+            caller: &req.caller,
+            input: &req.input_bytes,
+            grant: Some(grant.id.clone()),
+        };
+        // The task goes to its agent at once: `working` is appended with `task.accepted` in one
+        // atomic batch, so the run's start costs one group commit.
+        let working = vec![Event::TaskStatus { state: "working".into(), message: None }];
+        let trace = RunTrace::start(
+            &id,
+            vec![
+                KeyValue::new("a2a_ledger.skill", req.skill.clone()),
+                KeyValue::new("a2a_ledger.agent", agent.clone()),
+                KeyValue::new("a2a_ledger.protocol", req.protocol.as_str()),
+                KeyValue::new("a2a_ledger.caller", req.caller.clone()),
+            ],
+        );
+        let (rec, accepted) = RunRecorder::start_with(self.sink.clone(), self.key.clone(), start, working, now_ns())
+            .map_err(|e| TaskError::InvalidParams(e.to_string()))?;
+        let span = trace.child("ledger.accept", Vec::new());
+        if let Err(e) = accepted.wait().await {
+            span.error(e.to_string());
+            trace.end("refused", Some(&e.to_string()));
+            self.counters.refused.inc();
+            return Err(TaskError::RecordingUnavailable(e.to_string()));
+        }
+        span.end();
+        self.counters.accepted.inc();
+        self.counters.running.send_modify(|n| *n += 1);
+
+        let mut message = req.message.clone();
+        message.task_id = Some(id.clone());
+        message.context_id = Some(context_id.clone());
+        let mut metadata = HashMap::new();
+        metadata.insert("receipt".to_string(), json!(self.receipt_url(&id)));
+        let task = Task {
+            id: id.clone(),
+            context_id: context_id.clone(),
+            status: TaskStatus { state: TaskState::Submitted, message: None, timestamp: Some(Utc::now()) },
+            artifacts: None,
+            history: Some(vec![message.clone()]),
+            metadata: Some(metadata),
+        };
+        let (control_tx, control_rx) = mpsc::channel(8);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let handle = Arc::new(TaskHandle {
+            id: id.clone(),
+            context_id: context_id.clone(),
+            owner: req.caller.clone(),
+            skill: req.skill.clone(),
+            agent: agent.clone(),
+            trace: trace.clone(),
+            inner: Mutex::new(TaskInner {
+                task: task.clone(),
+                events: vec![Arc::new(StreamResponse::Task(task))],
+                result: None,
+                error: None,
+                reply: None,
+                control: Some(control_tx),
+                cancel: cancel_tx,
+                grant: grant.clone(),
+                closed: false,
+                recording_error: None,
+            }),
+            published: watch::channel(1).0,
+        });
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).by_id.insert(id.clone(), handle.clone());
+
+        let call_grant = CallGrant {
+            id: grant.id.clone(),
+            token: grant.token.clone(),
+            workspace: format!("{}/workspace/{}", self.public_url, id),
+            scope: format!("{}/scope/{}", self.public_url, id),
+        };
+        let (updates_tx, updates_rx) = mpsc::channel(64);
+        let (follow_tx, follow_rx) = mpsc::channel(8);
+        let call_span = trace.child("upstream.call", vec![KeyValue::new("a2a_ledger.agent", agent.clone())]);
+        let call = Call {
+            run: id,
+            context_id,
+            skill: req.skill,
+            input: req.input,
+            message,
+            updates: updates_tx,
+            follow_ups: follow_rx,
+            cancel: cancel_rx,
+            grant: Some(call_grant),
+            traceparent: call_span.traceparent(),
+        };
+        let upstream = self.agents[route.agent].upstream.clone();
+        let engine = self.clone();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            engine.drive(h, rec, upstream, (call, call_span), updates_rx, control_rx, follow_tx).await;
+        });
+        Ok(handle)
+    }
+
+    /// Delivers a caller's message to a task waiting for input. Returns the event cursor before
+    /// the delivery (a blocking send waits for the task to settle after it).
+    pub async fn continue_task(&self, handle: &TaskHandle, mut message: Message) -> Result<usize, TaskError> {
+        let (control, cursor) = {
+            let t = handle.lock();
+            let state = &t.task.status.state;
+            if state.is_terminal() {
+                return Err(TaskError::Unsupported(format!(
+                    "task {} has ended ({}); it takes no further messages",
+                    handle.id,
+                    state_name(state)
+                )));
+            }
+            if let Some(ctx) = &message.context_id
+                && *ctx != handle.context_id
+            {
+                return Err(TaskError::InvalidParams(format!(
+                    "message contextId {ctx:?} is not the context of task {} ({:?})",
+                    handle.id, handle.context_id
+                )));
+            }
+            if !matches!(state, TaskState::InputRequired | TaskState::AuthRequired) {
+                return Err(TaskError::Unsupported(format!(
+                    "task {} is {}; it takes a message only while it waits for input",
+                    handle.id,
+                    state_name(state)
+                )));
+            }
+            (t.control.clone(), t.events.len())
+        };
+        message.task_id = Some(handle.id.clone());
+        message.context_id = Some(handle.context_id.clone());
+        let Some(control) = control else {
+            return Err(TaskError::Unsupported(format!("task {} is finishing", handle.id)));
+        };
+        control
+            .send(Control::Message(message))
+            .await
+            .map_err(|_| TaskError::Unsupported(format!("task {} is finishing", handle.id)))?;
+        Ok(cursor)
+    }
+
+    /// Asks a task to stop; returns once it has ended (or after the grace period).
+    pub async fn cancel(&self, handle: &Arc<TaskHandle>) -> Result<Snapshot, TaskError> {
+        {
+            let t = handle.lock();
+            if t.task.status.state.is_terminal() {
+                return Err(TaskError::NotCancelable(handle.id.clone(), state_name(&t.task.status.state).into()));
+            }
+            t.cancel.send_replace(true);
+        }
+        let wait = async {
+            let mut cursor = 0;
+            loop {
+                let (events, closed) = handle.next_events(cursor).await;
+                cursor += events.len();
+                if closed {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CANCEL_GRACE + Duration::from_secs(5), wait).await;
+        Ok(handle.snapshot())
+    }
+
+    fn retire(&self, id: &str) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.ended.push_back(id.to_string());
+        while tasks.by_id.len() > self.retention {
+            let Some(old) = tasks.ended.pop_front() else { break };
+            tasks.by_id.remove(&old);
+        }
+    }
+
+    /// Runs one task: relays the upstream's updates into the ledger and the event buffer.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive(
+        self: Arc<Self>,
+        h: Arc<TaskHandle>,
+        mut rec: RunRecorder,
+        upstream: Arc<dyn Upstream>,
+        (call, call_span): (Call, SpanGuard),
+        mut updates: mpsc::Receiver<Update>,
+        mut control: mpsc::Receiver<Control>,
+        follow_ups: mpsc::Sender<Message>,
+    ) {
+        let (id, ctx) = (h.id.clone(), h.context_id.clone());
+        let mut pending: Vec<Pending> = Vec::new();
+        let ids = TaskIds { task: &id, context: &ctx };
+        let status = |state: TaskState, text: Option<String>| status_event(ids, state, text, Utc::now());
+        let mut cancel_rx = h.lock().cancel.subscribe();
+        let began = std::time::Instant::now();
+        let worker = tokio::spawn(upstream.run(call));
+
+        h.publish(status(TaskState::Working, None), false);
+
+        let mut cancel_deadline: Option<tokio::time::Instant> = None;
+        let mut artifact_names: Vec<String> = Vec::new();
+        // Transitions wait here up to LINGER before they are submitted, so a burst of updates
+        // (or the last updates of a quick run together with its end and seal) shares one group
+        // commit. Nobody waits on them meanwhile: their events are already published, and the
+        // seal is submitted only after them.
+        let mut staged: Vec<(Event, i64)> = Vec::new();
+        let mut flush_at: Option<tokio::time::Instant> = None;
+        let outcome = loop {
+            if staged.len() >= MAX_STAGED {
+                pending.push(rec.submit_all(std::mem::take(&mut staged)));
+                flush_at = None;
+            }
+            let deadline = async {
+                match cancel_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let linger = async {
+                match flush_at {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = linger => {
+                    pending.push(rec.submit_all(std::mem::take(&mut staged)));
+                    flush_at = None;
+                }
+                u = updates.recv() => {
+                    let Some(u) = u else { break Outcome::Failed("the agent ended without a result".into()) };
+                    let prior = match &u {
+                        Update::Artifact { artifact, .. } => h.artifact(&artifact.artifact_id),
+                        _ => None,
+                    };
+                    match map_update(ids, u, prior.as_ref(), Utc::now()) {
+                        Step::Done(o) => break o,
+                        Step::Publish { entry, flush, event } => {
+                            if let Some(e) = entry {
+                                if let Event::ArtifactAdded { name, .. } = &e {
+                                    artifact_names.push(name.clone());
+                                }
+                                hold(&mut staged, &mut flush_at, e);
+                            }
+                            if flush {
+                                pending.push(rec.submit_all(std::mem::take(&mut staged)));
+                                flush_at = None;
+                            }
+                            h.publish(event, false);
+                        }
+                    }
+                }
+                Some(c) = control.recv() => match c {
+                    Control::Record { events, set_grant, status: st, reply } => {
+                        let now = now_ns();
+                        staged.extend(events.into_iter().map(|e| (e, now)));
+                        let p = rec.submit_all(std::mem::take(&mut staged));
+                        flush_at = None;
+                        if let Some(g) = set_grant {
+                            rec.set_grant(Some(g));
+                        }
+                        if let Some((state, text)) = st {
+                            let name = state_name(&state).to_string();
+                            pending.push(rec.submit(Event::TaskStatus { state: name, message: text.clone() }, now_ns()));
+                            h.publish(status(state, text), false);
+                        }
+                        let _ = reply.send(p);
+                    }
+                    Control::Message(m) => {
+                        // The caller's answer: recorded (its hash), in the history, then to the agent.
+                        let digest = blake3::hash(&serde_json::to_vec(&m).unwrap_or_default());
+                        let note = format!("input received (blake3 {})", digest.to_hex());
+                        hold(&mut staged, &mut flush_at, Event::TaskStatus { state: "working".into(), message: Some(note) });
+                        {
+                            let mut t = h.lock();
+                            t.task.history.get_or_insert_with(Vec::new).push(m.clone());
+                        }
+                        h.publish(status(TaskState::Working, None), false);
+                        if follow_ups.send(m).await.is_err() {
+                            break Outcome::Failed("the agent stopped before it read the answer".into());
+                        }
+                    }
+                },
+                _ = upstream::canceled(&mut cancel_rx), if cancel_deadline.is_none() => {
+                    cancel_deadline = Some(tokio::time::Instant::now() + CANCEL_GRACE);
+                }
+                () = deadline => {
+                    worker.abort();
+                    break Outcome::Canceled;
+                }
+            }
+        };
+        // No further messages: a sender sees "finishing".
+        h.lock().control = None;
+        drop(updates);
+        worker.abort();
+
+        if let Outcome::Failed(e) = &outcome {
+            call_span.error(e.clone());
+        }
+        call_span.end();
+        let Ending { run_status, state, text, result, error, direct } = ending(outcome);
+        // Every transition before the end must be durable for the seal to hold; they were
+        // submitted in order, so waiting for each is cheap.
+        let mut recording_error = None;
+        for p in pending {
+            if let Err(e) = p.wait().await {
+                recording_error.get_or_insert(e.to_string());
+            }
+        }
+        if let Some(e) = &recording_error {
+            rec.fail(&ledger_core::Error::Storage(e.clone()));
+        }
+        let span = h.trace.child("ledger.seal", Vec::new());
+        let sealed = rec.finish_after(staged, run_status, artifact_names, error.clone(), now_ns()).wait().await;
+        if let Err(e) = sealed {
+            span.error(e.to_string());
+            recording_error.get_or_insert(e.to_string());
+        }
+        span.end();
+        h.trace.end(&run_status.to_string(), error.as_deref().or(recording_error.as_deref()));
+        let c = &self.counters;
+        c.run_seconds.observe(began.elapsed().as_secs_f64());
+        c.running.send_modify(|n| *n -= 1);
+        labelled(&c.sealed, "status", &run_status.to_string()).inc();
+        if let Some(e) = &recording_error {
+            c.unrecorded.inc();
+            eprintln!("run {id}: not fully recorded: {e}");
+        }
+
+        let mut ev = status(state, text.clone());
+        if let StreamResponse::StatusUpdate(s) = &mut ev {
+            let mut meta = HashMap::from([("receipt".to_string(), json!(self.receipt_url(&id)))]);
+            if let Some(e) = &recording_error {
+                meta.insert("recordingError".to_string(), json!(e));
+            }
+            s.metadata = Some(meta);
+        }
+        {
+            let mut t = h.lock();
+            t.result = result;
+            t.error = error;
+            t.recording_error = recording_error;
+            if direct {
+                // The caller gets a message, not a task: it names the run and its receipt.
+                let mut m = agent_message(ids, text.unwrap_or_default());
+                m.metadata = Some(HashMap::from([("receipt".to_string(), json!(self.receipt_url(&id)))]));
+                t.reply = Some(m);
+            }
+        }
+        h.publish(ev, true);
+        self.retire(&id);
+    }
+
+    /// Shuts the engine down: new tasks are refused; tasks waiting for input are canceled at
+    /// once (they could wait forever); working tasks get until `deadline` to end, then are
+    /// canceled. Every task ends sealed (canceled ones as `canceled`).
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.closing.store(true, Ordering::SeqCst);
+        let until = tokio::time::Instant::now() + deadline;
+        let live = || -> Vec<Arc<TaskHandle>> {
+            let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            tasks.by_id.values().filter(|h| !h.snapshot().closed).cloned().collect()
+        };
+        for h in live() {
+            let t = h.lock();
+            if matches!(t.task.status.state, TaskState::InputRequired | TaskState::AuthRequired) {
+                t.cancel.send_replace(true);
+            }
+        }
+        let mut running = self.counters.running.subscribe();
+        let _ = tokio::time::timeout_at(until, running.wait_for(|n| *n == 0)).await;
+        for h in live() {
+            h.lock().cancel.send_replace(true);
+        }
+        let until = tokio::time::Instant::now() + CANCEL_GRACE + Duration::from_secs(5);
+        let mut running = self.counters.running.subscribe();
+        let _ = tokio::time::timeout_at(until, running.wait_for(|n| *n == 0)).await;
+    }
+
+    /// Is the task ended?
+    pub fn ended(&self, h: &TaskHandle) -> bool {
+        h.is_ended()
+    }
+}

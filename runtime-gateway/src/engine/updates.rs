@@ -1,0 +1,327 @@
+//! What an upstream's [`Update`] becomes: the ledger entry to record (if any) and the A2A event to
+//! publish, as a pure function of the update, the task's ids, the artifact published so far and
+//! the time. The task driver ([`crate::engine::tasks`]) records the entry first, then publishes
+//! the event; nothing here touches the ledger or the buffer.
+
+use std::collections::HashMap;
+
+use a2a::{
+    Artifact, Message, Part, Role, StreamResponse, TaskArtifactUpdateEvent, TaskState, TaskStatus,
+    TaskStatusUpdateEvent,
+};
+use chrono::{DateTime, Utc};
+use ledger_core::{Event, RunStatus};
+use serde_json::{Value, json};
+
+use crate::base::jcs::jcs;
+use crate::engine::upstream::{Outcome, Update};
+
+/// The task an event belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskIds<'a> {
+    /// The task (= run) id.
+    pub task: &'a str,
+    /// Its context id.
+    pub context: &'a str,
+}
+
+/// What one update becomes.
+// One at a time, consumed at once: boxing the event would only add an allocation per update.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Record `entry` (when there is one), then publish `event`.
+    Publish {
+        /// The transition to record; `None` for an artifact chunk before its last (the whole
+        /// artifact is recorded at its last chunk).
+        entry: Option<Event>,
+        /// Submit at once, with what is held back, instead of lingering: the caller is about to
+        /// be told the task waits for it.
+        flush: bool,
+        /// The A2A event.
+        event: StreamResponse,
+    },
+    /// The call ended.
+    Done(Outcome),
+}
+
+/// A message of the agent in a task.
+pub fn agent_message(ids: TaskIds<'_>, text: String) -> Message {
+    let mut m = Message::new(Role::Agent, vec![Part::text(text)]);
+    m.task_id = Some(ids.task.to_string());
+    m.context_id = Some(ids.context.to_string());
+    m
+}
+
+/// A status event of the task.
+pub fn status_event(ids: TaskIds<'_>, state: TaskState, text: Option<String>, now: DateTime<Utc>) -> StreamResponse {
+    StreamResponse::StatusUpdate(TaskStatusUpdateEvent {
+        task_id: ids.task.to_string(),
+        context_id: ids.context.to_string(),
+        status: TaskStatus { state, message: text.map(|t| agent_message(ids, t)), timestamp: Some(now) },
+        metadata: None,
+    })
+}
+
+/// BLAKE3 and length of an artifact's content, as `artifact.added` records them: over the
+/// canonical JSON (RFC 8785) of its `parts` array as A2A serves it (docs/FORMATS.md §9), so
+/// anyone holding the artifact recomputes them whatever their JSON library's key order.
+pub fn artifact_digest(a: &Artifact) -> (u64, [u8; 32]) {
+    let bytes = jcs(&serde_json::to_value(&a.parts).expect("parts serialise")).into_bytes();
+    (bytes.len() as u64, *blake3::hash(&bytes).as_bytes())
+}
+
+/// The media type `artifact.added` records: the first part's, or what its content is.
+fn media_type(a: &Artifact) -> String {
+    a.parts.first().and_then(|p| p.media_type.clone()).unwrap_or_else(|| match a.parts.first().map(|p| &p.content) {
+        Some(a2a::PartContent::Text(_)) => "text/plain".into(),
+        Some(a2a::PartContent::Data(_)) => "application/json".into(),
+        _ => "application/octet-stream".into(),
+    })
+}
+
+/// Maps `update` of task `ids`. `prior` is the task's artifact with the update's artifact id as
+/// published so far (for a chunk that appends to it); `now` stamps status events.
+pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, now: DateTime<Utc>) -> Step {
+    let working = |message: Option<String>| Event::TaskStatus { state: "working".into(), message };
+    let publish = |entry, flush, event| Step::Publish { entry, flush, event };
+    match update {
+        Update::Done(o) => Step::Done(o),
+        Update::Working(text) => {
+            publish(Some(working(text.clone())), false, status_event(ids, TaskState::Working, text, now))
+        }
+        Update::Progress { stage, pct, message } => {
+            let pct = pct.min(100);
+            let entry = Event::SkillProgress { stage: stage.clone(), pct, message: message.clone() };
+            let mut ev = status_event(ids, TaskState::Working, Some(format!("{stage}: {message} ({pct}%)")), now);
+            if let StreamResponse::StatusUpdate(s) = &mut ev {
+                s.metadata = Some(HashMap::from([(
+                    "progress".to_string(),
+                    json!({ "stage": stage, "pct": pct, "message": message }),
+                )]));
+            }
+            publish(Some(entry), false, ev)
+        }
+        Update::InputRequired(prompt) => {
+            let entry = Event::TaskStatus { state: "input_required".into(), message: Some(prompt.clone()) };
+            publish(Some(entry), true, status_event(ids, TaskState::InputRequired, Some(prompt), now))
+        }
+        Update::AuthRequired(prompt) => {
+            let entry = Event::TaskStatus { state: "auth_required".into(), message: Some(prompt.clone()) };
+            publish(Some(entry), true, status_event(ids, TaskState::AuthRequired, Some(prompt), now))
+        }
+        Update::Artifact { artifact, append, last_chunk } => {
+            // The whole artifact (chunks merged) is recorded at its last chunk.
+            let entry = last_chunk.then(|| {
+                let merged = match prior {
+                    Some(p) if append => {
+                        let mut p = p.clone();
+                        p.parts.extend(artifact.parts.iter().cloned());
+                        p
+                    }
+                    _ => artifact.clone(),
+                };
+                let name = merged.name.clone().unwrap_or_else(|| merged.artifact_id.clone());
+                let (bytes, hash) = artifact_digest(&merged);
+                Event::ArtifactAdded { name, media_type: media_type(&merged), bytes, hash }
+            });
+            let event = StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
+                task_id: ids.task.to_string(),
+                context_id: ids.context.to_string(),
+                artifact,
+                append: append.then_some(true),
+                last_chunk: (append || !last_chunk).then_some(last_chunk),
+                metadata: None,
+            });
+            publish(entry, false, event)
+        }
+    }
+}
+
+/// How a run ends, from its outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ending {
+    /// The run's status in its seal.
+    pub run_status: RunStatus,
+    /// The task's final state.
+    pub state: TaskState,
+    /// The final status message.
+    pub text: Option<String>,
+    /// The result (for `/invoke`), if any.
+    pub result: Option<Value>,
+    /// The error, for a failed or rejected run.
+    pub error: Option<String>,
+    /// The agent answered with a direct message, not a task.
+    pub direct: bool,
+}
+
+/// The ending of a run that ended with `outcome`.
+pub fn ending(outcome: Outcome) -> Ending {
+    let direct = matches!(outcome, Outcome::Message(_));
+    let (run_status, state, text, result, error) = match outcome {
+        Outcome::Completed { result, message } => (RunStatus::Completed, TaskState::Completed, message, result, None),
+        Outcome::Message(text) => (RunStatus::Completed, TaskState::Completed, Some(text), None, None),
+        Outcome::Failed(e) => (RunStatus::Failed, TaskState::Failed, Some(e.clone()), None, Some(e)),
+        Outcome::Canceled => (RunStatus::Canceled, TaskState::Canceled, Some("canceled by request".into()), None, None),
+        Outcome::Rejected(e) => (RunStatus::Rejected, TaskState::Rejected, Some(e.clone()), None, Some(e)),
+    };
+    Ending { run_status, state, text, result, error, direct }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDS: TaskIds<'static> = TaskIds { task: "t-1", context: "c-1" };
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    fn publish(step: Step) -> (Option<Event>, bool, StreamResponse) {
+        match step {
+            Step::Publish { entry, flush, event } => (entry, flush, event),
+            Step::Done(o) => panic!("not a publication: {o:?}"),
+        }
+    }
+
+    fn status(ev: &StreamResponse) -> &TaskStatusUpdateEvent {
+        match ev {
+            StreamResponse::StatusUpdate(s) => s,
+            other => panic!("not a status: {other:?}"),
+        }
+    }
+
+    fn text_of(s: &TaskStatusUpdateEvent) -> Option<String> {
+        s.status.message.as_ref().map(crate::engine::upstream::message_text)
+    }
+
+    #[test]
+    fn working_is_a_status_entry_and_a_working_event() {
+        let (entry, flush, ev) = publish(map_update(IDS, Update::Working(Some("busy".into())), None, now()));
+        assert_eq!(entry, Some(Event::TaskStatus { state: "working".into(), message: Some("busy".into()) }));
+        assert!(!flush, "working lingers with what follows");
+        let s = status(&ev);
+        assert_eq!((s.task_id.as_str(), s.context_id.as_str()), ("t-1", "c-1"));
+        assert_eq!((s.status.state.clone(), s.status.timestamp), (TaskState::Working, Some(now())));
+        assert_eq!(text_of(s).as_deref(), Some("busy"));
+        let m = s.status.message.as_ref().unwrap();
+        assert_eq!(
+            (m.role.clone(), m.task_id.as_deref(), m.context_id.as_deref()),
+            (Role::Agent, Some("t-1"), Some("c-1"))
+        );
+
+        let (entry, _, ev) = publish(map_update(IDS, Update::Working(None), None, now()));
+        assert_eq!(entry, Some(Event::TaskStatus { state: "working".into(), message: None }));
+        assert!(status(&ev).status.message.is_none());
+    }
+
+    #[test]
+    fn progress_is_clamped_recorded_and_carried_in_metadata() {
+        let u = Update::Progress { stage: "fetch".into(), pct: 140, message: "page 3".into() };
+        let (entry, flush, ev) = publish(map_update(IDS, u, None, now()));
+        assert_eq!(entry, Some(Event::SkillProgress { stage: "fetch".into(), pct: 100, message: "page 3".into() }));
+        assert!(!flush);
+        let s = status(&ev);
+        assert_eq!(s.status.state, TaskState::Working);
+        assert_eq!(text_of(s).as_deref(), Some("fetch: page 3 (100%)"));
+        let meta = s.metadata.as_ref().unwrap();
+        assert_eq!(meta["progress"], json!({ "stage": "fetch", "pct": 100, "message": "page 3" }));
+    }
+
+    #[test]
+    fn waiting_for_the_caller_is_recorded_at_once() {
+        for (u, state, name) in [
+            (Update::InputRequired("your name?".into()), TaskState::InputRequired, "input_required"),
+            (Update::AuthRequired("sign in".into()), TaskState::AuthRequired, "auth_required"),
+        ] {
+            let prompt = match &u {
+                Update::InputRequired(p) | Update::AuthRequired(p) => p.clone(),
+                _ => unreachable!(),
+            };
+            let (entry, flush, ev) = publish(map_update(IDS, u, None, now()));
+            assert_eq!(entry, Some(Event::TaskStatus { state: name.into(), message: Some(prompt.clone()) }));
+            assert!(flush, "{name}: the caller is told at once, so it is submitted at once");
+            let s = status(&ev);
+            assert_eq!(s.status.state, state);
+            assert_eq!(text_of(s), Some(prompt));
+        }
+    }
+
+    fn artifact(id: &str, name: Option<&str>, parts: Vec<Part>) -> Artifact {
+        Artifact {
+            artifact_id: id.into(),
+            name: name.map(String::from),
+            description: None,
+            parts,
+            metadata: None,
+            extensions: None,
+        }
+    }
+
+    #[test]
+    fn a_whole_artifact_is_recorded_with_its_digest() {
+        let a = artifact("a-1", Some("report.md"), vec![Part::text("# hi")]);
+        let u = Update::Artifact { artifact: a.clone(), append: false, last_chunk: true };
+        let (entry, flush, ev) = publish(map_update(IDS, u, None, now()));
+        let (bytes, hash) = artifact_digest(&a);
+        assert_eq!(
+            entry,
+            Some(Event::ArtifactAdded { name: "report.md".into(), media_type: "text/plain".into(), bytes, hash })
+        );
+        assert!(!flush);
+        let StreamResponse::ArtifactUpdate(e) = ev else { panic!("not an artifact event") };
+        assert_eq!((e.append, e.last_chunk), (None, None), "a whole artifact says neither");
+        assert_eq!(e.artifact, a);
+        // The digest is over the JCS of the parts as served.
+        let served = jcs(&serde_json::to_value(&a.parts).unwrap());
+        assert_eq!((bytes, hash), (served.len() as u64, *blake3::hash(served.as_bytes()).as_bytes()));
+    }
+
+    #[test]
+    fn chunks_are_recorded_once_merged_at_the_last() {
+        let first = artifact("a-2", None, vec![Part::data(json!({ "n": 1 }))]);
+        let u = Update::Artifact { artifact: first.clone(), append: false, last_chunk: false };
+        let (entry, _, ev) = publish(map_update(IDS, u, None, now()));
+        assert_eq!(entry, None, "a chunk before the last is not recorded");
+        let StreamResponse::ArtifactUpdate(e) = ev else { panic!("not an artifact event") };
+        assert_eq!((e.append, e.last_chunk), (None, Some(false)));
+
+        let second = artifact("a-2", None, vec![Part::data(json!({ "n": 2 }))]);
+        let u = Update::Artifact { artifact: second.clone(), append: true, last_chunk: true };
+        let (entry, _, ev) = publish(map_update(IDS, u, Some(&first), now()));
+        let merged = artifact("a-2", None, vec![Part::data(json!({ "n": 1 })), Part::data(json!({ "n": 2 }))]);
+        let (bytes, hash) = artifact_digest(&merged);
+        assert_eq!(
+            entry,
+            Some(Event::ArtifactAdded { name: "a-2".into(), media_type: "application/json".into(), bytes, hash }),
+            "recorded whole, named by its id when it has no name"
+        );
+        let StreamResponse::ArtifactUpdate(e) = ev else { panic!("not an artifact event") };
+        assert_eq!((e.append, e.last_chunk), (Some(true), Some(true)));
+        assert_eq!(e.artifact, second, "the event carries the chunk, not the merge");
+    }
+
+    #[test]
+    fn done_ends_the_call() {
+        let o = Outcome::Failed("boom".into());
+        assert_eq!(map_update(IDS, Update::Done(o.clone()), None, now()), Step::Done(o));
+    }
+
+    #[test]
+    fn endings() {
+        let e = ending(Outcome::Completed { result: Some(json!(3)), message: None });
+        assert_eq!(
+            (e.run_status, e.state, e.result, e.error, e.direct),
+            (RunStatus::Completed, TaskState::Completed, Some(json!(3)), None, false)
+        );
+        let e = ending(Outcome::Message("hi".into()));
+        assert_eq!((e.run_status, e.text.as_deref(), e.direct), (RunStatus::Completed, Some("hi"), true));
+        let e = ending(Outcome::Failed("boom".into()));
+        assert_eq!((e.run_status, e.state, e.error.as_deref()), (RunStatus::Failed, TaskState::Failed, Some("boom")));
+        let e = ending(Outcome::Canceled);
+        assert_eq!((e.run_status, e.text.as_deref()), (RunStatus::Canceled, Some("canceled by request")));
+        let e = ending(Outcome::Rejected("no".into()));
+        assert_eq!((e.run_status, e.state, e.error.as_deref()), (RunStatus::Rejected, TaskState::Rejected, Some("no")));
+    }
+}

@@ -1,0 +1,475 @@
+//! An MCP server (streamable HTTP) as upstream: the gateway is its MCP client (`rmcp`). Its tools
+//! are the agent's skills (learnt from `tools/list` at start when the manifest names none), and
+//! each call is one `tools/call`: progress notifications become `skill.progress`, non-text
+//! content becomes artifacts, `isError` fails the run, and a cancel is sent on as
+//! `notifications/cancelled`.
+//!
+//! One connection per upstream serves every call. It speaks 2026-07-28 (stateless) when the
+//! server does and falls back to the 2025-11-25 handshake otherwise; a connection that closed
+//! (the server restarted, the session expired) is replaced on the next call.
+//!
+//! The run's grant reaches the tool in the request's `_meta` (`a2a-ledger/run`,
+//! `a2a-ledger/grant`, `a2a-ledger/workspace`, `a2a-ledger/scope`), the same names the `a2a`
+//! upstream puts in message metadata. The caller's credentials are never sent.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use a2a::{Artifact, Part};
+use base64::Engine as _;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, Implementation, JsonObject,
+    MetaObject, ProgressNotificationParam, ProgressToken, ProtocolVersion, Request, RequestMetaObject, ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt as _, RoleClient};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::{Call, Outcome, Update, Upstream};
+use crate::base::BoxFuture;
+use crate::engine::manifest::SkillSpec;
+
+/// Routes progress notifications to the call whose token they carry. rmcp picks a request's
+/// progress token when the request is sent, so a call can only subscribe after that; a quick
+/// server's first notifications may arrive before, and wait here (briefly, boundedly) for it.
+#[derive(Clone, Default)]
+struct Progress(Arc<std::sync::Mutex<ProgressRoutes>>);
+
+#[derive(Default)]
+struct ProgressRoutes {
+    calls: HashMap<ProgressToken, tokio::sync::mpsc::UnboundedSender<ProgressNotificationParam>>,
+    early: std::collections::VecDeque<(std::time::Instant, ProgressNotificationParam)>,
+}
+
+/// Notifications kept for a call that has not subscribed yet, and for how long.
+const EARLY_MAX: usize = 256;
+const EARLY_FOR: Duration = Duration::from_secs(30);
+
+impl Progress {
+    fn routes(&self) -> std::sync::MutexGuard<'_, ProgressRoutes> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deliver(&self, p: ProgressNotificationParam) {
+        let mut r = self.routes();
+        if let Some(tx) = r.calls.get(&p.progress_token) {
+            let _ = tx.send(p);
+            return;
+        }
+        while r.early.len() >= EARLY_MAX || r.early.front().is_some_and(|(at, _)| at.elapsed() > EARLY_FOR) {
+            r.early.pop_front();
+        }
+        r.early.push_back((std::time::Instant::now(), p));
+    }
+
+    /// The call's notifications, including any that came before it asked.
+    fn subscribe(&self, token: ProgressToken) -> ProgressSubscription {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut r = self.routes();
+        r.early.retain(|(_, p)| {
+            let mine = p.progress_token == token;
+            if mine {
+                let _ = tx.send(p.clone());
+            }
+            !mine
+        });
+        r.calls.insert(token.clone(), tx);
+        ProgressSubscription { rx, token, progress: self.clone() }
+    }
+}
+
+struct ProgressSubscription {
+    rx: tokio::sync::mpsc::UnboundedReceiver<ProgressNotificationParam>,
+    token: ProgressToken,
+    progress: Progress,
+}
+
+impl Drop for ProgressSubscription {
+    fn drop(&mut self) {
+        self.progress.routes().calls.remove(&self.token);
+    }
+}
+
+/// The client side of one upstream connection: it routes progress notifications to the call
+/// that asked for them.
+#[derive(Clone, Default)]
+struct Client {
+    progress: Progress,
+}
+
+impl ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("a2a-ledger-gateway", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn on_progress(&self, p: ProgressNotificationParam, _cx: NotificationContext<RoleClient>) {
+        self.progress.deliver(p);
+    }
+}
+
+type Connection = RunningService<RoleClient, Client>;
+
+/// An upstream MCP server.
+#[derive(Clone)]
+pub struct McpServer(Arc<Inner>);
+
+struct Inner {
+    url: String,
+    headers: BTreeMap<String, String>,
+    timeout: Duration,
+    prefix: String,
+    conn: Mutex<Option<Arc<Connection>>>,
+    /// The last failed connection attempt, and why.
+    failed: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+/// Longest the gateway waits to tell a server a call is abandoned.
+const CANCEL_NOTICE: Duration = Duration::from_secs(5);
+
+impl std::fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Headers may hold the upstream's credentials: only their names are shown.
+        f.debug_struct("McpServer")
+            .field("url", &self.0.url)
+            .field("headers", &self.0.headers.keys().collect::<Vec<_>>())
+            .field("prefix", &self.0.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpServer {
+    /// The server whose MCP endpoint is `url`; skill ids are `prefix` + tool name.
+    pub fn new(url: String, headers: BTreeMap<String, String>, timeout_secs: u64, prefix: String) -> McpServer {
+        McpServer(Arc::new(Inner {
+            url,
+            headers,
+            timeout: Duration::from_secs(timeout_secs),
+            prefix,
+            conn: Mutex::new(None),
+            failed: std::sync::Mutex::new(None),
+        }))
+    }
+}
+
+impl Inner {
+    /// The open connection, or a new one when there is none or it closed.
+    async fn connection(&self) -> Result<Arc<Connection>, String> {
+        let asked = std::time::Instant::now();
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref()
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        // Calls that queued behind an attempt that failed meanwhile fail with it, instead of
+        // each trying again in turn.
+        if let Some((at, why)) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && *at >= asked
+        {
+            return Err(why.clone());
+        }
+        let made = self.connect().await;
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        match made {
+            Ok(c) => {
+                *failed = None;
+                let c = Arc::new(c);
+                *slot = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                *failed = Some((std::time::Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, String> {
+        let mut cfg = StreamableHttpClientTransportConfig::with_uri(self.url.as_str()).reinit_on_expired_session(true);
+        let mut custom = HashMap::new();
+        for (k, v) in &self.headers {
+            if k.eq_ignore_ascii_case("authorization")
+                && let Some(token) = v.strip_prefix("Bearer ")
+            {
+                cfg = cfg.auth_header(token.to_string());
+                continue;
+            }
+            let name = http::HeaderName::try_from(k.as_str()).map_err(|e| format!("upstream header {k:?}: {e}"))?;
+            let value = http::HeaderValue::try_from(v.as_str()).map_err(|e| format!("upstream header {k:?}: {e}"))?;
+            custom.insert(name, value);
+        }
+        let cfg = cfg.custom_headers(custom);
+        let transport = StreamableHttpClientTransport::from_config(cfg);
+        let lifecycle = ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: Some(ProtocolVersion::V_2025_11_25),
+        };
+        let c = tokio::time::timeout(
+            self.timeout.min(Duration::from_secs(30)),
+            Client::default().serve_with_lifecycle(transport, lifecycle),
+        )
+        .await
+        .map_err(|_| format!("connecting to the MCP server {}: no answer in time", self.url))?
+        .map_err(|e| format!("connecting to the MCP server {}: {e}", self.url))?;
+        Ok(c)
+    }
+
+    /// Forgets a connection that failed, so that the next call opens a new one.
+    async fn drop_connection(&self, failed: &Arc<Connection>) {
+        let mut slot = self.conn.lock().await;
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed)) {
+            *slot = None;
+        }
+    }
+
+    /// Tells the server a call is abandoned, for a few seconds at most: a server that does not
+    /// take the notice in time loses its connection instead of holding the run open.
+    async fn send_cancel(&self, conn: &Arc<Connection>, handle: rmcp::service::RequestHandle<RoleClient>, why: &str) {
+        let sent = tokio::time::timeout(CANCEL_NOTICE, handle.cancel(Some(why.into()))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.drop_connection(conn).await;
+        }
+    }
+
+    fn tool_name<'a>(&self, skill: &'a str) -> &'a str {
+        skill.strip_prefix(self.prefix.as_str()).unwrap_or(skill)
+    }
+
+    async fn call(&self, call: &mut Call) -> Outcome {
+        let Value::Object(arguments) = call.input.clone() else {
+            return Outcome::Rejected(format!(
+                "an MCP tool takes a JSON object as input, not {}",
+                match &call.input {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a boolean",
+                    Value::Number(_) => "a number",
+                    Value::String(_) => "a string",
+                    Value::Array(_) => "an array",
+                    Value::Object(_) => "an object",
+                }
+            ));
+        };
+        let conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let tool = self.tool_name(&call.skill).to_string();
+        let mut meta = JsonObject::new();
+        meta.insert("a2a-ledger/run".into(), json!(call.run));
+        if let Some(tp) = &call.traceparent {
+            meta.insert("traceparent".into(), json!(tp));
+        }
+        if let Some(g) = &call.grant {
+            // The run's workspace grant, meant for this tool.
+            meta.insert("a2a-ledger/grant".into(), json!(g.token));
+            meta.insert("a2a-ledger/workspace".into(), json!(g.workspace));
+            meta.insert("a2a-ledger/scope".into(), json!(g.scope));
+        }
+        let request = ClientRequest::CallToolRequest(Request::new(
+            CallToolRequestParams::new(tool.clone()).with_arguments(arguments),
+        ));
+        let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta)));
+        let mut handle = match conn.send_request_with_option(request, options).await {
+            Ok(h) => h,
+            Err(e) => {
+                self.drop_connection(&conn).await;
+                return Outcome::Failed(format!("calling tool {tool:?} on {}: {e}", self.url));
+            }
+        };
+        let mut progress = conn.service().progress.subscribe(handle.progress_token.clone());
+        let mut cancel = call.cancel.clone();
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        let answer = loop {
+            tokio::select! {
+                r = &mut handle.rx => break r,
+                Some(p) = progress.rx.recv() => {
+                    let pct = match p.total {
+                        Some(t) if t > 0.0 => (p.progress / t * 100.0).clamp(0.0, 100.0) as u8,
+                        _ => 0,
+                    };
+                    let message = p.message.unwrap_or_else(|| match p.total {
+                        Some(t) => format!("{} of {}", p.progress, t),
+                        None => format!("{}", p.progress),
+                    });
+                    call.send(Update::Progress { stage: tool.clone(), pct, message }).await;
+                }
+                _ = super::canceled(&mut cancel) => {
+                    self.send_cancel(&conn, handle, "canceled by the caller").await;
+                    return Outcome::Canceled;
+                }
+                _ = &mut deadline => {
+                    self.send_cancel(&conn, handle, "timed out at the gateway").await;
+                    return Outcome::Failed(format!("tool {tool:?} gave no answer in {} s", self.timeout.as_secs()));
+                }
+            }
+        };
+        match answer {
+            Ok(Ok(ServerResult::CallToolResult(r))) => self.outcome(call, &tool, r).await,
+            Ok(Ok(other)) => Outcome::Failed(format!(
+                "tool {tool:?} answered with a result the gateway cannot relay: {}",
+                serde_json::to_string(&other).unwrap_or_default().chars().take(200).collect::<String>()
+            )),
+            Ok(Err(e)) => Outcome::Failed(format!("tool {tool:?}: {e}")),
+            Err(_) => {
+                self.drop_connection(&conn).await;
+                Outcome::Failed(format!("the connection to {} closed during the call of {tool:?}", self.url))
+            }
+        }
+    }
+
+    /// Relays a tool result: non-text content as artifacts, then the outcome.
+    async fn outcome(&self, call: &Call, tool: &str, r: CallToolResult) -> Outcome {
+        let mut texts = Vec::new();
+        for (i, block) in r.content.iter().enumerate() {
+            let block = serde_json::to_value(block).unwrap_or(Value::Null);
+            match content_part(&block) {
+                Content::Text(t) => texts.push(t),
+                Content::Part(part) => {
+                    let artifact = Artifact {
+                        artifact_id: a2a::new_artifact_id(),
+                        name: Some(format!("{tool}-{i}")),
+                        description: None,
+                        parts: vec![part],
+                        metadata: None,
+                        extensions: None,
+                    };
+                    call.send(Update::Artifact { artifact, append: false, last_chunk: true }).await;
+                }
+                Content::Unknown(kind) => texts.push(format!("[content of type {kind:?} not relayed]")),
+            }
+        }
+        let text = texts.join("\n");
+        if r.is_error == Some(true) {
+            return Outcome::Failed(if text.is_empty() { format!("tool {tool:?} reported an error") } else { text });
+        }
+        // The structured result when the tool gives one, else its text; a tool that answered
+        // only with artifacts has no result.
+        let result = match r.structured_content {
+            Some(v) => Some(v),
+            None if !text.is_empty() => Some(json!({ "text": text })),
+            None => None,
+        };
+        Outcome::Completed { result, message: (!text.is_empty()).then_some(text) }
+    }
+}
+
+enum Content {
+    Text(String),
+    Part(Part),
+    Unknown(String),
+}
+
+/// One MCP content block as text or an A2A part.
+fn content_part(block: &Value) -> Content {
+    let kind = block.get("type").and_then(Value::as_str).unwrap_or_default();
+    let media = |v: &Value| v.get("mimeType").and_then(Value::as_str).map(String::from);
+    let with_media = |p: Part, m: Option<String>| match m {
+        Some(m) => p.with_media_type(m),
+        None => p,
+    };
+    let blob = |b64: &str| base64::engine::general_purpose::STANDARD.decode(b64).ok();
+    match kind {
+        "text" => Content::Text(block.get("text").and_then(Value::as_str).unwrap_or_default().to_string()),
+        "image" | "audio" => match block.get("data").and_then(Value::as_str).and_then(blob) {
+            Some(bytes) => Content::Part(with_media(Part::raw(bytes), media(block))),
+            None => Content::Unknown(format!("{kind} without base64 data")),
+        },
+        "resource" => {
+            let r = &block["resource"];
+            if let Some(t) = r.get("text").and_then(Value::as_str) {
+                Content::Part(with_media(Part::text(t), media(r)))
+            } else if let Some(bytes) = r.get("blob").and_then(Value::as_str).and_then(blob) {
+                Content::Part(with_media(Part::raw(bytes), media(r)))
+            } else {
+                Content::Unknown("resource without text or blob".into())
+            }
+        }
+        "resource_link" => match block.get("uri").and_then(Value::as_str) {
+            Some(uri) => Content::Part(with_media(Part::url(uri), media(block))),
+            None => Content::Unknown("resource_link without uri".into()),
+        },
+        other => Content::Unknown(other.to_string()),
+    }
+}
+
+/// A tool name usable as a skill id: 1..64 characters of `[A-Za-z0-9._-]` with the prefix.
+fn valid_skill_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+impl Upstream for McpServer {
+    fn run(&self, mut call: Call) -> BoxFuture<'static, ()> {
+        let this = self.0.clone();
+        Box::pin(async move {
+            let outcome = this.call(&mut call).await;
+            call.send(Update::Done(outcome)).await;
+        })
+    }
+
+    fn skills(&self) -> BoxFuture<'_, Result<Vec<SkillSpec>, String>> {
+        let this = &self.0;
+        Box::pin(async move {
+            let conn = this.connection().await?;
+            let tools = conn.list_all_tools().await.map_err(|e| format!("listing the tools of {}: {e}", this.url))?;
+            let mut skills = Vec::new();
+            for t in tools {
+                let id = format!("{}{}", this.prefix, t.name);
+                if !valid_skill_id(&id) {
+                    eprintln!(
+                        "mcp upstream {}: tool {:?} is left out: {id:?} is not a valid skill id",
+                        this.url, t.name
+                    );
+                    continue;
+                }
+                let title = t.title.clone().or_else(|| t.annotations.as_ref().and_then(|a| a.title.clone()));
+                skills.push(SkillSpec {
+                    id,
+                    name: title.unwrap_or_else(|| t.name.to_string()),
+                    description: t.description.as_deref().unwrap_or_default().to_string(),
+                    tags: vec!["mcp".into()],
+                    examples: Vec::new(),
+                    input_schema: Some(Value::Object((*t.input_schema).clone())),
+                    output_schema: t.output_schema.as_ref().map(|o| Value::Object((**o).clone())),
+                    workspace: None,
+                });
+            }
+            Ok(skills)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(token: i64, progress: f64) -> ProgressNotificationParam {
+        serde_json::from_value(json!({ "progressToken": token, "progress": progress, "total": 3.0 })).unwrap()
+    }
+
+    #[test]
+    fn progress_that_comes_before_its_call_subscribes_is_kept_for_it() {
+        let p = Progress::default();
+        p.deliver(note(1, 1.0));
+        p.deliver(note(2, 1.0));
+        let mut sub = p.subscribe(note(1, 0.0).progress_token);
+        p.deliver(note(1, 2.0));
+        assert_eq!(sub.rx.try_recv().unwrap().progress, 1.0);
+        assert_eq!(sub.rx.try_recv().unwrap().progress, 2.0);
+        assert!(sub.rx.try_recv().is_err());
+        drop(sub);
+        assert!(p.routes().calls.is_empty(), "a finished call unsubscribes");
+        assert_eq!(p.routes().early.len(), 1, "token 2's note waits for its call");
+        for i in 0..2 * EARLY_MAX {
+            p.deliver(note(100 + i as i64, 0.0));
+        }
+        assert_eq!(p.routes().early.len(), EARLY_MAX, "the early buffer is bounded");
+    }
+}

@@ -1,0 +1,188 @@
+//! The agents behind the gateway. An [`Upstream`] runs one call: it reads the input and any
+//! follow-up messages, and reports [`Update`]s, ending with exactly one [`Update::Done`]. The
+//! task engine turns each update into a ledger entry and an A2A event.
+//!
+//! Security rule kept here: an upstream is handed the skill input and messages only, never the
+//! caller's request headers or credentials; what it sends upstream is its own configuration.
+
+pub mod a2a_agent;
+pub mod demo;
+pub mod http;
+pub mod mcp;
+
+use std::sync::Arc;
+
+use ::a2a::Artifact;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::base::BoxFuture;
+use crate::engine::manifest::{SkillSpec, UpstreamSpec};
+
+/// One report from a running call.
+#[derive(Clone, Debug)]
+pub enum Update {
+    /// The task is working (again), with an optional message.
+    Working(Option<String>),
+    /// Progress of a step.
+    Progress {
+        /// Stage name.
+        stage: String,
+        /// Percent done, 0..=100.
+        pct: u8,
+        /// Message.
+        message: String,
+    },
+    /// The agent needs more input; the next follow-up message answers it.
+    InputRequired(String),
+    /// The agent needs further authorisation.
+    AuthRequired(String),
+    /// An artifact (whole, or a chunk when `append` is set).
+    Artifact {
+        /// The artifact.
+        artifact: Artifact,
+        /// This chunk appends to an earlier one with the same id.
+        append: bool,
+        /// The last chunk of this artifact.
+        last_chunk: bool,
+    },
+    /// The call ended.
+    Done(Outcome),
+}
+
+/// How a call ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Done, with an optional JSON result and a closing message.
+    Completed {
+        /// The result (for `/invoke`), if the agent gives one.
+        result: Option<Value>,
+        /// The agent's closing message text.
+        message: Option<String>,
+    },
+    /// Failed, with why.
+    Failed(String),
+    /// Done, answered with a direct message rather than a task (A2A `SendMessageResponse.message`);
+    /// the run is recorded and sealed as completed all the same.
+    Message(String),
+    /// Canceled on request.
+    Canceled,
+    /// Refused by the agent, with why.
+    Rejected(String),
+}
+
+/// One call of a skill.
+#[derive(Debug)]
+pub struct Call {
+    /// The run (A2A task) id.
+    pub run: String,
+    /// The context id.
+    pub context_id: String,
+    /// The skill.
+    pub skill: String,
+    /// The skill input (JSON).
+    pub input: Value,
+    /// The message that started the call.
+    pub message: ::a2a::Message,
+    /// Where to report.
+    pub updates: mpsc::Sender<Update>,
+    /// Further messages of the caller (answers to input_required).
+    pub follow_ups: mpsc::Receiver<::a2a::Message>,
+    /// Becomes true when the caller asks to cancel.
+    pub cancel: watch::Receiver<bool>,
+    /// The run's workspace grant, for the agent.
+    pub grant: Option<CallGrant>,
+    /// W3C `traceparent` of the gateway's span of this call, when traces are exported; the
+    /// upstream passes it on so the agent's spans join the run's trace.
+    pub traceparent: Option<String>,
+}
+
+/// What an agent needs to reach its run's workspace.
+#[derive(Clone)]
+pub struct CallGrant {
+    /// The grant's id.
+    pub id: String,
+    /// The grant (a JWT): `Authorization: Bearer <token>` on workspace calls.
+    pub token: String,
+    /// The workspace's base URL (`…/workspace/{run}`).
+    pub workspace: String,
+    /// Where the agent asks for more scope (`…/scope/{run}`).
+    pub scope: String,
+}
+
+impl std::fmt::Debug for CallGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a credential: never in logs.
+        f.debug_struct("CallGrant").field("id", &self.id).field("workspace", &self.workspace).finish_non_exhaustive()
+    }
+}
+
+impl Call {
+    /// Reports an update; false when the task is gone.
+    pub async fn send(&self, u: Update) -> bool {
+        self.updates.send(u).await.is_ok()
+    }
+
+    /// Waits for the next follow-up message, or `None` when canceled or gone.
+    pub async fn next_message(&mut self) -> Option<::a2a::Message> {
+        let mut cancel = self.cancel.clone();
+        tokio::select! {
+            m = self.follow_ups.recv() => m,
+            _ = canceled(&mut cancel) => None,
+        }
+    }
+
+    /// True once cancel was asked for.
+    pub fn canceled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
+    /// Sleeps, or returns false early when canceled.
+    pub async fn sleep(&self, d: std::time::Duration) -> bool {
+        let mut cancel = self.cancel.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = canceled(&mut cancel) => false,
+        }
+    }
+}
+
+/// Resolves once cancel is asked for (or the task is gone).
+pub async fn canceled(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|c| *c).await;
+}
+
+/// Runs calls of one agent.
+pub trait Upstream: Send + Sync + std::fmt::Debug {
+    /// Runs `call` to its end; must report exactly one [`Update::Done`] (the engine fails the
+    /// run when the future ends without one).
+    fn run(&self, call: Call) -> BoxFuture<'static, ()>;
+
+    /// The skills the upstream itself declares (an A2A agent's card, an MCP server's tools),
+    /// read at start for an agent whose manifest lists none. Upstreams that declare nothing
+    /// answer an empty list.
+    fn skills(&self) -> BoxFuture<'_, Result<Vec<SkillSpec>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// Builds the upstream of an agent.
+pub fn build(spec: &UpstreamSpec, http: &reqwest::Client) -> Arc<dyn Upstream> {
+    match spec {
+        UpstreamSpec::Demo => Arc::new(demo::Demo),
+        UpstreamSpec::Http { url, headers, timeout_secs } => {
+            Arc::new(http::Webhook::new(http.clone(), url.clone(), headers.clone(), *timeout_secs))
+        }
+        UpstreamSpec::A2a { url, headers, timeout_secs } => {
+            Arc::new(a2a_agent::A2aAgent::new(http.clone(), url.clone(), headers.clone(), *timeout_secs))
+        }
+        UpstreamSpec::Mcp { url, headers, timeout_secs, prefix } => {
+            Arc::new(mcp::McpServer::new(url.clone(), headers.clone(), *timeout_secs, prefix.clone()))
+        }
+    }
+}
+
+/// The text of a message's parts, joined by newlines.
+pub fn message_text(m: &::a2a::Message) -> String {
+    m.parts.iter().filter_map(|p| p.as_text()).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,58 @@
+//! [`MeteredSink`]: the [`LedgerSink`] decorator that times every append from the call to its
+//! durable acknowledgement (`gateway_ledger_append_seconds` in `/metrics`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ledger_core::{LogDescriptor, Result, TreeHash};
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::{AppendDone, Batch, BoxFuture, LedgerSink, ReceiptError, RunEntries};
+
+/// A sink that times each append from the call to its durable acknowledgement.
+#[derive(Debug)]
+pub struct MeteredSink {
+    inner: Arc<dyn LedgerSink>,
+    appends: Histogram,
+}
+
+impl MeteredSink {
+    /// Wraps `inner`; the latencies go to `appends`.
+    pub fn new(inner: Arc<dyn LedgerSink>, appends: Histogram) -> MeteredSink {
+        MeteredSink { inner, appends }
+    }
+}
+
+impl LedgerSink for MeteredSink {
+    fn append(&self, batch: Batch, done: AppendDone) {
+        let (start, h) = (Instant::now(), self.appends.clone());
+        self.inner.append(
+            batch,
+            Box::new(move |r| {
+                h.observe(start.elapsed().as_secs_f64());
+                done(r)
+            }),
+        );
+    }
+    fn tree_hash(&self) -> TreeHash {
+        self.inner.tree_hash()
+    }
+    fn descriptor(&self) -> LogDescriptor {
+        self.inner.descriptor()
+    }
+    fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>> {
+        self.inner.run_entries(run)
+    }
+    fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>> {
+        self.inner.receipt(run, wait)
+    }
+    fn backlog(&self) -> u64 {
+        self.inner.backlog()
+    }
+    fn lag(&self) -> Duration {
+        self.inner.lag()
+    }
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        self.inner.close()
+    }
+}

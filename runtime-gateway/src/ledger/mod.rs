@@ -1,0 +1,116 @@
+//! The ledger seam, the layer under the engine: [`LedgerSink`], with the ledger in this process
+//! ([`embedded::EmbeddedLedger`]) or a `ledger-server` reached over gRPC
+//! ([`remote::RemoteLedger`], behind its [`spool`]); [`metered::MeteredSink`] times every append.
+//! A message-bus publisher attaches here later (ROADMAP: scale-out). It imports only
+//! [`crate::base`].
+
+pub mod embedded;
+pub mod metered;
+pub mod remote;
+pub mod spool;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ledger_core::{Error, LogDescriptor, Result, TreeHash};
+
+pub use crate::base::BoxFuture;
+pub use embedded::EmbeddedLedger;
+
+/// A run's entries with their indices, in seq order.
+pub type RunEntries = Vec<(u64, Vec<u8>)>;
+
+/// Where an acknowledged batch is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Durable {
+    /// In the log, at these indices.
+    Logged(Vec<u64>),
+    /// In the gateway's local spool (fsynced), to be forwarded to the ledger in order.
+    Spooled,
+}
+
+/// A batch of encoded entries for [`LedgerSink::append`], appended atomically.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The entries, encoded. Shared, so a sink that keeps or resends them (the remote sink's
+    /// spool) clones references, not bytes.
+    pub entries: Vec<Bytes>,
+    /// The batch holds a run's first entry (seq 0). Said by whoever encoded the entries, so a
+    /// sink need not decode them to know: a remote sink with a full spool refuses such a batch
+    /// (no new run starts) while it still takes the entries of runs already accepted.
+    pub opens_run: bool,
+}
+
+impl Batch {
+    /// A batch of `entries`; `opens_run` when it holds a run's first entry.
+    pub fn new(entries: Vec<Vec<u8>>, opens_run: bool) -> Batch {
+        Batch { entries: entries.into_iter().map(Bytes::from).collect(), opens_run }
+    }
+
+    /// Bytes of entries in the batch.
+    pub fn bytes(&self) -> u64 {
+        self.entries.iter().map(|e| e.len() as u64).sum()
+    }
+}
+
+/// Callback receiving where an append became durable, or why nothing of it was appended.
+pub type AppendDone = Box<dyn FnOnce(Result<Durable>) + Send>;
+
+/// Why a receipt could not be served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The ledger has no entry of the run.
+    #[error("the ledger has no entry of run {0:?}")]
+    UnknownRun(String),
+    /// The run has not been sealed yet (still running, or its seal is still in the spool).
+    #[error("run {0:?} has no seal yet")]
+    Unsealed(String),
+    /// The seal is durable but no checkpoint covers it yet.
+    #[error("the seal of run {0:?} is not under a checkpoint yet")]
+    NotYetCheckpointed(String),
+    /// The ledger could not be asked.
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where the gateway writes entries and reads receipts.
+///
+/// Ordering rule every implementation keeps: batches become durable in the order `append` was
+/// called, so a run recorder may submit a run's next entry before the previous one is
+/// acknowledged, and the seal being durable means every entry before it is.
+pub trait LedgerSink: Send + Sync + std::fmt::Debug {
+    /// Appends the batch's entries atomically; `done` runs once, after they are durable, or with
+    /// the reason nothing of them was appended.
+    fn append(&self, batch: Batch, done: AppendDone);
+    /// The log's tree hash (seal content hashes are over leaf hashes of this hash).
+    fn tree_hash(&self) -> TreeHash;
+    /// The log descriptor.
+    fn descriptor(&self) -> LogDescriptor;
+    /// The run's durable entries in seq order, with their indices (empty for an unknown run).
+    fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>>;
+    /// The run's receipt JSON (SPEC §5), waiting up to `wait` for a checkpoint over its seal.
+    fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>>;
+    /// Entries accepted but not yet in the log (the spool's depth; 0 for the embedded ledger).
+    fn backlog(&self) -> u64 {
+        0
+    }
+    /// How long the oldest entry accepted but not yet in the log has waited (zero when none).
+    fn lag(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// Stops accepting appends and waits until what was accepted is durable where it goes.
+    fn close(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// Appends through `sink` and waits until durable.
+pub async fn append(sink: &dyn LedgerSink, batch: Batch) -> Result<Durable> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    sink.append(
+        batch,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.await.unwrap_or(Err(Error::Closed))
+}

@@ -1,0 +1,92 @@
+//! The one listener: [`app`] merges every surface's `router()` and puts the layers around them —
+//! caller authentication as a `route_layer` (unknown paths stay 404), the request timeout on the
+//! unary routes, and, around everything, load shedding over one concurrency limit.
+//!
+//! Limits (gateway.toml `[server]`): at most `concurrency_limit` requests are handled at once; one
+//! more is answered at once `503` with `Retry-After` (never queued, never a hang). A request
+//! holds its slot until its response starts, so a stream (SSE, A2A streams) does not hold one
+//! while it streams. A unary request that has not started its response after
+//! `request_timeout_secs` is answered `504`; the timeout covers the time until the response
+//! starts, so it never cuts a stream, and it does not apply to the long polls (receipts, scope
+//! decisions) or to MCP, whose waits are their own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{BoxError, ServiceBuilder};
+
+use crate::surface::error::GatewayError;
+use crate::surface::state::{Gateway, MAX_BODY};
+use crate::surface::{a2a, approvals, invoke, mcp, ops, platform, receipts, reviews, scope, workspace};
+
+/// The gateway's router.
+pub fn app(gw: Arc<Gateway>) -> Router {
+    let server = gw.server.clone();
+    let timeout = Duration::from_secs(server.request_timeout_secs.max(1));
+    let timed = |r: Router<Arc<Gateway>>| {
+        r.layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |e: BoxError| async move { refusal(e, timeout, 0) }))
+                .timeout(timeout),
+        )
+    };
+    // The callers' side, behind their authentication.
+    let callers = timed(
+        Router::new()
+            .merge(a2a::jsonrpc::router())
+            .merge(a2a::rest::router())
+            .merge(platform::router())
+            .merge(invoke::router())
+            .merge(approvals::router())
+            .merge(reviews::router()),
+    )
+    .merge(receipts::router())
+    .route_layer(middleware::from_fn_with_state(gw.clone(), authenticate));
+    // The agent's side, authorised by the run's grant instead of a caller token.
+    let agents = timed(Router::new().merge(workspace::router()).merge(scope::router())).merge(scope::decisions());
+    // MCP: rmcp's service, behind the same caller authentication.
+    let mcp = mcp::router(gw.clone(), gw.shutdown.child_token())
+        .layer(middleware::from_fn_with_state(gw.clone(), authenticate));
+    let retry_after = server.retry_after_secs.max(1);
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |e: BoxError| async move { refusal(e, timeout, retry_after) }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(server.concurrency_limit.max(1)));
+    Router::new()
+        .merge(timed(Router::new().merge(a2a::card::router()).merge(ops::router())))
+        .merge(callers)
+        .merge(agents)
+        .merge(mcp)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(limits)
+        .with_state(gw)
+}
+
+/// The answer to a request the limits refused or the timeout ended.
+fn refusal(e: BoxError, timeout: Duration, retry_after: u64) -> Response {
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        GatewayError::Overloaded { retry_after }.into_response()
+    } else if e.is::<tower::timeout::error::Elapsed>() {
+        GatewayError::TimedOut(timeout).into_response()
+    } else {
+        GatewayError::Internal(e.to_string()).into_response()
+    }
+}
+
+async fn authenticate(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match gw.auth.authenticate(header) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => GatewayError::Unauthenticated(e.0).into_response(),
+    }
+}
