@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
@@ -174,6 +175,10 @@ async fn run(cli: Cli) -> Result<()> {
         Some(path) => Manifest::load(path)?,
         None => Manifest::demo(),
     };
+    // The stop signals are caught from before the listener is bound: a SIGTERM right after the
+    // URLs are printed must drain, not kill the process with the signal's default action.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
     let addr = listener.local_addr()?;
@@ -272,11 +277,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
     });
     let shutdown = async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
         }
         eprintln!("stopping: no new tasks; tasks waiting for input are canceled, working ones get up to 30 s");
         let _ = stopping_tx.send(());

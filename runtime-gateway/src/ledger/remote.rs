@@ -38,12 +38,10 @@ use tonic::transport::{Channel, Endpoint};
 use super::spool::{Frame, Spool};
 use super::{AppendDone, Batch, BoxFuture, Durable, LedgerSink, ReceiptError, RunEntries};
 
-/// The generated `ledger.v1` client.
-pub mod proto {
-    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
-    tonic::include_proto!("ledger.v1");
-}
+/// The `ledger.v1` contract (messages, client, typed error codes), compiled once in `ledger-wire`.
+pub use ledger_wire as proto;
 
+use proto::ErrorCode;
 use proto::ledger_client::LedgerClient;
 
 /// The ledger's descriptor as last read, under the spool directory.
@@ -276,7 +274,7 @@ async fn confirm(client: &mut Client, c: &Confirm) -> std::result::Result<Option
     let run = format!("id/{name}");
     let entries = match client.get_run(proto::GetRunRequest { run: run.clone() }).await {
         Ok(r) => r.into_inner().entries,
-        Err(s) if s.code() == tonic::Code::NotFound => Vec::new(),
+        Err(s) if ErrorCode::of(&s) == Some(ErrorCode::UnknownRun) => Vec::new(),
         Err(s) => return Err(s),
     };
     let latest = entries.iter().rev().find_map(|b| match ledger_core::Entry::decode(b) {
@@ -588,7 +586,7 @@ impl LedgerSink for RemoteLedger {
                     let r = r.into_inner();
                     Ok(r.indices.into_iter().zip(r.entries).collect())
                 }
-                Err(s) if s.code() == tonic::Code::NotFound => Ok(Vec::new()),
+                Err(s) if ErrorCode::of(&s) == Some(ErrorCode::UnknownRun) => Ok(Vec::new()),
                 Err(s) => Err(status_error(&s)),
             }
         })
@@ -603,18 +601,22 @@ impl LedgerSink for RemoteLedger {
             match client.get_receipt(proto::GetReceiptRequest { run: run.clone(), wait_ms }).await {
                 Ok(r) => Ok(r.into_inner().json),
                 Err(s)
-                    if backlog > 0 && matches!(s.code(), tonic::Code::NotFound | tonic::Code::FailedPrecondition) =>
+                    if backlog > 0
+                        && matches!(
+                            ErrorCode::of(&s),
+                            Some(ErrorCode::UnknownRun | ErrorCode::RunUnsealed | ErrorCode::NotYetCheckpointed)
+                        ) =>
                 {
                     Err(ReceiptError::Unavailable(format!(
                         "{backlog} batches wait in the gateway's spool for the ledger; the run's seal may be among them"
                     )))
                 }
-                Err(s) if s.code() == tonic::Code::NotFound => Err(ReceiptError::UnknownRun(run)),
-                Err(s) if s.code() == tonic::Code::FailedPrecondition && s.message().starts_with("run_unsealed") => {
-                    Err(ReceiptError::Unsealed(run))
-                }
-                Err(s) if s.code() == tonic::Code::FailedPrecondition => Err(ReceiptError::NotYetCheckpointed(run)),
-                Err(s) => Err(ReceiptError::Unavailable(format!("{} ({:?})", s.message(), s.code()))),
+                Err(s) => match ErrorCode::of(&s) {
+                    Some(ErrorCode::UnknownRun) => Err(ReceiptError::UnknownRun(run)),
+                    Some(ErrorCode::RunUnsealed) => Err(ReceiptError::Unsealed(run)),
+                    Some(ErrorCode::NotYetCheckpointed) => Err(ReceiptError::NotYetCheckpointed(run)),
+                    _ => Err(ReceiptError::Unavailable(format!("{} ({:?})", s.message(), s.code()))),
+                },
             }
         })
     }
