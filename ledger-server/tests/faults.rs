@@ -194,6 +194,12 @@ impl Store for Failing {
     fn run_records(&self, run: &str) -> ledger_core::Result<Vec<(u64, ledger_core::store::RunRecord)>> {
         self.inner.run_records(run)
     }
+    fn scan_runs(
+        &self,
+        f: &mut dyn FnMut(ledger_core::store::RunSegment) -> ledger_core::Result<()>,
+    ) -> ledger_core::Result<()> {
+        self.inner.scan_runs(f)
+    }
     fn put_checkpoint(&self, size: u64, note: &str) -> ledger_core::Result<()> {
         self.inner.put_checkpoint(size, note)
     }

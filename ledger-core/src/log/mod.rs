@@ -69,7 +69,7 @@ use crate::{Error, Hash, Result, TreeHash};
 
 mod pipeline;
 mod sequencer;
-mod tree;
+pub(crate) mod tree;
 
 use pipeline::{Reply, SeqState, Submission};
 use sequencer::{Sequencer, prepare};
@@ -133,6 +133,12 @@ pub struct LogStats {
     pub checkpoints: u64,
 }
 
+/// `timeout` from now, or far in the future for a timeout too large to add.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
 /// The durable tree: what readers may see.
 #[derive(Debug)]
 struct Durable {
@@ -153,6 +159,8 @@ struct Shared {
     durable: Mutex<Arc<Durable>>,
     checkpoint: Mutex<Arc<SignedCheckpoint>>,
     checkpoint_cv: Condvar,
+    /// Set by [`Log::end_waits`] (and at close): [`Log::receipt_covered`] waits no more.
+    waits_ended: std::sync::atomic::AtomicBool,
     /// Set when the log closes: wakes the checkpointer for its final checkpoint.
     closing: Mutex<bool>,
     closing_cv: Condvar,
@@ -332,6 +340,7 @@ impl Log {
             durable: Mutex::new(Arc::new(durable)),
             checkpoint: Mutex::new(Arc::new(latest)),
             checkpoint_cv: Condvar::new(),
+            waits_ended: std::sync::atomic::AtomicBool::new(false),
             closing: Mutex::new(false),
             closing_cv: Condvar::new(),
             seq: Mutex::new(SeqState::new(sequencer)),
@@ -437,7 +446,12 @@ impl Log {
 
     /// Waits until a checkpoint covers at least `size` entries, up to `timeout`.
     pub fn wait_for_checkpoint(&self, size: u64, timeout: Duration) -> Result<Arc<SignedCheckpoint>> {
-        let deadline = Instant::now() + timeout;
+        self.wait_until_covered(size, deadline_after(timeout), false)
+    }
+
+    /// Waits until a checkpoint covers at least `size` entries, or `deadline`, or (if
+    /// `endable`) until [`Log::end_waits`]; returns the newest checkpoint.
+    fn wait_until_covered(&self, size: u64, deadline: Instant, endable: bool) -> Result<Arc<SignedCheckpoint>> {
         let mut cp = self.shared.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if cp.checkpoint.size >= size {
@@ -445,11 +459,41 @@ impl Log {
             }
             self.shared.poisoned()?;
             let now = Instant::now();
-            if now >= deadline {
+            // `end_waits` sets the flag under this lock before it notifies: no wakeup is lost.
+            if now >= deadline || (endable && self.shared.waits_ended.load(Ordering::Relaxed)) {
                 return Ok(cp.clone());
             }
             cp = self.shared.checkpoint_cv.wait_timeout(cp, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
+    }
+
+    /// The receipt of `run` ([`Log::receipt`]) once a checkpoint covers its latest seal: if none
+    /// does yet, waits for one up to `timeout` (the checkpointer signs every interval), then
+    /// answers as [`Log::receipt`] does, [`Error::NotYetCheckpointed`] included. Blocks the
+    /// calling thread while it waits; [`Log::end_waits`] and [`Log::close`] end the wait early.
+    /// [`Error::Poisoned`] if the log is poisoned while it waits (no checkpoint will come).
+    pub fn receipt_covered(&self, run: &str, timeout: Duration) -> Result<Receipt> {
+        let deadline = deadline_after(timeout);
+        loop {
+            match self.receipt(run) {
+                // A seal not yet checkpointed: wait for a checkpoint that covers it, then look
+                // again (the run may have been sealed again meanwhile).
+                Err(Error::NotYetCheckpointed { seal_index, .. })
+                    if Instant::now() < deadline && !self.shared.waits_ended.load(Ordering::Relaxed) =>
+                {
+                    self.wait_until_covered(seal_index + 1, deadline, true)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Ends every [`Log::receipt_covered`] wait, now and from now on: they answer at once with
+    /// what there is. For a server that shuts down and must not hold its long polls open.
+    pub fn end_waits(&self) {
+        let _cp = self.shared.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+        self.shared.waits_ended.store(true, Ordering::Relaxed);
+        self.shared.checkpoint_cv.notify_all();
     }
 
     /// Size of the durable tree (may be ahead of the newest checkpoint).
@@ -630,6 +674,8 @@ impl Log {
     pub fn close(&self) -> Result<()> {
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         pipeline::stop(&self.shared, threads);
+        // The final checkpoint is signed: no wait for a later one can end well.
+        self.end_waits();
         self.shared.poisoned()
     }
 }

@@ -137,6 +137,51 @@ fn direct_io_supported(dir: &Path) -> bool {
     }
 }
 
+/// The database options and column families of a store in `path`; for writing, the page-cache
+/// settings too (their probe writes a file in `path`).
+fn options(path: &Path, cfg: &RocksConfig, write: bool) -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+    let cf_opts = |compress: bool| {
+        let mut o = Options::default();
+        o.set_block_based_table_factory(&table);
+        o.set_write_buffer_size(cfg.write_buffer_bytes);
+        // Compress only what reaches the lower levels: flushes stay cheap on the CPU that
+        // ingest needs, and cold data still shrinks.
+        let lz4 = if compress { DBCompressionType::Lz4 } else { DBCompressionType::None };
+        let none = DBCompressionType::None;
+        o.set_compression_per_level(&[none, none, lz4, lz4, lz4, lz4, lz4]);
+        o
+    };
+    let mut opts = Options::default();
+    opts.create_if_missing(write);
+    opts.create_missing_column_families(write);
+    opts.increase_parallelism(2);
+    opts.set_max_background_jobs(2);
+    // Recover to the last complete WAL record. Every acknowledged batch was synced whole
+    // before its acknowledgement, so a torn record at the tail (a crash mid-write) is a batch
+    // nobody was told about; `AbsoluteConsistency` would refuse to open after every such crash.
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+    // See the module docs: WAL records reach the file in `sync` (or when the buffer fills).
+    opts.set_manual_wal_flush(true);
+    if write {
+        set_io_options(&mut opts, path);
+    }
+    // See the module docs: a WAL can be recycled only once every column family with data in
+    // it has flushed, and the small ones would otherwise wait for RocksDB's default bound.
+    opts.set_max_total_wal_size(WAL_BUFFERS * cfg.write_buffer_bytes as u64);
+    let cfs = vec![
+        ColumnFamilyDescriptor::new(CF_ENTRIES, cf_opts(true)),
+        ColumnFamilyDescriptor::new(CF_TILES, cf_opts(false)),
+        ColumnFamilyDescriptor::new(CF_RUNS, cf_opts(true)),
+        ColumnFamilyDescriptor::new(CF_CHECKPOINTS, cf_opts(false)),
+        ColumnFamilyDescriptor::new(CF_META, cf_opts(false)),
+    ];
+    (opts, cfs)
+}
+
 /// A [`Store`] on an embedded RocksDB.
 pub struct RocksStore {
     db: DB,
@@ -157,43 +202,7 @@ fn rerr(what: &str) -> impl Fn(rocksdb::Error) -> Error + '_ {
 impl RocksStore {
     /// Opens or creates the store in directory `path`.
     pub fn open(path: &Path, cfg: &RocksConfig) -> Result<RocksStore> {
-        let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
-        table.set_bloom_filter(10.0, false);
-        let cf_opts = |compress: bool| {
-            let mut o = Options::default();
-            o.set_block_based_table_factory(&table);
-            o.set_write_buffer_size(cfg.write_buffer_bytes);
-            // Compress only what reaches the lower levels: flushes stay cheap on the CPU that
-            // ingest needs, and cold data still shrinks.
-            let lz4 = if compress { DBCompressionType::Lz4 } else { DBCompressionType::None };
-            let none = DBCompressionType::None;
-            o.set_compression_per_level(&[none, none, lz4, lz4, lz4, lz4, lz4]);
-            o
-        };
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.increase_parallelism(2);
-        opts.set_max_background_jobs(2);
-        // Recover to the last complete WAL record. Every acknowledged batch was synced whole
-        // before its acknowledgement, so a torn record at the tail (a crash mid-write) is a batch
-        // nobody was told about; `AbsoluteConsistency` would refuse to open after every such crash.
-        opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
-        // See the module docs: WAL records reach the file in `sync` (or when the buffer fills).
-        opts.set_manual_wal_flush(true);
-        set_io_options(&mut opts, path);
-        // See the module docs: a WAL can be recycled only once every column family with data in
-        // it has flushed, and the small ones would otherwise wait for RocksDB's default bound.
-        opts.set_max_total_wal_size(WAL_BUFFERS * cfg.write_buffer_bytes as u64);
-        let cfs = [
-            ColumnFamilyDescriptor::new(CF_ENTRIES, cf_opts(true)),
-            ColumnFamilyDescriptor::new(CF_TILES, cf_opts(false)),
-            ColumnFamilyDescriptor::new(CF_RUNS, cf_opts(true)),
-            ColumnFamilyDescriptor::new(CF_CHECKPOINTS, cf_opts(false)),
-            ColumnFamilyDescriptor::new(CF_META, cf_opts(false)),
-        ];
+        let (opts, cfs) = options(path, cfg, true);
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {}: {e}", path.display())))?;
         let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
@@ -216,6 +225,44 @@ impl RocksStore {
             _ => {}
         }
         Ok(store)
+    }
+
+    /// Opens the store in directory `path` for reading only (for `fsck`): nothing is written, not
+    /// even RocksDB's recovery of its write-ahead log, which it replays in memory. It sees the
+    /// store as it was when opened; a store that a running process writes may change under it.
+    pub fn open_read_only(path: &Path, cfg: &RocksConfig) -> Result<RocksStore> {
+        if !path.join("CURRENT").is_file() {
+            return Err(Error::Storage(format!("{} holds no RocksDB store", path.display())));
+        }
+        let (opts, cfs) = options(path, cfg, false);
+        let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false)
+            .map_err(|e| Error::Storage(format!("opening RocksDB at {} read-only: {e}", path.display())))?;
+        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
+        match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
+            Some(f) if f != STORE_FORMAT && f != STORE_FORMAT_V2 => Err(Error::Corrupt(format!(
+                "{} holds store format {:?}, this build reads {:?}",
+                path.display(),
+                String::from_utf8_lossy(&f),
+                String::from_utf8_lossy(STORE_FORMAT)
+            ))),
+            _ => Ok(store),
+        }
+    }
+
+    /// The store format this build writes (`meta` key `format`), e.g. `a2a-ledger/rocks/v3`.
+    pub fn format() -> &'static str {
+        std::str::from_utf8(STORE_FORMAT).expect("ASCII")
+    }
+
+    /// Flushes every memtable to table files and compacts them, so that the directory holds the
+    /// data in as few files as it can (for a small store checked in as test data).
+    pub fn compact(&self) -> Result<()> {
+        for name in [CF_ENTRIES, CF_TILES, CF_RUNS, CF_CHECKPOINTS, CF_META] {
+            let cf = self.cf(name);
+            self.db.flush_cf(cf).map_err(rerr("flushing"))?;
+            self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -358,6 +405,20 @@ impl Store for RocksStore {
             out.extend(seg.records());
         }
         Ok(out)
+    }
+
+    fn scan_runs(&self, f: &mut dyn FnMut(RunSegment) -> Result<()>) -> Result<()> {
+        for item in self.db.iterator_cf(self.cf(CF_RUNS), IteratorMode::Start) {
+            let (k, v) = item.map_err(rerr("reading the run index"))?;
+            let run = k
+                .len()
+                .checked_sub(9)
+                .filter(|&n| k[n] == 0)
+                .and_then(|n| std::str::from_utf8(&k[..n]).ok())
+                .ok_or_else(|| Error::Corrupt(format!("run-index key {} is not run ‖ 0x00 ‖ seq", hex::encode(&k))))?;
+            f(RunSegment::from_stored(run, seq_of(&k), &v)?)?;
+        }
+        Ok(())
     }
 
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
