@@ -2,8 +2,8 @@
 //! completed nodes fill (written once each, with the group that completes them), and the partial
 //! tiles at its right edge, which stay in memory ([`Edge`]).
 //!
-//! Stores hold full tiles only. Rewriting each partial tile in every group cost about a third of
-//! the bytes a group wrote; instead, [`TreeBuilder::open`] rebuilds the edge from what the store
+//! Stores hold full tiles only. Rewriting each partial tile in every group was a large share of
+//! the bytes a group wrote (figure in `BENCHMARKS.md`); instead, [`TreeBuilder::open`] rebuilds the edge from what the store
 //! has: the level-0 edge tile from at most 255 entries, each higher one from the tops of at most
 //! 255 full tiles one level down.
 

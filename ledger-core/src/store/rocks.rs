@@ -16,40 +16,36 @@
 //! ever ahead of the durable WAL.
 //!
 //! Page cache: on the virtual machines this is measured on, a page the kernel has not handed
-//! out recently costs about 3.5 µs to fault in (2 GiB written to a new file: 0.6 GB/s; the same
-//! file rewritten: 12 GB/s). Under full gRPC ingest the kernel's page-cache copy took 29% of both
-//! cores (perf: WAL writes 14 points, memtable flushes 15), every WAL being a new file and every
-//! obsolete one deleted. WAL files are therefore recycled (`recycle_log_file_num`): RocksDB
-//! rewrites an old WAL, whose pages are cached, instead of creating one; with `PointInTime`
-//! recovery a recycled file's stale tail is told apart by the log number in each record. In the
-//! same profile the copy, WAL and flushes together, then took under 2% of the samples.
+//! out recently is slow to fault in, and under full ingest the kernel's copy into new page-cache
+//! pages was a large share of the server's CPU, every WAL being a new file and every obsolete one
+//! deleted. WAL files are therefore recycled (`recycle_log_file_num`): RocksDB rewrites an old
+//! WAL, whose pages are cached, instead of creating one; with `PointInTime` recovery a recycled
+//! file's stale tail is told apart by the log number in each record.
 //!
 //! A WAL becomes obsolete, and so recyclable, only when every column family with data in it has
 //! flushed. The `entries` memtable fills and flushes every ~64 MiB, but `runs`, `tiles` and `meta`
 //! take a small share of each group and would hold every WAL until RocksDB's default bound on
-//! live WAL bytes (four times the sum of all memtables: 2.5 GiB here), so for the first 2.5 GiB
-//! every WAL was a new file after all: in a fresh log at full gRPC ingest the copy into new pages
-//! took 21–24% of the server's CPU (perf, 3 s windows). The live WAL is therefore bounded at four
-//! `entries` memtables (`max_total_wal_size`); past it RocksDB flushes the small column families
-//! of the oldest WAL, which is then recycled, and in the same window the copy fell under 1%.
-//! Over whole 2M-entry runs the gain is smaller (the first 256 MiB are still new files, and the
-//! small flushes cost a little): 3.75 → 3.62 µs of server CPU per entry, within this machine's
-//! noise. What it surely buys is a bounded restart: recovery replays at most ~4 memtables of WAL,
-//! not up to 2.5 GiB.
+//! live WAL bytes (four times the sum of all memtables: 2.5 GiB here), so in a young log every
+//! WAL was a new file after all. The live WAL is therefore bounded at four `entries` memtables
+//! (`max_total_wal_size`); past it RocksDB flushes the small column families of the oldest WAL,
+//! which is then recycled. Over whole runs the throughput gain is within noise; what it surely
+//! buys is a bounded restart: recovery replays at most ~4 memtables of WAL, not up to 2.5 GiB.
 //!
 //! Where the filesystem takes `O_DIRECT`, flushes and compactions bypass the page cache: a
 //! memtable flush no longer leaves ~64 MiB of dirty pages for the kernel to write back while the
-//! syncer fsyncs the WAL, and the acknowledgement p99 at half rate fell from 17–63 ms (12 runs)
-//! to 3.5–7 ms (9 runs of 10). Reads stay buffered; the price is that a flushed block is first
-//! read from the disk, not from the page cache the flush used to fill (receipts of random old
-//! runs: 10.9–13.0k/s → 9.7–11.5k/s). The block cache, larger to make up for it, fills only as
-//! it is used.
+//! syncer fsyncs the WAL, which had made the acknowledgement p99 swing widely. Reads stay
+//! buffered; the price is that a flushed block is first read from the disk, not from the page
+//! cache the flush used to fill (receipts of old runs are a little slower). The block cache,
+//! larger to make up for it, fills only as it is used.
 //!
 //! Why by hand: the log writes one group while the previous one is being synced. With RocksDB
 //! writing each group's record to the file at once, those `write` calls met the concurrent fsync
-//! of the same file and cost the committer about a sixth of the process's CPU in the kernel's
-//! page-cache copy (perf, `ledger-load durable --window 4`); one `write` per sync, made by the
-//! syncer just before its fsync, costs under half a percent.
+//! of the same file and cost the committer a large share of the process's CPU in the kernel's
+//! page-cache copy; one `write` per sync, made by the syncer just before its fsync, costs almost
+//! nothing.
+//!
+//! The measurements behind each of these choices, with their commands, are in `BENCHMARKS.md`
+//! ("Figures behind ledger-core's design choices").
 
 use std::path::{Path, PathBuf};
 
