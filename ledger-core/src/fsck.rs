@@ -18,8 +18,9 @@
 //!   from the last entries and the tops of the full tiles) succeeds and gives the root of all
 //!   the entries.
 //!
-//! Each disagreement is one [`Finding`] saying what and where. Memory is bounded by the tree's
-//! size over 256 (one hash per full tile) and a bit per entry.
+//! Each disagreement is one [`Finding`] saying what and where. Memory: about 25 bytes per entry
+//! (a tag of its run, its seq and flags, for the run-index check) and a tile's worth per tile
+//! level; entries and tiles are read a tile at a time.
 
 use std::collections::BTreeMap;
 
