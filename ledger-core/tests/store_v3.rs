@@ -75,6 +75,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Every file under `dir` with its length, in order.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_dir() {
+            out.extend(listing(&f.path()));
+        } else {
+            out.push((f.path(), f.metadata().unwrap().len()));
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn a_v3_store_opens_checks_clean_and_serves() {
     let json = fixture().with_extension("json");
@@ -92,7 +107,10 @@ fn a_v3_store_opens_checks_clean_and_serves() {
     copy_dir(&fixture(), &data);
     let dir = DataDir::new(&data);
 
-    // Read-only: fsck finds it whole and the tree recorded.
+    // Read-only: fsck finds it whole and the tree recorded, and changes no file.
+    let before = listing(&data);
+    let total: u64 = before.iter().map(|(_, len)| len).sum();
+    assert!(total < 128 << 10, "the fixture grew to {total} bytes: compact it (see `generate`)");
     let (key, store) = dir.open_read_only(&RocksConfig::default()).unwrap();
     let report = fsck::check(&store, &key).unwrap();
     assert!(report.is_clean(), "{:?}", report.findings);
@@ -100,6 +118,7 @@ fn a_v3_store_opens_checks_clean_and_serves() {
     assert_eq!(report.hash.unwrap().to_string(), recorded.hash);
     assert_eq!(report.checkpoints, recorded.checkpoints.len() as u64);
     drop(store);
+    assert_eq!(listing(&data), before, "opening read-only changed the directory");
 
     // As a server opens it: the same tree and newest checkpoint, a receipt that verifies.
     let no_seed = || Err(std::io::Error::other("the key exists"));
