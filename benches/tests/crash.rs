@@ -6,7 +6,9 @@
 //! After each kill the store is reopened and checked:
 //! - every acknowledged entry is present, at the index it was acknowledged with;
 //! - the root recomputed from all stored entries equals the stored tree's root;
-//! - the newest checkpoint verifies and is consistent with every earlier stored checkpoint.
+//! - the newest checkpoint verifies and is consistent with every earlier stored checkpoint;
+//! - `fsck` finds nothing amiss, on the store as the kill left it (opened read-only) and again
+//!   after the reopened log closed.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -65,7 +67,17 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     assert!(acked.len() > KILLS, "the children acknowledged entries");
 }
 
+/// fsck over the data directory, opened read-only: everything stored agrees.
+fn fsck_clean(data: &std::path::Path, round: usize, when: &str) -> u64 {
+    let (key, store) = DataDir::new(data).open_read_only(&RocksConfig::default()).unwrap();
+    let report = ledger_core::fsck::check(&store, &key).unwrap();
+    assert!(report.is_clean(), "round {round}, {when}: fsck: {:?}", report.findings);
+    report.size
+}
+
 fn check(data: &std::path::Path, acked: &[(u64, String)], round: usize) {
+    // As the crash left it, before the log reopens (and signs a checkpoint over what it finds).
+    let crashed_size = fsck_clean(data, round, "after the kill");
     let log = DataDir::new(data)
         .open("load.a2a-ledger.example/log", LogConfig::default(), &RocksConfig::default(), || panic!("the key exists"))
         .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
@@ -97,5 +109,8 @@ fn check(data: &std::path::Path, acked: &[(u64, String)], round: usize) {
         merkle::verify_consistency(log.hash(), s, newest.size, &cp.root, &newest.root, &proof)
             .unwrap_or_else(|e| panic!("round {round}: checkpoint {s} inconsistent with {}: {e}", newest.size));
     }
+    assert_eq!(size, crashed_size, "round {round}: the log and fsck see different tree sizes");
     log.close().unwrap();
+    drop(log);
+    fsck_clean(data, round, "after the reopened log closed");
 }

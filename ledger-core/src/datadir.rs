@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::keys::NamedKey;
+use crate::keys::{NamedKey, VerifierKey};
 use crate::log::{Log, LogConfig};
 use crate::store::{RocksConfig, RocksStore, Store};
 use crate::{Error, Result};
@@ -75,6 +75,14 @@ impl DataDir {
             cfg.hash = params.hash;
         }
         Log::open(store, key, cfg)
+    }
+
+    /// The log key's verifier and the store, opened for reading only (for `fsck`): nothing in
+    /// the directory is created or changed.
+    pub fn open_read_only(&self, rocks: &RocksConfig) -> Result<(VerifierKey, RocksStore)> {
+        let text = std::fs::read_to_string(self.key_path()).map_err(|e| Error::io(self.key_path(), e))?;
+        let key = NamedKey::from_private_string(&text)?.verifier();
+        Ok((key, RocksStore::open_read_only(&self.root.join(STORE_DIR), rocks)?))
     }
 
     /// The origin recorded in an existing log key, if there is one.

@@ -46,6 +46,7 @@ pub mod checkpoint;
 pub mod datadir;
 pub mod entry;
 mod error;
+pub mod fsck;
 mod hash;
 pub mod keys;
 pub mod log;

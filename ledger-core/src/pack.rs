@@ -595,7 +595,8 @@ impl PackVerifier {
 }
 
 /// Seals queued per thread before they are checked: enough that starting the threads
-/// costs little against the signatures (~30 µs each), few enough to bound memory.
+/// costs little against the signatures (tens of µs each; `BENCHMARKS.md`), few enough to bound
+/// memory.
 const SEALS_PER_THREAD: usize = 512;
 /// The most threads a verifier starts.
 const MAX_THREADS: usize = 256;

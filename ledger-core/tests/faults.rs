@@ -21,7 +21,8 @@ fn batches(key: &ledger_core::NamedKey) -> Vec<Vec<Vec<u8>>> {
     b
 }
 
-/// Checks the recovered log: acknowledged entries present, tree equal to a recomputation.
+/// Checks the recovered log: acknowledged entries present, tree equal to a recomputation, fsck
+/// clean.
 fn check_recovered(inner: &Arc<MemStore>, acked: &[(u64, Vec<u8>)]) -> Log {
     let log = Log::open(inner.clone() as Arc<dyn Store>, log_key(), LogConfig::default()).unwrap();
     for (index, bytes) in acked {
@@ -33,6 +34,10 @@ fn check_recovered(inner: &Arc<MemStore>, acked: &[(u64, Vec<u8>)]) -> Log {
         tree.push_entry(&log.entry(i).unwrap());
     }
     assert_eq!(log.root_at(size).unwrap(), tree.root());
+    // Everything stored agrees: entries, tiles, run index, checkpoints, the edge.
+    let report = ledger_core::fsck::check(&**inner, &log_key().verifier()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(report.size, size);
     log
 }
 

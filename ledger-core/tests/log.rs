@@ -449,3 +449,48 @@ fn the_right_edge_is_kept_in_memory_and_rebuilt_on_open() {
         log.close().unwrap();
     }
 }
+
+#[test]
+fn receipt_covered_waits_for_the_checkpoint_that_covers_the_seal() {
+    let store = Arc::new(MemStore::new());
+    let log = Arc::new(Log::open(store as Arc<dyn Store>, log_key(), quiet_config()).unwrap());
+    let gw = gateway_key();
+    log.append(vec![identity(&gw)]).unwrap();
+    log.append(sealed_run(log.hash(), "r1", &gw, 1)).unwrap();
+    // Not covered, and no time to wait: the answer `receipt` gives.
+    let e = log.receipt_covered("r1", std::time::Duration::ZERO).unwrap_err();
+    assert!(matches!(e, Error::NotYetCheckpointed { .. }), "{e}");
+    assert!(matches!(log.receipt_covered("nope", std::time::Duration::from_secs(60)), Err(Error::UnknownRun(_))));
+
+    // A waiter gets the receipt once a checkpoint covers the seal, whenever it started waiting.
+    let waiter = {
+        let log = log.clone();
+        std::thread::spawn(move || log.receipt_covered("r1", std::time::Duration::from_secs(60)))
+    };
+    log.sign_checkpoint().unwrap();
+    let receipt = waiter.join().unwrap().unwrap();
+    ReceiptVerifier::new(log.descriptor().clone()).unwrap().verify(&receipt).unwrap();
+}
+
+#[test]
+fn end_waits_ends_receipt_waits() {
+    let store = Arc::new(MemStore::new());
+    let log = Arc::new(Log::open(store as Arc<dyn Store>, log_key(), quiet_config()).unwrap());
+    let gw = gateway_key();
+    log.append(vec![identity(&gw)]).unwrap();
+    log.append(sealed_run(log.hash(), "r1", &gw, 1)).unwrap();
+    let started = std::time::Instant::now();
+    let waiter = {
+        let log = log.clone();
+        std::thread::spawn(move || log.receipt_covered("r1", std::time::Duration::from_secs(60)))
+    };
+    log.end_waits();
+    let e = waiter.join().unwrap().unwrap_err();
+    assert!(matches!(e, Error::NotYetCheckpointed { .. }), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the wait was not ended");
+    // From now on too.
+    assert!(log.receipt_covered("r1", std::time::Duration::from_secs(60)).is_err());
+    // A receipt that is covered is still served.
+    log.sign_checkpoint().unwrap();
+    log.receipt_covered("r1", std::time::Duration::from_secs(60)).unwrap();
+}

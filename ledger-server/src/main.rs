@@ -80,8 +80,14 @@ enum Cmd {
     },
     /// Print the descriptor, tree size and newest checkpoint of a data directory.
     ///
+    /// With --check, also check everything the store holds against its entries (leaf hashes,
+    /// tiles, run index, checkpoints, the tree's right edge), reading only: exit 0 when all
+    /// agrees, 1 with each finding on stderr, 2 when the check could not be made. Best run on a
+    /// stopped server (it sees the store as it was when opened).
+    ///
     /// Example:
     ///   ledger-server status --data /var/lib/a2a-ledger
+    ///   ledger-server status --check --data /var/lib/a2a-ledger
     Status {
         /// Data directory.
         #[arg(long)]
@@ -89,13 +95,24 @@ enum Cmd {
         /// Check that the log has this tree hash (refused with the reason if not).
         #[arg(long)]
         hash: Option<TreeHash>,
+        /// Check the stored log for consistency (fsck), opening it read-only.
+        #[arg(long)]
+        check: bool,
     },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::Status { data, hash }) => return status(data, hash),
+        Some(Cmd::Status { data, hash, check: true }) => match check(data, hash) {
+            Ok(true) => return Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("error: could not check: {e:#}");
+                std::process::exit(2)
+            }
+        },
+        Some(Cmd::Status { data, hash, check: false }) => return status(data, hash),
         Some(Cmd::Init { data, origin, hash }) => return init(data, origin, hash),
         None => {}
     }
@@ -207,4 +224,38 @@ fn status(data: PathBuf, hash: Option<TreeHash>) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&status)?);
     log.close()?;
     Ok(())
+}
+
+/// `status --check`: the status of the store opened read-only, with fsck's findings. Whether
+/// everything agrees.
+fn check(data: PathBuf, hash: Option<TreeHash>) -> Result<bool> {
+    let dir = ledger_core::DataDir::new(&data);
+    if dir.existing_origin()?.is_none() {
+        anyhow::bail!("{} holds no log (no {})", data.display(), dir.key_path().display());
+    }
+    let (key, store) = dir.open_read_only(&ledger_core::RocksConfig::default())?;
+    let report = ledger_core::fsck::check(&store, &key)?;
+    let stored_hash = report.hash.unwrap_or(TreeHash::Blake3);
+    if let Some(h) = hash
+        && h != stored_hash
+    {
+        anyhow::bail!("the log's tree hash is {stored_hash}, not {h}");
+    }
+    use ledger_core::Store as _;
+    let checkpoint = store.latest_checkpoint()?.map(|(_, note)| note);
+    let findings: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
+    let status = serde_json::json!({
+        "log": ledger_core::LogDescriptor::new(&key, stored_hash),
+        "tree_size": report.size,
+        "checkpoint": checkpoint,
+        "check": {"clean": report.is_clean(), "findings": findings, "segments": report.segments, "checkpoints": report.checkpoints},
+    });
+    println!("{}", serde_json::to_string_pretty(&status)?);
+    for f in &findings {
+        eprintln!("{}: {f}", data.display());
+    }
+    if !report.is_clean() {
+        eprintln!("{}: {} findings", data.display(), findings.len());
+    }
+    Ok(report.is_clean())
 }

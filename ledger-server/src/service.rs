@@ -95,40 +95,34 @@ impl Ledger {
         self.checkpoints.borrow().clone()
     }
 
-    /// The receipt JSON of `run`, waiting up to `wait` for its latest seal to be checkpointed.
+    /// The receipt JSON of `run`, waiting up to `wait` for its latest seal to be checkpointed
+    /// (`Log::receipt_covered`, on the blocking pool). Shutdown ends the wait: the answer is then
+    /// what there is.
     pub async fn receipt(&self, who: Arc<Principal>, run: String, wait: Duration) -> Result<String, ApiError> {
-        let deadline = Instant::now() + wait.min(MAX_RECEIPT_WAIT);
+        let wait = wait.min(MAX_RECEIPT_WAIT);
         if !who.reads_all() {
             // Permission first: whether a run is sealed or checkpointed is the reader's business.
             self.run_entries(who.clone(), run.clone()).await?;
         }
-        let mut cps = self.checkpoints.clone();
+        let log = self.log.clone();
+        let waiting = blocking(move || {
+            let receipt = log.receipt_covered(&run, wait)?;
+            if !who.reads_all() {
+                let decoded: Vec<Entry> = receipt.entries.iter().filter_map(|p| Entry::decode(&p.entry).ok()).collect();
+                if !who.may_read_run(decoded.iter()) {
+                    return Err(forbidden_run(&who, &run));
+                }
+            }
+            Ok(receipt.to_json())
+        });
+        tokio::pin!(waiting);
         let mut shutdown = self.shutdown.clone();
-        loop {
-            let log = self.log.clone();
-            let (who2, run2) = (who.clone(), run.clone());
-            let r = blocking(move || {
-                let receipt = log.receipt(&run2)?;
-                if !who2.reads_all() {
-                    let decoded: Vec<Entry> =
-                        receipt.entries.iter().filter_map(|p| Entry::decode(&p.entry).ok()).collect();
-                    if !who2.may_read_run(decoded.iter()) {
-                        return Err(forbidden_run(&who2, &run2));
-                    }
-                }
-                Ok(receipt.to_json())
-            })
-            .await;
-            match r {
-                Err(e) if e.code == "not_yet_checkpointed" && Instant::now() < deadline && !*shutdown.borrow() => {
-                    // Wait for the next checkpoint (or shutdown), then try again.
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    tokio::select! {
-                        _ = tokio::time::timeout(left, cps.changed()) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                other => return other,
+        tokio::select! {
+            r = &mut waiting => r,
+            _ = stopped(&mut shutdown) => {
+                // Long polls end at shutdown: this wait, every other one, and any later one.
+                self.log.end_waits();
+                waiting.await
             }
         }
     }

@@ -74,11 +74,23 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         let _ = watcher.await;
         checkpoints.extend(seen.lock().unwrap().drain(..));
         assert!(!acked.lock().unwrap().is_empty());
+        // The store as the kill left it: everything in it agrees.
+        fsck_clean(&data, round);
     }
     let srv = Server::start(&data, &[]);
     check_acked(&srv, &acked).await;
     check_consistent(&srv, &checkpoints).await;
     assert!(checkpoints.len() >= 3, "the watcher saw checkpoints in every round");
+}
+
+/// `ledger-server status --check` on `data` (read-only) finds nothing amiss.
+fn fsck_clean(data: &std::path::Path, round: usize) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger-server"))
+        .args(["status", "--check", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "round {round}: fsck: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 async fn load(
@@ -199,6 +211,12 @@ impl Store for Failing {
     }
     fn run_records(&self, run: &str) -> ledger_core::Result<Vec<(u64, ledger_core::store::RunRecord)>> {
         self.inner.run_records(run)
+    }
+    fn scan_runs(
+        &self,
+        f: &mut dyn FnMut(ledger_core::store::RunSegment) -> ledger_core::Result<()>,
+    ) -> ledger_core::Result<()> {
+        self.inner.scan_runs(f)
     }
     fn put_checkpoint(&self, size: u64, note: &str) -> ledger_core::Result<()> {
         self.inner.put_checkpoint(size, note)

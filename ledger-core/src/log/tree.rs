@@ -2,8 +2,8 @@
 //! completed nodes fill (written once each, with the group that completes them), and the partial
 //! tiles at its right edge, which stay in memory ([`Edge`]).
 //!
-//! Stores hold full tiles only. Rewriting each partial tile in every group cost about a third of
-//! the bytes a group wrote; instead, [`TreeBuilder::open`] rebuilds the edge from what the store
+//! Stores hold full tiles only. Rewriting each partial tile in every group was a large share of
+//! the bytes a group wrote (figure in `BENCHMARKS.md`); instead, [`TreeBuilder::open`] rebuilds the edge from what the store
 //! has: the level-0 edge tile from at most 255 entries, each higher one from the tops of at most
 //! 255 full tiles one level down.
 
@@ -16,7 +16,7 @@ const TILE_LEVELS: u32 = 64u32.div_ceil(TILE_HEIGHT as u32);
 
 /// See the module docs. Owned by the committer thread: nothing else touches it.
 #[derive(Debug)]
-pub(super) struct TreeBuilder {
+pub(crate) struct TreeBuilder {
     hash: TreeHash,
     range: CompactRange,
     /// The edge tile of each tile level, lowest first.
@@ -39,7 +39,7 @@ impl TileBuf {
 impl TreeBuilder {
     /// The tree of the `size` stored entries, its right edge rebuilt from the store's entries and
     /// full tiles. A missing entry or tile, or a tile that is not full, is [`Error::Corrupt`].
-    pub(super) fn open(store: &dyn Store, hash: TreeHash, size: u64) -> Result<TreeBuilder> {
+    pub(crate) fn open(store: &dyn Store, hash: TreeHash, size: u64) -> Result<TreeBuilder> {
         let mut bufs = Vec::new();
         for t in 0..TILE_LEVELS {
             let complete = size >> (t * u32::from(TILE_HEIGHT)); // nodes of level 8t
@@ -93,7 +93,7 @@ impl TreeBuilder {
         self.range.size()
     }
 
-    pub(super) fn root(&self) -> Hash {
+    pub(crate) fn root(&self) -> Hash {
         self.range.root(self.hash)
     }
 

@@ -205,6 +205,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>>;
     /// All records of `run` in seq order.
     fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>>;
+    /// Calls `f` for every stored run-index segment, in key order (by run, then first seq), as
+    /// stored: no check that a run's segments follow each other. For `fsck`.
+    fn scan_runs(&self, f: &mut dyn FnMut(RunSegment) -> Result<()>) -> Result<()>;
     /// Stores a signed checkpoint durably.
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<()>;
     /// The checkpoint with the largest tree size.
@@ -493,6 +496,11 @@ impl Store for MemStore {
         let g = self.lock();
         let (lo, hi) = (run_key(run, 0), run_key(run, u64::MAX));
         Ok(g.runs.range(lo..=hi).flat_map(|(_, seg)| seg.records()).collect())
+    }
+
+    fn scan_runs(&self, f: &mut dyn FnMut(RunSegment) -> Result<()>) -> Result<()> {
+        let segments: Vec<RunSegment> = self.lock().runs.values().cloned().collect();
+        segments.into_iter().try_for_each(f)
     }
 
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {

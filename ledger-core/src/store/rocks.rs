@@ -16,40 +16,36 @@
 //! ever ahead of the durable WAL.
 //!
 //! Page cache: on the virtual machines this is measured on, a page the kernel has not handed
-//! out recently costs about 3.5 µs to fault in (2 GiB written to a new file: 0.6 GB/s; the same
-//! file rewritten: 12 GB/s). Under full gRPC ingest the kernel's page-cache copy took 29% of both
-//! cores (perf: WAL writes 14 points, memtable flushes 15), every WAL being a new file and every
-//! obsolete one deleted. WAL files are therefore recycled (`recycle_log_file_num`): RocksDB
-//! rewrites an old WAL, whose pages are cached, instead of creating one; with `PointInTime`
-//! recovery a recycled file's stale tail is told apart by the log number in each record. In the
-//! same profile the copy, WAL and flushes together, then took under 2% of the samples.
+//! out recently is slow to fault in, and under full ingest the kernel's copy into new page-cache
+//! pages was a large share of the server's CPU, every WAL being a new file and every obsolete one
+//! deleted. WAL files are therefore recycled (`recycle_log_file_num`): RocksDB rewrites an old
+//! WAL, whose pages are cached, instead of creating one; with `PointInTime` recovery a recycled
+//! file's stale tail is told apart by the log number in each record.
 //!
 //! A WAL becomes obsolete, and so recyclable, only when every column family with data in it has
 //! flushed. The `entries` memtable fills and flushes every ~64 MiB, but `runs`, `tiles` and `meta`
 //! take a small share of each group and would hold every WAL until RocksDB's default bound on
-//! live WAL bytes (four times the sum of all memtables: 2.5 GiB here), so for the first 2.5 GiB
-//! every WAL was a new file after all: in a fresh log at full gRPC ingest the copy into new pages
-//! took 21–24% of the server's CPU (perf, 3 s windows). The live WAL is therefore bounded at four
-//! `entries` memtables (`max_total_wal_size`); past it RocksDB flushes the small column families
-//! of the oldest WAL, which is then recycled, and in the same window the copy fell under 1%.
-//! Over whole 2M-entry runs the gain is smaller (the first 256 MiB are still new files, and the
-//! small flushes cost a little): 3.75 → 3.62 µs of server CPU per entry, within this machine's
-//! noise. What it surely buys is a bounded restart: recovery replays at most ~4 memtables of WAL,
-//! not up to 2.5 GiB.
+//! live WAL bytes (four times the sum of all memtables: 2.5 GiB here), so in a young log every
+//! WAL was a new file after all. The live WAL is therefore bounded at four `entries` memtables
+//! (`max_total_wal_size`); past it RocksDB flushes the small column families of the oldest WAL,
+//! which is then recycled. Over whole runs the throughput gain is within noise; what it surely
+//! buys is a bounded restart: recovery replays at most ~4 memtables of WAL, not up to 2.5 GiB.
 //!
 //! Where the filesystem takes `O_DIRECT`, flushes and compactions bypass the page cache: a
 //! memtable flush no longer leaves ~64 MiB of dirty pages for the kernel to write back while the
-//! syncer fsyncs the WAL, and the acknowledgement p99 at half rate fell from 17–63 ms (12 runs)
-//! to 3.5–7 ms (9 runs of 10). Reads stay buffered; the price is that a flushed block is first
-//! read from the disk, not from the page cache the flush used to fill (receipts of random old
-//! runs: 10.9–13.0k/s → 9.7–11.5k/s). The block cache, larger to make up for it, fills only as
-//! it is used.
+//! syncer fsyncs the WAL, which had made the acknowledgement p99 swing widely. Reads stay
+//! buffered; the price is that a flushed block is first read from the disk, not from the page
+//! cache the flush used to fill (receipts of old runs are a little slower). The block cache,
+//! larger to make up for it, fills only as it is used.
 //!
 //! Why by hand: the log writes one group while the previous one is being synced. With RocksDB
 //! writing each group's record to the file at once, those `write` calls met the concurrent fsync
-//! of the same file and cost the committer about a sixth of the process's CPU in the kernel's
-//! page-cache copy (perf, `ledger-load durable --window 4`); one `write` per sync, made by the
-//! syncer just before its fsync, costs under half a percent.
+//! of the same file and cost the committer a large share of the process's CPU in the kernel's
+//! page-cache copy; one `write` per sync, made by the syncer just before its fsync, costs almost
+//! nothing.
+//!
+//! The measurements behind each of these choices, with their commands, are in `BENCHMARKS.md`
+//! ("Figures behind ledger-core's design choices").
 
 use std::path::{Path, PathBuf};
 
@@ -137,6 +133,51 @@ fn direct_io_supported(dir: &Path) -> bool {
     }
 }
 
+/// The database options and column families of a store in `path`; for writing, the page-cache
+/// settings too (their probe writes a file in `path`).
+fn options(path: &Path, cfg: &RocksConfig, write: bool) -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+    let cf_opts = |compress: bool| {
+        let mut o = Options::default();
+        o.set_block_based_table_factory(&table);
+        o.set_write_buffer_size(cfg.write_buffer_bytes);
+        // Compress only what reaches the lower levels: flushes stay cheap on the CPU that
+        // ingest needs, and cold data still shrinks.
+        let lz4 = if compress { DBCompressionType::Lz4 } else { DBCompressionType::None };
+        let none = DBCompressionType::None;
+        o.set_compression_per_level(&[none, none, lz4, lz4, lz4, lz4, lz4]);
+        o
+    };
+    let mut opts = Options::default();
+    opts.create_if_missing(write);
+    opts.create_missing_column_families(write);
+    opts.increase_parallelism(2);
+    opts.set_max_background_jobs(2);
+    // Recover to the last complete WAL record. Every acknowledged batch was synced whole
+    // before its acknowledgement, so a torn record at the tail (a crash mid-write) is a batch
+    // nobody was told about; `AbsoluteConsistency` would refuse to open after every such crash.
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+    // See the module docs: WAL records reach the file in `sync` (or when the buffer fills).
+    opts.set_manual_wal_flush(true);
+    if write {
+        set_io_options(&mut opts, path);
+    }
+    // See the module docs: a WAL can be recycled only once every column family with data in
+    // it has flushed, and the small ones would otherwise wait for RocksDB's default bound.
+    opts.set_max_total_wal_size(WAL_BUFFERS * cfg.write_buffer_bytes as u64);
+    let cfs = vec![
+        ColumnFamilyDescriptor::new(CF_ENTRIES, cf_opts(true)),
+        ColumnFamilyDescriptor::new(CF_TILES, cf_opts(false)),
+        ColumnFamilyDescriptor::new(CF_RUNS, cf_opts(true)),
+        ColumnFamilyDescriptor::new(CF_CHECKPOINTS, cf_opts(false)),
+        ColumnFamilyDescriptor::new(CF_META, cf_opts(false)),
+    ];
+    (opts, cfs)
+}
+
 /// A [`Store`] on an embedded RocksDB.
 pub struct RocksStore {
     db: DB,
@@ -157,43 +198,7 @@ fn rerr(what: &str) -> impl Fn(rocksdb::Error) -> Error + '_ {
 impl RocksStore {
     /// Opens or creates the store in directory `path`.
     pub fn open(path: &Path, cfg: &RocksConfig) -> Result<RocksStore> {
-        let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
-        table.set_bloom_filter(10.0, false);
-        let cf_opts = |compress: bool| {
-            let mut o = Options::default();
-            o.set_block_based_table_factory(&table);
-            o.set_write_buffer_size(cfg.write_buffer_bytes);
-            // Compress only what reaches the lower levels: flushes stay cheap on the CPU that
-            // ingest needs, and cold data still shrinks.
-            let lz4 = if compress { DBCompressionType::Lz4 } else { DBCompressionType::None };
-            let none = DBCompressionType::None;
-            o.set_compression_per_level(&[none, none, lz4, lz4, lz4, lz4, lz4]);
-            o
-        };
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.increase_parallelism(2);
-        opts.set_max_background_jobs(2);
-        // Recover to the last complete WAL record. Every acknowledged batch was synced whole
-        // before its acknowledgement, so a torn record at the tail (a crash mid-write) is a batch
-        // nobody was told about; `AbsoluteConsistency` would refuse to open after every such crash.
-        opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
-        // See the module docs: WAL records reach the file in `sync` (or when the buffer fills).
-        opts.set_manual_wal_flush(true);
-        set_io_options(&mut opts, path);
-        // See the module docs: a WAL can be recycled only once every column family with data in
-        // it has flushed, and the small ones would otherwise wait for RocksDB's default bound.
-        opts.set_max_total_wal_size(WAL_BUFFERS * cfg.write_buffer_bytes as u64);
-        let cfs = [
-            ColumnFamilyDescriptor::new(CF_ENTRIES, cf_opts(true)),
-            ColumnFamilyDescriptor::new(CF_TILES, cf_opts(false)),
-            ColumnFamilyDescriptor::new(CF_RUNS, cf_opts(true)),
-            ColumnFamilyDescriptor::new(CF_CHECKPOINTS, cf_opts(false)),
-            ColumnFamilyDescriptor::new(CF_META, cf_opts(false)),
-        ];
+        let (opts, cfs) = options(path, cfg, true);
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {}: {e}", path.display())))?;
         let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
@@ -216,6 +221,44 @@ impl RocksStore {
             _ => {}
         }
         Ok(store)
+    }
+
+    /// Opens the store in directory `path` for reading only (for `fsck`): nothing is written, not
+    /// even RocksDB's recovery of its write-ahead log, which it replays in memory. It sees the
+    /// store as it was when opened; a store that a running process writes may change under it.
+    pub fn open_read_only(path: &Path, cfg: &RocksConfig) -> Result<RocksStore> {
+        if !path.join("CURRENT").is_file() {
+            return Err(Error::Storage(format!("{} holds no RocksDB store", path.display())));
+        }
+        let (opts, cfs) = options(path, cfg, false);
+        let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false)
+            .map_err(|e| Error::Storage(format!("opening RocksDB at {} read-only: {e}", path.display())))?;
+        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
+        match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
+            Some(f) if f != STORE_FORMAT && f != STORE_FORMAT_V2 => Err(Error::Corrupt(format!(
+                "{} holds store format {:?}, this build reads {:?}",
+                path.display(),
+                String::from_utf8_lossy(&f),
+                String::from_utf8_lossy(STORE_FORMAT)
+            ))),
+            _ => Ok(store),
+        }
+    }
+
+    /// The store format this build writes (`meta` key `format`), e.g. `a2a-ledger/rocks/v3`.
+    pub fn format() -> &'static str {
+        std::str::from_utf8(STORE_FORMAT).expect("ASCII")
+    }
+
+    /// Flushes every memtable to table files and compacts them, so that the directory holds the
+    /// data in as few files as it can (for a small store checked in as test data).
+    pub fn compact(&self) -> Result<()> {
+        for name in [CF_ENTRIES, CF_TILES, CF_RUNS, CF_CHECKPOINTS, CF_META] {
+            let cf = self.cf(name);
+            self.db.flush_cf(cf).map_err(rerr("flushing"))?;
+            self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -358,6 +401,20 @@ impl Store for RocksStore {
             out.extend(seg.records());
         }
         Ok(out)
+    }
+
+    fn scan_runs(&self, f: &mut dyn FnMut(RunSegment) -> Result<()>) -> Result<()> {
+        for item in self.db.iterator_cf(self.cf(CF_RUNS), IteratorMode::Start) {
+            let (k, v) = item.map_err(rerr("reading the run index"))?;
+            let run = k
+                .len()
+                .checked_sub(9)
+                .filter(|&n| k[n] == 0)
+                .and_then(|n| std::str::from_utf8(&k[..n]).ok())
+                .ok_or_else(|| Error::Corrupt(format!("run-index key {} is not run ‖ 0x00 ‖ seq", hex::encode(&k))))?;
+            f(RunSegment::from_stored(run, seq_of(&k), &v)?)?;
+        }
+        Ok(())
     }
 
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {

@@ -214,6 +214,9 @@ impl Store for Faulty {
     fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>> {
         self.inner.run_records(run)
     }
+    fn scan_runs(&self, f: &mut dyn FnMut(ledger_core::store::RunSegment) -> Result<()>) -> Result<()> {
+        self.inner.scan_runs(f)
+    }
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
         if self.fail_checkpoints.load(Ordering::SeqCst) {
             return Err(Error::Storage("injected: checkpoint write failed".into()));
@@ -225,5 +228,92 @@ impl Store for Faulty {
     }
     fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
         self.inner.checkpoints()
+    }
+}
+
+/// Entries in [`fill_sample`]'s log.
+pub const SAMPLE_SIZE: u64 = 300;
+/// The checkpoints [`fill_sample`] signs (besides the one at size 0 a new log signs at open).
+pub const SAMPLE_CHECKPOINTS: [u64; 2] = [103, SAMPLE_SIZE];
+
+/// Settings for a log that signs checkpoints only when asked (and at open and close).
+pub fn quiet_config() -> ledger_core::LogConfig {
+    ledger_core::LogConfig { checkpoint_interval: std::time::Duration::from_secs(3600), ..Default::default() }
+}
+
+/// Fills a new log (opened with [`quiet_config`]) with a small log holding every kind of stored
+/// data, the same bytes every time: 300 entries (the gateway's identity, run `split` appended in
+/// three submissions, so three run-index segments, 48 sealed runs `r0..r47` of 6 entries, and
+/// run `open`, 5 entries, unsealed), so one full tile; checkpoints at 0, 103 and 300.
+pub fn fill_sample(log: &ledger_core::Log) {
+    let gw = gateway_key();
+    log.append(vec![identity(&gw)]).unwrap();
+    let split = run_events("split", gw.name(), 2);
+    for pair in split.chunks(2) {
+        log.append(pair.to_vec()).unwrap();
+    }
+    for i in 0..48 {
+        log.append(sealed_run(log.hash(), &format!("r{i}"), &gw, 1)).unwrap();
+        if i == 15 {
+            assert_eq!(log.sign_checkpoint().unwrap().checkpoint.size, SAMPLE_CHECKPOINTS[0]);
+        }
+    }
+    log.append(run_events("open", gw.name(), 1)).unwrap();
+    assert_eq!(log.sign_checkpoint().unwrap().checkpoint.size, SAMPLE_SIZE);
+}
+
+/// A `MemStore` that hides some of what it holds from its readers: entries, tiles, run-index
+/// segments (`scan_runs` only), checkpoints. For fsck's tests.
+#[derive(Debug, Default)]
+pub struct Hiding {
+    pub inner: MemStore,
+    pub entries: Mutex<Vec<u64>>,
+    pub tiles: Mutex<Vec<(u8, u64)>>,
+    /// `(run, first seq)` of hidden segments.
+    pub segments: Mutex<Vec<(String, u64)>>,
+    pub checkpoints: Mutex<Vec<u64>>,
+}
+
+impl Store for Hiding {
+    fn load_meta(&self) -> Result<Option<(LogParams, u64)>> {
+        self.inner.load_meta()
+    }
+    fn commit(&self, b: &CommitBatch) -> Result<()> {
+        self.inner.commit(b)
+    }
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        if self.entries.lock().unwrap().contains(&index) { Ok(None) } else { self.inner.entry(index) }
+    }
+    fn scan_entries(&self, s: u64, e: u64, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        let hidden = self.entries.lock().unwrap().clone();
+        self.inner.scan_entries(s, e, &mut |i, b| if hidden.contains(&i) { Ok(()) } else { f(i, b) })
+    }
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
+        if self.tiles.lock().unwrap().contains(&(level, index)) { Ok(None) } else { self.inner.tile(level, index) }
+    }
+    fn run_record(&self, run: &str, seq: u64) -> Result<Option<RunRecord>> {
+        self.inner.run_record(run, seq)
+    }
+    fn run_last(&self, run: &str) -> Result<Option<(u64, RunRecord)>> {
+        self.inner.run_last(run)
+    }
+    fn run_records(&self, run: &str) -> Result<Vec<(u64, RunRecord)>> {
+        self.inner.run_records(run)
+    }
+    fn scan_runs(&self, f: &mut dyn FnMut(ledger_core::store::RunSegment) -> Result<()>) -> Result<()> {
+        let hidden = self.segments.lock().unwrap().clone();
+        self.inner.scan_runs(&mut |seg| {
+            if hidden.iter().any(|(r, s)| **r == *seg.run && *s == seg.first_seq) { Ok(()) } else { f(seg) }
+        })
+    }
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
+        self.inner.put_checkpoint(size, note)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
+        Ok(self.checkpoints()?.pop())
+    }
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+        let hidden = self.checkpoints.lock().unwrap().clone();
+        Ok(self.inner.checkpoints()?.into_iter().filter(|(s, _)| !hidden.contains(s)).collect())
     }
 }

@@ -1,6 +1,12 @@
 //! The log: a sequencer with group commit over a [`Store`], checkpoints signed on an interval,
 //! receipts and proofs read back.
 //!
+//! Three parts: this module is the [`Log`] API and its readers (receipts, proofs, tiles);
+//! `sequencer` holds the run rules and the grouping (step 2 below) as a plain state machine,
+//! unit-tested step by step without threads; `pipeline` holds the sequencing lock and the
+//! committer, syncer, acker and checkpointer threads (steps 3 to 5), each step's durability
+//! reasoning commented where it happens. `tree` is the committer's tree and its right edge.
+//!
 //! # The commit path
 //!
 //! 1. **Prepare** (caller's thread, in parallel across appenders): each entry is decoded under
@@ -44,7 +50,6 @@
 //! checkpoint with [`Error::Poisoned`]. Reopening the store recovers the exact committed state
 //! (entries written but not acknowledged may be present; acknowledged ones always are).
 
-use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -55,14 +60,19 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::checkpoint::{Checkpoint, LogDescriptor};
-use crate::entry::{Entry, EntryView, Event, Kind};
+use crate::entry::{Entry, EntryView, Event};
 use crate::keys::NamedKey;
 use crate::merkle::{self, CompactRange};
 use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
-use crate::store::{CachedNodes, CommitBatch, Edge, LogParams, RunRecord, RunSegment, SharedTile, Store, TileCache};
+use crate::store::{CachedNodes, CommitBatch, Edge, LogParams, SharedTile, Store, TileCache};
 use crate::{Error, Hash, Result, TreeHash};
 
-mod tree;
+mod pipeline;
+mod sequencer;
+pub(crate) mod tree;
+
+use pipeline::{Reply, SeqState, Submission};
+use sequencer::{Sequencer, prepare};
 use tree::TreeBuilder;
 
 /// Actors whose identity registrations readers keep (see `Shared::identities_of`).
@@ -123,56 +133,10 @@ pub struct LogStats {
     pub checkpoints: u64,
 }
 
-type Done = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
-
-struct Prepared {
-    bytes: Bytes,
-    leaf: Hash,
-    /// Shared by the consecutive entries of one run in a submission.
-    run: Arc<str>,
-    seq: u64,
-    /// Its run-index flags ([`RunRecord::flags`]).
-    flags: u8,
-}
-
-struct Submission {
-    entries: Vec<Prepared>,
-    done: Reply,
-}
-
-/// A submission's callback, called exactly once: if the submission is dropped unanswered (the
-/// log closed under it), it answers [`Error::Closed`].
-struct Reply(Option<Done>);
-
-impl std::fmt::Debug for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Reply(pending)" } else { "Reply(sent)" })
-    }
-}
-
-impl Reply {
-    fn send(mut self, r: Result<Vec<u64>>) {
-        if let Some(done) = self.0.take() {
-            done(r);
-        }
-    }
-}
-
-impl Drop for Reply {
-    fn drop(&mut self) {
-        if let Some(done) = self.0.take() {
-            done(Err(Error::Closed));
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Group {
-    /// Entries and run segments; the committer adds the tiles.
-    batch: CommitBatch,
-    /// The new entries' leaf hashes, in index order.
-    leaves: Vec<Hash>,
-    acks: Vec<(Reply, Vec<u64>)>,
+/// `timeout` from now, or far in the future for a timeout too large to add.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// The durable tree: what readers may see.
@@ -195,6 +159,8 @@ struct Shared {
     durable: Mutex<Arc<Durable>>,
     checkpoint: Mutex<Arc<SignedCheckpoint>>,
     checkpoint_cv: Condvar,
+    /// Set by [`Log::end_waits`] (and at close): [`Log::receipt_covered`] waits no more.
+    waits_ended: std::sync::atomic::AtomicBool,
     /// Set when the log closes: wakes the checkpointer for its final checkpoint.
     closing: Mutex<bool>,
     closing_cv: Condvar,
@@ -364,15 +330,7 @@ impl Log {
             None => return Err(Error::Corrupt("a non-empty log without checkpoints".into())),
         };
 
-        let run_cache = NonZeroUsize::new(cfg.run_cache.max(1)).expect("non-zero");
-        let sequencer = Sequencer {
-            store: store.clone(),
-            size,
-            next_seq: lru::LruCache::new(run_cache),
-            pending: VecDeque::new(),
-            max_entries: cfg.max_group_entries.max(1),
-            max_bytes: cfg.max_group_bytes.max(1),
-        };
+        let sequencer = Sequencer::new(size, cfg.run_cache, cfg.max_group_entries, cfg.max_group_bytes);
         let shared = Arc::new(Shared {
             store: store.clone(),
             hash: cfg.hash,
@@ -382,15 +340,10 @@ impl Log {
             durable: Mutex::new(Arc::new(durable)),
             checkpoint: Mutex::new(Arc::new(latest)),
             checkpoint_cv: Condvar::new(),
+            waits_ended: std::sync::atomic::AtomicBool::new(false),
             closing: Mutex::new(false),
             closing_cv: Condvar::new(),
-            seq: Mutex::new(SeqState {
-                seq: sequencer,
-                open: OpenGroup::empty(),
-                queued: None,
-                committer_waiting: false,
-                closing: false,
-            }),
+            seq: Mutex::new(SeqState::new(sequencer)),
             work_cv: Condvar::new(),
             room_cv: Condvar::new(),
             batches: AtomicU64::new(0),
@@ -405,23 +358,7 @@ impl Log {
         // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
         shared.sign_checkpoint()?;
 
-        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(f)
-                .map_err(|e| Error::Storage(format!("spawning {name}: {e}")))
-        };
-        let mut threads = Vec::with_capacity(4);
-        let (to_syncer, written) = std::sync::mpsc::channel::<Written>();
-        let (to_acker, acks) = std::sync::mpsc::channel::<(Acks, Vec<CommitBatch>)>();
-        let s = shared.clone();
-        threads.push(spawn("ledger-committer", Box::new(move || commit_loop(&s, tree, &to_syncer)))?);
-        let s = shared.clone();
-        threads.push(spawn("ledger-syncer", Box::new(move || sync_loop(&s, &written, &to_acker)))?);
-        threads.push(spawn("ledger-acker", Box::new(move || ack_loop(&acks)))?);
-        let s = shared.clone();
-        let interval = cfg.checkpoint_interval;
-        threads.push(spawn("ledger-checkpointer", Box::new(move || checkpoint_loop(&s, interval)))?);
+        let threads = pipeline::start(&shared, tree, cfg.checkpoint_interval)?;
         Ok(Log { shared, threads: Mutex::new(threads) })
     }
 
@@ -492,7 +429,7 @@ impl Log {
         if prepared.is_empty() {
             return done(Ok(Vec::new()));
         }
-        self.shared.submit(Submission { entries: prepared, done: Reply(Some(Box::new(done))) });
+        self.shared.submit(Submission { entries: prepared, done: Reply::new(done) });
     }
 
     /// The newest signed checkpoint (size 0 for a new log).
@@ -509,7 +446,12 @@ impl Log {
 
     /// Waits until a checkpoint covers at least `size` entries, up to `timeout`.
     pub fn wait_for_checkpoint(&self, size: u64, timeout: Duration) -> Result<Arc<SignedCheckpoint>> {
-        let deadline = Instant::now() + timeout;
+        self.wait_until_covered(size, deadline_after(timeout), false)
+    }
+
+    /// Waits until a checkpoint covers at least `size` entries, or `deadline`, or (if
+    /// `endable`) until [`Log::end_waits`]; returns the newest checkpoint.
+    fn wait_until_covered(&self, size: u64, deadline: Instant, endable: bool) -> Result<Arc<SignedCheckpoint>> {
         let mut cp = self.shared.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if cp.checkpoint.size >= size {
@@ -517,11 +459,41 @@ impl Log {
             }
             self.shared.poisoned()?;
             let now = Instant::now();
-            if now >= deadline {
+            // `end_waits` sets the flag under this lock before it notifies: no wakeup is lost.
+            if now >= deadline || (endable && self.shared.waits_ended.load(Ordering::Relaxed)) {
                 return Ok(cp.clone());
             }
             cp = self.shared.checkpoint_cv.wait_timeout(cp, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
+    }
+
+    /// The receipt of `run` ([`Log::receipt`]) once a checkpoint covers its latest seal: if none
+    /// does yet, waits for one up to `timeout` (the checkpointer signs every interval), then
+    /// answers as [`Log::receipt`] does, [`Error::NotYetCheckpointed`] included. Blocks the
+    /// calling thread while it waits; [`Log::end_waits`] and [`Log::close`] end the wait early.
+    /// [`Error::Poisoned`] if the log is poisoned while it waits (no checkpoint will come).
+    pub fn receipt_covered(&self, run: &str, timeout: Duration) -> Result<Receipt> {
+        let deadline = deadline_after(timeout);
+        loop {
+            match self.receipt(run) {
+                // A seal not yet checkpointed: wait for a checkpoint that covers it, then look
+                // again (the run may have been sealed again meanwhile).
+                Err(Error::NotYetCheckpointed { seal_index, .. })
+                    if Instant::now() < deadline && !self.shared.waits_ended.load(Ordering::Relaxed) =>
+                {
+                    self.wait_until_covered(seal_index + 1, deadline, true)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Ends every [`Log::receipt_covered`] wait, now and from now on: they answer at once with
+    /// what there is. For a server that shuts down and must not hold its long polls open.
+    pub fn end_waits(&self) {
+        let _cp = self.shared.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+        self.shared.waits_ended.store(true, Ordering::Relaxed);
+        self.shared.checkpoint_cv.notify_all();
     }
 
     /// Size of the durable tree (may be ahead of the newest checkpoint).
@@ -700,22 +672,10 @@ impl Log {
     /// Stops accepting appends, commits everything already submitted, signs a final checkpoint
     /// and stops the log's threads.
     pub fn close(&self) -> Result<()> {
-        // No new submissions; the committer commits what was sequenced, then stops.
-        self.shared.seq.lock().unwrap_or_else(|p| p.into_inner()).closing = true;
-        self.shared.work_cv.notify_all();
-        self.shared.room_cv.notify_all();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut it = threads.into_iter();
-        // The committer first; the syncer and then the acker end once what it wrote is synced
-        // and answered.
-        for t in it.by_ref().take(3) {
-            let _ = t.join();
-        }
-        *self.shared.closing.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        self.shared.closing_cv.notify_all();
-        for t in it {
-            let _ = t.join();
-        }
+        pipeline::stop(&self.shared, threads);
+        // The final checkpoint is signed: no wait for a later one can end well.
+        self.end_waits();
         self.shared.poisoned()
     }
 }
@@ -723,537 +683,5 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         let _ = self.close();
-    }
-}
-
-/// Decodes and hashes one entry in the appender's thread. `last_run` is the run of the entry
-/// before it, whose `Arc` a run's next entry shares.
-fn prepare(
-    h: TreeHash,
-    bytes: Bytes,
-    admit: &impl Fn(&EntryView<'_>) -> Result<()>,
-    last_run: &mut Option<Arc<str>>,
-) -> Result<Prepared> {
-    // Every rule of SPEC §2, without materialising the entry.
-    let e = Entry::check(&bytes)?;
-    admit(&e)?;
-    let kind = e.kind();
-    let flags =
-        RunRecord { index: 0, sealed: kind == Kind::ReceiptSealed, identity: kind == Kind::IdentityRegistered }.flags();
-    let run = match last_run {
-        Some(r) if **r == *e.run() => r.clone(),
-        _ => last_run.insert(Arc::from(e.run())).clone(),
-    };
-    let seq = e.seq();
-    let leaf = h.leaf(&bytes);
-    Ok(Prepared { run, seq, flags, leaf, bytes })
-}
-
-/// What one group (or one submission being checked) sequenced for one run: seqs
-/// `first_seq..first_seq + entries.len()`, each as `(index, leaf hash)`. A run's new entries
-/// always continue at its next seq, so they are contiguous.
-#[derive(Debug)]
-struct Touched {
-    first_seq: u64,
-    entries: Vec<(u64, Hash)>,
-}
-
-impl Touched {
-    fn next(&self) -> u64 {
-        self.first_seq + self.entries.len() as u64
-    }
-
-    fn get(&self, seq: u64) -> Option<(u64, Hash)> {
-        self.entries.get(usize::try_from(seq.checked_sub(self.first_seq)?).ok()?).copied()
-    }
-}
-
-/// Runs touched by a group.
-type RunMap = HashMap<Arc<str>, Touched>;
-
-/// Run state for one submission being checked: it becomes visible only when all of it passes.
-/// Consecutive entries of one run (the common case) find their run without hashing.
-#[derive(Default)]
-struct Overlay {
-    runs: Vec<(Arc<str>, Touched)>,
-    by_run: HashMap<Arc<str>, usize>,
-    last: Option<usize>,
-}
-
-impl Overlay {
-    fn find(&mut self, run: &Arc<str>) -> Option<usize> {
-        if let Some(i) = self.last {
-            let r = &self.runs[i].0;
-            if Arc::ptr_eq(r, run) || r == run {
-                return Some(i);
-            }
-        }
-        let i = *self.by_run.get(&**run)?;
-        self.last = Some(i);
-        Some(i)
-    }
-
-    fn insert(&mut self, run: Arc<str>, next: u64) -> usize {
-        let i = self.runs.len();
-        self.by_run.insert(run.clone(), i);
-        self.runs.push((run, Touched { first_seq: next, entries: Vec::new() }));
-        self.last = Some(i);
-        i
-    }
-}
-
-/// The sequencer's maps hash run ids on every append: foldhash (hashbrown's default, through
-/// `lru`) instead of SipHash. Keys come from authenticated ingest, and the maps live for one
-/// group only.
-type HashMap<K, V> = std::collections::HashMap<K, V, lru::DefaultHasher>;
-
-/// What the sequencer needs, under `Shared::seq`.
-#[derive(Debug)]
-struct SeqState {
-    seq: Sequencer,
-    /// The group being filled.
-    open: OpenGroup,
-    /// A full group waiting for the committer.
-    queued: Option<Group>,
-    /// The committer waits on `work_cv`.
-    committer_waiting: bool,
-    /// The log is closing: no new submissions.
-    closing: bool,
-}
-
-impl Shared {
-    /// Sequences a submission into the open group, under the sequencing lock, in the caller's
-    /// thread. Callbacks run outside the lock.
-    fn submit(&self, sub: Submission) {
-        let (n, bytes) = size_of(&sub);
-        let mut st = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if st.closing {
-                drop(st);
-                return sub.done.send(Err(Error::Closed));
-            }
-            if let Err(e) = self.poisoned() {
-                drop(st);
-                return sub.done.send(Err(e));
-            }
-            let st_ref = &mut *st;
-            let full = st_ref.open.has_work()
-                && (st_ref.open.entries + n > st_ref.seq.max_entries
-                    || st_ref.open.bytes + bytes > st_ref.seq.max_bytes);
-            if !full {
-                break;
-            }
-            if st_ref.queued.is_none() {
-                // Queue the full group for the committer and open a new one.
-                st_ref.queued = Some(self.take_open(st_ref));
-                self.work_cv.notify_one();
-                break;
-            }
-            // Backpressure: one full group already waits.
-            st = self.room_cv.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-        let st_ref = &mut *st;
-        let rejected = st_ref.seq.add(&mut st_ref.open, sub, (n, bytes));
-        let wake = st_ref.committer_waiting && st_ref.open.has_work();
-        drop(st);
-        if wake {
-            self.work_cv.notify_one();
-        }
-        if let Some((reply, e)) = rejected {
-            reply.send(Err(e));
-        }
-    }
-
-    /// Closes the open group into a commit batch and opens the next.
-    fn take_open(&self, st: &mut SeqState) -> Group {
-        let open = std::mem::replace(&mut st.open, OpenGroup::empty());
-        let group = st.seq.close(open);
-        st.seq.prune(self.durable().size);
-        group
-    }
-}
-
-#[derive(Debug)]
-struct Sequencer {
-    store: Arc<dyn Store>,
-    /// The tree size after everything sequenced: the next entry's index.
-    size: u64,
-    /// Next seq of recently used runs: reflects every sequenced entry, durable or not.
-    next_seq: lru::LruCache<Arc<str>, u64>,
-    /// Groups not yet known durable: the tree size after each and the runs it touched.
-    /// Consulted before the store, which does not have them yet.
-    pending: VecDeque<(u64, RunMap)>,
-    max_entries: usize,
-    max_bytes: usize,
-}
-
-impl Sequencer {
-    /// Sequences one submission into the open group: all of it, or none of it, returning the
-    /// reply to send with the reason.
-    /// `size` is the submission's `(entries, bytes)`, as the caller already measured it.
-    fn add(&mut self, open: &mut OpenGroup, sub: Submission, size: (usize, usize)) -> Option<(Reply, Error)> {
-        let mut overlay = Overlay::default();
-        let checked = match self.check(&sub.entries, &mut overlay, open, self.size) {
-            Err(e) => return Some((sub.done, e)),
-            Ok(checked) => checked,
-        };
-        for (run, t) in overlay.runs {
-            if t.entries.is_empty() {
-                continue; // only duplicates: nothing changes
-            }
-            self.next_seq.put(run.clone(), t.next());
-            match open.runs.entry(run) {
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    debug_assert_eq!(o.get().next(), t.first_seq);
-                    o.get_mut().entries.extend(t.entries);
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(t);
-                }
-            }
-        }
-        let (n, bytes) = size;
-        open.entries += n;
-        open.bytes += bytes;
-        let mut indices = Vec::with_capacity(checked.len());
-        for (p, (index, new)) in sub.entries.into_iter().zip(checked) {
-            indices.push(index);
-            if !new {
-                continue; // an idempotent duplicate: nothing to write
-            }
-            debug_assert_eq!(index, self.size);
-            self.size += 1;
-            // The committer hashes the tree's nodes, off this lock.
-            open.leaves.push(p.leaf);
-            // One run-index segment per run per submission: an entry that continues the last
-            // segment (same run, next seq, next index) joins it.
-            // (Entries are added in index order and a run's new entries in seq order, so the
-            // last segment, if of the same run, always ends right before this entry.)
-            match open.batch.runs.last_mut() {
-                Some(seg) if Arc::ptr_eq(&seg.run, &p.run) || seg.run == p.run => {
-                    debug_assert_eq!((seg.end_index(), seg.end_seq()), (index, p.seq));
-                    seg.flags.push(p.flags);
-                }
-                _ => open.batch.runs.push(RunSegment {
-                    run: p.run,
-                    first_seq: p.seq,
-                    first_index: index,
-                    flags: vec![p.flags],
-                }),
-            }
-            open.batch.entries.push((index, p.bytes));
-        }
-        open.acks.push((sub.done, indices));
-        None
-    }
-
-    /// Drops the records of groups that are durable (the store has them now).
-    fn prune(&mut self, durable: u64) {
-        while self.pending.front().is_some_and(|(end, _)| *end <= durable) {
-            self.pending.pop_front();
-        }
-    }
-
-    /// Closes the open group into a commit batch up to the tree size as it now stands.
-    fn close(&mut self, mut open: OpenGroup) -> Group {
-        open.batch.tree_size = self.size;
-        self.pending.push_back((open.batch.tree_size, open.runs));
-        Group { batch: open.batch, leaves: open.leaves, acks: open.acks }
-    }
-
-    /// Checks one submission's run rules; fills `overlay` with what accepting it would change.
-    /// Returns each entry's index, and whether it is new (not an idempotent duplicate).
-    fn check(
-        &mut self,
-        entries: &[Prepared],
-        overlay: &mut Overlay,
-        open: &OpenGroup,
-        mut next_index: u64,
-    ) -> Result<Vec<(u64, bool)>> {
-        let mut out = Vec::with_capacity(entries.len());
-        for (position, p) in entries.iter().enumerate() {
-            let in_batch = |e: Error| Error::InBatch { position, source: Box::new(e) };
-            let slot = match overlay.find(&p.run) {
-                Some(i) => i,
-                None => {
-                    let next = self.next_seq_of(&p.run, open).map_err(in_batch)?;
-                    overlay.insert(p.run.clone(), next)
-                }
-            };
-            let touched = &mut overlay.runs[slot].1;
-            let next = touched.next();
-            if p.seq == next {
-                touched.entries.push((next_index, p.leaf));
-                out.push((next_index, true));
-                next_index += 1;
-            } else if p.seq < next {
-                let touched = &overlay.runs[slot].1;
-                let index = self.duplicate_of(p, touched, open).map_err(in_batch)?;
-                out.push((index, false));
-            } else {
-                return Err(in_batch(Error::SeqGap { run: p.run.to_string(), expected: next, got: p.seq }));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The index of the entry `p` repeats (its run already has its seq), if `p` is identical to
-    /// it: this submission first, then the open group, the groups being committed and the store.
-    fn duplicate_of(&self, p: &Prepared, submission: &Touched, open: &OpenGroup) -> Result<u64> {
-        let conflict = |index| Error::Conflict { run: p.run.to_string(), seq: p.seq, index };
-        let unsettled = submission
-            .get(p.seq)
-            .or_else(|| open.runs.get(&*p.run).and_then(|t| t.get(p.seq)))
-            .or_else(|| self.pending.iter().rev().find_map(|(_, m)| m.get(&*p.run).and_then(|t| t.get(p.seq))));
-        if let Some((index, leaf)) = unsettled {
-            return if leaf == p.leaf { Ok(index) } else { Err(conflict(index)) };
-        }
-        // Durable: the run index has its index, and the entry itself settles identity.
-        let missing = |what: &str| Error::Corrupt(format!("run {:?} seq {} is missing from {what}", p.run, p.seq));
-        let index = self.store.run_record(&p.run, p.seq)?.ok_or_else(|| missing("the run index"))?.index;
-        let stored = self.store.entry(index)?.ok_or_else(|| missing("the entries"))?;
-        if stored[..] == p.bytes[..] { Ok(index) } else { Err(conflict(index)) }
-    }
-
-    fn next_seq_of(&mut self, run: &Arc<str>, open: &OpenGroup) -> Result<u64> {
-        if let Some(n) = self.next_seq.get(&**run) {
-            return Ok(*n);
-        }
-        // Evicted from the cache, or never seen. The open group and the groups still being
-        // committed come first: the store does not hold their entries yet.
-        let unsettled = open.runs.get(&**run).or_else(|| self.pending.iter().rev().find_map(|(_, m)| m.get(&**run)));
-        let next = match unsettled {
-            Some(t) => t.next(),
-            // All of the run's entries (if any) are durable: the store knows. Most such runs are
-            // new, and a point lookup (bloom-filtered) settles that without a seek.
-            None => {
-                let store = &self.store;
-                if store.run_started(run)? { store.run_last(run)?.map_or(0, |(seq, _)| seq + 1) } else { 0 }
-            }
-        };
-        self.next_seq.put(run.clone(), next);
-        Ok(next)
-    }
-}
-
-/// The group being filled.
-#[derive(Debug)]
-struct OpenGroup {
-    batch: CommitBatch,
-    leaves: Vec<Hash>,
-    /// Runs this group touched (for next seqs and duplicates within the group).
-    runs: RunMap,
-    acks: Vec<(Reply, Vec<u64>)>,
-    entries: usize,
-    bytes: usize,
-}
-
-impl OpenGroup {
-    fn empty() -> OpenGroup {
-        OpenGroup {
-            batch: CommitBatch::default(),
-            leaves: Vec::new(),
-            runs: HashMap::default(),
-            acks: Vec::new(),
-            entries: 0,
-            bytes: 0,
-        }
-    }
-
-    fn has_work(&self) -> bool {
-        !self.acks.is_empty()
-    }
-}
-
-fn size_of(s: &Submission) -> (usize, usize) {
-    (s.entries.len(), s.entries.iter().map(|p| p.bytes.len()).sum())
-}
-
-impl Error {
-    fn clone_poison(&self) -> Error {
-        match self {
-            Error::Poisoned(r) => Error::Poisoned(r.clone()),
-            other => Error::Poisoned(other.to_string()),
-        }
-    }
-}
-
-/// Answers for the acker to send, in order.
-type Acks = Vec<(Reply, Result<Vec<u64>>)>;
-
-/// A group the committer wrote (or, with no new entries, had nothing to write for), on its way
-/// to the syncer.
-struct Written {
-    /// Its submissions' answers once it is durable; or, if writing failed, the error.
-    acks: Vec<(Reply, Vec<u64>)>,
-    failed: Option<Error>,
-    /// The tree after it, if it wrote entries.
-    tree: Option<Durable>,
-    entries: u64,
-    started: Instant,
-    /// What it wrote: a group's many buffers are freed by the acker, after the answers, on
-    /// neither the committer's nor the syncer's time.
-    spent: CommitBatch,
-}
-
-/// The committer: takes the queued or open group the moment it is free, writes it as one
-/// `WriteBatch` and hands it to the syncer. So a group is everything that was sequenced while
-/// the previous group was being written, and the next group is written while the syncer makes
-/// the previous ones durable.
-fn commit_loop(shared: &Shared, mut tree: TreeBuilder, syncer: &std::sync::mpsc::Sender<Written>) {
-    loop {
-        let group = {
-            let mut st = shared.seq.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
-                if let Some(g) = st.queued.take() {
-                    shared.room_cv.notify_all();
-                    break g;
-                }
-                if st.open.has_work() {
-                    break shared.take_open(&mut st);
-                }
-                if st.closing {
-                    return;
-                }
-                st.committer_waiting = true;
-                st = shared.work_cv.wait(st).unwrap_or_else(|p| p.into_inner());
-                st.committer_waiting = false;
-            }
-        };
-        let written = write_group(shared, &mut tree, group);
-        // If the syncer is gone (it panicked), nothing can become durable: answer with errors.
-        if let Err(std::sync::mpsc::SendError(w)) = syncer.send(written) {
-            let e = Error::Poisoned("the log's syncer thread stopped".into());
-            send_acks(w.acks.into_iter().map(|(r, _)| (r, Err(e.clone_poison()))).collect());
-        }
-    }
-}
-
-/// Hashes one group's leaves into the tree and writes its entries, run segments, the tiles it
-/// completed and the new size as one `WriteBatch`.
-fn write_group(shared: &Shared, tree: &mut TreeBuilder, Group { mut batch, leaves, acks }: Group) -> Written {
-    let started = Instant::now();
-    let entries = batch.entries.len() as u64;
-    let mut w = Written { acks, failed: None, tree: None, entries, started, spent: CommitBatch::default() };
-    if let Err(e) = shared.poisoned() {
-        w.failed = Some(e);
-    } else if !batch.entries.is_empty() {
-        for leaf in leaves {
-            tree.push(leaf, &mut batch.tiles);
-        }
-        debug_assert_eq!(tree.size(), batch.tree_size, "groups reach the committer in sequence order");
-        let durable = Durable { size: tree.size(), root: tree.root(), edge: tree.edge() };
-        match shared.store.write(&batch) {
-            Ok(()) => {
-                // Readers' cached identity registrations of every actor are stale from here.
-                if batch.runs.iter().any(|seg| seg.run.starts_with(crate::entry::IDENTITY_RUN_PREFIX)) {
-                    shared.identity_writes.fetch_add(1, Ordering::Release);
-                }
-                w.tree = Some(durable)
-            }
-            Err(e) => {
-                // The store may now hold any part of this batch: stop writing.
-                shared.poison(format!("writing entries up to tree size {}: {e}", batch.tree_size));
-                w.failed = Some(shared.poisoned().expect_err("just poisoned"));
-            }
-        }
-    }
-    w.spent = batch;
-    w
-}
-
-/// The syncer: takes every group written so far, makes them durable with one sync, publishes
-/// the durable tree and hands their answers to the acker, groups in write order. Nothing is
-/// answered `Ok` before the sync that covers it, and a group without new entries (only
-/// duplicates) is answered after every group before it, so after the originals it repeats.
-fn sync_loop(
-    shared: &Shared,
-    written: &std::sync::mpsc::Receiver<Written>,
-    acker: &std::sync::mpsc::Sender<(Acks, Vec<CommitBatch>)>,
-) {
-    while let Ok(first) = written.recv() {
-        let mut groups = vec![first];
-        groups.extend(written.try_iter());
-        let mut failed = groups.iter().find_map(|w| w.failed.as_ref().map(Error::clone_poison));
-        let tree = groups.iter_mut().filter_map(|w| w.tree.take()).next_back();
-        if let (None, Some(Durable { size, .. })) = (&failed, &tree) {
-            // (1) Sync: every group above was written before this call.
-            if let Err(e) = shared.store.sync() {
-                shared.poison(format!("syncing entries up to tree size {size}: {e}"));
-                failed = Some(shared.poisoned().expect_err("just poisoned"));
-            }
-        }
-        let mut acks: Acks = Vec::new();
-        let spent: Vec<CommitBatch> = groups.iter_mut().map(|w| std::mem::take(&mut w.spent)).collect();
-        match failed {
-            None => {
-                let now = Instant::now();
-                for w in &groups {
-                    if w.entries > 0 {
-                        shared.batches.fetch_add(1, Ordering::Relaxed);
-                        shared.entries.fetch_add(w.entries, Ordering::Relaxed);
-                        shared.commit_nanos.fetch_add((now - w.started).as_nanos() as u64, Ordering::Relaxed);
-                    }
-                }
-                if let Some(tree) = tree {
-                    shared.syncs.fetch_add(1, Ordering::Relaxed);
-                    // (2) Publish: from here on a checkpoint may cover these entries.
-                    *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tree);
-                }
-                // (3) Acknowledge, in submission order.
-                for w in groups {
-                    acks.extend(w.acks.into_iter().map(|(r, indices)| (r, Ok(indices))));
-                }
-            }
-            // A failed write or sync: none of these groups is known durable. (Groups before a
-            // failed write in this set were written, but the log is poisoned: it cannot tell.)
-            Some(e) => {
-                for w in groups {
-                    acks.extend(w.acks.into_iter().map(|(r, _)| (r, Err(e.clone_poison()))));
-                }
-            }
-        }
-        // Waking the appenders costs a few microseconds each and, on few cores, the CPU the
-        // committer needs for the next group: the acker does it. If the acker is gone (it
-        // panicked), answer here rather than never.
-        if let Err(std::sync::mpsc::SendError((acks, _))) = acker.send((acks, spent)) {
-            send_acks(acks);
-        }
-    }
-}
-
-/// The acker: answers each committed group's submissions, groups in commit order. Callbacks run
-/// here, holding no log lock, so one may append again (and wait for room) without stopping the
-/// committer. It ends when the committer does.
-fn ack_loop(groups: &std::sync::mpsc::Receiver<(Acks, Vec<CommitBatch>)>) {
-    while let Ok((acks, spent)) = groups.recv() {
-        send_acks(acks);
-        drop(spent);
-    }
-}
-
-fn send_acks(acks: Acks) {
-    for (reply, r) in acks {
-        reply.send(r);
-    }
-}
-
-/// The checkpointer: signs the durable tree every `interval` if it grew, and once more at close.
-fn checkpoint_loop(shared: &Shared, interval: Duration) {
-    let mut closing = shared.closing.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        // `open` signed the first checkpoint: wait an interval (or for close) before each next.
-        if !*closing {
-            closing = shared.closing_cv.wait_timeout(closing, interval).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        let done = *closing;
-        if shared.poisoned().is_err() {
-            return;
-        }
-        // Errors poison the log inside `sign_checkpoint`; nothing more to do here.
-        let _ = shared.sign_checkpoint();
-        if done {
-            return;
-        }
     }
 }
