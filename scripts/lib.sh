@@ -26,7 +26,7 @@ ensure_system_packages() {
     elif ! have_lib 'libclang\(-[0-9]*\)\?\.so'; then
         missing+=(libclang-dev)
     fi
-    # tonic-prost-build compiles ledger-server's .proto with protoc.
+    # tonic-prost-build compiles ledger-wire's .proto with protoc.
     command -v protoc >/dev/null || missing+=(protobuf-compiler)
     command -v g++ >/dev/null || missing+=(g++)
     command -v make >/dev/null || missing+=(make)
