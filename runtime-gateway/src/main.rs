@@ -20,7 +20,7 @@ use runtime_gateway::engine::identity;
 use runtime_gateway::engine::manifest::Manifest;
 use runtime_gateway::engine::push::Pusher;
 use runtime_gateway::engine::reseal::Reseals;
-use runtime_gateway::engine::skills::compile_schema;
+use runtime_gateway::engine::schema::compile_schema;
 use runtime_gateway::engine::tasks::Engine;
 use runtime_gateway::ledger::metered::MeteredSink;
 use runtime_gateway::ledger::remote::{RemoteConfig, RemoteLedger};

@@ -239,7 +239,7 @@ impl Manifest {
                         if !schema.is_object() {
                             bail!("skill {:?}: {what} must be a table (a JSON Schema object)", s.id);
                         }
-                        if let Err(e) = crate::engine::skills::compile_schema(schema) {
+                        if let Err(e) = crate::engine::schema::compile_schema(schema) {
                             bail!("skill {:?}: {what} is not a valid JSON Schema: {e}", s.id);
                         }
                     }

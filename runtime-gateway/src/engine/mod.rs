@@ -5,8 +5,8 @@
 //!   driver per task relays its upstream's updates into the recorder and the task's buffer;
 //! - [`buffer`] — a task and its event buffer, which every subscriber reads from its own cursor;
 //! - [`updates`] — what an upstream update becomes (ledger entry, A2A event), a pure function;
-//! - [`skills`] — skill routes and JSON Schema compilation; [`manifest`] — the agents and
-//!   skills served (TOML), checked with it;
+//! - [`skills`] — skill routes; [`schema`] — JSON Schema compilation; [`manifest`] — the
+//!   agents and skills served (TOML), its schemas checked when it loads;
 //! - [`recorder`] — a run's entries, in order, sealed at the end;
 //! - [`grants`] — a run's workspace grant; [`files`] — where workspace files are;
 //!   [`approvals`] — scope requests and the approvers' inbox; [`reseal`] — evals and reviews
@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod push;
 pub mod recorder;
 pub mod reseal;
+pub mod schema;
 pub mod skills;
 pub mod tasks;
 pub mod updates;

@@ -1,11 +1,12 @@
-//! Skills and their schemas: which agent serves a skill, and its input schema compiled once —
-//! the one place JSON Schemas are compiled (the manifest's are checked with it when it loads).
+//! Skills: which agent serves a skill, and its input schema compiled once (by
+//! [`compile_schema`], which also checks the manifest's schemas when it loads).
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::engine::manifest::SkillSpec;
+use crate::engine::schema::compile_schema;
 
 /// One skill and the agent that serves it.
 #[derive(Debug, Clone)]
@@ -16,15 +17,6 @@ pub struct SkillRoute {
     pub skill: SkillSpec,
     /// Its input schema, compiled (none when the skill declares none, or it did not compile).
     pub input: Option<Arc<jsonschema::Validator>>,
-}
-
-/// Compiles a skill's input schema. Remote `$ref`s are not fetched (the crate is built without
-/// resolvers), so such a schema does not compile; `pattern`s with backtracking are bounded.
-pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::options()
-        .with_pattern_options(jsonschema::PatternOptions::fancy_regex().backtrack_limit(10_000))
-        .build(schema)
-        .map_err(|e| e.to_string())
 }
 
 impl SkillRoute {
