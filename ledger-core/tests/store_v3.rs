@@ -105,6 +105,10 @@ fn a_v3_store_opens_checks_clean_and_serves() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     copy_dir(&fixture(), &data);
+    // git keeps no file modes: a checkout leaves the fixture's (test-only) key readable by all,
+    // which the log refuses to open. A key file as the log writes one is 0600.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(data.join("log.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let dir = DataDir::new(&data);
 
     // Read-only: fsck finds it whole and the tree recorded, and changes no file.
