@@ -47,6 +47,8 @@ fn every_kind() -> Vec<Entry> {
             skill: "search".into(),
             caller: "bob".into(),
             input_hash: h32("input"),
+            context: None,
+            parent: None,
         },
         Event::TaskStatus { state: "input_required".into(), message: Some("which year?".into()) },
         Event::SkillProgress { stage: "fetch".into(), pct: 50, message: "half way".into() },
@@ -111,7 +113,7 @@ fn every_kind() -> Vec<Entry> {
 fn entries_of_every_kind() {
     let entries = every_kind();
     let kinds: Vec<Kind> = entries.iter().map(Entry::kind).collect();
-    assert_eq!(kinds, Kind::ALL.to_vec(), "one fixture per kind, in table order");
+    assert_eq!(kinds, Kind::ALL[..18].to_vec(), "one fixture per 1.0 kind, in table order");
     let mut text = String::new();
     for e in &entries {
         let bytes = e.encode();
