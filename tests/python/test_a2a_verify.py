@@ -627,6 +627,20 @@ class TestRevision11(unittest.TestCase):
                 with self.assertRaisesRegex(v.Invalid, reason):
                     v.decode_entry(raw)
 
+    def test_fuzz_seeds_agree(self):
+        """The 1.1 seeds of the entry_decode corpus: the good ones decode, the near misses do not."""
+        corpus = os.path.join(HERE, "..", "..", "fuzz", "corpus", "entry_decode")
+        names = sorted(n for n in os.listdir(corpus) if n.startswith("seed-1.1-"))
+        self.assertEqual(len(names), 11)
+        for name in names:
+            with self.subTest(name), open(os.path.join(corpus, name), "rb") as f:
+                raw = f.read()
+                if name.startswith("seed-1.1-bad-"):
+                    with self.assertRaises(v.Invalid):
+                        v.decode_entry(raw)
+                else:
+                    v.decode_entry(raw)
+
     def test_pack_with_an_erasure(self):
         log = build_scenario("blake3")
         log.append(self.erased())
