@@ -26,6 +26,15 @@ pub fn entry_decode(data: &[u8]) {
         _ => None,
     };
     assert_eq!(v.public_key(), key);
+    let erased = match e.event {
+        ledger_core::Event::PayloadErased { hash, .. } => {
+            // (1.1) An accepted erasure is the first entry of the run its hash names.
+            assert_eq!((e.run.as_str(), e.seq), (ledger_core::RunId::erasure(&hash).as_str(), 0));
+            Some(hash)
+        }
+        _ => None,
+    };
+    assert_eq!(v.erased(), erased);
     let mut attrs = Vec::new();
     v.write_attrs_json(&mut attrs);
     assert_eq!(String::from_utf8(attrs).unwrap(), e.event.attrs_json().to_string());

@@ -71,6 +71,8 @@ pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> V
             skill: "research.summarize-sources".into(),
             caller: format!("user-{:08x}@tenant-{:04}.example.com", rng.next_u64() as u32, rng.range(0, 9999)),
             input_hash: hash(rng),
+            context: None,
+            parent: None,
         },
         Event::TaskStatus {
             state: "working".into(),

@@ -25,6 +25,8 @@ fn sample_entry(i: u64) -> Vec<u8> {
             skill: "research.summarize-sources-and-cite".into(),
             caller: format!("user-{i:08}@tenant-0042.example.com"),
             input_hash: *blake3::hash(&i.to_le_bytes()).as_bytes(),
+            context: None,
+            parent: None,
         },
         grant: Some(format!("grant-{i:016x}-{i:016x}")),
         payload: Some(*blake3::hash(b"payload").as_bytes()),

@@ -21,6 +21,10 @@ pub const ENTRY_VERSION: u64 = 1;
 pub const MAX_RUN_ID_BYTES: usize = 128;
 /// The prefix of the run that holds an identity's `identity.registered` entries.
 pub const IDENTITY_RUN_PREFIX: &str = "id/";
+/// The prefix of the run that holds a `payload.erased` entry (1.1): `erasure/<hex of the hash>`.
+pub const ERASURE_RUN_PREFIX: &str = "erasure/";
+/// The longest `context` of a `task.accepted` entry (1.1), in bytes.
+pub const MAX_CONTEXT_BYTES: usize = 256;
 
 /// A validated run id: 1..=128 bytes of `[A-Za-z0-9._:/-]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,6 +42,11 @@ impl RunId {
     pub fn identity(identity: &str) -> Result<RunId> {
         check_actor(identity)?;
         Ok(RunId(format!("{IDENTITY_RUN_PREFIX}{identity}")))
+    }
+
+    /// The run that holds the `payload.erased` entry of the payload whose BLAKE3 is `hash` (1.1).
+    pub fn erasure(hash: &Hash) -> RunId {
+        RunId(format!("{ERASURE_RUN_PREFIX}{}", hex::encode(hash)))
     }
 
     /// The id as text.
@@ -167,6 +176,10 @@ pub enum Event {
         caller: String,
         /// BLAKE3 of the task input.
         input_hash: Hash,
+        /// (1.1) The A2A `contextId` the task belongs to, 1..=256 bytes.
+        context: Option<String>,
+        /// (1.1) The run on whose behalf the call was made, when the caller says so.
+        parent: Option<RunId>,
     },
     /// `task.status`
     TaskStatus {
@@ -285,6 +298,16 @@ pub enum Event {
         /// Ed25519 signature of the seal message.
         sig: [u8; 64],
     },
+    /// `payload.erased` (1.1): the bytes behind `hash` were deleted on request. Its run is
+    /// `erasure/<lowercase hex of hash>` ([`RunId::erasure`]) and its seq 0.
+    PayloadErased {
+        /// BLAKE3 of the erased payload.
+        hash: Hash,
+        /// Why it was erased.
+        reason: String,
+        /// Who approved the erasure.
+        approver: String,
+    },
 }
 
 /// The kind of an event, without its attrs.
@@ -309,6 +332,7 @@ pub enum Kind {
     EvalScored,
     ReviewSigned,
     ReceiptSealed,
+    PayloadErased,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -338,8 +362,14 @@ use Ty::*;
 
 /// Attr schemas, each in canonical key order (shorter keys first, then bytewise).
 const S_IDENTITY: &[Field] = &[req("alg", Text), req("public_key", Bytes32)];
-const S_ACCEPTED: &[Field] =
-    &[req("skill", Text), req("caller", Text), req("protocol", Text), req("input_hash", Bytes32)];
+const S_ACCEPTED: &[Field] = &[
+    req("skill", Text),
+    req("caller", Text),
+    opt("parent", Text),
+    opt("context", Text),
+    req("protocol", Text),
+    req("input_hash", Bytes32),
+];
 const S_STATUS: &[Field] = &[req("state", Text), opt("message", Text)];
 const S_PROGRESS: &[Field] = &[req("pct", Uint), req("stage", Text), req("message", Text)];
 const S_WORKSPACE: &[Field] = &[req("hash", Bytes32), req("path", Text), req("bytes", Uint)];
@@ -355,10 +385,14 @@ const S_EVAL: &[Field] = &[req("rubric", Text), req("failures", TextArray), req(
 const S_REVIEW: &[Field] = &[req("notes", Text), req("approver", Text)];
 const S_SEALED: &[Field] =
     &[req("sig", Bytes64), req("events", Uint), req("status", Text), req("content_hash", Bytes32)];
+const S_ERASED: &[Field] = &[req("hash", Bytes32), req("reason", Text), req("approver", Text)];
+
+/// The most attrs any kind has (`task.accepted` with both optional attrs).
+const MAX_ATTRS: usize = 6;
 
 impl Kind {
-    /// Every kind, in SPEC table order.
-    pub const ALL: [Kind; 18] = [
+    /// Every kind, in SPEC table order (the 1.1 kind last).
+    pub const ALL: [Kind; 19] = [
         Kind::IdentityRegistered,
         Kind::TaskAccepted,
         Kind::TaskStatus,
@@ -377,6 +411,7 @@ impl Kind {
         Kind::EvalScored,
         Kind::ReviewSigned,
         Kind::ReceiptSealed,
+        Kind::PayloadErased,
     ];
 
     /// The wire name, e.g. `task.accepted`.
@@ -400,6 +435,7 @@ impl Kind {
             Kind::EvalScored => "eval.scored",
             Kind::ReviewSigned => "review.signed",
             Kind::ReceiptSealed => "receipt.sealed",
+            Kind::PayloadErased => "payload.erased",
         }
     }
 
@@ -425,6 +461,7 @@ impl Kind {
             Kind::EvalScored => S_EVAL,
             Kind::ReviewSigned => S_REVIEW,
             Kind::ReceiptSealed => S_SEALED,
+            Kind::PayloadErased => S_ERASED,
         }
     }
 
@@ -470,6 +507,7 @@ impl Event {
             Event::EvalScored { .. } => Kind::EvalScored,
             Event::ReviewSigned { .. } => Kind::ReviewSigned,
             Event::ReceiptSealed { .. } => Kind::ReceiptSealed,
+            Event::PayloadErased { .. } => Kind::PayloadErased,
         }
     }
 
@@ -480,12 +518,18 @@ impl Event {
             Event::IdentityRegistered { public_key } => {
                 vec![("alg", V::Text("ed25519")), ("public_key", V::Bytes(public_key))]
             }
-            Event::TaskAccepted { protocol, skill, caller, input_hash } => vec![
-                ("skill", V::Text(skill)),
-                ("caller", V::Text(caller)),
-                ("protocol", V::Text(protocol.as_str())),
-                ("input_hash", V::Bytes(input_hash)),
-            ],
+            Event::TaskAccepted { protocol, skill, caller, input_hash, context, parent } => {
+                let mut v = vec![("skill", V::Text(skill)), ("caller", V::Text(caller))];
+                if let Some(p) = parent {
+                    v.push(("parent", V::Text(p.as_str())));
+                }
+                if let Some(c) = context {
+                    v.push(("context", V::Text(c)));
+                }
+                v.push(("protocol", V::Text(protocol.as_str())));
+                v.push(("input_hash", V::Bytes(input_hash)));
+                v
+            }
             Event::TaskStatus { state, message } => {
                 let mut v = vec![("state", V::Text(state))];
                 if let Some(m) = message {
@@ -543,6 +587,9 @@ impl Event {
                 ("status", V::Text(status.as_str())),
                 ("content_hash", V::Bytes(content_hash)),
             ],
+            Event::PayloadErased { hash, reason, approver } => {
+                vec![("hash", V::Bytes(hash)), ("reason", V::Text(reason)), ("approver", V::Text(approver))]
+            }
         }
     }
 }
@@ -781,6 +828,11 @@ impl<'b> EntryView<'b> {
         (self.attrs.kind == Kind::IdentityRegistered).then(|| self.attrs.slots.b32(1))
     }
 
+    /// (1.1) The erased payload's hash of a `payload.erased` entry, or `None` for any other kind.
+    pub fn erased(&self) -> Option<Hash> {
+        (self.attrs.kind == Kind::PayloadErased).then(|| self.attrs.slots.b32(0))
+    }
+
     /// The kind and attrs as an owned [`Event`].
     pub fn event(&self) -> Event {
         self.attrs.event()
@@ -792,7 +844,7 @@ impl<'b> EntryView<'b> {
     pub fn write_attrs_json(&self, out: &mut Vec<u8>) {
         use std::io::Write as _;
         let schema = self.attrs.kind.schema();
-        let mut present: [(&str, Option<&Slot<'_>>); 4] = [("", None); 4];
+        let mut present: [(&str, Option<&Slot<'_>>); MAX_ATTRS] = [("", None); MAX_ATTRS];
         let mut n = 0;
         for (f, slot) in schema.iter().zip(&self.attrs.slots.0) {
             if let Some(slot) = slot {
@@ -926,6 +978,23 @@ fn check_entry<'b>(r: &mut Reader<'b>) -> Result<EntryView<'b>> {
             reason: format!("a seal at seq {seq} covers {seq} events, not {events}"),
         });
     }
+    if attrs.kind == Kind::PayloadErased {
+        // (1.1) An erasure is a run of its own, named by the hash it erases, with one entry.
+        let hash = attrs.slots.b32(0);
+        let expected = RunId::erasure(&hash);
+        if run != expected.as_str() {
+            return Err(Error::BadValue {
+                key: "run".into(),
+                reason: format!("a payload.erased entry belongs to run {expected} (named by its hash), not {run}"),
+            });
+        }
+        if seq != 0 {
+            return Err(Error::BadValue {
+                key: "seq".into(),
+                reason: format!("a payload.erased entry is the only entry of its run, at seq 0, not {seq}"),
+            });
+        }
+    }
     Ok(EntryView { ts, run, seq, actor, grant, payload, attrs })
 }
 
@@ -938,7 +1007,7 @@ fn check_attrs<'b>(r: &mut Reader<'b>, kind: Kind) -> Result<Attrs<'b>> {
     let schema = kind.schema();
     let within = kind.as_str();
     let n = r.map("attrs")?;
-    let mut slots: [Option<Slot<'_>>; 4] = Default::default();
+    let mut slots: [Option<Slot<'_>>; MAX_ATTRS] = Default::default();
     let mut prev: Option<&str> = None;
     for _ in 0..n {
         let key = r.key(&mut prev)?;
@@ -970,7 +1039,29 @@ fn check_attrs<'b>(r: &mut Reader<'b>, kind: Kind) -> Result<Attrs<'b>> {
                 .map_err(|e| Error::BadValue { key: "public_key".into(), reason: e.to_string() })?;
         }
         Kind::TaskAccepted => {
-            Protocol::parse(s.text(2))?;
+            if let Some(parent) = s.opt_str(2) {
+                check_run_id(parent).map_err(|e| match e {
+                    Error::BadRunId { reason, .. } => {
+                        Error::BadValue { key: "parent".into(), reason: format!("not a run id: {reason}") }
+                    }
+                    e => e,
+                })?;
+            }
+            if let Some(context) = s.opt_str(3) {
+                if context.is_empty() {
+                    return Err(Error::BadValue {
+                        key: "context".into(),
+                        reason: "empty (an absent context is omitted, not empty)".into(),
+                    });
+                }
+                if context.len() > MAX_CONTEXT_BYTES {
+                    return Err(Error::BadValue {
+                        key: "context".into(),
+                        reason: format!("{} bytes, over the {MAX_CONTEXT_BYTES}-byte limit", context.len()),
+                    });
+                }
+            }
+            Protocol::parse(s.text(4))?;
         }
         Kind::TaskStatus => {
             let state = s.text(0);
@@ -1010,8 +1101,10 @@ impl Attrs<'_> {
             Kind::TaskAccepted => Event::TaskAccepted {
                 skill: s.text(0).into(),
                 caller: s.text(1).into(),
-                protocol: Protocol::parse(s.text(2)).expect("checked"),
-                input_hash: s.b32(3),
+                parent: s.opt_str(2).map(|p| RunId(p.to_string())),
+                context: s.opt_text(3),
+                protocol: Protocol::parse(s.text(4)).expect("checked"),
+                input_hash: s.b32(5),
             },
             Kind::TaskStatus => Event::TaskStatus { state: s.text(0).into(), message: s.opt_text(1) },
             Kind::SkillProgress => {
@@ -1060,6 +1153,9 @@ impl Attrs<'_> {
                 status: RunStatus::parse(s.text(2)).expect("checked"),
                 content_hash: s.b32(3),
             },
+            Kind::PayloadErased => {
+                Event::PayloadErased { hash: s.b32(0), reason: s.text(1).into(), approver: s.text(2).into() }
+            }
         }
     }
 }
@@ -1091,7 +1187,7 @@ impl Texts<'_> {
 /// Decoded attr values by schema position. Only read after the schema check, so a slot of a
 /// required field is present and of the schema's type.
 #[derive(Clone, Debug)]
-struct Slots<'b>([Option<Slot<'b>>; 4]);
+struct Slots<'b>([Option<Slot<'b>>; MAX_ATTRS]);
 
 impl<'b> Slots<'b> {
     fn text(&self, i: usize) -> &'b str {
@@ -1100,11 +1196,14 @@ impl<'b> Slots<'b> {
             _ => unreachable!("schema guarantees a text at {i}"),
         }
     }
-    fn opt_text(&self, i: usize) -> Option<String> {
+    fn opt_str(&self, i: usize) -> Option<&'b str> {
         match self.0[i] {
-            Some(Slot::Text(t)) => Some(t.to_string()),
+            Some(Slot::Text(t)) => Some(t),
             _ => None,
         }
+    }
+    fn opt_text(&self, i: usize) -> Option<String> {
+        self.opt_str(i).map(str::to_string)
     }
     fn uint(&self, i: usize) -> u64 {
         match self.0[i] {
@@ -1327,7 +1426,22 @@ mod tests {
             Event::IdentityRegistered {
                 public_key: crate::keys::NamedKey::from_seed("k", [3; 32]).unwrap().public_key(),
             },
-            Event::TaskAccepted { skill: tricky.into(), caller: "c".into(), protocol: Protocol::Mcp, input_hash: h },
+            Event::TaskAccepted {
+                skill: tricky.into(),
+                caller: "c".into(),
+                protocol: Protocol::Mcp,
+                input_hash: h,
+                context: None,
+                parent: None,
+            },
+            Event::TaskAccepted {
+                skill: "s".into(),
+                caller: "c".into(),
+                protocol: Protocol::A2a,
+                input_hash: h,
+                context: Some(tricky.into()),
+                parent: Some(RunId::new("parent-run").unwrap()),
+            },
             Event::TaskStatus { state: "working".into(), message: None },
             Event::TaskStatus { state: "failed".into(), message: Some(tricky.into()) },
             Event::SkillProgress { stage: "".into(), pct: 100, message: tricky.into() },
@@ -1355,6 +1469,7 @@ mod tests {
             Event::EvalScored { rubric: tricky.into(), failures: vec![tricky.into()], score_milli: i64::MIN },
             Event::ReviewSigned { notes: tricky.into(), approver: "boss".into() },
             Event::ReceiptSealed { content_hash: h, events: 3, status: RunStatus::Failed, sig: [7; 64] },
+            Event::PayloadErased { hash: h, reason: tricky.into(), approver: "dpo".into() },
         ];
         let mut kinds = std::collections::HashSet::new();
         for event in events {
@@ -1365,6 +1480,9 @@ mod tests {
             }
             if let Event::ReceiptSealed { .. } = e.event {
                 e.seq = 3;
+            }
+            if let Event::PayloadErased { hash, .. } = e.event {
+                e.run = RunId::erasure(&hash);
             }
             let bytes = e.encode();
             let mut written = Vec::new();
@@ -1406,5 +1524,133 @@ mod tests {
         w.extend_from_slice(&[0x61, b'1']);
         w.extend_from_slice(&good[pos + 1..]);
         assert!(matches!(Entry::decode(&w), Err(Error::WrongType { .. })));
+    }
+
+    fn accepted(context: Option<&str>, parent: Option<&str>) -> Entry {
+        sample(Event::TaskAccepted {
+            skill: "s".into(),
+            caller: "c".into(),
+            protocol: Protocol::A2a,
+            input_hash: [1; 32],
+            context: context.map(str::to_string),
+            // Unchecked on purpose: the encoder writes what it is given, the decoder judges it.
+            parent: parent.map(|p| RunId(p.to_string())),
+        })
+    }
+
+    fn erased(run: Option<&str>, seq: u64) -> Entry {
+        let hash = [0x5a; 32];
+        let mut e = sample(Event::PayloadErased { hash, reason: "gdpr art. 17".into(), approver: "dpo".into() });
+        e.run = run.map_or_else(|| RunId::erasure(&hash), |r| RunId::new(r).unwrap());
+        e.seq = seq;
+        e
+    }
+
+    fn bad_value(bytes: &[u8]) -> (String, String) {
+        match Entry::decode(bytes) {
+            Err(Error::BadValue { key, reason }) => (key, reason),
+            other => panic!("expected a bad value, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn optional_accepted_attrs_round_trip_in_canonical_order() {
+        for (context, parent) in [(None, None), (Some("ctx-1"), None), (None, Some("p/1")), (Some("c"), Some("p"))] {
+            let e = accepted(context, parent);
+            let bytes = e.encode();
+            assert_eq!(Entry::decode(&bytes).unwrap(), e);
+            let n_attrs = 4 + usize::from(context.is_some()) + usize::from(parent.is_some());
+            let attrs_at = bytes.windows(6).position(|w| w == b"\x65attrs").unwrap() + 6;
+            assert_eq!(bytes[attrs_at], 0xa0 + n_attrs as u8, "absent attrs are omitted");
+        }
+        // The longest context is allowed; keys go skill, caller, parent, context, protocol, input_hash.
+        let long = "x".repeat(MAX_CONTEXT_BYTES);
+        let e = accepted(Some(&long), Some("a/b"));
+        let bytes = e.encode();
+        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+        let at = |k: &[u8]| bytes.windows(k.len()).position(|w| w == k).unwrap();
+        assert!(at(b"caller") < at(b"parent") && at(b"parent") < at(b"context") && at(b"context") < at(b"protocol"));
+    }
+
+    #[test]
+    fn optional_accepted_attrs_are_refused_when_wrong() {
+        // parent and context swapped: not in canonical key order.
+        let bytes = accepted(Some("ctx"), Some("p")).encode();
+        let p = bytes.windows(7).position(|w| w == b"\x66parent").unwrap();
+        let c = bytes.windows(8).position(|w| w == b"\x67context").unwrap();
+        let end = bytes.windows(9).position(|w| w == b"\x68protocol").unwrap();
+        let mut swapped = bytes[..p].to_vec();
+        swapped.extend_from_slice(&bytes[c..end]);
+        swapped.extend_from_slice(&bytes[p..c]);
+        swapped.extend_from_slice(&bytes[end..]);
+        assert_eq!(swapped.len(), bytes.len());
+        assert!(
+            matches!(Entry::decode(&swapped), Err(Error::NotCanonical { what: "map keys not in canonical order", .. })),
+            "{:?}",
+            Entry::decode(&swapped)
+        );
+        // context: empty, and one byte over the limit.
+        let (key, reason) = bad_value(&accepted(Some(""), None).encode());
+        assert_eq!((key.as_str(), reason.starts_with("empty")), ("context", true), "{reason}");
+        let (key, reason) = bad_value(&accepted(Some(&"x".repeat(MAX_CONTEXT_BYTES + 1)), None).encode());
+        assert_eq!(key, "context");
+        assert!(reason.contains("257 bytes, over the 256-byte limit"), "{reason}");
+        // parent: not a run id (bad byte, empty, too long).
+        for bad in ["has space", "", &"r".repeat(MAX_RUN_ID_BYTES + 1)] {
+            let (key, reason) = bad_value(&accepted(None, Some(bad)).encode());
+            assert_eq!(key, "parent");
+            assert!(reason.starts_with("not a run id"), "{reason}");
+        }
+        // Wrong type for a new key.
+        let bytes = accepted(Some("ctx"), None).encode();
+        let c = bytes.windows(8).position(|w| w == b"\x67context").unwrap() + 8;
+        let mut t = bytes[..c].to_vec();
+        t.push(0x01);
+        t.extend_from_slice(&bytes[c + 4..]);
+        assert!(matches!(Entry::decode(&t), Err(Error::WrongType { ref key, .. }) if key == "context"));
+    }
+
+    #[test]
+    fn payload_erased_is_checked_against_its_run_and_seq() {
+        let e = erased(None, 0);
+        assert_eq!(e.run.as_str(), format!("erasure/{}", "5a".repeat(32)));
+        let bytes = e.encode();
+        let view = Entry::check(&bytes).unwrap();
+        assert_eq!(view.to_entry(), e);
+        assert_eq!(view.erased(), Some([0x5a; 32]));
+        assert_eq!(Entry::check(&accepted(None, None).encode()).unwrap().erased(), None);
+        // The run of another hash, an uppercase spelling of its own, or an unrelated run.
+        for run in [format!("erasure/{}", "5b".repeat(32)), format!("erasure/{}", "5A".repeat(32)), "run-1".into()] {
+            let (key, reason) = bad_value(&erased(Some(&run), 0).encode());
+            assert_eq!(key, "run", "{run}");
+            assert!(reason.contains(&format!("belongs to run erasure/{}", "5a".repeat(32))), "{reason}");
+        }
+        let (key, reason) = bad_value(&erased(None, 1).encode());
+        assert_eq!(key, "seq");
+        assert!(reason.contains("at seq 0, not 1"), "{reason}");
+        // A 31-byte hash: 0x58 0x20 <32 bytes> becomes 0x58 0x1f <31 bytes>.
+        let h = bytes.windows(3).position(|w| w == [0x58, 0x20, 0x5a]).unwrap();
+        let mut short = bytes[..h].to_vec();
+        short.extend_from_slice(&[0x58, 0x1f]);
+        short.extend_from_slice(&bytes[h + 3..]);
+        let (key, reason) = bad_value(&short);
+        assert_eq!((key.as_str(), reason.as_str()), ("hash", "31 bytes, expected 32"));
+        // Required attrs.
+        let mut no_approver = bytes.clone();
+        let a = no_approver.windows(9).position(|w| w == b"\x68approver").unwrap();
+        no_approver.truncate(a);
+        let attrs_at = no_approver.windows(6).position(|w| w == b"\x65attrs").unwrap() + 6;
+        no_approver[attrs_at] = 0xa2;
+        assert!(matches!(Entry::decode(&no_approver), Err(Error::MissingKey { key: "approver", .. })));
+    }
+
+    /// Entries of the 1.0 kinds in an `erasure/` run stay valid: a 1.1 verifier accepts
+    /// everything a 1.0 one did.
+    #[test]
+    fn erasure_runs_are_not_reserved_for_other_kinds() {
+        let mut e = accepted(None, None);
+        e.run = RunId::erasure(&[0x5a; 32]);
+        e.seq = 4;
+        assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
     }
 }

@@ -172,7 +172,8 @@ pub struct PackReport {
     /// Runs with seals that could not be checked from the pack alone.
     pub partial: Vec<PartialRun>,
     /// Runs whose last entry in the pack is not a seal (still running, or cut by the end);
-    /// identity runs (`id/…`), which are never sealed, are not counted.
+    /// identity runs (`id/…`) and erasures (1.1: one `payload.erased` entry in its own run),
+    /// which are never sealed, are not counted.
     pub open_runs: u64,
     /// Earlier checkpoints from `history.json` proven consistent.
     pub history: u64,
@@ -186,8 +187,8 @@ struct RunState {
     next_seq: u64,
     /// Leaf hashes of the run's entries in the pack, kept while the run starts in the pack.
     leaves: Vec<Hash>,
-    /// The run's last entry so far is a seal.
-    sealed_last: bool,
+    /// The run's last entry so far is a seal, or the run is an erasure (never sealed).
+    closed: bool,
 }
 
 /// Streaming verification of one pack. See the module docs.
@@ -442,13 +443,13 @@ impl PackVerifier {
                     first_seq: e.seq(),
                     next_seq: e.seq(),
                     leaves: Vec::new(),
-                    sealed_last: false,
+                    closed: false,
                 })
             }
         };
         state.next_seq = e.seq() + 1;
         let seal = e.seal();
-        state.sealed_last = seal.is_some();
+        state.closed = seal.is_some() || e.erased().is_some();
         match (e.public_key(), seal) {
             (Some(public_key), _) => {
                 let actor = run.strip_prefix(IDENTITY_RUN_PREFIX).unwrap_or(run).to_string();
@@ -578,7 +579,7 @@ impl PackVerifier {
         verify_consistency(self.log.hash, m.end, m.tree_size, &root, &self.checkpoint.root, &self.proof.consistency)
             .map_err(|e| invalid(PROOF, None, format!("the entries do not lead to the checkpoint: {e}")))?;
         let open_runs =
-            self.runs.iter().filter(|(run, s)| !s.sealed_last && !run.starts_with(IDENTITY_RUN_PREFIX)).count() as u64;
+            self.runs.iter().filter(|(run, s)| !s.closed && !run.starts_with(IDENTITY_RUN_PREFIX)).count() as u64;
         let mut partial: Vec<PartialRun> =
             self.partial.into_iter().map(|(run, reason)| PartialRun { run, reason }).collect();
         partial.sort_by(|a, b| a.run.cmp(&b.run));

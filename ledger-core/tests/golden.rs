@@ -3,6 +3,10 @@
 //! After an intended format change (with a new version string), regenerate them with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 //!
+//! The 1.0 fixtures (`entries.txt`, `log-*`, `checkpoint-*`, `receipt-*`) are never rewritten by a
+//! 1.1 addition: the 1.1 shapes have files of their own (`*-1.1*`), and a 1.1 decoder must still
+//! read every 1.0 file.
+//!
 //! Also: flipping any single byte of a receipt makes verification fail, at the step that
 //! checks the part that was changed.
 
@@ -16,7 +20,7 @@ use common::*;
 use ledger_core::entry::Protocol;
 use ledger_core::{
     Checkpoint, Entry, Error, Event, Kind, Log, LogConfig, LogDescriptor, MemStore, Receipt, ReceiptStep,
-    ReceiptVerifier, RunStatus, Store, TreeHash,
+    ReceiptVerifier, RunId, RunStatus, Store, TreeHash,
 };
 
 fn golden_dir() -> PathBuf {
@@ -37,7 +41,7 @@ fn check_or_update(name: &str, actual: &str) {
     );
 }
 
-/// One entry of every kind, with every optional field somewhere.
+/// One entry of every 1.0 kind, with every optional field somewhere.
 fn every_kind() -> Vec<Entry> {
     let h32 = |s: &str| *blake3::hash(s.as_bytes()).as_bytes();
     let events = vec![
@@ -47,6 +51,8 @@ fn every_kind() -> Vec<Entry> {
             skill: "search".into(),
             caller: "bob".into(),
             input_hash: h32("input"),
+            context: None,
+            parent: None,
         },
         Event::TaskStatus { state: "input_required".into(), message: Some("which year?".into()) },
         Event::SkillProgress { stage: "fetch".into(), pct: 50, message: "half way".into() },
@@ -111,7 +117,7 @@ fn every_kind() -> Vec<Entry> {
 fn entries_of_every_kind() {
     let entries = every_kind();
     let kinds: Vec<Kind> = entries.iter().map(Entry::kind).collect();
-    assert_eq!(kinds, Kind::ALL.to_vec(), "one fixture per kind, in table order");
+    assert_eq!(kinds, Kind::ALL[..18].to_vec(), "one fixture per 1.0 kind, in table order");
     let mut text = String::new();
     for e in &entries {
         let bytes = e.encode();
@@ -364,6 +370,163 @@ fn pack_fuzz_seeds() {
         } else {
             let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(stored == input, "{} drifted from the golden log (UPDATE_GOLDEN=1 rewrites it)", path.display());
+        }
+    }
+}
+
+/// The shapes revision 1.1 adds to SPEC §2: `task.accepted` with its optional `context` and
+/// `parent` (together and alone), and `payload.erased` in its own run.
+fn revision_1_1() -> Vec<(&'static str, Entry)> {
+    let accepted = |context: Option<&str>, parent: Option<&str>| Event::TaskAccepted {
+        protocol: Protocol::A2a,
+        skill: "search".into(),
+        caller: "bob".into(),
+        input_hash: *blake3::hash(b"input").as_bytes(),
+        context: context.map(str::to_string),
+        parent: parent.map(|p| RunId::new(p).unwrap()),
+    };
+    let erased = *blake3::hash(b"summary").as_bytes();
+    let shapes = vec![
+        ("task.accepted-context-parent", "golden-child", accepted(Some("ctx-7f3a"), Some("golden-0"))),
+        ("task.accepted-context", "golden-ctx", accepted(Some(&"c".repeat(256)), None)),
+        ("task.accepted-parent", "golden-sub", accepted(None, Some("id/gateway:parent.run_1-x"))),
+        (
+            "payload.erased",
+            "",
+            Event::PayloadErased {
+                hash: erased,
+                reason: "data subject request 2026-0042".into(),
+                approver: "dpo@example.com".into(),
+            },
+        ),
+    ];
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, run, event))| {
+            let run = if run.is_empty() { RunId::erasure(&erased) } else { RunId::new(run).unwrap() };
+            let e = Entry {
+                ts: T0 + 100 + i as i64,
+                run,
+                seq: 0,
+                actor: "gateway".into(),
+                event,
+                grant: (i == 0).then(|| "grant-11".into()),
+                payload: (i == 0).then_some([0x11; 32]),
+            };
+            (name, e)
+        })
+        .collect()
+}
+
+/// The 1.1 entries, checked into `entries-1.1.txt` and, as raw bytes, into the `entry_decode`
+/// fuzz corpus.
+#[test]
+fn entries_of_revision_1_1() {
+    let mut text = String::new();
+    for (name, e) in revision_1_1() {
+        let bytes = e.encode();
+        assert_eq!(&Entry::decode(&bytes).unwrap(), &e, "round trip of {name}");
+        text.push_str(&format!("{} {}\n", e.kind(), hex::encode(&bytes)));
+        let seed = golden_dir().join("../../fuzz/corpus/entry_decode").join(format!("seed-1.1-{name}"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&seed, &bytes).unwrap();
+        } else {
+            let stored = std::fs::read(&seed).unwrap_or_else(|e| panic!("{}: {e}", seed.display()));
+            assert!(stored == bytes, "{} drifted (UPDATE_GOLDEN=1 rewrites it)", seed.display());
+        }
+    }
+    check_or_update("entries-1.1.txt", &text);
+    let mut kinds = Vec::new();
+    for line in std::fs::read_to_string(golden_dir().join("entries-1.1.txt")).unwrap().lines() {
+        let (kind, hx) = line.split_once(' ').unwrap();
+        let bytes = hex::decode(hx).unwrap();
+        let e = Entry::decode(&bytes).unwrap();
+        assert_eq!(e.kind().as_str(), kind);
+        assert_eq!(e.encode(), bytes);
+        kinds.push(e.kind());
+    }
+    assert_eq!(kinds.last(), Some(&Kind::PayloadErased));
+    // 1.0 and 1.1 together: every kind has a fixture.
+    let all: std::collections::HashSet<Kind> = every_kind().iter().map(Entry::kind).chain(kinds).collect();
+    assert_eq!(all.len(), Kind::ALL.len());
+}
+
+/// A log with revision 1.1 entries: an ordinary sealed run, a sealed run called on its behalf
+/// (its `task.accepted` carries `context` and `parent`), and an erasure of a payload of it.
+fn golden_log_1_1(hash: TreeHash) -> Log {
+    let cfg = LogConfig { hash, checkpoint_interval: Duration::from_secs(3600), ..LogConfig::default() };
+    let log = Log::open(Arc::new(MemStore::new()) as Arc<dyn Store>, log_key(), cfg).unwrap();
+    let key = gateway_key();
+    log.append(vec![identity(&key)]).unwrap();
+    log.append(sealed_run(hash, "golden-0", &key, 0)).unwrap();
+    let [(_, accepted), .., (_, erasure)] = <[_; 4]>::try_from(revision_1_1()).unwrap();
+    let mut child = run_events("golden-child", key.name(), 1);
+    let mut first = Entry::decode(&child[0]).unwrap();
+    first.event = accepted.event;
+    child[0] = first.encode();
+    let seal = ledger_core::seal::seal_event(hash, "golden-child", &child, RunStatus::Completed, &key);
+    child.push(entry("golden-child", child.len() as u64, key.name(), seal));
+    log.append(child).unwrap();
+    log.append(vec![erasure.encode()]).unwrap();
+    log.sign_checkpoint().unwrap();
+    log
+}
+
+#[test]
+fn receipts_of_revision_1_1() {
+    for hash in [TreeHash::Blake3, TreeHash::Sha256] {
+        let log = golden_log_1_1(hash);
+        // Same log key and origin as the 1.0 fixtures: their descriptors verify these too.
+        let desc: LogDescriptor =
+            serde_json::from_str(&std::fs::read_to_string(golden_dir().join(format!("log-{hash}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(&desc, log.descriptor());
+        check_or_update(&format!("checkpoint-1.1-{hash}.txt"), &log.checkpoint().note);
+        let receipt = log.receipt("golden-child").unwrap().to_json() + "\n";
+        check_or_update(&format!("receipt-1.1-{hash}.json"), &receipt);
+
+        let note = std::fs::read_to_string(golden_dir().join(format!("checkpoint-1.1-{hash}.txt"))).unwrap();
+        let opened = Checkpoint::open(&note, &desc.verifier_key().unwrap()).unwrap();
+        assert_eq!(opened.size, log.durable_size());
+        let json = std::fs::read(golden_dir().join(format!("receipt-1.1-{hash}.json"))).unwrap();
+        let mut verifier = ReceiptVerifier::new(desc).unwrap();
+        let v = verifier.verify_json(&json).unwrap();
+        assert_eq!((v.run(), v.status, v.actor()), ("golden-child", RunStatus::Completed, "gateway"));
+        let r = Receipt::from_json(&json).unwrap();
+        let Event::TaskAccepted { context, parent, .. } = Entry::decode(&r.entries[0].entry).unwrap().event else {
+            panic!("the run starts with task.accepted")
+        };
+        assert_eq!((context.as_deref(), parent.as_ref().map(RunId::as_str)), (Some("ctx-7f3a"), Some("golden-0")));
+
+        // The parent's receipt is an ordinary 1.0 one.
+        verifier.verify(&log.receipt("golden-0").unwrap()).unwrap();
+        // An erasure is a one-entry run that is never sealed: it has no receipt.
+        let erasure = RunId::erasure(blake3::hash(b"summary").as_bytes());
+        assert!(erasure.as_str().starts_with("erasure/"));
+        assert!(matches!(log.receipt(erasure.as_str()), Err(Error::Unsealed(r)) if r == erasure.as_str()));
+    }
+}
+
+/// A pack over a range that holds an erasure verifies; the erasure is not an open run.
+#[test]
+fn packs_over_an_erasure_verify() {
+    use ledger_core::pack;
+    let log = golden_log_1_1(TreeHash::Blake3);
+    let cp = log.checkpoint();
+    let n = cp.checkpoint.size;
+    // Whole; the erasure alone; the start of an ordinary run (open: not sealed in the range).
+    for (start, end, open) in [(0, n, 0), (n - 1, n, 0), (1, 3, 1)] {
+        let files = pack::build(&log, start, end, "2026-01-01T00:00:00Z".into()).unwrap();
+        let [manifest, _, proof, entries] = [0, 1, 2, 3].map(|i| files[i].1.clone());
+        let report = pack::PackVerifier::new(log.descriptor(), &manifest, cp.note.as_bytes(), &proof)
+            .and_then(|mut v| v.entries_bin(&entries).map(|_| v))
+            .and_then(|v| v.finish())
+            .unwrap();
+        assert_eq!((report.start, report.end, report.open_runs), (start, end, open), "pack [{start}, {end})");
+        if start == 0 {
+            assert_eq!(report.seals_verified, 2);
+            assert!(report.partial.is_empty(), "{:?}", report.partial);
         }
     }
 }

@@ -569,7 +569,9 @@ _TERMINAL_ATTRS = {"elapsed_ms": (UINT, True), "artifacts": (TEXTS, True)}
 KINDS: dict[str, dict[str, tuple[str, bool]]] = {
     "identity.registered": {"alg": (TEXT, True), "public_key": (B32, True)},
     "task.accepted": {"protocol": (TEXT, True), "skill": (TEXT, True), "caller": (TEXT, True),
-                      "input_hash": (B32, True)},
+                      "input_hash": (B32, True),
+                      # (1.1) optional: the A2A contextId, and the run the call was made for.
+                      "context": (TEXT, False), "parent": (TEXT, False)},
     "task.status": {"state": (TEXT, True), "message": (TEXT, False)},
     "skill.progress": {"stage": (TEXT, True), "pct": (UINT, True), "message": (TEXT, True)},
     "workspace.read": {"path": (TEXT, True), "bytes": (UINT, True), "hash": (B32, True)},
@@ -589,7 +591,13 @@ KINDS: dict[str, dict[str, tuple[str, bool]]] = {
     "review.signed": {"approver": (TEXT, True), "notes": (TEXT, True)},
     "receipt.sealed": {"content_hash": (B32, True), "events": (UINT, True), "status": (TEXT, True),
                        "sig": (B64, True)},
+    # (1.1) in run erasure/<lowercase hex of hash>, at seq 0.
+    "payload.erased": {"hash": (B32, True), "reason": (TEXT, True), "approver": (TEXT, True)},
 }
+
+# Kinds SPEC revision 1.1 added; every other kind is 1.0.
+KINDS_1_1 = ("payload.erased",)
+MAX_CONTEXT = 256
 
 TOP: dict[str, tuple[str, bool]] = {
     "v": (UINT, True), "ts": (INT, True), "run": (TEXT, True), "seq": (UINT, True),
@@ -681,6 +689,11 @@ def decode_entry(raw: bytes) -> Entry:
     elif kind == "task.accepted":
         if attrs["protocol"] not in ("a2a", "mcp", "https"):
             raise Invalid(f"task.accepted: bad protocol {attrs['protocol']!r}")
+        # (1.1) Optional attrs are omitted when absent, never empty.
+        if "context" in attrs and not 1 <= len(attrs["context"].encode()) <= MAX_CONTEXT:
+            raise Invalid(f"task.accepted: context is {len(attrs['context'].encode())} bytes, not 1..{MAX_CONTEXT}")
+        if "parent" in attrs and (not RUN_RE.fullmatch(attrs["parent"]) or len(attrs["parent"].encode()) > 128):
+            raise Invalid(f"task.accepted: parent {attrs['parent']!r} is not a run id")
     elif kind == "task.status":
         if not re.fullmatch(r"[a-z]+(_[a-z]+)*", attrs["state"]):
             raise Invalid(f"task.status: state {attrs['state']!r} is not lower snake case")
@@ -690,6 +703,12 @@ def decode_entry(raw: bytes) -> Entry:
     elif kind == "receipt.sealed":
         if attrs["status"] not in TERMINAL:
             raise Invalid(f"receipt.sealed: bad status {attrs['status']!r}")
+    elif kind == "payload.erased":
+        want = "erasure/" + attrs["hash"].hex()
+        if m["run"] != want:
+            raise Invalid(f"payload.erased must be in run {want}, not {m['run']!r}")
+        if m["seq"] != 0:
+            raise Invalid(f"payload.erased must be at seq 0, not {m['seq']}")
     return Entry(raw, m["v"], m["ts"], m["run"], m["seq"], kind, m["actor"], attrs,
                  m.get("grant"), m.get("payload"))
 

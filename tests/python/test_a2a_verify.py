@@ -238,8 +238,8 @@ def write_tar(files, path):
     return path
 
 
-def golden_entries():
-    with open(os.path.join(GOLDEN, "entries.txt")) as f:
+def golden_entries(name="entries.txt"):
+    with open(os.path.join(GOLDEN, name)) as f:
         return [(k, bytes.fromhex(h)) for k, h in (line.split() for line in f if line.strip())]
 
 
@@ -477,7 +477,7 @@ class TestEntries(unittest.TestCase):
             e = v.decode_entry(raw)
             self.assertEqual(e.kind, kind)
             kinds.add(kind)
-        self.assertEqual(kinds, set(v.KINDS))
+        self.assertEqual(kinds, set(v.KINDS) - set(v.KINDS_1_1))
 
     def test_non_canonical_rejected(self):
         good = enc(self.base())
@@ -546,6 +546,110 @@ class TestEntries(unittest.TestCase):
         self.assertEqual(len(over), 65537)
         with self.assertRaisesRegex(v.Invalid, "64 KiB"):
             v.decode_entry(over)
+
+
+class TestRevision11(unittest.TestCase):
+    """SPEC revision 1.1: optional `context` and `parent` on task.accepted, the payload.erased kind."""
+
+    ACCEPTED = {"protocol": "a2a", "skill": "s", "caller": "c", "input_hash": b"\x01" * 32}
+    HASH = blake3.blake3(b"erased payload").digest()
+
+    def accepted(self, **attrs):
+        return entry("r", 0, "task.accepted", dict(self.ACCEPTED, **attrs))
+
+    def erased(self, run=None, seq=0, h=None):
+        h = self.HASH if h is None else h
+        return entry("erasure/" + self.HASH.hex() if run is None else run, seq, "payload.erased",
+                     {"hash": h, "reason": "asked", "approver": "dpo"})
+
+    def test_golden_1_1_entries(self):
+        kinds = set()
+        for kind, raw in golden_entries("entries-1.1.txt"):
+            e = v.decode_entry(raw)
+            self.assertEqual(e.kind, kind)
+            kinds.add(kind)
+            if kind == "payload.erased":
+                self.assertEqual((e.run, e.seq), ("erasure/" + e.attrs["hash"].hex(), 0))
+        self.assertEqual(kinds, {"task.accepted", "payload.erased"})
+        first = v.decode_entry(golden_entries("entries-1.1.txt")[0][1])
+        self.assertEqual((first.attrs["context"], first.attrs["parent"]), ("ctx-7f3a", "golden-0"))
+        # 1.0 and 1.1 fixtures together hold every kind.
+        self.assertEqual(kinds | {k for k, _ in golden_entries()}, set(v.KINDS))
+
+    def test_golden_1_1_receipts(self):
+        for h in ("blake3", "sha256"):
+            with open(os.path.join(GOLDEN, f"receipt-1.1-{h}.json")) as f:
+                rec = json.load(f)
+            with open(os.path.join(GOLDEN, f"log-{h}.json")) as f:
+                desc = v.LogDescriptor.from_json(json.load(f))
+            out = v.verify_receipt(rec, desc)
+            self.assertEqual((out["ok"], out["run"], out["events"]), (True, "golden-child", 5))
+            accepted = v.decode_entry(base64.b64decode(rec["entries"][0]["entry"]))
+            self.assertEqual(accepted.attrs["parent"], "golden-0")
+
+    def test_valid_shapes(self):
+        for attrs in ({}, {"context": "c"}, {"context": "x" * 256}, {"parent": "p/1:a.b_c-d"},
+                      {"context": "ctx", "parent": "r" * 128}):
+            with self.subTest(attrs=attrs):
+                self.assertEqual(v.decode_entry(self.accepted(**attrs)).attrs, dict(self.ACCEPTED, **attrs))
+        e = v.decode_entry(self.erased())
+        self.assertEqual((e.kind, e.attrs["hash"]), ("payload.erased", self.HASH))
+        # A 1.0 kind in an erasure/ run stays valid (1.1 accepts everything 1.0 did).
+        v.decode_entry(entry("erasure/" + self.HASH.hex(), 3, "task.status", {"state": "working"}))
+
+    def test_rejections_each_with_its_reason(self):
+        # Keys out of canonical order: context (7 bytes) before parent (6 bytes).
+        top = {"v": 1, "ts": TS0, "run": "r", "seq": 0, "kind": "task.accepted", "actor": "svc"}
+        attrs = {"skill": "s", "caller": "c", "context": "ctx", "parent": "p", "protocol": "a2a",
+                 "input_hash": b"\x01" * 32}
+        unsorted = cbor2.dumps(dict(top, attrs=attrs))  # insertion order, not canonical
+        self.assertEqual(unsorted, enc(dict(top, attrs=attrs)).replace(
+            b"\x66parent\x61p\x67context\x63ctx", b"\x67context\x63ctx\x66parent\x61p"))
+        cases = [
+            ("key order", unsorted, "order|canonical|sorted"),
+            ("empty context", self.accepted(context=""), "context is 0 bytes"),
+            ("long context", self.accepted(context="x" * 257), "context is 257 bytes"),
+            ("long context (multi-byte)", self.accepted(context="é" * 129), "context is 258 bytes"),
+            ("context not text", self.accepted(context=b"ctx"), "context"),
+            ("bad parent", self.accepted(parent="has space"), "parent .* is not a run id"),
+            ("empty parent", self.accepted(parent=""), "parent .* is not a run id"),
+            ("long parent", self.accepted(parent="r" * 129), "parent .* is not a run id"),
+            ("erasure in another run", self.erased(run="erasure/" + bytes(32).hex()), "must be in run erasure/"),
+            ("erasure in an uppercase run", self.erased(run="erasure/" + self.HASH.hex().upper()),
+             "must be in run erasure/"),
+            ("erasure at seq 1", self.erased(seq=1), "at seq 0, not 1"),
+            ("erasure with a 31-byte hash", self.erased(h=self.HASH[:31]), "hash.*bytes\\(32\\)"),
+            ("erasure without approver", entry("erasure/" + self.HASH.hex(), 0, "payload.erased",
+                                               {"hash": self.HASH, "reason": "r"}), "missing key attrs.'approver'"),
+        ]
+        for what, raw, reason in cases:
+            with self.subTest(what):
+                with self.assertRaisesRegex(v.Invalid, reason):
+                    v.decode_entry(raw)
+
+    def test_fuzz_seeds_agree(self):
+        """The 1.1 seeds of the entry_decode corpus: the good ones decode, the near misses do not."""
+        corpus = os.path.join(HERE, "..", "..", "fuzz", "corpus", "entry_decode")
+        names = sorted(n for n in os.listdir(corpus) if n.startswith("seed-1.1-"))
+        self.assertEqual(len(names), 11)
+        for name in names:
+            with self.subTest(name), open(os.path.join(corpus, name), "rb") as f:
+                raw = f.read()
+                if name.startswith("seed-1.1-bad-"):
+                    with self.assertRaises(v.Invalid):
+                        v.decode_entry(raw)
+                else:
+                    v.decode_entry(raw)
+
+    def test_pack_with_an_erasure(self):
+        log = build_scenario("blake3")
+        log.append(self.erased())
+        n = len(log.entries)
+        for s in (0, n - 1):
+            with self.subTest(start=s):
+                out = v.verify_pack_files(build_pack(log, s, n), log.trusted())
+                self.assertTrue(out["ok"], out)
+                self.assertIn("erasure/" + self.HASH.hex(), out["unsealed"])
 
 
 class TestEd25519(unittest.TestCase):

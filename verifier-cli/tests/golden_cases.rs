@@ -48,7 +48,14 @@ fn body(id: &str, actor: &str) -> Vec<Vec<u8>> {
             &run,
             0,
             actor,
-            Event::TaskAccepted { protocol: Protocol::A2a, skill: "s".into(), caller: "c".into(), input_hash: [3; 32] },
+            Event::TaskAccepted {
+                protocol: Protocol::A2a,
+                skill: "s".into(),
+                caller: "c".into(),
+                input_hash: [3; 32],
+                context: None,
+                parent: None,
+            },
         ),
         entry(
             &run,

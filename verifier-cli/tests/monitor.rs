@@ -111,6 +111,8 @@ fn sealed(id: &str, key: &NamedKey) -> Vec<Vec<u8>> {
                 skill: "s".into(),
                 caller: "c".into(),
                 input_hash: [1; 32],
+                context: None,
+                parent: None,
             },
         ),
         entry(

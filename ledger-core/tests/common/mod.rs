@@ -46,6 +46,8 @@ pub fn run_events(run: &str, actor: &str, progress: usize) -> Vec<Vec<u8>> {
             skill: "summarize".into(),
             caller: "alice@example.com".into(),
             input_hash: *blake3::hash(run.as_bytes()).as_bytes(),
+            context: None,
+            parent: None,
         },
         Event::TaskStatus { state: "working".into(), message: Some("started".into()) },
     ];

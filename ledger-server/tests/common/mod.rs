@@ -215,6 +215,8 @@ pub fn run(h: TreeHash, id: &str, key: &NamedKey, caller: &str, n: usize) -> Vec
         skill: "demo.echo".into(),
         caller: caller.into(),
         input_hash: *blake3::hash(id.as_bytes()).as_bytes(),
+        context: None,
+        parent: None,
     }];
     for i in 0..n {
         events.push(Event::SkillProgress {

@@ -95,6 +95,8 @@ impl RunRecorder {
             skill: start.skill.into(),
             caller: start.caller.into(),
             input_hash,
+            context: None,
+            parent: None,
         };
         let mut batch = vec![r.entry(0, event, now_ns)];
         for (i, e) in then.into_iter().enumerate() {

@@ -41,6 +41,8 @@ pub fn log_with_runs(runs: usize) -> Log {
             skill: "s".into(),
             caller: "c".into(),
             input_hash: [r as u8; 32],
+            context: None,
+            parent: None,
         }];
         for i in 0..(1 + r % 4) {
             events.push(Event::TaskStatus { state: "working".into(), message: Some(format!("step {i}")) });
