@@ -4,15 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use ledger_core::{Entry, Event, RunId};
-
-fn python() -> String {
-    std::env::var("A2A_LEDGER_PYTHON")
-        .unwrap_or_else(|_| panic!("A2A_LEDGER_PYTHON is not set: run the suite through ./scripts/test"))
-}
 
 #[test]
 fn parquet_and_jsonl_match_the_pack_row_by_row() {
@@ -37,30 +30,10 @@ fn parquet_and_jsonl_match_the_pack_row_by_row() {
     for (start, end) in [(0, n), (7, n - 5)] {
         let pack = write_dir(&dir.path().join(format!("pack-{start}")), &pack_files(&log, start, end));
         let (pq, jl) = (dir.path().join(format!("{start}.parquet")), dir.path().join(format!("{start}.jsonl")));
-        let (code, out, err) = run(&[
-            "export".as_ref(),
-            pack.as_os_str(),
-            "--log".as_ref(),
-            log_json.as_os_str(),
-            "--parquet".as_ref(),
-            pq.as_os_str(),
-            "--jsonl".as_ref(),
-            jl.as_os_str(),
-        ]);
+        let (code, out, err) = export(&pack, &log_json, &pq, &jl);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains(&format!("exported   {} rows", end - start)), "{out}");
-        let check = Command::new(python())
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/check_export.py"))
-            .args([&pack, &pq, &jl])
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "pyarrow disagrees: {}{}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
-        assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), format!("ok {}", end - start));
+        check_export_with_pyarrow(&pack, &pq, &jl, end - start);
     }
 
     // A pack that fails leaves no output behind.

@@ -18,6 +18,39 @@ pub fn run(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     )
 }
 
+/// `ledger-verify export PACK --log LOG --parquet PQ --jsonl JL`: its exit code, stdout, stderr.
+pub fn export(pack: &Path, log: &Path, parquet: &Path, jsonl: &Path) -> (i32, String, String) {
+    run(&[
+        "export".as_ref(),
+        pack.as_os_str(),
+        "--log".as_ref(),
+        log.as_os_str(),
+        "--parquet".as_ref(),
+        parquet.as_os_str(),
+        "--jsonl".as_ref(),
+        jsonl.as_os_str(),
+    ])
+}
+
+/// Reads an export back with a real Parquet reader (pyarrow, `tests/python/check_export.py`),
+/// compares it row by row with the pack, and asserts that it agrees on `rows` rows.
+pub fn check_export_with_pyarrow(pack: &Path, parquet: &Path, jsonl: &Path, rows: u64) {
+    let python = std::env::var("A2A_LEDGER_PYTHON")
+        .unwrap_or_else(|_| panic!("A2A_LEDGER_PYTHON is not set: run the suite through ./scripts/test"));
+    let check = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/check_export.py"))
+        .args([pack, parquet, jsonl])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "pyarrow disagrees: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), format!("ok {rows}"));
+}
+
 pub fn entry(run: &RunId, seq: u64, actor: &str, event: Event) -> Vec<u8> {
     Entry { ts: 1_000 + seq as i64, run: run.clone(), seq, actor: actor.into(), event, grant: None, payload: None }
         .encode()
