@@ -774,6 +774,19 @@ pub struct SealAttrs {
     pub sig: [u8; 64],
 }
 
+/// The attrs of a `task.accepted` entry that say whose run it is and where it belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptedAttrs<'b> {
+    /// The authenticated caller.
+    pub caller: &'b str,
+    /// (1.1) The A2A `contextId`, if any.
+    pub context: Option<&'b str>,
+    /// (1.1) The parent run, if any (a valid run id).
+    pub parent: Option<&'b str>,
+    /// BLAKE3 of the task input.
+    pub input_hash: Hash,
+}
+
 impl<'b> EntryView<'b> {
     /// Event time, Unix nanoseconds UTC.
     pub fn ts(&self) -> i64 {
@@ -831,6 +844,28 @@ impl<'b> EntryView<'b> {
     /// (1.1) The erased payload's hash of a `payload.erased` entry, or `None` for any other kind.
     pub fn erased(&self) -> Option<Hash> {
         (self.attrs.kind == Kind::PayloadErased).then(|| self.attrs.slots.b32(0))
+    }
+
+    /// The caller, context and parent of a `task.accepted` entry, or `None` for any other kind.
+    pub fn accepted(&self) -> Option<AcceptedAttrs<'b>> {
+        (self.attrs.kind == Kind::TaskAccepted).then(|| {
+            let s = &self.attrs.slots;
+            AcceptedAttrs { caller: s.text(1), parent: s.opt_str(2), context: s.opt_str(3), input_hash: s.b32(5) }
+        })
+    }
+
+    /// Every BLAKE3 of content kept outside the log that the entry names, in attrs order then
+    /// the `payload` field: `input_hash` of `task.accepted`, `hash` of `artifact.added`,
+    /// `workspace.read` and `workspace.written`, and the entry's `payload`. (A `payload.erased`
+    /// entry's `hash` names content that is gone: not listed.) At most two; a hash named twice
+    /// is listed twice.
+    pub fn content_hashes(&self) -> impl Iterator<Item = Hash> + '_ {
+        let attr = match self.attrs.kind {
+            Kind::TaskAccepted => Some(self.attrs.slots.b32(5)),
+            Kind::ArtifactAdded | Kind::WorkspaceRead | Kind::WorkspaceWritten => Some(self.attrs.slots.b32(0)),
+            _ => None,
+        };
+        attr.into_iter().chain(self.payload)
     }
 
     /// The kind and attrs as an owned [`Event`].

@@ -14,13 +14,18 @@
 //! - **checkpoints**: each verifies under the log key, its note's size equals the size it is
 //!   stored under (so sizes never decrease in storage order), it is no larger than the stored
 //!   tree, and its root is the root of the first `size` entries; a non-empty log has one;
+//! - **the run catalog** (when the store has one, [`Store::has_catalog`]): replaying every
+//!   entry's catalog operations in index order gives exactly the stored catalog, key for key
+//!   and value for value (skipped when an entry is missing or does not decode: that is
+//!   reported, and the catalog cannot be judged without it);
 //! - **the right edge**: the log's own rebuild at open (the compact range and partial tiles
 //!   from the last entries and the tops of the full tiles) succeeds and gives the root of all
 //!   the entries.
 //!
 //! Each disagreement is one [`Finding`] saying what and where. Memory: about 25 bytes per entry
-//! (a tag of its run, its seq and flags, for the run-index check) and a tile's worth per tile
-//! level; entries and tiles are read a tile at a time.
+//! (a tag of its run, its seq and flags, for the run-index check), a tile's worth per tile
+//! level, and the catalog the entries imply (its keys and values: about 100 bytes per run and
+//! per content hash named); entries and tiles are read a tile at a time.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +34,7 @@ use crate::entry::{Entry, Kind};
 use crate::keys::VerifierKey;
 use crate::log::tree::TreeBuilder;
 use crate::merkle::CompactRange;
+use crate::store::catalog::{CatalogOp, EntryFacts, describe_key};
 use crate::store::{RunRecord, Store, TILE_HEIGHT, TILE_WIDTH, encode_tile};
 use crate::{Hash, Result, TreeHash};
 
@@ -45,6 +51,9 @@ pub struct Report {
     pub segments: u64,
     /// Checkpoints read.
     pub checkpoints: u64,
+    /// Run-catalog keys read (`None` when the store has no catalog: an earlier format opened
+    /// read-only).
+    pub catalog_keys: Option<u64>,
     /// Every disagreement, in the order found.
     pub findings: Vec<Finding>,
 }
@@ -171,6 +180,19 @@ pub enum Finding {
         /// Its size.
         size: u64,
     },
+    /// The run catalog disagrees with the entries at one key.
+    Catalog {
+        /// The key, in words ([`crate::store::catalog::describe_key`]).
+        key: String,
+        /// What disagrees: the key is missing, is not derived from any entry, or holds another
+        /// value.
+        what: String,
+    },
+    /// The run catalog could not be read.
+    BadCatalog {
+        /// Why.
+        error: String,
+    },
     /// The log's rebuild of its right edge at open fails.
     EdgeUnbuildable {
         /// Why.
@@ -228,6 +250,8 @@ impl std::fmt::Display for Finding {
             Finding::CheckpointRoot { size } => {
                 write!(f, "checkpoint {size}'s root is not the root of its entries")
             }
+            Finding::Catalog { key, what } => write!(f, "run catalog, {key}: {what}"),
+            Finding::BadCatalog { error } => write!(f, "the run catalog cannot be read: {error}"),
             Finding::EdgeUnbuildable { error } => write!(f, "the right edge of the tree cannot be rebuilt: {error}"),
             Finding::EdgeRoot => write!(f, "the rebuilt right edge gives another root than the entries"),
             Finding::Unreadable { what, error } => write!(f, "reading {what}: {error}"),
@@ -280,6 +304,15 @@ pub fn check(store: &dyn Store, key: &VerifierKey) -> Result<Report> {
 
     // One pass over the entries: leaf hashes into the compact range (roots at checkpoint sizes)
     // and into the tiles; each entry decoded for the run-index check.
+    // The catalog the entries imply, built as the pass goes.
+    let catalog = match store.has_catalog() {
+        Ok(true) => Some(BTreeMap::new()),
+        Ok(false) => None,
+        Err(e) => {
+            findings.push(Finding::BadCatalog { error: e.to_string() });
+            None
+        }
+    };
     let mut pass = EntryPass {
         hash,
         range: CompactRange::new(),
@@ -291,6 +324,7 @@ pub fn check(store: &dyn Store, key: &VerifierKey) -> Result<Report> {
         findings: &mut findings,
         store,
         wanted_roots: &mut wanted_roots,
+        catalog,
     };
     if let Some(root) = pass.wanted_roots.get_mut(&0) {
         *root = Some(hash.empty_root());
@@ -306,6 +340,7 @@ pub fn check(store: &dyn Store, key: &VerifierKey) -> Result<Report> {
         });
         if let Err(e) = scanned {
             pass.findings.push(Finding::Unreadable { what: "entries", error: e.to_string() });
+            pass.catalog = None;
             break;
         }
         pass.compare_tiles();
@@ -314,10 +349,12 @@ pub fn check(store: &dyn Store, key: &VerifierKey) -> Result<Report> {
     if pass.next < size {
         pass.findings.push(Finding::MissingEntries { from: pass.next, to: size });
         pass.hole = true;
+        pass.catalog = None;
     }
     pass.finish_tiles(size);
     let root = pass.range.root(hash);
     let kinds = std::mem::take(&mut pass.kinds);
+    let expected_catalog = pass.catalog.take();
     match store.scan_entries(size, u64::MAX, &mut |i, _| {
         findings.push(Finding::EntryBeyondSize { index: i });
         Ok(())
@@ -339,6 +376,7 @@ pub fn check(store: &dyn Store, key: &VerifierKey) -> Result<Report> {
     }
 
     let segments = check_runs(store, size, &kinds, &mut findings);
+    let catalog_keys = expected_catalog.map(|expected| check_catalog(store, expected, &mut findings));
 
     // The right edge, rebuilt as the log does at open.
     match TreeBuilder::open(store, hash, size) {
@@ -353,6 +391,7 @@ pub fn check(store: &dyn Store, key: &VerifierKey) -> Result<Report> {
         root,
         segments,
         checkpoints: checkpoints.len() as u64,
+        catalog_keys,
         findings,
     })
 }
@@ -382,6 +421,8 @@ struct EntryPass<'a> {
     findings: &'a mut Vec<Finding>,
     store: &'a dyn Store,
     wanted_roots: &'a mut BTreeMap<u64, Option<Hash>>,
+    /// The run catalog the entries so far imply (`None`: the store has none to check).
+    catalog: Option<BTreeMap<Vec<u8>, Vec<u8>>>,
 }
 
 impl EntryPass<'_> {
@@ -389,11 +430,22 @@ impl EntryPass<'_> {
         if index != self.next {
             self.findings.push(Finding::MissingEntries { from: self.next, to: index });
             self.hole = true;
+            self.catalog = None;
             self.kinds.resize(usize::try_from(index).unwrap_or(usize::MAX), None);
         }
         self.next = index + 1;
         let named = match Entry::check(bytes) {
             Ok(e) => {
+                if let (Some(catalog), Some(facts)) = (&mut self.catalog, EntryFacts::of(&e)) {
+                    let mut ops = Vec::new();
+                    facts.ops(e.run(), index, &mut ops);
+                    for op in ops {
+                        match op {
+                            CatalogOp::Put(k, v) => catalog.insert(k, v),
+                            CatalogOp::Delete(k) => catalog.remove(&k),
+                        };
+                    }
+                }
                 let kind = e.kind();
                 let flags = RunRecord {
                     index: 0,
@@ -405,6 +457,7 @@ impl EntryPass<'_> {
             }
             Err(e) => {
                 self.findings.push(Finding::BadEntry { index, error: e.to_string() });
+                self.catalog = None;
                 None
             }
         };
@@ -564,4 +617,43 @@ fn check_runs(store: &dyn Store, size: u64, kinds: &[Named], findings: &mut Vec<
         }
     }
     segments
+}
+
+/// Compares the stored run catalog with the one the entries imply; returns the keys read.
+fn check_catalog(store: &dyn Store, mut expected: BTreeMap<Vec<u8>, Vec<u8>>, findings: &mut Vec<Finding>) -> u64 {
+    let mut keys = 0u64;
+    // Every catalog key starts with a tag byte below 0xff.
+    let scanned = store.catalog_scan(&[], &[0xff], false, &mut |k, v| {
+        keys += 1;
+        match expected.remove(k) {
+            None => {
+                findings.push(Finding::Catalog { key: describe_key(k), what: "stored, but no entry implies it".into() })
+            }
+            Some(want) if want != v => findings.push(Finding::Catalog {
+                key: describe_key(k),
+                what: format!("holds {}, the entries imply {}", show(v), show(&want)),
+            }),
+            Some(_) => {}
+        }
+        Ok(true)
+    });
+    if let Err(e) = scanned {
+        findings.push(Finding::BadCatalog { error: e.to_string() });
+        return keys;
+    }
+    for k in expected.keys() {
+        findings.push(Finding::Catalog { key: describe_key(k), what: "missing".into() });
+    }
+    keys
+}
+
+/// A catalog value in words: a run id as text, an index as a number.
+fn show(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if !s.is_empty() && !s.contains(char::is_control) => format!("{s:?}"),
+        _ => match <[u8; 8]>::try_from(v) {
+            Ok(b) => u64::from_be_bytes(b).to_string(),
+            Err(_) => hex::encode(v),
+        },
+    }
 }

@@ -57,14 +57,14 @@ pub mod seal;
 pub mod store;
 
 pub use checkpoint::{Checkpoint, LogDescriptor, Note};
-pub use entry::{Entry, EntryView, Event, Kind, Protocol, RunId, RunStatus, SealAttrs};
+pub use entry::{AcceptedAttrs, Entry, EntryView, Event, Kind, Protocol, RunId, RunStatus, SealAttrs};
 pub use error::{Error, ReceiptStep, Result};
 pub use hash::{Hash, TreeHash};
 pub use keys::{NamedKey, VerifierKey};
 pub use log::{Log, LogConfig, LogStats, SignedCheckpoint};
 pub use merkle::{CompactRange, MemTree};
 pub use receipt::{ProvenEntry, Receipt, ReceiptVerifier, VerifiedReceipt};
-pub use store::{MemStore, Store};
+pub use store::{MemStore, RunKey, RunRef, Store};
 #[cfg(feature = "rocksdb")]
 pub use {
     datadir::DataDir,

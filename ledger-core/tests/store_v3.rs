@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use ledger_core::datadir::{LOG_KEY_FILE, STORE_DIR};
-use ledger_core::{DataDir, LogConfig, ReceiptVerifier, RocksConfig, RocksStore, RunStatus, fsck};
+use ledger_core::{
+    DataDir, LogConfig, ReceiptVerifier, RocksConfig, RocksStore, RunKey, RunRef, RunStatus, Store, fsck,
+};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/store-v3")
@@ -146,4 +148,42 @@ fn a_v3_store_opens_checks_clean_and_serves() {
     let report = fsck::check(&store, &key).unwrap();
     assert!(report.is_clean(), "{:?}", report.findings);
     assert_eq!(report.size, recorded.tree_size + 1);
+}
+
+/// Format v4 added the run catalog: opening the v3 fixture for writing builds it from the
+/// entries, so listings answer at once, and the store checks clean (catalog included) after.
+#[test]
+fn a_v3_store_gets_its_catalog_when_opened_for_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(&fixture(), &data);
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(data.join("log.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dir = DataDir::new(&data);
+    let (_, store) = dir.open_read_only(&RocksConfig::default()).unwrap();
+    assert!(!store.has_catalog().unwrap(), "a v3 store read as it is has no catalog");
+    drop(store);
+
+    let no_seed = || Err(std::io::Error::other("the key exists"));
+    let log = dir.open_keeping_hash(log_key().name(), LogConfig::default(), &RocksConfig::default(), no_seed).unwrap();
+    // The sample: identity at 0, `split` accepted at 1 (never sealed), r0..r47 sealed at 7 + 6i,
+    // `open` at 295 (never sealed), all for one caller, each with the same artifact.
+    let caller = RunKey::Caller("alice@example.com");
+    assert_eq!(log.count_runs_by(caller).unwrap(), 50);
+    let newest = log.runs_by(caller, None, 3).unwrap();
+    let r = |run: &str, index| RunRef { run: run.into(), index };
+    assert_eq!(newest, vec![r("open", 295), r("r47", 289), r("r46", 283)]);
+    assert_eq!(log.runs_by(caller, Some(13), 5).unwrap(), vec![r("r0", 7), r("split", 1)]);
+    assert_eq!(log.open_runs().unwrap(), vec![r("split", 1), r("open", 295)]);
+    let artifact = *blake3::hash(b"summary").as_bytes();
+    assert_eq!(log.payload_runs(&artifact, 3).unwrap(), vec!["split", "r0", "r1"]);
+    log.close().unwrap();
+    drop(log);
+
+    let (key, store) = dir.open_read_only(&RocksConfig::default()).unwrap();
+    assert!(store.has_catalog().unwrap(), "marked v4");
+    let report = fsck::check(&store, &key).unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    // Per run: caller and input hash, open for the two unsealed, the artifact's hash.
+    assert_eq!(report.catalog_keys, Some(50 * 3 + 2));
 }

@@ -227,6 +227,15 @@ impl Store for Failing {
     fn checkpoints(&self) -> ledger_core::Result<Vec<(u64, String)>> {
         self.inner.checkpoints()
     }
+    fn catalog_scan(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+        reverse: bool,
+        f: ledger_core::store::CatalogVisit<'_>,
+    ) -> ledger_core::Result<()> {
+        self.inner.catalog_scan(lo, hi, reverse, f)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

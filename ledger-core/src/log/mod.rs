@@ -64,7 +64,7 @@ use crate::entry::{Entry, EntryView, Event};
 use crate::keys::NamedKey;
 use crate::merkle::{self, CompactRange};
 use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
-use crate::store::{CachedNodes, CommitBatch, Edge, LogParams, SharedTile, Store, TileCache};
+use crate::store::{CachedNodes, CommitBatch, Edge, LogParams, RunKey, RunRef, SharedTile, Store, TileCache, catalog};
 use crate::{Error, Hash, Result, TreeHash};
 
 mod pipeline;
@@ -606,6 +606,51 @@ impl Log {
             out.push((rec.index, self.entry(rec.index)?));
         }
         Ok(out)
+    }
+
+    /// Runs whose `task.accepted` names `key` (caller, context or parent), newest first: at most
+    /// `limit`, accepted below index `before` if given, and always below the durable size (the
+    /// catalog is written with the entries, before they are durable).
+    pub fn runs_by(&self, key: RunKey<'_>, before: Option<u64>, limit: usize) -> Result<Vec<RunRef>> {
+        let durable = self.durable_size();
+        let before = before.map_or(durable, |b| b.min(durable));
+        self.shared.store.runs_by(key, Some(before), limit)
+    }
+
+    /// How many runs [`Log::runs_by`] lists for `key` in all (one pass over them).
+    pub fn count_runs_by(&self, key: RunKey<'_>) -> Result<u64> {
+        let durable = self.durable_size();
+        let all = self.shared.store.count_runs_by(key)?;
+        // Less those written but not yet durable: the newest, a few groups' worth at most.
+        let mut ahead = 0u64;
+        let mut before = None;
+        loop {
+            let page = self.shared.store.runs_by(key, before, 256)?;
+            let n = page.iter().take_while(|r| r.index >= durable).count();
+            ahead += n as u64;
+            if n < page.len() || page.len() < 256 {
+                break;
+            }
+            before = page.last().map(|r| r.index);
+        }
+        Ok(all.saturating_sub(ahead))
+    }
+
+    /// Runs accepted and not yet sealed, by ascending accepted index, accepted below the durable
+    /// size. A run whose seal is written but not yet durable is no longer listed (the store
+    /// applied the seal's removal with it): at most one commit group early.
+    pub fn open_runs(&self) -> Result<Vec<RunRef>> {
+        let durable = self.durable_size();
+        let mut runs = self.shared.store.open_runs()?;
+        runs.retain(|r| r.index < durable);
+        Ok(runs)
+    }
+
+    /// Runs with a durable entry naming `hash` (input, artifact, workspace or payload hash), each
+    /// once, in the order of the first such entry, at most `limit`.
+    pub fn payload_runs(&self, hash: &[u8; 32], limit: usize) -> Result<Vec<String>> {
+        let durable = self.durable_size();
+        Ok(catalog::payload_refs(&*self.shared.store, hash, limit, durable)?.into_iter().map(|r| r.run).collect())
     }
 
     /// The receipt of `run` (SPEC §5) against the newest checkpoint: its entries up to the latest

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::entry::{Entry, EntryView, Kind};
+use crate::store::catalog::EntryFacts;
 use crate::store::{CommitBatch, RunRecord, RunSegment, Store};
 use crate::{Error, Hash, Result, TreeHash};
 
@@ -37,6 +38,8 @@ pub(super) struct Prepared {
     seq: u64,
     /// Its run-index flags ([`RunRecord::flags`]).
     flags: u8,
+    /// What the run catalog records of it, if anything (most entries: nothing).
+    facts: Option<Box<EntryFacts>>,
 }
 
 impl Prepared {
@@ -76,8 +79,11 @@ pub(super) fn prepare(
         _ => last_run.insert(Arc::from(e.run())).clone(),
     };
     let seq = e.seq();
+    // Taken from the checked view here, in the appender's thread; the keys need the index,
+    // which sequencing gives.
+    let facts = EntryFacts::of(&e).map(Box::new);
     let leaf = h.leaf(&bytes);
-    Ok(Prepared { run, seq, flags, leaf, bytes })
+    Ok(Prepared { run, seq, flags, leaf, bytes, facts })
 }
 
 /// What one group (or one submission being checked) sequenced for one run: seqs
@@ -210,6 +216,11 @@ impl Sequencer {
             }
             debug_assert_eq!(index, self.size);
             self.size += 1;
+            // The run catalog's changes go into the same batch as the entry, in index order. An
+            // idempotent duplicate (above) never gets here: it is catalogued once.
+            if let Some(facts) = &p.facts {
+                facts.ops(&p.run, index, &mut open.batch.catalog);
+            }
             // The committer hashes the tree's nodes, off this lock.
             open.leaves.push(p.leaf);
             // One run-index segment per run per submission: an entry that continues the last

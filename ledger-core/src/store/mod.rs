@@ -1,9 +1,10 @@
 //! The storage seam under the log: one trait, [`Store`], with an in-memory implementation
 //! ([`MemStore`]) and, behind the `rocksdb` feature, the durable one ([`RocksStore`]).
 //!
-//! A store holds five things: entries by index, the full tiles of tree nodes (the partial tiles at
+//! A store holds six things: entries by index, the full tiles of tree nodes (the partial tiles at
 //! the right edge live in the log's memory, see [`Edge`]), the run index (segments: `(run, first
-//! seq) → (first index, flags)`), signed checkpoints by tree size, and metadata. The
+//! seq) → (first index, flags)`), the run catalog (runs by caller, context and parent, open runs,
+//! payload references: [`catalog`]), signed checkpoints by tree size, and metadata. The
 //! log writes each group of appends as one atomic batch, through [`Store::write`] and then
 //! [`Store::sync`] (or [`Store::commit`], both at once). The contract: when `sync` returns `Ok`,
 //! every batch whose `write` returned before the call is durable, and batches become durable in
@@ -18,9 +19,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+pub use catalog::{CatalogOp, RunKey, RunRef};
+
 use crate::merkle::NodeSource;
 use crate::{Error, Hash, Result, TreeHash};
 
+pub mod catalog;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 #[cfg(feature = "rocksdb")]
@@ -142,6 +146,9 @@ pub fn run_key(run: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// What [`Store::catalog_scan`] calls with each `(key, value)`: `false` stops the scan.
+pub type CatalogVisit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool>;
+
 /// The log parameters fixed at creation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogParams {
@@ -162,6 +169,9 @@ pub struct CommitBatch {
     /// Tiles this batch completed: `(tile level, tile index, encoded full tile)`. Partial tiles
     /// are never stored ([`Edge`]).
     pub tiles: Vec<(u8, u64, Vec<u8>)>,
+    /// Run-catalog changes the entries make, in index order ([`catalog`]): applied in order, in
+    /// the same atomic write as the entries.
+    pub catalog: Vec<CatalogOp>,
     /// The tree size after this batch.
     pub tree_size: u64,
     /// Log parameters, set on the first commit of a new log only.
@@ -214,6 +224,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
     /// All stored checkpoints in size order.
     fn checkpoints(&self) -> Result<Vec<(u64, String)>>;
+    /// Calls `f` with the run catalog's `(key, value)` pairs whose keys lie in `[lo, hi)`, in key
+    /// order (descending if `reverse`), until `f` answers `false` ([`catalog`] has the keys).
+    /// Like every read of a store, it may see batches written but not yet synced.
+    fn catalog_scan(&self, lo: &[u8], hi: &[u8], reverse: bool, f: CatalogVisit<'_>) -> Result<()>;
+    /// Whether the store holds the run catalog of its entries. Only a store of an earlier format
+    /// opened read-only does not (opening it for writing builds it).
+    fn has_catalog(&self) -> Result<bool> {
+        Ok(true)
+    }
+    /// Runs whose `task.accepted` (seq 0) names `key`, newest first, accepted below index
+    /// `before` if given, at most `limit`.
+    fn runs_by(&self, key: RunKey<'_>, before: Option<u64>, limit: usize) -> Result<Vec<RunRef>> {
+        catalog::runs_by(self, key, before, limit)
+    }
+    /// How many runs [`Store::runs_by`] lists for `key` (one pass over them).
+    fn count_runs_by(&self, key: RunKey<'_>) -> Result<u64> {
+        catalog::count_runs_by(self, key)
+    }
+    /// Runs accepted and not yet sealed, by ascending accepted index.
+    fn open_runs(&self) -> Result<Vec<RunRef>> {
+        catalog::open_runs(self)
+    }
+    /// Runs with an entry naming `hash` (as an input, artifact, workspace or payload hash), each
+    /// once, by the index of the first such entry, at most `limit`.
+    fn payload_runs(&self, hash: &[u8; 32], limit: usize) -> Result<Vec<String>> {
+        catalog::payload_runs(self, hash, limit)
+    }
 }
 
 /// Encodes a tile: width `w` of row 0 (u16 big-endian), then rows 0..8, row `r` holding the
@@ -426,6 +463,8 @@ struct MemInner {
     tiles: BTreeMap<(u8, u64), Vec<u8>>,
     /// Segments by [`run_key`] of their first seq, as the durable store keeps them.
     runs: BTreeMap<Vec<u8>, RunSegment>,
+    /// The run catalog by its keys.
+    catalog: BTreeMap<Vec<u8>, Vec<u8>>,
     checkpoints: BTreeMap<u64, String>,
 }
 
@@ -459,6 +498,12 @@ impl Store for MemStore {
         }
         for (t, i, tile) in &b.tiles {
             g.tiles.insert((*t, *i), tile.clone());
+        }
+        for op in &b.catalog {
+            match op {
+                CatalogOp::Put(k, v) => g.catalog.insert(k.clone(), v.clone()),
+                CatalogOp::Delete(k) => g.catalog.remove(k),
+            };
         }
         g.size = b.tree_size;
         Ok(())
@@ -514,5 +559,27 @@ impl Store for MemStore {
 
     fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
         Ok(self.lock().checkpoints.iter().map(|(s, n)| (*s, n.clone())).collect())
+    }
+
+    fn catalog_scan(&self, lo: &[u8], hi: &[u8], reverse: bool, f: CatalogVisit<'_>) -> Result<()> {
+        if lo >= hi {
+            return Ok(());
+        }
+        // Copied out first: `f` may read the store again.
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = {
+            let g = self.lock();
+            let range = g.catalog.range::<[u8], _>((std::ops::Bound::Included(lo), std::ops::Bound::Excluded(hi)));
+            if reverse {
+                range.rev().map(|(k, v)| (k.clone(), v.clone())).collect()
+            } else {
+                range.map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+        };
+        for (k, v) in pairs {
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
     }
 }

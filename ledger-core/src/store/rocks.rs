@@ -2,7 +2,15 @@
 //!
 //! Column families: `entries` (index BE → entry bytes), `tiles` (tile level ‖ tile index BE →
 //! encoded full tile; partial tiles are never written, see [`super::Edge`]), `runs` (run ‖ 0x00 ‖ first seq BE → [`RunSegment`]), `checkpoints` (tree size BE →
-//! signed note) and `meta` (`hash`, `origin`, `size`, `format`).
+//! signed note), `catalog` (the run catalog, keys in [`super::catalog`]) and `meta` (`hash`,
+//! `origin`, `size`, `format`).
+//!
+//! Format v4 added the catalog. A v3 (or v2) store is upgraded when it is opened for writing:
+//! the catalog is built once from the stored entries, in batches of [`UPGRADE_CHUNK`] entries,
+//! and the format is set to v4 only by the last, synced batch. A crash during the build leaves
+//! a v3 store whose catalog is partly built; the next open builds it again from the start (each
+//! operation is a function of one entry, so replaying them gives the same catalog). Opened
+//! read-only, such a store has no catalog ([`Store::has_catalog`] is false, and `fsck` skips it).
 //!
 //! Durability: every group is one `WriteBatch`, so RocksDB applies it across column families
 //! atomically on recovery. The WAL is flushed by hand (`manual_wal_flush`): [`Store::write`]
@@ -54,7 +62,7 @@ use rocksdb::{
     WriteBatch, WriteOptions,
 };
 
-use super::{CommitBatch, LogParams, RunRecord, RunSegment, Store, run_key};
+use super::{CatalogOp, CatalogVisit, CommitBatch, LogParams, RunRecord, RunSegment, Store, catalog, run_key};
 use crate::{Error, Result};
 
 const CF_ENTRIES: &str = "entries";
@@ -62,9 +70,15 @@ const CF_TILES: &str = "tiles";
 const CF_RUNS: &str = "runs";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_META: &str = "meta";
+const CF_CATALOG: &str = "catalog";
 /// v2: the run index holds segments (one per run per submission) instead of one record per entry.
 /// v3: only full tiles are written (the log rebuilds the partial ones at open).
-const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v3";
+/// v4: the run catalog (column family `catalog`), built at open from a v3 store's entries.
+const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v4";
+/// A v3 store is a v4 store without its catalog (see the module docs).
+const STORE_FORMAT_V3: &[u8] = b"a2a-ledger/rocks/v3";
+/// Entries per batch while a v3 store's catalog is built.
+const UPGRADE_CHUNK: u64 = 4096;
 /// A v2 store is a valid v3 store: its partial tiles are never read again (readers take the right
 /// edge from the log's memory, and each is overwritten by its full tile). Opening one marks it v3,
 /// so that a v2 build, which would look for partial tiles, refuses it.
@@ -174,6 +188,7 @@ fn options(path: &Path, cfg: &RocksConfig, write: bool) -> (Options, Vec<ColumnF
         ColumnFamilyDescriptor::new(CF_RUNS, cf_opts(true)),
         ColumnFamilyDescriptor::new(CF_CHECKPOINTS, cf_opts(false)),
         ColumnFamilyDescriptor::new(CF_META, cf_opts(false)),
+        ColumnFamilyDescriptor::new(CF_CATALOG, cf_opts(true)),
     ];
     (opts, cfs)
 }
@@ -183,6 +198,8 @@ pub struct RocksStore {
     db: DB,
     path: PathBuf,
     nosync: WriteOptions,
+    /// The catalog is built (format v4); false only for an older store opened read-only.
+    catalog: bool,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -201,13 +218,11 @@ impl RocksStore {
         let (opts, cfs) = options(path, cfg, true);
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {}: {e}", path.display())))?;
-        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
+        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default(), catalog: true };
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
-            Some(f) if f == STORE_FORMAT_V2 => {
-                let mut wb = WriteBatch::default();
-                wb.put_cf(store.cf(CF_META), b"format", STORE_FORMAT);
-                store.write_synced(wb, "marking a v2 store as v3")?;
-            }
+            // A v2 store is a v3 store (see STORE_FORMAT_V2), and a v3 one a v4 store without
+            // its catalog.
+            Some(f) if f == STORE_FORMAT_V2 || f == STORE_FORMAT_V3 => store.build_catalog()?,
             Some(f) if f != STORE_FORMAT => {
                 return Err(Error::Corrupt(format!(
                     "{} holds store format {:?}, this build reads {:?}; no conversion exists (earlier \
@@ -230,12 +245,20 @@ impl RocksStore {
         if !path.join("CURRENT").is_file() {
             return Err(Error::Storage(format!("{} holds no RocksDB store", path.display())));
         }
-        let (opts, cfs) = options(path, cfg, false);
+        let (opts, mut cfs) = options(path, cfg, false);
+        // A store of an earlier format lacks the column families added since (and reading
+        // creates none): open those it has.
+        let existing = DB::list_cf(&opts, path).map_err(rerr("listing column families"))?;
+        cfs.retain(|cf| existing.iter().any(|name| name == cf.name()));
         let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {} read-only: {e}", path.display())))?;
-        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
+        let mut store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default(), catalog: true };
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
-            Some(f) if f != STORE_FORMAT && f != STORE_FORMAT_V2 => Err(Error::Corrupt(format!(
+            Some(f) if f == STORE_FORMAT_V2 || f == STORE_FORMAT_V3 => {
+                store.catalog = false;
+                Ok(store)
+            }
+            Some(f) if f != STORE_FORMAT => Err(Error::Corrupt(format!(
                 "{} holds store format {:?}, this build reads {:?}",
                 path.display(),
                 String::from_utf8_lossy(&f),
@@ -253,7 +276,7 @@ impl RocksStore {
     /// Flushes every memtable to table files and compacts them, so that the directory holds the
     /// data in as few files as it can (for a small store checked in as test data).
     pub fn compact(&self) -> Result<()> {
-        for name in [CF_ENTRIES, CF_TILES, CF_RUNS, CF_CHECKPOINTS, CF_META] {
+        for name in [CF_ENTRIES, CF_TILES, CF_RUNS, CF_CHECKPOINTS, CF_META, CF_CATALOG] {
             let cf = self.cf(name);
             self.db.flush_cf(cf).map_err(rerr("flushing"))?;
             self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
@@ -269,6 +292,29 @@ impl RocksStore {
     fn write_synced(&self, wb: WriteBatch, what: &str) -> Result<()> {
         self.db.write_opt(wb, &self.nosync).map_err(rerr(what))?;
         self.db.flush_wal(true).map_err(rerr(what))
+    }
+
+    /// Builds the catalog of a v3 store from its entries and marks it v4 (see the module docs).
+    fn build_catalog(&self) -> Result<()> {
+        let size = self.load_meta()?.map_or(0, |(_, size)| size);
+        let cf = self.cf(CF_CATALOG);
+        catalog::build(self, size, UPGRADE_CHUNK, &mut |ops, end| {
+            let mut wb = WriteBatch::default();
+            put_catalog(&mut wb, cf, &ops);
+            if end < size {
+                self.db.write_opt(wb, &self.nosync).map_err(rerr("building the run catalog"))
+            } else {
+                // The last batch marks the store v4, once every earlier one is in the WAL before it.
+                wb.put_cf(self.cf(CF_META), b"format", STORE_FORMAT);
+                self.write_synced(wb, "building the run catalog")
+            }
+        })?;
+        if size == 0 {
+            let mut wb = WriteBatch::default();
+            wb.put_cf(self.cf(CF_META), b"format", STORE_FORMAT);
+            self.write_synced(wb, "marking an empty v3 store as v4")?;
+        }
+        Ok(())
     }
 
     /// The `WriteBatch` of a group.
@@ -289,8 +335,19 @@ impl RocksStore {
         for (t, i, tile) in &b.tiles {
             wb.put_cf(tiles, tile_key(*t, *i), tile);
         }
+        // The catalog's changes, in order, in the same atomic batch as the entries they describe.
+        put_catalog(&mut wb, self.cf(CF_CATALOG), &b.catalog);
         wb.put_cf(meta, b"size", be(b.tree_size));
         wb
+    }
+}
+
+fn put_catalog(wb: &mut WriteBatch, cf: &rocksdb::ColumnFamily, ops: &[CatalogOp]) {
+    for op in ops {
+        match op {
+            CatalogOp::Put(k, v) => wb.put_cf(cf, k, v),
+            CatalogOp::Delete(k) => wb.delete_cf(cf, k),
+        }
     }
 }
 
@@ -434,6 +491,39 @@ impl Store for RocksStore {
             .map(|item| decode_checkpoint(item.map_err(rerr("reading checkpoints"))?))
             .collect()
     }
+
+    fn catalog_scan(&self, lo: &[u8], hi: &[u8], reverse: bool, f: CatalogVisit<'_>) -> Result<()> {
+        if lo >= hi {
+            return Ok(());
+        }
+        let Some(cf) = self.db.cf_handle(CF_CATALOG) else {
+            return Err(Error::Storage(format!(
+                "{} has no run catalog: a store of format v3 opened read-only (opening it for writing builds one)",
+                self.path.display()
+            )));
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
+        if reverse {
+            it.seek_for_prev(hi);
+            // `hi` itself is excluded.
+            if it.key() == Some(hi) {
+                it.prev();
+            }
+        } else {
+            it.seek(lo);
+        }
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if k < lo || k >= hi || !f(k, v)? {
+                return Ok(());
+            }
+            if reverse { it.prev() } else { it.next() }
+        }
+        it.status().map_err(rerr("reading the run catalog"))
+    }
+
+    fn has_catalog(&self) -> Result<bool> {
+        Ok(self.catalog)
+    }
 }
 
 impl RocksStore {
@@ -555,10 +645,41 @@ mod tests {
     }
 
     #[test]
-    fn a_v2_store_opens_and_is_marked_v3() {
+    fn a_v2_store_opens_and_is_marked_current() {
         let dir = tempfile::tempdir().unwrap();
         set_format(dir.path(), STORE_FORMAT_V2);
         assert_eq!(format(dir.path()), STORE_FORMAT);
+    }
+
+    /// The catalog's scans on RocksDB: reverse with an exclusive upper bound, prefixes kept
+    /// apart, deletes applied in batch order, and all of it across a reopen.
+    #[test]
+    fn catalog_scans_and_ops_survive_a_reopen() {
+        use crate::store::{RunKey, RunRef};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RocksStore::open(dir.path(), &SMALL).unwrap();
+            let mut catalog = Vec::new();
+            for i in 0..20u64 {
+                let caller = if i % 2 == 0 { "ann" } else { "anna" };
+                catalog.push(CatalogOp::Put(catalog::run_key(RunKey::Caller(caller), i), format!("r{i}").into_bytes()));
+                catalog.push(CatalogOp::Put(catalog::open_key(&format!("r{i}")), i.to_be_bytes().to_vec()));
+            }
+            for i in 0..19u64 {
+                catalog.push(CatalogOp::Delete(catalog::open_key(&format!("r{i}"))));
+            }
+            store.write(&CommitBatch { catalog, ..CommitBatch::default() }).unwrap();
+            store.sync().unwrap();
+        }
+        let store = RocksStore::open(dir.path(), &SMALL).unwrap();
+        let r = |i: u64| RunRef { run: format!("r{i}"), index: i };
+        assert_eq!(store.runs_by(RunKey::Caller("ann"), None, 2).unwrap(), vec![r(18), r(16)]);
+        assert_eq!(store.runs_by(RunKey::Caller("ann"), Some(16), 2).unwrap(), vec![r(14), r(12)]);
+        assert_eq!(store.runs_by(RunKey::Caller("ann"), Some(1), 5).unwrap(), vec![r(0)]);
+        assert_eq!(store.runs_by(RunKey::Caller("anna"), Some(u64::MAX), 1).unwrap(), vec![r(19)]);
+        assert_eq!(store.count_runs_by(RunKey::Caller("ann")).unwrap(), 10);
+        assert_eq!(store.count_runs_by(RunKey::Caller("an")).unwrap(), 0);
+        assert_eq!(store.open_runs().unwrap(), vec![r(19)]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use ledger_core::entry::Protocol;
 use ledger_core::seal::seal_event;
-use ledger_core::store::{CommitBatch, LogParams, RunRecord};
+use ledger_core::store::{CatalogVisit, CommitBatch, LogParams, RunRecord};
 use ledger_core::{Entry, Event, NamedKey, RunId, RunStatus, TreeHash};
 use ledger_core::{Error, MemStore, Result, Store};
 
@@ -231,6 +231,9 @@ impl Store for Faulty {
     fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
         self.inner.checkpoints()
     }
+    fn catalog_scan(&self, lo: &[u8], hi: &[u8], reverse: bool, f: CatalogVisit<'_>) -> Result<()> {
+        self.inner.catalog_scan(lo, hi, reverse, f)
+    }
 }
 
 /// Entries in [`fill_sample`]'s log.
@@ -317,5 +320,8 @@ impl Store for Hiding {
     fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
         let hidden = self.checkpoints.lock().unwrap().clone();
         Ok(self.inner.checkpoints()?.into_iter().filter(|(s, _)| !hidden.contains(s)).collect())
+    }
+    fn catalog_scan(&self, lo: &[u8], hi: &[u8], reverse: bool, f: CatalogVisit<'_>) -> Result<()> {
+        self.inner.catalog_scan(lo, hi, reverse, f)
     }
 }
