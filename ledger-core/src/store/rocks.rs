@@ -2,7 +2,8 @@
 //!
 //! Column families: `entries` (index BE → entry bytes), `tiles` (tile level ‖ tile index BE →
 //! encoded full tile; partial tiles are never written, see [`super::Edge`]), `runs` (run ‖ 0x00 ‖ first seq BE → [`RunSegment`]), `checkpoints` (tree size BE →
-//! signed note) and `meta` (`hash`, `origin`, `size`, `format`).
+//! signed note), `meta` (`hash`, `origin`, `size`, `format`) and `payloads` (the payload store's
+//! keys, see `crate::payload`).
 //!
 //! Durability: every group is one `WriteBatch`, so RocksDB applies it across column families
 //! atomically on recovery. The WAL is flushed by hand (`manual_wal_flush`): [`Store::write`]
@@ -62,6 +63,9 @@ const CF_TILES: &str = "tiles";
 const CF_RUNS: &str = "runs";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_META: &str = "meta";
+/// Payloads (`crate::payload`): head records and 1 MiB chunks by hash. Added after format v3
+/// without a format change: a v3 store simply gains the empty column family at open.
+const CF_PAYLOADS: &str = "payloads";
 /// v2: the run index holds segments (one per run per submission) instead of one record per entry.
 /// v3: only full tiles are written (the log rebuilds the partial ones at open).
 const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v3";
@@ -174,6 +178,7 @@ fn options(path: &Path, cfg: &RocksConfig, write: bool) -> (Options, Vec<ColumnF
         ColumnFamilyDescriptor::new(CF_RUNS, cf_opts(true)),
         ColumnFamilyDescriptor::new(CF_CHECKPOINTS, cf_opts(false)),
         ColumnFamilyDescriptor::new(CF_META, cf_opts(false)),
+        ColumnFamilyDescriptor::new(CF_PAYLOADS, cf_opts(false)),
     ];
     (opts, cfs)
 }
@@ -230,7 +235,12 @@ impl RocksStore {
         if !path.join("CURRENT").is_file() {
             return Err(Error::Storage(format!("{} holds no RocksDB store", path.display())));
         }
-        let (opts, cfs) = options(path, cfg, false);
+        let (opts, mut cfs) = options(path, cfg, false);
+        // A store last written by a build without a later column family (`payloads`) lacks it,
+        // and a read-only open cannot create it: open the ones it has.
+        let present = DB::list_cf(&opts, path)
+            .map_err(|e| Error::Storage(format!("listing the column families at {}: {e}", path.display())))?;
+        cfs.retain(|cf| present.iter().any(|p| p == cf.name()));
         let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {} read-only: {e}", path.display())))?;
         let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default() };
@@ -253,8 +263,8 @@ impl RocksStore {
     /// Flushes every memtable to table files and compacts them, so that the directory holds the
     /// data in as few files as it can (for a small store checked in as test data).
     pub fn compact(&self) -> Result<()> {
-        for name in [CF_ENTRIES, CF_TILES, CF_RUNS, CF_CHECKPOINTS, CF_META] {
-            let cf = self.cf(name);
+        for name in [CF_ENTRIES, CF_TILES, CF_RUNS, CF_CHECKPOINTS, CF_META, CF_PAYLOADS] {
+            let Some(cf) = self.db.cf_handle(name) else { continue };
             self.db.flush_cf(cf).map_err(rerr("flushing"))?;
             self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }
@@ -433,6 +443,51 @@ impl Store for RocksStore {
             .iterator_cf(self.cf(CF_CHECKPOINTS), IteratorMode::Start)
             .map(|item| decode_checkpoint(item.map_err(rerr("reading checkpoints"))?))
             .collect()
+    }
+
+    fn payload_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(cf) = self.db.cf_handle(CF_PAYLOADS) else { return Ok(None) };
+        self.db.get_cf(cf, key).map_err(rerr("reading a payload"))
+    }
+
+    fn payload_write(&self, puts: &[(&[u8], &[u8])], deletes: &[&[u8]]) -> Result<()> {
+        // Not synced, like a group's write: the WAL is one ordered file, so this is durable at
+        // the next sync and no later than any batch written after it (see the module docs).
+        let cf = self.cf(CF_PAYLOADS);
+        let mut wb = WriteBatch::default();
+        for (k, v) in puts {
+            wb.put_cf(cf, k, v);
+        }
+        for k in deletes {
+            wb.delete_cf(cf, k);
+        }
+        self.db.write_opt(wb, &self.nosync).map_err(rerr("writing a payload"))
+    }
+
+    fn payload_delete_range(&self, from: &[u8], to: &[u8]) -> Result<()> {
+        // A range tombstone, synced; then the range is flushed and compacted so that the bytes
+        // leave the memtable and the table files, not only the reads. (The WAL files that
+        // carried them are recycled or deleted as the live WAL moves on, see the module docs.)
+        let cf = self.cf(CF_PAYLOADS);
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(cf, from, to);
+        self.write_synced(wb, "deleting a payload")?;
+        self.db.flush_cf(cf).map_err(rerr("flushing payloads"))?;
+        self.db.compact_range_cf(cf, Some(from), Some(to));
+        Ok(())
+    }
+
+    fn payload_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let Some(cf) = self.db.cf_handle(CF_PAYLOADS) else { return Ok(out) };
+        for item in self.db.iterator_cf(cf, IteratorMode::From(from, Direction::Forward)) {
+            let (k, _) = item.map_err(rerr("listing payloads"))?;
+            if *k >= *to {
+                break;
+            }
+            out.push(k.into_vec());
+        }
+        Ok(out)
     }
 }
 
