@@ -230,6 +230,47 @@ pub enum Error {
         reason: String,
     },
 
+    // ---- payloads (`crate::payload`) ----
+    /// A payload over the size limit.
+    #[error("payload {hash} is {len} bytes or more, over the size limit of {max} bytes")]
+    PayloadTooLarge {
+        /// Its hash, lowercase hex.
+        hash: String,
+        /// Its length (declared, or the bytes received when the limit was passed).
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A payload that would take the payload store over its quota.
+    #[error("payload {hash} ({len} bytes) would take the payload store over its quota: {used} of {quota} bytes used")]
+    PayloadQuota {
+        /// Its hash, lowercase hex.
+        hash: String,
+        /// Its length.
+        len: u64,
+        /// Bytes all stored payloads take.
+        used: u64,
+        /// The quota.
+        quota: u64,
+    },
+    /// Bytes whose BLAKE3 is not the hash they were sent under.
+    #[error("payload bytes hash to {actual}, not to {expected} they were sent under")]
+    PayloadMismatch {
+        /// The hash named, lowercase hex.
+        expected: String,
+        /// The BLAKE3 of the bytes, lowercase hex.
+        actual: String,
+    },
+    /// The payload was erased: the `payload.erased` entry at `index` records when, why and who.
+    #[error("payload erased by the payload.erased entry at index {index}")]
+    PayloadErased {
+        /// The erasure entry's log index.
+        index: u64,
+    },
+    /// No payload is stored under the hash.
+    #[error("payload not stored")]
+    PayloadMissing,
+
     // ---- the log and its store ----
     /// A run's entries must arrive in seq order without gaps.
     #[error("run {run:?}: entry has seq {got}, expected {expected}")]

@@ -52,6 +52,7 @@ pub mod keys;
 pub mod log;
 pub mod merkle;
 pub mod pack;
+pub mod payload;
 pub mod receipt;
 pub mod seal;
 pub mod store;
@@ -63,6 +64,7 @@ pub use hash::{Hash, TreeHash};
 pub use keys::{NamedKey, VerifierKey};
 pub use log::{Log, LogConfig, LogStats, SignedCheckpoint};
 pub use merkle::{CompactRange, MemTree};
+pub use payload::{PayloadLimits, PayloadState, PayloadStore};
 pub use receipt::{ProvenEntry, Receipt, ReceiptVerifier, VerifiedReceipt};
 pub use store::{MemStore, RunKey, RunRef, Store};
 #[cfg(feature = "rocksdb")]

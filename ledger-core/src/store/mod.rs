@@ -251,6 +251,39 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn payload_runs(&self, hash: &[u8; 32], limit: usize) -> Result<Vec<String>> {
         catalog::payload_runs(self, hash, limit)
     }
+
+    // ---- payloads: a key space of their own, laid out by `crate::payload` ----
+    // A store that keeps no payloads (a test double) leaves these as they are: every payload
+    // call then fails with a storage error that says so.
+
+    /// The value under `key` in the payload space.
+    fn payload_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _ = key;
+        Err(no_payloads())
+    }
+    /// Writes `puts` and deletes `deletes` in the payload space, atomically and not synced: it
+    /// is durable after the next [`Store::sync`], and in write order with the log's batches
+    /// (a batch written after this call is durable no earlier than it).
+    fn payload_write(&self, puts: &[(&[u8], &[u8])], deletes: &[&[u8]]) -> Result<()> {
+        let _ = (puts, deletes);
+        Err(no_payloads())
+    }
+    /// Deletes every key in `[from, to)` of the payload space, and makes the deletion reach
+    /// whatever files hold the bytes (RocksDB: the range is compacted, so the bytes leave the
+    /// table files). Synced: durable when it returns.
+    fn payload_delete_range(&self, from: &[u8], to: &[u8]) -> Result<()> {
+        let _ = (from, to);
+        Err(no_payloads())
+    }
+    /// The keys in `[from, to)` of the payload space, in order.
+    fn payload_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let _ = (from, to);
+        Err(no_payloads())
+    }
+}
+
+fn no_payloads() -> Error {
+    Error::Storage("this store keeps no payloads".into())
 }
 
 /// Encodes a tile: width `w` of row 0 (u16 big-endian), then rows 0..8, row `r` holding the
@@ -466,6 +499,8 @@ struct MemInner {
     /// The run catalog by its keys.
     catalog: BTreeMap<Vec<u8>, Vec<u8>>,
     checkpoints: BTreeMap<u64, String>,
+    /// The payload space (`crate::payload` lays out its keys).
+    payloads: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl MemStore {
@@ -581,5 +616,32 @@ impl Store for MemStore {
             }
         }
         Ok(())
+    }
+    fn payload_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().payloads.get(key).cloned())
+    }
+
+    fn payload_write(&self, puts: &[(&[u8], &[u8])], deletes: &[&[u8]]) -> Result<()> {
+        let mut g = self.lock();
+        for (k, v) in puts {
+            g.payloads.insert(k.to_vec(), v.to_vec());
+        }
+        for k in deletes {
+            g.payloads.remove(*k);
+        }
+        Ok(())
+    }
+
+    fn payload_delete_range(&self, from: &[u8], to: &[u8]) -> Result<()> {
+        let mut g = self.lock();
+        let doomed: Vec<Vec<u8>> = g.payloads.range(from.to_vec()..to.to_vec()).map(|(k, _)| k.clone()).collect();
+        for k in doomed {
+            g.payloads.remove(&k);
+        }
+        Ok(())
+    }
+
+    fn payload_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>> {
+        Ok(self.lock().payloads.range(from.to_vec()..to.to_vec()).map(|(k, _)| k.clone()).collect())
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Column families: `entries` (index BE → entry bytes), `tiles` (tile level ‖ tile index BE →
 //! encoded full tile; partial tiles are never written, see [`super::Edge`]), `runs` (run ‖ 0x00 ‖ first seq BE → [`RunSegment`]), `checkpoints` (tree size BE →
-//! signed note), `catalog` (the run catalog, keys in [`super::catalog`]) and `meta` (`hash`,
-//! `origin`, `size`, `format`).
+//! signed note), `catalog` (the run catalog, keys in [`super::catalog`]), `meta` (`hash`,
+//! `origin`, `size`, `format`) and `payloads` (the payload store's keys, see `crate::payload`).
 //!
 //! Format v4 added the catalog. A v3 (or v2) store is upgraded when it is opened for writing:
 //! the catalog is built once from the stored entries, in batches of [`UPGRADE_CHUNK`] entries,
@@ -71,6 +71,9 @@ const CF_RUNS: &str = "runs";
 const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_META: &str = "meta";
 const CF_CATALOG: &str = "catalog";
+/// Payloads (`crate::payload`): head records and 1 MiB chunks by hash. Added after format v3
+/// without a format change: a v3 store simply gains the empty column family at open.
+const CF_PAYLOADS: &str = "payloads";
 /// v2: the run index holds segments (one per run per submission) instead of one record per entry.
 /// v3: only full tiles are written (the log rebuilds the partial ones at open).
 /// v4: the run catalog (column family `catalog`), built at open from a v3 store's entries.
@@ -189,6 +192,7 @@ fn options(path: &Path, cfg: &RocksConfig, write: bool) -> (Options, Vec<ColumnF
         ColumnFamilyDescriptor::new(CF_CHECKPOINTS, cf_opts(false)),
         ColumnFamilyDescriptor::new(CF_META, cf_opts(false)),
         ColumnFamilyDescriptor::new(CF_CATALOG, cf_opts(true)),
+        ColumnFamilyDescriptor::new(CF_PAYLOADS, cf_opts(false)),
     ];
     (opts, cfs)
 }
@@ -276,8 +280,8 @@ impl RocksStore {
     /// Flushes every memtable to table files and compacts them, so that the directory holds the
     /// data in as few files as it can (for a small store checked in as test data).
     pub fn compact(&self) -> Result<()> {
-        for name in [CF_ENTRIES, CF_TILES, CF_RUNS, CF_CHECKPOINTS, CF_META, CF_CATALOG] {
-            let cf = self.cf(name);
+        for name in [CF_ENTRIES, CF_TILES, CF_RUNS, CF_CHECKPOINTS, CF_META, CF_CATALOG, CF_PAYLOADS] {
+            let Some(cf) = self.db.cf_handle(name) else { continue };
             self.db.flush_cf(cf).map_err(rerr("flushing"))?;
             self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }
@@ -523,6 +527,51 @@ impl Store for RocksStore {
 
     fn has_catalog(&self) -> Result<bool> {
         Ok(self.catalog)
+    }
+
+    fn payload_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(cf) = self.db.cf_handle(CF_PAYLOADS) else { return Ok(None) };
+        self.db.get_cf(cf, key).map_err(rerr("reading a payload"))
+    }
+
+    fn payload_write(&self, puts: &[(&[u8], &[u8])], deletes: &[&[u8]]) -> Result<()> {
+        // Not synced, like a group's write: the WAL is one ordered file, so this is durable at
+        // the next sync and no later than any batch written after it (see the module docs).
+        let cf = self.cf(CF_PAYLOADS);
+        let mut wb = WriteBatch::default();
+        for (k, v) in puts {
+            wb.put_cf(cf, k, v);
+        }
+        for k in deletes {
+            wb.delete_cf(cf, k);
+        }
+        self.db.write_opt(wb, &self.nosync).map_err(rerr("writing a payload"))
+    }
+
+    fn payload_delete_range(&self, from: &[u8], to: &[u8]) -> Result<()> {
+        // A range tombstone, synced; then the range is flushed and compacted so that the bytes
+        // leave the memtable and the table files, not only the reads. (The WAL files that
+        // carried them are recycled or deleted as the live WAL moves on, see the module docs.)
+        let cf = self.cf(CF_PAYLOADS);
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(cf, from, to);
+        self.write_synced(wb, "deleting a payload")?;
+        self.db.flush_cf(cf).map_err(rerr("flushing payloads"))?;
+        self.db.compact_range_cf(cf, Some(from), Some(to));
+        Ok(())
+    }
+
+    fn payload_keys(&self, from: &[u8], to: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let Some(cf) = self.db.cf_handle(CF_PAYLOADS) else { return Ok(out) };
+        for item in self.db.iterator_cf(cf, IteratorMode::From(from, Direction::Forward)) {
+            let (k, _) = item.map_err(rerr("listing payloads"))?;
+            if *k >= *to {
+                break;
+            }
+            out.push(k.into_vec());
+        }
+        Ok(out)
     }
 }
 
