@@ -88,6 +88,18 @@ impl Principal {
         Ok(())
     }
 
+    /// May it read the run whose first entry (seq 0) is `accepted`? The rule of
+    /// [`Principal::may_read_run`] for a run the catalog lists, which names its `task.accepted`
+    /// at seq 0: an owner reads it if its caller is one of the owner's, an ingest principal if
+    /// one of its identities wrote it.
+    pub fn may_read_accepted(&self, accepted: &EntryView<'_>) -> bool {
+        match self.role {
+            Role::Auditor | Role::Admin => true,
+            Role::Ingest => accepted.seq() == 0 && self.identities.iter().any(|i| i == accepted.actor()),
+            Role::Owner => accepted.accepted().is_some_and(|a| self.callers.iter().any(|c| c == a.caller)),
+        }
+    }
+
     /// May it read the run made of `entries` (decoded)?
     pub fn may_read_run<'a>(&self, mut entries: impl Iterator<Item = &'a Entry>) -> bool {
         match self.role {

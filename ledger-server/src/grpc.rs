@@ -21,8 +21,8 @@ use crate::auth::Principal;
 use ledger_wire::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use ledger_wire::{
     AppendRequest, AppendResponse, Checkpoint, Entries, GetCheckpointRequest, GetConsistencyProofRequest,
-    GetEntriesRequest, GetInclusionProofRequest, GetLogRequest, GetReceiptRequest, GetRunRequest, LogInfo, Proof,
-    Receipt, RunEntries, WatchCheckpointsRequest,
+    GetEntriesRequest, GetInclusionProofRequest, GetLogRequest, GetReceiptRequest, GetRunRequest, ListRunsRequest,
+    ListRunsResponse, LogInfo, Proof, Receipt, RunEntries, WatchCheckpointsRequest,
 };
 
 use crate::error::{ApiError, ErrorCode};
@@ -180,6 +180,31 @@ impl LedgerRpc for Rpc {
         let run = self.ledger.run_entries(who, r.run).await.map_err(|e| e.to_status())?;
         let (indices, entries) = run.into_iter().map(|(i, bytes, _)| (i, bytes)).unzip();
         Ok(Response::new(RunEntries { indices, entries }))
+    }
+
+    async fn list_runs(&self, req: Request<ListRunsRequest>) -> Result<Response<ListRunsResponse>, Status> {
+        use crate::service::{DEFAULT_RUNS_PER_PAGE, RunListing};
+        use ledger_wire::list_runs_request::Key;
+        let who = principal(&self.ledger, &req)?;
+        let r = req.into_inner();
+        let bad = |m: &str| ApiError::new(ErrorCode::BadQuery, m).to_status();
+        let listing = match r.key {
+            Some(Key::Caller(c)) => RunListing::Caller(c),
+            Some(Key::Context(c)) => RunListing::Context(c),
+            Some(Key::Parent(p)) => RunListing::Parent(p),
+            Some(Key::Open(true)) => RunListing::Open,
+            Some(Key::Open(false)) => {
+                return Err(bad("open=false lists nothing: set open to true, or a caller, context or parent"));
+            }
+            None => return Err(bad("name what to list: one of caller, context, parent or open")),
+        };
+        let limit = if r.limit == 0 { DEFAULT_RUNS_PER_PAGE } else { r.limit as usize };
+        let page = self.ledger.list_runs(who, listing, r.before, limit).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(ListRunsResponse {
+            runs: page.runs.into_iter().map(|r| ledger_wire::RunRef { run: r.run, index: r.index }).collect(),
+            total: page.total,
+            next: page.next,
+        }))
     }
 
     async fn get_receipt(&self, req: Request<GetReceiptRequest>) -> Result<Response<Receipt>, Status> {

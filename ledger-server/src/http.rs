@@ -40,6 +40,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/v1/proof/consistency", get(get_consistency))
         .route("/v1/pack", get(get_pack))
         .route("/runs/{id}", get(get_run))
+        .route("/v1/runs", get(crate::runs::get_runs))
         .route("/runs/{id}/receipt", get(get_receipt))
         .route("/tile/{*path}", get(get_tile))
         .route("/healthz", get(healthz))
@@ -50,7 +51,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-fn principal(l: &Ledger, headers: &HeaderMap) -> Result<Arc<Principal>> {
+pub(crate) fn principal(l: &Ledger, headers: &HeaderMap) -> Result<Arc<Principal>> {
     let value = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| ApiError::unauthenticated("the Authorization header is not ASCII"))?),
@@ -58,7 +59,7 @@ fn principal(l: &Ledger, headers: &HeaderMap) -> Result<Arc<Principal>> {
     l.principals.authenticate(value)
 }
 
-fn json(v: serde_json::Value) -> Response {
+pub(crate) fn json(v: serde_json::Value) -> Response {
     let mut r = axum::Json(v).into_response();
     r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     r
@@ -248,12 +249,24 @@ async fn get_consistency(
 async fn get_run(State(l): State<Arc<Ledger>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response> {
     let who = principal(&l, &headers)?;
     ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::new(ErrorCode::BadRunId, e.to_string()))?;
-    let entries = l.run_entries(who, id.clone()).await?;
+    let entries = l.run_entries(who.clone(), id.clone()).await?;
     let items: Vec<serde_json::Value> = entries
         .iter()
         .map(|(i, bytes, e)| serde_json::json!({"index": i, "entry": B64.encode(bytes), "decoded": e.to_json()}))
         .collect();
-    Ok(json(serde_json::json!({"run": id, "entries": items})))
+    // The call tree: the parent its task.accepted names, and the runs that name it (each one the
+    // principal may read).
+    let parent = entries.iter().find_map(|(_, _, e)| match &e.event {
+        ledger_core::Event::TaskAccepted { parent, .. } if e.seq == 0 => parent.as_ref().map(|p| p.to_string()),
+        _ => None,
+    });
+    let children: Vec<serde_json::Value> = l
+        .children(who, id.clone())
+        .await?
+        .into_iter()
+        .map(|r| serde_json::json!({"run": r.run, "index": r.index}))
+        .collect();
+    Ok(json(serde_json::json!({"run": id, "parent": parent, "children": children, "entries": items})))
 }
 
 #[derive(Deserialize)]

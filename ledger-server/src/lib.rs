@@ -15,6 +15,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod packs;
+pub mod runs;
 pub mod service;
 pub mod tiles;
 

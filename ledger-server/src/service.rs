@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ledger_core::{Entry, EntryView, Error, Hash, Log, SignedCheckpoint};
+use ledger_core::{Entry, EntryView, Error, Hash, Log, RunKey, RunRef, SignedCheckpoint};
 use tokio::sync::{oneshot, watch};
 
-use crate::auth::{Principal, Principals};
+use crate::auth::{Principal, Principals, Role};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
@@ -17,6 +17,35 @@ use crate::metrics::Metrics;
 pub const MAX_RECEIPT_WAIT: Duration = Duration::from_secs(60);
 /// Most entries one read of `entries` returns; clients page.
 pub const MAX_ENTRIES_PER_READ: u64 = 1000;
+
+/// Runs in a page of a run listing when the request names no limit.
+pub const DEFAULT_RUNS_PER_PAGE: usize = 50;
+/// Most runs in a page of a run listing.
+pub const MAX_RUNS_PER_PAGE: usize = 1000;
+
+/// What a run listing (`GET /v1/runs`, `ListRuns`) lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunListing {
+    /// Runs whose `task.accepted` names this caller.
+    Caller(String),
+    /// Runs in this A2A context.
+    Context(String),
+    /// Runs made on behalf of this run.
+    Parent(String),
+    /// Runs accepted and not yet sealed.
+    Open,
+}
+
+/// A page of a run listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunPage {
+    /// Newest first.
+    pub runs: Vec<RunRef>,
+    /// Runs in the whole listing that the principal may read.
+    pub total: u64,
+    /// `before` for the next page, if there is one.
+    pub next: Option<u64>,
+}
 
 /// The running ledger behind both front ends.
 #[derive(Debug)]
@@ -148,6 +177,103 @@ impl Ledger {
         .await
     }
 
+    /// A page of `listing`: runs accepted below index `before` (if given), newest first, at most
+    /// `limit` of them, each one `who` may read. An owner lists its own callers' runs only
+    /// (another caller is 403); in a listing by context or parent, or of open runs, each run is
+    /// shown only if `who` may read it (its `task.accepted` is read for that, and `total` then
+    /// counts by reading every run of the listing).
+    pub async fn list_runs(
+        &self,
+        who: Arc<Principal>,
+        listing: RunListing,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<RunPage, ApiError> {
+        if !(1..=MAX_RUNS_PER_PAGE).contains(&limit) {
+            return Err(ApiError::new(
+                ErrorCode::BadQuery,
+                format!("limit={limit}: give 1 to {MAX_RUNS_PER_PAGE} runs per page (default {DEFAULT_RUNS_PER_PAGE})"),
+            ));
+        }
+        match &listing {
+            RunListing::Caller(c) | RunListing::Context(c) | RunListing::Parent(c) if c.is_empty() => {
+                return Err(ApiError::new(ErrorCode::BadQuery, "the caller, context or parent to list by is empty"));
+            }
+            RunListing::Parent(p) => ledger_core::entry::check_run_id(p)
+                .map_err(|e| ApiError::new(ErrorCode::BadRunId, format!("parent: {e}")))?,
+            RunListing::Caller(c) if who.role == Role::Owner && !who.callers.contains(c) => {
+                return Err(ApiError::forbidden(format!(
+                    "principal {:?} may not list the runs of caller {c:?}: not one of its callers",
+                    who.name
+                )));
+            }
+            _ => {}
+        }
+        let log = self.log.clone();
+        blocking(move || {
+            let key = match &listing {
+                RunListing::Caller(c) => Some(RunKey::Caller(c)),
+                RunListing::Context(c) => Some(RunKey::Context(c)),
+                RunListing::Parent(p) => Some(RunKey::Parent(p)),
+                RunListing::Open => None,
+            };
+            // An owner listing its own caller reads every run of it: no run needs a check.
+            let unfiltered = who.reads_all() || (who.role == Role::Owner && matches!(listing, RunListing::Caller(_)));
+            if let (true, Some(key)) = (unfiltered, key) {
+                let mut runs = log.runs_by(key, before, limit + 1)?;
+                let next = page_end(&mut runs, limit);
+                return Ok(RunPage { runs, total: log.count_runs_by(key)?, next });
+            }
+            // Open runs, newest first; every run of the listing otherwise, a chunk at a time.
+            let mut open = match key {
+                None => {
+                    let mut all = log.open_runs()?;
+                    all.reverse();
+                    Some(all.into_iter())
+                }
+                Some(_) => None,
+            };
+            let mut chunk: Vec<RunRef> = Vec::new();
+            let mut cursor = None;
+            let mut next_run = || -> Result<Option<RunRef>, ApiError> {
+                if let Some(open) = &mut open {
+                    return Ok(open.next());
+                }
+                if chunk.is_empty() {
+                    chunk = log.runs_by(key.expect("a keyed listing"), cursor, MAX_RUNS_PER_PAGE)?;
+                    chunk.reverse();
+                }
+                let r = chunk.pop();
+                if let Some(r) = &r {
+                    cursor = Some(r.index);
+                }
+                Ok(r)
+            };
+            let mut page = RunPage { runs: Vec::new(), total: 0, next: None };
+            while let Some(r) = next_run()? {
+                if !unfiltered && !who.may_read_accepted(&Entry::check(&log.entry(r.index)?)?) {
+                    continue;
+                }
+                page.total += 1;
+                if before.is_none_or(|b| r.index < b) && page.runs.len() <= limit {
+                    page.runs.push(r);
+                }
+            }
+            page.next = page_end(&mut page.runs, limit);
+            Ok(page)
+        })
+        .await
+    }
+
+    /// The children of `run` (runs whose `task.accepted` names it as parent) that `who` may
+    /// read, oldest first: the newest [`MAX_RUNS_PER_PAGE`] of them (a longer list is paged with
+    /// a listing by parent).
+    pub async fn children(&self, who: Arc<Principal>, run: String) -> Result<Vec<RunRef>, ApiError> {
+        let mut page = self.list_runs(who, RunListing::Parent(run), None, MAX_RUNS_PER_PAGE).await?;
+        page.runs.reverse();
+        Ok(page.runs)
+    }
+
     /// Resolves an optional tree size against the newest checkpoint.
     pub fn size_or_checkpoint(&self, size: Option<u64>) -> u64 {
         size.unwrap_or_else(|| self.checkpoint().checkpoint.size)
@@ -207,6 +333,16 @@ impl Ledger {
     pub fn unavailable(&self) -> Option<ApiError> {
         self.log.poisoned().map(|reason| Error::Poisoned(reason.to_string()).into())
     }
+}
+
+/// Cuts `runs` (up to `limit + 1` of them, newest first) to `limit`; the `before` of the next
+/// page if there was one more.
+fn page_end(runs: &mut Vec<RunRef>, limit: usize) -> Option<u64> {
+    if runs.len() <= limit {
+        return None;
+    }
+    runs.truncate(limit);
+    runs.last().map(|r| r.index)
 }
 
 /// Resolves once `shutdown` turns `true`.

@@ -633,5 +633,11 @@ mod sink {
         async fn get_run(&self, _: Request<GetRunRequest>) -> Result<Response<RunEntries>, Status> {
             Err(only_append())
         }
+        async fn list_runs(
+            &self,
+            _: Request<ledger_wire::ListRunsRequest>,
+        ) -> Result<Response<ledger_wire::ListRunsResponse>, Status> {
+            Err(only_append())
+        }
     }
 }

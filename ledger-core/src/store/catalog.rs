@@ -468,6 +468,21 @@ mod tests {
         assert_eq!(store.count_runs_by(RunKey::Parent("c")).unwrap(), 0);
     }
 
+    /// Longer than the chunks `MemStore` scans in, both ways.
+    #[test]
+    fn long_listings_come_back_whole_in_order() {
+        let entries: Vec<Vec<u8>> = (0..700).map(|i| accepted(&format!("r{i}"), 0, "u", None, None)).collect();
+        let store = store_of(&entries);
+        let newest: Vec<u64> =
+            store.runs_by(RunKey::Caller("u"), None, 1000).unwrap().iter().map(|r| r.index).collect();
+        assert_eq!(newest, (0..700).rev().collect::<Vec<u64>>());
+        let page: Vec<u64> =
+            store.runs_by(RunKey::Caller("u"), Some(600), 300).unwrap().iter().map(|r| r.index).collect();
+        assert_eq!(page, (300..600).rev().collect::<Vec<u64>>());
+        assert_eq!(store.count_runs_by(RunKey::Caller("u")).unwrap(), 700);
+        assert_eq!(store.open_runs().unwrap().len(), 700);
+    }
+
     #[test]
     fn open_runs_go_away_at_the_seal_even_in_the_same_batch() {
         let store = store_of(&[

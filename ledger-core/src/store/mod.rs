@@ -597,25 +597,35 @@ impl Store for MemStore {
     }
 
     fn catalog_scan(&self, lo: &[u8], hi: &[u8], reverse: bool, f: CatalogVisit<'_>) -> Result<()> {
+        use std::ops::Bound::{Excluded, Included};
         if lo >= hi {
             return Ok(());
         }
-        // Copied out first: `f` may read the store again.
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = {
-            let g = self.lock();
-            let range = g.catalog.range::<[u8], _>((std::ops::Bound::Included(lo), std::ops::Bound::Excluded(hi)));
-            if reverse {
-                range.rev().map(|(k, v)| (k.clone(), v.clone())).collect()
-            } else {
-                range.map(|(k, v)| (k.clone(), v.clone())).collect()
+        // A chunk at a time, copied out of the lock: `f` may read the store again.
+        const CHUNK: usize = 256;
+        let (mut lo, mut hi) = (Included(lo.to_vec()), Excluded(hi.to_vec()));
+        loop {
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = {
+                let g = self.lock();
+                let range = g.catalog.range::<Vec<u8>, _>((lo.clone(), hi.clone()));
+                let copy = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+                if reverse {
+                    range.rev().take(CHUNK).map(copy).collect()
+                } else {
+                    range.take(CHUNK).map(copy).collect()
+                }
+            };
+            for (k, v) in &pairs {
+                if !f(k, v)? {
+                    return Ok(());
+                }
             }
-        };
-        for (k, v) in pairs {
-            if !f(&k, &v)? {
-                break;
+            match pairs.into_iter().next_back() {
+                Some((last, _)) if reverse => hi = Excluded(last),
+                Some((last, _)) => lo = Excluded(last),
+                None => return Ok(()),
             }
         }
-        Ok(())
     }
     fn payload_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.lock().payloads.get(key).cloned())

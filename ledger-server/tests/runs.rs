@@ -1,0 +1,289 @@
+//! Run listings (`GET /v1/runs`, gRPC `ListRuns`) and the call tree in `GET /runs/{id}`, against
+//! the real binary: paging newest first, each principal seeing exactly the runs it may read,
+//! and a clear 400 for each bad query.
+
+mod common;
+
+use common::*;
+use ledger_core::entry::Protocol;
+use ledger_core::seal::seal_event;
+use ledger_core::{Event, NamedKey, RunId, RunStatus, TreeHash};
+use ledger_server::auth::token_hash_hex;
+use ledger_wire::list_runs_request::Key;
+use ledger_wire::{ErrorCode, ListRunsRequest};
+
+/// Tokens of the principals: ingest `gateway`, ingest `gateway-2`, auditor, owner of caller
+/// `alice`, admin.
+struct Tokens {
+    gw: String,
+    gw2: String,
+    auditor: String,
+    alice: String,
+    admin: String,
+}
+
+fn server(dir: &std::path::Path) -> (Server, Tokens) {
+    let t = |name: &str| format!("{name}-token-{}", std::process::id());
+    let tokens = Tokens { gw: t("gw"), gw2: t("gw2"), auditor: t("audit"), alice: t("alice"), admin: t("root") };
+    let config = format!(
+        r#"
+checkpoint_interval_ms = 50
+
+[[principal]]
+name = "gw"
+role = "ingest"
+token_sha256 = "{}"
+identities = ["gateway"]
+
+[[principal]]
+name = "gw2"
+role = "ingest"
+token_sha256 = "{}"
+identities = ["gateway-2"]
+
+[[principal]]
+name = "audit"
+role = "auditor"
+token_sha256 = "{}"
+
+[[principal]]
+name = "alice"
+role = "owner"
+token_sha256 = "{}"
+callers = ["alice"]
+
+[[principal]]
+name = "root"
+role = "admin"
+token_sha256 = "{}"
+"#,
+        token_hash_hex(&tokens.gw),
+        token_hash_hex(&tokens.gw2),
+        token_hash_hex(&tokens.auditor),
+        token_hash_hex(&tokens.alice),
+        token_hash_hex(&tokens.admin),
+    );
+    let path = dir.join("server.toml");
+    std::fs::write(&path, config).unwrap();
+    (Server::start(&dir.join("data"), &["--config", path.to_str().unwrap()]), tokens)
+}
+
+fn accepted(run: &str, key: &NamedKey, caller: &str, context: Option<&str>, parent: Option<&str>) -> Vec<u8> {
+    let event = Event::TaskAccepted {
+        protocol: Protocol::A2a,
+        skill: "demo.echo".into(),
+        caller: caller.into(),
+        input_hash: *blake3::hash(run.as_bytes()).as_bytes(),
+        context: context.map(Into::into),
+        parent: parent.map(|p| RunId::new(p).unwrap()),
+    };
+    entry(&RunId::new(run).unwrap(), 0, key.name(), event)
+}
+
+/// `accepted` and its seal by `key`.
+fn sealed(accepted: Vec<u8>, run: &str, key: &NamedKey) -> Vec<Vec<u8>> {
+    let seal = seal_event(TreeHash::Blake3, run, std::slice::from_ref(&accepted), RunStatus::Completed, key);
+    vec![accepted, entry(&RunId::new(run).unwrap(), 1, key.name(), seal)]
+}
+
+/// The log of every test: 120 sealed runs of caller `bulk`, then the job `job` (alice, context
+/// `ctx`, open) and its children `job-a` (alice, sealed), `job-b` (bob, open) by `gateway` and
+/// `job-c` (alice, open) by `gateway-2`.
+async fn fill(srv: &Server, t: &Tokens) -> Vec<u64> {
+    let (gw, gw2) = (gateway_key(), NamedKey::from_seed("gateway-2", [8; 32]).unwrap());
+    assert_eq!(srv.post_json(&[identity_entry(&gw)], &t.gw).await.status(), 200);
+    assert_eq!(srv.post_json(&[identity_entry(&gw2)], &t.gw2).await.status(), 200);
+    let mut bulk = Vec::new();
+    for i in 0..120 {
+        let r = srv.post_json(&run(TreeHash::Blake3, &format!("bulk-{i}"), &gw, "bulk", 0), &t.gw).await;
+        let body: serde_json::Value = r.json().await.unwrap();
+        bulk.push(body["indices"][0].as_u64().unwrap());
+    }
+    let post = |entries: Vec<Vec<u8>>, token: &str| {
+        let token = token.to_string();
+        async move { assert_eq!(srv.post_json(&entries, &token).await.status(), 200) }
+    };
+    post(vec![accepted("job", &gw, "alice", Some("ctx"), None)], &t.gw).await;
+    post(sealed(accepted("job-a", &gw, "alice", Some("ctx"), Some("job")), "job-a", &gw), &t.gw).await;
+    post(vec![accepted("job-b", &gw, "bob", Some("ctx"), Some("job"))], &t.gw).await;
+    post(vec![accepted("job-c", &gw2, "alice", Some("ctx"), Some("job"))], &t.gw2).await;
+    bulk
+}
+
+async fn list(srv: &Server, query: &str, token: &str) -> serde_json::Value {
+    let r = srv.get(&format!("/v1/runs?{query}"), Some(token)).await;
+    assert_eq!(r.status(), 200, "{query}");
+    r.json().await.unwrap()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn names(page: &serde_json::Value) -> Vec<String> {
+    page["runs"].as_array().unwrap().iter().map(|r| r["run"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_page_newest_first_and_show_each_principal_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    let bulk = fill(&srv, &t).await;
+
+    // Paging: 120 runs of `bulk` in pages of 50, 50, 20, newest first.
+    let mut seen = Vec::new();
+    let mut query = "caller=bulk".to_string();
+    let mut pages = 0;
+    loop {
+        let page = list(&srv, &query, &t.auditor).await;
+        assert_eq!(page["total"], 120);
+        pages += 1;
+        seen.extend(page["runs"].as_array().unwrap().iter().map(|r| r["index"].as_u64().unwrap()));
+        match page["next"].as_u64() {
+            Some(next) => {
+                assert_eq!(Some(next), seen.last().copied(), "next is the last run's index");
+                query = format!("caller=bulk&before={next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut newest_first = bulk.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    let page = list(&srv, "caller=bulk&limit=2", &t.admin).await;
+    assert_eq!(names(&page), vec!["bulk-119", "bulk-118"]);
+    assert_eq!(page["runs"][0]["index"], bulk[119]);
+    assert_eq!(page["next"], bulk[118]);
+
+    // By context and parent: auditors see every run, owners their callers' runs, ingest
+    // tokens the runs their identities opened; `total` counts what the principal sees.
+    let page = list(&srv, "context=ctx", &t.auditor).await;
+    assert_eq!((names(&page), page["total"].as_u64()), (strings(&["job-c", "job-b", "job-a", "job"]), Some(4)));
+    let page = list(&srv, "context=ctx", &t.alice).await;
+    assert_eq!((names(&page), page["total"].as_u64()), (strings(&["job-c", "job-a", "job"]), Some(3)));
+    let page = list(&srv, "context=ctx&limit=2", &t.alice).await;
+    assert_eq!((names(&page), page["total"].as_u64()), (strings(&["job-c", "job-a"]), Some(3)));
+    let next = page["next"].as_u64().unwrap();
+    let page = list(&srv, &format!("context=ctx&limit=2&before={next}"), &t.alice).await;
+    assert_eq!((names(&page), page["next"].clone()), (vec!["job".to_string()], serde_json::Value::Null));
+    let page = list(&srv, "parent=job", &t.gw).await;
+    assert_eq!((names(&page), page["total"].as_u64()), (strings(&["job-b", "job-a"]), Some(2)));
+    let page = list(&srv, "parent=job", &t.gw2).await;
+    assert_eq!((names(&page), page["total"].as_u64()), (vec!["job-c".to_string()], Some(1)));
+    assert_eq!(list(&srv, "parent=nobody", &t.auditor).await["total"], 0);
+
+    // By caller: an owner lists its own callers, and no other (403); ingest tokens filtered.
+    assert_eq!(names(&list(&srv, "caller=alice", &t.alice).await), vec!["job-c", "job-a", "job"]);
+    let r = srv.get("/v1/runs?caller=bob", Some(&t.alice)).await;
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert_eq!(names(&list(&srv, "caller=alice", &t.gw2).await), vec!["job-c"]);
+    assert_eq!(list(&srv, "caller=bulk", &t.gw2).await["total"], 0);
+
+    // Open runs: accepted, not sealed.
+    let page = list(&srv, "open=true", &t.auditor).await;
+    assert_eq!((names(&page), page["total"].as_u64()), (strings(&["job-c", "job-b", "job"]), Some(3)));
+    assert_eq!(names(&list(&srv, "open=true", &t.alice).await), vec!["job-c", "job"]);
+    assert_eq!(names(&list(&srv, "open=true&limit=1", &t.gw).await), vec!["job-b"]);
+
+    // No token.
+    assert_eq!(srv.get("/v1/runs?open=true", None).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_shows_its_parent_and_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    fill(&srv, &t).await;
+    let get = |path: &'static str, token: String| {
+        let srv = &srv;
+        async move {
+            let r = srv.get(path, Some(&token)).await;
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let job = get("/runs/job", t.auditor.clone()).await;
+    assert_eq!(job["parent"], serde_json::Value::Null);
+    let children: Vec<&str> = job["children"].as_array().unwrap().iter().map(|c| c["run"].as_str().unwrap()).collect();
+    assert_eq!(children, vec!["job-a", "job-b", "job-c"], "oldest first");
+    let a_index = job["children"][0]["index"].as_u64().unwrap();
+    let a = get("/runs/job-a", t.auditor.clone()).await;
+    assert_eq!(a["entries"][0]["index"].as_u64(), Some(a_index), "a child's index is its task.accepted's");
+    assert_eq!((a["parent"].as_str(), a["children"].as_array().map(Vec::len)), (Some("job"), Some(0)));
+    // The owner sees only the children it may read.
+    let job = get("/runs/job", t.alice.clone()).await;
+    let children: Vec<&str> = job["children"].as_array().unwrap().iter().map(|c| c["run"].as_str().unwrap()).collect();
+    assert_eq!(children, vec!["job-a", "job-c"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_listing_queries_are_400_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    fill(&srv, &t).await;
+    for (query, code, says) in [
+        ("", "bad_query", "name what to list"),
+        ("before=3", "bad_query", "name what to list"),
+        ("caller=a&context=b", "bad_query", "not caller and context"),
+        ("parent=a&open=true", "bad_query", "not parent and open"),
+        ("open=false", "bad_query", "open=false lists nothing"),
+        ("open=yes", "bad_query", "open"),
+        ("caller=a&before=x", "bad_query", "before"),
+        ("caller=a&before=-1", "bad_query", "before"),
+        ("caller=a&limit=0", "bad_query", "limit=0"),
+        ("caller=a&limit=1001", "bad_query", "1 to 1000"),
+        ("caller=a&caler=b", "bad_query", "caler"),
+        ("caller=", "bad_query", "empty"),
+        ("parent=a%00b", "bad_run_id", "parent"),
+    ] {
+        let r = srv.get(&format!("/v1/runs?{query}"), Some(&t.auditor)).await;
+        assert_eq!(r.status(), 400, "{query}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_runs_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    let bulk = fill(&srv, &t).await;
+    let mut client = srv.grpc_client().await;
+    let req = |key, before, limit| ListRunsRequest { key: Some(key), before, limit };
+
+    let page =
+        client.list_runs(authorized(req(Key::Caller("bulk".into()), None, 0), &t.auditor)).await.unwrap().into_inner();
+    assert_eq!((page.runs.len(), page.total), (50, 120), "limit 0 is the default, 50");
+    assert_eq!((page.runs[0].run.as_str(), page.runs[0].index), ("bulk-119", bulk[119]));
+    assert_eq!(page.next, Some(bulk[70]));
+    let last = client
+        .list_runs(authorized(req(Key::Caller("bulk".into()), Some(bulk[2]), 10), &t.auditor))
+        .await
+        .unwrap()
+        .into_inner();
+    let runs: Vec<&str> = last.runs.iter().map(|r| r.run.as_str()).collect();
+    assert_eq!((runs, last.next), (vec!["bulk-1", "bulk-0"], None));
+
+    let open = client.list_runs(authorized(req(Key::Open(true), None, 10), &t.alice)).await.unwrap().into_inner();
+    let runs: Vec<&str> = open.runs.iter().map(|r| r.run.as_str()).collect();
+    assert_eq!((runs, open.total), (vec!["job-c", "job"], 2));
+
+    let s = client.list_runs(authorized(req(Key::Caller("bob".into()), None, 0), &t.alice)).await.unwrap_err();
+    assert_eq!((s.code(), ErrorCode::of(&s)), (tonic::Code::PermissionDenied, Some(ErrorCode::Forbidden)));
+    let s = client
+        .list_runs(authorized(ListRunsRequest { key: None, before: None, limit: 0 }, &t.auditor))
+        .await
+        .unwrap_err();
+    assert_eq!((s.code(), ErrorCode::of(&s)), (tonic::Code::InvalidArgument, Some(ErrorCode::BadQuery)));
+    let s = client.list_runs(authorized(req(Key::Open(false), None, 0), &t.auditor)).await.unwrap_err();
+    assert_eq!(ErrorCode::of(&s), Some(ErrorCode::BadQuery));
+    let s = client.list_runs(authorized(req(Key::Context("ctx".into()), None, 1001), &t.auditor)).await.unwrap_err();
+    assert_eq!(ErrorCode::of(&s), Some(ErrorCode::BadQuery));
+    let s = client.list_runs(tonic::Request::new(req(Key::Open(true), None, 0))).await.unwrap_err();
+    assert_eq!(s.code(), tonic::Code::Unauthenticated);
+}
