@@ -137,6 +137,13 @@ fn payload_runs_name_every_run_that_names_a_hash() {
     log.append(vec![accepted("z", "u", None, None)]).unwrap();
     assert_eq!(log.payload_runs(&h, 10).unwrap(), vec!["x", "y"]);
     assert_eq!(log.payload_runs(&h, 1).unwrap(), vec!["x"]);
+    // Each run at its first entry naming the hash: x's artifact, not its later write.
+    let x = log.run_entries("x").unwrap();
+    let y = log.run_entries("y").unwrap();
+    assert_eq!(
+        log.payload_refs(&h, 10).unwrap(),
+        vec![RunRef { run: "x".into(), index: x[1].0 }, RunRef { run: "y".into(), index: y[1].0 }]
+    );
     let input = *blake3::hash(b"z").as_bytes();
     assert_eq!(log.payload_runs(&input, 10).unwrap(), vec!["z"], "a task's input hash");
 }

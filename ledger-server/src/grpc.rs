@@ -188,15 +188,21 @@ impl LedgerRpc for Rpc {
         let who = principal(&self.ledger, &req)?;
         let r = req.into_inner();
         let bad = |m: &str| ApiError::new(ErrorCode::BadQuery, m).to_status();
+        let payload = |h: Vec<u8>| {
+            <[u8; 32]>::try_from(h.as_slice())
+                .map(RunListing::Payload)
+                .map_err(|_| bad(&format!("payload: give the payload's BLAKE3, 32 bytes, not {} bytes", h.len())))
+        };
         let listing = match r.key {
             Some(Key::Caller(c)) => RunListing::Caller(c),
             Some(Key::Context(c)) => RunListing::Context(c),
             Some(Key::Parent(p)) => RunListing::Parent(p),
             Some(Key::Open(true)) => RunListing::Open,
+            Some(Key::Payload(h)) => payload(h)?,
             Some(Key::Open(false)) => {
                 return Err(bad("open=false lists nothing: set open to true, or a caller, context or parent"));
             }
-            None => return Err(bad("name what to list: one of caller, context, parent or open")),
+            None => return Err(bad("name what to list: one of caller, context, parent, open or payload")),
         };
         let limit = if r.limit == 0 { DEFAULT_RUNS_PER_PAGE } else { r.limit as usize };
         let page = self.ledger.list_runs(who, listing, r.before, limit).await.map_err(|e| e.to_status())?;

@@ -1,5 +1,6 @@
-//! `GET /v1/runs`: run listings by caller, context or parent, or of the open runs, from the
-//! log's run catalog (`Ledger::list_runs` holds the rules; this is the HTTP binding).
+//! `GET /v1/runs`: run listings by caller, context or parent, of the open runs, or of the runs
+//! naming a payload, from the log's run catalog (`Ledger::list_runs` holds the rules; this is
+//! the HTTP binding).
 
 use std::sync::Arc;
 
@@ -12,8 +13,8 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::{json, principal};
 use crate::service::{DEFAULT_RUNS_PER_PAGE, Ledger, RunListing};
 
-/// The query of `GET /v1/runs`: exactly one of `caller`, `context`, `parent`, `open=true`; then
-/// `before` and `limit`.
+/// The query of `GET /v1/runs`: exactly one of `caller`, `context`, `parent`, `open=true`,
+/// `payload`; then `before` and `limit`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunsQuery {
@@ -21,6 +22,7 @@ pub struct RunsQuery {
     context: Option<String>,
     parent: Option<String>,
     open: Option<bool>,
+    payload: Option<String>,
     before: Option<u64>,
     limit: Option<usize>,
 }
@@ -48,11 +50,14 @@ impl RunsQuery {
             }
             None => {}
         }
+        if let Some(p) = &self.payload {
+            named.push(("payload", RunListing::Payload(payload_hash(p)?)));
+        }
         match named.len() {
             1 => Ok(named.pop().expect("one").1),
             0 => Err(ApiError::new(
                 ErrorCode::BadQuery,
-                "name what to list: one of caller=, context=, parent= or open=true",
+                "name what to list: one of caller=, context=, parent=, open=true or payload=",
             )),
             _ => {
                 let keys: Vec<&str> = named.iter().map(|(k, _)| *k).collect();
@@ -65,7 +70,19 @@ impl RunsQuery {
     }
 }
 
-/// `GET /v1/runs?caller=|context=|parent=|open=true&before=&limit=` →
+/// The BLAKE3 a `payload=` names: 64 lowercase hex digits, as payloads are named everywhere.
+fn payload_hash(text: &str) -> Result<ledger_core::Hash, ApiError> {
+    let lowercase = text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match hex::decode(text).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+        Some(hash) if lowercase => Ok(hash),
+        _ => Err(ApiError::new(
+            ErrorCode::BadQuery,
+            format!("payload={text:?}: give the payload's BLAKE3 as 64 lowercase hex digits"),
+        )),
+    }
+}
+
+/// `GET /v1/runs?caller=|context=|parent=|open=true|payload=&before=&limit=` →
 /// `{"runs": [{"run", "index"}], "total", "next"}`.
 pub async fn get_runs(
     State(l): State<Arc<Ledger>>,

@@ -34,12 +34,16 @@ pub enum RunListing {
     Parent(String),
     /// Runs accepted and not yet sealed.
     Open,
+    /// Runs with an entry naming this BLAKE3 (input, artifact, workspace or payload hash), each
+    /// at the index of its first such entry.
+    Payload(Hash),
 }
 
 /// A page of a run listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunPage {
-    /// Newest first.
+    /// Newest first (by the index of the run's `task.accepted`, or in a listing by payload of
+    /// its first entry naming the payload).
     pub runs: Vec<RunRef>,
     /// Runs in the whole listing that the principal may read.
     pub total: u64,
@@ -181,7 +185,10 @@ impl Ledger {
     /// `limit` of them, each one `who` may read. An owner lists its own callers' runs only
     /// (another caller is 403); in a listing by context or parent, or of open runs, each run is
     /// shown only if `who` may read it (its `task.accepted` is read for that, and `total` then
-    /// counts by reading every run of the listing).
+    /// counts by reading every run of the listing). A listing by payload is read whole on every
+    /// call (one scan of the hash's references: a run is listed at its first entry naming it,
+    /// which only the whole scan tells), and each run in it is checked by the rule of
+    /// [`Ledger::run_entries`], a run there being any run, not only one the catalog lists.
     pub async fn list_runs(
         &self,
         who: Arc<Principal>,
@@ -215,7 +222,7 @@ impl Ledger {
                 RunListing::Caller(c) => Some(RunKey::Caller(c)),
                 RunListing::Context(c) => Some(RunKey::Context(c)),
                 RunListing::Parent(p) => Some(RunKey::Parent(p)),
-                RunListing::Open => None,
+                RunListing::Open | RunListing::Payload(_) => None,
             };
             // An owner listing its own caller reads every run of it: no run needs a check.
             let unfiltered = who.reads_all() || (who.role == Role::Owner && matches!(listing, RunListing::Caller(_)));
@@ -224,20 +231,22 @@ impl Ledger {
                 let next = page_end(&mut runs, limit);
                 return Ok(RunPage { runs, total: log.count_runs_by(key)?, next });
             }
-            // Open runs, newest first; every run of the listing otherwise, a chunk at a time.
-            let mut open = match key {
-                None => {
-                    let mut all = log.open_runs()?;
-                    all.reverse();
-                    Some(all.into_iter())
-                }
-                Some(_) => None,
-            };
+            // Open runs or the runs naming a payload, newest first; every run of a keyed listing
+            // otherwise, a chunk at a time.
+            let mut whole = match &listing {
+                RunListing::Open => Some(log.open_runs()?),
+                RunListing::Payload(hash) => Some(log.payload_refs(hash, usize::MAX)?),
+                _ => None,
+            }
+            .map(|mut all| {
+                all.reverse();
+                all.into_iter()
+            });
             let mut chunk: Vec<RunRef> = Vec::new();
             let mut cursor = None;
             let mut next_run = || -> Result<Option<RunRef>, ApiError> {
-                if let Some(open) = &mut open {
-                    return Ok(open.next());
+                if let Some(whole) = &mut whole {
+                    return Ok(whole.next());
                 }
                 if chunk.is_empty() {
                     chunk = log.runs_by(key.expect("a keyed listing"), cursor, MAX_RUNS_PER_PAGE)?;
@@ -251,7 +260,18 @@ impl Ledger {
             };
             let mut page = RunPage { runs: Vec::new(), total: 0, next: None };
             while let Some(r) = next_run()? {
-                if !unfiltered && !who.may_read_accepted(&Entry::check(&log.entry(r.index)?)?) {
+                let readable = unfiltered
+                    || match listing {
+                        // `r.index` is an entry naming the payload: the run is read to check it.
+                        RunListing::Payload(_) => {
+                            let entries = log.run_entries(&r.run)?;
+                            let decoded =
+                                entries.iter().map(|(_, e)| Entry::decode(e)).collect::<Result<Vec<_>, _>>()?;
+                            who.may_read_run(decoded.iter())
+                        }
+                        _ => who.may_read_accepted(&Entry::check(&log.entry(r.index)?)?),
+                    };
+                if !readable {
                     continue;
                 }
                 page.total += 1;

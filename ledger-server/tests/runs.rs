@@ -287,3 +287,146 @@ async fn list_runs_over_grpc() {
     let s = client.list_runs(tonic::Request::new(req(Key::Open(true), None, 0))).await.unwrap_err();
     assert_eq!(s.code(), tonic::Code::Unauthenticated);
 }
+
+/// The payload `PAYLOAD` named by four runs and the indices of their first entries naming it:
+/// `p-a` (alice, by `gateway`: an artifact, then a workspace read of it), `p-b` (bob, by
+/// `gateway`: its task's input, then a read by `gateway-2`, which did not open it), `p-c`
+/// (alice, by `gateway-2`: an artifact) and `p-d` (opened by `gateway` with an artifact, no
+/// `task.accepted`).
+const PAYLOAD: [u8; 32] = [0x5a; 32];
+
+async fn fill_payload_runs(srv: &Server, t: &Tokens) -> [u64; 4] {
+    let (gw, gw2) = (gateway_key(), NamedKey::from_seed("gateway-2", [8; 32]).unwrap());
+    assert_eq!(srv.post_json(&[identity_entry(&gw)], &t.gw).await.status(), 200);
+    assert_eq!(srv.post_json(&[identity_entry(&gw2)], &t.gw2).await.status(), 200);
+    let post = |entries: Vec<Vec<u8>>, token: &str| {
+        let token = token.to_string();
+        async move {
+            let r = srv.post_json(&entries, &token).await;
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["indices"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap()).collect::<Vec<u64>>()
+        }
+    };
+    let id = |run: &str| RunId::new(run).unwrap();
+    let artifact = |run: &str, seq, key: &NamedKey| {
+        let event =
+            Event::ArtifactAdded { name: "out".into(), media_type: "text/plain".into(), bytes: 1, hash: PAYLOAD };
+        entry(&id(run), seq, key.name(), event)
+    };
+    let read = |run: &str, seq, key: &NamedKey| {
+        entry(&id(run), seq, key.name(), Event::WorkspaceRead { path: "in".into(), bytes: 1, hash: PAYLOAD })
+    };
+    let a = post(vec![accepted("p-a", &gw, "alice", None, None), artifact("p-a", 1, &gw), read("p-a", 2, &gw)], &t.gw)
+        .await;
+    let b_accepted = Event::TaskAccepted {
+        protocol: Protocol::A2a,
+        skill: "demo.echo".into(),
+        caller: "bob".into(),
+        input_hash: PAYLOAD,
+        context: None,
+        parent: None,
+    };
+    let b = post(vec![entry(&id("p-b"), 0, gw.name(), b_accepted)], &t.gw).await;
+    let c = post(vec![accepted("p-c", &gw2, "alice", None, None), artifact("p-c", 1, &gw2)], &t.gw2).await;
+    let d = post(vec![artifact("p-d", 0, &gw)], &t.gw).await;
+    post(vec![read("p-b", 1, &gw2)], &t.gw2).await;
+    [a[1], b[0], c[1], d[0]]
+}
+
+fn refs(page: &serde_json::Value) -> Vec<(String, u64)> {
+    page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["run"].as_str().unwrap().to_string(), r["index"].as_u64().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_naming_a_payload_are_listed_for_those_who_may_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    let [a, b, c, d] = fill_payload_runs(&srv, &t).await;
+    let hex = hex::encode(PAYLOAD);
+    let r = |run: &str, index: u64| (run.to_string(), index);
+
+    // Newest first, each run once at its first entry naming the payload.
+    let page = list(&srv, &format!("payload={hex}"), &t.auditor).await;
+    assert_eq!(refs(&page), vec![r("p-d", d), r("p-c", c), r("p-b", b), r("p-a", a)]);
+    assert_eq!((page["total"].as_u64(), page["next"].clone()), (Some(4), serde_json::Value::Null));
+
+    // Paged by that index.
+    let page = list(&srv, &format!("payload={hex}&limit=1"), &t.admin).await;
+    assert_eq!((refs(&page), page["next"].as_u64(), page["total"].as_u64()), (vec![r("p-d", d)], Some(d), Some(4)));
+    let page = list(&srv, &format!("payload={hex}&limit=2&before={d}"), &t.admin).await;
+    assert_eq!((refs(&page), page["next"].as_u64()), (vec![r("p-c", c), r("p-b", b)], Some(b)));
+    let page = list(&srv, &format!("payload={hex}&limit=2&before={b}"), &t.admin).await;
+    assert_eq!((refs(&page), page["next"].clone()), (vec![r("p-a", a)], serde_json::Value::Null));
+
+    // The rule of GET /runs/{id}: an owner reads its callers' runs (not p-b, bob's, nor p-d,
+    // which no task.accepted opened); an ingest token the runs its identities opened (not p-b
+    // for gateway-2, though it named the payload there).
+    let page = list(&srv, &format!("payload={hex}"), &t.alice).await;
+    assert_eq!((refs(&page), page["total"].as_u64()), (vec![r("p-c", c), r("p-a", a)], Some(2)));
+    let page = list(&srv, &format!("payload={hex}&limit=1&before={c}"), &t.alice).await;
+    assert_eq!(
+        (refs(&page), page["total"].as_u64(), page["next"].clone()),
+        (vec![r("p-a", a)], Some(2), serde_json::Value::Null)
+    );
+    let page = list(&srv, &format!("payload={hex}"), &t.gw).await;
+    assert_eq!((refs(&page), page["total"].as_u64()), (vec![r("p-d", d), r("p-b", b), r("p-a", a)], Some(3)));
+    let page = list(&srv, &format!("payload={hex}"), &t.gw2).await;
+    assert_eq!((refs(&page), page["total"].as_u64()), (vec![r("p-c", c)], Some(1)));
+    for (run, token) in [("p-b", &t.alice), ("p-d", &t.alice), ("p-b", &t.gw2)] {
+        assert_eq!(srv.get(&format!("/runs/{run}"), Some(token)).await.status(), 403, "{run}");
+    }
+
+    // A hash no entry names; a task's input hash.
+    let page = list(&srv, &format!("payload={}", "0".repeat(64)), &t.auditor).await;
+    assert_eq!((refs(&page), page["total"].as_u64()), (vec![], Some(0)));
+    let input = hex::encode(blake3::hash(b"p-c").as_bytes());
+    assert_eq!(refs(&list(&srv, &format!("payload={input}"), &t.gw2).await), vec![r("p-c", c - 1)]);
+    assert_eq!(srv.get(&format!("/v1/runs?payload={hex}"), None).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_listing_needs_a_blake3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    let [a, ..] = fill_payload_runs(&srv, &t).await;
+    let hex = hex::encode(PAYLOAD);
+    for query in [
+        "payload=".to_string(),
+        "payload=abc".to_string(),
+        format!("payload={}", hex.to_uppercase()),
+        format!("payload={hex}00"),
+        format!("payload={}", "g".repeat(64)),
+    ] {
+        let r = srv.get(&format!("/v1/runs?{query}"), Some(&t.auditor)).await;
+        assert_eq!(r.status(), 400, "{query}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_query", "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("64 lowercase hex digits"), "{query}: {message}");
+    }
+    let r = srv.get(&format!("/v1/runs?payload={hex}&caller=alice"), Some(&t.auditor)).await;
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("not caller and payload"), "{body}");
+
+    // gRPC: the 32 bytes, and INVALID_ARGUMENT for another length.
+    let mut client = srv.grpc_client().await;
+    let req = |hash: Vec<u8>, before| ListRunsRequest { key: Some(Key::Payload(hash)), before, limit: 0 };
+    let page = client.list_runs(authorized(req(PAYLOAD.to_vec(), None), &t.gw)).await.unwrap().into_inner();
+    let runs: Vec<&str> = page.runs.iter().map(|r| r.run.as_str()).collect();
+    assert_eq!((runs, page.total, page.next), (vec!["p-d", "p-b", "p-a"], 3, None));
+    let page = client.list_runs(authorized(req(PAYLOAD.to_vec(), Some(a + 1)), &t.alice)).await.unwrap().into_inner();
+    assert_eq!((page.runs.len(), page.runs[0].index, page.total), (1, a, 2));
+    for bad in [vec![], vec![0x5a; 31], vec![0x5a; 33], hex.clone().into_bytes()] {
+        let n = bad.len();
+        let s = client.list_runs(authorized(req(bad, None), &t.auditor)).await.unwrap_err();
+        assert_eq!((s.code(), ErrorCode::of(&s)), (tonic::Code::InvalidArgument, Some(ErrorCode::BadQuery)), "{n}");
+        assert!(s.message().contains(&format!("32 bytes, not {n} bytes")), "{}", s.message());
+    }
+}

@@ -649,8 +649,15 @@ impl Log {
     /// Runs with a durable entry naming `hash` (input, artifact, workspace or payload hash), each
     /// once, in the order of the first such entry, at most `limit`.
     pub fn payload_runs(&self, hash: &[u8; 32], limit: usize) -> Result<Vec<String>> {
+        Ok(self.payload_refs(hash, limit)?.into_iter().map(|r| r.run).collect())
+    }
+
+    /// [`Log::payload_runs`] with the index of each run's first durable entry naming `hash`
+    /// (ascending; no two runs share one, an entry being of one run). One forward scan of the
+    /// hash's references, holding the runs seen so far to list each once.
+    pub fn payload_refs(&self, hash: &[u8; 32], limit: usize) -> Result<Vec<RunRef>> {
         let durable = self.durable_size();
-        Ok(catalog::payload_refs(&*self.shared.store, hash, limit, durable)?.into_iter().map(|r| r.run).collect())
+        catalog::payload_refs(&*self.shared.store, hash, limit, durable)
     }
 
     /// The receipt of `run` (SPEC §5) against the newest checkpoint: its entries up to the latest
