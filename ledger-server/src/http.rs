@@ -44,13 +44,14 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/tile/{*path}", get(get_tile))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::payloads::routes())
         .fallback(|| async { ApiError::new(ErrorCode::NoSuchEndpoint, "no such endpoint; see the README for the API") })
         .with_state(ledger)
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-fn principal(l: &Ledger, headers: &HeaderMap) -> Result<Arc<Principal>> {
+pub(crate) fn principal(l: &Ledger, headers: &HeaderMap) -> Result<Arc<Principal>> {
     let value = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| ApiError::unauthenticated("the Authorization header is not ASCII"))?),
