@@ -83,10 +83,16 @@ pub enum PayloadState {
     },
 }
 
-/// The payloads of one store, with their limits. Make one per store and share it: it serialises
-/// the writes that change the quota's count, and removes what a crashed upload left behind.
-#[derive(Debug)]
+/// The payloads of one store, with their limits. Make one per store and share it (clones share
+/// one state): it serialises the writes that change the quota's count, and removes what a
+/// crashed upload left behind.
+#[derive(Clone, Debug)]
 pub struct PayloadStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     store: Arc<dyn Store>,
     limits: PayloadLimits,
     /// The bytes stored, read from the store at the first write; held while a head is written
@@ -147,21 +153,21 @@ fn chunks_of(len: u64) -> u64 {
 impl PayloadStore {
     /// The payloads kept in `store`, within `limits`.
     pub fn new(store: Arc<dyn Store>, limits: PayloadLimits) -> PayloadStore {
-        PayloadStore { store, limits, usage: Mutex::new(None), uploads: AtomicU64::new(0) }
+        PayloadStore { inner: Arc::new(Inner { store, limits, usage: Mutex::new(None), uploads: AtomicU64::new(0) }) }
     }
 
     /// The limits.
     pub fn limits(&self) -> PayloadLimits {
-        self.limits
+        self.inner.limits
     }
 
     /// The index of the `payload.erased` entry of `hash`, if the run index holds one.
     fn erasure_index(&self, hash: &Hash) -> Result<Option<u64>> {
-        Ok(self.store.run_record(RunId::erasure(hash).as_str(), 0)?.map(|r| r.index))
+        Ok(self.inner.store.run_record(RunId::erasure(hash).as_str(), 0)?.map(|r| r.index))
     }
 
     fn head(&self, hash: &Hash) -> Result<Option<u64>> {
-        self.store.payload_get(&head_key(hash))?.map(|v| decode_u64("head", &v)).transpose()
+        self.inner.store.payload_get(&head_key(hash))?.map(|v| decode_u64("head", &v)).transpose()
     }
 
     /// What the store knows of `hash`. An erased payload whose bytes a crash left behind is
@@ -192,7 +198,7 @@ impl PayloadStore {
     /// A streaming put of `hash`: [`PayloadWriter::write`] the bytes in pieces of any size, then
     /// [`PayloadWriter::finish`]. A declared length over the size limit or the quota is refused
     /// here, before any byte; the limits are checked again on the bytes as they come.
-    pub fn writer(&self, hash: &Hash, declared_len: Option<u64>) -> Result<PayloadWriter<'_>> {
+    pub fn writer(&self, hash: &Hash, declared_len: Option<u64>) -> Result<PayloadWriter> {
         let present = match self.state(hash)? {
             PayloadState::Erased { index } => return Err(Error::PayloadErased { index }),
             PayloadState::Present { .. } => true,
@@ -208,7 +214,7 @@ impl PayloadStore {
             }
         }
         Ok(PayloadWriter {
-            payloads: self,
+            payloads: self.clone(),
             hash: *hash,
             present,
             hasher: blake3::Hasher::new(),
@@ -221,24 +227,29 @@ impl PayloadStore {
     }
 
     fn check_size(&self, hash: &Hash, len: u64) -> Result<()> {
-        if len > self.limits.max_bytes {
-            return Err(Error::PayloadTooLarge { hash: hex::encode(hash), len, max: self.limits.max_bytes });
+        if len > self.inner.limits.max_bytes {
+            return Err(Error::PayloadTooLarge { hash: hex::encode(hash), len, max: self.inner.limits.max_bytes });
         }
         Ok(())
     }
 
     fn check_quota(&self, hash: &Hash, len: u64, used: u64) -> Result<()> {
-        if used.saturating_add(len) > self.limits.quota_bytes {
-            return Err(Error::PayloadQuota { hash: hex::encode(hash), len, used, quota: self.limits.quota_bytes });
+        if used.saturating_add(len) > self.inner.limits.quota_bytes {
+            return Err(Error::PayloadQuota {
+                hash: hex::encode(hash),
+                len,
+                used,
+                quota: self.inner.limits.quota_bytes,
+            });
         }
         Ok(())
     }
 
     /// The chunks of `hash`, read as they are iterated. [`Error::PayloadErased`] or
     /// [`Error::PayloadMissing`] when it is not present.
-    pub fn read(&self, hash: &Hash) -> Result<PayloadReader<'_>> {
+    pub fn read(&self, hash: &Hash) -> Result<PayloadReader> {
         match self.state(hash)? {
-            PayloadState::Present { len } => Ok(PayloadReader { payloads: self, hash: *hash, len, next: 0 }),
+            PayloadState::Present { len } => Ok(PayloadReader { payloads: self.clone(), hash: *hash, len, next: 0 }),
             PayloadState::Erased { index } => Err(Error::PayloadErased { index }),
             PayloadState::Missing => Err(Error::PayloadMissing),
         }
@@ -271,10 +282,10 @@ impl PayloadStore {
         // and a crash between the two leaves chunks without a head, never counted or served,
         // removed by the next erasure of the hash.
         let head = head_key(hash);
-        self.store.payload_write(&[(USAGE_KEY, &used.to_be_bytes())], &[&head])?;
+        self.inner.store.payload_write(&[(USAGE_KEY, &used.to_be_bytes())], &[&head])?;
         *usage = Some(used);
         let (from, to) = payload_range(hash);
-        self.store.payload_delete_range(&from, &to)
+        self.inner.store.payload_delete_range(&from, &to)
     }
 
     /// The bytes all present payloads take (what the quota counts).
@@ -284,19 +295,19 @@ impl PayloadStore {
 
     /// Makes every put that returned before this call durable ([`Store::sync`]).
     pub fn sync(&self) -> Result<()> {
-        self.store.sync()
+        self.inner.store.sync()
     }
 
     /// The usage lock, with the count read from the store (and what crashed uploads left staged
     /// removed) the first time.
     fn lock_usage(&self) -> Result<std::sync::MutexGuard<'_, Option<u64>>> {
-        let mut g = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.inner.usage.lock().unwrap_or_else(|p| p.into_inner());
         if g.is_none() {
             let (from, to) = stage_range(None);
-            if !self.store.payload_keys(&from, &to)?.is_empty() {
-                self.store.payload_delete_range(&from, &to)?;
+            if !self.inner.store.payload_keys(&from, &to)?.is_empty() {
+                self.inner.store.payload_delete_range(&from, &to)?;
             }
-            let used = self.store.payload_get(USAGE_KEY)?.map(|v| decode_u64("usage", &v)).transpose()?;
+            let used = self.inner.store.payload_get(USAGE_KEY)?.map(|v| decode_u64("usage", &v)).transpose()?;
             *g = Some(used.unwrap_or(0));
         }
         Ok(g)
@@ -306,8 +317,8 @@ impl PayloadStore {
 /// A streaming put ([`PayloadStore::writer`]). Dropped without [`PayloadWriter::finish`], it
 /// stores nothing (and removes what it staged).
 #[derive(Debug)]
-pub struct PayloadWriter<'a> {
-    payloads: &'a PayloadStore,
+pub struct PayloadWriter {
+    payloads: PayloadStore,
     hash: Hash,
     /// The payload was present when the upload began: the bytes are only checked.
     present: bool,
@@ -322,7 +333,7 @@ pub struct PayloadWriter<'a> {
     done: bool,
 }
 
-impl PayloadWriter<'_> {
+impl PayloadWriter {
     /// Takes the next `bytes`. Fails as soon as the bytes pass the size limit.
     pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
         let len = self.len + bytes.len() as u64;
@@ -339,8 +350,9 @@ impl PayloadWriter<'_> {
             self.buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             if self.buf.len() == PAYLOAD_CHUNK {
-                let upload = *self.upload.get_or_insert_with(|| self.payloads.uploads.fetch_add(1, Ordering::Relaxed));
-                self.payloads.store.payload_write(&[(&stage_key(upload, self.staged), &self.buf)], &[])?;
+                let upload =
+                    *self.upload.get_or_insert_with(|| self.payloads.inner.uploads.fetch_add(1, Ordering::Relaxed));
+                self.payloads.inner.store.payload_write(&[(&stage_key(upload, self.staged), &self.buf)], &[])?;
                 self.staged += 1;
                 self.buf.clear();
             }
@@ -355,7 +367,7 @@ impl PayloadWriter<'_> {
         if actual != self.hash {
             return Err(Error::PayloadMismatch { expected: hex::encode(self.hash), actual: hex::encode(actual) });
         }
-        let p = self.payloads;
+        let p = self.payloads.clone();
         let mut usage = p.lock_usage()?;
         // Looked at again under the lock: another upload of the same bytes may have finished, or
         // an erasure been appended, since this one began.
@@ -372,7 +384,7 @@ impl PayloadWriter<'_> {
         // The chunks under the hash first, the head (with the count) last: until the head is
         // written the payload is not present, and chunks a crash leaves without a head are
         // rewritten with the same bytes (the hash is checked) by the next put.
-        let store = &p.store;
+        let store = &p.inner.store;
         let mut n = 0u32;
         if let Some(upload) = self.upload {
             for n_staged in 0..self.staged {
@@ -409,12 +421,12 @@ impl PayloadWriter<'_> {
     }
 }
 
-impl Drop for PayloadWriter<'_> {
+impl Drop for PayloadWriter {
     fn drop(&mut self) {
         if let Some(upload) = self.upload.filter(|_| !self.done) {
             let (from, to) = stage_range(Some(upload));
             // Best effort: what is left is removed by the next `PayloadStore` on the store.
-            let _ = self.payloads.store.payload_delete_range(&from, &to);
+            let _ = self.payloads.inner.store.payload_delete_range(&from, &to);
         }
     }
 }
@@ -422,14 +434,14 @@ impl Drop for PayloadWriter<'_> {
 /// The chunks of a present payload, read from the store as they are iterated
 /// ([`PayloadStore::read`]).
 #[derive(Debug)]
-pub struct PayloadReader<'a> {
-    payloads: &'a PayloadStore,
+pub struct PayloadReader {
+    payloads: PayloadStore,
     hash: Hash,
     len: u64,
     next: u64,
 }
 
-impl PayloadReader<'_> {
+impl PayloadReader {
     /// The payload's length.
     pub fn len(&self) -> u64 {
         self.len
@@ -441,7 +453,7 @@ impl PayloadReader<'_> {
     }
 }
 
-impl Iterator for PayloadReader<'_> {
+impl Iterator for PayloadReader {
     type Item = Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Result<Vec<u8>>> {
@@ -450,7 +462,7 @@ impl Iterator for PayloadReader<'_> {
         }
         let n = self.next;
         self.next += 1;
-        let got = self.payloads.store.payload_get(&chunk_key(&self.hash, n as u32));
+        let got = self.payloads.inner.store.payload_get(&chunk_key(&self.hash, n as u32));
         Some(match got {
             Ok(Some(chunk)) => {
                 let want = (self.len - n * PAYLOAD_CHUNK as u64).min(PAYLOAD_CHUNK as u64);

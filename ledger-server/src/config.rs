@@ -50,9 +50,57 @@ pub struct FileConfig {
     /// Milliseconds a request may take until its answer starts (default 30000); streams are not
     /// cut, and receipt long polls get their wait on top.
     pub request_timeout_ms: Option<u64>,
+    /// `[payloads]`: limits of the payload store and the erasure actor.
+    pub payloads: Option<PayloadsConfig>,
     /// Who may do what.
     #[serde(default, rename = "principal")]
     pub principals: Vec<Principal>,
+}
+
+/// `[payloads]` of `server.toml`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadsConfig {
+    /// Largest payload accepted, bytes (default 64 MiB).
+    pub max_bytes: Option<u64>,
+    /// Most bytes all payloads may take together (default 8 GiB).
+    pub quota_bytes: Option<u64>,
+    /// The actor of the `payload.erased` entries the server appends (default `ledger-server`).
+    pub actor: Option<String>,
+}
+
+/// The payload settings the server runs with.
+#[derive(Clone, Debug)]
+pub struct PayloadSettings {
+    /// Size limit and quota.
+    pub limits: ledger_core::PayloadLimits,
+    /// The erasure actor.
+    pub actor: String,
+}
+
+impl Default for PayloadSettings {
+    fn default() -> Self {
+        PayloadSettings {
+            limits: ledger_core::PayloadLimits::default(),
+            actor: crate::payloads::DEFAULT_ERASURE_ACTOR.to_string(),
+        }
+    }
+}
+
+impl PayloadsConfig {
+    /// The settings, defaults filled in; a bad actor name is refused.
+    pub fn settings(&self) -> Result<PayloadSettings> {
+        let d = PayloadSettings::default();
+        let actor = self.actor.clone().unwrap_or(d.actor);
+        ledger_core::RunId::identity(&actor).map_err(|e| anyhow::anyhow!("[payloads] actor: {e}"))?;
+        Ok(PayloadSettings {
+            limits: ledger_core::PayloadLimits {
+                max_bytes: self.max_bytes.unwrap_or(d.limits.max_bytes),
+                quota_bytes: self.quota_bytes.unwrap_or(d.limits.quota_bytes),
+            },
+            actor,
+        })
+    }
 }
 
 impl FileConfig {
@@ -89,6 +137,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Principals.
     pub principals: Vec<Principal>,
+    /// Payload limits and the erasure actor.
+    pub payloads: PayloadSettings,
 }
 
 /// Flags that override the file.
@@ -140,6 +190,7 @@ pub fn resolve(data: &Path, o: &Overrides) -> Result<(Settings, Option<Bootstrap
         (None, None) => None,
     };
     let principals = file.principals.clone();
+    let payloads = file.payloads.clone().unwrap_or_default().settings()?;
     if principals.is_empty() {
         bail!("the configuration names no principals: nobody could write to or read the log");
     }
@@ -166,6 +217,7 @@ pub fn resolve(data: &Path, o: &Overrides) -> Result<(Settings, Option<Bootstrap
                     .map_or(limits::DEFAULT_REQUEST_TIMEOUT, |ms| Duration::from_millis(ms.max(1))),
             },
             principals,
+            payloads,
         },
         bootstrap,
     ))
@@ -190,6 +242,7 @@ fn first_start(data: &Path, o: &Overrides) -> Result<(FileConfig, Bootstrap)> {
         max_body_bytes: None,
         max_concurrent_requests: None,
         request_timeout_ms: None,
+        payloads: None,
         principals: vec![
             Principal {
                 name: "gateway".into(),

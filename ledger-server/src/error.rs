@@ -125,6 +125,14 @@ impl From<Error> for ApiError {
                     format!("entry {position} of the batch: {source}; nothing of the batch was appended"),
                 )
             },
+            // The index of the erasure entry travels where a batch's index does.
+            Error::PayloadErased { index } => ApiError {
+                index: Some(*index),
+                ..ApiError::new(
+                    ErrorCode::PayloadErased,
+                    format!("{e}; read that entry for when, why and who approved it"),
+                )
+            },
             _ => ApiError::new(classify(&e), e.to_string()),
         }
     }
@@ -158,6 +166,11 @@ fn classify(e: &Error) -> ErrorCode {
         Error::OutOfRange { .. } => ErrorCode::OutOfRange,
         Error::Poisoned(_) => ErrorCode::LogPoisoned,
         Error::Closed => ErrorCode::ShuttingDown,
+        Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+        Error::PayloadQuota { .. } => ErrorCode::PayloadQuota,
+        Error::PayloadMismatch { .. } => ErrorCode::PayloadMismatch,
+        Error::PayloadErased { .. } => ErrorCode::PayloadErased,
+        Error::PayloadMissing => ErrorCode::PayloadMissing,
         _ => ErrorCode::Internal,
     }
 }

@@ -24,6 +24,7 @@ use ledger_wire::{
     GetEntriesRequest, GetInclusionProofRequest, GetLogRequest, GetReceiptRequest, GetRunRequest, ListRunsRequest,
     ListRunsResponse, LogInfo, Proof, Receipt, RunEntries, WatchCheckpointsRequest,
 };
+use ledger_wire::{ErasePayloadRequest, ErasePayloadResponse, GetPayloadRequest, PayloadChunk, PutPayloadResponse};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::service::Ledger;
@@ -79,6 +80,7 @@ impl LedgerRpc for Rpc {
     type AppendStream = RpcStream<AppendResponse>;
     type GetEntriesStream = RpcStream<Entries>;
     type WatchCheckpointsStream = RpcStream<Checkpoint>;
+    type GetPayloadStream = RpcStream<PayloadChunk>;
 
     async fn append(&self, req: Request<Streaming<AppendRequest>>) -> Result<Response<Self::AppendStream>, Status> {
         let who = principal(&self.ledger, &req)?;
@@ -162,6 +164,68 @@ impl LedgerRpc for Rpc {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn put_payload(&self, req: Request<Streaming<PayloadChunk>>) -> Result<Response<PutPayloadResponse>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        crate::payloads::may_put(&who).map_err(|e| e.to_status())?;
+        let mut incoming = req.into_inner();
+        let first = match incoming.next().await {
+            Some(m) => m?,
+            None => {
+                return Err(
+                    ApiError::new(ErrorCode::MalformedBody, "PutPayload: the stream held no message").to_status()
+                );
+            }
+        };
+        let hash = crate::payloads::hash_from_bytes(&first.hash).map_err(|e| e.to_status())?;
+        let l = &self.ledger;
+        let mut up = l.payload_upload(&who, hash, first.length).await.map_err(|e| e.to_status())?;
+        l.payload_bytes(&mut up, &first.data).await.map_err(|e| e.to_status())?;
+        while let Some(m) = incoming.next().await {
+            let m = m?;
+            if !m.hash.is_empty() && m.hash != first.hash {
+                return Err(ApiError::new(
+                    ErrorCode::MalformedBody,
+                    "PutPayload: only the first message names the hash (a later one named another)",
+                )
+                .to_status());
+            }
+            l.payload_bytes(&mut up, &m.data).await.map_err(|e| e.to_status())?;
+        }
+        let (created, length) = l.payload_finish(up, first.length).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(PutPayloadResponse { created, length }))
+    }
+
+    async fn get_payload(&self, req: Request<GetPayloadRequest>) -> Result<Response<Self::GetPayloadStream>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        let hash = crate::payloads::hash_from_bytes(&req.get_ref().hash).map_err(|e| e.to_status())?;
+        let (len, mut chunks) = self.ledger.payload_chunks(&who, hash).await.map_err(|e| e.to_status())?;
+        let stream = async_stream(move |tx: mpsc::Sender<Result<PayloadChunk, Status>>| async move {
+            // The first message names the payload and its length, even when it is empty.
+            let mut first = Some(PayloadChunk { hash: hash.to_vec(), length: Some(len), data: vec![] });
+            while let Some(chunk) = chunks.recv().await {
+                let msg = chunk.map_err(|e| e.to_status()).map(|data| match first.take() {
+                    Some(f) => PayloadChunk { data: data.to_vec(), ..f },
+                    None => PayloadChunk { hash: vec![], length: None, data: data.to_vec() },
+                });
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(f) = first {
+                let _ = tx.send(Ok(f)).await;
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn erase_payload(&self, req: Request<ErasePayloadRequest>) -> Result<Response<ErasePayloadResponse>, Status> {
+        let who = principal(&self.ledger, &req)?;
+        let r = req.into_inner();
+        let hash = crate::payloads::hash_from_bytes(&r.hash).map_err(|e| e.to_status())?;
+        let index = self.ledger.payload_erase(&who, hash, r.reason).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(ErasePayloadResponse { index }))
     }
 
     async fn get_checkpoint(&self, _req: Request<GetCheckpointRequest>) -> Result<Response<Checkpoint>, Status> {

@@ -45,6 +45,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/tile/{*path}", get(get_tile))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::payloads::routes())
         .fallback(|| async { ApiError::new(ErrorCode::NoSuchEndpoint, "no such endpoint; see the README for the API") })
         .with_state(ledger)
 }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod packs;
+pub mod payloads;
 pub mod runs;
 pub mod service;
 pub mod tiles;
@@ -119,7 +120,10 @@ pub async fn serve(
         metrics,
         max_body_bytes: settings.max_body_bytes,
         shutdown: rx.clone(),
+        payloads: ledger_core::PayloadStore::new(log.store().clone(), settings.payloads.limits),
+        erasure_actor: settings.payloads.actor.clone(),
     });
+    ledger.refresh_payload_usage().await;
 
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move { service::stopped(&mut rx).await };
     let http = axum::serve(http_incoming(http_listener), http::app(ledger.clone(), &settings.limits))

@@ -196,6 +196,7 @@ fn init(data: PathBuf, origin: String, hash: TreeHash) -> Result<()> {
         max_body_bytes: 0,
         limits: ledger_server::limits::Limits::default(),
         principals: vec![],
+        payloads: config::PayloadSettings::default(),
     };
     let log = ledger_server::open_log(&settings)?;
     println!("{}", serde_json::to_string_pretty(log.descriptor())?);

@@ -31,6 +31,10 @@ struct Inner {
     checkpoint_size: Gauge,
     checkpoint_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     checkpoints: Counter,
+    payload_bytes: Gauge,
+    payload_puts: Counter,
+    payload_new_bytes: Counter,
+    payload_erasures: Counter,
     /// When the newest checkpoint was first seen, and the log counters at the last scrape.
     state: Mutex<(Instant, ledger_core::LogStats)>,
 }
@@ -76,6 +80,16 @@ impl Default for Metrics {
             checkpoint_age.clone(),
         );
         registry.register("checkpoints", "Checkpoints signed", checkpoints.clone());
+        let (payload_bytes, payload_puts) = (Gauge::default(), Counter::default());
+        let (payload_new_bytes, payload_erasures) = (Counter::default(), Counter::default());
+        registry.register(
+            "payload_bytes",
+            "Bytes of every payload stored (what the quota counts)",
+            payload_bytes.clone(),
+        );
+        registry.register("payload_puts", "Payload uploads acknowledged (new or already stored)", payload_puts.clone());
+        registry.register("payload_stored_bytes", "Bytes of payloads newly stored", payload_new_bytes.clone());
+        registry.register("payload_erasures", "Payload erasures answered", payload_erasures.clone());
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -90,6 +104,10 @@ impl Default for Metrics {
                 checkpoint_size,
                 checkpoint_age,
                 checkpoints,
+                payload_bytes,
+                payload_puts,
+                payload_new_bytes,
+                payload_erasures,
                 state: Mutex::new((Instant::now(), ledger_core::LogStats::default())),
             }),
         }
@@ -104,6 +122,24 @@ impl Metrics {
         i.batches.inc();
         i.batch_entries.observe(n as f64);
         i.ack_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A payload upload of `len` bytes was acknowledged (`created`: newly stored).
+    pub fn payload_put(&self, created: bool, len: u64) {
+        self.inner.payload_puts.inc();
+        if created {
+            self.inner.payload_new_bytes.inc_by(len);
+        }
+    }
+
+    /// A payload erasure was answered.
+    pub fn payload_erased(&self) {
+        self.inner.payload_erasures.inc();
+    }
+
+    /// The bytes all stored payloads take.
+    pub fn payload_bytes(&self, used: u64) {
+        self.inner.payload_bytes.set(i64::try_from(used).unwrap_or(i64::MAX));
     }
 
     /// A newer checkpoint was signed.

@@ -66,6 +66,10 @@ pub struct Ledger {
     pub max_body_bytes: usize,
     /// Becomes `true` when the server shuts down: streams end, long polls return.
     pub shutdown: watch::Receiver<bool>,
+    /// The payloads kept in the log's store (`crate::payloads`).
+    pub payloads: ledger_core::PayloadStore,
+    /// The actor of the `payload.erased` entries this server appends (`[payloads] actor`).
+    pub erasure_actor: String,
 }
 
 /// Runs `f` on the blocking pool.

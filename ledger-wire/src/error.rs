@@ -123,6 +123,16 @@ codes! {
     Timeout = "timeout", 503, DeadlineExceeded;
     /// A failure the caller cannot fix; the message says what failed.
     Internal = "internal", 500, Internal;
+    /// A payload over the server's size limit for one payload.
+    PayloadTooLarge = "payload_too_large", 413, ResourceExhausted;
+    /// A payload that would take the payload store over its total quota.
+    PayloadQuota = "payload_quota", 507, ResourceExhausted;
+    /// Payload bytes whose BLAKE3 is not the hash they were sent under.
+    PayloadMismatch = "payload_mismatch", 400, InvalidArgument;
+    /// The payload was erased; [`Detail::index`] is the log index of its `payload.erased` entry.
+    PayloadErased = "payload_erased", 410, NotFound;
+    /// No payload is stored under the hash.
+    PayloadMissing = "payload_missing", 404, NotFound;
 }
 
 /// A code this version of the crate does not know.

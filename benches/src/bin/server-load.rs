@@ -556,6 +556,7 @@ mod sink {
         GetEntriesRequest, GetInclusionProofRequest, GetLogRequest, GetReceiptRequest, GetRunRequest, LogInfo, Proof,
         Receipt, RunEntries, WatchCheckpointsRequest,
     };
+    use ledger_wire::{ErasePayloadRequest, ErasePayloadResponse, GetPayloadRequest, PayloadChunk, PutPayloadResponse};
     use tokio_stream::{Stream, StreamExt as _};
     use tonic::{Request, Response, Status, Streaming};
 
@@ -587,6 +588,7 @@ mod sink {
         type AppendStream = Answers<AppendResponse>;
         type GetEntriesStream = Answers<Entries>;
         type WatchCheckpointsStream = Answers<Checkpoint>;
+        type GetPayloadStream = Answers<PayloadChunk>;
 
         async fn append(&self, req: Request<Streaming<AppendRequest>>) -> Result<Response<Self::AppendStream>, Status> {
             let size = self.size.clone();
@@ -631,6 +633,21 @@ mod sink {
             Err(only_append())
         }
         async fn get_run(&self, _: Request<GetRunRequest>) -> Result<Response<RunEntries>, Status> {
+            Err(only_append())
+        }
+        async fn put_payload(
+            &self,
+            _: Request<Streaming<PayloadChunk>>,
+        ) -> Result<Response<PutPayloadResponse>, Status> {
+            Err(only_append())
+        }
+        async fn get_payload(&self, _: Request<GetPayloadRequest>) -> Result<Response<Self::GetPayloadStream>, Status> {
+            Err(only_append())
+        }
+        async fn erase_payload(
+            &self,
+            _: Request<ErasePayloadRequest>,
+        ) -> Result<Response<ErasePayloadResponse>, Status> {
             Err(only_append())
         }
         async fn list_runs(
