@@ -211,6 +211,10 @@ async fn http_payloads_every_status() {
     assert_eq!((status, e["code"].as_str()), (400, Some("malformed_body")));
     let (status, e) = error_of(erase(&srv, &hx, serde_json::json!({"reason": " "}), &admin).await).await;
     assert_eq!((status, e["code"].as_str()), (400, Some("malformed_body")));
+    let long = "x".repeat(4097);
+    let (status, e) = error_of(erase(&srv, &hx, serde_json::json!({"reason": long}), &admin).await).await;
+    assert_eq!((status, e["code"].as_str()), (400, Some("malformed_body")));
+    assert!(e["message"].as_str().unwrap().contains("4096"), "{e}");
     let r = erase(&srv, &hx, serde_json::json!({"reason": "gdpr art. 17"}), &admin).await;
     assert_eq!(r.status(), 200);
     let index = r.json::<serde_json::Value>().await.unwrap()["index"].as_u64().unwrap();
@@ -301,6 +305,26 @@ async fn grpc_payloads() {
     assert_eq!(code(s).1, Some(ErrorCode::Forbidden));
     let s = c.put_payload(put(msgs(b"wrong", h, None), &ingest)).await.unwrap_err();
     assert_eq!(code(s).1, Some(ErrorCode::PayloadMismatch));
+    // A declared length the bytes do not match; a second hash; no message at all.
+    let small = b"small".to_vec();
+    let s = c.put_payload(put(msgs(&small, hash(&small), Some(6)), &ingest)).await.unwrap_err();
+    assert_eq!(code(s).1, Some(ErrorCode::MalformedBody));
+    let mut two = msgs(&b, h, None);
+    two[1].hash = vec![7; 32];
+    let s = c.put_payload(put(two, &ingest)).await.unwrap_err();
+    assert_eq!(code(s).1, Some(ErrorCode::MalformedBody));
+    let s = c.put_payload(put(vec![], &ingest)).await.unwrap_err();
+    assert_eq!(code(s).1, Some(ErrorCode::MalformedBody));
+    let s = c.put_payload(put(vec![PayloadChunk { hash: vec![1; 5], length: None, data: vec![] }], &ingest)).await;
+    assert_eq!(code(s.unwrap_err()).1, Some(ErrorCode::MalformedBody));
+    assert_eq!(
+        c.get_payload(authorized(GetPayloadRequest { hash: hash(&small).to_vec() }, &auditor))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::NotFound,
+        "nothing was stored"
+    );
     let huge = bytes(3 * MIB + 1, 1);
     let s = c.put_payload(put(msgs(&huge, hash(&huge), Some(huge.len() as u64)), &ingest)).await.unwrap_err();
     assert_eq!(code(s).0, tonic::Code::ResourceExhausted);
