@@ -14,13 +14,13 @@
 //! other. A caller that fails for reasons of its own while `entries.bin` is still arriving (a read
 //! error) calls [`PackVerifier::check_queued`] first, for the same reason.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, LogDescriptor};
-use crate::entry::{Entry, EntryView, IDENTITY_RUN_PREFIX, SealAttrs};
+use crate::entry::{Entry, EntryView, Event, IDENTITY_RUN_PREFIX, Kind, SealAttrs};
 use crate::keys::verify_strict;
 use crate::merkle::{CompactRange, verify_consistency};
 use crate::seal::{content_hash, seal_message};
@@ -38,6 +38,30 @@ pub const PROOF: &str = "proof.json";
 pub const ENTRIES: &str = "entries.bin";
 /// Optional: earlier checkpoints with consistency proofs to the pack's checkpoint.
 pub const HISTORY: &str = "history.json";
+/// Optional: `payloads/<lowercase hex BLAKE3>`, the bytes of a payload an entry of the pack names.
+pub const PAYLOADS_DIR: &str = "payloads/";
+
+/// The pack file name of the payload `hash`.
+pub fn payload_file(hash: &Hash) -> String {
+    format!("{PAYLOADS_DIR}{}", hex::encode(hash))
+}
+
+/// The payloads an entry names by BLAKE3: its `payload` field, a `task.accepted`'s `input_hash`,
+/// an `artifact.added`'s and a workspace read's or write's `hash`. (A `payload.erased` entry
+/// names the payload it erased; that one is reported as erased, not as named.)
+pub fn named_payloads(e: &EntryView<'_>) -> Vec<Hash> {
+    let mut out: Vec<Hash> = e.payload().into_iter().collect();
+    if matches!(e.kind(), Kind::TaskAccepted | Kind::WorkspaceRead | Kind::WorkspaceWritten | Kind::ArtifactAdded) {
+        match e.event() {
+            Event::TaskAccepted { input_hash: h, .. }
+            | Event::WorkspaceRead { hash: h, .. }
+            | Event::WorkspaceWritten { hash: h, .. }
+            | Event::ArtifactAdded { hash: h, .. } => out.push(h),
+            _ => {}
+        }
+    }
+    out
+}
 
 /// `manifest.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +132,11 @@ impl Manifest {
             files: files.into(),
         }
     }
+
+    /// Lists the payload `hash` (`payloads/<hex>`, whose BLAKE3 is its name).
+    pub fn add_payload(&mut self, hash: &Hash) {
+        self.files.insert(payload_file(hash), hex::encode(hash));
+    }
 }
 
 /// The proof of a pack of `[start, end)` against the tree of `tree_size` entries of `log`.
@@ -122,23 +151,55 @@ pub fn proof(log: &crate::Log, start: u64, end: u64, tree_size: u64) -> Result<P
 /// `(file name, bytes)` in the order `ledger-server` streams them. For tools, tests and small
 /// ranges: `ledger-server` streams packs of any size instead.
 pub fn build(log: &crate::Log, start: u64, end: u64, created: String) -> Result<Vec<(String, Vec<u8>)>> {
+    build_with_payloads(log, start, end, created, None)
+}
+
+/// Like [`build`], with `payloads/<hex>` for every payload an entry of the range names
+/// ([`named_payloads`]) that `payloads` holds (missing and erased ones are left out), after
+/// `entries.bin`.
+pub fn build_with_payloads(
+    log: &crate::Log,
+    start: u64,
+    end: u64,
+    created: String,
+    payloads: Option<&crate::PayloadStore>,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let cp = log.checkpoint();
     let n = cp.checkpoint.size;
     let mut entries = Vec::new();
+    let mut named = BTreeSet::new();
     log.scan(start, end, &mut |_, e| {
         entries.extend_from_slice(&frame_header(e));
         entries.extend_from_slice(e);
+        if payloads.is_some() {
+            named.extend(named_payloads(&Entry::check(e)?));
+        }
         Ok(())
     })?;
     let proof = serde_json::to_vec(&proof(log, start, end, n)?).expect("serialisable");
-    let manifest =
+    let mut manifest =
         Manifest::new(log.descriptor(), (start, end, n), created, cp.note.as_bytes(), &proof, &blake3::hash(&entries));
-    Ok(vec![
+    let mut files = Vec::new();
+    if let Some(p) = payloads {
+        for h in &named {
+            match p.get(h) {
+                Ok(Some(bytes)) => {
+                    manifest.add_payload(h);
+                    files.push((payload_file(h), bytes));
+                }
+                Ok(None) | Err(Error::PayloadErased { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let mut out = vec![
         (MANIFEST.to_string(), serde_json::to_vec_pretty(&manifest).expect("serialisable")),
         (CHECKPOINT.to_string(), cp.note.clone().into_bytes()),
         (PROOF.to_string(), proof),
         (ENTRIES.to_string(), entries),
-    ])
+    ];
+    out.extend(files);
+    Ok(out)
 }
 
 /// Called with `(index, bytes, entry, leaf hash)` for each entry of a pack that passed its checks.
@@ -177,6 +238,28 @@ pub struct PackReport {
     pub open_runs: u64,
     /// Earlier checkpoints from `history.json` proven consistent.
     pub history: u64,
+    /// Payload files (`payloads/<hex>`) in the pack, each checked against its name.
+    pub payloads_included: u64,
+    /// Payloads entries of the pack name that the pack does not hold and no erasure in the pack
+    /// explains (lowercase hex; a pack made without payloads lists every one).
+    pub payloads_absent: Vec<String>,
+    /// Payloads erased by a `payload.erased` entry in the pack: when, who, why.
+    pub payloads_erased: Vec<ErasedPayload>,
+}
+
+/// A `payload.erased` entry of a pack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ErasedPayload {
+    /// The erased payload's BLAKE3, lowercase hex.
+    pub hash: String,
+    /// The erasure entry's log index.
+    pub index: u64,
+    /// Its `ts`, nanoseconds since the Unix epoch.
+    pub ts: i64,
+    /// Who approved the erasure.
+    pub approver: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// Per-run state while streaming entries.
@@ -215,6 +298,12 @@ pub struct PackVerifier {
     entries_hash: blake3::Hasher,
     /// Bytes of a frame split across chunks.
     carry: Vec<u8>,
+    /// Payloads the entries name.
+    named: BTreeSet<Hash>,
+    /// Payload files checked.
+    included: BTreeSet<Hash>,
+    /// Erasure entries, by the hash they erased.
+    erased: BTreeMap<Hash, ErasedPayload>,
 }
 
 fn invalid(file: &str, index: Option<u64>, reason: impl ToString) -> Error {
@@ -286,6 +375,9 @@ impl PackVerifier {
             batch: SEALS_PER_THREAD,
             entries_hash: blake3::Hasher::new(),
             carry: Vec::new(),
+            named: BTreeSet::new(),
+            included: BTreeSet::new(),
+            erased: BTreeMap::new(),
         })
     }
 
@@ -422,6 +514,13 @@ impl PackVerifier {
         let leaf = self.log.hash.leaf(bytes);
         self.range.push(self.log.hash, leaf, |_, _, _| {});
         self.next_index += 1;
+        self.named.extend(named_payloads(&e));
+        if e.kind() == Kind::PayloadErased
+            && let Event::PayloadErased { hash, reason, approver } = e.event()
+        {
+            let erased = ErasedPayload { hash: hex::encode(hash), index, ts: e.ts(), approver, reason };
+            self.erased.insert(hash, erased);
+        }
 
         let run = e.run();
         let state = match self.runs.get_mut(run) {
@@ -521,6 +620,15 @@ impl PackVerifier {
     }
 
     fn check_other_file(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        if let Some(hex_name) = name.strip_prefix(PAYLOADS_DIR) {
+            // Named by its BLAKE3: checked against the name first, so that a changed byte fails
+            // naming this file (the manifest lists the same hash).
+            let got = blake3::hash(bytes);
+            if got.to_hex().as_str() != hex_name {
+                return Err(invalid(name, None, format!("the payload hashes to {}, not to its name", got.to_hex())));
+            }
+            self.included.insert(*got.as_bytes());
+        }
         check_file_hash(&self.manifest, name, bytes)?;
         if name == HISTORY {
             let items: Vec<HistoryItem> = serde_json::from_slice(bytes).map_err(|e| invalid(HISTORY, None, e))?;
@@ -583,6 +691,12 @@ impl PackVerifier {
         let mut partial: Vec<PartialRun> =
             self.partial.into_iter().map(|(run, reason)| PartialRun { run, reason }).collect();
         partial.sort_by(|a, b| a.run.cmp(&b.run));
+        let payloads_absent = self
+            .named
+            .iter()
+            .filter(|h| !self.included.contains(*h) && !self.erased.contains_key(*h))
+            .map(hex::encode)
+            .collect();
         Ok(PackReport {
             start: m.start,
             end: m.end,
@@ -591,6 +705,9 @@ impl PackVerifier {
             partial,
             open_runs,
             history: 0,
+            payloads_included: self.included.len() as u64,
+            payloads_absent,
+            payloads_erased: self.erased.into_values().collect(),
         })
     }
 }

@@ -295,3 +295,65 @@ fn rocksdb_crash_between_the_erasure_entry_and_the_delete_still_erases() {
     assert!(store.payload_get(&h).unwrap().is_none());
     assert_eq!(p.usage().unwrap(), 0);
 }
+
+/// Writes `files` (as `pack::build*` returns them) into `dir`.
+fn write_pack(dir: &std::path::Path, files: &[(String, Vec<u8>)]) {
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+#[test]
+fn packs_carry_present_payloads_and_report_absent_and_erased_ones() {
+    use ledger_core::pack;
+    let (store, p) = mem();
+    let log = open_log(&store);
+    let key = gateway_key();
+    log.append(vec![identity(&key)]).unwrap();
+    // Each run names its input (BLAKE3 of the run id) and the artifact BLAKE3("summary").
+    log.append(sealed_run(log.hash(), "r1", &key, 0)).unwrap();
+    log.append(sealed_run(log.hash(), "r2", &key, 0)).unwrap();
+    p.put(&hash(b"r1"), b"r1").unwrap();
+    p.put(&hash(b"summary"), b"summary").unwrap();
+    let erased_at = log.erase_payload(&p, &hash(b"summary"), "retention ended", "dpo", "ledger-server", T0).unwrap();
+    log.sign_checkpoint().unwrap();
+    let size = log.checkpoint().checkpoint.size;
+
+    let files = pack::build_with_payloads(&log, 0, size, "2026-01-01T00:00:00Z".into(), Some(&p)).unwrap();
+    let r1_file = pack::payload_file(&hash(b"r1"));
+    assert_eq!(files.iter().filter(|(n, _)| n.starts_with(pack::PAYLOADS_DIR)).count(), 1, "only the present one");
+    assert_eq!(files.iter().find(|(n, _)| *n == r1_file).unwrap().1, b"r1");
+    let dir = tempfile::tempdir().unwrap();
+    write_pack(dir.path(), &files);
+    let report = pack::verify_dir(dir.path(), log.descriptor()).unwrap();
+    assert_eq!(report.payloads_included, 1);
+    assert_eq!(report.payloads_absent, vec![hex::encode(hash(b"r2"))]);
+    assert_eq!(report.payloads_erased.len(), 1);
+    let e = &report.payloads_erased[0];
+    assert_eq!(
+        (e.hash.as_str(), e.index, e.ts, e.approver.as_str(), e.reason.as_str()),
+        (hex::encode(hash(b"summary")).as_str(), erased_at, T0, "dpo", "retention ended")
+    );
+
+    // One changed byte of a payload fails, naming its file.
+    std::fs::write(dir.path().join(&r1_file), b"r!").unwrap();
+    match pack::verify_dir(dir.path(), log.descriptor()).unwrap_err() {
+        Error::PackInvalid { file, reason, .. } => {
+            assert_eq!(file, r1_file);
+            assert!(reason.contains("not to its name"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+
+    // Without payloads: every named one that is not erased is reported absent.
+    let files = pack::build(&log, 0, size, "2026-01-01T00:00:00Z".into()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_pack(dir.path(), &files);
+    let report = pack::verify_dir(dir.path(), log.descriptor()).unwrap();
+    assert_eq!(report.payloads_included, 0);
+    let mut absent = vec![hex::encode(hash(b"r1")), hex::encode(hash(b"r2"))];
+    absent.sort();
+    assert_eq!(report.payloads_absent, absent);
+}

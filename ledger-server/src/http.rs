@@ -300,10 +300,18 @@ async fn get_receipt(
         .into_response())
 }
 
+#[derive(Deserialize)]
+struct PackQuery {
+    start: Option<u64>,
+    end: Option<u64>,
+    /// Adds `payloads/<hex>` for the payloads the range names that are stored.
+    payloads: Option<bool>,
+}
+
 async fn get_pack(
     State(l): State<Arc<Ledger>>,
     headers: HeaderMap,
-    q: std::result::Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+    q: std::result::Result<Query<PackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let who = principal(&l, &headers)?;
     require_reads_all(&who)?;
@@ -312,7 +320,8 @@ async fn get_pack(
     let (start, end) = packs::check_range(&cp, q.start, q.end)?;
     let (tx, rx) = mpsc::channel(8);
     let log = l.log.clone();
-    tokio::task::spawn_blocking(move || packs::write_pack(log, cp, start, end, tx));
+    let payloads = q.payloads.unwrap_or(false).then(|| l.payloads.clone());
+    tokio::task::spawn_blocking(move || packs::write_pack(log, payloads, cp, start, end, tx));
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let name = format!("attachment; filename=\"pack-{start}-{end}.tar\"");
     Ok((

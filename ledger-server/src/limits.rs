@@ -13,6 +13,10 @@
 //!
 //! An append cut by the timeout may still commit; resending it is idempotent (SPEC's
 //! duplicate rule), like any append whose answer was lost.
+//!
+//! Payload uploads (`PUT /v1/payloads/{hex}`, gRPC `PutPayload`) are streams in the other
+//! direction: their answer can start only once the whole body is in (it says whether the bytes
+//! hash to their name), so the timeout does not apply to them; the concurrency limit does.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -54,6 +58,12 @@ impl Default for Limits {
 /// `GetReceipt` with `wait_ms`.
 fn long_poll(path: &str) -> bool {
     path == "/ledger.v1.Ledger/GetReceipt" || (path.starts_with("/runs/") && path.ends_with("/receipt"))
+}
+
+/// Whether the request is a payload upload, whose answer waits for its whole body (see the
+/// module docs).
+fn upload(method: &axum::http::Method, path: &str) -> bool {
+    path == "/ledger.v1.Ledger/PutPayload" || (method == axum::http::Method::PUT && path.starts_with("/v1/payloads/"))
 }
 
 /// The tower stack of one front end: refusals answered by `R` ← load shedding ← one semaphore
@@ -135,6 +145,10 @@ where
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         let limit = if long_poll(req.uri().path()) { self.timeout + MAX_RECEIPT_WAIT } else { self.timeout };
+        if upload(req.method(), req.uri().path()) {
+            let answer = self.inner.call(req);
+            return Box::pin(async move { answer.await.map_err(Into::into) });
+        }
         let answer = self.inner.call(req);
         Box::pin(async move {
             match tokio::time::timeout(limit, answer).await {
@@ -174,8 +188,29 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["code"], "timeout");
 
-        let long = tokio::time::timeout(5 * timeout, app.oneshot(request("/runs/r/receipt"))).await;
+        let long = tokio::time::timeout(5 * timeout, app.clone().oneshot(request("/runs/r/receipt"))).await;
         assert!(long.is_err(), "a long poll is still waiting at five times the timeout");
+    }
+
+    /// A payload upload is not cut by the timeout (its answer needs its whole body); a read of
+    /// the same path is.
+    #[tokio::test]
+    async fn payload_uploads_are_not_timed() {
+        let timeout = Duration::from_millis(50);
+        let limits = Limits { max_concurrent_requests: 4, request_timeout: timeout };
+        let pending = || std::future::pending::<&'static str>();
+        let app = axum::Router::new()
+            .route("/v1/payloads/{hex}", axum::routing::put(pending).get(pending))
+            .layer(http(&limits));
+        let put = axum::http::Request::builder()
+            .method("PUT")
+            .uri("/v1/payloads/ab")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let upload = tokio::time::timeout(5 * timeout, app.clone().oneshot(put)).await;
+        assert!(upload.is_err(), "an upload is still going at five times the timeout");
+        let r = app.oneshot(request("/v1/payloads/ab")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     /// With every slot taken, the next request is refused at once (not queued) with 503
@@ -219,5 +254,8 @@ mod tests {
         assert!(!long_poll("/runs/abc"));
         assert!(!long_poll("/v1/entries"));
         assert!(!long_poll("/ledger.v1.Ledger/Append"));
+        assert!(upload(&axum::http::Method::POST, "/ledger.v1.Ledger/PutPayload"));
+        assert!(!upload(&axum::http::Method::GET, "/v1/payloads/ab"));
+        assert!(!upload(&axum::http::Method::POST, "/v1/payloads/ab/erase"));
     }
 }

@@ -5,13 +5,19 @@
 //! entry. The manifest carries the BLAKE3 of `entries.bin`, so the entries are read twice: once
 //! to hash and measure them, once to send them. Memory stays at one chunk per pass whatever the
 //! range; entries below a checkpoint never change, so both passes read the same bytes.
+//!
+//! Asked for payloads, the first pass also gathers the hashes the entries name
+//! (`pack::named_payloads`); those the store holds are listed in the manifest (a payload file's
+//! hash is its name, so nothing is read for it) and follow `entries.bin` as `payloads/<hex>`,
+//! streamed chunk by chunk. A payload erased between the manifest and its turn ends the stream
+//! with an error: the client then holds a pack that does not verify, never a wrong one.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use ledger_core::pack::{self, Manifest};
-use ledger_core::{Log, SignedCheckpoint};
+use ledger_core::{Entry, Log, PayloadState, PayloadStore, SignedCheckpoint};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ErrorCode};
@@ -36,18 +42,20 @@ pub fn check_range(cp: &SignedCheckpoint, start: Option<u64>, end: Option<u64>) 
 /// quietly when the receiver is gone (the client went away).
 pub fn write_pack(
     log: Arc<Log>,
+    payloads: Option<PayloadStore>,
     cp: Arc<SignedCheckpoint>,
     start: u64,
     end: u64,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
-    if let Err(e) = write_pack_inner(&log, &cp, start, end, &tx) {
+    if let Err(e) = write_pack_inner(&log, payloads.as_ref(), &cp, start, end, &tx) {
         let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
     }
 }
 
 fn write_pack_inner(
     log: &Log,
+    payloads: Option<&PayloadStore>,
     cp: &SignedCheckpoint,
     start: u64,
     end: u64,
@@ -57,18 +65,34 @@ fn write_pack_inner(
     // Pass 1: size and hash of entries.bin.
     let mut hasher = blake3::Hasher::new();
     let mut entries_len = 0u64;
+    let mut named = std::collections::BTreeSet::new();
     log.scan(start, end, &mut |_, e| {
         hasher.update(&pack::frame_header(e));
         hasher.update(e);
         entries_len += 4 + e.len() as u64;
+        if payloads.is_some() {
+            named.extend(pack::named_payloads(&Entry::check(e)?));
+        }
         Ok(())
     })?;
+    // The payloads to include, with their lengths (missing and erased ones are left out).
+    let mut included = Vec::new();
+    if let Some(p) = payloads {
+        for h in named {
+            if let PayloadState::Present { len } = p.state(&h)? {
+                included.push((h, len));
+            }
+        }
+    }
     let proof_json = serde_json::to_vec(&pack::proof(log, start, end, n)?).expect("serialisable");
     let checkpoint = cp.note.as_bytes();
     let now = SystemTime::now();
     let created = humantime::format_rfc3339_seconds(now).to_string();
-    let manifest =
+    let mut manifest =
         Manifest::new(log.descriptor(), (start, end, n), created, checkpoint, &proof_json, &hasher.finalize());
+    for (h, _) in &included {
+        manifest.add_payload(h);
+    }
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("serialisable");
     let mtime = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
 
@@ -87,6 +111,24 @@ fn write_pack_inner(
         out.put(e)
     })?;
     out.pad(entries_len)?;
+    if let Some(p) = payloads {
+        for (h, len) in &included {
+            out.header(&pack::payload_file(h), *len, mtime)?;
+            let mut sent = 0u64;
+            for chunk in p.read(h)? {
+                let chunk = chunk?;
+                sent += chunk.len() as u64;
+                out.put(&chunk)?;
+            }
+            if sent != *len {
+                return Err(ledger_core::Error::Corrupt(format!(
+                    "payload {} held {sent} bytes, {len} when the manifest was made",
+                    hex::encode(h)
+                )));
+            }
+            out.pad(*len)?;
+        }
+    }
     out.put(&[0u8; 1024])?; // end-of-archive marker
     out.flush()
 }

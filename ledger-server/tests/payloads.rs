@@ -211,6 +211,10 @@ async fn http_payloads_every_status() {
     assert_eq!((status, e["code"].as_str()), (400, Some("malformed_body")));
     let (status, e) = error_of(erase(&srv, &hx, serde_json::json!({"reason": " "}), &admin).await).await;
     assert_eq!((status, e["code"].as_str()), (400, Some("malformed_body")));
+    let long = "x".repeat(4097);
+    let (status, e) = error_of(erase(&srv, &hx, serde_json::json!({"reason": long}), &admin).await).await;
+    assert_eq!((status, e["code"].as_str()), (400, Some("malformed_body")));
+    assert!(e["message"].as_str().unwrap().contains("4096"), "{e}");
     let r = erase(&srv, &hx, serde_json::json!({"reason": "gdpr art. 17"}), &admin).await;
     assert_eq!(r.status(), 200);
     let index = r.json::<serde_json::Value>().await.unwrap()["index"].as_u64().unwrap();
@@ -301,6 +305,26 @@ async fn grpc_payloads() {
     assert_eq!(code(s).1, Some(ErrorCode::Forbidden));
     let s = c.put_payload(put(msgs(b"wrong", h, None), &ingest)).await.unwrap_err();
     assert_eq!(code(s).1, Some(ErrorCode::PayloadMismatch));
+    // A declared length the bytes do not match; a second hash; no message at all.
+    let small = b"small".to_vec();
+    let s = c.put_payload(put(msgs(&small, hash(&small), Some(6)), &ingest)).await.unwrap_err();
+    assert_eq!(code(s).1, Some(ErrorCode::MalformedBody));
+    let mut two = msgs(&b, h, None);
+    two[1].hash = vec![7; 32];
+    let s = c.put_payload(put(two, &ingest)).await.unwrap_err();
+    assert_eq!(code(s).1, Some(ErrorCode::MalformedBody));
+    let s = c.put_payload(put(vec![], &ingest)).await.unwrap_err();
+    assert_eq!(code(s).1, Some(ErrorCode::MalformedBody));
+    let s = c.put_payload(put(vec![PayloadChunk { hash: vec![1; 5], length: None, data: vec![] }], &ingest)).await;
+    assert_eq!(code(s.unwrap_err()).1, Some(ErrorCode::MalformedBody));
+    assert_eq!(
+        c.get_payload(authorized(GetPayloadRequest { hash: hash(&small).to_vec() }, &auditor))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::NotFound,
+        "nothing was stored"
+    );
     let huge = bytes(3 * MIB + 1, 1);
     let s = c.put_payload(put(msgs(&huge, hash(&huge), Some(huge.len() as u64)), &ingest)).await.unwrap_err();
     assert_eq!(code(s).0, tonic::Code::ResourceExhausted);
@@ -328,4 +352,62 @@ async fn grpc_payloads() {
     assert_eq!(code(s), (tonic::Code::NotFound, Some(ErrorCode::PayloadErased), Some(index)));
     let s = c.put_payload(put(msgs(&b, h, None), &ingest)).await.unwrap_err();
     assert_eq!(code(s).1, Some(ErrorCode::PayloadErased));
+}
+
+/// `GET /v1/pack?payloads=true` carries the stored payloads the range names; both verifiers
+/// accept it and report the erased one; a changed payload byte fails, naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packs_with_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, [ingest, auditor, _, admin]) = server(dir.path());
+    let key = gateway_key();
+    assert_eq!(srv.post_json(&[identity_entry(&key)], &ingest).await.status(), 200);
+    // Each run's task.accepted names BLAKE3(run id) as its input.
+    for id in ["kept", "erased", "never-stored"] {
+        assert_eq!(srv.post_json(&run(ledger_core::TreeHash::Blake3, id, &key, "c", 1), &ingest).await.status(), 200);
+    }
+    for b in [b"kept".to_vec(), b"erased".to_vec()] {
+        assert_eq!(put(&srv, &hex_of(&b), b, Some(&ingest)).await.status(), 201);
+    }
+    let r = erase(&srv, &hex_of(b"erased"), serde_json::json!({"reason": "asked"}), &admin).await;
+    let erased_at = r.json::<serde_json::Value>().await.unwrap()["index"].as_u64().unwrap();
+    let size = srv.tree_size().await;
+    srv.wait_checkpoint(size).await;
+
+    let log = srv.descriptor().await;
+    let log_file = dir.path().join("log.json");
+    std::fs::write(&log_file, serde_json::to_vec(&log).unwrap()).unwrap();
+    let r = srv.get("/v1/pack?payloads=true", Some(&auditor)).await;
+    assert_eq!(r.status(), 200);
+    let tar_bytes = r.bytes().await.unwrap();
+    let tar_path = dir.path().join("pack.tar");
+    std::fs::write(&tar_path, &tar_bytes).unwrap();
+    let out = dir.path().join("pack");
+    tar::Archive::new(&tar_bytes[..]).unpack(&out).unwrap();
+    let kept = format!("payloads/{}", hex_of(b"kept"));
+    assert_eq!(std::fs::read(out.join(&kept)).unwrap(), b"kept");
+    assert!(!out.join(format!("payloads/{}", hex_of(b"erased"))).exists());
+
+    let report = ledger_core::pack::verify_dir(&out, &log).unwrap();
+    assert_eq!(report.payloads_included, 1);
+    assert_eq!(report.payloads_absent, vec![hex_of(b"never-stored")]);
+    assert_eq!(report.payloads_erased.len(), 1);
+    assert_eq!((report.payloads_erased[0].index, report.payloads_erased[0].approver.as_str()), (erased_at, "dpo"));
+    let (v, code) = python_verify(&["pack", tar_path.to_str().unwrap(), "--log", log_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "Python rejected the pack: {v}");
+
+    // One changed byte of the payload: both verifiers refuse, naming the file.
+    std::fs::write(out.join(&kept), b"kepT").unwrap();
+    let err = ledger_core::pack::verify_dir(&out, &log).unwrap_err().to_string();
+    assert!(err.contains(&kept), "{err}");
+    let (v, code) = python_verify(&["pack", out.to_str().unwrap(), "--log", log_file.to_str().unwrap()]);
+    assert_ne!(code, 0, "{v}");
+    assert!(v.to_string().contains(&kept), "{v}");
+
+    // Without the flag: no payload files.
+    let tar_bytes = srv.get("/v1/pack", Some(&auditor)).await.bytes().await.unwrap();
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    let names: Vec<String> =
+        archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["manifest.json", "checkpoint", "proof.json", "entries.bin"]);
 }

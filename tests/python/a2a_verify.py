@@ -1065,11 +1065,28 @@ def verify_pack_files(files: dict[str, bytes], log: LogDescriptor) -> dict:
             (outside if run_outside else verified).append(run)
 
     # -- optional payloads/<hex>: the file is named by its BLAKE3 --
+    included = set()
     for name in files:
         if name.startswith("payloads/"):
             hexname = name[len("payloads/"):]
-            if blake3_256(files[name]).hex() != hexname.lower():
+            if blake3_256(files[name]).hex() != hexname:
                 failures.append({"check": "payload", "index": None, "reason": f"{name} does not hash to its name"})
+            else:
+                included.add(hexname)
+    # The payloads the entries name (docs/FORMATS.md §6) and the erasures in the range.
+    named, erased = set(), {}
+    for j, ent in enumerate(decoded):
+        if ent is None:
+            continue
+        if ent.payload is not None:
+            named.add(ent.payload.hex())
+        if ent.kind == "task.accepted":
+            named.add(ent.attrs["input_hash"].hex())
+        elif ent.kind in ("artifact.added", "workspace.read", "workspace.written"):
+            named.add(ent.attrs["hash"].hex())
+        elif ent.kind == "payload.erased":
+            erased[ent.attrs["hash"].hex()] = {"hash": ent.attrs["hash"].hex(), "index": s + j, "ts": ent.ts,
+                                                "approver": ent.attrs["approver"], "reason": ent.attrs["reason"]}
 
     history = _check_history(files, listed, log, cp) if "history.json" in files else None
 
@@ -1081,6 +1098,9 @@ def verify_pack_files(files: dict[str, bytes], log: LogDescriptor) -> dict:
         "seals_verified": seals_ok,
         "partial": sorted(partial), "signer_outside_range": sorted(outside),
         "unsealed": sorted(unsealed), "unlisted_files": unlisted,
+        "payloads_included": len(included),
+        "payloads_absent": sorted(h for h in named if h not in included and h not in erased),
+        "payloads_erased": [erased[h] for h in sorted(erased)],
     }
     if history is not None:
         result["history"] = history

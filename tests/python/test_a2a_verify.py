@@ -650,6 +650,39 @@ class TestRevision11(unittest.TestCase):
                 out = v.verify_pack_files(build_pack(log, s, n), log.trusted())
                 self.assertTrue(out["ok"], out)
                 self.assertIn("erasure/" + self.HASH.hex(), out["unsealed"])
+                erased = out["payloads_erased"]
+                self.assertEqual([(x["hash"], x["index"], x["approver"]) for x in erased],
+                                 [(self.HASH.hex(), n - 1, "dpo")] if s < n else [], out)
+
+    def test_pack_payload_report(self):
+        log = build_scenario("blake3")
+        log.append(self.erased())
+        n = len(log.entries)
+        named = set()
+        for raw in log.entries:
+            d = cbor2.loads(raw)
+            if "payload" in d:
+                named.add(d["payload"])
+            if d["kind"] == "task.accepted":
+                named.add(d["attrs"]["input_hash"])
+            if d["kind"] in ("artifact.added", "workspace.read", "workspace.written"):
+                named.add(d["attrs"]["hash"])
+        named = sorted(named)
+        self.assertTrue(named, "the scenario names payloads")
+        files = build_pack(log, 0, n)
+        out = v.verify_pack_files(files, log.trusted())
+        self.assertEqual((out["payloads_included"], out["payloads_absent"]), (0, [h.hex() for h in named]), out)
+        # No payload bytes are known for the scenario's hashes, so include a file for one that is
+        # named by a test entry of its own: an erased hash's bytes are never included by a server.
+        good = {"payloads/" + blake3.blake3(b"hi").hexdigest(): b"hi"}
+        out = v.verify_pack_files(build_pack(log, 0, n, extra=good), log.trusted())
+        self.assertTrue(out["ok"], out)
+        self.assertEqual(out["payloads_included"], 1)
+        bad = {"payloads/" + blake3.blake3(b"hi").hexdigest(): b"hI"}
+        out = v.verify_pack_files(build_pack(log, 0, n, extra=bad), log.trusted())
+        self.assertFalse(out["ok"])
+        self.assertEqual(out["check"], "payload")
+        self.assertIn("payloads/" + blake3.blake3(b"hi").hexdigest(), out["reason"])
 
 
 class TestEd25519(unittest.TestCase):

@@ -6,14 +6,40 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ledger_core::{Checkpoint, Entry, Note, Receipt};
+use ledger_core::{Checkpoint, Entry, Event, Note, Receipt};
 
 use crate::trust::{Failure, unchecked};
 
 fn entry_json(bytes: &[u8]) -> serde_json::Value {
     match Entry::decode(bytes) {
-        Ok(e) => e.to_json(),
+        Ok(e) => with_erasure(&e),
         Err(err) => serde_json::json!({ "invalid_entry": err.to_string(), "bytes": B64.encode(bytes) }),
+    }
+}
+
+/// An entry's JSON; a `payload.erased` entry (1.1) also gets `"erasure"`: which payload, when (RFC
+/// 3339), who approved it and why, for a person to read.
+fn with_erasure(e: &Entry) -> serde_json::Value {
+    let mut v = e.to_json();
+    if let Event::PayloadErased { hash, reason, approver } = &e.event {
+        v["erasure"] = serde_json::json!({
+            "payload": hex::encode(hash),
+            "when": when(e.ts),
+            "approver": approver,
+            "reason": reason,
+        });
+    }
+    v
+}
+
+/// An entry's `ts` (nanoseconds since the Unix epoch) as RFC 3339 UTC, or the number when it is
+/// before the epoch.
+pub fn when(ts: i64) -> String {
+    match u64::try_from(ts) {
+        Ok(ns) => {
+            humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns)).to_string()
+        }
+        Err(_) => format!("{ts} ns before the Unix epoch"),
     }
 }
 
@@ -57,7 +83,7 @@ pub fn inspect(path: &Path) -> Result<serde_json::Value, Failure> {
         }
     }
     if let Ok(e) = Entry::decode(&bytes) {
-        return Ok(serde_json::json!({"type": "entry", "entry": e.to_json()}));
+        return Ok(serde_json::json!({"type": "entry", "entry": with_erasure(&e)}));
     }
     // entries.bin: 4-byte big-endian lengths.
     let mut at = 0;

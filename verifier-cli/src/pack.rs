@@ -339,7 +339,23 @@ pub fn print(path: &Path, v: &Verified) {
     if r.history > 0 {
         println!("  history    {} earlier checkpoints consistent with this one", r.history);
     }
-    for o in &v.others {
+    println!(
+        "  payloads   {} included (each checked against its name), {} named but absent, {} erased",
+        r.payloads_included,
+        r.payloads_absent.len(),
+        r.payloads_erased.len()
+    );
+    for e in &r.payloads_erased {
+        println!(
+            "    erased {} at index {}, {}, approved by {:?}: {:?}",
+            e.hash,
+            e.index,
+            crate::inspect::when(e.ts),
+            e.approver,
+            e.reason
+        );
+    }
+    for o in v.others.iter().filter(|o| !o.starts_with(pack::PAYLOADS_DIR)) {
         println!("  file       {o} (hash checked)");
     }
 }

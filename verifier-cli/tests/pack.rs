@@ -190,3 +190,78 @@ fn consistency_inspect_and_keygen() {
     assert_eq!(code, 2);
     assert!(err.contains("refusing to overwrite"), "{err}");
 }
+
+/// A pack with payloads: counts of included, absent and erased payloads (the erasure with when,
+/// who and why); a changed payload byte fails naming its file; `inspect` shows the erasure.
+#[test]
+fn packs_with_payloads_and_erasures() {
+    use ledger_core::entry::Protocol;
+    use ledger_core::{PayloadLimits, PayloadStore, pack};
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with_runs(2);
+    let payloads = PayloadStore::new(log.store().clone(), PayloadLimits::default());
+    let h = |b: &[u8]| *blake3::hash(b).as_bytes();
+    let accepted = |run: &str, input: &[u8]| {
+        let event = Event::TaskAccepted {
+            protocol: Protocol::A2a,
+            skill: "s".into(),
+            caller: "c".into(),
+            input_hash: h(input),
+            context: None,
+            parent: None,
+        };
+        entry(&RunId::new(run).unwrap(), 0, "gateway", event)
+    };
+    log.append(vec![accepted("with-input", b"the input"), accepted("forgotten", b"personal data")]).unwrap();
+    payloads.put(&h(b"the input"), b"the input").unwrap();
+    payloads.put(&h(b"personal data"), b"personal data").unwrap();
+    let ts = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
+    let erased_at =
+        log.erase_payload(&payloads, &h(b"personal data"), "gdpr art. 17", "dpo", "ledger-server", ts).unwrap();
+    log.sign_checkpoint().unwrap();
+    let n = log.durable_size();
+    let log_json = dir.path().join("log.json");
+    std::fs::write(&log_json, serde_json::to_vec(log.descriptor()).unwrap()).unwrap();
+
+    let files = pack::build_with_payloads(&log, 0, n, "2026-01-01T00:00:00Z".into(), Some(&payloads)).unwrap();
+    let t = write_tar(&dir.path().join("p.tar"), &files);
+    let (code, out, err) = verify_pack(&t, &log_json);
+    assert_eq!(code, 0, "{err}");
+    // The two runs of log_with_runs name inputs nobody stored.
+    assert!(
+        out.contains("payloads   1 included (each checked against its name), 2 named but absent, 1 erased"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "erased {} at index {erased_at}, 2026-01-01T00:00:00.000000000Z, approved by \"dpo\": \"gdpr art. 17\"",
+            hex::encode(h(b"personal data"))
+        )),
+        "{out}"
+    );
+    let (code, out, _) =
+        run(&["pack".as_ref(), t.as_os_str(), "--log".as_ref(), log_json.as_os_str(), "--json".as_ref()]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["report"]["payloads_included"], 1);
+    assert_eq!(v["report"]["payloads_erased"][0]["index"], erased_at);
+
+    // One changed byte of the payload file: invalid, naming it.
+    let name = pack::payload_file(&h(b"the input"));
+    let mut tampered = files.clone();
+    tampered.iter_mut().find(|(n, _)| *n == name).unwrap().1[0] ^= 1;
+    let (code, _, err) = verify_pack(&write_tar(&dir.path().join("bad.tar"), &tampered), &log_json);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&name) && err.contains("not to its name"), "{err}");
+
+    // inspect: the erasure entry, readable.
+    let e = dir.path().join("erasure.cbor");
+    std::fs::write(&e, log.entry(erased_at).unwrap()).unwrap();
+    let (code, out, _) = run(&["inspect".as_ref(), e.as_os_str()]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let erasure = &v["entry"]["erasure"];
+    assert_eq!(erasure["payload"], hex::encode(h(b"personal data")));
+    assert_eq!(erasure["when"], "2026-01-01T00:00:00.000000000Z");
+    assert_eq!((erasure["approver"].as_str(), erasure["reason"].as_str()), (Some("dpo"), Some("gdpr art. 17")));
+}
