@@ -18,7 +18,6 @@ use ledger_core::Hash;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode};
 use crate::limits::Limits;
 use crate::service::{Ledger, blocking, require_reads_all};
@@ -52,19 +51,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-pub(crate) fn principal(l: &Ledger, headers: &HeaderMap) -> Result<Arc<Principal>> {
-    let value = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| ApiError::unauthenticated("the Authorization header is not ASCII"))?),
-    };
-    l.principals.authenticate(value)
-}
-
-pub(crate) fn json(v: serde_json::Value) -> Response {
-    let mut r = axum::Json(v).into_response();
-    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    r
-}
+use crate::answer::{json, principal};
 
 fn b64_hashes(v: &[Hash]) -> Vec<String> {
     v.iter().map(|h| B64.encode(h)).collect()

@@ -7,6 +7,7 @@
 //! Shutdown stops the listeners, lets in-flight batches finish, then closes the log, which
 //! commits everything sequenced and signs a final checkpoint.
 
+pub mod answer;
 pub mod auth;
 pub mod config;
 pub mod error;

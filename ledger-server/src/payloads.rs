@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use ledger_core::payload::{PAYLOAD_CHUNK, PayloadWriter};
-use ledger_core::{Hash, Log, PayloadStore};
+use ledger_core::{Entry, Hash, Log, PayloadStore};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -73,19 +73,30 @@ pub fn may_put(who: &Principal) -> Result<()> {
 }
 
 /// 403 unless `who` may read payloads.
-pub fn may_get(who: &Principal) -> Result<()> {
-    match who.role {
-        Role::Auditor | Role::Admin | Role::Ingest => Ok(()),
-        // The rule: an owner reads a payload when it may read at least one run that names it.
-        // Which runs name a hash is the run catalog's `Log::payload_runs`, not in this build;
-        // until it is, owners are refused rather than allowed blindly.
-        Role::Owner => Err(ApiError::forbidden(format!(
-            "principal {:?} has role owner; owners read payloads through the runs that name them, \
-             which this server cannot look up yet: ask an auditor",
-            who.name
-        ))),
+///
+/// The rule: auditors and admins read every payload; an owner or an ingest principal reads a
+/// payload when it may read at least one run that names it (the run catalog's payload
+/// references; the read rule of `GET /runs/{id}`). For anyone else the payload does not exist:
+/// the answer is the one for a payload never stored, so a hash proves nothing.
+pub fn may_get(log: &Log, who: &Principal, hash: &Hash) -> Result<()> {
+    if who.reads_all() {
+        return Ok(());
     }
+    for run in log.payload_runs(hash, RUNS_CHECKED)? {
+        let entries = log.run_entries(&run)?;
+        let decoded: Vec<Entry> = entries.iter().filter_map(|(_, b)| Entry::decode(b).ok()).collect();
+        if who.may_read_run(decoded.iter()) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::PayloadMissing,
+        format!("no payload {} of a run principal {:?} may read is stored here", hex::encode(hash), who.name),
+    ))
 }
+
+/// Most runs naming a payload checked for a reader's right to it.
+const RUNS_CHECKED: usize = 64;
 
 /// 403 unless `who` may erase payloads.
 pub fn may_erase(who: &Principal) -> Result<()> {
@@ -172,7 +183,8 @@ impl Ledger {
         who: &Principal,
         hash: Hash,
     ) -> Result<(u64, mpsc::Receiver<std::result::Result<Bytes, ApiError>>)> {
-        may_get(who)?;
+        let (log, principal) = (self.log.clone(), who.clone());
+        blocking(move || may_get(&log, &principal, &hash)).await?;
         let p = self.payloads.clone();
         let reader = blocking(move || Ok(p.read(&hash)?)).await?;
         let len = reader.len();
@@ -237,7 +249,7 @@ fn erase(
 }
 
 fn principal_of(l: &Ledger, headers: &axum::http::HeaderMap) -> Result<Arc<Principal>> {
-    crate::http::principal(l, headers)
+    crate::answer::principal(l, headers)
 }
 
 async fn put_payload(State(l): State<Arc<Ledger>>, Path(hex): Path<String>, req: Request) -> Result<Response> {

@@ -9,8 +9,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 
+use crate::answer::{json, principal};
 use crate::error::{ApiError, ErrorCode};
-use crate::http::{json, principal};
 use crate::service::{DEFAULT_RUNS_PER_PAGE, Ledger, RunListing};
 
 /// The query of `GET /v1/runs`: exactly one of `caller`, `context`, `parent`, `open=true`,

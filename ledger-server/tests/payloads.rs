@@ -148,15 +148,36 @@ async fn http_payloads_every_status() {
     assert_eq!((v["created"].as_bool(), v["length"].as_u64()), (Some(true), Some(small.len() as u64)));
     assert_eq!(put(&srv, &hx, small.clone(), Some(&ingest)).await.status(), 200);
 
-    // Read back by ingest, auditor and admin; owners are refused (no catalog yet).
-    for t in [&ingest, &auditor, &admin] {
+    // Read back by auditor and admin; for ingest and owner principals a payload no run of theirs
+    // names does not exist.
+    for t in [&auditor, &admin] {
         let r = srv.get(&format!("/v1/payloads/{hx}"), Some(t)).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/octet-stream");
         assert_eq!(r.bytes().await.unwrap().to_vec(), small);
     }
-    let (status, e) = error_of(srv.get(&format!("/v1/payloads/{hx}"), Some(&owner)).await).await;
-    assert_eq!((status, e["code"].as_str()), (403, Some("forbidden")));
+    for t in [&ingest, &owner] {
+        let (status, e) = error_of(srv.get(&format!("/v1/payloads/{hx}"), Some(t)).await).await;
+        assert_eq!((status, e["code"].as_str()), (404, Some("payload_missing")), "{e}");
+    }
+    // Once a run of alice's, opened by the gateway's identity, names it, both read it.
+    let key = common::gateway_key();
+    assert_eq!(srv.post_json(&[common::identity_entry(&key)], &ingest).await.status(), 200);
+    let run = ledger_core::RunId::new("names-the-input").unwrap();
+    let accepted = ledger_core::Event::TaskAccepted {
+        protocol: ledger_core::Protocol::Https,
+        skill: "s".into(),
+        caller: "alice".into(),
+        input_hash: *blake3::hash(&small).as_bytes(),
+        context: None,
+        parent: None,
+    };
+    assert_eq!(srv.post_json(&[common::entry(&run, 0, "gateway", accepted)], &ingest).await.status(), 200);
+    for t in [&ingest, &owner] {
+        let r = srv.get(&format!("/v1/payloads/{hx}"), Some(t)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().to_vec(), small);
+    }
 
     // Who may store: ingest only; no token is 401.
     for t in [&auditor, &owner, &admin] {
@@ -340,7 +361,7 @@ async fn grpc_payloads() {
     let s = c.get_payload(authorized(GetPayloadRequest { hash: vec![1; 31] }, &auditor)).await.unwrap_err();
     assert_eq!(code(s).1, Some(ErrorCode::MalformedBody));
     let s = c.get_payload(authorized(GetPayloadRequest { hash: h.to_vec() }, &owner)).await.unwrap_err();
-    assert_eq!(code(s).1, Some(ErrorCode::Forbidden));
+    assert_eq!(code(s).1, Some(ErrorCode::PayloadMissing), "no run of the owner's names it");
 
     // Erasure: admin only; idempotent; then erased everywhere, with the index.
     let req = |token: &str| authorized(ErasePayloadRequest { hash: h.to_vec(), reason: "retention".into() }, token);
