@@ -64,6 +64,45 @@ enum Cmd {
         #[arg(long, default_value_t = 500)]
         receipts: usize,
     },
+    /// Runs/s through /invoke with payloads kept, against the same load with `[payloads] keep =
+    /// false`, in alternating rounds on fresh data directories.
+    Payloads {
+        /// The runtime-gateway binary.
+        #[arg(long)]
+        gateway: PathBuf,
+        /// Scratch directory.
+        #[arg(long)]
+        work: PathBuf,
+        /// Seconds of load per round.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        conns: usize,
+        /// Rounds of each.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// A log with `runs` ended runs and `open` unfinished ones: the gateway's start time (the
+    /// unfinished ones ended and sealed before it listens), and GetTask of ended tasks that are
+    /// not cached, against GetTask of one cached task.
+    History {
+        /// The runtime-gateway binary.
+        #[arg(long)]
+        gateway: PathBuf,
+        /// Scratch directory.
+        #[arg(long)]
+        work: PathBuf,
+        /// Ended runs in the log.
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: usize,
+        /// Runs left unfinished.
+        #[arg(long, default_value_t = 100)]
+        open: usize,
+        /// GetTask calls timed.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+    },
 }
 
 struct Gateway {
@@ -79,6 +118,12 @@ impl Drop for Gateway {
 }
 
 fn start_gateway(bin: &Path, data: &Path, manifest: Option<&Path>) -> Result<Gateway> {
+    Ok(start_timed(bin, data, manifest)?.0)
+}
+
+/// Starts the gateway; also returns how long it took to say it was ready.
+fn start_timed(bin: &Path, data: &Path, manifest: Option<&Path>) -> Result<(Gateway, Duration)> {
+    let began = Instant::now();
     use std::io::BufRead as _;
     let mut cmd = Command::new(bin);
     cmd.args(["--embedded", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--anonymous"]);
@@ -100,8 +145,9 @@ fn start_gateway(bin: &Path, data: &Path, manifest: Option<&Path>) -> Result<Gat
             break;
         }
     }
+    let took = began.elapsed();
     std::thread::spawn(move || for _ in out.lines() {});
-    Ok(Gateway { child, base: base.context("no listening line")? })
+    Ok((Gateway { child, base: base.context("no listening line")? }, took))
 }
 
 /// An upstream served by this process: an A2A 1.0 agent (SendMessage and SendStreamingMessage,
@@ -249,6 +295,177 @@ async fn latency(bin: &Path, work: &Path, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Runs/s of `/invoke/slow` (one step, no delay) from `conns` clients for `secs` seconds.
+async fn load(base: &str, secs: u64, conns: usize) -> Result<f64> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(conns).build()?;
+    let url = format!("{base}/invoke/slow");
+    let body = json!({ "steps": 1, "delay_ms": 0 });
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        clients.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let v: Value = http.post(&url).json(&body).send().await?.json().await?;
+                if v["status"] != "completed" {
+                    bail!("a run ended {v}");
+                }
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>(n)
+        }));
+    }
+    let mut runs = 0;
+    for c in clients {
+        runs += c.await??;
+    }
+    Ok(runs as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn payloads(bin: &Path, work: &Path, secs: u64, conns: usize, rounds: usize) -> Result<()> {
+    println!("== payloads: {conns} clients, {secs} s a round, /invoke/slow, embedded ledger; kept vs hashes only");
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let mut rate = [0.0; 2];
+        for (i, keep) in [true, false].into_iter().enumerate() {
+            let data = work.join(format!("r{round}-{keep}"));
+            std::fs::create_dir_all(&data)?;
+            std::fs::write(data.join("gateway.toml"), format!("anonymous = true\n[payloads]\nkeep = {keep}\n"))?;
+            let gw = start_gateway(bin, &data, None)?;
+            rate[i] = load(&gw.base, secs, conns).await?;
+            drop(gw);
+        }
+        println!(
+            "round {round}: payloads kept {:>7.0} runs/s   hashes only {:>7.0} runs/s   ratio {:.2}",
+            rate[0],
+            rate[1],
+            rate[0] / rate[1]
+        );
+        ratios.push(rate[0] / rate[1]);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "ratio kept / hashes only: median {:.2} (min {:.2}, max {:.2})",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+    Ok(())
+}
+
+/// Fills a gateway's data directory with `runs` ended runs (as the gateway records them: the
+/// input kept, `task.accepted` with a context, `working`, `task.completed`, the seal by the
+/// gateway's key) and `open` runs left at `working`, as a process killed mid-run leaves them.
+fn fill(data: &Path, runs: usize, open: usize) -> Result<Vec<String>> {
+    use ledger_core::payload::{PayloadLimits, PayloadStore};
+    use ledger_core::seal::seal_event_from_leaves;
+    use ledger_core::{Entry, Event, NamedKey, Protocol, RunId, RunStatus};
+    let d = ledger_core::DataDir::new(data);
+    let origin = d.existing_origin()?.context("no log in the data directory")?;
+    let log = d.open_keeping_hash(&origin, ledger_core::LogConfig::default(), &Default::default(), bail_seed)?;
+    let key = NamedKey::load_or_create(&data.join("identity-gateway.key"), "gateway", bail_seed)?;
+    let payloads = PayloadStore::new(log.store().clone(), PayloadLimits::default());
+    let h = log.hash();
+    let mut rng = Rng::from_os();
+    let mut ids = Vec::with_capacity(runs);
+    let ts = 1_790_000_000_000_000_000i64;
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let entry = |run: &RunId, seq: u64, event: Event| {
+        Entry { ts: ts + seq as i64, run: run.clone(), seq, actor: "gateway".into(), event, grant: None, payload: None }
+            .encode()
+    };
+    for i in 0..runs + open {
+        let id = format!("bench-{i:08}-{:016x}", rng.next_u64());
+        let run = RunId::new(&id)?;
+        let input = serde_json::to_vec(&json!({ "steps": 1, "n": i }))?;
+        let input_hash = *blake3::hash(&input).as_bytes();
+        payloads.put(&input_hash, &input)?;
+        let accepted = Event::TaskAccepted {
+            protocol: Protocol::Https,
+            skill: "slow".into(),
+            caller: "anonymous".into(),
+            input_hash,
+            context: Some(format!("ctx-{}", i / 4)),
+            parent: None,
+        };
+        let mut run_entries = vec![
+            entry(&run, 0, accepted),
+            entry(&run, 1, Event::TaskStatus { state: "working".into(), message: None }),
+        ];
+        if i < runs {
+            run_entries.push(entry(
+                &run,
+                2,
+                Event::TaskEnded { status: RunStatus::Completed, elapsed_ms: 1, artifacts: Vec::new(), error: None },
+            ));
+            let leaves: Vec<_> = run_entries.iter().map(|e| h.leaf(e)).collect();
+            run_entries.push(entry(&run, 3, seal_event_from_leaves(&id, &leaves, RunStatus::Completed, &key)));
+            ids.push(id);
+        }
+        batch.extend(run_entries);
+        if batch.len() >= 4000 {
+            log.append(std::mem::take(&mut batch))?;
+        }
+    }
+    if !batch.is_empty() {
+        log.append(batch)?;
+    }
+    log.close()?;
+    Ok(ids)
+}
+
+fn bail_seed() -> std::io::Result<[u8; 32]> {
+    Err(std::io::Error::other("the bench fills an existing data directory; it makes no keys"))
+}
+
+async fn history(bin: &Path, work: &Path, runs: usize, open: usize, n: usize) -> Result<()> {
+    let data = work.join("gw");
+    std::fs::create_dir_all(&data)?;
+    // One cached task at most: every GetTask below of another task is rebuilt from the ledger.
+    std::fs::write(data.join("gateway.toml"), "anonymous = true\ntask_retention = 1\n")?;
+    drop(start_gateway(bin, &data, None)?);
+    let t = Instant::now();
+    let ids = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || fill(&data, runs, open)
+    })
+    .await??;
+    println!(
+        "== history: {runs} ended runs and {open} unfinished in the log (filled in {:.0} s)",
+        t.elapsed().as_secs_f64()
+    );
+    let (gw, took) = start_timed(bin, &data, None)?;
+    println!("gateway start to listening, {open} runs ended and sealed on the way   {:>8.2} s", took.as_secs_f64());
+    let http = reqwest::Client::new();
+    let get = |id: String| {
+        let (http, url) = (http.clone(), format!("{}/", gw.base));
+        async move {
+            let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": { "id": id } });
+            let t = Instant::now();
+            let v: Value = http.post(&url).header("A2A-Version", "1.0").json(&body).send().await?.json().await?;
+            if v["result"]["status"]["state"] != "TASK_STATE_COMPLETED" {
+                bail!("GetTask {id}: {v}");
+            }
+            Ok::<_, anyhow::Error>(t.elapsed().as_secs_f64() * 1e3)
+        }
+    };
+    let mut rng = Rng::from_os();
+    let mut uncached = Vec::with_capacity(n);
+    let mut cached = Vec::with_capacity(n);
+    let hot = ids[0].clone();
+    get(hot.clone()).await?;
+    for _ in 0..n {
+        uncached.push(get(ids[rng.range(1, ids.len() as u64) as usize].clone()).await?);
+        cached.push(get(hot.clone()).await?);
+    }
+    summary("GetTask of an ended task not cached (ms)", uncached);
+    summary("baseline: GetTask of a cached task (ms)", cached);
+    drop(gw);
+    Ok(())
+}
+
 async fn throughput(bin: &Path, work: &Path, secs: u64, conns: usize, sample: usize) -> Result<()> {
     let data = work.join("gw");
     let gw = start_gateway(bin, &data, None)?;
@@ -330,6 +547,10 @@ fn main() -> Result<()> {
             Cmd::Throughput { gateway, work, secs, conns, receipts } => {
                 throughput(&gateway, &work, secs, conns, receipts).await
             }
+            Cmd::Payloads { gateway, work, secs, conns, rounds } => {
+                payloads(&gateway, &work, secs, conns, rounds).await
+            }
+            Cmd::History { gateway, work, runs, open, n } => history(&gateway, &work, runs, open, n).await,
         }
     })
 }
