@@ -34,7 +34,7 @@
 //!     let me = Arc::new(NamedKey::from_seed("gateway", [2; 32])?);
 //!     runtime_gateway::engine::identity::register_identity(&*sink, &me, 0).await?;
 //!
-//!     let start = RunStart { run: "task-1", protocol: Protocol::Https, skill: "echo", caller: "alice", input: b"{}", grant: None };
+//!     let start = RunStart { run: "task-1", protocol: Protocol::Https, skill: "echo", caller: "alice", input: b"{}", grant: None, context: None, parent: None };
 //!     let (mut run, accepted) = RunRecorder::start(sink.clone(), me, start, 1)?;
 //!     accepted.wait().await?;
 //!     run.submit(Event::TaskStatus { state: "working".into(), message: None }, 2);

@@ -112,6 +112,7 @@ fn local_token(data: &Path) -> Option<String> {
 
 async fn run(cli: Cli) -> Result<()> {
     let mut remote_handle: Option<Arc<RemoteLedger>> = None;
+    let mut embedded_log: Option<Arc<ledger_core::Log>> = None;
     let (sink, data, ledger_desc): (Arc<dyn LedgerSink>, PathBuf, String) = match (&cli.embedded, &cli.ledger) {
         (Some(dir), None) => {
             let d = DataDir::new(dir);
@@ -134,6 +135,7 @@ async fn run(cli: Cli) -> Result<()> {
             let descriptor_path = dir.join("log.json");
             std::fs::write(&descriptor_path, serde_json::to_string_pretty(log.descriptor())?)
                 .with_context(|| format!("writing {}", descriptor_path.display()))?;
+            embedded_log = Some(log.clone());
             (Arc::new(EmbeddedLedger::new(log)), dir.clone(), desc)
         }
         (None, Some(url)) => {
@@ -158,6 +160,14 @@ async fn run(cli: Cli) -> Result<()> {
     };
 
     let (mut cfg, bootstrap) = config::load_or_create(&data, cli.config.as_deref())?;
+    // The embedded ledger keeps payloads under the configured limits.
+    let sink: Arc<dyn LedgerSink> = match (embedded_log, cfg.payloads.clone()) {
+        (Some(log), Some(p)) => Arc::new(EmbeddedLedger::with_limits(
+            log,
+            ledger_core::payload::PayloadLimits { max_bytes: p.max_bytes, quota_bytes: p.quota_bytes },
+        )),
+        _ => sink,
+    };
     cfg.anonymous |= cli.anonymous;
     let config_path = config::path(&data, cli.config.as_deref());
     let authenticator =
@@ -205,6 +215,8 @@ async fn run(cli: Cli) -> Result<()> {
         public_url.clone(),
         cfg.task_retention.unwrap_or(10_000),
     );
+    engine.set_keep_payloads(cfg.payloads.as_ref().is_none_or(|p| p.keep));
+    engine.set_cache_ttl(Duration::from_secs(cfg.task_cache_secs.unwrap_or(60)));
     let mut manifest = manifest;
     for i in 0..manifest.agents.len() {
         if !manifest.agents[i].skills.is_empty() {
@@ -232,11 +244,53 @@ async fn run(cli: Cli) -> Result<()> {
         metrics: Metrics::new(&engine.counters, &push.counters, appends),
         push: push.clone(),
         files: Files::new(data.join("workspaces")),
+        admins: cfg.admins.clone(),
         inbox: Inbox::new(cfg.approvers.clone()),
         reseals: Reseals::default(),
         server: cfg.server.clone().unwrap_or_default(),
         shutdown: shutdown_token.clone(),
     });
+
+    // Runs the last process left in flight are ended and sealed before anything else is
+    // served; in remote mode only once the spool has reached the ledger (a spooled entry of such
+    // a run would otherwise race the end appended now). Then stored push configs deliver on.
+    let recovery = {
+        let (engine, push, sink) = (engine.clone(), push.clone(), sink.clone());
+        async move {
+            while sink.backlog() > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            match engine.recover().await {
+                Ok(ended) if !ended.is_empty() => eprintln!(
+                    "recovered  {} runs left in flight by the last process: ended as failed and sealed",
+                    ended.len()
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("recovery: the runs left in flight could not be ended: {e}"),
+            }
+            // The ends just appended reach the ledger before push rebuilds the tasks from it.
+            while sink.backlog() > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let loader = engine.clone();
+            match push
+                .resume(|id| {
+                    let e = loader.clone();
+                    async move { e.load(&id).await.ok().flatten() }
+                })
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => eprintln!("push       {n} stored webhook configs deliver on"),
+                Err(e) => eprintln!("push: the stored configs could not be read: {e}"),
+            }
+        }
+    };
+    if sink.backlog() == 0 && !offline {
+        recovery.await;
+    } else {
+        tokio::spawn(recovery);
+    }
 
     let base = public_url.clone();
     println!("listening http {addr}");

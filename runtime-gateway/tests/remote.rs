@@ -8,48 +8,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Proc, gateway_with, kinds, poll, workspace_bin};
+use common::{Ledger, Proc, free_port, gateway_with, kinds, poll};
 use ledger_core::{LogDescriptor, RunStatus};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Ledger {
-    data: std::path::PathBuf,
-    http: u16,
-    grpc: u16,
-}
-
-impl Ledger {
-    fn start(&self) -> Proc {
-        let (http, grpc) = (format!("127.0.0.1:{}", self.http), format!("127.0.0.1:{}", self.grpc));
-        Proc::start(
-            &workspace_bin("ledger-server"),
-            &[
-                "--data",
-                self.data.to_str().unwrap(),
-                "--http",
-                &http,
-                "--grpc",
-                &grpc,
-                "--checkpoint-interval-ms",
-                "50",
-            ],
-            "listening grpc",
-        )
-    }
-
-    fn ingest_token(&self) -> String {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(self.data.join("tokens.json")).unwrap()).unwrap();
-        v["gateway"]["token"].as_str().unwrap().to_string()
-    }
-
-    async fn descriptor(&self) -> LogDescriptor {
-        reqwest::get(format!("http://127.0.0.1:{}/v1/log", self.http)).await.unwrap().json().await.unwrap()
-    }
-}
 
 /// SIGKILL (dropping a `Proc` kills it).
 fn kill(p: Proc) {

@@ -20,7 +20,14 @@ use crate::base::config::GatewayConfig;
 pub struct Caller {
     /// The name recorded as `task.accepted`'s `caller`.
     pub name: String,
+    /// The run on whose behalf the caller calls (its agent showed that run's current grant in
+    /// [`PARENT_GRANT_HEADER`]): a run started now names it as its `parent`.
+    pub parent: Option<String>,
 }
+
+/// The header an agent behind the gateway sends its run's grant in when it calls a skill through
+/// the gateway for that run, so the new run records the agent's run as its `parent`.
+pub const PARENT_GRANT_HEADER: &str = "a2a-ledger-parent-grant";
 
 /// Why a request was not authenticated.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +125,7 @@ impl Authenticator {
     pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, Unauthenticated> {
         let Some(header) = header else {
             if self.anonymous {
-                return Ok(Caller { name: "anonymous".into() });
+                return Ok(Caller { name: "anonymous".into(), parent: None });
             }
             return Err(Unauthenticated("this gateway needs a bearer token (Authorization: Bearer <token>)".into()));
         };
@@ -131,7 +138,7 @@ impl Authenticator {
             && let Some((key, validation)) = &self.jwt
         {
             return jsonwebtoken::decode::<Claims>(token, key, validation)
-                .map(|d| Caller { name: d.claims.sub })
+                .map(|d| Caller { name: d.claims.sub, parent: None })
                 .map_err(|e| Unauthenticated(format!("the JWT was refused: {e}")));
         }
         let presented: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
@@ -143,7 +150,7 @@ impl Authenticator {
                 found = Some(name.clone());
             }
         }
-        found.map(|name| Caller { name }).ok_or_else(|| Unauthenticated("unknown token".into()))
+        found.map(|name| Caller { name, parent: None }).ok_or_else(|| Unauthenticated("unknown token".into()))
     }
 }
 

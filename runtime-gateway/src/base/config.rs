@@ -33,12 +33,22 @@ pub struct GatewayConfig {
     /// Tasks kept in memory for GetTask/ListTasks/SSE replay; the oldest finished ones go first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_retention: Option<usize>,
+    /// Seconds an ended task is served from memory before it is read from the ledger again
+    /// (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_cache_secs: Option<u64>,
     /// How long a run's workspace grant is valid, in seconds (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_ttl_secs: Option<u64>,
     /// Callers who may approve or deny scope requests and sign reviews.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// Callers who may erase payloads (`POST /v1/payloads/{hash}/erase`) and read any payload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<String>,
+    /// The embedded ledger's payload store limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<PayloadsConfig>,
     /// Callers with API keys.
     #[serde(default, rename = "caller", skip_serializing_if = "Vec::is_empty")]
     pub callers: Vec<ApiKeyCaller>,
@@ -58,6 +68,42 @@ pub struct GatewayConfig {
 
 fn default_identity() -> String {
     "gateway".into()
+}
+
+/// `[payloads]`: the embedded ledger's payload limits (a remote ledger-server has its own).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadsConfig {
+    /// Keep the bytes behind every hash the gateway records (default true). Off, the log holds
+    /// the hashes only (the behaviour before SPEC 1.1) and restarted tasks show their inputs
+    /// and artifacts as "not held".
+    #[serde(default = "default_keep")]
+    pub keep: bool,
+    /// Largest payload kept, in bytes (default 64 MiB): a larger input, artifact or file is
+    /// refused with a clear error.
+    #[serde(default = "default_max_payload")]
+    pub max_bytes: u64,
+    /// Most bytes of payloads kept in all (default 8 GiB).
+    #[serde(default = "default_payload_quota")]
+    pub quota_bytes: u64,
+}
+
+fn default_keep() -> bool {
+    true
+}
+
+fn default_max_payload() -> u64 {
+    64 << 20
+}
+
+fn default_payload_quota() -> u64 {
+    8 << 30
+}
+
+impl Default for PayloadsConfig {
+    fn default() -> PayloadsConfig {
+        PayloadsConfig { keep: true, max_bytes: default_max_payload(), quota_bytes: default_payload_quota() }
+    }
 }
 
 /// A caller with an API key.

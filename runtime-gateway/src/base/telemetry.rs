@@ -97,6 +97,12 @@ impl RunTrace {
         RunTrace { cx: Context::new().with_span(span), run: run.to_string() }
     }
 
+    /// The trace of a run this process did not start (a task rebuilt from the ledger): no span
+    /// of its own; spans made under it are roots.
+    pub fn detached(run: &str) -> RunTrace {
+        RunTrace { cx: Context::new(), run: run.to_string() }
+    }
+
     /// Starts a span of the run.
     pub fn child(&self, name: &'static str, attrs: Vec<KeyValue>) -> SpanGuard {
         let tracer = global::tracer("runtime-gateway");

@@ -112,6 +112,38 @@ pub fn settled(s: &TaskState) -> bool {
 }
 
 impl TaskHandle {
+    /// A task rebuilt from the ledger (served by `agent`): its events as recorded, closed (this
+    /// process drives nothing of it).
+    pub fn rebuilt(r: crate::engine::rebuild::Rebuilt, agent: String) -> TaskHandle {
+        let events: Vec<Arc<StreamResponse>> = r.events.into_iter().map(Arc::new).collect();
+        let n = events.len();
+        TaskHandle {
+            id: r.task.id.clone(),
+            context_id: r.task.context_id.clone(),
+            owner: r.owner,
+            skill: r.skill,
+            agent,
+            trace: crate::base::telemetry::RunTrace::detached(&r.task.id),
+            inner: Mutex::new(TaskInner {
+                task: r.task,
+                events,
+                result: r.result,
+                error: r.error,
+                reply: r.reply,
+                control: None,
+                cancel: watch::channel(false).0,
+                grant: GrantState {
+                    id: r.grant.unwrap_or_default(),
+                    token: String::new(),
+                    scope: crate::engine::grants::Scope::default(),
+                },
+                closed: true,
+                recording_error: None,
+            }),
+            published: watch::channel(n).0,
+        }
+    }
+
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, TaskInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -226,7 +258,8 @@ impl TaskHandle {
         }
     }
 
-    pub(super) fn is_ended(&self) -> bool {
+    /// Has the task reached a terminal state?
+    pub fn is_ended(&self) -> bool {
         self.lock().task.status.state.is_terminal()
     }
 }

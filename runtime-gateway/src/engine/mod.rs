@@ -22,6 +22,7 @@ pub mod grants;
 pub mod identity;
 pub mod manifest;
 pub mod push;
+pub mod rebuild;
 pub mod recorder;
 pub mod reseal;
 pub mod schema;

@@ -29,6 +29,32 @@ impl Pending {
     }
 }
 
+/// One transition to record: the event, its time, and the BLAKE3 of the payload that goes with
+/// it (the entry's `payload` field: a follow-up message, an artifact as served, the run's
+/// outcome), which the caller has stored through the sink before submitting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// The event.
+    pub event: Event,
+    /// Its time, Unix nanoseconds.
+    pub ts: i64,
+    /// The BLAKE3 of its payload, already stored.
+    pub payload: Option<[u8; 32]>,
+}
+
+impl Transition {
+    /// A transition without a payload.
+    pub fn new(event: Event, ts: i64) -> Transition {
+        Transition { event, ts, payload: None }
+    }
+}
+
+impl From<(Event, i64)> for Transition {
+    fn from((event, ts): (Event, i64)) -> Transition {
+        Transition::new(event, ts)
+    }
+}
+
 /// Records the transitions of one run and seals it with the gateway's identity.
 #[derive(Debug)]
 pub struct RunRecorder {
@@ -54,10 +80,15 @@ pub struct RunStart<'a> {
     pub skill: &'a str,
     /// The authenticated caller.
     pub caller: &'a str,
-    /// The task input, hashed (BLAKE3), never stored.
+    /// The task input: its BLAKE3 is `input_hash` (the caller stores the bytes as a payload
+    /// before the run starts).
     pub input: &'a [u8],
     /// The id of the grant the run's agent works under, recorded on its entries.
     pub grant: Option<String>,
+    /// The A2A context id (SPEC 1.1 `context`).
+    pub context: Option<&'a str>,
+    /// The run on whose behalf this one was started (SPEC 1.1 `parent`).
+    pub parent: Option<&'a str>,
 }
 
 impl RunRecorder {
@@ -95,12 +126,12 @@ impl RunRecorder {
             skill: start.skill.into(),
             caller: start.caller.into(),
             input_hash,
-            context: None,
-            parent: None,
+            context: start.context.map(str::to_string),
+            parent: start.parent.map(RunId::new).transpose()?,
         };
-        let mut batch = vec![r.entry(0, event, now_ns)];
+        let mut batch = vec![r.entry(0, Transition::new(event, now_ns))];
         for (i, e) in then.into_iter().enumerate() {
-            batch.push(r.entry(1 + i as u64, e, now_ns));
+            batch.push(r.entry(1 + i as u64, Transition::new(e, now_ns)));
         }
         let pending = r.send(batch);
         Ok((r, pending))
@@ -126,15 +157,15 @@ impl RunRecorder {
         self.grant = grant;
     }
 
-    fn entry(&self, seq: u64, event: Event, ts: i64) -> Vec<u8> {
+    fn entry(&self, seq: u64, t: Transition) -> Vec<u8> {
         Entry {
-            ts,
+            ts: t.ts,
             run: self.run.clone(),
             seq,
             actor: self.key.name().to_string(),
-            event,
+            event: t.event,
             grant: self.grant.clone(),
-            payload: None,
+            payload: t.payload,
         }
         .encode()
     }
@@ -172,10 +203,27 @@ impl RunRecorder {
         run: &str,
         entries: &[(u64, Vec<u8>)],
     ) -> Result<(RunRecorder, RunStatus)> {
+        let (mut r, _, last) = RunRecorder::replay(sink, key, run, entries)?;
+        let status = match last {
+            Some(Event::ReceiptSealed { status, .. }) => status,
+            _ => return Err(Error::Unsealed(run.to_string())),
+        };
+        r.grant = None;
+        Ok((r, status))
+    }
+
+    /// A recorder after `entries` (a run's durable entries in seq order), on the grant of its
+    /// last entry that names one; also the status of its terminal entry, if any, and its last
+    /// event.
+    fn replay(
+        sink: Arc<dyn LedgerSink>,
+        key: Arc<NamedKey>,
+        run: &str,
+        entries: &[(u64, Vec<u8>)],
+    ) -> Result<(RunRecorder, Option<RunStatus>, Option<Event>)> {
         let h = sink.tree_hash();
         let mut leaves = Vec::with_capacity(entries.len());
-        let mut status = None;
-        let mut started_ns = 0;
+        let (mut ended, mut grant, mut started_ns, mut last) = (None, None, 0, None);
         for (i, (_, bytes)) in entries.iter().enumerate() {
             let e = Entry::decode(bytes)?;
             if e.run.as_str() != run || e.seq != i as u64 {
@@ -184,20 +232,38 @@ impl RunRecorder {
             if i == 0 {
                 started_ns = e.ts;
             }
-            status = match e.event {
-                Event::ReceiptSealed { status, .. } => Some(status),
-                _ => None,
-            };
+            if e.grant.is_some() {
+                grant = e.grant.clone();
+            }
+            if let Event::TaskEnded { status, .. } = &e.event {
+                ended = Some(*status);
+            }
+            last = Some(e.event);
             leaves.push(h.leaf(bytes));
         }
-        let status = status.ok_or_else(|| Error::Unsealed(run.to_string()))?;
-        let r = RunRecorder { sink, key, run: RunId::new(run)?, grant: None, leaves, started_ns, failed: None };
-        Ok((r, status))
+        let r = RunRecorder { sink, key, run: RunId::new(run)?, grant, leaves, started_ns, failed: None };
+        Ok((r, ended, last))
+    }
+
+    /// Reopens a run this gateway left unsealed (its process died) from its durable entries in
+    /// seq order, to end and seal it. Returns the recorder (on the grant of the last entry) and
+    /// the run's status if its terminal entry is already there (then only the seal is missing).
+    pub fn reopen(
+        sink: Arc<dyn LedgerSink>,
+        key: Arc<NamedKey>,
+        run: &str,
+        entries: &[(u64, Vec<u8>)],
+    ) -> Result<(RunRecorder, Option<RunStatus>)> {
+        let (r, ended, last) = RunRecorder::replay(sink, key, run, entries)?;
+        if matches!(last, Some(Event::ReceiptSealed { .. })) {
+            return Err(Error::Corrupt(format!("run {run:?} is sealed")));
+        }
+        Ok((r, ended))
     }
 
     /// Appends `events` and a new seal over every entry of the run (SPEC §3: a run that gains
     /// entries after it ended is sealed again; the latest seal is its receipt), atomically.
-    pub fn reseal(&mut self, events: Vec<(Event, i64)>, status: RunStatus, now_ns: i64) -> Pending {
+    pub fn reseal(&mut self, events: Vec<Transition>, status: RunStatus, now_ns: i64) -> Pending {
         let batch = self.entries(events);
         self.send_sealed(batch, status, now_ns)
     }
@@ -209,46 +275,53 @@ impl RunRecorder {
         let mut leaves = self.leaves.clone();
         leaves.extend(batch.iter().map(|b| h.leaf(b)));
         let seal = seal_event_from_leaves(self.run.as_str(), &leaves, status, &self.key);
-        batch.push(self.entry(leaves.len() as u64, seal, now_ns));
+        batch.push(self.entry(leaves.len() as u64, Transition::new(seal, now_ns)));
         self.send(batch)
     }
 
     /// Submits one transition.
     pub fn submit(&mut self, event: Event, now_ns: i64) -> Pending {
-        self.submit_all(vec![(event, now_ns)])
+        self.submit_all(vec![Transition::new(event, now_ns)])
     }
 
-    /// Submits transitions (each with its time) as one atomic batch.
-    pub fn submit_all(&mut self, events: Vec<(Event, i64)>) -> Pending {
+    /// Submits transitions as one atomic batch.
+    pub fn submit_all(&mut self, events: Vec<Transition>) -> Pending {
         let batch = self.entries(events);
         self.send(batch)
     }
 
-    fn entries(&self, events: Vec<(Event, i64)>) -> Vec<Vec<u8>> {
+    fn entries(&self, events: Vec<Transition>) -> Vec<Vec<u8>> {
         let first = self.leaves.len() as u64;
-        events.into_iter().enumerate().map(|(i, (e, ts))| self.entry(first + i as u64, e, ts)).collect()
+        events.into_iter().enumerate().map(|(i, t)| self.entry(first + i as u64, t)).collect()
     }
 
     /// Submits the terminal entry and the seal over every entry before it, as one atomic batch.
     pub fn finish(&mut self, status: RunStatus, artifacts: Vec<String>, error: Option<String>, now_ns: i64) -> Pending {
-        self.finish_after(Vec::new(), status, artifacts, error, now_ns)
+        self.finish_after(Vec::new(), status, artifacts, error, None, now_ns)
     }
 
     /// Like [`RunRecorder::finish`], with transitions not yet submitted (`before`) in the same
-    /// atomic batch ahead of the terminal entry.
+    /// atomic batch ahead of the terminal entry, which names `outcome` (the stored payload of the
+    /// run's final message and result) when there is one.
     pub fn finish_after(
         &mut self,
-        before: Vec<(Event, i64)>,
+        before: Vec<Transition>,
         status: RunStatus,
         artifacts: Vec<String>,
         error: Option<String>,
+        outcome: Option<[u8; 32]>,
         now_ns: i64,
     ) -> Pending {
         let elapsed_ms = u64::try_from((now_ns - self.started_ns) / 1_000_000).unwrap_or(0);
         let error = if status == RunStatus::Failed { Some(error.unwrap_or_else(|| "failed".into())) } else { None };
         let mut batch = self.entries(before);
         let end_seq = self.leaves.len() + batch.len();
-        batch.push(self.entry(end_seq as u64, Event::TaskEnded { status, elapsed_ms, artifacts, error }, now_ns));
+        let end = Transition {
+            event: Event::TaskEnded { status, elapsed_ms, artifacts, error },
+            ts: now_ns,
+            payload: outcome,
+        };
+        batch.push(self.entry(end_seq as u64, end));
         self.send_sealed(batch, status, now_ns)
     }
 }
@@ -288,6 +361,29 @@ mod tests {
         fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>> {
             self.inner.receipt(run, wait)
         }
+        fn put_payload(&self, hash: [u8; 32], bytes: bytes::Bytes) -> BoxFuture<'_, Result<()>> {
+            self.inner.put_payload(hash, bytes)
+        }
+        fn payload(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<crate::ledger::Payload>> {
+            self.inner.payload(hash)
+        }
+        fn erase_payload(&self, hash: [u8; 32], reason: String, approver: String) -> BoxFuture<'_, Result<u64>> {
+            self.inner.erase_payload(hash, reason, approver)
+        }
+        fn runs(
+            &self,
+            by: crate::ledger::RunsBy,
+            before: Option<u64>,
+            limit: usize,
+        ) -> BoxFuture<'_, Result<crate::ledger::RunPage>> {
+            self.inner.runs(by, before, limit)
+        }
+        fn open_runs(&self) -> BoxFuture<'_, Result<Vec<crate::ledger::RunRef>>> {
+            self.inner.open_runs()
+        }
+        fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+            self.inner.payload_runs(hash, limit)
+        }
         fn close(&self) -> BoxFuture<'_, Result<()>> {
             self.inner.close()
         }
@@ -304,8 +400,16 @@ mod tests {
         let sink = Arc::new(Noting { inner: EmbeddedLedger::new(Arc::new(log)), seen: Mutex::new(Vec::new()) });
         let key = Arc::new(NamedKey::from_seed("gateway", [2; 32]).unwrap());
         crate::engine::identity::register_identity(&*sink, &key, 0).await.unwrap();
-        let start =
-            RunStart { run: "t-1", protocol: Protocol::Https, skill: "s", caller: "c", input: b"{}", grant: None };
+        let start = RunStart {
+            run: "t-1",
+            protocol: Protocol::Https,
+            skill: "s",
+            caller: "c",
+            input: b"{}",
+            grant: None,
+            context: None,
+            parent: None,
+        };
         let working = vec![Event::TaskStatus { state: "working".into(), message: None }];
         let (mut run, accepted) = RunRecorder::start_with(sink.clone(), key, start, working, 1).unwrap();
         accepted.wait().await.unwrap();

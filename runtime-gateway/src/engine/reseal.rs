@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use ledger_core::{Event, RunStatus};
 
 use crate::base::now_ns;
-use crate::engine::recorder::RunRecorder;
+use crate::engine::recorder::{RunRecorder, Transition};
 use crate::engine::tasks::Engine;
 
 /// Why an event could not be appended to an ended run.
@@ -75,7 +75,7 @@ impl Reseals {
                 other => ResealError::Invalid(other.to_string()),
             })?;
         let kind = event.kind().as_str();
-        rec.reseal(vec![(event, now_ns())], status, now_ns())
+        rec.reseal(vec![Transition::new(event, now_ns())], status, now_ns())
             .wait()
             .await
             .map_err(|e| ResealError::NotRecorded { kind, reason: e.to_string() })?;

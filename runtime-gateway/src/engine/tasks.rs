@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use a2a::{Message, StreamResponse, Task, TaskState, TaskStatus};
 use chrono::Utc;
-use ledger_core::{Event, NamedKey, Protocol};
+use ledger_core::{Entry, Event, NamedKey, Protocol, RunId, RunStatus};
 use opentelemetry::KeyValue;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,11 +32,12 @@ use crate::base::telemetry::{RunTrace, SpanGuard};
 use crate::engine::buffer::{Control, GrantState, Snapshot, TaskHandle, TaskInner, state_name};
 use crate::engine::grants::Grants;
 use crate::engine::manifest::{AgentSpec, Manifest, SkillSpec, UpstreamSpec};
-use crate::engine::recorder::{Pending, RunRecorder, RunStart};
+use crate::engine::rebuild::{rebuild, wanted};
+use crate::engine::recorder::{Pending, RunRecorder, RunStart, Transition};
 use crate::engine::skills::SkillRoute;
-use crate::engine::updates::{Ending, Step, TaskIds, agent_message, ending, map_update, status_event};
+use crate::engine::updates::{Ending, Step, TaskIds, agent_message, ending, map_update, outcome_payload, status_event};
 use crate::engine::upstream::{self, Call, CallGrant, Outcome, Update, Upstream};
-use crate::ledger::{Durable, LedgerSink};
+use crate::ledger::{Durable, LedgerSink, Payload, RunsBy};
 
 /// How long a canceled upstream gets to stop before the run is ended as canceled without it.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
@@ -48,11 +49,29 @@ const LINGER: Duration = Duration::from_millis(2);
 const MAX_STAGED: usize = 64;
 
 /// Holds a transition back for up to [`LINGER`].
-fn hold(staged: &mut Vec<(Event, i64)>, flush_at: &mut Option<tokio::time::Instant>, e: Event) {
+fn hold(
+    staged: &mut Vec<Transition>,
+    flush_at: &mut Option<tokio::time::Instant>,
+    e: Event,
+    payload: Option<[u8; 32]>,
+) {
     if staged.is_empty() {
         *flush_at = Some(tokio::time::Instant::now() + LINGER);
     }
-    staged.push((e, now_ns()));
+    staged.push(Transition { event: e, ts: now_ns(), payload });
+}
+
+/// The error a run that was in flight when its gateway died ends with.
+pub const RESTARTED: &str = "the gateway restarted while the run was in flight";
+
+/// The names of the artifacts a run's entries added.
+fn rec_artifacts(raw: &[(u64, Vec<u8>)]) -> Vec<String> {
+    raw.iter()
+        .filter_map(|(_, b)| match Entry::decode(b).ok()?.event {
+            Event::ArtifactAdded { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Why an operation on tasks failed; each maps to an A2A error.
@@ -77,6 +96,9 @@ pub enum TaskError {
     /// The run could not be recorded, so it was not started.
     #[error("the run could not be recorded, so it was not started: {0}")]
     RecordingUnavailable(String),
+    /// The ledger could not be read (the task may exist; nothing was changed).
+    #[error("the ledger could not be read: {0}")]
+    LedgerUnavailable(String),
 }
 
 /// An agent of the manifest with its upstream.
@@ -135,6 +157,8 @@ pub struct NewTask {
     pub message: Message,
     /// The context id (a new one when `None`).
     pub context_id: Option<String>,
+    /// The run this one is started for (SPEC 1.1 `parent`), already checked by the surface.
+    pub parent: Option<String>,
 }
 
 /// The task engine.
@@ -149,6 +173,10 @@ pub struct Engine {
     tasks: Mutex<TaskIndex>,
     retention: usize,
     public_url: String,
+    /// Keep payloads (`[payloads] keep`); off, only their hashes are recorded.
+    keep_payloads: bool,
+    /// How long an ended task is served from memory before it is read from the ledger again.
+    cache_ttl: Duration,
     /// Set by [`Engine::shutdown`]: new tasks are refused.
     closing: std::sync::atomic::AtomicBool,
     /// Counters.
@@ -160,6 +188,9 @@ struct TaskIndex {
     by_id: HashMap<String, Arc<TaskHandle>>,
     /// Ended tasks, oldest first, for retention.
     ended: VecDeque<String>,
+    /// When each ended task was cached: after [`Engine::set_cache_ttl`] it is read from the
+    /// ledger again (an erasure done at a remote ledger shows then).
+    cached_at: HashMap<String, std::time::Instant>,
 }
 
 impl Engine {
@@ -193,9 +224,23 @@ impl Engine {
             tasks: Mutex::new(TaskIndex::default()),
             retention: retention.max(1),
             public_url: public_url.trim_end_matches('/').to_string(),
+            keep_payloads: true,
+            cache_ttl: Duration::from_secs(60),
             closing: std::sync::atomic::AtomicBool::new(false),
             counters: Counters::default(),
         }
+    }
+
+    /// How long an ended task is served from memory before it is rebuilt from the ledger
+    /// (`task_cache_secs`, default 60): what changed at the ledger since (an erasure made at a
+    /// remote ledger-server) shows after at most this long.
+    pub fn set_cache_ttl(&mut self, ttl: Duration) {
+        self.cache_ttl = ttl;
+    }
+
+    /// Keeps payloads (the default) or, `false`, records their hashes only.
+    pub fn set_keep_payloads(&mut self, keep: bool) {
+        self.keep_payloads = keep;
     }
 
     /// Adds skills learnt at start (an `a2a` upstream's card) to agent `agent`.
@@ -282,19 +327,221 @@ impl Engine {
         Ok(pending.wait().await)
     }
 
-    /// The task `id` if `caller` may see it.
-    pub fn get(&self, id: &str, caller: &str) -> Result<Arc<TaskHandle>, TaskError> {
-        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        match tasks.by_id.get(id) {
-            Some(h) if h.owner == caller => Ok(h.clone()),
+    /// The task `id` if `caller` may see it: live or cached here, else rebuilt from the ledger.
+    /// Ownership is `task.accepted`'s `caller`; another caller's task is "not found".
+    pub async fn get(&self, id: &str, caller: &str) -> Result<Arc<TaskHandle>, TaskError> {
+        let h = self.get_cached_or_load(id).await?;
+        match h {
+            Some(h) if h.owner == caller => Ok(h),
             _ => Err(TaskError::NotFound(id.to_string())),
         }
     }
 
-    /// The caller's tasks (snapshots), for ListTasks.
-    pub fn list(&self, caller: &str) -> Vec<Arc<TaskHandle>> {
-        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.by_id.values().filter(|h| h.owner == caller).cloned().collect()
+    /// Drops ended task `id` from the cache (its payloads changed: an erasure), so the next
+    /// read rebuilds it from the ledger. A live task stays.
+    pub fn forget(&self, id: &str) {
+        self.take_cached(id);
+    }
+
+    /// Stores payloads through the sink, each before any entry naming it is submitted (nothing
+    /// when payloads are not kept).
+    pub async fn keep(&self, payloads: Vec<([u8; 32], Vec<u8>)>) -> ledger_core::Result<()> {
+        if !self.keep_payloads {
+            return Ok(());
+        }
+        for (hash, bytes) in payloads {
+            self.sink.put_payload(hash, bytes.into()).await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds task `id` from its run's entries and payloads (`None`: the log has no such task
+    /// run). An ended task joins the bounded cache; an unfinished one is read again next time
+    /// (its own gateway may still be recording it).
+    pub async fn load(&self, id: &str) -> Result<Option<Arc<TaskHandle>>, TaskError> {
+        let unavailable = |e: ledger_core::Error| TaskError::LedgerUnavailable(e.to_string());
+        if RunId::new(id).is_err() {
+            return Ok(None);
+        }
+        let raw = self.sink.run_entries(id).await.map_err(unavailable)?;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let entries =
+            raw.iter().map(|(_, b)| Entry::decode(b)).collect::<ledger_core::Result<Vec<_>>>().map_err(unavailable)?;
+        let hashes = wanted(&entries);
+        let fetched = futures_util::future::try_join_all(hashes.iter().map(|h| self.sink.payload(*h)))
+            .await
+            .map_err(unavailable)?;
+        let payloads: HashMap<[u8; 32], Payload> = hashes.into_iter().zip(fetched).collect();
+        let Ok(r) = rebuild(id, &entries, &payloads, &self.receipt_url(id)) else { return Ok(None) };
+        let agent = self.skills.get(&r.skill).map(|s| self.agents[s.agent].spec.name.clone()).unwrap_or_default();
+        let ended = r.ended && r.sealed;
+        let handle = Arc::new(TaskHandle::rebuilt(r, agent));
+        if ended {
+            let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(live) = tasks.by_id.get(id) {
+                return Ok(Some(live.clone()));
+            }
+            tasks.by_id.insert(id.to_string(), handle.clone());
+            drop(tasks);
+            self.retire(id);
+        }
+        Ok(Some(handle))
+    }
+
+    /// A page of `caller`'s tasks, newest first (by when they were accepted), from the ledger's
+    /// run catalog: those of context `context` when given, those `keep` keeps, with a
+    /// `task.accepted` index below `before`. Returns the page as (index, task), the `before` of
+    /// the next page (`None` on the last) and the total the listing has over all pages.
+    ///
+    /// Without a filter beyond the caller, the page costs `limit` task reads and the total is
+    /// the catalog's count; a filter (context, status, time) reads every candidate task to
+    /// count them.
+    pub async fn list(
+        &self,
+        caller: &str,
+        context: Option<&str>,
+        keep: &(dyn Fn(&Task) -> bool + Sync),
+        filtered: bool,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<(u64, Arc<TaskHandle>)>, Option<u64>, u64), TaskError> {
+        let unavailable = |e: ledger_core::Error| TaskError::LedgerUnavailable(e.to_string());
+        let by = match context {
+            Some(c) => RunsBy::Context(c.to_string()),
+            None => RunsBy::Caller(caller.to_string()),
+        };
+        let exact = context.is_none() && !filtered;
+        let mut page = Vec::new();
+        let mut total = 0u64;
+        let mut more = false;
+        let mut cursor: Option<u64> = None;
+        loop {
+            let batch = if exact { limit + 1 } else { 256 };
+            let scan_from = if exact { before } else { cursor };
+            let got = self.sink.runs(by.clone(), scan_from, batch).await.map_err(unavailable)?;
+            if exact {
+                total = got.total;
+            }
+            let n = got.runs.len();
+            for r in &got.runs {
+                cursor = Some(r.index);
+                let Some(h) = self.get_cached_or_load(&r.run).await? else { continue };
+                if h.owner != caller || !keep(&h.snapshot().task) {
+                    continue;
+                }
+                if !exact {
+                    total += 1;
+                }
+                if before.is_some_and(|b| r.index >= b) {
+                    continue;
+                }
+                if page.len() < limit {
+                    page.push((r.index, h));
+                } else {
+                    more = true;
+                    if exact {
+                        break;
+                    }
+                }
+            }
+            if exact || n < batch {
+                break;
+            }
+        }
+        let next = if more { page.last().map(|(i, _)| *i) } else { None };
+        Ok((page, next, total))
+    }
+
+    /// The skill a new message in `caller`'s context `context` that names none goes to: one of
+    /// the agent that served the caller's newest task there (for the demo agent, the one its
+    /// text names; otherwise the agent's first), so the conversation stays with its agent.
+    pub async fn context_skill(&self, caller: &str, context: &str, m: &Message) -> Result<Option<String>, TaskError> {
+        let unavailable = |e: ledger_core::Error| TaskError::LedgerUnavailable(e.to_string());
+        let page = self.sink.runs(RunsBy::Context(context.to_string()), None, 16).await.map_err(unavailable)?;
+        for r in page.runs {
+            let Some(h) = self.get_cached_or_load(&r.run).await? else { continue };
+            let Some(route) = self.skills.get(&h.skill).filter(|_| h.owner == caller) else { continue };
+            let agent = &self.agents[route.agent];
+            if matches!(agent.spec.upstream, UpstreamSpec::Demo)
+                && let Some(s) = upstream::demo::skill_for_message(m)
+                && self.skills.contains_key(s)
+            {
+                return Ok(Some(s.to_string()));
+            }
+            return Ok(agent.spec.skills.first().map(|s| s.id.clone()));
+        }
+        Ok(None)
+    }
+
+    /// A live task, an ended one cached less than the cache's time ago, else the task rebuilt
+    /// from the ledger.
+    async fn get_cached_or_load(&self, id: &str) -> Result<Option<Arc<TaskHandle>>, TaskError> {
+        let cached = {
+            let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = tasks.cached_at.get(id).is_some_and(|at| at.elapsed() >= self.cache_ttl);
+            tasks.by_id.get(id).filter(|_| !stale).cloned()
+        };
+        if let Some(h) = cached {
+            return Ok(Some(h));
+        }
+        // Stale or absent: read again. An ended task the ledger does not show ended yet (its
+        // seal still in a remote ledger's spool) stays as it was.
+        let old = self.take_cached(id);
+        let fresh = self.load(id).await?;
+        match (fresh, old) {
+            (Some(f), _) if f.is_ended() => Ok(Some(f)),
+            (_, Some(old)) => {
+                let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                tasks.by_id.insert(id.to_string(), old.clone());
+                drop(tasks);
+                self.retire(id);
+                Ok(Some(old))
+            }
+            (fresh, None) => Ok(fresh),
+        }
+    }
+
+    /// Takes ended task `id` out of the cache (a live one stays).
+    fn take_cached(&self, id: &str) -> Option<Arc<TaskHandle>> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if !tasks.by_id.get(id).is_some_and(|h| h.snapshot().closed) {
+            return None;
+        }
+        tasks.ended.retain(|t| t != id);
+        tasks.cached_at.remove(id);
+        tasks.by_id.remove(id)
+    }
+
+    /// Ends every run this gateway's identity left open — accepted, never sealed, and not
+    /// running here: the process that drove it died — as `task.failed` with the error
+    /// [`RESTARTED`], sealed. The open runs come from the ledger's catalog (no scan of the log).
+    /// Returns the runs ended.
+    pub async fn recover(&self) -> Result<Vec<String>, TaskError> {
+        let unavailable = |e: ledger_core::Error| TaskError::LedgerUnavailable(e.to_string());
+        let mut ended = Vec::new();
+        for open in self.sink.open_runs().await.map_err(unavailable)? {
+            if self.task(&open.run).is_some() {
+                continue;
+            }
+            let raw = self.sink.run_entries(&open.run).await.map_err(unavailable)?;
+            let Some(first) = raw.first().and_then(|(_, b)| Entry::decode(b).ok()) else { continue };
+            // Another gateway's run is its own to end.
+            if first.actor != self.key.name() || !matches!(first.event, Event::TaskAccepted { .. }) {
+                continue;
+            }
+            let (mut rec, state) = RunRecorder::reopen(self.sink.clone(), self.key.clone(), &open.run, &raw)
+                .map_err(|e| TaskError::LedgerUnavailable(e.to_string()))?;
+            let pending = match state {
+                Some(status) => rec.reseal(Vec::new(), status, now_ns()),
+                None => rec.finish(RunStatus::Failed, rec_artifacts(&raw), Some(RESTARTED.into()), now_ns()),
+            };
+            pending.wait().await.map_err(|e| TaskError::RecordingUnavailable(e.to_string()))?;
+            labelled(&self.counters.sealed, "status", "failed").inc();
+            ended.push(open.run);
+        }
+        Ok(ended)
     }
 
     /// Creates a task: records `task.accepted` (durably) and starts its driver.
@@ -323,6 +570,8 @@ impl Engine {
             caller: &req.caller,
             input: &req.input_bytes,
             grant: Some(grant.id.clone()),
+            context: Some(&context_id),
+            parent: req.parent.as_deref(),
         };
         // The task goes to its agent at once: `working` is appended with `task.accepted` in one
         // atomic batch, so the run's start costs one group commit.
@@ -336,9 +585,18 @@ impl Engine {
                 KeyValue::new("a2a_ledger.caller", req.caller.clone()),
             ],
         );
+        let span = trace.child("ledger.accept", Vec::new());
+        // The input is kept before the entry naming it is submitted (the sink's ordering rule:
+        // acknowledged entries never name bytes the ledger could lose).
+        let input_hash = *blake3::hash(&req.input_bytes).as_bytes();
+        if let Err(e) = self.keep(vec![(input_hash, req.input_bytes.clone())]).await {
+            span.error(e.to_string());
+            trace.end("refused", Some(&e.to_string()));
+            self.counters.refused.inc();
+            return Err(TaskError::RecordingUnavailable(format!("the input could not be kept: {e}")));
+        }
         let (rec, accepted) = RunRecorder::start_with(self.sink.clone(), self.key.clone(), start, working, now_ns())
             .map_err(|e| TaskError::InvalidParams(e.to_string()))?;
-        let span = trace.child("ledger.accept", Vec::new());
         if let Err(e) = accepted.wait().await {
             span.error(e.to_string());
             trace.end("refused", Some(&e.to_string()));
@@ -350,6 +608,9 @@ impl Engine {
         self.counters.running.send_modify(|n| *n += 1);
 
         let mut message = req.message.clone();
+        if req.protocol != Protocol::A2a {
+            message.message_id = crate::engine::updates::input_message_id(&id);
+        }
         message.task_id = Some(id.clone());
         message.context_id = Some(context_id.clone());
         let mut metadata = HashMap::new();
@@ -485,9 +746,11 @@ impl Engine {
     fn retire(&self, id: &str) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.ended.push_back(id.to_string());
+        tasks.cached_at.insert(id.to_string(), std::time::Instant::now());
         while tasks.by_id.len() > self.retention {
             let Some(old) = tasks.ended.pop_front() else { break };
             tasks.by_id.remove(&old);
+            tasks.cached_at.remove(&old);
         }
     }
 
@@ -519,7 +782,7 @@ impl Engine {
         // (or the last updates of a quick run together with its end and seal) shares one group
         // commit. Nobody waits on them meanwhile: their events are already published, and the
         // seal is submitted only after them.
-        let mut staged: Vec<(Event, i64)> = Vec::new();
+        let mut staged: Vec<Transition> = Vec::new();
         let mut flush_at: Option<tokio::time::Instant> = None;
         let outcome = loop {
             if staged.len() >= MAX_STAGED {
@@ -551,12 +814,15 @@ impl Engine {
                     };
                     match map_update(ids, u, prior.as_ref(), Utc::now()) {
                         Step::Done(o) => break o,
-                        Step::Publish { entry, flush, event } => {
+                        Step::Publish { entry, flush, event, keep, payload } => {
+                            if let Err(e) = self.keep(keep).await {
+                                break Outcome::Failed(format!("the gateway could not keep the agent's output: {e}"));
+                            }
                             if let Some(e) = entry {
                                 if let Event::ArtifactAdded { name, .. } = &e {
                                     artifact_names.push(name.clone());
                                 }
-                                hold(&mut staged, &mut flush_at, e);
+                                hold(&mut staged, &mut flush_at, e, payload);
                             }
                             if flush {
                                 pending.push(rec.submit_all(std::mem::take(&mut staged)));
@@ -569,7 +835,7 @@ impl Engine {
                 Some(c) = control.recv() => match c {
                     Control::Record { events, set_grant, status: st, reply } => {
                         let now = now_ns();
-                        staged.extend(events.into_iter().map(|e| (e, now)));
+                        staged.extend(events.into_iter().map(|e| Transition::new(e, now)));
                         let p = rec.submit_all(std::mem::take(&mut staged));
                         flush_at = None;
                         if let Some(g) = set_grant {
@@ -583,10 +849,16 @@ impl Engine {
                         let _ = reply.send(p);
                     }
                     Control::Message(m) => {
-                        // The caller's answer: recorded (its hash), in the history, then to the agent.
-                        let digest = blake3::hash(&serde_json::to_vec(&m).unwrap_or_default());
+                        // The caller's answer: kept, recorded (its hash, as the entry's payload),
+                        // in the history, then to the agent.
+                        let bytes = serde_json::to_vec(&m).unwrap_or_default();
+                        let digest = blake3::hash(&bytes);
+                        if let Err(e) = self.keep(vec![(*digest.as_bytes(), bytes)]).await {
+                            break Outcome::Failed(format!("the gateway could not keep the caller's message: {e}"));
+                        }
                         let note = format!("input received (blake3 {})", digest.to_hex());
-                        hold(&mut staged, &mut flush_at, Event::TaskStatus { state: "working".into(), message: Some(note) });
+                        let working = Event::TaskStatus { state: "working".into(), message: Some(note) };
+                        hold(&mut staged, &mut flush_at, working, Some(*digest.as_bytes()));
                         {
                             let mut t = h.lock();
                             t.task.history.get_or_insert_with(Vec::new).push(m.clone());
@@ -615,7 +887,17 @@ impl Engine {
             call_span.error(e.clone());
         }
         call_span.end();
-        let Ending { run_status, state, text, result, error, direct } = ending(outcome);
+        let end = ending(outcome);
+        // The final message and result are kept as the terminal entry's payload.
+        let mut outcome_hash = None;
+        if let Some(bytes) = outcome_payload(&end) {
+            let hash = *blake3::hash(&bytes).as_bytes();
+            match self.keep(vec![(hash, bytes)]).await {
+                Ok(()) => outcome_hash = Some(hash),
+                Err(e) => eprintln!("run {id}: its outcome could not be kept: {e}"),
+            }
+        }
+        let Ending { run_status, state, text, result, error, direct } = end;
         // Every transition before the end must be durable for the seal to hold; they were
         // submitted in order, so waiting for each is cheap.
         let mut recording_error = None;
@@ -628,7 +910,8 @@ impl Engine {
             rec.fail(&ledger_core::Error::Storage(e.clone()));
         }
         let span = h.trace.child("ledger.seal", Vec::new());
-        let sealed = rec.finish_after(staged, run_status, artifact_names, error.clone(), now_ns()).wait().await;
+        let sealed =
+            rec.finish_after(staged, run_status, artifact_names, error.clone(), outcome_hash, now_ns()).wait().await;
         if let Err(e) = sealed {
             span.error(e.to_string());
             recording_error.get_or_insert(e.to_string());

@@ -40,6 +40,12 @@ pub enum Step {
         flush: bool,
         /// The A2A event.
         event: StreamResponse,
+        /// Payloads to store (BLAKE3, bytes) before the entry is submitted: an artifact's
+        /// canonical parts (its `hash`) and the artifact as served (the entry's `payload`), or
+        /// a status message too long to inline.
+        keep: Vec<([u8; 32], Vec<u8>)>,
+        /// The entry's `payload` field: the BLAKE3 of one of `keep`.
+        payload: Option<[u8; 32]>,
     },
     /// The call ended.
     Done(Outcome),
@@ -51,6 +57,29 @@ pub fn agent_message(ids: TaskIds<'_>, text: String) -> Message {
     m.task_id = Some(ids.task.to_string());
     m.context_id = Some(ids.context.to_string());
     m
+}
+
+/// A user message with one data part, for surfaces that take plain JSON input.
+pub fn data_message(input: &Value) -> Message {
+    Message::new(Role::User, vec![Part::data(input.clone()).with_media_type("application/json")])
+}
+
+/// The message id of the data message a surface without messages (`/invoke`, the platform REST,
+/// MCP) makes of a run's input: fixed by the run, so a task rebuilt from the ledger shows the
+/// same message.
+pub fn input_message_id(run: &str) -> String {
+    format!("{run}-input")
+}
+
+/// The payload a run's terminal entry names (docs/FORMATS.md §9): the final message, the result
+/// and whether the agent answered with a direct message, as canonical JSON; `None` when there is
+/// nothing to keep.
+pub fn outcome_payload(e: &Ending) -> Option<Vec<u8>> {
+    if e.text.is_none() && e.result.is_none() {
+        return None;
+    }
+    let v = json!({ "direct": e.direct, "message": e.text, "result": e.result });
+    Some(jcs(&v).into_bytes())
 }
 
 /// A status event of the task.
@@ -83,12 +112,23 @@ fn media_type(a: &Artifact) -> String {
 /// Maps `update` of task `ids`. `prior` is the task's artifact with the update's artifact id as
 /// published so far (for a chunk that appends to it); `now` stamps status events.
 pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, now: DateTime<Utc>) -> Step {
-    let working = |message: Option<String>| Event::TaskStatus { state: "working".into(), message };
-    let publish = |entry, flush, event| Step::Publish { entry, flush, event };
+    let publish = |entry, flush, event| Step::Publish { entry, flush, event, keep: Vec::new(), payload: None };
+    // A status whose message is too long to inline names the whole message as a payload.
+    let status = |state: &str, text: Option<String>, flush: bool, event| match text.as_deref().map(|t| inlined(ids, t))
+    {
+        Some(Some((short, hash, bytes))) => Step::Publish {
+            entry: Some(Event::TaskStatus { state: state.into(), message: Some(short) }),
+            flush,
+            event,
+            keep: vec![(hash, bytes)],
+            payload: Some(hash),
+        },
+        _ => publish(Some(Event::TaskStatus { state: state.into(), message: text }), flush, event),
+    };
     match update {
         Update::Done(o) => Step::Done(o),
         Update::Working(text) => {
-            publish(Some(working(text.clone())), false, status_event(ids, TaskState::Working, text, now))
+            status("working", text.clone(), false, status_event(ids, TaskState::Working, text, now))
         }
         Update::Progress { stage, pct, message } => {
             let pct = pct.min(100);
@@ -102,16 +142,23 @@ pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, no
             }
             publish(Some(entry), false, ev)
         }
-        Update::InputRequired(prompt) => {
-            let entry = Event::TaskStatus { state: "input_required".into(), message: Some(prompt.clone()) };
-            publish(Some(entry), true, status_event(ids, TaskState::InputRequired, Some(prompt), now))
-        }
-        Update::AuthRequired(prompt) => {
-            let entry = Event::TaskStatus { state: "auth_required".into(), message: Some(prompt.clone()) };
-            publish(Some(entry), true, status_event(ids, TaskState::AuthRequired, Some(prompt), now))
-        }
+        Update::InputRequired(prompt) => status(
+            "input_required",
+            Some(prompt.clone()),
+            true,
+            status_event(ids, TaskState::InputRequired, Some(prompt), now),
+        ),
+        Update::AuthRequired(prompt) => status(
+            "auth_required",
+            Some(prompt.clone()),
+            true,
+            status_event(ids, TaskState::AuthRequired, Some(prompt), now),
+        ),
         Update::Artifact { artifact, append, last_chunk } => {
-            // The whole artifact (chunks merged) is recorded at its last chunk.
+            // The whole artifact (chunks merged) is recorded at its last chunk, with its canonical
+            // parts (`hash`) and the artifact as served (`payload`) kept.
+            let mut keep = Vec::new();
+            let mut payload = None;
             let entry = last_chunk.then(|| {
                 let merged = match prior {
                     Some(p) if append => {
@@ -122,7 +169,13 @@ pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, no
                     _ => artifact.clone(),
                 };
                 let name = merged.name.clone().unwrap_or_else(|| merged.artifact_id.clone());
-                let (bytes, hash) = artifact_digest(&merged);
+                let parts = jcs(&serde_json::to_value(&merged.parts).expect("parts serialise")).into_bytes();
+                let hash = *blake3::hash(&parts).as_bytes();
+                let whole = jcs(&serde_json::to_value(&merged).expect("artifact serialises")).into_bytes();
+                let whole_hash = *blake3::hash(&whole).as_bytes();
+                let bytes = parts.len() as u64;
+                keep = vec![(hash, parts), (whole_hash, whole)];
+                payload = Some(whole_hash);
                 Event::ArtifactAdded { name, media_type: media_type(&merged), bytes, hash }
             });
             let event = StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
@@ -133,9 +186,28 @@ pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, no
                 last_chunk: (append || !last_chunk).then_some(last_chunk),
                 metadata: None,
             });
-            publish(entry, false, event)
+            Step::Publish { entry, flush: false, event, keep, payload }
         }
     }
+}
+
+/// Longest status message recorded inline; a longer one is kept as a payload.
+pub const INLINE_MESSAGE: usize = 4096;
+
+/// For a status message longer than [`INLINE_MESSAGE`]: what the entry records inline (its start,
+/// cut at a character boundary, with how long the whole is), and the whole as an agent message
+/// (JSON, its BLAKE3 and bytes) to keep as the entry's payload.
+fn inlined(ids: TaskIds<'_>, text: &str) -> Option<(String, [u8; 32], Vec<u8>)> {
+    if text.len() <= INLINE_MESSAGE {
+        return None;
+    }
+    let mut cut = INLINE_MESSAGE;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let short = format!("{}… ({} bytes in all; the whole message is the entry's payload)", &text[..cut], text.len());
+    let bytes = serde_json::to_vec(&agent_message(ids, text.to_string())).expect("message serialises");
+    Some((short, *blake3::hash(&bytes).as_bytes(), bytes))
 }
 
 /// How a run ends, from its outcome.
@@ -180,7 +252,7 @@ mod tests {
 
     fn publish(step: Step) -> (Option<Event>, bool, StreamResponse) {
         match step {
-            Step::Publish { entry, flush, event } => (entry, flush, event),
+            Step::Publish { entry, flush, event, .. } => (entry, flush, event),
             Step::Done(o) => panic!("not a publication: {o:?}"),
         }
     }
@@ -194,6 +266,54 @@ mod tests {
 
     fn text_of(s: &TaskStatusUpdateEvent) -> Option<String> {
         s.status.message.as_ref().map(crate::engine::upstream::message_text)
+    }
+
+    #[test]
+    fn a_status_message_too_long_to_inline_is_kept_whole_as_the_payload() {
+        let long = "é".repeat(3000); // 6000 bytes, a cut inside a character would be wrong
+        let Step::Publish { entry, keep, payload, event, .. } =
+            map_update(IDS, Update::InputRequired(long.clone()), None, now())
+        else {
+            panic!("not a publication")
+        };
+        let Some(Event::TaskStatus { message: Some(inline), .. }) = entry else { panic!("{entry:?}") };
+        assert!(inline.len() < INLINE_MESSAGE + 100 && inline.contains("6000 bytes in all"), "{inline}");
+        let (hash, bytes) = &keep[0];
+        assert_eq!(payload, Some(*hash));
+        assert_eq!(*blake3::hash(bytes).as_bytes(), *hash);
+        let kept: Message = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(crate::engine::upstream::message_text(&kept), long);
+        assert_eq!(text_of(status(&event)).as_deref(), Some(long.as_str()), "the caller sees the whole message");
+        // A short one is inline, with nothing kept.
+        let Step::Publish { keep, payload, .. } = map_update(IDS, Update::Working(Some("short".into())), None, now())
+        else {
+            panic!("not a publication")
+        };
+        assert!(keep.is_empty() && payload.is_none());
+    }
+
+    #[test]
+    fn an_artifact_keeps_its_canonical_parts_and_itself() {
+        let a = Artifact {
+            artifact_id: "a-1".into(),
+            name: Some("out.txt".into()),
+            description: None,
+            parts: vec![Part::text("hello")],
+            metadata: None,
+            extensions: None,
+        };
+        let Step::Publish { entry, keep, payload, .. } =
+            map_update(IDS, Update::Artifact { artifact: a.clone(), append: false, last_chunk: true }, None, now())
+        else {
+            panic!("not a publication")
+        };
+        let Some(Event::ArtifactAdded { hash, bytes, .. }) = entry else { panic!("{entry:?}") };
+        assert_eq!((bytes, hash), artifact_digest(&a), "the recorded digest is the documented one");
+        assert_eq!(keep.len(), 2);
+        assert_eq!(keep[0].0, hash);
+        assert_eq!(payload, Some(keep[1].0));
+        let whole: Artifact = serde_json::from_slice(&keep[1].1).unwrap();
+        assert_eq!(whole, a);
     }
 
     #[test]

@@ -3,20 +3,35 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger_core::{Error, Log, LogDescriptor, Result, TreeHash};
+use bytes::Bytes;
+use ledger_core::payload::{PayloadLimits, PayloadStore};
+use ledger_core::{Error, Log, LogDescriptor, Result, RunKey, TreeHash};
 
-use super::{AppendDone, Batch, BoxFuture, Durable, LedgerSink, ReceiptError, RunEntries};
+use super::{
+    AppendDone, Batch, BoxFuture, Durable, LedgerSink, Payload, ReceiptError, RunEntries, RunPage, RunRef, RunsBy,
+};
+
+/// Payloads up to this size are written from the async task itself (a store write of a few
+/// microseconds); larger ones on the blocking pool.
+const INLINE_PUT: usize = 64 << 10;
 
 /// The ledger running in this process.
 #[derive(Debug, Clone)]
 pub struct EmbeddedLedger {
     log: Arc<Log>,
+    payloads: Arc<PayloadStore>,
 }
 
 impl EmbeddedLedger {
-    /// Wraps an open log.
+    /// Wraps an open log, its payloads under the default limits.
     pub fn new(log: Arc<Log>) -> EmbeddedLedger {
-        EmbeddedLedger { log }
+        EmbeddedLedger::with_limits(log, PayloadLimits::default())
+    }
+
+    /// Wraps an open log, its payloads under `limits`.
+    pub fn with_limits(log: Arc<Log>, limits: PayloadLimits) -> EmbeddedLedger {
+        let payloads = Arc::new(PayloadStore::new(log.store().clone(), limits));
+        EmbeddedLedger { log, payloads }
     }
 
     /// The log.
@@ -62,6 +77,83 @@ impl LedgerSink for EmbeddedLedger {
             })
             .await
             .map_err(|e| ReceiptError::Unavailable(e.to_string()))?
+        })
+    }
+
+    fn put_payload(&self, hash: [u8; 32], bytes: Bytes) -> BoxFuture<'_, Result<()>> {
+        // Written to the store without a sync: the log's next group commit makes it durable no
+        // later than any entry appended after this returns (PayloadStore's durability rule).
+        if bytes.len() <= INLINE_PUT {
+            let r = self.payloads.put(&hash, &bytes).map(|_| ());
+            return Box::pin(async move { r });
+        }
+        let payloads = self.payloads.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || payloads.put(&hash, &bytes).map(|_| ()))
+                .await
+                .map_err(|_| Error::Closed)?
+        })
+    }
+
+    fn payload(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Payload>> {
+        let payloads = self.payloads.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || match payloads.get(&hash) {
+                Ok(Some(b)) => Ok(Payload::Present(Bytes::from(b))),
+                Ok(None) => Ok(Payload::Missing),
+                Err(Error::PayloadErased { index, .. }) => Ok(Payload::Erased { index }),
+                Err(e) => Err(e),
+            })
+            .await
+            .map_err(|_| Error::Closed)?
+        })
+    }
+
+    fn erase_payload(&self, hash: [u8; 32], reason: String, approver: String) -> BoxFuture<'_, Result<u64>> {
+        let (log, payloads) = (self.log.clone(), self.payloads.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let actor = log.descriptor().origin.clone();
+                log.erase_payload(&payloads, &hash, &reason, &approver, &actor, crate::base::now_ns())
+            })
+            .await
+            .map_err(|_| Error::Closed)?
+        })
+    }
+
+    fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> BoxFuture<'_, Result<RunPage>> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let key = match &by {
+                    RunsBy::Caller(c) => RunKey::Caller(c),
+                    RunsBy::Context(c) => RunKey::Context(c),
+                    RunsBy::Parent(p) => RunKey::Parent(p),
+                };
+                let runs = log.runs_by(key, before, limit)?;
+                let total = log.count_runs_by(key)?;
+                Ok(RunPage { runs: runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }).collect(), total })
+            })
+            .await
+            .map_err(|_| Error::Closed)?
+        })
+    }
+
+    fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                Ok(log.open_runs()?.into_iter().map(|r| RunRef { run: r.run, index: r.index }).collect())
+            })
+            .await
+            .map_err(|_| Error::Closed)?
+        })
+    }
+
+    fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || log.payload_runs(&hash, limit)).await.map_err(|_| Error::Closed)?
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ledger_core::{LogDescriptor, Result, TreeHash};
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::{AppendDone, Batch, BoxFuture, LedgerSink, ReceiptError, RunEntries};
+use super::{AppendDone, Batch, BoxFuture, LedgerSink, Payload, ReceiptError, RunEntries, RunPage, RunRef, RunsBy};
 
 /// A sink that times each append from the call to its durable acknowledgement.
 #[derive(Debug)]
@@ -45,6 +45,24 @@ impl LedgerSink for MeteredSink {
     }
     fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>> {
         self.inner.receipt(run, wait)
+    }
+    fn put_payload(&self, hash: [u8; 32], bytes: bytes::Bytes) -> BoxFuture<'_, Result<()>> {
+        self.inner.put_payload(hash, bytes)
+    }
+    fn payload(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Payload>> {
+        self.inner.payload(hash)
+    }
+    fn erase_payload(&self, hash: [u8; 32], reason: String, approver: String) -> BoxFuture<'_, Result<u64>> {
+        self.inner.erase_payload(hash, reason, approver)
+    }
+    fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> BoxFuture<'_, Result<RunPage>> {
+        self.inner.runs(by, before, limit)
+    }
+    fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>> {
+        self.inner.open_runs()
+    }
+    fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.inner.payload_runs(hash, limit)
     }
     fn backlog(&self) -> u64 {
         self.inner.backlog()

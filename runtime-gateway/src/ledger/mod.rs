@@ -6,6 +6,7 @@
 
 pub mod embedded;
 pub mod metered;
+pub mod payload_spool;
 pub mod remote;
 pub mod spool;
 
@@ -53,6 +54,49 @@ impl Batch {
     }
 }
 
+/// What the ledger holds under a payload hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// The bytes (their BLAKE3 is the hash asked for).
+    Present(Bytes),
+    /// Nothing was ever stored under the hash (or the ledger lost it).
+    Missing,
+    /// Erased on request: `payload.erased` is at `index`.
+    Erased {
+        /// The index of the `payload.erased` entry.
+        index: u64,
+    },
+}
+
+/// Which runs to list: by the `caller`, `context` or `parent` their `task.accepted` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunsBy {
+    /// Runs whose `task.accepted` names this caller.
+    Caller(String),
+    /// Runs of this A2A context.
+    Context(String),
+    /// Child runs of this run.
+    Parent(String),
+}
+
+/// A run, with the index of its `task.accepted`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRef {
+    /// The run id.
+    pub run: String,
+    /// The index of its first entry.
+    pub index: u64,
+}
+
+/// One page of a run listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunPage {
+    /// Newest first.
+    pub runs: Vec<RunRef>,
+    /// How many runs the listing has in all pages.
+    pub total: u64,
+}
+
 /// Callback receiving where an append became durable, or why nothing of it was appended.
 pub type AppendDone = Box<dyn FnOnce(Result<Durable>) + Send>;
 
@@ -91,6 +135,22 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
     fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>>;
     /// The run's receipt JSON (SPEC §5), waiting up to `wait` for a checkpoint over its seal.
     fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>>;
+    /// Stores `bytes` under their BLAKE3 `hash`. Ordering rule: when the future resolves `Ok`,
+    /// an entry naming the hash that is appended afterwards becomes durable no earlier than the
+    /// payload (so an acknowledged entry never names bytes the ledger could lose).
+    fn put_payload(&self, hash: [u8; 32], bytes: Bytes) -> BoxFuture<'_, Result<()>>;
+    /// The payload stored under `hash`.
+    fn payload(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Payload>>;
+    /// Erases the payload under `hash`: appends `payload.erased` (SPEC 1.1) with `reason` and
+    /// `approver`, then deletes the bytes; resolves with the entry's index (the first erasure's,
+    /// when the payload was erased before).
+    fn erase_payload(&self, hash: [u8; 32], reason: String, approver: String) -> BoxFuture<'_, Result<u64>>;
+    /// Runs by caller, context or parent, newest first, `task.accepted` index below `before`.
+    fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> BoxFuture<'_, Result<RunPage>>;
+    /// Runs accepted but not sealed, oldest first (found without scanning the log).
+    fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>>;
+    /// Up to `limit` runs with an entry that names payload `hash`.
+    fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>>;
     /// Entries accepted but not yet in the log (the spool's depth; 0 for the embedded ledger).
     fn backlog(&self) -> u64 {
         0

@@ -35,8 +35,11 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 
+use super::payload_spool::PayloadSpool;
 use super::spool::{Frame, Spool};
-use super::{AppendDone, Batch, BoxFuture, Durable, LedgerSink, ReceiptError, RunEntries};
+use super::{
+    AppendDone, Batch, BoxFuture, Durable, LedgerSink, Payload, ReceiptError, RunEntries, RunPage, RunRef, RunsBy,
+};
 
 /// The `ledger.v1` contract (messages, client, typed error codes), compiled once in `ledger-wire`.
 pub use ledger_wire as proto;
@@ -78,6 +81,8 @@ type Client = LedgerClient<tonic::service::interceptor::InterceptedService<Chann
 
 struct Shared {
     spool: Mutex<Spool>,
+    /// Payloads kept here while the ledger was away, uploaded before any further batch.
+    payloads: PayloadSpool,
     max_bytes: u64,
     /// Wakes the forwarder (new frame, close).
     forward: Notify,
@@ -97,6 +102,9 @@ struct Confirm {
     /// The gateway's identity and key, which `id/<name>` must hold as its latest registration.
     identity: Option<(String, [u8; 32])>,
 }
+
+/// Most runs one `ListRuns` answers.
+const LIST_MAX: usize = 1000;
 
 /// Longest the start and the confirmation wait for one answer of the ledger.
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -204,8 +212,10 @@ impl RemoteLedger {
         };
         let spool = Spool::recover(&cfg.spool)?;
         let recovered = spool.queue.len();
+        let payloads = PayloadSpool::open(&cfg.spool)?;
         let shared = Arc::new(Shared {
             spool: Mutex::new(spool),
+            payloads,
             max_bytes: cfg.max_bytes,
             forward: Notify::new(),
             sync: Notify::new(),
@@ -392,6 +402,7 @@ async fn forward(shared: Arc<Shared>, mut client: Client, in_flight: usize) {
                 }
             }
         }
+        let mut uploader = client.clone();
         let (tx, rx) = mpsc::channel::<proto::AppendRequest>(in_flight);
         let call = client.append(tokio_stream::wrappers::ReceiverStream::new(rx));
         let mut tx = Some(tx);
@@ -399,6 +410,11 @@ async fn forward(shared: Arc<Shared>, mut client: Client, in_flight: usize) {
         let result = async {
             let mut acks = call.await?.into_inner();
             loop {
+                // Payloads kept here while the ledger was away go first: a batch sent after
+                // this point may name them.
+                if shared.payloads.waiting() > 0 {
+                    upload_waiting(&shared, &mut uploader).await?;
+                }
                 // Top up the stream with unsent frames, in order.
                 let batch = {
                     let mut s = shared.lock();
@@ -464,6 +480,59 @@ async fn forward(shared: Arc<Shared>, mut client: Client, in_flight: usize) {
         // A fresh connection next time round.
         client = client.clone();
     }
+}
+
+/// Uploads one payload; answered once it is durable at the ledger.
+async fn upload(client: &mut Client, hash: [u8; 32], bytes: &[u8]) -> std::result::Result<(), tonic::Status> {
+    const CHUNK: usize = 1 << 20;
+    let mut chunks =
+        vec![proto::PayloadChunk { hash: hash.to_vec(), length: Some(bytes.len() as u64), data: Vec::new() }];
+    for (i, c) in bytes.chunks(CHUNK).enumerate() {
+        if i == 0 {
+            chunks[0].data = c.to_vec();
+        } else {
+            chunks.push(proto::PayloadChunk { hash: Vec::new(), length: None, data: c.to_vec() });
+        }
+    }
+    client.put_payload(tokio_stream::iter(chunks)).await.map(|_| ())
+}
+
+/// A refusal of the payload itself (not of the transport): sending it again changes nothing.
+fn refused(s: &tonic::Status) -> bool {
+    matches!(
+        ErrorCode::of(s),
+        Some(
+            ErrorCode::PayloadTooLarge
+                | ErrorCode::PayloadQuota
+                | ErrorCode::PayloadMismatch
+                | ErrorCode::PayloadErased
+                | ErrorCode::Forbidden
+        )
+    )
+}
+
+/// Uploads every payload waiting in the spool; one the ledger refuses for good is reported and
+/// dropped (the entry naming it then names bytes the ledger does not hold, which readers show).
+async fn upload_waiting(shared: &Shared, client: &mut Client) -> std::result::Result<(), tonic::Status> {
+    let waiting = shared.payloads.list().map_err(|e| tonic::Status::internal(e.to_string()))?;
+    for (hash, bytes) in waiting {
+        match upload(client, hash, &bytes).await {
+            Ok(()) => {}
+            Err(s) if refused(&s) => {
+                eprintln!(
+                    "spool: the ledger refuses payload {}: {} ({:?}); dropped",
+                    hex::encode(hash),
+                    s.message(),
+                    s.code()
+                );
+            }
+            Err(s) => return Err(s),
+        }
+        if let Err(e) = shared.payloads.done(&hash) {
+            eprintln!("spool: payload {} uploaded but its file stays: {e}", hex::encode(hash));
+        }
+    }
+    Ok(())
 }
 
 fn handle_ack(shared: &Shared, ack: proto::AppendResponse) {
@@ -618,6 +687,132 @@ impl LedgerSink for RemoteLedger {
                     _ => Err(ReceiptError::Unavailable(format!("{} ({:?})", s.message(), s.code()))),
                 },
             }
+        })
+    }
+
+    fn put_payload(&self, hash: [u8; 32], bytes: bytes::Bytes) -> BoxFuture<'_, Result<()>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            // Straight to the ledger while it answers (its answer means durable there); kept in
+            // the spool (fsynced) while it is away, and uploaded before any later batch.
+            if self.outage().is_none() {
+                match upload(&mut client, hash, &bytes).await {
+                    Ok(()) => return Ok(()),
+                    Err(s) if refused(&s) => return Err(status_error(&s)),
+                    Err(_) => {}
+                }
+            }
+            let shared = self.shared.clone();
+            tokio::task::spawn_blocking(move || shared.payloads.put(&hash, &bytes))
+                .await
+                .map_err(|_| Error::Closed)??;
+            self.shared.forward.notify_one();
+            Ok(())
+        })
+    }
+
+    fn payload(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Payload>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let read = async {
+                let mut stream =
+                    client.get_payload(proto::GetPayloadRequest { hash: hash.to_vec() }).await?.into_inner();
+                let mut out = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    out.extend_from_slice(&chunk?.data);
+                }
+                Ok::<_, tonic::Status>(out)
+            };
+            match read.await {
+                Ok(bytes) => Ok(Payload::Present(bytes.into())),
+                Err(s) => match ErrorCode::of(&s) {
+                    Some(ErrorCode::PayloadErased) => {
+                        let index = proto::Detail::of(&s).index.unwrap_or(0);
+                        Ok(Payload::Erased { index })
+                    }
+                    // Not at the ledger yet: perhaps still waiting here.
+                    Some(ErrorCode::PayloadMissing) => {
+                        Ok(self.shared.payloads.get(&hash).map_or(Payload::Missing, |b| Payload::Present(b.into())))
+                    }
+                    _ => match self.shared.payloads.get(&hash) {
+                        Some(b) => Ok(Payload::Present(b.into())),
+                        None => Err(status_error(&s)),
+                    },
+                },
+            }
+        })
+    }
+
+    fn erase_payload(&self, hash: [u8; 32], reason: String, _approver: String) -> BoxFuture<'_, Result<u64>> {
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            // The ledger-server decides who erases (its admin principals) and records its caller
+            // as the approver; a gateway's ingest token is refused there.
+            match client.erase_payload(proto::ErasePayloadRequest { hash: hash.to_vec(), reason }).await {
+                Ok(r) => Ok(r.into_inner().index),
+                Err(s) => Err(status_error(&s)),
+            }
+        })
+    }
+
+    fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> BoxFuture<'_, Result<RunPage>> {
+        use proto::list_runs_request::Key;
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let key = match by {
+                RunsBy::Caller(c) => Key::Caller(c),
+                RunsBy::Context(c) => Key::Context(c),
+                RunsBy::Parent(p) => Key::Parent(p),
+            };
+            let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
+            let r = client
+                .list_runs(proto::ListRunsRequest { key: Some(key), before, limit })
+                .await
+                .map_err(|s| status_error(&s))?
+                .into_inner();
+            Ok(RunPage {
+                runs: r.runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }).collect(),
+                total: r.total,
+            })
+        })
+    }
+
+    fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>> {
+        use proto::list_runs_request::Key;
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let mut before = None;
+            loop {
+                let r = client
+                    .list_runs(proto::ListRunsRequest { key: Some(Key::Open(true)), before, limit: LIST_MAX as u32 })
+                    .await
+                    .map_err(|s| status_error(&s))?
+                    .into_inner();
+                let n = r.runs.len();
+                before = r.runs.last().map(|r| r.index);
+                out.extend(r.runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }));
+                if n < LIST_MAX {
+                    break;
+                }
+            }
+            // Oldest first, as the trait says (the server lists newest first).
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        use proto::list_runs_request::Key;
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
+            let r = client
+                .list_runs(proto::ListRunsRequest { key: Some(Key::Payload(hash.to_vec())), before: None, limit })
+                .await
+                .map_err(|s| status_error(&s))?
+                .into_inner();
+            Ok(r.runs.into_iter().map(|r| r.run).collect())
         })
     }
 

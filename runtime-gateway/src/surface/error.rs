@@ -171,6 +171,7 @@ impl GatewayError {
             G::Task(e) => match e {
                 TaskError::NotFound(_) => (StatusCode::NOT_FOUND, "task_not_found"),
                 TaskError::RecordingUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "recording_unavailable"),
+                TaskError::LedgerUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable"),
                 TaskError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
                 _ => (StatusCode::BAD_REQUEST, "bad_request"),
             },
@@ -196,15 +197,19 @@ impl GatewayError {
                     TaskError::NotCancelable(..) => code::TASK_NOT_CANCELABLE,
                     TaskError::Unsupported(_) => code::UNSUPPORTED_OPERATION,
                     TaskError::InvalidParams(_) | TaskError::InvalidInput(_) => code::INVALID_PARAMS,
-                    TaskError::RecordingUnavailable(_) => code::INTERNAL_ERROR,
+                    TaskError::RecordingUnavailable(_) | TaskError::LedgerUnavailable(_) => code::INTERNAL_ERROR,
                 };
-                let http = matches!(e, TaskError::RecordingUnavailable(_)).then_some(StatusCode::SERVICE_UNAVAILABLE);
+                let http = matches!(e, TaskError::RecordingUnavailable(_) | TaskError::LedgerUnavailable(_))
+                    .then_some(StatusCode::SERVICE_UNAVAILABLE);
                 (c, e.to_string(), http)
             }
             G::Push(e) => match e {
                 PushError::Disabled => (code::PUSH_NOTIFICATION_NOT_SUPPORTED, PUSH_UNSUPPORTED.into(), None),
                 PushError::Invalid(m) => (code::INVALID_PARAMS, m.clone(), None),
                 e @ PushError::NotFound { .. } => (code::TASK_NOT_FOUND, e.to_string(), None),
+                e @ PushError::Storage(_) => {
+                    (code::INTERNAL_ERROR, e.to_string(), Some(StatusCode::SERVICE_UNAVAILABLE))
+                }
             },
             G::Unauthenticated(m) => (code::INVALID_REQUEST, m.clone(), Some(StatusCode::UNAUTHORIZED)),
             G::BadRequest { message, .. } => (code::INVALID_PARAMS, message.clone(), None),

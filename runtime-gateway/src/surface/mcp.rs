@@ -164,6 +164,7 @@ impl ServerHandler for McpGateway {
                 input_bytes,
                 message: data_message(&args),
                 context_id: None,
+                parent: caller.parent.clone(),
             })
             .await;
         let handle = match created {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod invoke;
 pub mod mcp;
 pub mod ops;
+pub mod payloads;
 pub mod platform;
 pub mod receipts;
 pub mod reviews;

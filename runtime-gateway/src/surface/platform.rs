@@ -120,7 +120,7 @@ async fn get_task(
     if has_a2a_version(&headers) || rest.contains(':') {
         return a2a::rest::rest_get(State(gw), caller, Path(rest), uri, headers, q).await;
     }
-    match gw.engine.get(&rest, &caller.name) {
+    match gw.engine.get(&rest, &caller.name).await {
         Ok(h) => {
             let mut r = axum::Json(platform_task(&gw.engine, &h, &h.snapshot())).into_response();
             receipt_link(&mut r, &h.id);
@@ -169,6 +169,7 @@ pub(crate) async fn start(
             input_bytes,
             message,
             context_id,
+            parent: caller.parent.clone(),
         })
         .await?)
 }
@@ -241,7 +242,7 @@ async fn task_events(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, GatewayError> {
-    let h = gw.engine.get(&task, &caller.name)?;
+    let h = gw.engine.get(&task, &caller.name).await?;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

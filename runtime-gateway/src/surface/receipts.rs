@@ -38,7 +38,7 @@ async fn receipt(
     };
     gw.may_read(&caller, &id).await?;
     // A run still in progress has no seal; wait for it to end within the same budget.
-    if let Ok(h) = gw.engine.get(&id, &caller.name)
+    if let Ok(h) = gw.engine.get(&id, &caller.name).await
         && !h.snapshot().closed
     {
         let _ = tokio::time::timeout(wait, h.wait_closed()).await;

@@ -22,9 +22,10 @@ use axum::response::{IntoResponse, Response};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
+use crate::base::auth::PARENT_GRANT_HEADER;
 use crate::surface::error::GatewayError;
 use crate::surface::state::{Gateway, MAX_BODY};
-use crate::surface::{a2a, approvals, invoke, mcp, ops, platform, receipts, reviews, scope, workspace};
+use crate::surface::{a2a, approvals, invoke, mcp, ops, payloads, platform, receipts, reviews, scope, workspace};
 
 /// The gateway's router.
 pub fn app(gw: Arc<Gateway>) -> Router {
@@ -45,7 +46,8 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             .merge(platform::router())
             .merge(invoke::router())
             .merge(approvals::router())
-            .merge(reviews::router()),
+            .merge(reviews::router())
+            .merge(payloads::router()),
     )
     .merge(receipts::router())
     .route_layer(middleware::from_fn_with_state(gw.clone(), authenticate));
@@ -82,11 +84,35 @@ fn refusal(e: BoxError, timeout: Duration, retry_after: u64) -> Response {
 
 async fn authenticate(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match gw.auth.authenticate(header) {
-        Ok(caller) => {
-            req.extensions_mut().insert(caller);
-            next.run(req).await
+    let mut caller = match gw.auth.authenticate(header) {
+        Ok(caller) => caller,
+        Err(e) => return GatewayError::Unauthenticated(e.0).into_response(),
+    };
+    if let Some(grant) = req.headers().get(PARENT_GRANT_HEADER) {
+        match parent_run(&gw, grant.to_str().unwrap_or_default()) {
+            Ok(run) => caller.parent = Some(run),
+            Err(e) => return e.into_response(),
         }
-        Err(e) => GatewayError::Unauthenticated(e.0).into_response(),
     }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// The run whose current grant `token` is: it must verify (signature, expiry), name a run in
+/// progress here, be that run's current grant and be for that run's agent. A grant that fails
+/// any of these is refused (403), never ignored: the caller asked to be recorded as a child.
+fn parent_run(gw: &Gateway, token: &str) -> Result<String, GatewayError> {
+    let refuse = |why: String| {
+        GatewayError::forbidden("bad_parent_grant", format!("the {PARENT_GRANT_HEADER} header was refused: {why}"))
+    };
+    let claims = gw.engine.grants().verify_unbound(token).map_err(|d| refuse(d.0))?;
+    let task = gw
+        .engine
+        .task(&claims.sub)
+        .filter(|t| !t.is_ended())
+        .ok_or_else(|| refuse(format!("run {:?} is not in progress on this gateway", claims.sub)))?;
+    if claims.aud != task.agent || claims.jti != task.grant().id {
+        return Err(refuse(format!("it is not the current grant of run {:?}", claims.sub)));
+    }
+    Ok(claims.sub)
 }

@@ -123,10 +123,19 @@ async fn read_file(
         Err(e) => return Err(GatewayError::Internal(format!("reading {path:?}: {e}"))),
     };
     let hash = *blake3::hash(&bytes).as_bytes();
+    keep(&gw, hash, &bytes).await?;
     record(&gw, &h, vec![Event::WorkspaceRead { path: path.clone(), bytes: bytes.len() as u64, hash }], None).await?;
     let mut resp = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
     resp.headers_mut().insert("x-blake3", hex::encode(hash).parse().expect("hex is a header value"));
     Ok(resp)
+}
+
+/// Keeps a file version (or a listing) the next entry names by hash, before that entry is
+/// recorded, so every workspace hash in the log can be fetched (`GET /v1/payloads/{hash}`).
+async fn keep(gw: &Gateway, hash: [u8; 32], bytes: &[u8]) -> Result<(), GatewayError> {
+    gw.engine.keep(vec![(hash, bytes.to_vec())]).await.map_err(|e| {
+        GatewayError::unavailable("recording_unavailable", format!("the file's bytes could not be kept: {e}"))
+    })
 }
 
 /// `PUT /workspace/{run}/{path}`.
@@ -151,6 +160,7 @@ async fn write_file(
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .map_err(|e| GatewayError::Internal(format!("writing {path:?}: {e}")))?;
     let hash = *blake3::hash(&body).as_bytes();
+    keep(&gw, hash, &body).await?;
     record(&gw, &h, vec![Event::WorkspaceWritten { path: path.clone(), bytes: body.len() as u64, hash }], None).await?;
     Ok(axum::Json(json!({ "path": path, "bytes": body.len(), "blake3": hex::encode(hash) })).into_response())
 }
@@ -183,7 +193,9 @@ async fn list(
         .collect();
     let body = serde_json::to_vec(&json!({ "dir": dir, "files": files })).expect("serialise");
     let shown = if dir.is_empty() { ".".to_string() } else { format!("{dir}/") };
-    let event = Event::WorkspaceRead { path: shown, bytes: body.len() as u64, hash: *blake3::hash(&body).as_bytes() };
+    let hash = *blake3::hash(&body).as_bytes();
+    keep(&gw, hash, &body).await?;
+    let event = Event::WorkspaceRead { path: shown, bytes: body.len() as u64, hash };
     record(&gw, &h, vec![event], None).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -64,6 +64,65 @@ impl Proc {
     }
 }
 
+/// A free loopback port (for a process that must come back on the same address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A ledger-server on fixed loopback ports, so it can be killed and started again.
+pub struct Ledger {
+    pub data: PathBuf,
+    pub http: u16,
+    pub grpc: u16,
+}
+
+impl Ledger {
+    /// A ledger under `data` on two free ports.
+    pub fn new(data: PathBuf) -> Ledger {
+        Ledger { data, http: free_port(), grpc: free_port() }
+    }
+
+    /// Starts it (a 50 ms checkpoint interval); SIGKILLed when dropped.
+    pub fn start(&self) -> Proc {
+        let (http, grpc) = (format!("127.0.0.1:{}", self.http), format!("127.0.0.1:{}", self.grpc));
+        Proc::start(
+            &workspace_bin("ledger-server"),
+            &[
+                "--data",
+                self.data.to_str().unwrap(),
+                "--http",
+                &http,
+                "--grpc",
+                &grpc,
+                "--checkpoint-interval-ms",
+                "50",
+            ],
+            "listening grpc",
+        )
+    }
+
+    /// The token of principal `who` written at its first start (`gateway`, `auditor`).
+    pub fn token(&self, who: &str) -> String {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(self.data.join("tokens.json")).unwrap()).unwrap();
+        v[who]["token"].as_str().unwrap().to_string()
+    }
+
+    /// The ingest token of the gateway.
+    pub fn ingest_token(&self) -> String {
+        self.token("gateway")
+    }
+
+    /// An HTTP URL of the ledger.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    /// Its log descriptor.
+    pub async fn descriptor(&self) -> LogDescriptor {
+        reqwest::get(self.url("/v1/log")).await.unwrap().json().await.unwrap()
+    }
+}
+
 /// A binary of the workspace, built beside the test executable.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();

@@ -10,6 +10,11 @@
 //!
 //! The webhook address rule (SSRF) is [`policy`]'s.
 //!
+//! Configs persist ([`store`]): a restarted gateway resumes each config's deliveries from the
+//! first event its webhook has not acknowledged, rebuilding the task from the ledger. Delivery is
+//! at least once; every POST carries `A2A-Ledger-Event-Id: <task>/<event index>` (the index in
+//! the task's events, the same after a restart), so a receiver can drop duplicates.
+//!
 //! Each attempt is one line of `<data>/push-deliveries.jsonl` (time, task, config, host, event
 //! index and kind, attempt, HTTP status or error, outcome) and counts in `/metrics`. Attempts are
 //! not ledger entries: SPEC §2 has no kind for them (see docs/FORMATS.md §9).
@@ -30,11 +35,16 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub mod policy;
+pub mod store;
 
 pub use crate::base::config::PushConfig;
 use crate::base::metrics::labelled;
 use crate::engine::buffer::{TaskHandle, follow};
 use policy::{GuardedResolver, Policy, check_url};
+use store::{PushStore, Stored};
+
+/// The header naming the event a POST delivers: `<task id>/<event index>`.
+pub const EVENT_ID_HEADER: &str = "A2A-Ledger-Event-Id";
 
 /// Longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -50,6 +60,8 @@ impl Drop for WorkerCount {
 struct Registered {
     config: TaskPushNotificationConfig,
     stop: CancellationToken,
+    /// The first event the webhook has not acknowledged.
+    next: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Push counters for `/metrics` (prometheus-client handles).
@@ -70,6 +82,7 @@ pub struct Pusher {
     policy: Arc<Policy>,
     client: reqwest::Client,
     configs: Mutex<HashMap<String, Vec<Registered>>>,
+    store: PushStore,
     journal: Mutex<Option<std::fs::File>>,
     /// Delivery workers running (a watch, so shutdown can wait for them).
     workers: tokio::sync::watch::Sender<usize>,
@@ -92,6 +105,9 @@ pub enum PushError {
     /// The config is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// The config could not be kept on disk (nothing was changed).
+    #[error("the push config could not be stored: {0}")]
+    Storage(String),
     /// No such config on the task.
     #[error("push notification config {config:?} not found on task {task:?}")]
     NotFound {
@@ -147,11 +163,14 @@ impl Pusher {
             .append(true)
             .open(data.join("push-deliveries.jsonl"))
             .map_err(|e| anyhow::anyhow!("opening {}: {e}", data.join("push-deliveries.jsonl").display()))?;
+        let store =
+            PushStore::open(data).map_err(|e| anyhow::anyhow!("opening {}: {e}", data.join("push").display()))?;
         Ok(Pusher {
             cfg,
             policy,
             client,
             configs: Mutex::new(HashMap::new()),
+            store,
             journal: Mutex::new(Some(journal)),
             workers: tokio::sync::watch::Sender::new(0),
             counters: PushCounters::default(),
@@ -163,17 +182,42 @@ impl Pusher {
         self.cfg.enabled
     }
 
-    /// Drops the configs of tasks that `exists` no longer knows (they left the task store).
-    pub fn prune(&self, exists: impl Fn(&str) -> bool) {
-        self.lock().retain(|task, list| {
-            let keep = exists(task);
-            if !keep {
-                for r in list.iter() {
-                    r.stop.cancel();
-                }
+    /// Resumes the deliveries of every stored config: `load` rebuilds its task (from the ledger);
+    /// a config whose task the log does not hold is dropped. Returns the configs resumed.
+    pub async fn resume<F, Fut>(self: &Arc<Self>, load: F) -> anyhow::Result<usize>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Option<Arc<TaskHandle>>>,
+    {
+        let mut n = 0;
+        for (task, configs) in self.store.load_all()? {
+            let Some(handle) = load(task.clone()).await else {
+                eprintln!("push: dropping the configs of task {task:?}: the ledger does not hold it");
+                self.store.save(&task, &[], true)?;
+                continue;
+            };
+            for c in configs {
+                self.start(handle.clone(), c.config, c.next, false)?;
+                n += 1;
             }
-            keep
-        });
+        }
+        Ok(n)
+    }
+
+    /// Writes task `task`'s configs with their cursors.
+    fn persist(&self, all: &HashMap<String, Vec<Registered>>, task: &str, durable: bool) -> std::io::Result<()> {
+        let list: Vec<Stored> = all
+            .get(task)
+            .map(|l| {
+                l.iter()
+                    .map(|r| Stored {
+                        config: r.config.clone(),
+                        next: r.next.load(std::sync::atomic::Ordering::SeqCst),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.store.save(task, &list, durable)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Registered>>> {
@@ -237,19 +281,47 @@ impl Pusher {
             config.id.take().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("push-{}", hex::encode(rand_bytes())));
         config.id = Some(id.clone());
         config.task_id = task.id.clone();
+        self.start(task, config, from, true)
+    }
+
+    /// Adds `config` to its task (replacing one with its id) and starts its worker at event
+    /// `from`; `durable`: the config is on disk (fsynced) before this returns.
+    fn start(
+        self: &Arc<Self>,
+        task: Arc<TaskHandle>,
+        config: TaskPushNotificationConfig,
+        from: usize,
+        durable: bool,
+    ) -> Result<TaskPushNotificationConfig, PushError> {
+        let id = config.id.clone().unwrap_or_default();
         let stop = CancellationToken::new();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(from));
         {
             let mut all = self.lock();
             let list = all.entry(task.id.clone()).or_default();
-            if let Some(old) = list.iter().position(|r| r.config.id.as_deref() == Some(id.as_str())) {
-                list.remove(old).stop.cancel();
-            } else if list.len() >= self.cfg.max_configs_per_task {
+            let old = list.iter().position(|r| r.config.id.as_deref() == Some(id.as_str()));
+            if old.is_none() && list.len() >= self.cfg.max_configs_per_task {
                 return Err(PushError::Invalid(format!(
                     "task {} has {} push configs already, the most allowed",
                     task.id, self.cfg.max_configs_per_task
                 )));
             }
-            list.push(Registered { config: config.clone(), stop: stop.clone() });
+            let replaced = old.map(|i| list.remove(i));
+            list.push(Registered { config: config.clone(), stop: stop.clone(), next: next.clone() });
+            if let Err(e) = self.persist(&all, &task.id, durable) {
+                // Not kept, so not taken: the task's configs stay as they were.
+                let list = all.get_mut(&task.id).expect("just inserted");
+                list.pop();
+                if let Some(r) = replaced {
+                    list.push(r);
+                } else if list.is_empty() {
+                    all.remove(&task.id);
+                }
+                return Err(PushError::Storage(e.to_string()));
+            }
+            if let Some(r) = replaced {
+                r.stop.cancel();
+            }
         }
         let this = self.clone();
         let cfg = config.clone();
@@ -259,7 +331,7 @@ impl Pusher {
             // on a worker that is gone.
             let _running = WorkerCount(this.workers.clone());
             tokio::select! {
-                () = this.deliver_all(task.clone(), &cfg, from) => {}
+                () = this.deliver_all(task.clone(), &cfg, next) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -293,28 +365,41 @@ impl Pusher {
     }
 
     /// Deletes a config and stops its deliveries; deleting one that is gone is not an error.
-    pub fn delete(&self, task: &str, id: &str) {
+    pub fn delete(&self, task: &str, id: &str) -> Result<(), PushError> {
         let mut all = self.lock();
-        if let Some(list) = all.get_mut(task) {
-            list.retain(|r| {
-                let keep = r.config.id.as_deref() != Some(id);
-                if !keep {
-                    r.stop.cancel();
-                }
-                keep
-            });
-            if list.is_empty() {
-                all.remove(task);
-            }
+        let Some(list) = all.get_mut(task) else { return Ok(()) };
+        let Some(at) = list.iter().position(|r| r.config.id.as_deref() == Some(id)) else { return Ok(()) };
+        let removed = list.remove(at);
+        if let Err(e) = self.persist(&all, task, true) {
+            all.get_mut(task).expect("still there").insert(at, removed);
+            return Err(PushError::Storage(e.to_string()));
         }
+        removed.stop.cancel();
+        if all.get(task).is_some_and(Vec::is_empty) {
+            all.remove(task);
+        }
+        Ok(())
     }
 
-    async fn deliver_all(&self, task: Arc<TaskHandle>, config: &TaskPushNotificationConfig, from: usize) {
+    async fn deliver_all(
+        &self,
+        task: Arc<TaskHandle>,
+        config: &TaskPushNotificationConfig,
+        next: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        let from = next.load(std::sync::atomic::Ordering::SeqCst);
         let events = follow(task.clone(), from, false);
         futures_util::pin_mut!(events);
         while let Some((after, ev)) = events.next().await {
             // `follow` yields the cursor after the event: the event's own index is one less.
             self.deliver(&task, config, after - 1, &ev).await;
+            // Answered (delivered or given up): the cursor moves past it, on disk without an
+            // fsync (a crash may deliver it again: at least once).
+            next.store(after, std::sync::atomic::Ordering::SeqCst);
+            let all = self.lock();
+            if let Err(e) = self.persist(&all, &task.id, false) {
+                eprintln!("push: the delivery cursor of task {} could not be written: {e}", task.id);
+            }
         }
     }
 
@@ -349,6 +434,7 @@ impl Pusher {
             if let Some(t) = &config.token {
                 req = req.header("X-A2A-Notification-Token", t).header("A2A-Notification-Token", t);
             }
+            req = req.header(EVENT_ID_HEADER, format!("{}/{index}", task.id));
             let (status, error) = match req.send().await {
                 Ok(r) => (Some(r.status().as_u16()), None),
                 // Without the URL: webhook URLs often carry their secret in the path or query.

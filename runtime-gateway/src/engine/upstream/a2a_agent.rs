@@ -22,7 +22,13 @@ pub struct A2aAgent {
     headers: BTreeMap<String, String>,
     timeout: Duration,
     endpoint: std::sync::Arc<OnceCell<String>>,
+    /// The upstream's own context id for each of our context ids (the most recent ones), so a
+    /// new task in a context continues the upstream's conversation.
+    contexts: std::sync::Arc<std::sync::Mutex<lru::LruCache<String, String>>>,
 }
+
+/// Contexts remembered per upstream agent.
+const CONTEXTS: usize = 4096;
 
 /// Server-sent events parsed from a byte stream: each item is one event's `data`.
 pub struct SseData<S> {
@@ -99,6 +105,9 @@ impl A2aAgent {
             headers,
             timeout: Duration::from_secs(timeout_secs),
             endpoint: std::sync::Arc::new(OnceCell::new()),
+            contexts: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(CONTEXTS).expect("not zero"),
+            ))),
         }
     }
 
@@ -260,6 +269,7 @@ impl A2aAgent {
         // The upstream gets the caller's message content, under fresh ids of its own.
         let mut message = Message::new(Role::User, call.message.parts.clone());
         message.metadata = call.message.metadata.clone();
+        message.context_id = self.contexts.lock().unwrap_or_else(|p| p.into_inner()).get(&call.context_id).cloned();
         if let Some(g) = &call.grant {
             // The run's workspace grant, meant for this agent.
             let meta = message.metadata.get_or_insert_with(Default::default);
@@ -280,6 +290,9 @@ impl A2aAgent {
                     return Outcome::Canceled;
                 }
             };
+            if let Some((_, ctx)) = &upstream_task {
+                self.contexts.lock().unwrap_or_else(|p| p.into_inner()).put(call.context_id.clone(), ctx.clone());
+            }
             match step {
                 Ok(Some(outcome)) => return outcome,
                 Err(e) => return Outcome::Failed(e),

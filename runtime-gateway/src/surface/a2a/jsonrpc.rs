@@ -117,13 +117,13 @@ async fn jsonrpc(
         m::SEND_STREAMING_MESSAGE => return stream(send_streaming(&gw, &caller, p).await),
         m::SUBSCRIBE_TO_TASK => {
             let events = match p.get("id").and_then(Value::as_str) {
-                Some(task) => subscribe(&gw, &caller, task),
+                Some(task) => subscribe(&gw, &caller, task).await,
                 None => Err(GatewayError::invalid_params("params.id is required")),
             };
             return stream(events);
         }
-        m::GET_TASK => get_task(&gw, &caller, &p),
-        m::LIST_TASKS => list_tasks(&gw, &caller, &p),
+        m::GET_TASK => get_task(&gw, &caller, &p).await,
+        m::LIST_TASKS => list_tasks(&gw, &caller, &p).await,
         m::CANCEL_TASK => match p.get("id").and_then(Value::as_str) {
             Some(task) => cancel_task(&gw, &caller, task).await,
             None => Err(GatewayError::invalid_params("params.id is required")),

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use a2a::{Message, Part, Role, SendMessageRequest, StreamResponse, Task, TaskState, error_code as code};
+use a2a::{Message, Role, SendMessageRequest, StreamResponse, Task, TaskState, error_code as code};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -211,11 +211,10 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
             }
             e => GatewayError::Push(e),
         })?;
-        gw.push.prune(|id| gw.engine.task(id).is_some());
     }
     let engine = &gw.engine;
     if let Some(task_id) = &req.message.task_id {
-        let handle = engine.get(task_id, &caller.name)?;
+        let handle = engine.get(task_id, &caller.name).await?;
         let from = handle.cursor();
         let cursor = engine.continue_task(&handle, req.message.clone()).await?;
         if let Some(cfg) = push {
@@ -234,7 +233,17 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
             s
         }
         None => {
-            engine.default_skill_for(&req.message).ok_or_else(|| GatewayError::invalid_params("no skill to run"))?
+            // A message in a known context goes on with the context's agent.
+            let of_context = match &req.message.context_id {
+                Some(c) => engine.context_skill(&caller.name, c, &req.message).await?,
+                None => None,
+            };
+            match of_context {
+                Some(s) => s,
+                None => engine
+                    .default_skill_for(&req.message)
+                    .ok_or_else(|| GatewayError::invalid_params("no skill to run"))?,
+            }
         }
     };
     let mut message = req.message.clone();
@@ -249,6 +258,7 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
             input_bytes,
             message,
             context_id: req.message.context_id.clone(),
+            parent: caller.parent.clone(),
         })
         .await?;
     if let Some(cfg) = push {
@@ -301,8 +311,8 @@ pub(super) async fn send_streaming(gw: &Gateway, caller: &Caller, p: Value) -> R
 }
 
 /// SubscribeToTask: the current snapshot, then every update until the task ends.
-pub(super) fn subscribe(gw: &Gateway, caller: &Caller, id: &str) -> Result<Events, GatewayError> {
-    let handle = gw.engine.get(id, &caller.name)?;
+pub(super) async fn subscribe(gw: &Gateway, caller: &Caller, id: &str) -> Result<Events, GatewayError> {
+    let handle = gw.engine.get(id, &caller.name).await?;
     let snap = handle.snapshot();
     if snap.task.status.state.is_terminal() {
         return Err(GatewayError::a2a(
@@ -316,22 +326,23 @@ pub(super) fn subscribe(gw: &Gateway, caller: &Caller, id: &str) -> Result<Event
     Ok(Box::pin(futures_util::stream::once(async move { first }).chain(rest)))
 }
 
-pub(super) fn get_task(gw: &Gateway, caller: &Caller, p: &Value) -> Result<Value, GatewayError> {
+pub(super) async fn get_task(gw: &Gateway, caller: &Caller, p: &Value) -> Result<Value, GatewayError> {
     let id =
         p.get("id").and_then(Value::as_str).ok_or_else(|| GatewayError::invalid_params("params.id is required"))?;
     let history = history_length(p)?;
-    let snap = gw.engine.get(id, &caller.name)?.snapshot();
+    let snap = gw.engine.get(id, &caller.name).await?.snapshot();
     Ok(serde_json::to_value(shaped(snap.task, history, true)).expect("serialise"))
 }
 
 pub(super) async fn cancel_task(gw: &Gateway, caller: &Caller, id: &str) -> Result<Value, GatewayError> {
-    let handle = gw.engine.get(id, &caller.name)?;
+    let handle = gw.engine.get(id, &caller.name).await?;
     let snap: Snapshot = gw.engine.cancel(&handle).await?;
     Ok(serde_json::to_value(snap.task).expect("serialise"))
 }
 
-/// ListTasks: the caller's tasks, most recently updated first, cursor-paginated.
-pub(super) fn list_tasks(gw: &Gateway, caller: &Caller, p: &Value) -> Result<Value, GatewayError> {
+/// ListTasks: the caller's tasks (every task the log holds, not only those in memory), newest
+/// first, cursor-paginated over the ledger's run catalog.
+pub(super) async fn list_tasks(gw: &Gateway, caller: &Caller, p: &Value) -> Result<Value, GatewayError> {
     let page_size = match int_param(p, "pageSize")? {
         None => 50,
         Some(n) if (1..=100).contains(&n) => n as usize,
@@ -363,44 +374,29 @@ pub(super) fn list_tasks(gw: &Gateway, caller: &Caller, p: &Value) -> Result<Val
                 .with_timezone(&chrono::Utc),
         ),
     };
-    // Cursor: the (timestamp, id) of the last task of the previous page.
-    let cursor: Option<(i64, String)> = match p.get("pageToken").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    // Cursor: the `task.accepted` index of the last task of the previous page.
+    let before: Option<u64> = match p.get("pageToken").and_then(Value::as_str).filter(|s| !s.is_empty()) {
         None => None,
-        Some(tok) => {
-            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        Some(tok) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(tok)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| GatewayError::invalid_params("pageToken is not a token this gateway issued"))?;
-            let (ts, id) = raw.split_once(':').ok_or_else(|| GatewayError::invalid_params("pageToken is malformed"))?;
-            Some((ts.parse().map_err(|_| GatewayError::invalid_params("pageToken is malformed"))?, id.to_string()))
-        }
+                .and_then(|raw| raw.strip_prefix("before:").and_then(|i| i.parse().ok()))
+                .ok_or_else(|| GatewayError::invalid_params("pageToken is not a token this gateway issued"))?,
+        ),
     };
-    let mut rows: Vec<(i64, String, Task)> = gw
-        .engine
-        .list(&caller.name)
-        .into_iter()
-        .map(|h| h.snapshot().task)
-        .filter(|t| context.is_none_or(|c| t.context_id == c))
-        .filter(|t| status.as_ref().is_none_or(|s| t.status.state == *s))
-        .filter(|t| after.is_none_or(|a| t.status.timestamp.is_some_and(|ts| ts >= a)))
-        .map(|t| (t.status.timestamp.map_or(0, |ts| ts.timestamp_nanos_opt().unwrap_or(0)), t.id.clone(), t))
-        .collect();
-    rows.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
-    let total = rows.len();
-    let start = match &cursor {
-        None => 0,
-        Some((ts, id)) => rows.iter().position(|(t, i, _)| (*t, i) < (*ts, id)).unwrap_or(rows.len()),
+    let keep = |t: &Task| {
+        status.as_ref().is_none_or(|s| t.status.state == *s)
+            && after.is_none_or(|a| t.status.timestamp.is_some_and(|ts| ts >= a))
     };
-    let page: Vec<_> = rows.into_iter().skip(start).take(page_size).collect();
-    let next = if start + page.len() < total {
-        page.last()
-            .map(|(ts, id, _)| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ts}:{id}")))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    let tasks: Vec<Task> = page.into_iter().map(|(_, _, t)| shaped(t, history, include_artifacts)).collect();
+    let filtered = status.is_some() || after.is_some();
+    let (page, next, total) = gw.engine.list(&caller.name, context, &keep, filtered, before, page_size).await?;
+    let next = next
+        .map(|i| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("before:{i}")))
+        .unwrap_or_default();
+    let tasks: Vec<Task> =
+        page.into_iter().map(|(_, h)| shaped(h.snapshot().task, history, include_artifacts)).collect();
     Ok(json!({ "tasks": tasks, "nextPageToken": next, "pageSize": page_size, "totalSize": total }))
 }
 
@@ -418,8 +414,7 @@ pub(super) async fn push_op(gw: &Gateway, caller: &Caller, task: &str, op: PushO
     if !gw.push.enabled() {
         return Err(GatewayError::Push(PushError::Disabled));
     }
-    let handle = gw.engine.get(task, &caller.name)?;
-    gw.push.prune(|id| gw.engine.task(id).is_some());
+    let handle = gw.engine.get(task, &caller.name).await?;
     match op {
         PushOp::Create(body) => {
             let mut body = camelize(body);
@@ -456,7 +451,7 @@ pub(super) async fn push_op(gw: &Gateway, caller: &Caller, task: &str, op: PushO
             Ok(json!({ "configs": page, "nextPageToken": next }))
         }
         PushOp::Delete(id) => {
-            gw.push.delete(task, &id);
+            gw.push.delete(task, &id)?;
             Ok(json!({}))
         }
     }
@@ -476,7 +471,4 @@ pub(super) fn sse(events: impl Stream<Item = String> + Send + 'static) -> Respon
     r
 }
 
-/// A user message with one data part, for surfaces that take plain JSON input.
-pub fn data_message(input: &Value) -> Message {
-    Message::new(Role::User, vec![Part::data(input.clone()).with_media_type("application/json")])
-}
+pub use crate::engine::updates::data_message;

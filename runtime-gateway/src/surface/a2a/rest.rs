@@ -106,7 +106,10 @@ pub(crate) async fn rest_list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let r = check_version(&headers, uri.query()).and_then(|()| list_tasks(&gw, &caller, &query_value(&q)));
+    let r = match check_version(&headers, uri.query()) {
+        Ok(()) => list_tasks(&gw, &caller, &query_value(&q)).await,
+        Err(e) => Err(e),
+    };
     r.map_or_else(|e| e.aip193(), rest_json)
 }
 
@@ -123,7 +126,7 @@ pub(crate) async fn rest_get(
         return e.aip193();
     }
     match rest.rsplit_once(':') {
-        Some((id, "subscribe")) => rest_stream(subscribe(&gw, &caller, id)),
+        Some((id, "subscribe")) => rest_stream(subscribe(&gw, &caller, id).await),
         Some((_, action)) => {
             GatewayError::a2a(code::METHOD_NOT_FOUND, format!("GET /tasks/{{id}}:{action} is not an operation"))
                 .aip193()
@@ -131,7 +134,7 @@ pub(crate) async fn rest_get(
         None => {
             let mut p = query_value(&q);
             p["id"] = json!(rest);
-            get_task(&gw, &caller, &p).map_or_else(|e| e.aip193(), rest_json)
+            get_task(&gw, &caller, &p).await.map_or_else(|e| e.aip193(), rest_json)
         }
     }
 }
@@ -150,7 +153,7 @@ async fn rest_post_task(
     }
     match rest.rsplit_once(':') {
         Some((id, "cancel")) => cancel_task(&gw, &caller, id).await.map_or_else(|e| e.aip193(), rest_json),
-        Some((id, "subscribe")) => rest_stream(subscribe(&gw, &caller, id)),
+        Some((id, "subscribe")) => rest_stream(subscribe(&gw, &caller, id).await),
         _ => GatewayError::a2a(
             code::METHOD_NOT_FOUND,
             format!("POST /tasks/{rest} is not an operation; use :cancel or :subscribe"),
