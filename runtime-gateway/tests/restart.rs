@@ -325,3 +325,28 @@ async fn with_a_remote_ledger_killed_too_nothing_is_forgotten() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("erased") && text.contains(&hex[..16]), "the pack reports the erasure: {text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_input_over_the_payload_limit_is_refused_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("gateway.toml"),
+        format!(
+            "[[caller]]\nname = \"local-user\"\ntoken_sha256 = \"{}\"\n[payloads]\nmax_bytes = 1024\n",
+            token_hash_hex(KEY)
+        ),
+    )
+    .unwrap();
+    let gw = start(&data);
+    let (status, body) = gw.invoke("echo", json!({ "text": "x".repeat(2000) })).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("size limit of 1024 bytes"), "{message}");
+    let (status, _) = gw.invoke("echo", json!({ "text": "short" })).await;
+    assert_eq!(status, 200, "a small input still runs");
+    let r = gw.rpc("ListTasks", json!({})).await;
+    assert_eq!(r["result"]["totalSize"], 1, "the refused input started no run: {r}");
+}

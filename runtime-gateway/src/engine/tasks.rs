@@ -96,6 +96,9 @@ pub enum TaskError {
     /// The run could not be recorded, so it was not started.
     #[error("the run could not be recorded, so it was not started: {0}")]
     RecordingUnavailable(String),
+    /// The input is larger than the payload store takes (nothing was recorded or run).
+    #[error("{0}")]
+    TooLarge(String),
     /// The ledger could not be read (the task may exist; nothing was changed).
     #[error("the ledger could not be read: {0}")]
     LedgerUnavailable(String),
@@ -593,7 +596,13 @@ impl Engine {
             span.error(e.to_string());
             trace.end("refused", Some(&e.to_string()));
             self.counters.refused.inc();
-            return Err(TaskError::RecordingUnavailable(format!("the input could not be kept: {e}")));
+            return Err(match e {
+                // The caller's input over the payload limit is the caller's to fix.
+                ledger_core::Error::PayloadTooLarge { .. } => {
+                    TaskError::TooLarge(format!("the input cannot be kept: {e}"))
+                }
+                e => TaskError::RecordingUnavailable(format!("the input could not be kept: {e}")),
+            });
         }
         let (rec, accepted) = RunRecorder::start_with(self.sink.clone(), self.key.clone(), start, working, now_ns())
             .map_err(|e| TaskError::InvalidParams(e.to_string()))?;
