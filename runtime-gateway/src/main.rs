@@ -300,7 +300,8 @@ async fn run(cli: Cli) -> Result<()> {
     println!("a2a        {base}/ (JSON-RPC), {base}/message:send (HTTP+JSON)");
     println!("invoke     {base}/invoke/{{skill}}");
     println!("mcp        {base}/mcp (streamable HTTP; protocol 2025-11-25 sessions and 2026-07-28)");
-    println!("receipts   {base}/runs/{{id}}/receipt");
+    println!("receipts   {base}/runs/{{id}}/receipt (the run and its children: {base}/runs/{{id}})");
+    println!("payloads   {base}/v1/payloads/{{blake3}} (erase: POST …/erase, gateway.toml admins)");
     println!("metrics    {base}/metrics");
     if tracing.is_some() {
         let to = cfg.telemetry.as_ref().and_then(|t| t.otlp_endpoint.clone());
