@@ -260,13 +260,27 @@ async fn run(cli: Cli) -> Result<()> {
             while sink.backlog() > 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            match engine.recover().await {
-                Ok(ended) if !ended.is_empty() => eprintln!(
-                    "recovered  {} runs left in flight by the last process: ended as failed and sealed",
-                    ended.len()
-                ),
-                Ok(_) => {}
-                Err(e) => eprintln!("recovery: the runs left in flight could not be ended: {e}"),
+            // Until the ledger answers (a remote one may be away): no run stays unsealed.
+            let mut said = false;
+            loop {
+                match engine.recover().await {
+                    Ok(ended) => {
+                        if !ended.is_empty() {
+                            eprintln!(
+                                "recovered  {} runs left in flight by the last process: ended as failed and sealed",
+                                ended.len()
+                            );
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        if !said {
+                            eprintln!("recovery: the runs left in flight cannot be ended yet, retrying: {e}");
+                            said = true;
+                        }
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
             }
             // The ends just appended reach the ledger before push rebuilds the tasks from it.
             while sink.backlog() > 0 {
