@@ -254,8 +254,13 @@ async fn run(cli: Cli) -> Result<()> {
     // Runs the last process left in flight are ended and sealed before anything else is
     // served; in remote mode only once the spool has reached the ledger (a spooled entry of such
     // a run would otherwise race the end appended now). Then stored push configs deliver on.
+    // A first attempt before listening; if the ledger cannot answer yet, the attempts go on in
+    // the background so the gateway still starts.
+    let first = if sink.backlog() == 0 && !offline { Some(engine.recover().await) } else { None };
+    let ready = matches!(first, Some(Ok(_)));
     let recovery = {
         let (engine, push, sink) = (engine.clone(), push.clone(), sink.clone());
+        let mut first = first;
         async move {
             while sink.backlog() > 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -263,7 +268,11 @@ async fn run(cli: Cli) -> Result<()> {
             // Until the ledger answers (a remote one may be away): no run stays unsealed.
             let mut said = false;
             loop {
-                match engine.recover().await {
+                let attempt = match first.take() {
+                    Some(r) => r,
+                    None => engine.recover().await,
+                };
+                match attempt {
                     Ok(ended) => {
                         if !ended.is_empty() {
                             eprintln!(
@@ -300,7 +309,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
     };
-    if sink.backlog() == 0 && !offline {
+    if ready {
         recovery.await;
     } else {
         tokio::spawn(recovery);
