@@ -53,9 +53,11 @@ pub mod log;
 pub mod merkle;
 pub mod pack;
 pub mod payload;
+pub mod policy;
 pub mod receipt;
 pub mod seal;
 pub mod store;
+pub mod witness;
 
 pub use checkpoint::{Checkpoint, LogDescriptor, Note};
 pub use entry::{AcceptedAttrs, Entry, EntryView, Event, Kind, Protocol, RunId, RunStatus, SealAttrs};
@@ -65,8 +67,10 @@ pub use keys::{NamedKey, VerifierKey};
 pub use log::{Log, LogConfig, LogStats, SignedCheckpoint};
 pub use merkle::{CompactRange, MemTree};
 pub use payload::{PayloadLimits, PayloadState, PayloadStore};
+pub use policy::{Policy, QuorumReport};
 pub use receipt::{ProvenEntry, Receipt, ReceiptVerifier, VerifiedReceipt};
 pub use store::{MemStore, RunKey, RunRef, Store};
+pub use witness::{Cosignature, WitnessKey};
 #[cfg(feature = "rocksdb")]
 pub use {
     datadir::DataDir,
