@@ -2,7 +2,8 @@
 //!
 //! Every state transition of an agent run is one [`Entry`] in canonical CBOR; entries are the
 //! leaves of an RFC 9162 tree ([`merkle`]) over the log's [`TreeHash`]; [`checkpoint`]s are C2SP
-//! signed notes; a finished run is sealed ([`seal`]) and proven by a [`Receipt`]. The byte-level
+//! signed notes, which witnesses cosign ([`witness`]) and auditors judge by a C2SP trust
+//! [`policy`]; a finished run is sealed ([`seal`]) and proven by a [`Receipt`]. The byte-level
 //! contract is `docs/FORMATS.md` (after the project's SPEC).
 //!
 //! This crate does no network I/O and knows nothing of async runtimes: clocks and randomness are
