@@ -176,3 +176,40 @@ pub fn pack_verify(data: &[u8]) {
         "chunks of {chunk} bytes, seals checked in batches on 3 threads, changed the verdict"
     );
 }
+
+/// Trust policies: whatever is accepted prints in canonical form, which parses to the same policy
+/// and prints the same again; a refusal names a line that exists (or 0, the whole file).
+pub fn policy_parse(data: &[u8]) {
+    match ledger_core::Policy::parse(data) {
+        Ok(p) => {
+            let text = p.to_string();
+            let again = ledger_core::Policy::parse(text.as_bytes()).expect("the canonical form parses");
+            assert_eq!(again, p);
+            assert_eq!(again.to_string(), text);
+        }
+        Err(ledger_core::Error::MalformedPolicy { line, .. }) => {
+            assert!(line <= data.split(|&b| b == b'\n').count(), "line {line} is past the end");
+        }
+        Err(e) => panic!("a policy is refused only as MalformedPolicy, not {e}"),
+    }
+}
+
+/// Cosignature lines: an accepted line prints back to its bytes (with its newline), and reading
+/// it as a note's signature line gives the same cosignature; checking it under a witness key never
+/// panics (and a line that is not that key's is refused, not verified).
+pub fn cosignature_line(data: &[u8]) {
+    let Ok(line) = std::str::from_utf8(data) else { return };
+    let Ok(c) = ledger_core::Cosignature::parse_line(line) else { return };
+    let printed = c.to_line();
+    assert_eq!(printed.strip_suffix('\n'), Some(line.strip_suffix('\n').unwrap_or(line)));
+    let note = format!("o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n{printed}");
+    if let Ok(n) = Note::parse(&note) {
+        let sig = &n.signatures()[0];
+        assert_eq!(ledger_core::Cosignature::from_note_signature(sig).unwrap(), c);
+        let key = ledger_core::WitnessKey::new(&c.name, &[0x11; 32]);
+        if let Ok(key) = key {
+            let verified = key.verify(n.text(), sig);
+            assert!(verified.is_err() || key.is_signer_of(sig));
+        }
+    }
+}

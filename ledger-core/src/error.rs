@@ -166,6 +166,26 @@ pub enum Error {
     /// A verifier key string that cannot be parsed.
     #[error("malformed verifier key: {0}")]
     MalformedKey(String),
+    /// A witness cosignature line that cannot be read as `cosignature/v1` (SPEC §8).
+    #[error("malformed cosignature: {0}")]
+    MalformedCosignature(String),
+    /// A trust policy (C2SP `tlog-policy`) that breaks a rule; `line` is 1-based, 0 for the
+    /// whole file (a missing `quorum` line, say).
+    #[error("trust policy, line {line}: {reason}")]
+    MalformedPolicy {
+        /// The 1-based line number, or 0 for the file as a whole.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The checkpoint's verified cosignatures do not satisfy the policy's quorum (SPEC §8).
+    #[error("witness quorum not met: cosigned by [{}], not by [{}]", cosigned.join(", "), missing.join(", "))]
+    WitnessQuorum {
+        /// The policy names of the witnesses whose cosignatures verified.
+        cosigned: Vec<String>,
+        /// The policy names of the others, each with why (`no cosignature`, `bad signature` …).
+        missing: Vec<String>,
+    },
     /// An origin or key name that is empty or contains whitespace or `+`.
     #[error("bad origin {0:?}: must be non-empty, printable, without spaces or '+'")]
     BadOrigin(String),

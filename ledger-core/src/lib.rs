@@ -2,7 +2,8 @@
 //!
 //! Every state transition of an agent run is one [`Entry`] in canonical CBOR; entries are the
 //! leaves of an RFC 9162 tree ([`merkle`]) over the log's [`TreeHash`]; [`checkpoint`]s are C2SP
-//! signed notes; a finished run is sealed ([`seal`]) and proven by a [`Receipt`]. The byte-level
+//! signed notes, which witnesses cosign ([`witness`]) and auditors judge by a C2SP trust
+//! [`policy`]; a finished run is sealed ([`seal`]) and proven by a [`Receipt`]. The byte-level
 //! contract is `docs/FORMATS.md` (after the project's SPEC).
 //!
 //! This crate does no network I/O and knows nothing of async runtimes: clocks and randomness are
@@ -53,9 +54,11 @@ pub mod log;
 pub mod merkle;
 pub mod pack;
 pub mod payload;
+pub mod policy;
 pub mod receipt;
 pub mod seal;
 pub mod store;
+pub mod witness;
 
 pub use checkpoint::{Checkpoint, LogDescriptor, Note};
 pub use entry::{AcceptedAttrs, Entry, EntryView, Event, Kind, Protocol, RunId, RunStatus, SealAttrs};
@@ -65,8 +68,10 @@ pub use keys::{NamedKey, VerifierKey};
 pub use log::{Log, LogConfig, LogStats, SignedCheckpoint};
 pub use merkle::{CompactRange, MemTree};
 pub use payload::{PayloadLimits, PayloadState, PayloadStore};
+pub use policy::{Policy, QuorumReport};
 pub use receipt::{ProvenEntry, Receipt, ReceiptVerifier, VerifiedReceipt};
 pub use store::{MemStore, RunKey, RunRef, Store};
+pub use witness::{Cosignature, WitnessKey};
 #[cfg(feature = "rocksdb")]
 pub use {
     datadir::DataDir,

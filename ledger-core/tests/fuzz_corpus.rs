@@ -94,3 +94,29 @@ fn pack_verify_corpus() {
     }
     assert!(accepted >= 2, "the seeds are valid packs");
 }
+
+#[test]
+fn policy_parse_corpus() {
+    let mut accepted = 0;
+    for (path, data) in corpus("policy_parse") {
+        checks::policy_parse(&data);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let ok = ledger_core::Policy::parse(&data).is_ok();
+        assert_eq!(ok, !name.starts_with("seed-bad-"), "{name}");
+        accepted += usize::from(ok);
+    }
+    assert!(accepted >= 3, "the seeds hold valid policies");
+}
+
+#[test]
+fn cosignature_line_corpus() {
+    let mut accepted = 0;
+    for (path, data) in corpus("cosignature_line") {
+        checks::cosignature_line(&data);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let ok = ledger_core::Cosignature::parse_line(std::str::from_utf8(&data).unwrap()).is_ok();
+        assert_eq!(ok, !name.starts_with("seed-bad-"), "{name}");
+        accepted += usize::from(ok);
+    }
+    assert_eq!(accepted, 2, "the seeds hold two valid lines");
+}
