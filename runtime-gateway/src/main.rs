@@ -216,6 +216,7 @@ async fn run(cli: Cli) -> Result<()> {
         cfg.task_retention.unwrap_or(10_000),
     );
     engine.set_keep_payloads(cfg.payloads.as_ref().is_none_or(|p| p.keep));
+    engine.set_upstream_tasks(data.join("upstream-tasks"));
     engine.set_cache_ttl(Duration::from_secs(cfg.task_cache_secs.unwrap_or(60)));
     let mut manifest = manifest;
     for i in 0..manifest.agents.len() {
@@ -261,11 +262,20 @@ async fn run(cli: Cli) -> Result<()> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             match engine.recover().await {
-                Ok(ended) if !ended.is_empty() => eprintln!(
-                    "recovered  {} runs left in flight by the last process: ended as failed and sealed",
-                    ended.len()
-                ),
-                Ok(_) => {}
+                Ok(r) => {
+                    if !r.ended.is_empty() {
+                        eprintln!(
+                            "recovered  {} runs left in flight by the last process: ended as failed and sealed",
+                            r.ended.len()
+                        );
+                    }
+                    if !r.resumed.is_empty() {
+                        eprintln!(
+                            "recovered  {} runs left in flight by the last process: following their upstream task again",
+                            r.resumed.len()
+                        );
+                    }
+                }
                 Err(e) => eprintln!("recovery: the runs left in flight could not be ended: {e}"),
             }
             // The ends just appended reach the ledger before push rebuilds the tasks from it.
@@ -275,8 +285,14 @@ async fn run(cli: Cli) -> Result<()> {
             let loader = engine.clone();
             match push
                 .resume(|id| {
+                    // A resumed run is live here: its configs follow the live task.
                     let e = loader.clone();
-                    async move { e.load(&id).await.ok().flatten() }
+                    async move {
+                        match e.task(&id) {
+                            Some(live) => Some(live),
+                            None => e.load(&id).await.ok().flatten(),
+                        }
+                    }
                 })
                 .await
             {
