@@ -25,10 +25,12 @@ use tokio::sync::{mpsc, watch};
 
 const RESTARTED: &str = "the gateway restarted while the run was in flight";
 
-/// An upstream task: its context and whether the agent has finished it.
+/// An upstream task: its context, whether it waits for the caller's name, and whether the agent
+/// has finished it.
 #[derive(Clone, Debug)]
 struct UpTask {
     context: String,
+    asking: bool,
     done: bool,
 }
 
@@ -65,20 +67,23 @@ fn artifact(id: &str) -> Value {
     json!({ "artifactId": format!("art-{id}"), "name": "result", "parts": [{ "text": format!("result of {id}") }] })
 }
 
-/// The task as the agent reports it: working ("started") until finished, then completed
-/// ("done") with its artifact.
+/// The task as the agent reports it: working ("started") or waiting for a name until finished,
+/// then completed ("done") with its artifact.
 fn task_json(id: &str, t: &UpTask) -> Value {
     if t.done {
         json!({ "id": id, "contextId": t.context, "artifacts": [artifact(id)],
                 "status": { "state": "TASK_STATE_COMPLETED", "message": text_message("m-done", "done") } })
+    } else if t.asking {
+        json!({ "id": id, "contextId": t.context,
+                "status": { "state": "TASK_STATE_INPUT_REQUIRED", "message": text_message("m-ask", "your name?") } })
     } else {
         json!({ "id": id, "contextId": t.context,
                 "status": { "state": "TASK_STATE_WORKING", "message": text_message("m-started", "started") } })
     }
 }
 
-/// A stream of JSON-RPC results: `first`, then, once the task is finished, its artifact and its
-/// end (or an error when the agent forgets it).
+/// A stream of JSON-RPC results: `first`, then, unless the task waits for input (the stream
+/// ends), once the task is finished, its artifact and its end.
 fn stream(agent: Arc<Agent>, rpc_id: Value, id: String, first: Vec<Value>) -> Response {
     let (tx, rx) = mpsc::channel::<String>(16);
     tokio::spawn(async move {
@@ -93,6 +98,7 @@ fn stream(agent: Arc<Agent>, rpc_id: Value, id: String, first: Vec<Value>) -> Re
         loop {
             match agent.get(&id) {
                 None => return,
+                Some(t) if t.asking => return,
                 Some(t) if t.done => {
                     let ctx = t.context.clone();
                     let _ = tx
@@ -141,9 +147,18 @@ async fn serve_agent() -> (String, Arc<Agent>) {
             };
             match body["method"].as_str().unwrap_or("") {
                 "SendStreamingMessage" => {
-                    let text = body["params"]["message"]["parts"][0]["text"].as_str().unwrap_or("").to_string();
+                    let message = &body["params"]["message"];
+                    if let Some(id) = message["taskId"].as_str() {
+                        // The caller's answer: the task finishes.
+                        let Some(mut t) = agent.get(id) else { return error(-32001, "task not found") };
+                        t.asking = false;
+                        t.done = true;
+                        agent.tasks.lock().unwrap().insert(id.to_string(), t);
+                        return stream(agent.clone(), rpc_id, id.to_string(), Vec::new());
+                    }
+                    let text = message["parts"][0]["text"].as_str().unwrap_or("").to_string();
                     let (id, context) = (format!("up-{text}"), format!("ctx-{text}"));
-                    let t = UpTask { context: context.clone(), done: false };
+                    let t = UpTask { context: context.clone(), asking: text == "ask", done: false };
                     agent.tasks.lock().unwrap().insert(id.clone(), t.clone());
                     let submitted =
                         json!({ "id": id, "contextId": context, "status": { "state": "TASK_STATE_SUBMITTED" } });
@@ -225,9 +240,10 @@ async fn a_killed_gateway_resumes_the_runs_of_an_a2a_upstream() {
     let data = dir.path().join("data");
     let gw = start(&data, &manifest);
 
-    // Three runs working upstream; each one's upstream task is kept as soon as it is known.
+    // Three runs working upstream, one waiting for input; each one's upstream task is kept as
+    // soon as it is known.
     let mut runs = HashMap::new();
-    for name in ["a", "b", "c"] {
+    for name in ["a", "b", "c", "ask"] {
         let run = send(&gw, name).await;
         let file = kept_file(&data, &run);
         let kept: Value = poll("the upstream task is kept", Duration::from_secs(20), Duration::from_millis(20), || {
@@ -238,10 +254,11 @@ async fn a_killed_gateway_resumes_the_runs_of_an_a2a_upstream() {
         assert_eq!(kept, json!({ "agent": "relay", "task": format!("up-{name}"), "context": format!("ctx-{name}") }));
         runs.insert(name, run);
     }
-    poll("the runs are working", Duration::from_secs(20), Duration::from_millis(20), || async {
-        for run in runs.values() {
+    poll("the runs are working or asking", Duration::from_secs(20), Duration::from_millis(20), || async {
+        for (name, run) in &runs {
             let r = gw.rpc("GetTask", json!({ "id": run })).await;
-            if r["result"]["status"]["message"]["parts"][0]["text"] != "started" {
+            let text = if *name == "ask" { "your name?" } else { "started" };
+            if r["result"]["status"]["message"]["parts"][0]["text"] != text {
                 return None;
             }
         }
@@ -290,6 +307,20 @@ async fn a_killed_gateway_resumes_the_runs_of_an_a2a_upstream() {
         assert!(!kept_file(&data, run).exists(), "{name}: the kept upstream task is dropped at the end");
     }
     assert!(!agent.subscribed.lock().unwrap().contains(&"up-b".to_string()), "b had ended: no subscription");
+
+    // ask: still waiting for input, the caller's answer goes on to the agent's task.
+    let run = &runs["ask"];
+    let r = gw.rpc("GetTask", json!({ "id": run })).await;
+    assert_eq!(r["result"]["status"]["state"], "TASK_STATE_INPUT_REQUIRED", "{r}");
+    let answer = json!({ "messageId": "m-bob", "role": "ROLE_USER", "parts": [{ "text": "bob" }], "taskId": run });
+    let r = gw.rpc("SendMessage", json!({ "message": answer })).await;
+    assert_eq!(r["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED", "{r}");
+    assert_eq!(r["result"]["task"]["artifacts"][0]["parts"][0]["text"], "result of up-ask", "{r}");
+    let v = gw.verified_receipt(run).await;
+    assert_eq!(v.status, RunStatus::Completed);
+    assert_eq!(statuses(&v, "input_required"), vec![Some("your name?".to_string())], "asked once: {:?}", kinds(&v));
+    assert_eq!(kinds(&v).iter().filter(|k| *k == "artifact.added").count(), 1);
+    assert!(!agent.subscribed.lock().unwrap().contains(&"up-ask".to_string()), "a task waiting is not subscribed");
 
     // c: the agent does not know its task any more.
     let run = &runs["c"];
