@@ -67,9 +67,14 @@ pub use crate::engine::upstream::RESTARTED;
 
 /// The names of the artifacts a run's entries added.
 fn rec_artifacts(raw: &[(u64, Vec<u8>)]) -> Vec<String> {
+    rec_artifact_digests(raw).into_iter().map(|(name, _)| name).collect()
+}
+
+/// The artifacts a run's entries added: (name, BLAKE3 of the canonical parts).
+fn rec_artifact_digests(raw: &[(u64, Vec<u8>)]) -> Vec<(String, [u8; 32])> {
     raw.iter()
         .filter_map(|(_, b)| match Entry::decode(b).ok()?.event {
-            Event::ArtifactAdded { name, .. } => Some(name),
+            Event::ArtifactAdded { name, hash, .. } => Some((name, hash)),
             _ => None,
         })
         .collect()
@@ -603,8 +608,9 @@ impl Engine {
             let (mut rec, state) = RunRecorder::reopen(self.sink.clone(), self.key.clone(), &open.run, &raw)
                 .map_err(|e| TaskError::LedgerUnavailable(e.to_string()))?;
             // A run whose end is recorded lacks only its seal: nothing to resume.
+            // A run that cannot be rebuilt (its payloads unreadable) is ended like the others.
             if state.is_none()
-                && let Some((r, agent, from)) = self.resumable(&open.run, &raw).await?
+                && let Ok(Some((r, agent, from))) = self.resumable(&open.run, &raw).await
             {
                 self.reopen_task(r, rec, agent, from, rec_artifacts(&raw));
                 out.resumed.push(open.run);
@@ -657,7 +663,7 @@ impl Engine {
             task: kept.task,
             context: kept.context,
             state: (status.state.clone(), text),
-            artifacts: r.task.artifacts.clone().unwrap_or_default(),
+            artifacts: rec_artifact_digests(raw),
         };
         Ok(Some((r, route.agent, from)))
     }

@@ -324,7 +324,7 @@ impl A2aAgent {
     /// upstream that cannot be reached or does not know the task ends the call as failed with
     /// [`RESTARTED`].
     async fn resume_call(&self, call: &mut Call, from: Resume) -> Outcome {
-        let artifacts = from.artifacts.iter().map(|a| (a.artifact_id.clone(), artifact_digest(a).1)).collect();
+        let artifacts = from.artifacts.iter().cloned().collect();
         let mut known = Some(Known { state: Some(from.state.clone()), artifacts });
         let t = match self.task(&from.task).await {
             Ok(t) => t,
@@ -363,7 +363,8 @@ enum Next {
 struct Known {
     /// The last state and status message relayed or recorded.
     state: Option<(TaskState, Option<String>)>,
-    /// (artifact id, BLAKE3 of its canonical parts) of the artifacts recorded.
+    /// (name, BLAKE3 of its canonical parts) of the artifacts recorded, as `artifact.added`
+    /// records them.
     artifacts: HashSet<(String, [u8; 32])>,
 }
 
@@ -392,7 +393,10 @@ async fn learn(call: &Call, upstream_task: &mut Option<(String, String)>, id: &s
 fn is_new(known: &mut Option<Known>, a: &a2a::Artifact) -> bool {
     match known {
         None => true,
-        Some(k) => k.artifacts.insert((a.artifact_id.clone(), artifact_digest(a).1)),
+        Some(k) => {
+            let name = a.name.clone().unwrap_or_else(|| a.artifact_id.clone());
+            k.artifacts.insert((name, artifact_digest(a).1))
+        }
     }
 }
 

@@ -68,8 +68,9 @@ pub struct Resume {
     pub context: String,
     /// The run's last recorded state and status message.
     pub state: (::a2a::TaskState, Option<String>),
-    /// The artifacts the run's entries already hold.
-    pub artifacts: Vec<Artifact>,
+    /// The artifacts the run's entries already hold, as `artifact.added` names them: (name, BLAKE3
+    /// of the canonical parts), so an artifact is known even when its payload was erased.
+    pub artifacts: Vec<(String, [u8; 32])>,
 }
 
 /// How a call ended.
