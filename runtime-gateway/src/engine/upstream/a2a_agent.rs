@@ -499,3 +499,104 @@ impl Upstream for A2aAgent {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use a2a::{Artifact, Part, Task, TaskStatus};
+    use tokio::sync::{mpsc, watch};
+
+    use super::*;
+
+    fn call() -> (Call, mpsc::Receiver<Update>) {
+        let (updates, rx) = mpsc::channel(16);
+        let (_, follow_ups) = mpsc::channel(1);
+        let (_, cancel) = watch::channel(false);
+        let message = Message::new(Role::User, Vec::new());
+        let call = Call {
+            run: "r".into(),
+            context_id: "c".into(),
+            skill: "s".into(),
+            input: Value::Null,
+            message,
+            updates,
+            follow_ups,
+            cancel,
+            grant: None,
+            traceparent: None,
+        };
+        (call, rx)
+    }
+
+    fn said(text: &str) -> Message {
+        Message::new(Role::Agent, vec![Part::text(text)])
+    }
+
+    fn artifact(id: &str, text: &str) -> Artifact {
+        Artifact {
+            artifact_id: id.into(),
+            name: Some(id.into()),
+            description: None,
+            parts: vec![Part::text(text)],
+            metadata: None,
+            extensions: None,
+        }
+    }
+
+    fn snapshot(state: TaskState, message: Option<Message>, artifacts: Vec<Artifact>) -> Task {
+        Task {
+            id: "up-1".into(),
+            context_id: "ctx".into(),
+            status: TaskStatus { state, message, timestamp: None },
+            artifacts: Some(artifacts),
+            history: None,
+            metadata: None,
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Update>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(u) = rx.try_recv() {
+            out.push(match u {
+                Update::Working(t) => format!("working {t:?}"),
+                Update::InputRequired(t) => format!("input_required {t}"),
+                Update::Artifact { artifact, .. } => format!("artifact {}", artifact.artifact_id),
+                other => format!("{other:?}"),
+            });
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_resumed_call_relays_only_what_the_ledger_does_not_hold() {
+        let (call, mut rx) = call();
+        let recorded = artifact("a", "one");
+        let mut known = Some(Known {
+            state: Some((TaskState::Working, Some("started".into()))),
+            artifacts: HashSet::from([("a".to_string(), artifact_digest(&recorded).1)]),
+        });
+        // The state the log ends with: nothing.
+        let t = snapshot(TaskState::Working, Some(said("started")), vec![recorded.clone()]);
+        assert!(matches!(relay_task(&call, &t, &mut known).await, Flow::Go));
+        assert!(drain(&mut rx).is_empty());
+        // A new artifact, an artifact changed under a known name, a new state.
+        let t = snapshot(TaskState::InputRequired, None, vec![recorded, artifact("b", "two"), artifact("a", "1")]);
+        assert!(matches!(relay_task(&call, &t, &mut known).await, Flow::Interrupted));
+        assert_eq!(drain(&mut rx), ["artifact b", "artifact a", "input_required input required"]);
+        // Asked again the same way (the default prompt is what was relayed): nothing.
+        assert!(matches!(relay_status(&call, TaskState::InputRequired, None, &mut known).await, Flow::Interrupted));
+        assert!(drain(&mut rx).is_empty());
+        // The end is the outcome, not an update.
+        let end = relay_status(&call, TaskState::Completed, Some(&said("done")), &mut known).await;
+        assert!(matches!(end, Flow::End(Outcome::Completed { message: Some(m), .. }) if m == "done"));
+        assert!(drain(&mut rx).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_new_call_relays_every_status_and_no_snapshot_artifact() {
+        let (call, mut rx) = call();
+        let t = snapshot(TaskState::Working, Some(said("started")), vec![artifact("a", "one")]);
+        assert!(matches!(relay_task(&call, &t, &mut None).await, Flow::Go));
+        assert!(matches!(relay_status(&call, TaskState::Working, Some(&said("started")), &mut None).await, Flow::Go));
+        assert_eq!(drain(&mut rx), ["working Some(\"started\")", "working Some(\"started\")"]);
+    }
+}
