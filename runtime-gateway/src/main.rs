@@ -255,28 +255,48 @@ async fn run(cli: Cli) -> Result<()> {
     // Runs the last process left in flight are ended and sealed before anything else is
     // served; in remote mode only once the spool has reached the ledger (a spooled entry of such
     // a run would otherwise race the end appended now). Then stored push configs deliver on.
+    // A first attempt before listening; if the ledger cannot answer yet, the attempts go on in
+    // the background so the gateway still starts.
+    let first = if sink.backlog() == 0 && !offline { Some(engine.recover().await) } else { None };
+    let ready = matches!(first, Some(Ok(_)));
     let recovery = {
         let (engine, push, sink) = (engine.clone(), push.clone(), sink.clone());
+        let mut first = first;
         async move {
             while sink.backlog() > 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            match engine.recover().await {
-                Ok(r) => {
-                    if !r.ended.is_empty() {
-                        eprintln!(
-                            "recovered  {} runs left in flight by the last process: ended as failed and sealed",
-                            r.ended.len()
-                        );
+            // Until the ledger answers (a remote one may be away): no run stays unsealed.
+            let mut said = false;
+            loop {
+                let attempt = match first.take() {
+                    Some(r) => r,
+                    None => engine.recover().await,
+                };
+                match attempt {
+                    Ok(r) => {
+                        if !r.ended.is_empty() {
+                            eprintln!(
+                                "recovered  {} runs left in flight by the last process: ended as failed and sealed",
+                                r.ended.len()
+                            );
+                        }
+                        if !r.resumed.is_empty() {
+                            eprintln!(
+                                "recovered  {} runs left in flight by the last process: following their upstream task again",
+                                r.resumed.len()
+                            );
+                        }
+                        break;
                     }
-                    if !r.resumed.is_empty() {
-                        eprintln!(
-                            "recovered  {} runs left in flight by the last process: following their upstream task again",
-                            r.resumed.len()
-                        );
+                    Err(e) => {
+                        if !said {
+                            eprintln!("recovery: the runs left in flight cannot be ended yet, retrying: {e}");
+                            said = true;
+                        }
+                        tokio::time::sleep(Duration::from_secs(2)).await;
                     }
                 }
-                Err(e) => eprintln!("recovery: the runs left in flight could not be ended: {e}"),
             }
             // The ends just appended reach the ledger before push rebuilds the tasks from it.
             while sink.backlog() > 0 {
@@ -302,7 +322,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
     };
-    if sink.backlog() == 0 && !offline {
+    if ready {
         recovery.await;
     } else {
         tokio::spawn(recovery);
@@ -316,7 +336,8 @@ async fn run(cli: Cli) -> Result<()> {
     println!("a2a        {base}/ (JSON-RPC), {base}/message:send (HTTP+JSON)");
     println!("invoke     {base}/invoke/{{skill}}");
     println!("mcp        {base}/mcp (streamable HTTP; protocol 2025-11-25 sessions and 2026-07-28)");
-    println!("receipts   {base}/runs/{{id}}/receipt");
+    println!("receipts   {base}/runs/{{id}}/receipt (the run and its children: {base}/runs/{{id}})");
+    println!("payloads   {base}/v1/payloads/{{blake3}} (erase: POST …/erase, gateway.toml admins)");
     println!("metrics    {base}/metrics");
     if tracing.is_some() {
         let to = cfg.telemetry.as_ref().and_then(|t| t.otlp_endpoint.clone());

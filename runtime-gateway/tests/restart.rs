@@ -325,3 +325,118 @@ async fn with_a_remote_ledger_killed_too_nothing_is_forgotten() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("erased") && text.contains(&hex[..16]), "the pack reports the erasure: {text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_input_over_the_payload_limit_is_refused_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("gateway.toml"),
+        format!(
+            "[[caller]]\nname = \"local-user\"\ntoken_sha256 = \"{}\"\n[payloads]\nmax_bytes = 1024\n",
+            token_hash_hex(KEY)
+        ),
+    )
+    .unwrap();
+    let gw = start(&data);
+    let (status, body) = gw.invoke("echo", json!({ "text": "x".repeat(2000) })).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("size limit of 1024 bytes"), "{message}");
+    let (status, _) = gw.invoke("echo", json!({ "text": "short" })).await;
+    assert_eq!(status, 200, "a small input still runs");
+    let r = gw.rpc("ListTasks", json!({})).await;
+    assert_eq!(r["result"]["totalSize"], 1, "the refused input started no run: {r}");
+}
+
+/// An agent that, for its run, calls the gateway's `echo` with its run's grant in
+/// `A2A-Ledger-Parent-Grant` (and once with a forged grant), and answers with what it got.
+async fn orchestrator(gateway: Arc<Mutex<String>>) -> String {
+    let app = Router::new().route(
+        "/run",
+        post(move |headers: HeaderMap| {
+            let gateway = gateway.clone();
+            async move {
+                let grant = headers.get("x-grant").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let base = gateway.lock().unwrap().clone();
+                let http = reqwest::Client::new();
+                let call = |grant: String| {
+                    http.post(format!("{base}/invoke/echo"))
+                        .bearer_auth(KEY)
+                        .header("A2A-Ledger-Parent-Grant", grant)
+                        .json(&json!({ "text": "child" }))
+                        .send()
+                };
+                let child: Value = call(grant.clone()).await.unwrap().json().await.unwrap();
+                let forged = call(format!("{grant}x")).await.unwrap();
+                let forged = (forged.status().as_u16(), forged.json::<Value>().await.unwrap());
+                axum::Json(json!({ "result": { "child": child["run"], "forged": forged.0, "forged_code": forged.1["error"]["code"] } }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/run", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_started_for_another_names_it_as_its_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("gateway.toml"),
+        format!("[[caller]]\nname = \"local-user\"\ntoken_sha256 = \"{}\"\n", token_hash_hex(KEY)),
+    )
+    .unwrap();
+    let base = Arc::new(Mutex::new(String::new()));
+    let upstream = orchestrator(base.clone()).await;
+    let manifest = dir.path().join("agents.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[agent]]\nname = \"orchestrator\"\nupstream = {{ kind = \"http\", url = \"{upstream}\" }}\n\
+             [[agent.skill]]\nid = \"orchestrate\"\nname = \"Orchestrate\"\n\
+             [[agent]]\nname = \"demo\"\nupstream = {{ kind = \"demo\" }}\n\
+             [[agent.skill]]\nid = \"echo\"\nname = \"Echo\"\n"
+        ),
+    )
+    .unwrap();
+    let mut gw = gateway_with(
+        &data,
+        &["--embedded", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--manifest", manifest.to_str().unwrap()],
+    );
+    gw.token = KEY.into();
+    *base.lock().unwrap() = gw.base.clone();
+
+    let (status, body) = gw.invoke("orchestrate", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let parent = body["run"].as_str().unwrap();
+    // The webhook's JSON answer, as the run's result.
+    let got = &body["result"]["result"];
+    let child = got["child"].as_str().unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(got["forged"], 403, "a grant that does not verify is refused: {body}");
+    assert_eq!(got["forged_code"], "bad_parent_grant");
+
+    // The child's task.accepted names the parent; the parent lists the child.
+    let v = gw.verified_receipt(child).await;
+    let accepted = v.views().next().unwrap().1.event();
+    assert!(matches!(&accepted, Event::TaskAccepted { parent: Some(p), .. } if p.as_str() == parent), "{accepted:?}");
+    let r: Value = gw.get(&format!("/runs/{parent}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["children"], json!([{ "run": child, "index": r["children"][0]["index"] }]), "{r}");
+    assert_eq!(r["childrenTotal"], 1);
+    let r: Value = gw.get(&format!("/runs/{child}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["parent"], json!(parent));
+    // Once the parent has ended its grant names no run in progress.
+    let grantless = gw
+        .post("/invoke/echo")
+        .header("A2A-Ledger-Parent-Grant", "not-a-jwt")
+        .json(&json!({ "text": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grantless.status(), 403);
+}

@@ -460,8 +460,8 @@ async fn history(bin: &Path, work: &Path, runs: usize, open: usize, n: usize) ->
         uncached.push(get(ids[rng.range(1, ids.len() as u64) as usize].clone()).await?);
         cached.push(get(hot.clone()).await?);
     }
-    summary("GetTask of an ended task not cached (ms)", uncached);
-    summary("baseline: GetTask of a cached task (ms)", cached);
+    summary("GetTask of an ended task not cached", uncached);
+    summary("baseline: GetTask of a cached task", cached);
     drop(gw);
     Ok(())
 }

@@ -102,6 +102,9 @@ pub enum TaskError {
     /// The run could not be recorded, so it was not started.
     #[error("the run could not be recorded, so it was not started: {0}")]
     RecordingUnavailable(String),
+    /// The input is larger than the payload store takes (nothing was recorded or run).
+    #[error("{0}")]
+    TooLarge(String),
     /// The ledger could not be read (the task may exist; nothing was changed).
     #[error("the ledger could not be read: {0}")]
     LedgerUnavailable(String),
@@ -624,8 +627,8 @@ impl Engine {
             labelled(&self.counters.sealed, "status", "failed").inc();
             out.ended.push(open.run);
         }
-        // Upstream tasks kept for runs no longer in flight (ended here, or ended before their
-        // file was removed) are dropped.
+        // Upstream tasks kept for runs not live here (ended here, or ended before their file was
+        // removed) are dropped; those of runs resumed (by this attempt or an earlier one) stay.
         if let Some(dir) = &self.upstream_tasks
             && let Ok(files) = std::fs::read_dir(dir)
         {
@@ -633,7 +636,7 @@ impl Engine {
                 let name = f.file_name().to_string_lossy().into_owned();
                 let run = name.strip_suffix(".json").and_then(|h| hex::decode(h).ok());
                 let run = run.and_then(|r| String::from_utf8(r).ok());
-                if run.is_none_or(|r| !out.resumed.contains(&r)) {
+                if run.and_then(|r| self.task(&r)).is_none_or(|h| h.is_ended()) {
                     let _ = std::fs::remove_file(f.path());
                 }
             }
@@ -764,7 +767,13 @@ impl Engine {
             span.error(e.to_string());
             trace.end("refused", Some(&e.to_string()));
             self.counters.refused.inc();
-            return Err(TaskError::RecordingUnavailable(format!("the input could not be kept: {e}")));
+            return Err(match e {
+                // The caller's input over the payload limit is the caller's to fix.
+                ledger_core::Error::PayloadTooLarge { .. } => {
+                    TaskError::TooLarge(format!("the input cannot be kept: {e}"))
+                }
+                e => TaskError::RecordingUnavailable(format!("the input could not be kept: {e}")),
+            });
         }
         let (rec, accepted) = RunRecorder::start_with(self.sink.clone(), self.key.clone(), start, working, now_ns())
             .map_err(|e| TaskError::InvalidParams(e.to_string()))?;

@@ -172,6 +172,7 @@ impl GatewayError {
                 TaskError::NotFound(_) => (StatusCode::NOT_FOUND, "task_not_found"),
                 TaskError::RecordingUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "recording_unavailable"),
                 TaskError::LedgerUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable"),
+                TaskError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
                 TaskError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
                 _ => (StatusCode::BAD_REQUEST, "bad_request"),
             },
@@ -196,7 +197,9 @@ impl GatewayError {
                     TaskError::NotFound(_) => code::TASK_NOT_FOUND,
                     TaskError::NotCancelable(..) => code::TASK_NOT_CANCELABLE,
                     TaskError::Unsupported(_) => code::UNSUPPORTED_OPERATION,
-                    TaskError::InvalidParams(_) | TaskError::InvalidInput(_) => code::INVALID_PARAMS,
+                    TaskError::InvalidParams(_) | TaskError::InvalidInput(_) | TaskError::TooLarge(_) => {
+                        code::INVALID_PARAMS
+                    }
                     TaskError::RecordingUnavailable(_) | TaskError::LedgerUnavailable(_) => code::INTERNAL_ERROR,
                 };
                 let http = matches!(e, TaskError::RecordingUnavailable(_) | TaskError::LedgerUnavailable(_))
