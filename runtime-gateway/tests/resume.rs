@@ -1,11 +1,13 @@
-//! Runs of an `a2a` upstream survive a gateway's crash, through the real binary: three runs are in
-//! flight on an A2A agent served here when the gateway is SIGKILLed; while it is down the agent
-//! finishes one and forgets another. Started again on the same data, the gateway resumes the run
-//! still working upstream (GetTask, then SubscribeToTask, relaying only what the ledger does not
-//! hold) so it completes with the agent's artifact and a streaming caller sees it continue; the
-//! run finished meanwhile gets the agent's end; the forgotten one is ended failed with the
-//! restart error. Every receipt verifies (ledger-core and the independent Python verifier), no
-//! entry is recorded twice, and the kept upstream tasks are gone once the runs end.
+//! Runs of an `a2a` upstream survive a gateway's crash, through the real binary: four runs are in
+//! flight on an A2A agent served here when the gateway is SIGKILLed (three working, one waiting
+//! for input); while it is down the agent finishes one and forgets another. Started again on the
+//! same data (and killed and started once more), the gateway resumes the run still working
+//! upstream (GetTask, then SubscribeToTask, relaying only what the ledger does not hold) so it
+//! completes with the agent's artifact and a streaming caller sees it continue; the run waiting
+//! for input takes the caller's answer on to the agent; the run finished meanwhile gets the
+//! agent's end; the forgotten one is ended failed with the restart error. Every receipt verifies
+//! (ledger-core and the independent Python verifier), no entry is recorded twice, and the kept
+//! upstream tasks are gone once the runs end.
 
 mod common;
 
@@ -274,11 +276,25 @@ async fn a_killed_gateway_resumes_the_runs_of_an_a2a_upstream() {
     agent.finish("up-b");
     agent.forget("up-c");
 
-    let gw = start(&data, &manifest);
-    poll("the gateway follows a's upstream task again", Duration::from_secs(20), Duration::from_millis(20), || async {
-        agent.subscribed.lock().unwrap().contains(&"up-a".to_string()).then_some(())
-    })
-    .await;
+    // Resumed runs are resumed again by the next start (their upstream task is still kept), and
+    // record nothing twice.
+    let mut gw = start(&data, &manifest);
+    for times in [1, 2] {
+        let what = format!("the gateway follows a's upstream task again ({times})");
+        poll(&what, Duration::from_secs(20), Duration::from_millis(20), || async {
+            let n = agent.subscribed.lock().unwrap().iter().filter(|t| *t == "up-a").count();
+            (n >= times).then_some(())
+        })
+        .await;
+        assert!(kept_file(&data, &runs["a"]).exists(), "a's upstream task stays kept while it runs");
+        if times == 1 {
+            let mut proc = gw.proc;
+            proc.child.kill().unwrap();
+            proc.child.wait().unwrap();
+            drop(proc);
+            gw = start(&data, &manifest);
+        }
+    }
     let r = gw.rpc("GetTask", json!({ "id": runs["a"] })).await;
     assert_eq!(r["result"]["status"]["state"], "TASK_STATE_WORKING", "a is live again: {r}");
 
