@@ -216,6 +216,7 @@ async fn run(cli: Cli) -> Result<()> {
         cfg.task_retention.unwrap_or(10_000),
     );
     engine.set_keep_payloads(cfg.payloads.as_ref().is_none_or(|p| p.keep));
+    engine.set_upstream_tasks(data.join("upstream-tasks"));
     engine.set_cache_ttl(Duration::from_secs(cfg.task_cache_secs.unwrap_or(60)));
     let mut manifest = manifest;
     for i in 0..manifest.agents.len() {
@@ -273,11 +274,17 @@ async fn run(cli: Cli) -> Result<()> {
                     None => engine.recover().await,
                 };
                 match attempt {
-                    Ok(ended) => {
-                        if !ended.is_empty() {
+                    Ok(r) => {
+                        if !r.ended.is_empty() {
                             eprintln!(
                                 "recovered  {} runs left in flight by the last process: ended as failed and sealed",
-                                ended.len()
+                                r.ended.len()
+                            );
+                        }
+                        if !r.resumed.is_empty() {
+                            eprintln!(
+                                "recovered  {} runs left in flight by the last process: following their upstream task again",
+                                r.resumed.len()
                             );
                         }
                         break;
@@ -298,8 +305,14 @@ async fn run(cli: Cli) -> Result<()> {
             let loader = engine.clone();
             match push
                 .resume(|id| {
+                    // A resumed run is live here: its configs follow the live task.
                     let e = loader.clone();
-                    async move { e.load(&id).await.ok().flatten() }
+                    async move {
+                        match e.task(&id) {
+                            Some(live) => Some(live),
+                            None => e.load(&id).await.ok().flatten(),
+                        }
+                    }
                 })
                 .await
             {

@@ -115,6 +115,32 @@ impl TaskHandle {
     /// A task rebuilt from the ledger (served by `agent`): its events as recorded, closed (this
     /// process drives nothing of it).
     pub fn rebuilt(r: crate::engine::rebuild::Rebuilt, agent: String) -> TaskHandle {
+        let grant = GrantState {
+            id: r.grant.clone().unwrap_or_default(),
+            token: String::new(),
+            scope: crate::engine::grants::Scope::default(),
+        };
+        TaskHandle::from_ledger(r, agent, None, grant)
+    }
+
+    /// A run left in flight by a gateway that died, rebuilt from the ledger to be driven on here:
+    /// its events as recorded, open, taking messages through `control`; its agent works under
+    /// `grant` (the run's recorded grant; the token stays the agent's).
+    pub(super) fn reopened(
+        r: crate::engine::rebuild::Rebuilt,
+        agent: String,
+        control: mpsc::Sender<Control>,
+        grant: GrantState,
+    ) -> TaskHandle {
+        TaskHandle::from_ledger(r, agent, Some(control), grant)
+    }
+
+    fn from_ledger(
+        r: crate::engine::rebuild::Rebuilt,
+        agent: String,
+        control: Option<mpsc::Sender<Control>>,
+        grant: GrantState,
+    ) -> TaskHandle {
         let events: Vec<Arc<StreamResponse>> = r.events.into_iter().map(Arc::new).collect();
         let n = events.len();
         TaskHandle {
@@ -130,14 +156,10 @@ impl TaskHandle {
                 result: r.result,
                 error: r.error,
                 reply: r.reply,
-                control: None,
+                closed: control.is_none(),
+                control,
                 cancel: watch::channel(false).0,
-                grant: GrantState {
-                    id: r.grant.unwrap_or_default(),
-                    token: String::new(),
-                    scope: crate::engine::grants::Scope::default(),
-                },
-                closed: true,
+                grant,
                 recording_error: None,
             }),
             published: watch::channel(n).0,

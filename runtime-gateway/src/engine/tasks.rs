@@ -13,6 +13,7 @@
 //! - a task's owner (the authenticated caller who created it) is the only caller who sees it.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,17 +27,18 @@ use prometheus_client::metrics::family::Family;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+use crate::base::BoxFuture;
 use crate::base::metrics::{labelled, latency};
 use crate::base::now_ns;
 use crate::base::telemetry::{RunTrace, SpanGuard};
 use crate::engine::buffer::{Control, GrantState, Snapshot, TaskHandle, TaskInner, state_name};
 use crate::engine::grants::Grants;
 use crate::engine::manifest::{AgentSpec, Manifest, SkillSpec, UpstreamSpec};
-use crate::engine::rebuild::{rebuild, wanted};
+use crate::engine::rebuild::{Rebuilt, rebuild, wanted};
 use crate::engine::recorder::{Pending, RunRecorder, RunStart, Transition};
 use crate::engine::skills::SkillRoute;
 use crate::engine::updates::{Ending, Step, TaskIds, agent_message, ending, map_update, outcome_payload, status_event};
-use crate::engine::upstream::{self, Call, CallGrant, Outcome, Update, Upstream};
+use crate::engine::upstream::{self, Call, CallGrant, Outcome, Resume, Update, Upstream};
 use crate::ledger::{Durable, LedgerSink, Payload, RunsBy};
 
 /// How long a canceled upstream gets to stop before the run is ended as canceled without it.
@@ -61,14 +63,18 @@ fn hold(
     staged.push(Transition { event: e, ts: now_ns(), payload });
 }
 
-/// The error a run that was in flight when its gateway died ends with.
-pub const RESTARTED: &str = "the gateway restarted while the run was in flight";
+pub use crate::engine::upstream::RESTARTED;
 
 /// The names of the artifacts a run's entries added.
 fn rec_artifacts(raw: &[(u64, Vec<u8>)]) -> Vec<String> {
+    rec_artifact_digests(raw).into_iter().map(|(name, _)| name).collect()
+}
+
+/// The artifacts a run's entries added: (name, BLAKE3 of the canonical parts).
+fn rec_artifact_digests(raw: &[(u64, Vec<u8>)]) -> Vec<(String, [u8; 32])> {
     raw.iter()
         .filter_map(|(_, b)| match Entry::decode(b).ok()?.event {
-            Event::ArtifactAdded { name, .. } => Some(name),
+            Event::ArtifactAdded { name, hash, .. } => Some((name, hash)),
             _ => None,
         })
         .collect()
@@ -164,6 +170,55 @@ pub struct NewTask {
     pub parent: Option<String>,
 }
 
+/// What [`Engine::recover`] did with the runs left in flight.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Runs ended as failed (or whose missing seal was added), sealed.
+    pub ended: Vec<String>,
+    /// Runs live again, following their upstream task.
+    pub resumed: Vec<String>,
+}
+
+/// A run's upstream task as kept in `<data>/upstream-tasks/<hex of run>.json` (docs/FORMATS.md §9).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct KeptUpstream {
+    /// The manifest agent the run's skill belongs to.
+    agent: String,
+    /// The upstream's task id.
+    task: String,
+    /// The upstream's context id.
+    context: String,
+}
+
+/// What a call is made of, beside its run.
+struct CallInput {
+    skill: String,
+    input: Value,
+    message: Message,
+    grant: Option<CallGrant>,
+}
+
+/// How a driver's upstream call starts.
+enum Start {
+    /// A new call.
+    Run,
+    /// A call of a process that died, followed on.
+    Resume(Resume),
+}
+
+/// What a driver drives: the upstream call's future and the channels around it.
+struct Driven {
+    worker: BoxFuture<'static, ()>,
+    call_span: SpanGuard,
+    updates: mpsc::Receiver<Update>,
+    control: mpsc::Receiver<Control>,
+    follow_ups: mpsc::Sender<Message>,
+    /// The names of the artifacts the run's entries already hold.
+    recorded: Vec<String>,
+    /// The run was left in flight by a process that died.
+    resumed: bool,
+}
+
 /// The task engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -182,6 +237,9 @@ pub struct Engine {
     cache_ttl: Duration,
     /// Set by [`Engine::shutdown`]: new tasks are refused.
     closing: std::sync::atomic::AtomicBool,
+    /// Where the upstream task of each run in flight is kept (`<data>/upstream-tasks`), so a run
+    /// can be resumed after a restart; `None`: not kept, runs left in flight are ended.
+    upstream_tasks: Option<PathBuf>,
     /// Counters.
     pub counters: Counters,
 }
@@ -230,6 +288,7 @@ impl Engine {
             keep_payloads: true,
             cache_ttl: Duration::from_secs(60),
             closing: std::sync::atomic::AtomicBool::new(false),
+            upstream_tasks: None,
             counters: Counters::default(),
         }
     }
@@ -239,6 +298,12 @@ impl Engine {
     /// remote ledger-server) shows after at most this long.
     pub fn set_cache_ttl(&mut self, ttl: Duration) {
         self.cache_ttl = ttl;
+    }
+
+    /// Keeps the upstream task of each run in flight under `dir` (docs/FORMATS.md §9), so runs of
+    /// an `a2a` upstream left in flight are resumed at the next start.
+    pub fn set_upstream_tasks(&mut self, dir: PathBuf) {
+        self.upstream_tasks = Some(dir);
     }
 
     /// Keeps payloads (the default) or, `false`, records their hashes only.
@@ -367,17 +432,7 @@ impl Engine {
             return Ok(None);
         }
         let raw = self.sink.run_entries(id).await.map_err(unavailable)?;
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        let entries =
-            raw.iter().map(|(_, b)| Entry::decode(b)).collect::<ledger_core::Result<Vec<_>>>().map_err(unavailable)?;
-        let hashes = wanted(&entries);
-        let fetched = futures_util::future::try_join_all(hashes.iter().map(|h| self.sink.payload(*h)))
-            .await
-            .map_err(unavailable)?;
-        let payloads: HashMap<[u8; 32], Payload> = hashes.into_iter().zip(fetched).collect();
-        let Ok(r) = rebuild(id, &entries, &payloads, &self.receipt_url(id)) else { return Ok(None) };
+        let Some(r) = self.rebuild_run(id, &raw).await? else { return Ok(None) };
         let agent = self.skills.get(&r.skill).map(|s| self.agents[s.agent].spec.name.clone()).unwrap_or_default();
         let ended = r.ended && r.sealed;
         let handle = Arc::new(TaskHandle::rebuilt(r, agent));
@@ -391,6 +446,23 @@ impl Engine {
             self.retire(id);
         }
         Ok(Some(handle))
+    }
+
+    /// Rebuilds run `id` from its durable entries `raw` and the payloads they name (`None`: not
+    /// a task run).
+    async fn rebuild_run(&self, id: &str, raw: &[(u64, Vec<u8>)]) -> Result<Option<Rebuilt>, TaskError> {
+        let unavailable = |e: ledger_core::Error| TaskError::LedgerUnavailable(e.to_string());
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let entries =
+            raw.iter().map(|(_, b)| Entry::decode(b)).collect::<ledger_core::Result<Vec<_>>>().map_err(unavailable)?;
+        let hashes = wanted(&entries);
+        let fetched = futures_util::future::try_join_all(hashes.iter().map(|h| self.sink.payload(*h)))
+            .await
+            .map_err(unavailable)?;
+        let payloads: HashMap<[u8; 32], Payload> = hashes.into_iter().zip(fetched).collect();
+        Ok(rebuild(id, &entries, &payloads, &self.receipt_url(id)).ok())
     }
 
     /// A page of `caller`'s tasks, newest first (by when they were accepted), from the ledger's
@@ -517,13 +589,15 @@ impl Engine {
         tasks.by_id.remove(id)
     }
 
-    /// Ends every run this gateway's identity left open — accepted, never sealed, and not
-    /// running here: the process that drove it died — as `task.failed` with the error
+    /// Takes up every run this gateway's identity left open — accepted, never sealed, and not
+    /// running here: the process that drove it died. A run of an `a2a` upstream whose upstream
+    /// task was kept is resumed: it is live again, its driver following the upstream task to its
+    /// end (or ending it failed with [`RESTARTED`] when the upstream cannot be reached or does
+    /// not know the task). Every other run is ended as `task.failed` with the error
     /// [`RESTARTED`], sealed. The open runs come from the ledger's catalog (no scan of the log).
-    /// Returns the runs ended.
-    pub async fn recover(&self) -> Result<Vec<String>, TaskError> {
+    pub async fn recover(self: &Arc<Self>) -> Result<Recovered, TaskError> {
         let unavailable = |e: ledger_core::Error| TaskError::LedgerUnavailable(e.to_string());
-        let mut ended = Vec::new();
+        let mut out = Recovered::default();
         for open in self.sink.open_runs().await.map_err(unavailable)? {
             if self.task(&open.run).is_some() {
                 continue;
@@ -536,15 +610,112 @@ impl Engine {
             }
             let (mut rec, state) = RunRecorder::reopen(self.sink.clone(), self.key.clone(), &open.run, &raw)
                 .map_err(|e| TaskError::LedgerUnavailable(e.to_string()))?;
+            // A run whose end is recorded lacks only its seal: nothing to resume.
+            // A run that cannot be rebuilt (its payloads unreadable) is ended like the others.
+            if state.is_none()
+                && let Ok(Some((r, agent, from))) = self.resumable(&open.run, &raw).await
+            {
+                self.reopen_task(r, rec, agent, from, rec_artifacts(&raw));
+                out.resumed.push(open.run);
+                continue;
+            }
             let pending = match state {
                 Some(status) => rec.reseal(Vec::new(), status, now_ns()),
                 None => rec.finish(RunStatus::Failed, rec_artifacts(&raw), Some(RESTARTED.into()), now_ns()),
             };
             pending.wait().await.map_err(|e| TaskError::RecordingUnavailable(e.to_string()))?;
             labelled(&self.counters.sealed, "status", "failed").inc();
-            ended.push(open.run);
+            out.ended.push(open.run);
         }
-        Ok(ended)
+        // Upstream tasks kept for runs not live here (ended here, or ended before their file was
+        // removed) are dropped; those of runs resumed (by this attempt or an earlier one) stay.
+        if let Some(dir) = &self.upstream_tasks
+            && let Ok(files) = std::fs::read_dir(dir)
+        {
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let run = name.strip_suffix(".json").and_then(|h| hex::decode(h).ok());
+                let run = run.and_then(|r| String::from_utf8(r).ok());
+                if run.and_then(|r| self.task(&r)).is_none_or(|h| h.is_ended()) {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run `run` (open, its entries `raw`) rebuilt, with the agent and upstream task it resumes
+    /// on, if its agent's upstream resumes calls and its upstream task was kept.
+    async fn resumable(
+        &self,
+        run: &str,
+        raw: &[(u64, Vec<u8>)],
+    ) -> Result<Option<(Rebuilt, usize, Resume)>, TaskError> {
+        let Some(path) = self.upstream_task_file(run) else { return Ok(None) };
+        let Ok(bytes) = std::fs::read(&path) else { return Ok(None) };
+        let Ok(kept) = serde_json::from_slice::<KeptUpstream>(&bytes) else { return Ok(None) };
+        let Some(r) = self.rebuild_run(run, raw).await? else { return Ok(None) };
+        let Some(route) = self.skills.get(&r.skill) else { return Ok(None) };
+        let agent = &self.agents[route.agent];
+        if agent.spec.name != kept.agent || !agent.upstream.resumes() {
+            return Ok(None);
+        }
+        let status = &r.task.status;
+        let text = status.message.as_ref().map(upstream::message_text).filter(|t| !t.is_empty());
+        let from = Resume {
+            task: kept.task,
+            context: kept.context,
+            state: (status.state.clone(), text),
+            artifacts: rec_artifact_digests(raw),
+        };
+        Ok(Some((r, route.agent, from)))
+    }
+
+    /// Makes run `r` (left in flight by a process that died) a live task again, driven on from
+    /// where its recorder `rec` stands, its upstream call resumed `from` its upstream task.
+    fn reopen_task(self: &Arc<Self>, r: Rebuilt, rec: RunRecorder, agent: usize, from: Resume, recorded: Vec<String>) {
+        let skill = r.skill.clone();
+        let scope = self.skills.get(&skill).and_then(|s| s.skill.workspace.clone()).unwrap_or_default();
+        // The run's recorded grant: its agent holds the token it was given with the first call.
+        let grant = GrantState { id: r.grant.clone().unwrap_or_default(), token: String::new(), scope };
+        let message = r.task.history.as_ref().and_then(|h| h.first()).cloned();
+        let message = message.unwrap_or_else(|| a2a::Message::new(a2a::Role::User, Vec::new()));
+        let (control_tx, control_rx) = mpsc::channel(8);
+        let name = self.agents[agent].spec.name.clone();
+        let handle = Arc::new(TaskHandle::reopened(r, name, control_tx, grant));
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).by_id.insert(handle.id.clone(), handle.clone());
+        self.counters.running.send_modify(|n| *n += 1);
+        // The skill input matters to upstreams that take JSON; a resumed call (an `a2a`
+        // upstream) follows the upstream task and sends no input.
+        let input = CallInput { skill, input: Value::Null, message, grant: None };
+        self.launch(handle, rec, control_rx, agent, input, Start::Resume(from), recorded);
+    }
+
+    fn upstream_task_file(&self, run: &str) -> Option<PathBuf> {
+        Some(self.upstream_tasks.as_ref()?.join(format!("{}.json", hex::encode(run))))
+    }
+
+    /// Keeps run `run`'s upstream task (`<data>/upstream-tasks/<hex of run>.json`), off the
+    /// driver's path: the run goes on meanwhile (a crash before the file is durable only means
+    /// the run is ended instead of resumed).
+    fn remember_upstream(&self, run: &str, kept: KeptUpstream) -> Option<tokio::task::JoinHandle<()>> {
+        let path = self.upstream_task_file(run)?;
+        let bytes = serde_json::to_vec(&kept).expect("serialises");
+        let run = run.to_string();
+        // Durability: written whole or not at all (a synced temporary file renamed over it, the
+        // directory synced), so a restart reads the upstream task as reported or not at all.
+        Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = crate::base::fs::write_atomically(&path, &bytes) {
+                eprintln!("run {run}: its upstream task could not be kept: {e}");
+            }
+        }))
+    }
+
+    /// Drops run `run`'s kept upstream task, once its seal is durable (a file left by a crash in
+    /// between is dropped by [`Engine::recover`]).
+    async fn forget_upstream(&self, run: &str) {
+        let Some(path) = self.upstream_task_file(run) else { return };
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
     }
 
     /// Creates a task: records `task.accepted` (durably) and starts its driver.
@@ -633,7 +804,7 @@ impl Engine {
             metadata: Some(metadata),
         };
         let (control_tx, control_rx) = mpsc::channel(8);
-        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (cancel_tx, _) = watch::channel(false);
         let handle = Arc::new(TaskHandle {
             id: id.clone(),
             context_id: context_id.clone(),
@@ -663,27 +834,8 @@ impl Engine {
             workspace: format!("{}/workspace/{}", self.public_url, id),
             scope: format!("{}/scope/{}", self.public_url, id),
         };
-        let (updates_tx, updates_rx) = mpsc::channel(64);
-        let (follow_tx, follow_rx) = mpsc::channel(8);
-        let call_span = trace.child("upstream.call", vec![KeyValue::new("a2a_ledger.agent", agent.clone())]);
-        let call = Call {
-            run: id,
-            context_id,
-            skill: req.skill,
-            input: req.input,
-            message,
-            updates: updates_tx,
-            follow_ups: follow_rx,
-            cancel: cancel_rx,
-            grant: Some(call_grant),
-            traceparent: call_span.traceparent(),
-        };
-        let upstream = self.agents[route.agent].upstream.clone();
-        let engine = self.clone();
-        let h = handle.clone();
-        tokio::spawn(async move {
-            engine.drive(h, rec, upstream, (call, call_span), updates_rx, control_rx, follow_tx).await;
-        });
+        let input = CallInput { skill: req.skill, input: req.input, message, grant: Some(call_grant) };
+        self.launch(handle.clone(), rec, control_rx, route.agent, input, Start::Run, Vec::new());
         Ok(handle)
     }
 
@@ -763,30 +915,66 @@ impl Engine {
         }
     }
 
-    /// Runs one task: relays the upstream's updates into the ledger and the event buffer.
+    /// Starts task `h`'s driver: calls agent `agent` (a new call, or one resumed after a
+    /// restart), its updates recorded by `rec` after the artifacts `recorded` already holds.
     #[allow(clippy::too_many_arguments)]
-    async fn drive(
-        self: Arc<Self>,
+    fn launch(
+        self: &Arc<Self>,
         h: Arc<TaskHandle>,
-        mut rec: RunRecorder,
-        upstream: Arc<dyn Upstream>,
-        (call, call_span): (Call, SpanGuard),
-        mut updates: mpsc::Receiver<Update>,
-        mut control: mpsc::Receiver<Control>,
-        follow_ups: mpsc::Sender<Message>,
+        rec: RunRecorder,
+        control: mpsc::Receiver<Control>,
+        agent: usize,
+        input: CallInput,
+        start: Start,
+        recorded: Vec<String>,
     ) {
+        let (updates_tx, updates_rx) = mpsc::channel(64);
+        let (follow_tx, follow_rx) = mpsc::channel(8);
+        let call_span = h.trace.child("upstream.call", vec![KeyValue::new("a2a_ledger.agent", h.agent.clone())]);
+        let call = Call {
+            run: h.id.clone(),
+            context_id: h.context_id.clone(),
+            skill: input.skill,
+            input: input.input,
+            message: input.message,
+            updates: updates_tx,
+            follow_ups: follow_rx,
+            cancel: h.lock().cancel.subscribe(),
+            grant: input.grant,
+            traceparent: call_span.traceparent(),
+        };
+        let upstream = &self.agents[agent].upstream;
+        let resumed = matches!(start, Start::Resume(_));
+        let worker = match start {
+            Start::Run => upstream.run(call),
+            Start::Resume(from) => upstream.resume(call, from),
+        };
+        let engine = self.clone();
+        let driven =
+            Driven { worker, call_span, updates: updates_rx, control, follow_ups: follow_tx, recorded, resumed };
+        tokio::spawn(async move { engine.drive(h, rec, driven).await });
+    }
+
+    /// Runs one task: relays the upstream's updates into the ledger and the event buffer.
+    async fn drive(self: Arc<Self>, h: Arc<TaskHandle>, mut rec: RunRecorder, d: Driven) {
+        let Driven { worker, call_span, mut updates, mut control, follow_ups, recorded, resumed } = d;
         let (id, ctx) = (h.id.clone(), h.context_id.clone());
         let mut pending: Vec<Pending> = Vec::new();
         let ids = TaskIds { task: &id, context: &ctx };
         let status = |state: TaskState, text: Option<String>| status_event(ids, state, text, Utc::now());
         let mut cancel_rx = h.lock().cancel.subscribe();
         let began = std::time::Instant::now();
-        let worker = tokio::spawn(upstream.run(call));
+        let worker = tokio::spawn(worker);
 
-        h.publish(status(TaskState::Working, None), false);
+        // A resumed task's buffer already holds its state as recorded.
+        if !resumed {
+            h.publish(status(TaskState::Working, None), false);
+        }
 
         let mut cancel_deadline: Option<tokio::time::Instant> = None;
-        let mut artifact_names: Vec<String> = Vec::new();
+        let mut artifact_names = recorded;
+        // The write of the upstream task in progress, if any.
+        let mut keeping: Option<tokio::task::JoinHandle<()>> = None;
         // Transitions wait here up to LINGER before they are submitted, so a burst of updates
         // (or the last updates of a quick run together with its end and seal) shares one group
         // commit. Nobody waits on them meanwhile: their events are already published, and the
@@ -823,6 +1011,13 @@ impl Engine {
                     };
                     match map_update(ids, u, prior.as_ref(), Utc::now()) {
                         Step::Done(o) => break o,
+                        Step::Upstream { task, context } => {
+                            // One write at a time, so the last one reported is what stays.
+                            if let Some(w) = keeping.take() {
+                                let _ = w.await;
+                            }
+                            keeping = self.remember_upstream(&id, KeptUpstream { agent: h.agent.clone(), task, context });
+                        }
                         Step::Publish { entry, flush, event, keep, payload } => {
                             if let Err(e) = self.keep(keep).await {
                                 break Outcome::Failed(format!("the gateway could not keep the agent's output: {e}"));
@@ -921,9 +1116,15 @@ impl Engine {
         let span = h.trace.child("ledger.seal", Vec::new());
         let sealed =
             rec.finish_after(staged, run_status, artifact_names, error.clone(), outcome_hash, now_ns()).wait().await;
-        if let Err(e) = sealed {
-            span.error(e.to_string());
-            recording_error.get_or_insert(e.to_string());
+        if let Some(w) = keeping.take() {
+            let _ = w.await;
+        }
+        match sealed {
+            Ok(_) => self.forget_upstream(&id).await,
+            Err(e) => {
+                span.error(e.to_string());
+                recording_error.get_or_insert(e.to_string());
+            }
         }
         span.end();
         h.trace.end(&run_status.to_string(), error.as_deref().or(recording_error.as_deref()));

@@ -47,6 +47,13 @@ pub enum Step {
         /// The entry's `payload` field: the BLAKE3 of one of `keep`.
         payload: Option<[u8; 32]>,
     },
+    /// The upstream's own task, to keep (no entry, no event).
+    Upstream {
+        /// Its id.
+        task: String,
+        /// Its context id.
+        context: String,
+    },
     /// The call ended.
     Done(Outcome),
 }
@@ -127,6 +134,7 @@ pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, no
     };
     match update {
         Update::Done(o) => Step::Done(o),
+        Update::UpstreamTask { task, context } => Step::Upstream { task, context },
         Update::Working(text) => {
             status("working", text.clone(), false, status_event(ids, TaskState::Working, text, now))
         }
@@ -253,7 +261,7 @@ mod tests {
     fn publish(step: Step) -> (Option<Event>, bool, StreamResponse) {
         match step {
             Step::Publish { entry, flush, event, .. } => (entry, flush, event),
-            Step::Done(o) => panic!("not a publication: {o:?}"),
+            other => panic!("not a publication: {other:?}"),
         }
     }
 

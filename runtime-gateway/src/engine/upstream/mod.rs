@@ -46,8 +46,31 @@ pub enum Update {
         /// The last chunk of this artifact.
         last_chunk: bool,
     },
+    /// The upstream's own task for this call, once it is known (an `a2a` upstream): the engine
+    /// keeps it so the run can be resumed after the gateway restarts. No entry, no event.
+    UpstreamTask {
+        /// The upstream's task id.
+        task: String,
+        /// The upstream's context id.
+        context: String,
+    },
     /// The call ended.
     Done(Outcome),
+}
+
+/// Where a run left in flight by a gateway that died stands: its upstream task as kept, and what
+/// the ledger already records of it, so a resumed call relays only what is new.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// The upstream's task id.
+    pub task: String,
+    /// The upstream's context id.
+    pub context: String,
+    /// The run's last recorded state and status message.
+    pub state: (::a2a::TaskState, Option<String>),
+    /// The artifacts the run's entries already hold, as `artifact.added` names them: (name, BLAKE3
+    /// of the canonical parts), so an artifact is known even when its payload was erased.
+    pub artifacts: Vec<(String, [u8; 32])>,
 }
 
 /// How a call ended.
@@ -158,6 +181,21 @@ pub trait Upstream: Send + Sync + std::fmt::Debug {
     /// run when the future ends without one).
     fn run(&self, call: Call) -> BoxFuture<'static, ()>;
 
+    /// Follows the upstream task a call of a gateway that died started ([`Resume`]) to its end,
+    /// relaying only what the ledger does not hold yet; reports exactly one [`Update::Done`]. An
+    /// upstream that cannot resume ends the call as failed with [`RESTARTED`].
+    fn resume(&self, call: Call, from: Resume) -> BoxFuture<'static, ()> {
+        let _ = from;
+        Box::pin(async move {
+            call.send(Update::Done(Outcome::Failed(RESTARTED.into()))).await;
+        })
+    }
+
+    /// True when [`Upstream::resume`] can follow a call of an earlier process.
+    fn resumes(&self) -> bool {
+        false
+    }
+
     /// The skills the upstream itself declares (an A2A agent's card, an MCP server's tools),
     /// read at start for an agent whose manifest lists none. Upstreams that declare nothing
     /// answer an empty list.
@@ -165,6 +203,9 @@ pub trait Upstream: Send + Sync + std::fmt::Debug {
         Box::pin(async { Ok(Vec::new()) })
     }
 }
+
+/// The error a run that was in flight when its gateway died ends with, when it cannot be resumed.
+pub const RESTARTED: &str = "the gateway restarted while the run was in flight";
 
 /// Builds the upstream of an agent.
 pub fn build(spec: &UpstreamSpec, http: &reqwest::Client) -> Arc<dyn Upstream> {
