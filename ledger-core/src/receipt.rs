@@ -9,9 +9,9 @@
 //! nodes of verified inclusion paths), keyed by the exact note text, so verifying many receipts
 //! under one checkpoint costs one signature check each. A cached node is only reused when the
 //! new path below it hashes to the same value and the new proof's remaining hashes equal the
-//! verified ones byte for byte, so nothing a receipt
-//! carries goes unchecked. The one exception to hashing is the signer entry: one equal in index,
-//! bytes and proof to the signer last proven under the same checkpoint is that signer.
+//! verified ones byte for byte, so nothing a receipt carries goes unchecked. The one exception to
+//! hashing is the signer entry: one equal in index, bytes and proof to the signer last proven under
+//! the same checkpoint is that signer.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
