@@ -15,6 +15,9 @@ pub enum ReceiptStep {
     ContentHash = 4,
     /// Step 5: the signer entry and the seal signature.
     Signature = 5,
+    /// Step 1 under a trust policy (SPEC §8): the checkpoint's cosignatures meet the policy's
+    /// quorum. Displayed as step 1, named `witness quorum`.
+    WitnessQuorum = 6,
 }
 
 /// Everything that can go wrong in `ledger-core`.
@@ -185,6 +188,15 @@ pub enum Error {
         cosigned: Vec<String>,
         /// The policy names of the others, each with why (`no cosignature`, `bad signature` …).
         missing: Vec<String>,
+    },
+    /// A trust policy with `log` lines none of which is the trusted log's key (SPEC §8): the
+    /// policy and the log descriptor disagree about which log is trusted.
+    #[error("the trust policy's log lines name [{}], not the trusted log key {trusted}", listed.join(", "))]
+    PolicyLogMismatch {
+        /// The policy's log keys.
+        listed: Vec<String>,
+        /// The trusted descriptor's key.
+        trusted: String,
     },
     /// An origin or key name that is empty or contains whitespace or `+`.
     #[error("bad origin {0:?}: must be non-empty, printable, without spaces or '+'")]
@@ -384,12 +396,16 @@ fn step_name(step: ReceiptStep) -> &'static str {
         ReceiptStep::Entries => "entries",
         ReceiptStep::ContentHash => "content hash",
         ReceiptStep::Signature => "seal signature",
+        ReceiptStep::WitnessQuorum => "witness quorum",
     }
 }
 
 impl std::fmt::Display for ReceiptStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", *self as u8)
+        match self {
+            ReceiptStep::WitnessQuorum => write!(f, "1"),
+            step => write!(f, "{}", *step as u8),
+        }
     }
 }
 

@@ -343,6 +343,19 @@ impl Policy {
         Ok(report.checkpoint)
     }
 
+    /// Checks that the policy agrees with a verifier's trusted log key: a policy with `log`
+    /// lines must list `key` among them ([`Error::PolicyLogMismatch`] otherwise); a policy
+    /// without any trusts the key it is given.
+    pub fn check_log(&self, key: &VerifierKey) -> Result<()> {
+        if self.logs.is_empty() || self.logs.iter().any(|l| l.key == *key) {
+            return Ok(());
+        }
+        Err(Error::PolicyLogMismatch {
+            listed: self.logs.iter().map(|l| l.key.to_string()).collect(),
+            trusted: key.to_string(),
+        })
+    }
+
     fn verify_log(&self, note: &Note, checkpoint: &Checkpoint, given: Option<&VerifierKey>) -> Result<VerifierKey> {
         let candidates: Vec<&VerifierKey> = if self.logs.is_empty() {
             let key = given.ok_or_else(|| Error::MalformedPolicy {

@@ -2,13 +2,16 @@
 //!
 //! [`ReceiptVerifier`] checks the five steps of SPEC §5 in order and reports the first that fails,
 //! with the log index concerned. It trusts only the [`LogDescriptor`] it is given: a receipt that
-//! names another log fails step 1. It caches what it has already proven for a checkpoint (the
-//! checkpoint signature, and the interior tree nodes of verified inclusion paths), keyed by the
-//! exact note text, so verifying many receipts under one checkpoint costs one signature check
-//! each. A cached node is only reused when the new path below it hashes to the same value and the
-//! new proof's remaining hashes equal the verified ones byte for byte, so nothing a receipt
-//! carries goes unchecked. The one exception to hashing is the signer entry: one equal in index,
-//! bytes and proof to the signer last proven under the same checkpoint is that signer.
+//! names another log fails step 1. Made with [`ReceiptVerifier::with_policy`], step 1 also
+//! requires the checkpoint to satisfy a C2SP trust policy (SPEC §8): its failure is
+//! [`ReceiptStep::WitnessQuorum`], naming the witnesses that did and did not cosign. It caches
+//! what it has already proven for a checkpoint (the checkpoint signature, and the interior tree
+//! nodes of verified inclusion paths), keyed by the exact note text, so verifying many receipts
+//! under one checkpoint costs one signature check each. A cached node is only reused when the
+//! new path below it hashes to the same value and the new proof's remaining hashes equal the
+//! verified ones byte for byte, so nothing a receipt carries goes unchecked. The one exception to
+//! hashing is the signer entry: one equal in index, bytes and proof to the signer last proven under
+//! the same checkpoint is that signer.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -24,11 +27,17 @@ use crate::entry::{Entry, EntryView, Event, IDENTITY_RUN_PREFIX, RunStatus, Seal
 use crate::error::ReceiptStep;
 use crate::keys::{VerifierKey, verify_strict};
 use crate::merkle::split_point;
+use crate::policy::Policy;
 use crate::seal::{content_hash, seal_message};
 use crate::{Error, Hash, Result, TreeHash};
 
 /// The receipt format string.
 pub const RECEIPT_FORMAT: &str = "a2a-ledger/receipt/v1";
+
+/// Seconds since the Unix epoch by the system clock (0 for a clock set before 1970).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
 
 /// An entry with its log index and inclusion proof.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +218,8 @@ pub struct ReceiptVerifier {
     cache: Vec<(String, CheckpointCache)>,
     /// Signer entries already decoded and checked, by leaf hash: the entry and its key.
     signers: HashMap<Hash, (Arc<Entry>, ed25519_dalek::VerifyingKey)>,
+    /// The trust policy a checkpoint must also satisfy (SPEC §8), if one was given.
+    policy: Option<Arc<Policy>>,
 }
 
 #[derive(Debug)]
@@ -230,7 +241,18 @@ impl ReceiptVerifier {
     /// A verifier that trusts `log` alone.
     pub fn new(log: LogDescriptor) -> Result<ReceiptVerifier> {
         let key = log.verifier_key()?;
-        Ok(ReceiptVerifier { log, key, cache: Vec::new(), signers: HashMap::new() })
+        Ok(ReceiptVerifier { log, key, cache: Vec::new(), signers: HashMap::new(), policy: None })
+    }
+
+    /// A verifier that trusts `log` and requires every checkpoint to satisfy `policy` as well
+    /// (SPEC §8): step 1 then also checks the policy's witness quorum, at the system clock of
+    /// the moment the checkpoint is first met. A policy with `log` lines must list `log`'s key
+    /// ([`Error::PolicyLogMismatch`] otherwise).
+    pub fn with_policy(log: LogDescriptor, policy: Arc<Policy>) -> Result<ReceiptVerifier> {
+        let mut v = ReceiptVerifier::new(log)?;
+        policy.check_log(&v.key)?;
+        v.policy = Some(policy);
+        Ok(v)
     }
 
     /// The trusted descriptor.
@@ -273,6 +295,13 @@ impl ReceiptVerifier {
                     Error::WrongLog { .. } => e,
                     e => Error::receipt(CheckpointStep, None, e),
                 })?;
+                // Under a policy, the quorum of cosignatures too. Only a checkpoint that passes is
+                // cached, and the cache is keyed by the whole note, cosignature lines included.
+                if let Some(policy) = &self.policy {
+                    policy
+                        .verify(&r.checkpoint, Some(&self.key), unix_now())
+                        .map_err(|e| Error::receipt(ReceiptStep::WitnessQuorum, None, e))?;
+                }
                 if self.cache.len() >= MAX_CACHED_CHECKPOINTS {
                     self.cache.remove(0);
                 }

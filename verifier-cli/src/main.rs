@@ -39,7 +39,9 @@ enum Cmd {
     ///
     /// The descriptor ({"origin", "hash", "vkey"}) must come from you, not from the receipt:
     /// a receipt that names another log is invalid. Several --log files may be given (key
-    /// rotation); the receipt must match one of them.
+    /// rotation); the receipt must match one of them. With --policy, the receipt's checkpoint
+    /// must also satisfy that trust policy (SPEC §8): a failure names the step `witness quorum`
+    /// and the witnesses that did and did not cosign.
     Receipt {
         /// The receipt JSON file, or its URL.
         file: PathBuf,
@@ -49,6 +51,9 @@ enum Cmd {
         /// Trusted log descriptor JSON file(s).
         #[arg(long = "log", required = true)]
         logs: Vec<PathBuf>,
+        /// A trust policy (C2SP tlog-policy): the checkpoint must also carry its witness quorum.
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -65,7 +70,8 @@ enum Cmd {
     /// Runs cut by the range are reported as partial, not as failures. Streams: memory does not
     /// grow with the pack. Progress goes to stderr (a bar on a terminal, lines otherwise).
     /// Seal signatures are checked on every CPU the process may use (limit it with `taskset`);
-    /// the failure reported is always the first in index order.
+    /// the failure reported is always the first in index order. With --policy, the pack's
+    /// checkpoint must also satisfy that trust policy (SPEC §8).
     Pack {
         /// The pack: a .tar file, a directory of its files, or the URL of a tar.
         pack: PathBuf,
@@ -75,6 +81,9 @@ enum Cmd {
         /// Trusted log descriptor JSON file(s).
         #[arg(long = "log", required = true)]
         logs: Vec<PathBuf>,
+        /// A trust policy (C2SP tlog-policy): the checkpoint must also carry its witness quorum.
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -114,13 +123,18 @@ enum Cmd {
     /// proof from the last verified checkpoint (GET /v1/proof/consistency, which needs an auditor
     /// token) and verifies it, then replaces the state file atomically. A bad signature, a
     /// shrinking tree or a fork stops it with exit 1, the evidence printed and written to
-    /// STATE.evidence-<time>.json. An unreachable server is reported and retried.
+    /// STATE.evidence-<time>.json. An unreachable server is reported and retried. With
+    /// --policy, every checkpoint must also satisfy that trust policy (SPEC §8); one that does
+    /// not stops it the same way.
     Monitor {
         /// The ledger's base URL.
         url: String,
         /// Trusted log descriptor JSON file(s).
         #[arg(long = "log", required = true)]
         logs: Vec<PathBuf>,
+        /// A trust policy (C2SP tlog-policy): the checkpoint must also carry its witness quorum.
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// Where the last verified checkpoint is kept.
         #[arg(long)]
         state: PathBuf,
@@ -230,14 +244,20 @@ fn broken_pipe_is_success() {
 fn main() -> ExitCode {
     broken_pipe_is_success();
     match Cli::parse().cmd {
-        Cmd::Receipt { file, token, logs, json } => verdict(
-            trust::load(&logs).and_then(|t| receipt::verify(&file, &t, token.as_deref())),
+        Cmd::Receipt { file, token, logs, policy, json } => verdict(
+            trust::load(&logs).and_then(|t| {
+                let policy = trust::load_policy(policy.as_deref(), &t)?;
+                receipt::verify(&file, &t, policy.as_ref(), token.as_deref())
+            }),
             json,
             receipt::json,
             |v| receipt::print(&file, v),
         ),
-        Cmd::Pack { pack: path, token, logs, json, quiet } => verdict(
-            trust::load(&logs).and_then(|t| pack::verify(&path, &t, quiet || json, token.as_deref())),
+        Cmd::Pack { pack: path, token, logs, policy, json, quiet } => verdict(
+            trust::load(&logs).and_then(|t| {
+                let policy = trust::load_policy(policy.as_deref(), &t)?;
+                pack::verify(&path, &t, policy.as_ref(), quiet || json, token.as_deref())
+            }),
             json,
             pack::json,
             |v| pack::print(&path, v),
@@ -261,9 +281,11 @@ fn main() -> ExitCode {
                 Err(f) => f.report(json),
             }
         }
-        Cmd::Monitor { url, logs, state, token, interval, once } => {
+        Cmd::Monitor { url, logs, policy, state, token, interval, once } => {
             let r = trust::load(&logs).and_then(|t| {
-                monitor::run(&url, &t, &state, token.as_deref(), std::time::Duration::from_secs(interval.max(1)), once)
+                let policy = trust::load_policy(policy.as_deref(), &t)?;
+                let interval = std::time::Duration::from_secs(interval.max(1));
+                monitor::run(&url, &t, policy.as_ref(), &state, token.as_deref(), interval, once)
             });
             match r {
                 Ok(()) => ExitCode::SUCCESS,
@@ -276,6 +298,7 @@ fn main() -> ExitCode {
                 let verified = pack::verify_each(
                     &path,
                     &t,
+                    None,
                     quiet,
                     token.as_deref(),
                     Some(&mut |i, _, e, leaf| ex.row(i, e, leaf)),

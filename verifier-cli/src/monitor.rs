@@ -2,7 +2,11 @@
 //! checkpoint, verifies its signature, proves it consistent with the last verified one (the
 //! consistency proof comes from the server, the checkpoints from the state file and the log),
 //! and only then replaces the state, atomically. A bad signature, a shrinking tree or a failed
-//! proof stops the monitor with exit 1 and writes the evidence next to the state file.
+//! proof stops the monitor with exit 1 and writes the evidence next to the state file. Under a
+//! trust policy (SPEC §8) every checkpoint must also carry the policy's quorum of cosignatures: a
+//! checkpoint that does not stops it the same way (`WITNESS QUORUM`), naming the witnesses that
+//! did and did not cosign. A server that serves no cosignatures fails every round under a policy
+//! that requires any, which is what such a policy asks for.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ledger_core::merkle::verify_consistency;
-use ledger_core::{Checkpoint, Hash, LogDescriptor};
+use ledger_core::{Checkpoint, Hash, LogDescriptor, Policy};
 use serde::{Deserialize, Serialize};
 
 use crate::fetch;
@@ -78,6 +82,7 @@ fn caught(state: &Path, what: &str, message: String, evidence: serde_json::Value
 pub fn run(
     url: &str,
     trusted: &[LogDescriptor],
+    policy: Option<&Policy>,
     state_path: &Path,
     token: Option<&str>,
     interval: Duration,
@@ -105,7 +110,7 @@ pub fn run(
     };
 
     loop {
-        match round(base, token, &log, &key, state_path, &mut last) {
+        match round(base, token, &log, &key, policy, state_path, &mut last) {
             Ok(()) => {}
             // The server being unreachable or answering badly is not evidence: try again later.
             Err(Failure::Unchecked(m)) if !once => eprintln!("ledger-verify monitor: {m}; retrying in {interval:?}"),
@@ -124,6 +129,7 @@ fn round(
     token: Option<&str>,
     log: &LogDescriptor,
     key: &ledger_core::VerifierKey,
+    policy: Option<&Policy>,
     state_path: &Path,
     last: &mut Option<Seen>,
 ) -> Result<(), Failure> {
@@ -137,6 +143,16 @@ fn round(
             serde_json::json!({ "log": log, "checkpoint": note }),
         )
     })?;
+    if let Some(policy) = policy {
+        policy.verify(&note, Some(key), crate::trust::unix_now()).map_err(|e| {
+            caught(
+                state_path,
+                "WITNESS QUORUM",
+                format!("{base}/v1/checkpoint of size {} does not satisfy the trust policy: {e}", cp.size),
+                serde_json::json!({ "log": log, "checkpoint": note, "policy": policy.to_string() }),
+            )
+        })?;
+    }
     if let Some(prev) = last.as_ref() {
         check_extends(base, token, log, state_path, prev, &cp, &note)?;
     }

@@ -7,8 +7,8 @@ use std::io::{IsTerminal as _, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ledger_core::LogDescriptor;
 use ledger_core::pack::{self, Manifest, PackReport, PackVerifier};
+use ledger_core::{LogDescriptor, Policy};
 
 use crate::trust::{Failure, pick, unchecked};
 
@@ -83,6 +83,7 @@ impl Progress {
 struct State<'a, 'b> {
     file: &'a Path,
     trusted: &'a [LogDescriptor],
+    policy: Option<&'a Policy>,
     manifest: Option<Vec<u8>>,
     checkpoint: Option<Vec<u8>>,
     proof: Option<Vec<u8>>,
@@ -121,6 +122,15 @@ impl State<'_, '_> {
             .map_err(|e| unchecked(self.file, format!("{}: not a pack manifest: {e}", pack::MANIFEST)))?;
         let log = pick(self.trusted, &manifest.log, self.file)?.clone();
         let v = PackVerifier::new(&log, m, c, p).map_err(|e| invalid(self.file, e))?;
+        // Under a trust policy the checkpoint, whose log signature PackVerifier has just checked,
+        // must also carry the policy's quorum of cosignatures (SPEC §8).
+        if let Some(policy) = self.policy {
+            let key = log.verifier_key().map_err(|e| Failure::Unchecked(e.to_string()))?;
+            let note = std::str::from_utf8(c).map_err(|e| invalid(self.file, e))?;
+            policy
+                .verify(note, Some(&key), crate::trust::unix_now())
+                .map_err(|e| invalid(self.file, format!("{}: step witness quorum failed: {e}", pack::CHECKPOINT)))?;
+        }
         let total = manifest.end - manifest.start;
         self.progress = Some(Progress::new(self.file.display().to_string(), total, self.quiet));
         self.verifier = Some((v, log));
@@ -231,8 +241,14 @@ impl State<'_, '_> {
 
 /// Verifies the pack at `path`: a tar file, a directory, or the URL of a tar (read as it
 /// arrives, e.g. `GET /v1/pack`).
-pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool, token: Option<&str>) -> Result<Verified, Failure> {
-    verify_each(path, trusted, quiet, token, None)
+pub fn verify(
+    path: &Path,
+    trusted: &[LogDescriptor],
+    policy: Option<&Policy>,
+    quiet: bool,
+    token: Option<&str>,
+) -> Result<Verified, Failure> {
+    verify_each(path, trusted, policy, quiet, token, None)
 }
 
 /// Like [`verify`], handing every entry that passed its own checks to `each` as it goes (the
@@ -240,6 +256,7 @@ pub fn verify(path: &Path, trusted: &[LogDescriptor], quiet: bool, token: Option
 pub fn verify_each(
     path: &Path,
     trusted: &[LogDescriptor],
+    policy: Option<&Policy>,
     quiet: bool,
     token: Option<&str>,
     each: Option<ledger_core::pack::EachEntry<'_>>,
@@ -247,6 +264,7 @@ pub fn verify_each(
     let mut st = State {
         file: path,
         trusted,
+        policy,
         manifest: None,
         checkpoint: None,
         proof: None,

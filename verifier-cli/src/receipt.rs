@@ -1,16 +1,18 @@
 //! `ledger-verify receipt`: SPEC §5 against the trusted descriptors.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use ledger_core::{Error, LogDescriptor, ReceiptVerifier, VerifiedReceipt};
+use ledger_core::{Error, LogDescriptor, Policy, ReceiptVerifier, VerifiedReceipt};
 
 use crate::trust::{Failure, unchecked};
 
 /// Verifies the receipt in `file` (a path or a URL) against the first trusted descriptor for
-/// its log.
+/// its log, and, with a trust policy, its checkpoint against the policy's witness quorum.
 pub fn verify(
     file: &Path,
     trusted: &[LogDescriptor],
+    policy: Option<&Policy>,
     token: Option<&str>,
 ) -> Result<VerifiedReceipt<'static>, Failure> {
     let name = file.to_string_lossy();
@@ -20,9 +22,14 @@ pub fn verify(
         std::fs::read(file).map_err(|e| unchecked(file, e))?
     };
     let receipt = ledger_core::Receipt::from_json(&bytes).map_err(|e| unchecked(file, e))?;
+    let policy = policy.map(|p| Arc::new(p.clone()));
     let mut last = None;
     for desc in trusted {
-        let mut verifier = ReceiptVerifier::new(desc.clone()).map_err(|e| Failure::Unchecked(e.to_string()))?;
+        let verifier = match &policy {
+            Some(p) => ReceiptVerifier::with_policy(desc.clone(), p.clone()),
+            None => ReceiptVerifier::new(desc.clone()),
+        };
+        let mut verifier = verifier.map_err(|e| Failure::Unchecked(e.to_string()))?;
         match verifier.verify(&receipt) {
             Ok(v) => return Ok(v.into_owned()),
             // Try the next trusted descriptor only when this one is for another log or key.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ledger_core::LogDescriptor;
+use ledger_core::{LogDescriptor, Policy};
 
 /// Why something could not be judged valid.
 #[derive(Debug)]
@@ -85,4 +85,23 @@ pub fn pick<'a>(
             trusted.len()
         ))
     })
+}
+
+/// Loads the trust policy of `--policy` (SPEC §8, a C2SP tlog-policy file), if one was given,
+/// and checks that its `log` lines, if any, list every trusted descriptor's key: the policy and
+/// the descriptors must agree on which log is trusted. A malformed file names its line.
+pub fn load_policy(path: Option<&Path>, trusted: &[LogDescriptor]) -> Result<Option<Policy>, Failure> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = std::fs::read(path).map_err(|e| unchecked(path, e))?;
+    let policy = Policy::parse(&bytes).map_err(|e| unchecked(path, e))?;
+    for desc in trusted {
+        let key = desc.verifier_key().map_err(|e| Failure::Unchecked(e.to_string()))?;
+        policy.check_log(&key).map_err(|e| unchecked(path, e))?;
+    }
+    Ok(Some(policy))
+}
+
+/// Seconds since the Unix epoch by the system clock: the verifier's clock of SPEC §8.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
