@@ -54,7 +54,7 @@ ensure_pyenv() {
 # `scripts/run` after `scripts/test` starts at once, and a feature that only a test dependency
 # supplies fails the test command, not a user's first start.
 build_binaries() {
-    cargo build --release -p runtime-gateway -p ledger-server -p verifier-cli
+    cargo build --release -p runtime-gateway -p ledger-server -p verifier-cli -p ledger-witness
 }
 
 cd "$ROOT"
