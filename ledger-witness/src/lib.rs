@@ -335,6 +335,65 @@ mod tests {
         assert!(matches!(parse_request(b"old 1\n\n\xff"), Err(Refusal::Malformed(_))));
     }
 
+    fn setup(dir: &Path) -> (NamedKey, Witness) {
+        let log = NamedKey::from_seed("example.com/log", [1; 32]).unwrap();
+        let logs = vec![LogDescriptor::new(&log.verifier(), TreeHash::Sha256)];
+        let w = Witness::open(dir, NamedKey::from_seed("w1", [2; 32]).unwrap(), &logs).unwrap();
+        (log, w)
+    }
+
+    fn grow(log: &NamedKey, old: u64, new: u64) -> String {
+        let mut t = ledger_core::MemTree::new(TreeHash::Sha256);
+        (0..new).for_each(|i| t.push_entry(&i.to_be_bytes()));
+        let proof = if old == 0 { vec![] } else { t.consistency_proof(old, new).unwrap() };
+        let cp = Checkpoint { origin: log.name().into(), size: new, root: t.root(), extensions: vec![] };
+        let lines: String = proof.iter().map(|h| format!("{}\n", B64.encode(h))).collect();
+        format!("old {old}\n{lines}\n{}", cp.sign(log))
+    }
+
+    #[test]
+    fn a_failed_write_poisons_the_witness() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, w) = setup(dir.path());
+        w.add_checkpoint(grow(&log, 0, 3).as_bytes(), 1).unwrap();
+        // The state directory replaced by a file: the next write fails.
+        std::fs::remove_dir_all(dir.path().join("logs")).unwrap();
+        std::fs::write(dir.path().join("logs"), b"").unwrap();
+        let e = w.add_checkpoint(grow(&log, 3, 5).as_bytes(), 2).unwrap_err();
+        assert_eq!(e.status(), 500, "{e}");
+        // In memory the state did not move, and nothing more is cosigned, even what would be valid.
+        assert_eq!(size_of(&w.latest("example.com/log").unwrap()), 3);
+        std::fs::remove_file(dir.path().join("logs")).unwrap();
+        let e = w.add_checkpoint(grow(&log, 3, 5).as_bytes(), 3).unwrap_err();
+        assert_eq!(
+            (e.status(), e.to_string().as_str()),
+            (503, "the witness stopped after a storage error; restart it")
+        );
+    }
+
+    #[test]
+    fn a_stored_state_that_does_not_verify_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, w) = setup(dir.path());
+        w.add_checkpoint(grow(&log, 0, 3).as_bytes(), 1).unwrap();
+        drop(w);
+        let file = state_path(dir.path(), "example.com/log");
+        let note = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, note.replacen("\n3\n", "\n4\n", 1)).unwrap();
+        let logs = vec![LogDescriptor::new(&log.verifier(), TreeHash::Sha256)];
+        let e = Witness::open(dir.path(), NamedKey::from_seed("w1", [2; 32]).unwrap(), &logs).unwrap_err();
+        assert!(e.to_string().contains("stored checkpoint of \"example.com/log\""), "{e}");
+        // The same log given twice is refused too.
+        std::fs::write(&file, note).unwrap();
+        let twice = [logs.clone(), logs].concat();
+        let e = Witness::open(dir.path(), NamedKey::from_seed("w1", [2; 32]).unwrap(), &twice).unwrap_err();
+        assert_eq!(e.to_string(), "log \"example.com/log\" is given twice");
+    }
+
+    fn size_of(note: &str) -> u64 {
+        Checkpoint::parse_text(Note::parse(note).unwrap().text()).unwrap().size
+    }
+
     #[test]
     fn earlier_lines_of_ours_are_replaced() {
         let note = "o\n1\nr\n\n\u{2014} o AAAA\n\u{2014} w1 OLD\n\u{2014} w2 X\n";
