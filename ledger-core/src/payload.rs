@@ -190,9 +190,44 @@ impl PayloadStore {
     /// ([`Error::PayloadMismatch`]), an erased payload, and anything over the limits. Not synced:
     /// see the module docs.
     pub fn put(&self, hash: &Hash, bytes: &[u8]) -> Result<bool> {
-        let mut w = self.writer(hash, Some(bytes.len() as u64))?;
-        w.write(bytes)?;
-        w.finish()
+        if bytes.len() >= PAYLOAD_CHUNK {
+            let mut w = self.writer(hash, Some(bytes.len() as u64))?;
+            w.write(bytes)?;
+            return w.finish();
+        }
+        // Less than a chunk (every input and outcome on the ingest path): one pass under the
+        // usage lock, each record read once, the refusals in the streaming put's order.
+        let len = bytes.len() as u64;
+        let mut usage = self.lock_usage()?;
+        if let Some(index) = self.erasure_index(hash)? {
+            drop(usage);
+            if self.head(hash)?.is_some() {
+                self.erase_bytes(hash)?;
+            }
+            return Err(Error::PayloadErased { index });
+        }
+        let present = self.head(hash)?.is_some();
+        self.check_size(hash, len)?;
+        let used = usage.expect("read by lock_usage");
+        if !present {
+            self.check_quota(hash, len, used)?;
+        }
+        let actual = *blake3::hash(bytes).as_bytes();
+        if actual != *hash {
+            return Err(Error::PayloadMismatch { expected: hex::encode(hash), actual: hex::encode(actual) });
+        }
+        if present {
+            return Ok(false);
+        }
+        let used = used + len;
+        let (head, usage_v, chunk, len_v) = (head_key(hash), used.to_be_bytes(), chunk_key(hash, 0), len.to_be_bytes());
+        let mut puts: Vec<(&[u8], &[u8])> = vec![(&head, &len_v), (USAGE_KEY, &usage_v)];
+        if !bytes.is_empty() {
+            puts.push((&chunk, bytes));
+        }
+        self.inner.store.payload_write(&puts, &[])?;
+        *usage = Some(used);
+        Ok(true)
     }
 
     /// A streaming put of `hash`: [`PayloadWriter::write`] the bytes in pieces of any size, then

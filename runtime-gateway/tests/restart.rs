@@ -63,6 +63,26 @@ fn python(args: &[&str]) {
     assert!(out.status.success(), "restart_client.py {}:\n{o}{e}", args[0]);
 }
 
+/// Waits for the webhook to receive task `task`'s end (failed by the restart), then checks it
+/// received every event index of the task at least once, each named by its event id.
+async fn every_event_delivered(deliveries: &Deliveries, task: &str) {
+    let all = poll("the webhook gets the end", Duration::from_secs(20), Duration::from_millis(20), || async {
+        let d = deliveries.lock().unwrap().clone();
+        d.iter().any(|(_, b)| b["statusUpdate"]["status"]["state"] == "TASK_STATE_FAILED").then_some(d)
+    })
+    .await;
+    let indices: BTreeSet<usize> = all
+        .iter()
+        .map(|(id, _)| {
+            let (t, i) = id.rsplit_once('/').unwrap_or_else(|| panic!("event id {id:?}"));
+            assert_eq!(t, task);
+            i.parse().unwrap()
+        })
+        .collect();
+    let last = *indices.iter().max().unwrap();
+    assert_eq!(indices, (0..=last).collect::<BTreeSet<_>>(), "every event at least once: {indices:?}");
+}
+
 fn msg(id: &str, text: &str) -> Value {
     json!({ "messageId": id, "role": "ROLE_USER", "parts": [{ "text": text }] })
 }
@@ -129,21 +149,7 @@ async fn a_killed_gateway_forgets_no_task_and_leaves_no_run_unsealed() {
 
     // The webhook got every event of the slow task at least once, the final one included, each
     // named by its event id.
-    let all = poll("the webhook gets the end", Duration::from_secs(20), Duration::from_millis(20), || async {
-        let d = deliveries.lock().unwrap().clone();
-        d.iter().any(|(_, b)| b["statusUpdate"]["status"]["state"] == "TASK_STATE_FAILED").then_some(d)
-    })
-    .await;
-    let indices: BTreeSet<usize> = all
-        .iter()
-        .map(|(id, _)| {
-            let (task, i) = id.rsplit_once('/').unwrap_or_else(|| panic!("event id {id:?}"));
-            assert_eq!(task, slow);
-            i.parse().unwrap()
-        })
-        .collect();
-    let last = *indices.iter().max().unwrap();
-    assert_eq!(indices, (0..=last).collect::<BTreeSet<_>>(), "every event at least once: {indices:?}");
+    every_event_delivered(&deliveries, &slow).await;
 
     // SSE replay of an ended task from Last-Event-ID, after the restart.
     let echo = saved["echo"]["id"].as_str().unwrap();
@@ -261,14 +267,7 @@ async fn with_a_remote_ledger_killed_too_nothing_is_forgotten() {
     python(&["after", &gw.base, KEY, state.to_str().unwrap(), log_file.to_str().unwrap(), &slow]);
     let r = gw.rpc("GetTask", json!({ "id": slow })).await;
     assert_eq!(r["result"]["status"]["state"], "TASK_STATE_FAILED", "{r}");
-    let all = poll("the webhook gets the end", Duration::from_secs(20), Duration::from_millis(20), || async {
-        let d = deliveries.lock().unwrap().clone();
-        d.iter().any(|(_, b)| b["statusUpdate"]["status"]["state"] == "TASK_STATE_FAILED").then_some(d)
-    })
-    .await;
-    let indices: BTreeSet<usize> = all.iter().map(|(id, _)| id.rsplit_once('/').unwrap().1.parse().unwrap()).collect();
-    let last = *indices.iter().max().unwrap();
-    assert_eq!(indices, (0..=last).collect::<BTreeSet<_>>(), "every event at least once: {indices:?}");
+    every_event_delivered(&deliveries, &slow).await;
 
     // Erasure at the ledger-server: 410 after, and a pack with payloads over every run still
     // verifies and reports the erasure.

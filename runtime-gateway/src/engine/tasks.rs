@@ -1094,7 +1094,7 @@ impl Engine {
         let end = ending(outcome);
         // The final message and result are kept as the terminal entry's payload.
         let mut outcome_hash = None;
-        if let Some(bytes) = outcome_payload(&end) {
+        if let Some(bytes) = outcome_payload(&end).filter(|_| self.keep_payloads) {
             let hash = *blake3::hash(&bytes).as_bytes();
             match self.keep(vec![(hash, bytes)]).await {
                 Ok(()) => outcome_hash = Some(hash),

@@ -9,7 +9,6 @@
 //!   entry never reaches the ledger before the payload it names (entries naming a payload are
 //!   appended only after the payload was kept).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -47,13 +46,7 @@ impl PayloadSpool {
         if path.exists() {
             return Ok(());
         }
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let io = |e| io_error(&tmp, e);
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
-        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io_error(&self.dir, e))?;
+        crate::base::fs::write_atomically(&path, bytes).map_err(|e| io_error(&path, e))?;
         self.waiting.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
