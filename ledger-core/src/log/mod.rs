@@ -42,6 +42,17 @@
 //!    it. A checkpoint therefore never covers an entry that is not durable, and as sizes only grow
 //!    along one tree, all checkpoints are consistent.
 //!
+//! # Witnessed publication (SPEC §8)
+//!
+//! With [`LogConfig::witnessing`] set, signing and serving are two steps. The checkpointer signs
+//! as above but neither stores nor serves what it signed: it hands the checkpoint to
+//! [`Witnessing::signed`] (a cosigner collecting witness cosignatures). The cosigner calls
+//! [`Log::publish`] with the note and the cosignatures it got once the operator's policy is
+//! satisfied; only then is the note stored (synced) and served to receipts, proofs, packs and
+//! tiles readers. Until then they keep the last published checkpoint. Nothing is lost by not
+//! storing the unwitnessed checkpoints: Ed25519 signing is deterministic, so the log signs the
+//! same note again for the same tree whenever it is asked (at open, for one).
+//!
 //! # Poisoning
 //!
 //! If a write, a sync or a checkpoint write fails, the store may hold any part of what was
@@ -61,7 +72,7 @@ use bytes::Bytes;
 
 use crate::checkpoint::{Checkpoint, LogDescriptor};
 use crate::entry::{Entry, EntryView, Event};
-use crate::keys::NamedKey;
+use crate::keys::{NamedKey, VerifierKey};
 use crate::merkle::{self, CompactRange};
 use crate::receipt::{ProvenEntry, RECEIPT_FORMAT, Receipt};
 use crate::store::{CachedNodes, CommitBatch, Edge, LogParams, RunKey, RunRef, SharedTile, Store, TileCache, catalog};
@@ -93,6 +104,31 @@ pub struct LogConfig {
     pub run_cache: usize,
     /// Full tiles (16 KiB each) kept in memory for proofs and receipts.
     pub tile_cache: usize,
+    /// Serve only checkpoints that witnesses cosigned ([module docs](self)); `None` serves each
+    /// checkpoint the moment it is signed.
+    pub witnessing: Option<Witnessing>,
+}
+
+/// Whether a stored checkpoint note may be served, given the log's key ([`Witnessing::accepts`]).
+pub type AcceptsNote = dyn Fn(&str, &VerifierKey) -> bool + Send + Sync;
+
+/// How a witnessed log hands its signed checkpoints out and decides, at open, whether the
+/// newest stored checkpoint may still be served.
+#[derive(Clone)]
+pub struct Witnessing {
+    /// Whether a stored checkpoint note may be served (it satisfies the operator's policy), given
+    /// the log's own key. Asked at open about the newest stored one; if it answers no, the log
+    /// serves no checkpoint (size 0) until the next [`Log::publish`].
+    pub accepts: Arc<AcceptsNote>,
+    /// Called on the checkpointer's thread with each checkpoint the log signs. It must not
+    /// block: hand the checkpoint to another thread or task.
+    pub signed: Arc<dyn Fn(Arc<SignedCheckpoint>) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Witnessing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Witnessing { .. }")
+    }
 }
 
 impl Default for LogConfig {
@@ -104,6 +140,7 @@ impl Default for LogConfig {
             max_group_bytes: 8 << 20,
             run_cache: 1 << 18,
             tile_cache: 4096,
+            witnessing: None,
         }
     }
 }
@@ -115,6 +152,16 @@ pub struct SignedCheckpoint {
     pub checkpoint: Checkpoint,
     /// The signed note text.
     pub note: String,
+}
+
+impl SignedCheckpoint {
+    /// No checkpoint yet: the empty tree, with no note.
+    fn none(origin: &str, hash: TreeHash) -> SignedCheckpoint {
+        SignedCheckpoint {
+            checkpoint: Checkpoint { origin: origin.to_string(), size: 0, root: hash.empty_root(), extensions: vec![] },
+            note: String::new(),
+        }
+    }
 }
 
 /// Counters for monitoring and benchmarks.
@@ -157,8 +204,12 @@ struct Shared {
     poison: OnceLock<String>,
     /// The durable tree: advanced only after a successful sync.
     durable: Mutex<Arc<Durable>>,
+    /// The checkpoint served: the newest signed one, or with witnessing the newest published.
     checkpoint: Mutex<Arc<SignedCheckpoint>>,
     checkpoint_cv: Condvar,
+    /// The newest checkpoint signed (with witnessing, possibly not yet published).
+    signed: Mutex<Arc<SignedCheckpoint>>,
+    witnessing: Option<Witnessing>,
     /// Set by [`Log::end_waits`] (and at close): [`Log::receipt_covered`] waits no more.
     waits_ended: std::sync::atomic::AtomicBool,
     /// Set when the log closes: wakes the checkpointer for its final checkpoint.
@@ -232,26 +283,51 @@ impl Shared {
         self.durable.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Signs and stores a checkpoint over the durable tree if it grew. Only ever called from one
-    /// thread at a time (the checkpointer, or `open` before it starts).
+    /// Signs a checkpoint over the durable tree if it grew since the last one signed; without
+    /// witnessing, stores it (synced) and serves it, with witnessing hands it to
+    /// [`Witnessing::signed`]. Only ever called from one thread at a time (the checkpointer, or
+    /// `open` before it starts).
     fn sign_checkpoint(&self) -> Result<Arc<SignedCheckpoint>> {
         self.poisoned()?;
         let Durable { size, root, .. } = *self.durable();
-        let current = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let current = self.signed.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if size == current.checkpoint.size && !current.note.is_empty() {
             return Ok(current);
         }
         let checkpoint = Checkpoint { origin: self.descriptor.origin.clone(), size, root, extensions: vec![] };
         let note = checkpoint.sign(&self.key);
-        if let Err(e) = self.store.put_checkpoint(size, &note) {
+        let signed = Arc::new(SignedCheckpoint { checkpoint, note });
+        *self.signed.lock().unwrap_or_else(|p| p.into_inner()) = signed.clone();
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        match &self.witnessing {
+            Some(w) => (w.signed)(signed.clone()),
+            None => {
+                self.serve(signed.clone())?;
+            }
+        }
+        Ok(signed)
+    }
+
+    /// Stores `cp` durably, then serves it and wakes its waiters; a checkpoint no larger than the
+    /// one served is left alone (`false`). A failed write poisons the log.
+    fn serve(&self, cp: Arc<SignedCheckpoint>) -> Result<bool> {
+        // Held across the write: two publications cannot interleave, and the served checkpoint
+        // only ever grows.
+        let mut served = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner());
+        if cp.checkpoint.size <= served.checkpoint.size && !served.note.is_empty() {
+            return Ok(false);
+        }
+        // Durability: the note is stored (and synced by `put_checkpoint`) before anyone can see
+        // it, so a served checkpoint survives a crash.
+        let size = cp.checkpoint.size;
+        if let Err(e) = self.store.put_checkpoint(size, &cp.note) {
+            drop(served);
             self.poison(format!("storing checkpoint {size}: {e}"));
             return Err(e);
         }
-        let signed = Arc::new(SignedCheckpoint { checkpoint, note });
-        *self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = signed.clone();
-        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        *served = cp;
         self.checkpoint_cv.notify_all();
-        Ok(signed)
+        Ok(true)
     }
 }
 
@@ -269,7 +345,7 @@ impl Log {
     /// checkpoint must verify under `key` and match the stored tree.
     pub fn open(store: Arc<dyn Store>, key: NamedKey, cfg: LogConfig) -> Result<Log> {
         let descriptor = LogDescriptor::new(&key.verifier(), cfg.hash);
-        let (size, fresh) = match store.load_meta()? {
+        let size = match store.load_meta()? {
             Some((params, size)) => {
                 if params.hash != cfg.hash {
                     return Err(Error::ParameterMismatch {
@@ -285,12 +361,12 @@ impl Log {
                         requested: key.name().to_string(),
                     });
                 }
-                (size, false)
+                size
             }
             None => {
                 let params = LogParams { hash: cfg.hash, origin: key.name().to_string() };
                 store.commit(&CommitBatch { params: Some(params), ..CommitBatch::default() })?;
-                (0, true)
+                0
             }
         };
 
@@ -303,6 +379,8 @@ impl Log {
 
         // The newest checkpoint must be ours and agree with the stored tree.
         let latest = match store.latest_checkpoint()? {
+            // A witnessed log serves only what its policy accepts; the stored tree was checked
+            // against this checkpoint all the same.
             Some((cp_size, note)) => {
                 let cp = Checkpoint::open(&note, &key.verifier()).map_err(|e| {
                     Error::Corrupt(format!("the newest stored checkpoint does not verify under this log key: {e}"))
@@ -318,18 +396,19 @@ impl Log {
                 }
                 SignedCheckpoint { checkpoint: cp, note }
             }
-            None if fresh || size == 0 => SignedCheckpoint {
-                checkpoint: Checkpoint {
-                    origin: key.name().to_string(),
-                    size: 0,
-                    root: cfg.hash.empty_root(),
-                    extensions: vec![],
-                },
-                note: String::new(),
-            },
-            None => return Err(Error::Corrupt("a non-empty log without checkpoints".into())),
+            // None yet: a new log, or a witnessed one never published (it stores only published
+            // checkpoints), or one switched from witnessed to not. Checkpoints are derived: the
+            // one signed below covers the whole stored tree.
+            None => SignedCheckpoint::none(key.name(), cfg.hash),
         };
 
+        let signed = Arc::new(latest);
+        let served = match &cfg.witnessing {
+            Some(w) if !signed.note.is_empty() && !(w.accepts)(&signed.note, &key.verifier()) => {
+                Arc::new(SignedCheckpoint::none(key.name(), cfg.hash))
+            }
+            _ => signed.clone(),
+        };
         let sequencer = Sequencer::new(size, cfg.run_cache, cfg.max_group_entries, cfg.max_group_bytes);
         let shared = Arc::new(Shared {
             store: store.clone(),
@@ -338,8 +417,10 @@ impl Log {
             descriptor,
             poison: OnceLock::new(),
             durable: Mutex::new(Arc::new(durable)),
-            checkpoint: Mutex::new(Arc::new(latest)),
+            checkpoint: Mutex::new(served),
             checkpoint_cv: Condvar::new(),
+            signed: Mutex::new(signed),
+            witnessing: cfg.witnessing.clone(),
             waits_ended: std::sync::atomic::AtomicBool::new(false),
             closing: Mutex::new(false),
             closing_cv: Condvar::new(),
@@ -432,9 +513,34 @@ impl Log {
         self.shared.submit(Submission { entries: prepared, done: Reply::new(done) });
     }
 
-    /// The newest signed checkpoint (size 0 for a new log).
+    /// The checkpoint the log serves (size 0 for a new log): the newest signed one, or with
+    /// witnessing the newest published one.
     pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
         self.shared.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The newest checkpoint signed; with witnessing it may not be published yet.
+    pub fn signed_checkpoint(&self) -> Arc<SignedCheckpoint> {
+        self.shared.signed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Publishes `note` (a witnessed log's checkpoint with the cosignatures collected for it):
+    /// stores it durably, then serves it to receipts, proofs, packs and waiters. The note must
+    /// be one this log signed (its signature verifies under the log key and its root is the
+    /// durable tree's at its size); cosignature lines are kept as they are. `false` when the
+    /// served checkpoint is already at least as large (nothing changes).
+    pub fn publish(&self, note: &str) -> Result<bool> {
+        self.shared.poisoned()?;
+        let checkpoint = Checkpoint::open(note, &self.shared.key.verifier())?;
+        let durable = self.check_size(checkpoint.size)?;
+        if merkle::root(self.shared.hash, &self.shared.nodes(&durable), checkpoint.size)? != checkpoint.root {
+            // Only this log's key could have signed it: the key signs some other tree too.
+            return Err(Error::Corrupt(format!(
+                "a checkpoint of size {} signed by this log's key does not match its tree",
+                checkpoint.size
+            )));
+        }
+        self.shared.serve(Arc::new(SignedCheckpoint { checkpoint, note: note.to_string() }))
     }
 
     /// Signs a checkpoint over the durable tree now if it grew since the last one.
