@@ -52,6 +52,8 @@ pub struct FileConfig {
     pub request_timeout_ms: Option<u64>,
     /// `[payloads]`: limits of the payload store and the erasure actor.
     pub payloads: Option<PayloadsConfig>,
+    /// `[witnesses]`: serve only checkpoints that witnesses cosigned under a trust policy.
+    pub witnesses: Option<WitnessesConfig>,
     /// Who may do what.
     #[serde(default, rename = "principal")]
     pub principals: Vec<Principal>,
@@ -67,6 +69,29 @@ pub struct PayloadsConfig {
     pub quota_bytes: Option<u64>,
     /// The actor of the `payload.erased` entries the server appends (default `ledger-server`).
     pub actor: Option<String>,
+}
+
+/// `[witnesses]` of `server.toml` (SPEC §8).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessesConfig {
+    /// A C2SP tlog-policy file: its `witness` lines (each with its URL) are the witnesses asked,
+    /// its quorum decides when a checkpoint is served. Relative to the configuration file.
+    pub policy: PathBuf,
+    /// Milliseconds one round of requests to the witnesses may take (default 5000).
+    pub timeout_ms: Option<u64>,
+}
+
+/// Reads a trust policy and makes the cosigner that asks its witnesses.
+fn cosigner(path: &Path, timeout_ms: Option<u64>) -> Result<ledger_witness::cosigner::Cosigner> {
+    let text = std::fs::read(path).with_context(|| format!("reading the witness policy {}", path.display()))?;
+    let policy = ledger_core::Policy::parse(&text).with_context(|| format!("witness policy {}", path.display()))?;
+    let d = ledger_witness::cosigner::CosignerConfig::default();
+    let cfg = ledger_witness::cosigner::CosignerConfig {
+        timeout: timeout_ms.map_or(d.timeout, |ms| Duration::from_millis(ms.max(1))),
+        ..d
+    };
+    ledger_witness::cosigner::Cosigner::new(policy, cfg).with_context(|| format!("witness policy {}", path.display()))
 }
 
 /// The payload settings the server runs with.
@@ -139,6 +164,8 @@ pub struct Settings {
     pub principals: Vec<Principal>,
     /// Payload limits and the erasure actor.
     pub payloads: PayloadSettings,
+    /// With witnesses: the cosigner asking them; checkpoints are served once its policy holds.
+    pub cosigner: Option<ledger_witness::cosigner::Cosigner>,
 }
 
 /// Flags that override the file.
@@ -160,6 +187,10 @@ pub struct Overrides {
     pub max_concurrent_requests: Option<usize>,
     /// `--request-timeout-ms`.
     pub request_timeout_ms: Option<u64>,
+    /// `--witness-policy FILE`.
+    pub witness_policy: Option<PathBuf>,
+    /// `--witness-timeout-ms`.
+    pub witness_timeout_ms: Option<u64>,
 }
 
 /// What happened on a first start, to tell the operator.
@@ -194,6 +225,12 @@ pub fn resolve(data: &Path, o: &Overrides) -> Result<(Settings, Option<Bootstrap
     if principals.is_empty() {
         bail!("the configuration names no principals: nobody could write to or read the log");
     }
+    let config_dir = o.config.as_deref().and_then(Path::parent).unwrap_or(data).to_path_buf();
+    let cosigner = match (&o.witness_policy, &file.witnesses) {
+        (Some(path), w) => Some(cosigner(path, o.witness_timeout_ms.or(w.as_ref().and_then(|w| w.timeout_ms)))?),
+        (None, Some(w)) => Some(cosigner(&config_dir.join(&w.policy), o.witness_timeout_ms.or(w.timeout_ms))?),
+        (None, None) => None,
+    };
     Ok((
         Settings {
             data: data.to_path_buf(),
@@ -218,6 +255,7 @@ pub fn resolve(data: &Path, o: &Overrides) -> Result<(Settings, Option<Bootstrap
             },
             principals,
             payloads,
+            cosigner,
         },
         bootstrap,
     ))
@@ -243,6 +281,7 @@ fn first_start(data: &Path, o: &Overrides) -> Result<(FileConfig, Bootstrap)> {
         max_concurrent_requests: None,
         request_timeout_ms: None,
         payloads: None,
+        witnesses: None,
         principals: vec![
             Principal {
                 name: "gateway".into(),

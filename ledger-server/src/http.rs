@@ -61,8 +61,29 @@ async fn get_log(State(l): State<Arc<Ledger>>) -> Response {
     json(serde_json::to_value(l.log.descriptor()).expect("serialisable"))
 }
 
-async fn get_checkpoint(State(l): State<Arc<Ledger>>) -> Response {
+/// `GET /v1/checkpoint`: the note served (with its cosignatures, on a witnessed log); with
+/// `Accept: application/json`, the note with its size, root and, on a witnessed log, which
+/// witnesses of the policy cosigned it and where witnessing stands.
+async fn get_checkpoint(State(l): State<Arc<Ledger>>, headers: HeaderMap) -> Response {
     let cp = l.checkpoint();
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().starts_with("application/json")));
+    if wants_json {
+        let mut body = serde_json::json!({
+            "note": cp.note,
+            "size": cp.checkpoint.size,
+            "root": B64.encode(cp.checkpoint.root),
+        });
+        if let Some(c) = &l.cosigner {
+            body["witnesses"] = witnessing_json(c, &l.log, &cp.note);
+        }
+        let mut r = json(body);
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        return r;
+    }
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
@@ -337,13 +358,43 @@ async fn get_tile(State(l): State<Arc<Ledger>>, Path(path): Path<String>) -> Res
         .into_response())
 }
 
+/// Which witnesses of the policy cosigned `note`, and where witnessing stands.
+fn witnessing_json(c: &ledger_witness::cosigner::Cosigner, log: &ledger_core::Log, note: &str) -> serde_json::Value {
+    let key = log.descriptor().verifier_key().ok();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let served = match c.policy().evaluate(note, key.as_ref(), now) {
+        Ok(r) => serde_json::json!({
+            "satisfied": r.satisfied,
+            "cosigned": r.cosigned(),
+            "not_cosigned": r.not_cosigned(),
+        }),
+        // The empty checkpoint of a log never published has no note to evaluate.
+        Err(e) => serde_json::json!({"satisfied": false, "error": e.to_string()}),
+    };
+    serde_json::json!({"served": served, "status": c.status(log)})
+}
+
 async fn healthz(State(l): State<Arc<Ledger>>) -> Response {
     let cp = l.checkpoint();
-    let body = serde_json::json!({
-        "status": if l.log.poisoned().is_some() { "poisoned" } else { "ok" },
+    let status = match (&l.log.poisoned(), &l.cosigner) {
+        (Some(_), _) => "poisoned",
+        (None, Some(c)) if !c.status(&l.log).quorum_met() => "degraded",
+        _ => "ok",
+    };
+    let mut body = serde_json::json!({
+        "status": status,
         "tree_size": l.log.durable_size(),
         "checkpoint_size": cp.checkpoint.size,
     });
+    // A witnessed log that cannot meet its quorum keeps serving (ingest, and receipts against
+    // the last published checkpoint): 200, with why it is degraded.
+    if let Some(c) = &l.cosigner {
+        let st = c.status(&l.log);
+        if let Some(reason) = st.degraded() {
+            body["reason"] = serde_json::Value::String(reason);
+        }
+        body["witnesses"] = serde_json::to_value(&st).expect("serialisable");
+    }
     match l.unavailable() {
         Some(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -362,7 +413,7 @@ async fn metrics(State(l): State<Arc<Ledger>>, headers: HeaderMap) -> Result<Res
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         )],
-        l.metrics.render(&l.log),
+        l.metrics.render(&l.log, l.cosigner.as_ref().map(|c| c.status(&l.log)).as_ref()),
     )
         .into_response())
 }

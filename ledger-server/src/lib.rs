@@ -85,7 +85,11 @@ pub fn open_log(settings: &Settings) -> Result<Log> {
         (None, Some(o)) => o.clone(),
         (None, None) => config::DEFAULT_ORIGIN.to_string(),
     };
-    let cfg = LogConfig { checkpoint_interval: settings.checkpoint_interval, ..LogConfig::default() };
+    let cfg = LogConfig {
+        checkpoint_interval: settings.checkpoint_interval,
+        witnessing: settings.cosigner.as_ref().map(|c| c.witnessing()),
+        ..LogConfig::default()
+    };
     let log = match settings.hash {
         Some(hash) => dir.open(&origin, LogConfig { hash, ..cfg }, &RocksConfig::default(), os_seed),
         None => dir.open_keeping_hash(&origin, cfg, &RocksConfig::default(), os_seed),
@@ -110,6 +114,10 @@ pub async fn serve(
     let bound = Bound { http: http_listener.local_addr()?, grpc: grpc_listener.local_addr()? };
 
     let log = Arc::new(log);
+    let cosigning = match &settings.cosigner {
+        Some(c) => Some(c.spawn(log.clone()).context("witness policy")?),
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let metrics = Metrics::default();
     let checkpoints = service::watch_checkpoints(log.clone(), stop.clone(), metrics.clone());
@@ -123,6 +131,7 @@ pub async fn serve(
         shutdown: rx.clone(),
         payloads: ledger_core::PayloadStore::new(log.store().clone(), settings.payloads.limits),
         erasure_actor: settings.payloads.actor.clone(),
+        cosigner: settings.cosigner.clone(),
     });
     ledger.refresh_payload_usage().await;
 
@@ -154,6 +163,17 @@ pub async fn serve(
         _ = deadline => eprintln!("a2a-ledger server: connections still open after {SHUTDOWN_GRACE:?}; closing them"),
     }
 
+    // A witnessed log signs its final checkpoint now and gives the witnesses one round for it
+    // (closing signs nothing more: the tree does not grow after the drain).
+    if let (Some(c), Some(task)) = (&settings.cosigner, cosigning) {
+        let signing = log.clone();
+        if let Ok(Ok(cp)) = tokio::task::spawn_blocking(move || signing.sign_checkpoint()).await
+            && !c.settle(cp.checkpoint.size, c.timeout() + std::time::Duration::from_secs(1)).await
+        {
+            eprintln!("a2a-ledger server: the final checkpoint's witness round did not end in time");
+        }
+        task.abort();
+    }
     stop.store(true, Ordering::Relaxed);
     let closing = log.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the log")?;

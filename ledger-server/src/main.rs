@@ -59,6 +59,13 @@ struct ServeArgs {
     /// long polls get their wait on top [default: 30000].
     #[arg(long)]
     request_timeout_ms: Option<u64>,
+    /// A C2SP tlog-policy file naming witnesses (each with its URL) and a quorum: checkpoints
+    /// are submitted to the witnesses and served only once cosigned by the quorum (SPEC §8).
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
+    /// Milliseconds one round of requests to the witnesses may take [default: 5000].
+    #[arg(long)]
+    witness_timeout_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +136,8 @@ fn main() -> Result<()> {
         grpc: a.grpc,
         max_concurrent_requests: a.max_concurrent_requests,
         request_timeout_ms: a.request_timeout_ms,
+        witness_policy: a.witness_policy,
+        witness_timeout_ms: a.witness_timeout_ms,
     };
     let (settings, bootstrap) = config::resolve(&data, &overrides)?;
     let log = ledger_server::open_log(&settings)?;
@@ -197,6 +206,7 @@ fn init(data: PathBuf, origin: String, hash: TreeHash) -> Result<()> {
         limits: ledger_server::limits::Limits::default(),
         principals: vec![],
         payloads: config::PayloadSettings::default(),
+        cosigner: None,
     };
     let log = ledger_server::open_log(&settings)?;
     println!("{}", serde_json::to_string_pretty(log.descriptor())?);

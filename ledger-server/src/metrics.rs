@@ -1,5 +1,5 @@
 //! Prometheus metrics at `GET /metrics`: ingest rate, batch sizes, acknowledgement and commit
-//! latency, tree size, checkpoint age.
+//! latency, tree size, checkpoint age; on a witnessed log, the quorum and each witness.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ledger_core::{Log, SignedCheckpoint};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -35,8 +36,15 @@ struct Inner {
     payload_puts: Counter,
     payload_new_bytes: Counter,
     payload_erasures: Counter,
+    signed_size: Gauge,
+    quorum_met: Gauge,
+    witness_size: Family<Vec<(String, String)>, Gauge>,
+    witness_cosignatures: Family<Vec<(String, String)>, Counter>,
+    witness_failures: Family<Vec<(String, String)>, Counter>,
     /// When the newest checkpoint was first seen, and the log counters at the last scrape.
     state: Mutex<(Instant, ledger_core::LogStats)>,
+    /// Each witness's (cosignatures, failures) at the last scrape.
+    witnessed: Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }
 
 impl Default for Metrics {
@@ -90,6 +98,27 @@ impl Default for Metrics {
         registry.register("payload_puts", "Payload uploads acknowledged (new or already stored)", payload_puts.clone());
         registry.register("payload_stored_bytes", "Bytes of payloads newly stored", payload_new_bytes.clone());
         registry.register("payload_erasures", "Payload erasures answered", payload_erasures.clone());
+        let (signed_size, quorum_met) = (Gauge::default(), Gauge::default());
+        let witness_size = Family::<Vec<(String, String)>, Gauge>::default();
+        let witness_cosignatures = Family::<Vec<(String, String)>, Counter>::default();
+        let witness_failures = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "signed_checkpoint_size",
+            "Tree size of the newest checkpoint signed (on a witnessed log, possibly not yet served)",
+            signed_size.clone(),
+        );
+        registry.register(
+            "witness_quorum_met",
+            "1 when the last witness round met the trust policy's quorum, 0 when it did not (witnessed logs only)",
+            quorum_met.clone(),
+        );
+        registry.register("witness_cosigned_size", "The size each witness last cosigned", witness_size.clone());
+        registry.register("witness_cosignatures", "Cosignatures received and verified", witness_cosignatures.clone());
+        registry.register(
+            "witness_failures",
+            "Requests to a witness that got no cosignature",
+            witness_failures.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -108,7 +137,13 @@ impl Default for Metrics {
                 payload_puts,
                 payload_new_bytes,
                 payload_erasures,
+                signed_size,
+                quorum_met,
+                witness_size,
+                witness_cosignatures,
+                witness_failures,
                 state: Mutex::new((Instant::now(), ledger_core::LogStats::default())),
+                witnessed: Mutex::new(Default::default()),
             }),
         }
     }
@@ -149,8 +184,8 @@ impl Metrics {
         i.state.lock().unwrap_or_else(|p| p.into_inner()).0 = Instant::now();
     }
 
-    /// The exposition text, with the log's counters brought up to date.
-    pub fn render(&self, log: &Log) -> String {
+    /// The exposition text, with the log's counters (and witnessing's) brought up to date.
+    pub fn render(&self, log: &Log, witnessing: Option<&ledger_witness::cosigner::CosignStatus>) -> String {
         let i = &self.inner;
         {
             let mut st = i.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -164,6 +199,20 @@ impl Metrics {
             i.checkpoint_age.set(st.0.elapsed().as_secs_f64());
         }
         i.tree_size.set(log.durable_size() as i64);
+        i.signed_size.set(log.signed_checkpoint().checkpoint.size as i64);
+        if let Some(st) = witnessing {
+            i.quorum_met.set(i64::from(st.quorum_met()));
+            let mut seen = i.witnessed.lock().unwrap_or_else(|p| p.into_inner());
+            for w in &st.witnesses {
+                let label = vec![("witness".to_string(), w.name.clone())];
+                if let Some(size) = w.cosigned_size {
+                    i.witness_size.get_or_create(&label).set(i64::try_from(size).unwrap_or(i64::MAX));
+                }
+                let before = seen.insert(w.name.clone(), (w.cosignatures, w.failures)).unwrap_or((0, 0));
+                i.witness_cosignatures.get_or_create(&label).inc_by(w.cosignatures.saturating_sub(before.0));
+                i.witness_failures.get_or_create(&label).inc_by(w.failures.saturating_sub(before.1));
+            }
+        }
         let mut out = String::new();
         encode(&mut out, &i.registry).expect("writing to a String cannot fail");
         out

@@ -70,6 +70,8 @@ pub struct Ledger {
     pub payloads: ledger_core::PayloadStore,
     /// The actor of the `payload.erased` entries this server appends (`[payloads] actor`).
     pub erasure_actor: String,
+    /// With witnesses: the cosigner publishing the log's checkpoints (`[witnesses]`).
+    pub cosigner: Option<ledger_witness::cosigner::Cosigner>,
 }
 
 /// Runs `f` on the blocking pool.

@@ -263,6 +263,7 @@ async fn a_failed_sync_poisons_the_log_and_the_server_answers_503() {
         limits: ledger_server::limits::Limits::default(),
         principals: vec![principal],
         payloads: Default::default(),
+        cosigner: None,
     };
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

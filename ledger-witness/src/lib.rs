@@ -3,7 +3,8 @@
 //!
 //! [`Witness`] is the state machine, without HTTP: [`Witness::add_checkpoint`] takes the body of
 //! an `add-checkpoint` request and returns either the cosignature line or a [`Refusal`] carrying
-//! the status code C2SP gives it. `main.rs` serves it over HTTP.
+//! the status code C2SP gives it. `main.rs` serves it over HTTP. [`cosigner`] is the other side:
+//! what a log runs to ask witnesses for cosignatures and publish its checkpoints.
 //!
 //! ```
 //! use ledger_core::{Checkpoint, LogDescriptor, NamedKey, TreeHash};
@@ -17,6 +18,8 @@
 //! let body = format!("old 0\n\n{}", empty.sign(&log));
 //! assert!(w.add_checkpoint(body.as_bytes(), 1_700_000_000).unwrap().starts_with("— w1 "));
 //! ```
+
+pub mod cosigner;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use ledger_core::{DataDir, LogConfig, RocksConfig, TreeHash};
+use ledger_witness::cosigner::{Cosigner, CosignerConfig};
 use runtime_gateway::base::auth::Authenticator;
 use runtime_gateway::base::metrics::latency;
 use runtime_gateway::base::{config, now_ns, telemetry};
@@ -79,6 +80,14 @@ struct Cli {
     /// Accept requests without a token (as the caller "anonymous"); for local use only.
     #[arg(long)]
     anonymous: bool,
+    /// With --embedded: a C2SP tlog-policy file naming witnesses (each with its URL) and a
+    /// quorum; checkpoints are submitted to them and receipts use only checkpoints the quorum
+    /// cosigned (SPEC §8).
+    #[arg(long, value_name = "FILE", requires = "embedded")]
+    witness_policy: Option<PathBuf>,
+    /// With --witness-policy: milliseconds one round of requests to the witnesses may take.
+    #[arg(long, default_value_t = 5000, requires = "witness_policy")]
+    witness_timeout_ms: u64,
 }
 
 /// An input for the startup example: `{"text": "hello"}` when the skill's schema takes it, else
@@ -104,6 +113,14 @@ fn example_input(schema: Option<&serde_json::Value>) -> String {
     Value::Object(out).to_string()
 }
 
+/// Reads a trust policy and makes the cosigner that asks its witnesses.
+fn cosigner(path: &Path, timeout_ms: u64) -> Result<Cosigner> {
+    let text = std::fs::read(path).with_context(|| format!("reading the witness policy {}", path.display()))?;
+    let policy = ledger_core::Policy::parse(&text).with_context(|| format!("witness policy {}", path.display()))?;
+    let cfg = CosignerConfig { timeout: Duration::from_millis(timeout_ms.max(1)), ..CosignerConfig::default() };
+    Cosigner::new(policy, cfg).with_context(|| format!("witness policy {}", path.display()))
+}
+
 fn local_token(data: &Path) -> Option<String> {
     let text = std::fs::read_to_string(data.join(config::TOKENS_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -112,12 +129,20 @@ fn local_token(data: &Path) -> Option<String> {
 
 async fn run(cli: Cli) -> Result<()> {
     let mut remote_handle: Option<Arc<RemoteLedger>> = None;
-    let mut embedded_log: Option<Arc<ledger_core::Log>> = None;
+    let mut embedded_log: Option<(Arc<ledger_core::Log>, Option<Cosigner>)> = None;
     let (sink, data, ledger_desc): (Arc<dyn LedgerSink>, PathBuf, String) = match (&cli.embedded, &cli.ledger) {
         (Some(dir), None) => {
             let d = DataDir::new(dir);
             let origin = d.existing_origin()?.unwrap_or_else(|| cli.origin.clone());
-            let cfg = LogConfig { hash: cli.hash.unwrap_or_default(), ..LogConfig::default() };
+            let cosigner = match &cli.witness_policy {
+                Some(path) => Some(cosigner(path, cli.witness_timeout_ms)?),
+                None => None,
+            };
+            let cfg = LogConfig {
+                hash: cli.hash.unwrap_or_default(),
+                witnessing: cosigner.as_ref().map(|c| c.witnessing()),
+                ..LogConfig::default()
+            };
             let dir2 = dir.clone();
             let rocks = RocksConfig::default();
             let log = tokio::task::spawn_blocking(move || {
@@ -135,7 +160,7 @@ async fn run(cli: Cli) -> Result<()> {
             let descriptor_path = dir.join("log.json");
             std::fs::write(&descriptor_path, serde_json::to_string_pretty(log.descriptor())?)
                 .with_context(|| format!("writing {}", descriptor_path.display()))?;
-            embedded_log = Some(log.clone());
+            embedded_log = Some((log.clone(), cosigner));
             (Arc::new(EmbeddedLedger::new(log)), dir.clone(), desc)
         }
         (None, Some(url)) => {
@@ -160,13 +185,20 @@ async fn run(cli: Cli) -> Result<()> {
     };
 
     let (mut cfg, bootstrap) = config::load_or_create(&data, cli.config.as_deref())?;
-    // The embedded ledger keeps payloads under the configured limits.
-    let sink: Arc<dyn LedgerSink> = match (embedded_log, cfg.payloads.clone()) {
-        (Some(log), Some(p)) => Arc::new(EmbeddedLedger::with_limits(
-            log,
-            ledger_core::payload::PayloadLimits { max_bytes: p.max_bytes, quota_bytes: p.quota_bytes },
-        )),
-        _ => sink,
+    // The embedded ledger keeps payloads under the configured limits, and starts asking its
+    // witnesses.
+    let sink: Arc<dyn LedgerSink> = match embedded_log {
+        Some((log, cosigner)) => {
+            let limits = cfg.payloads.as_ref().map_or_else(ledger_core::payload::PayloadLimits::default, |p| {
+                ledger_core::payload::PayloadLimits { max_bytes: p.max_bytes, quota_bytes: p.quota_bytes }
+            });
+            let embedded = EmbeddedLedger::with_limits(log, limits);
+            Arc::new(match cosigner {
+                Some(c) => embedded.witnessed_by(c).context("--witness-policy")?,
+                None => embedded,
+            })
+        }
+        None => sink,
     };
     cfg.anonymous |= cli.anonymous;
     let config_path = config::path(&data, cli.config.as_deref());

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ledger_core::payload::{PayloadLimits, PayloadStore};
 use ledger_core::{Error, Log, LogDescriptor, Result, RunKey, TreeHash};
+use ledger_witness::cosigner::{CosignStatus, Cosigner};
 
 use super::{
     AppendDone, Batch, BoxFuture, Durable, LedgerSink, Payload, ReceiptError, RunEntries, RunPage, RunRef, RunsBy,
@@ -20,6 +21,8 @@ const INLINE_PUT: usize = 64 << 10;
 pub struct EmbeddedLedger {
     log: Arc<Log>,
     payloads: Arc<PayloadStore>,
+    /// With witnesses: the cosigner publishing the log's checkpoints, and its task.
+    witnessed: Option<(Cosigner, Arc<tokio::task::JoinHandle<()>>)>,
 }
 
 impl EmbeddedLedger {
@@ -31,7 +34,16 @@ impl EmbeddedLedger {
     /// Wraps an open log, its payloads under `limits`.
     pub fn with_limits(log: Arc<Log>, limits: PayloadLimits) -> EmbeddedLedger {
         let payloads = Arc::new(PayloadStore::new(log.store().clone(), limits));
-        EmbeddedLedger { log, payloads }
+        EmbeddedLedger { log, payloads, witnessed: None }
+    }
+
+    /// Starts `cosigner` for the log (opened with its [`Cosigner::witnessing`]): receipts then
+    /// wait for checkpoints its policy's witnesses cosigned. Refused when the policy names
+    /// other logs only.
+    pub fn witnessed_by(mut self, cosigner: Cosigner) -> anyhow::Result<EmbeddedLedger> {
+        let task = cosigner.spawn(self.log.clone())?;
+        self.witnessed = Some((cosigner, Arc::new(task)));
+        Ok(self)
     }
 
     /// The log.
@@ -157,8 +169,26 @@ impl LedgerSink for EmbeddedLedger {
         })
     }
 
+    fn witnessing(&self) -> Option<CosignStatus> {
+        self.witnessed.as_ref().map(|(c, _)| c.status(&self.log))
+    }
+
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         let log = self.log.clone();
-        Box::pin(async move { tokio::task::spawn_blocking(move || log.close()).await.map_err(|_| Error::Closed)? })
+        let witnessed = self.witnessed.clone();
+        Box::pin(async move {
+            // A witnessed log signs its final checkpoint now and gives the witnesses one round
+            // for it (closing signs nothing more: nothing is appended after the drain).
+            if let Some((c, task)) = witnessed {
+                let signing = log.clone();
+                if let Ok(Ok(cp)) = tokio::task::spawn_blocking(move || signing.sign_checkpoint()).await
+                    && !c.settle(cp.checkpoint.size, c.timeout() + Duration::from_secs(1)).await
+                {
+                    eprintln!("runtime-gateway: the final checkpoint's witness round did not end in time");
+                }
+                task.abort();
+            }
+            tokio::task::spawn_blocking(move || log.close()).await.map_err(|_| Error::Closed)?
+        })
     }
 }

@@ -70,6 +70,9 @@ impl LedgerSink for MeteredSink {
     fn lag(&self) -> Duration {
         self.inner.lag()
     }
+    fn witnessing(&self) -> Option<ledger_witness::cosigner::CosignStatus> {
+        self.inner.witnessing()
+    }
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         self.inner.close()
     }

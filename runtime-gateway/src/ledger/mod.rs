@@ -159,6 +159,11 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
     fn lag(&self) -> Duration {
         Duration::ZERO
     }
+    /// Where witnessing of the log's checkpoints stands, when this sink runs a witnessed log
+    /// (the embedded ledger with a witness policy; SPEC §8).
+    fn witnessing(&self) -> Option<ledger_witness::cosigner::CosignStatus> {
+        None
+    }
     /// Stops accepting appends and waits until what was accepted is durable where it goes.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
 }

@@ -29,8 +29,17 @@ pub fn router() -> Router<Arc<Gateway>> {
 
 async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
     let backlog = gw.engine.sink().backlog();
-    axum::Json(json!({ "status": "ok", "running": *gw.engine.counters.running.borrow(), "spool": backlog }))
-        .into_response()
+    let mut body = json!({ "status": "ok", "running": *gw.engine.counters.running.borrow(), "spool": backlog });
+    // A witnessed embedded log that cannot meet its quorum keeps running (runs are recorded;
+    // receipts wait for a cosigned checkpoint): 200, degraded, and why.
+    if let Some(w) = gw.engine.sink().witnessing() {
+        if let Some(reason) = w.degraded() {
+            body["status"] = json!("degraded");
+            body["reason"] = json!(reason);
+        }
+        body["witnesses"] = serde_json::to_value(&w).unwrap_or_default();
+    }
+    axum::Json(body).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -45,6 +54,7 @@ struct Gauges {
     running: Gauge,
     spool: Gauge,
     lag: Gauge<f64, AtomicU64>,
+    quorum_met: Gauge,
 }
 
 /// The gateway's metrics registry.
@@ -76,6 +86,11 @@ impl Metrics {
             "Age of the oldest batch accepted but not yet in the ledger (0 when none)",
             gauges.lag.clone(),
         );
+        r.register(
+            "witness_quorum_met",
+            "1 when the embedded log's last witness round met its policy's quorum, 0 when not (witnessed only)",
+            gauges.quorum_met.clone(),
+        );
         r.register("push_attempts", "Push notification delivery attempts", push.attempts.clone());
         r.register("push_deliveries", "Push events by outcome", push.deliveries.clone());
         r.register("push_refused_urls", "Push configs refused by the webhook address rules", push.refused_urls.clone());
@@ -87,6 +102,9 @@ impl Metrics {
         self.gauges.running.set(i64::try_from(running).unwrap_or(i64::MAX));
         self.gauges.spool.set(i64::try_from(sink.backlog()).unwrap_or(i64::MAX));
         self.gauges.lag.set(sink.lag().as_secs_f64());
+        if let Some(w) = sink.witnessing() {
+            self.gauges.quorum_met.set(i64::from(w.quorum_met()));
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
