@@ -3,7 +3,7 @@
 //!
 //! [`Witness`] is the state machine, without HTTP: [`Witness::add_checkpoint`] takes the body of
 //! an `add-checkpoint` request and returns either the cosignature line or a [`Refusal`] carrying
-//! the status code C2SP gives it. `main.rs` serves it over HTTP. [`cosigner`] is the other side:
+//! the status code C2SP gives it. [`http`] serves it (`main.rs` runs that). [`cosigner`] is the other side:
 //! what a log runs to ask witnesses for cosignatures and publish its checkpoints.
 //!
 //! ```
@@ -20,6 +20,7 @@
 //! ```
 
 pub mod cosigner;
+pub mod http;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -6,15 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use clap::Parser;
 use ledger_core::{LogDescriptor, NamedKey};
-use ledger_witness::{MAX_BODY_BYTES, Refusal, Witness};
+use ledger_witness::Witness;
 
 /// A C2SP tlog-witness for a2a-ledger logs.
 #[derive(Debug, Parser)]
@@ -76,46 +70,11 @@ fn main() -> Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("{}", args.listen))?;
         println!("witness vkey {vkey}");
         println!("listening on {}", listener.local_addr()?);
-        let app = Router::new()
-            .route("/add-checkpoint", post(add_checkpoint))
-            .route("/checkpoint/{*origin}", get(checkpoint))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .with_state(Arc::new(witness));
-        axum::serve(listener, app)
+        axum::serve(listener, ledger_witness::http::router(Arc::new(witness)))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await?;
         Ok(())
     })
-}
-
-async fn add_checkpoint(State(w): State<Arc<Witness>>, body: Bytes) -> Response {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-    // Verification, the per-log lock and the fsyncs block: off the async workers.
-    let result = tokio::task::spawn_blocking(move || w.add_checkpoint(&body, now)).await;
-    match result {
-        Ok(Ok(line)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], line).into_response(),
-        Ok(Err(refusal)) => refusal_response(&refusal),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-    }
-}
-
-fn refusal_response(r: &Refusal) -> Response {
-    let status = StatusCode::from_u16(r.status()).expect("a valid status");
-    if matches!(r, Refusal::Storage(_)) {
-        eprintln!("ledger-witness: {r}");
-    }
-    match r.latest_size() {
-        // C2SP: a 409 carries the latest cosigned size as `text/x.tlog.size`.
-        Some(size) => (status, [(header::CONTENT_TYPE, "text/x.tlog.size")], format!("{size}\n")).into_response(),
-        None => (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{r}\n")).into_response(),
-    }
-}
-
-async fn checkpoint(State(w): State<Arc<Witness>>, UrlPath(origin): UrlPath<String>) -> Response {
-    match w.latest(&origin) {
-        Some(note) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no cosigned checkpoint of {origin:?}\n")).into_response(),
-    }
 }
