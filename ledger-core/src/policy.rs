@@ -294,6 +294,7 @@ impl Policy {
                         Ok(timestamp) if timestamp <= limit => WitnessState::Cosigned { timestamp },
                         Ok(timestamp) => WitnessState::InTheFuture { timestamp },
                         Err(Error::BadSignature { .. }) => WitnessState::BadSignature,
+                        Err(Error::MalformedCosignature(why)) => WitnessState::Malformed(why),
                         Err(e) => WitnessState::Malformed(e.to_string()),
                     };
                     if matches!(state, WitnessState::Cosigned { .. }) {

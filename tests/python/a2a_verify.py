@@ -2,15 +2,16 @@
 """Independent verifier for the a2a-ledger wire and storage formats.
 
 Written from the normative SPEC (shared/SPEC.md, "a2a-ledger wire and storage formats") alone,
-plus RFC 9162 (Merkle trees), RFC 8949 (CBOR) and C2SP signed-note / tlog-checkpoint. It shares no
+plus RFC 9162 (Merkle trees), RFC 8949 (CBOR) and C2SP signed-note / tlog-checkpoint /
+tlog-cosignature / tlog-policy. It shares no
 code with the Rust implementation; it exists to catch the two drifting apart.
 
 Dependencies: blake3, pynacl (libsodium: strict Ed25519), cbor2, standard library.
 
 CLI (one JSON object on stdout; exit 0 = valid, 1 = invalid, 2 = could not check):
 
-    python3 a2a_verify.py receipt RECEIPT.json --log LOG.json
-    python3 a2a_verify.py pack PATH(.tar|dir) --log LOG.json
+    python3 a2a_verify.py receipt RECEIPT.json --log LOG.json [--policy POLICY]
+    python3 a2a_verify.py pack PATH(.tar|dir) --log LOG.json [--policy POLICY] [-q]
     python3 a2a_verify.py checkpoint NOTE_FILE --log LOG.json
     python3 a2a_verify.py consistency --log LOG.json OLD_NOTE NEW_NOTE --proof PROOF.json
 """
@@ -26,6 +27,7 @@ import os
 import re
 import sys
 import tarfile
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,13 +50,15 @@ class Unchecked(Exception):
 
 
 class StepFailure(Invalid):
-    """A receipt verification step (SPEC §5, 1..5) failed, optionally for one log index."""
+    """A receipt verification step (SPEC §5, 1..5, or "witness quorum" under a trust policy,
+    SPEC §8) failed, optionally for one log index; `extra` goes into the JSON report."""
 
-    def __init__(self, step: int, index: int | None, reason: str):
+    def __init__(self, step: int | str, index: int | None, reason: str, extra: dict | None = None):
         super().__init__(reason)
         self.step = step
         self.index = index
         self.reason = reason
+        self.extra = extra or {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,6 +448,251 @@ def verify_checkpoint(note: str, log: LogDescriptor) -> Checkpoint:
 
 
 # ---------------------------------------------------------------------------------------------
+# SPEC §8: witness cosignatures (C2SP tlog-cosignature, cosignature/v1) and trust policies
+# (C2SP tlog-policy)
+# ---------------------------------------------------------------------------------------------
+
+COSIGNATURE_ALG = 0x04
+MAX_COSIGNATURE_TIMESTAMP = 2**63 - 1
+MAX_CLOCK_SKEW = 10 * 60     # a timestamp more than ten minutes after the verifier's clock does not count
+MAX_POLICY_BYTES = 64 * 1024  # a policy is a small hand-written file; larger input is refused
+
+
+class PolicyError(Unchecked):
+    """A trust policy that breaks a tlog-policy rule (exit 2: the trust anchor is unusable).
+    `line` is 1-based, 0 for the file as a whole."""
+
+    def __init__(self, line: int, reason: str):
+        super().__init__(f"trust policy, line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+class QuorumFailure(Invalid):
+    """The checkpoint's verified cosignatures do not satisfy the policy's quorum."""
+
+    def __init__(self, cosigned: list[str], not_cosigned: list[tuple[str, str]]):
+        missing = ", ".join(f"{n} ({why})" for n, why in not_cosigned)
+        super().__init__(f"witness quorum not met: cosigned by [{', '.join(cosigned)}], not by [{missing}]")
+        self.cosigned = cosigned
+        self.not_cosigned = not_cosigned
+
+
+def witness_key_id(name: str, pub: bytes) -> bytes:
+    """SPEC §8: first 4 bytes of SHA-256(name || 0x0A || 0x04 || public_key)."""
+    return hashlib.sha256(name.encode("utf-8") + b"\n\x04" + pub).digest()[:4]
+
+
+@dataclass
+class WitnessKey:
+    name: str
+    key_id: bytes
+    public_key: bytes
+
+    @staticmethod
+    def parse(vkey: str) -> "WitnessKey":
+        """`<name>+<8 lowercase hex key id>+<base64(0x04 || public_key)>` (SPEC §8)."""
+        parts = vkey.split("+", 2)
+        if len(parts) != 3:
+            raise ValueError("witness key: expected <name>+<keyid>+<key>")
+        name, hexid, keyb64 = parts
+        if not name or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+            raise ValueError("witness key: bad key name")
+        if not re.fullmatch(r"[0-9a-f]{8}", hexid):
+            raise ValueError("witness key: key id must be 8 lowercase hex digits")
+        raw = b64decode_strict(keyb64, "witness key")
+        if len(raw) != 33 or raw[0] != COSIGNATURE_ALG:
+            raise ValueError("witness key: key must be 0x04 || 32-byte Ed25519 public key (cosignature/v1)")
+        pub = raw[1:]
+        if not ed25519_key_ok(pub):
+            raise ValueError("witness key: not a valid Ed25519 point, or of small order")
+        if witness_key_id(name, pub).hex() != hexid:
+            raise ValueError("witness key: key id does not match the name and key")
+        return WitnessKey(name, bytes.fromhex(hexid), pub)
+
+    def check(self, text: str, raw: bytes, now: int) -> tuple[bool, str]:
+        """Judges one signature line of this key (raw = key id || rest) on the note text:
+        (counts, why). It counts when it is 4 + 8 + 64 bytes, its timestamp is at most 2^63 - 1
+        and not more than ten minutes after `now`, and the signature verifies strictly over
+        "cosignature/v1\\ntime <ts>\\n" + text."""
+        if len(raw) != 4 + 8 + 64:
+            return False, f"malformed cosignature ({len(raw)} bytes, expected 76)"
+        ts = int.from_bytes(raw[4:12], "big")
+        if ts > MAX_COSIGNATURE_TIMESTAMP:
+            return False, f"malformed cosignature (timestamp {ts} over 2^63 - 1)"
+        msg = b"cosignature/v1\ntime " + str(ts).encode("ascii") + b"\n" + text.encode("utf-8")
+        if not ed25519_verify_strict(self.public_key, msg, raw[12:]):
+            return False, "bad signature"
+        if ts > now + MAX_CLOCK_SKEW:
+            return False, f"timestamp {ts} is in the future"
+        return True, f"cosigned at {ts}"
+
+
+@dataclass
+class PolicyGroup:
+    name: str
+    threshold: int
+    members: list[str]
+
+
+@dataclass
+class Policy:
+    logs: list[tuple[VerifierKey, str | None]]
+    witnesses: dict[str, tuple[WitnessKey, str | None]]  # insertion order = policy order
+    groups: dict[str, PolicyGroup]                         # insertion order = policy order
+    quorum: str                                            # "none", a witness or a group
+
+
+_POLICY_NAME_RE = re.compile(r"[^ \t]+")
+
+
+def parse_policy(data: bytes) -> Policy:
+    """C2SP tlog-policy as SPEC §8 states it. Lines end in LF (a last line without one is read
+    too); fields are separated by spaces or tabs; blank lines and whole-line `#` comments are
+    skipped; only tab is allowed among the control characters. Witness and group names share one
+    namespace in which `none` is reserved. A group or the quorum names only witnesses and groups
+    defined on earlier lines (so no cycles); a name is a member of at most one group, once; a
+    group has 1 <= k <= members. Two logs or two witnesses with one public key are refused.
+    Exactly one quorum line."""
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(0, f"{len(data)} bytes, over the {MAX_POLICY_BYTES}-byte limit")
+    logs: list[tuple[VerifierKey, str | None]] = []
+    log_lines: list[int] = []
+    witnesses: dict[str, tuple[WitnessKey, str | None]] = {}
+    groups: dict[str, PolicyGroup] = {}
+    defined_at: dict[str, int] = {}
+    member_of: dict[str, str] = {}
+    quorum: tuple[str, int] | None = None
+
+    body = data[:-1] if data.endswith(b"\n") else data
+    for n, raw in enumerate(body.split(b"\n"), start=1):
+        for b in raw:
+            if b < 0x20 and b != 0x09 or b == 0x7F:
+                raise PolicyError(n, f"control byte 0x{b:02x} is not allowed")
+        stripped = raw.strip(b" \t")
+        if not stripped or stripped.startswith(b"#"):
+            continue  # blank line or whole-line comment (any octets allowed in a comment)
+        try:
+            line = stripped.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PolicyError(n, "not UTF-8") from None
+        fields = [f for f in re.split(r"[ \t]+", line) if f]
+        kw, args = fields[0], fields[1:]
+
+        def new_name(name: str) -> None:
+            if name == "none":
+                raise PolicyError(n, "the name none is reserved")
+            if name in defined_at:
+                raise PolicyError(n, f"duplicate name {name} (line {defined_at[name]})")
+
+        def earlier(name: str, within: str) -> None:
+            if name == "none":
+                raise PolicyError(n, f"{within}: none is not a member")
+            if name not in defined_at:
+                raise PolicyError(n, f"{within}: {name} is not defined on an earlier line")
+
+        if kw == "log":
+            if len(args) not in (1, 2):
+                raise PolicyError(n, "log takes <vkey> [<url>]")
+            try:
+                key = VerifierKey.parse(args[0])
+            except ValueError as exc:
+                raise PolicyError(n, str(exc)) from None
+            for (other, _), at in zip(logs, log_lines):
+                if other.public_key == key.public_key:
+                    raise PolicyError(n, f"duplicate log key (line {at})")
+            logs.append((key, args[1] if len(args) == 2 else None))
+            log_lines.append(n)
+        elif kw == "witness":
+            if len(args) not in (2, 3):
+                raise PolicyError(n, "witness takes <name> <vkey> [<url>]")
+            name = args[0]
+            new_name(name)
+            try:
+                key = WitnessKey.parse(args[1])
+            except ValueError as exc:
+                raise PolicyError(n, f"witness {name}: {exc}") from None
+            for other, (okey, _) in witnesses.items():
+                if okey.public_key == key.public_key:
+                    raise PolicyError(n, f"duplicate witness key: {name} and {other} (line {defined_at[other]})")
+            witnesses[name] = (key, args[2] if len(args) == 3 else None)
+            defined_at[name] = n
+        elif kw == "group":
+            if len(args) < 3:
+                raise PolicyError(n, "group takes <name> <k|any|all> <member>... (at least one member)")
+            name, k, members = args[0], args[1], args[2:]
+            new_name(name)
+            if k == "any":
+                threshold = 1
+            elif k == "all":
+                threshold = len(members)
+            elif re.fullmatch(r"[0-9]+", k):
+                threshold = int(k)
+                if not 1 <= threshold <= len(members):
+                    raise PolicyError(n, f"group {name}: threshold {k} is not between 1 and {len(members)}")
+            else:
+                raise PolicyError(n, f"group {name}: threshold {k!r} is not a number, any or all")
+            for m in members:
+                earlier(m, f"group {name}")
+                if m in member_of:
+                    raise PolicyError(n, f"{m} is already a member of group {member_of[m]}")
+                member_of[m] = name
+            groups[name] = PolicyGroup(name, threshold, members)
+            defined_at[name] = n
+        elif kw == "quorum":
+            if len(args) != 1:
+                raise PolicyError(n, "quorum takes one name")
+            if quorum is not None:
+                raise PolicyError(n, f"a second quorum line (the first is line {quorum[1]})")
+            if args[0] != "none":
+                earlier(args[0], "quorum")
+            quorum = (args[0], n)
+        else:
+            raise PolicyError(n, f"unknown keyword {kw!r}")
+    if quorum is None:
+        raise PolicyError(0, "no quorum line (exactly one is required)")
+    return Policy(logs, witnesses, groups, quorum[0])
+
+
+def check_policy_log(policy: Policy, log: LogDescriptor) -> None:
+    """A policy with `log` lines must list the trusted descriptor's key among them; the log
+    signature itself is checked under that descriptor (receipt step 1, pack checkpoint)."""
+    if policy.logs and not any(k.public_key == log.key.public_key and k.name == log.key.name
+                               and k.key_id == log.key.key_id for k, _ in policy.logs):
+        raise Unchecked("the trust policy's log lines do not list the trusted log key "
+                        f"{log.vkey}")
+
+
+def witness_quorum(policy: Policy, note: str, now: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """Evaluates the cosignatures of a note (whose log signature the caller has verified) under
+    the policy at the verifier's clock `now`. Lines of keys the policy does not list are ignored.
+    Returns (cosigned, [(not cosigned, why)]) in policy order; raises QuorumFailure when the
+    quorum is not met."""
+    text, sigs = parse_signed_note(note)
+    cosigned: list[str] = []
+    missing: list[tuple[str, str]] = []
+    for name, (key, _) in policy.witnesses.items():
+        why = "no cosignature"
+        for sname, raw in sigs:
+            if sname != key.name or raw[:4] != key.key_id:
+                continue
+            counts, why = key.check(text, raw, now)
+            if counts:
+                break
+        else:
+            missing.append((name, why))
+            continue
+        cosigned.append(name)
+
+    ok: dict[str, bool] = {w: w in cosigned for w in policy.witnesses}
+    for g in policy.groups.values():  # a group names only earlier ones: one pass in order
+        ok[g.name] = sum(ok[m] for m in g.members) >= g.threshold
+    if policy.quorum != "none" and not ok[policy.quorum]:
+        raise QuorumFailure(cosigned, missing)
+    return cosigned, missing
+
+
+# ---------------------------------------------------------------------------------------------
 # SPEC §2: entries — strict core-deterministic CBOR walker and schema
 # ---------------------------------------------------------------------------------------------
 
@@ -778,8 +1027,10 @@ def _parse_item(obj: Any, where: str, hash_len: int) -> ReceiptItem:
     return ReceiptItem(obj["index"], entry, proof)
 
 
-def verify_receipt(receipt: Any, log: LogDescriptor) -> dict:
-    """SPEC §5. Raises StepFailure(step, index, reason) or Unchecked (malformed receipt)."""
+def verify_receipt(receipt: Any, log: LogDescriptor, policy: Policy | None = None, now: int | None = None) -> dict:
+    """SPEC §5. Raises StepFailure(step, index, reason) or Unchecked (malformed receipt). With a
+    trust policy (SPEC §8), step 1 also requires its witness quorum at the clock `now` (seconds
+    since the epoch; the system clock when None); that failure is the step "witness quorum"."""
     tree = log.tree
     hlen = len(tree.empty_root())
     # -- structure (a receipt that cannot be parsed could not be checked) --
@@ -805,6 +1056,13 @@ def verify_receipt(receipt: Any, log: LogDescriptor) -> dict:
         cp = verify_checkpoint(receipt["checkpoint"], log)
     except Invalid as exc:
         raise StepFailure(1, None, str(exc)) from None
+    witnesses = None
+    if policy is not None:
+        try:
+            cosigned, missing = witness_quorum(policy, receipt["checkpoint"], _now(now))
+        except QuorumFailure as f:
+            raise StepFailure("witness quorum", None, str(f), _quorum_json(f.cosigned, f.not_cosigned)) from None
+        witnesses = _quorum_json(cosigned, missing)
 
     # -- step 2: inclusion of every entry and the signer against the checkpoint root --
     for it in items + [signer]:
@@ -851,9 +1109,20 @@ def verify_receipt(receipt: Any, log: LogDescriptor) -> dict:
     if not check_seal_sig(seal, s.attrs["public_key"]):
         raise StepFailure(5, seal_index, "seal signature does not verify under the signer key")
 
-    return {"ok": True, "run": run, "events": seal.seq, "status": seal.attrs["status"],
-            "seal_index": seal_index, "signer_index": signer.index, "tree_size": cp.size,
-            "hash": log.hash}
+    out = {"ok": True, "run": run, "events": seal.seq, "status": seal.attrs["status"],
+           "seal_index": seal_index, "signer_index": signer.index, "tree_size": cp.size,
+           "hash": log.hash}
+    if witnesses is not None:
+        out["witnesses"] = witnesses
+    return out
+
+
+def _now(now: int | None) -> int:
+    return int(time.time()) if now is None else now
+
+
+def _quorum_json(cosigned: list[str], missing: list[tuple[str, str]]) -> dict:
+    return {"cosigned": cosigned, "not_cosigned": [{"name": n, "why": why} for n, why in missing]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -866,9 +1135,9 @@ RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[
 
 
 class PackFailure(Invalid):
-    def __init__(self, check: str, reason: str, index: int | None = None):
+    def __init__(self, check: str, reason: str, index: int | None = None, extra: dict | None = None):
         super().__init__(reason)
-        self.check, self.reason, self.index = check, reason, index
+        self.check, self.reason, self.index, self.extra = check, reason, index, extra or {}
 
 
 def _safe_name(name: str) -> str | None:
@@ -918,7 +1187,10 @@ def _json_file(files: dict[str, bytes], name: str) -> Any:
         raise Unchecked(f"{name} is not valid JSON: {exc}") from None
 
 
-def verify_pack_files(files: dict[str, bytes], log: LogDescriptor) -> dict:
+def verify_pack_files(files: dict[str, bytes], log: LogDescriptor, policy: Policy | None = None,
+                      now: int | None = None) -> dict:
+    """SPEC §6; with a trust policy, the checkpoint must also carry its witness quorum (SPEC §8),
+    else the check "witness quorum" fails."""
     tree = log.tree
     hlen = len(tree.empty_root())
 
@@ -965,6 +1237,12 @@ def verify_pack_files(files: dict[str, bytes], log: LogDescriptor) -> dict:
         raise PackFailure("checkpoint", str(exc)) from None
     if cp.size != n:
         raise PackFailure("checkpoint", f"checkpoint size {cp.size} != manifest tree_size {n}")
+    witnesses = None
+    if policy is not None:
+        try:
+            witnesses = _quorum_json(*witness_quorum(policy, note, _now(now)))
+        except QuorumFailure as f:
+            raise PackFailure("witness quorum", str(f), extra=_quorum_json(f.cosigned, f.not_cosigned)) from None
 
     # -- entries.bin: exactly e - s length-prefixed entries, nothing after --
     blob, pos, raw_entries = files["entries.bin"], 0, []
@@ -1104,6 +1382,8 @@ def verify_pack_files(files: dict[str, bytes], log: LogDescriptor) -> dict:
     }
     if history is not None:
         result["history"] = history
+    if witnesses is not None:
+        result["witnesses"] = witnesses
     if failures:
         result.update(check=failures[0]["check"], index=failures[0]["index"],
                       reason=failures[0]["reason"], failures=failures)
@@ -1138,8 +1418,8 @@ def _check_history(files: dict[str, bytes], listed: dict, log: LogDescriptor, cp
     return {"checked": True, "checkpoints": ok}
 
 
-def verify_pack(path: str, log: LogDescriptor) -> dict:
-    return verify_pack_files(read_pack_files(path), log)
+def verify_pack(path: str, log: LogDescriptor, policy: Policy | None = None, now: int | None = None) -> dict:
+    return verify_pack_files(read_pack_files(path), log, policy, now)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1206,15 +1486,30 @@ def load_log(path: str) -> LogDescriptor:
         raise Unchecked(f"bad log descriptor {path}: {exc}") from None
 
 
+def load_policy(path: str | None, log: LogDescriptor) -> Policy | None:
+    if path is None:
+        return None
+    try:
+        policy = parse_policy(_read_bytes(path))
+    except PolicyError as exc:
+        raise Unchecked(f"{path}: {exc}") from None
+    check_policy_log(policy, log)
+    return policy
+
+
 def run_cli(argv: list[str]) -> tuple[int, dict]:
     ap = argparse.ArgumentParser(prog="a2a_verify.py", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("receipt", help="verify a run receipt (SPEC §5)")
     p.add_argument("receipt")
     p.add_argument("--log", required=True)
+    p.add_argument("--policy", help="a trust policy (C2SP tlog-policy): the checkpoint must carry its quorum")
     p = sub.add_parser("pack", help="verify a compliance pack, tar or directory (SPEC §6)")
     p.add_argument("path")
     p.add_argument("--log", required=True)
+    p.add_argument("--policy", help="a trust policy (C2SP tlog-policy): the checkpoint must carry its quorum")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted for ledger-verify's CLI shape; "
+                   "the output is one JSON object either way")
     p = sub.add_parser("checkpoint", help="verify a signed checkpoint (SPEC §4)")
     p.add_argument("note")
     p.add_argument("--log", required=True)
@@ -1228,11 +1523,13 @@ def run_cli(argv: list[str]) -> tuple[int, dict]:
     try:
         log = load_log(args.log)
         if args.cmd == "receipt":
-            return 0, verify_receipt(_read_json(args.receipt), log)
+            policy = load_policy(args.policy, log)
+            return 0, verify_receipt(_read_json(args.receipt), log, policy)
         if args.cmd == "pack":
+            policy = load_policy(args.policy, log)
             if not os.path.exists(args.path):
                 raise Unchecked(f"no such pack: {args.path}")
-            res = verify_pack(args.path, log)
+            res = verify_pack(args.path, log, policy)
             return (0 if res["ok"] else 1), res
         if args.cmd == "checkpoint":
             note = _read_text(args.note)
@@ -1245,9 +1542,9 @@ def run_cli(argv: list[str]) -> tuple[int, dict]:
             old, new = _read_text(args.old), _read_text(args.new)
             return 0, verify_consistency_cmd(old, new, _read_json(args.proof), log)
     except StepFailure as f:
-        return 1, {"ok": False, "step": f.step, "index": f.index, "reason": f.reason}
+        return 1, {"ok": False, "step": f.step, "index": f.index, "reason": f.reason, **f.extra}
     except PackFailure as f:
-        return 1, {"ok": False, "check": f.check, "index": f.index, "reason": f.reason}
+        return 1, {"ok": False, "check": f.check, "index": f.index, "reason": f.reason, **f.extra}
     except Invalid as f:
         return 1, {"ok": False, "reason": str(f)}
     except Unchecked as exc:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import unittest
 
 import blake3
@@ -1087,6 +1088,262 @@ class TestCLI(unittest.TestCase):
             code, out = run_cli(["consistency", "--log", logf, w("old", fork.note(7)), w("new", log.note(n)),
                                  "--proof", pf])
             self.assertEqual((code, out["check"]), (1, "consistency"))
+
+
+# ---------------------------------------------------------------------------------------------
+# SPEC §8: trust policies and cosignatures. The witnesses, keys and cosignatures here are made
+# with this file's own helpers (pynacl); the shared cases in testdata/verify/ are made by the Rust
+# side, and both verifiers must reach the same verdict and failing step on each.
+# ---------------------------------------------------------------------------------------------
+
+VERIFY = os.path.normpath(os.path.join(HERE, "..", "..", "testdata", "verify"))
+NOW = 1_800_000_000
+
+
+class Witness:
+    def __init__(self, name, seed):
+        self.name, self.sk = name, SigningKey(bytes([seed]) * 32)
+        self.pub = bytes(self.sk.verify_key)
+        self.kid = hashlib.sha256(name.encode() + b"\n\x04" + self.pub).digest()[:4]
+
+    def vkey(self):
+        return f"{self.name}+{self.kid.hex()}+" + b64(b"\x04" + self.pub)
+
+    def line(self, note, ts=NOW - 60, raw=None):
+        text = note[: note.rindex("\n\n") + 1]
+        msg = f"cosignature/v1\ntime {ts}\n".encode() + text.encode()
+        sig = self.kid + ts.to_bytes(8, "big") + self.sk.sign(msg).signature
+        return f"\u2014 {self.name} {b64(raw(sig) if raw else sig)}\n"
+
+
+W = [Witness(f"w{i}.example/witness", 0x60 + i) for i in range(5)]
+
+
+def pol(*lines):
+    return ("\n".join(lines) + "\n").encode()
+
+
+class TestPolicyParse(unittest.TestCase):
+    def refused(self, data, line, words):
+        with self.assertRaises(v.PolicyError) as cm:
+            v.parse_policy(data)
+        self.assertEqual(cm.exception.line, line, cm.exception)
+        self.assertIn(words, str(cm.exception))
+
+    def test_every_line_kind(self):
+        log = MiniLog("sha256")
+        p = v.parse_policy(pol(
+            "# comment, then a blank line", "",
+            f"log {log.descriptor()['vkey']} https://log.example/",
+            f"witness a {W[0].vkey()} https://a.example/add",
+            f"\twitness  b\t{W[1].vkey()}   ",
+            f"witness c {W[2].vkey()}",
+            "   # an indented comment with non-ASCII \u00e9",
+            "group ab all a b", "group top 1 ab c", "quorum top"))
+        self.assertEqual([u for _, u in p.logs], ["https://log.example/"])
+        self.assertEqual(list(p.witnesses), ["a", "b", "c"])
+        self.assertEqual(p.witnesses["a"][1], "https://a.example/add")
+        self.assertIsNone(p.witnesses["b"][1])
+        self.assertEqual((p.groups["ab"].threshold, p.groups["top"].threshold, p.quorum), (2, 1, "top"))
+        self.assertEqual(v.parse_policy(b"quorum none").quorum, "none")  # no final newline
+        self.assertEqual(v.parse_policy(pol(f"witness a {W[0].vkey()}", "quorum a")).quorum, "a")
+        self.assertEqual(v.parse_policy(pol(f"witness a {W[0].vkey()}", "group g any a", "quorum g"))
+                         .groups["g"].threshold, 1)
+
+    def test_refusals(self):
+        a, b = f"witness a {W[0].vkey()}", f"witness b {W[1].vkey()}"
+        log = MiniLog("sha256").descriptor()["vkey"]
+        self.refused(pol(a), 0, "no quorum line")
+        self.refused(pol(a, "quorum a", "quorum none"), 3, "second quorum")
+        self.refused(pol(a, "quorum"), 2, "quorum takes one name")
+        self.refused(pol(a, "quorum a b"), 2, "quorum takes one name")
+        self.refused(pol(a, f"witness c {W[0].vkey()}", "quorum a"), 2, "duplicate witness key")
+        self.refused(pol(a, f"witness a {W[1].vkey()}", "quorum a"), 2, "duplicate name a")
+        self.refused(pol(a, "group a any a", "quorum a"), 2, "duplicate name a")
+        self.refused(pol(f"log {log}", f"log {log} https://x/", "quorum none"), 2, "duplicate log key")
+        self.refused(pol(a, "group g any a b", b, "quorum g"), 2, "b is not defined on an earlier line")
+        self.refused(pol("quorum g", a, "group g any a"), 1, "g is not defined on an earlier line")
+        self.refused(pol(a, "group g any g", "quorum g"), 2, "g is not defined on an earlier line")  # no self-reference
+        self.refused(pol(a, b, "group g1 any a", "group g2 any a b", "quorum g2"), 4, "a is already a member")
+        self.refused(pol(a, "group g 2 a a", "quorum g"), 2, "a is already a member")
+        self.refused(pol(a, b, "group g 3 a b", "quorum g"), 3, "threshold 3")
+        self.refused(pol(a, b, "group g 0 a b", "quorum g"), 3, "threshold 0")
+        self.refused(pol(a, b, "group g -1 a b", "quorum g"), 3, "not a number")
+        self.refused(pol(a, b, "group g most a b", "quorum g"), 3, "not a number")
+        self.refused(pol(a, "group g any", "quorum g"), 2, "at least one member")
+        self.refused(pol(a, "group g any none", "quorum g"), 2, "none is not a member")
+        self.refused(pol(f"witness none {W[0].vkey()}", "quorum none"), 1, "reserved")
+        self.refused(pol(a, "group none any a", "quorum none"), 2, "reserved")
+        self.refused(pol(f"witness a {log}", "quorum a"), 1, "0x04")  # a log key is not a witness key
+        self.refused(pol(f"log {W[0].vkey()}", "quorum none"), 1, "vkey")  # nor the other way round
+        self.refused(pol("witness a", "quorum none"), 1, "witness takes")
+        self.refused(pol(f"witness a {W[0].vkey()} https://a/ extra", "quorum none"), 1, "witness takes")
+        self.refused(pol(f"log {log} https://a/ extra", "quorum none"), 1, "log takes")
+        self.refused(pol("threshold 1", "quorum none"), 1, "unknown keyword")
+        self.refused(pol("quorum none\r"), 1, "0x0d")
+        self.refused(pol("# fine", "quorum\x00none"), 2, "0x00")
+        self.refused(b"quorum none\n\xff\n", 2, "UTF-8")
+        self.refused(b"# " + b"x" * v.MAX_POLICY_BYTES, 0, "limit")
+        vk = W[0].vkey()
+        self.refused(pol(f"witness a {vk[:-2]}AA", "quorum a"), 1, "")  # key id no longer matches
+        self.refused(pol(f"witness a {vk.replace('+', '+X', 1)}", "quorum a"), 1, "key id")
+        small = "w+" + hashlib.sha256(b"w\n\x04" + bytes(32)).digest()[:4].hex() + "+" + b64(b"\x04" + bytes(32))
+        self.refused(pol(f"witness a {small}", "quorum a"), 1, "small order")
+        # comment lines may hold any octets but control characters
+        self.assertEqual(v.parse_policy(b"# \xff\xfe\nquorum none\n").quorum, "none")
+
+
+class TestWitnessQuorum(unittest.TestCase):
+    def setUp(self):
+        self.log = MiniLog("sha256")
+        self.log.append(entry("r", 0, "task.status", {"state": "working"}))
+        self.note = self.log.note(1)
+        self.p = v.parse_policy(pol(*(f"witness w{i} {W[i].vkey()}" for i in range(3)),
+                                    "group two 2 w0 w1 w2", "quorum two"))
+
+    def q(self, note, policy=None, now=NOW):
+        return v.witness_quorum(policy or self.p, note, now)
+
+    def test_counts(self):
+        n = self.note
+        self.assertEqual(self.q(n + W[0].line(n) + W[2].line(n))[0], ["w0", "w2"])
+        # unknown keys ignored; a second good line of one witness counts once
+        self.assertEqual(self.q(n + W[4].line(n) + W[1].line(n) + W[1].line(n, NOW - 5) + W[2].line(n))[0],
+                         ["w1", "w2"])
+        with self.assertRaises(v.QuorumFailure) as cm:
+            self.q(n + W[0].line(n) + W[4].line(n) + W[3].line(n))
+        self.assertEqual((cm.exception.cosigned, cm.exception.not_cosigned),
+                         (["w0"], [("w1", "no cosignature"), ("w2", "no cosignature")]))
+        self.assertIn("witness quorum not met: cosigned by [w0], not by [w1 (no cosignature)", str(cm.exception))
+        # quorum none: nothing needed
+        self.assertEqual(self.q(n, v.parse_policy(b"quorum none\n")), ([], []))
+
+    def test_clock(self):
+        n = self.note
+        ok = n + W[0].line(n, NOW + 600) + W[1].line(n)
+        self.assertEqual(self.q(ok)[0], ["w0", "w1"])  # exactly ten minutes ahead still counts
+        with self.assertRaises(v.QuorumFailure) as cm:
+            self.q(n + W[0].line(n, NOW + 601) + W[1].line(n))
+        self.assertEqual(cm.exception.not_cosigned[0], ("w0", f"timestamp {NOW + 601} is in the future"))
+        self.assertEqual(self.q(n + W[0].line(n, 0) + W[1].line(n, 2**63 - 1), now=2**63)[0], ["w0", "w1"])
+
+    def test_bad_lines(self):
+        n = self.note
+        cases = [
+            (lambda s: s[:20] + bytes([s[20] ^ 1]) + s[21:], "bad signature"),  # signature bit
+            (lambda s: s[:4] + (NOW - 59).to_bytes(8, "big") + s[12:], "bad signature"),  # timestamp not signed
+            (lambda s: s[:-1], "malformed cosignature (75 bytes, expected 76)"),
+            (lambda s: s + b"\0", "malformed cosignature (77 bytes, expected 76)"),
+            (lambda s: s[:4] + (2**63).to_bytes(8, "big") + s[12:], "malformed cosignature (timestamp"),
+        ]
+        for mangle, why in cases:
+            with self.subTest(why=why), self.assertRaises(v.QuorumFailure) as cm:
+                self.q(n + W[0].line(n, raw=mangle) + W[1].line(n))
+            self.assertTrue(cm.exception.not_cosigned[0][1].startswith(why), cm.exception.not_cosigned)
+        # a cosignature of another checkpoint of the same log does not count here
+        other = self.log.note(0)
+        with self.assertRaises(v.QuorumFailure):
+            self.q(n + W[0].line(other) + W[1].line(n))
+        # the message is "cosignature/v1\ntime <ts>\n" + text: a signature over the bare text fails
+        text = n[: n.rindex("\n\n") + 1]
+        bare = W[0].kid + (NOW - 60).to_bytes(8, "big") + W[0].sk.sign(text.encode()).signature
+        with self.assertRaises(v.QuorumFailure):
+            self.q(n + f"\u2014 {W[0].name} {b64(bare)}\n" + W[1].line(n))
+
+    def test_small_order_witness_key_cannot_cosign(self):
+        # A small-order point as key with R = identity, S = 0 verifies everything non-strictly.
+        ident = bytes([1]) + bytes(31)
+        kid = hashlib.sha256(b"evil\n\x04" + ident).digest()[:4]
+        with self.assertRaises(ValueError):
+            v.WitnessKey.parse(f"evil+{kid.hex()}+" + b64(b"\x04" + ident))
+        k = v.WitnessKey("evil", kid, ident)
+        self.assertFalse(k.check("x\n", kid + (1).to_bytes(8, "big") + ident + bytes(32), NOW)[0])
+
+    def test_receipts_and_packs_under_a_policy(self):
+        log = build_scenario("sha256")
+        n = log.note(len(log.entries))
+        rec = log.receipt("r2", [24, 25, 26], 23)
+        d = log.trusted()
+        rec["checkpoint"] = n + W[0].line(n) + W[2].line(n)
+        out = v.verify_receipt(rec, d, self.p, NOW)
+        self.assertEqual(out["witnesses"]["cosigned"], ["w0", "w2"])
+        rec["checkpoint"] = n + W[0].line(n)
+        with self.assertRaises(v.StepFailure) as cm:
+            v.verify_receipt(rec, d, self.p, NOW)
+        self.assertEqual((cm.exception.step, cm.exception.extra["cosigned"]), ("witness quorum", ["w0"]))
+        # without a policy the cosignatures are ignored, as before SPEC §8
+        self.assertTrue(v.verify_receipt(rec, d)["ok"])
+        # a bad log signature is still step 1, before the quorum
+        rec["checkpoint"] = log.note(len(log.entries), sk=SigningKey(b"\x77" * 32)) + W[0].line(n) + W[1].line(n)
+        with self.assertRaises(v.StepFailure) as cm:
+            v.verify_receipt(rec, d, self.p, NOW)
+        self.assertEqual(cm.exception.step, 1)
+
+        files = build_pack(log, 0, len(log.entries))
+        self.assertTrue(v.verify_pack_files(files, d)["ok"])
+        with self.assertRaises(v.PackFailure) as cm:
+            v.verify_pack_files(files, d, self.p, NOW)
+        self.assertEqual((cm.exception.check, cm.exception.extra["cosigned"]), ("witness quorum", []))
+        files = build_pack(log, 0, len(log.entries),
+                           mutate=lambda f: f.update(checkpoint=f["checkpoint"] + (W[1].line(n) + W[2].line(n)).encode()))
+        out = v.verify_pack_files(files, d, self.p, NOW)
+        self.assertEqual((out["ok"], out["witnesses"]["cosigned"]), (True, ["w1", "w2"]))
+
+    def test_cli(self):
+        log = build_scenario("blake3")
+        n = log.note(len(log.entries))
+        with tempfile.TemporaryDirectory() as tmp:
+            def w(name, data):
+                p = os.path.join(tmp, name)
+                with open(p, "wb") as f:
+                    f.write(data if isinstance(data, bytes) else json.dumps(data).encode())
+                return p
+            logf = w("log.json", log.descriptor())
+            polf = w("policy.txt", pol(f"log {log.vkey()}", f"witness a {W[0].vkey()}", "quorum a"))
+            rec = log.receipt("r2", [24, 25, 26], 23)
+            rec["checkpoint"] = n + W[0].line(n, int(time.time()) - 5)
+            code, out = run_cli(["receipt", w("r.json", rec), "--log", logf, "--policy", polf])
+            self.assertEqual((code, out["witnesses"]["cosigned"]), (0, ["a"]))
+            rec["checkpoint"] = n + W[0].line(n, int(time.time()) + 3600)
+            code, out = run_cli(["receipt", w("r.json", rec), "--log", logf, "--policy", polf])
+            self.assertEqual((code, out["step"], out["not_cosigned"][0]["name"]), (1, "witness quorum", "a"))
+            self.assertIn("in the future", out["not_cosigned"][0]["why"])
+            # a policy whose log line is another log's key cannot be used with this descriptor
+            other = w("other.txt", pol("log " + MiniLog(seed=b"\x12" * 32).vkey(), "quorum none"))
+            code, out = run_cli(["receipt", w("r.json", rec), "--log", logf, "--policy", other])
+            self.assertEqual(code, 2)
+            code, out = run_cli(["pack", write_dir(build_pack(log, 0, len(log.entries)), os.path.join(tmp, "p")),
+                                 "--log", logf, "--policy", polf, "-q"])
+            self.assertEqual((code, out["check"]), (1, "witness quorum"))
+
+
+class TestGoldenCases(unittest.TestCase):
+    """testdata/verify/cases.json: the same verdict (exit code) and failing step as ledger-verify."""
+
+    def test_cases(self):
+        with open(os.path.join(VERIFY, "cases.json")) as f:
+            cases = json.load(f)["cases"]
+        self.assertGreater(len(cases), 40)
+        for case in cases:
+            with self.subTest(case["name"]):
+                args = [a if a.startswith("-") or a in ("receipt", "pack", "consistency")
+                        else os.path.join(VERIFY, a) for a in case["args"]]
+                code, out = v.run_cli(args)
+                self.assertEqual(code, case["exit"], out)
+                step = case["step"]
+                if code == 0:
+                    self.assertTrue(out["ok"], out)
+                elif code == 1:
+                    self.assertEqual(out.get("step", out.get("check")), step, out)
+                elif step and step.startswith("policy line "):
+                    self.assertIn(f"trust policy, line {step[len('policy line '):]}: ", out["error"])
+                elif step == "policy log":
+                    self.assertIn("log lines do not list the trusted log key", out["error"])
+                else:
+                    self.assertIsNone(step)
+                if step == "witness quorum" and "cosigned by [" in case["message"]:
+                    # both name the witnesses that did cosign, in policy order
+                    self.assertIn(f"cosigned by [{', '.join(out['cosigned'])}]", case["message"])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-//! Golden valid and invalid inputs in `testdata/verify/`, each with the exact exit code and the
-//! message an auditor sees (`testdata/verify/cases.json`). The files are made from a
+//! Golden valid and invalid inputs in `testdata/verify/`, each with the exact exit code, the
+//! message an auditor sees and the failing step (`testdata/verify/cases.json`; the Python
+//! verifier's tests run the same cases and assert the same exit codes and steps). SPEC §8 cases:
+//! trust policies (valid, and each kind of refusal) and checkpoints cosigned by various sets of
+//! witnesses. The files are made from a
 //! deterministic log by this test: `UPDATE_GOLDEN=1 cargo test -p verifier-cli --test
 //! golden_cases` rewrites them; otherwise a drift from what the code makes fails the test.
 
@@ -14,8 +17,8 @@ use common::*;
 use ledger_core::pack::{self, PackProof};
 use ledger_core::seal::seal_event;
 use ledger_core::{
-    Checkpoint, CompactRange, Event, Log, LogConfig, LogDescriptor, MemStore, MemTree, NamedKey, Protocol, ProvenEntry,
-    Receipt, RunId, RunStatus, Store, TreeHash,
+    Checkpoint, CompactRange, Cosignature, Event, Log, LogConfig, LogDescriptor, MemStore, MemTree, NamedKey, Note,
+    Protocol, ProvenEntry, Receipt, RunId, RunStatus, Store, TreeHash, WitnessKey,
 };
 
 const ORIGIN: &str = "verify.a2a-ledger.example/log";
@@ -252,7 +255,149 @@ fn make() -> Vec<(String, Vec<u8>)> {
     put("checkpoint-new.txt", log.checkpoint().note.clone().into_bytes());
     let proof: Vec<String> = log.consistency_proof(fsize, n).unwrap().iter().map(|h| B64.encode(h)).collect();
     put("consistency-proof.json", serde_json::to_vec(&serde_json::json!({ "proof": proof })).unwrap());
+
+    // SPEC §8: trust policies, valid and each kind of refusal, and checkpoints cosigned by
+    // various sets of three witnesses (and a fourth the policies do not know).
+    let wkey = |i: u8| WitnessKey::of(&witness(i)).to_string();
+    let desc_vkey = desc.vkey.clone();
+    let policy = |name: &str, text: String| (format!("policy/{name}.txt"), text.into_bytes());
+    let policies = [
+        policy(
+            "two-of-three",
+            format!(
+                "# The golden log and any two of three witnesses.\n\nlog {desc_vkey} https://log.example/\n\
+                 witness w1 {} https://w1.example/\n  witness\tw2  {}\nwitness w3 {}\n\
+                 group two-of-three 2 w1 w2 w3\n# a comment between\nquorum two-of-three\n",
+                wkey(1),
+                wkey(2),
+                wkey(3)
+            ),
+        ),
+        policy(
+            "nested",
+            format!(
+                "witness w1 {}\nwitness w2 {}\nwitness w3 {}\ngroup pair all w1 w2\ngroup top any pair w3\nquorum top",
+                wkey(1),
+                wkey(2),
+                wkey(3)
+            ),
+        ),
+        policy("none", format!("# No witness required.\nlog {desc_vkey}\nquorum none\n")),
+        policy("single", format!("witness w3 {}\nquorum w3\n", wkey(3))),
+        policy("bad-duplicate-witness-key", format!("witness w1 {}\nwitness w2 {}\nquorum w1\n", wkey(1), wkey(1))),
+        policy("bad-duplicate-name", format!("witness w1 {}\ngroup w1 any w1\nquorum w1\n", wkey(1))),
+        policy("bad-duplicate-log", format!("log {desc_vkey}\nlog {desc_vkey} https://mirror.example/\nquorum none\n")),
+        policy(
+            "bad-forward-reference",
+            format!("witness w1 {}\ngroup g any w1 w2\nwitness w2 {}\nquorum g\n", wkey(1), wkey(2)),
+        ),
+        policy(
+            "bad-member-twice",
+            format!(
+                "witness w1 {}\nwitness w2 {}\ngroup a any w1 w2\ngroup b any w1\ngroup c all a b\nquorum c\n",
+                wkey(1),
+                wkey(2)
+            ),
+        ),
+        policy("bad-two-quorums", format!("witness w1 {}\nquorum w1\nquorum none\n", wkey(1))),
+        policy("bad-no-quorum", format!("witness w1 {}\n", wkey(1))),
+        policy("bad-quorum-undefined", format!("witness w1 {}\nquorum w9\n", wkey(1))),
+        policy("bad-threshold", format!("witness w1 {}\nwitness w2 {}\ngroup g 3 w1 w2\nquorum g\n", wkey(1), wkey(2))),
+        policy(
+            "bad-threshold-word",
+            format!("witness w1 {}\nwitness w2 {}\ngroup g most w1 w2\nquorum g\n", wkey(1), wkey(2)),
+        ),
+        policy("bad-reserved-name", format!("witness none {}\nquorum none\n", wkey(1))),
+        policy("bad-log-key-as-witness", format!("witness w1 {desc_vkey}\nquorum w1\n")),
+        policy("bad-unknown-keyword", format!("witness w1 {}\nthreshold 1\nquorum w1\n", wkey(1))),
+        policy("bad-control-character", format!("witness w1 {}\r\nquorum w1\n", wkey(1))),
+        policy(
+            "bad-other-log",
+            format!("log {}\nquorum none\n", NamedKey::from_seed(ORIGIN, [0x25; 32]).unwrap().verifier()),
+        ),
+    ];
+    for (name, bytes) in policies {
+        put(&name, bytes);
+    }
+
+    let mut r = good.clone();
+    r.checkpoint = cosign(&good.checkpoint, &[Cosigner::Good(1), Cosigner::Good(2)]);
+    put("receipt-cosigned-w1-w2.json", r.to_json().into_bytes());
+    r.checkpoint = cosign(
+        &good.checkpoint,
+        &[Cosigner::Good(4), Cosigner::Good(3), Cosigner::Good(2), Cosigner::Good(1)], // w4: unknown, ignored
+    );
+    put("receipt-cosigned-all.json", r.to_json().into_bytes());
+    r.checkpoint = cosign(&good.checkpoint, &[Cosigner::Good(3), Cosigner::Good(4)]);
+    put("receipt-cosigned-w3.json", r.to_json().into_bytes());
+    r.checkpoint = cosign(&good.checkpoint, &[Cosigner::Good(1), Cosigner::Tampered(2)]);
+    put("receipt-cosigned-w2-tampered.json", r.to_json().into_bytes());
+    r.checkpoint = cosign(&good.checkpoint, &[Cosigner::Good(1), Cosigner::At(2, 1 << 62)]);
+    put("receipt-cosigned-w2-future.json", r.to_json().into_bytes());
+    r.checkpoint = cosign(&good.checkpoint, &[Cosigner::Good(1), Cosigner::At(2, 1 << 63)]);
+    put("receipt-cosigned-w2-timestamp-overflow.json", r.to_json().into_bytes());
+    r.checkpoint = cosign(&good.checkpoint, &[Cosigner::Good(1), Cosigner::Short(2)]);
+    put("receipt-cosigned-w2-short.json", r.to_json().into_bytes());
+    // A cosignature over another checkpoint of the same log (size 5 of the fork), moved here.
+    let other = Note::parse(&fork.checkpoint().note).unwrap().text().to_string();
+    let moved = Cosignature::sign(&other, &witness(2), COSIGNED_AT).unwrap().to_line();
+    r.checkpoint = format!("{}{moved}", cosign(&good.checkpoint, &[Cosigner::Good(1)]));
+    put("receipt-cosigned-w2-other-checkpoint.json", r.to_json().into_bytes());
+
+    let mut cosigned_pack = pack::build(&log, 0, n, "2026-11-23T00:00:00Z".into()).unwrap();
+    cosigned_pack[1].1 =
+        cosign(std::str::from_utf8(&cosigned_pack[1].1).unwrap(), &[Cosigner::Good(1), Cosigner::Good(3)]).into_bytes();
+    let mut m: serde_json::Value = serde_json::from_slice(&cosigned_pack[0].1).unwrap();
+    m["files"]["checkpoint"] = blake3::hash(&cosigned_pack[1].1).to_hex().to_string().into();
+    cosigned_pack[0].1 = serde_json::to_vec_pretty(&m).unwrap();
+    for (name, bytes) in cosigned_pack {
+        put(&format!("pack-cosigned-w1-w3/{name}"), bytes);
+    }
     files
+}
+
+/// When the golden cosignatures were made (a fixed time in the past).
+const COSIGNED_AT: u64 = 1_764_547_200;
+
+fn witness(i: u8) -> NamedKey {
+    NamedKey::from_seed(&format!("witness.example/w{i}"), [0x30 + i; 32]).unwrap()
+}
+
+/// How a witness's line is made in [`cosign`].
+enum Cosigner {
+    /// A good cosignature at [`COSIGNED_AT`].
+    Good(u8),
+    /// One signature bit flipped.
+    Tampered(u8),
+    /// A correct signature at another timestamp (even one over 2^63 - 1).
+    At(u8, u64),
+    /// The signature's last byte cut off (75 bytes after the name).
+    Short(u8),
+}
+
+/// `note` with one cosignature line per cosigner, in order.
+fn cosign(note: &str, who: &[Cosigner]) -> String {
+    let text = Note::parse(note).unwrap().text().to_string();
+    let mut out = note.to_string();
+    for c in who {
+        let (i, ts) = match *c {
+            Cosigner::Good(i) | Cosigner::Tampered(i) | Cosigner::Short(i) => (i, COSIGNED_AT),
+            Cosigner::At(i, ts) => (i, ts),
+        };
+        let key = witness(i);
+        let mut raw = WitnessKey::of(&key).id().to_vec();
+        raw.extend_from_slice(&ts.to_be_bytes());
+        raw.extend_from_slice(&key.sign(&ledger_core::witness::signed_message(&text, ts)));
+        match c {
+            Cosigner::Tampered(_) => raw[20] ^= 4,
+            Cosigner::Short(_) => {
+                raw.pop();
+            }
+            _ => {}
+        }
+        out.push_str(&format!("\u{2014} {} {}\n", key.name(), B64.encode(raw)));
+    }
+    out
 }
 
 fn expected() -> serde_json::Value {
@@ -297,5 +442,33 @@ fn golden_cases_give_their_exit_codes_and_messages() {
         assert_eq!(code as u64, case["exit"].as_u64().unwrap(), "{name}: {out}{err}");
         let want = case["message"].as_str().unwrap();
         assert!(out.contains(want) || err.contains(want), "{name}: expected {want:?} in\n{out}{err}");
+        // The failing step, which tests/python/test_a2a_verify.py asserts for the Python verifier.
+        let step: Vec<String> = match &case["step"] {
+            serde_json::Value::Null => vec![],
+            // SPEC §5 step 1 includes "its origin matches", which ledger-verify reports as a
+            // receipt for another log.
+            serde_json::Value::Number(n) if n.as_u64() == Some(1) => {
+                vec!["receipt step 1 (".into(), "receipt is for log ".into()]
+            }
+            serde_json::Value::Number(n) => vec![format!("receipt step {n} (")],
+            // A receipt names it as its step 1's part, a pack as its checkpoint's.
+            serde_json::Value::String(s) if s == "witness quorum" => {
+                vec![
+                    "receipt step 1 (witness quorum) failed: ".into(),
+                    "checkpoint: step witness quorum failed: ".into(),
+                ]
+            }
+            serde_json::Value::String(s) if s == "policy log" => vec!["the trust policy's log lines name".into()],
+            serde_json::Value::String(s) if s.starts_with("policy line ") => {
+                vec![format!("trust policy, line {}: ", &s["policy line ".len()..])]
+            }
+            // Pack checks: the message above names the file.
+            serde_json::Value::String(_) => vec![],
+            other => panic!("{name}: step {other}"),
+        };
+        assert!(
+            step.is_empty() || step.iter().any(|s| err.contains(s.as_str())),
+            "{name}: expected the step as one of {step:?} in\n{err}"
+        );
     }
 }
