@@ -93,3 +93,33 @@ for (const c of cases.filter((c) => c.args[0] === 'receipt')) {
     assert.ok(v.message!.includes(c.message), `${v.message} should contain ${c.message}`);
   });
 }
+
+test('receipts that could not be checked are malformed, not invalid', async () => {
+  const log = descriptor('testdata/golden/log-blake3.json');
+  const good = text('testdata/golden/receipt-blake3.json');
+  const variants: [string, string][] = [
+    ['not JSON', good.slice(0, 100)],
+    ['an unknown field', good.replace('{"format"', '{"extra":1,"format"')],
+    ['a duplicate field', good.replace('{"format"', '{"run":"x","format"')],
+    ['a wrong format', good.replace('a2a-ledger/receipt/v1', 'a2a-ledger/receipt/v2')],
+    ['an index as a float', good.replace(/"index":(\d+)/, '"index":$1.0')],
+    ['a negative index', good.replace(/"index":(\d+)/, '"index":-1')],
+    ['an index over u64', good.replace(/"index":(\d+)/, '"index":18446744073709551616')],
+    ['base64 with stray bits', good.replace(/"proof":\["([A-Za-z0-9+/]{42})[A-Za-z0-9+/]=/, '"proof":["$1B=')],
+    ['a proof hash of 31 bytes', good.replace(/"proof":\["[A-Za-z0-9+/]{43}=/, '"proof":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==')],
+    ['an unknown tree hash in the log', good.replace('"hash":"blake3"', '"hash":"sha3"')],
+    ['trailing characters', `${good.trim()} x`],
+  ];
+  for (const [what, json] of variants) {
+    assert.notEqual(json, good, what);
+    const v = await verifyReceipt(json, log);
+    assert.equal(v.ok, false, what);
+    assert.ok(v.malformed?.startsWith('malformed receipt: '), `${what}: ${v.malformed ?? v.message}`);
+    assert.deepEqual(v.steps, []);
+  }
+  // An index past 2^53 is read exactly and named exactly.
+  const far = good.replace(/"index":(\d+)/, '"index":9007199254740993');
+  const v = await verifyReceipt(far, log);
+  assert.equal(v.failed?.step, 2);
+  assert.equal(v.failed?.index, 9007199254740993n);
+});

@@ -90,3 +90,53 @@ test('hand-made tamper cases: ledger-core\'s verdict, step and index', async () 
     }
   }
 });
+
+interface PayloadPack {
+  dir: string;
+  log: LogDescriptor;
+  payload_byte_changed: string;
+  report: {
+    start: number;
+    end: number;
+    tree_size: number;
+    seals_verified: number;
+    open_runs: number;
+    partial: { run: string; reason: string }[];
+    payloads_included: number;
+    payloads_absent: string[];
+    payloads_erased: { hash: string; index: number; approver: string; reason: string }[];
+  };
+}
+
+test("a pack with payloads and an erasure: ledger-core's report, and a changed payload names its file", async () => {
+  const p = (corpus as unknown as { payload_pack: PayloadPack }).payload_pack;
+  const files = packDir(`testdata/${p.dir}`);
+  const v = await verifyPack(streamOf(tar(files), 333), p.log);
+  assert.equal(v.ok, true, v.message ?? v.malformed);
+  const r = v.report!;
+  const want = p.report;
+  assert.deepEqual(
+    [r.start, r.end, r.treeSize, r.sealsVerified, r.openRuns, r.payloadsIncluded],
+    [BigInt(want.start), BigInt(want.end), BigInt(want.tree_size), want.seals_verified, want.open_runs, want.payloads_included],
+  );
+  assert.deepEqual(r.partial, want.partial);
+  assert.deepEqual(r.payloadsAbsent, want.payloads_absent);
+  // ts passes 2^53: compared as the corpus's digits.
+  const ts = /"payloads_erased":\[\{[^}]*"ts":(\d+)/.exec(text('testdata/tamper/corpus.json'))![1]!;
+  assert.deepEqual(
+    r.payloadsErased.map((e) => [e.hash, e.index, e.approver, e.reason, e.ts]),
+    want.payloads_erased.map((e) => [e.hash, BigInt(e.index), e.approver, e.reason, BigInt(ts)]),
+  );
+  assert.deepEqual(r.files, files.slice(4).map(([n]) => n));
+
+  const changed = files.map(([n, b]): [string, Uint8Array] => [n, n.startsWith('payloads/') ? new Uint8Array([b[0]! ^ 1, ...b.subarray(1)]) : b]);
+  const bad = await verifyPack(streamOf(tar(changed)), p.log);
+  assert.equal(bad.error?.file, p.payload_byte_changed);
+  assert.match(bad.message!, /the payload hashes to [0-9a-f]{64}, not to its name/);
+
+  // A file the manifest does not list, and a listed one the pack lacks.
+  const extra = await verifyPack(streamOf(tar([...files, ['notes.txt', new Uint8Array([1])]])), p.log);
+  assert.equal(extra.message, 'pack manifest.json: the pack holds notes.txt, which the manifest does not list');
+  const lacking = await verifyPack(streamOf(tar(files.slice(0, 4))), p.log);
+  assert.match(lacking.message!, /^the manifest lists payloads\/[0-9a-f]{64}, which the pack does not hold$/);
+});

@@ -364,6 +364,66 @@ fn policy_cases(cases: &mut Cases) {
     cases.add("policy: quorum met, a proof hash changed", &log, p, &r.to_json());
 }
 
+/// A pack with a payload file, a named payload that is absent, an erased one, and runs cut by its
+/// start: its files are written to (or checked against) `testdata/tamper/pack-payloads/`, and its
+/// report and the verdicts on a changed payload byte and a payload the manifest does not list
+/// go into the corpus.
+fn payload_pack(update: bool) -> Value {
+    use ledger_core::pack::{self, Manifest};
+    let h = TreeHash::Blake3;
+    let cfg = LogConfig { hash: h, checkpoint_interval: Duration::from_secs(3600), ..LogConfig::default() };
+    let log = Log::open(Arc::new(MemStore::new()) as Arc<dyn Store>, log_key(), cfg).unwrap();
+    let key = gateway_key();
+    log.append(vec![identity(&key)]).unwrap();
+    for r in 0..3 {
+        log.append(sealed_run(h, &format!("pay-{r}"), &key, r)).unwrap();
+    }
+    // The input of run pay-1 (run_events names blake3 of the run id as the input) is erased.
+    let erased = *blake3::hash(b"pay-1").as_bytes();
+    let run = ledger_core::RunId::erasure(&erased);
+    let erasure = Event::PayloadErased { hash: erased, reason: "gdpr art. 17".into(), approver: "dpo".into() };
+    log.append(vec![entry(run.as_str(), 0, "gateway", erasure)]).unwrap();
+    log.sign_checkpoint().unwrap();
+    let n = log.checkpoint().checkpoint.size;
+    let desc = log.descriptor().clone();
+
+    // From index 3: run pay-0 is cut by the start (partial), and the signer's key lies before it.
+    let mut files = pack::build(&log, 3, n, "2026-01-01T00:00:00Z".into()).unwrap();
+    let included = *blake3::hash(b"pay-2").as_bytes();
+    let mut manifest: Manifest = serde_json::from_slice(&files[0].1).unwrap();
+    manifest.add_payload(&included);
+    files[0].1 = serde_json::to_vec_pretty(&manifest).unwrap();
+    files.push((pack::payload_file(&included), b"pay-2".to_vec()));
+
+    let dir = repo("testdata/tamper/pack-payloads");
+    for (name, bytes) in &files {
+        let path = dir.join(name);
+        if update {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        } else {
+            let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(stored == *bytes, "{} drifted (UPDATE_GOLDEN=1 rewrites it)", path.display());
+        }
+    }
+    let verify = |files: &[(String, Vec<u8>)]| {
+        let mut v = PackVerifier::new(&desc, &files[0].1, &files[1].1, &files[2].1)?;
+        v.entries_bin(&files[3].1)?;
+        for (name, bytes) in &files[4..] {
+            v.other_file(name, bytes)?;
+        }
+        v.finish()
+    };
+    let report = verify(&files).unwrap();
+    let mut changed = files.clone();
+    changed[4].1[0] ^= 1;
+    let changed = match verify(&changed) {
+        Err(Error::PackInvalid { file, index: None, .. }) => file,
+        other => panic!("{other:?}"),
+    };
+    json!({"dir": "tamper/pack-payloads", "log": desc, "report": report, "payload_byte_changed": changed})
+}
+
 fn corpus() -> Value {
     let mut receipts = Vec::new();
     for (receipt, log) in [
@@ -394,11 +454,14 @@ fn corpus() -> Value {
     hand_made_cases(&mut cases);
     policy_cases(&mut cases);
 
+    let payloads = payload_pack(std::env::var_os("UPDATE_GOLDEN").is_some());
+
     json!({
         "about": "ledger-core's verdicts on tampered receipts and packs, for the dashboard's verifier. Made by ledger-core/tests/tamper_corpus.rs (UPDATE_GOLDEN=1 rewrites it). Receipt verdicts: valid, malformed (could not be checked), or step <n>[ (witness quorum)][ at <log index>]; pack verdicts: valid or <file>[ at <log index>]. flips[bit][pos] is the verdict with that bit of byte pos flipped.",
         "receipts": receipts,
         "packs": packs,
         "cases": cases.list,
+        "payload_pack": payloads,
     })
 }
 
