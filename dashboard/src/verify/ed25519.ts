@@ -47,10 +47,37 @@ function decode(b: Uint8Array): EdPoint | undefined {
  * point that is not of small order. The reasons are ledger-core's `BadPublicKey` texts.
  */
 export function publicKeyProblem(key: Uint8Array): string | undefined {
+  // Keys are few (a log key, a gateway's identities) and decompressing one costs a square root:
+  // remember the verdicts (a pure function of the bytes).
+  const id = toHex(key);
+  const known = keyMemo.get(id);
+  if (known !== undefined) return known === '' ? undefined : known;
   const p = decode(key);
-  if (p === undefined) return 'not a valid curve point';
-  if (p.isSmallOrder()) return 'small-order point: it would accept forged signatures';
-  return undefined;
+  const problem =
+    p === undefined ? 'not a valid curve point' : p.isSmallOrder() ? 'small-order point: it would accept forged signatures' : '';
+  if (keyMemo.size >= MEMO_MAX) keyMemo.clear();
+  keyMemo.set(id, problem);
+  return problem === '' ? undefined : problem;
+}
+
+const keyMemo = new Map<string, string>();
+
+/**
+ * Decoded keys with their multiplication tables: a pack's seals are nearly all by one gateway
+ * key, and a table makes each `[k]A` several times cheaper. The table is a cache of multiples of
+ * the point; the result of the arithmetic is the same with or without it.
+ */
+const points = new Map<string, EdPoint | null>();
+const POINTS_MAX = 64;
+
+function keyPoint(key: Uint8Array): EdPoint | undefined {
+  const id = toHex(key);
+  const known = points.get(id);
+  if (known !== undefined) return known ?? undefined;
+  const p = decode(key);
+  if (points.size >= POINTS_MAX) points.clear();
+  points.set(id, p === undefined || p.isSmallOrder() ? null : p.precompute(8, false));
+  return p;
 }
 
 /**
@@ -76,7 +103,7 @@ export function verifyStrict(key: Uint8Array, msg: Uint8Array, sig: Uint8Array):
 function verifyUncached(key: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean {
   const s = le(sig.subarray(32));
   if (s >= L) return false;
-  const A = decode(key);
+  const A = keyPoint(key);
   const rBytes = sig.subarray(0, 32);
   const R = decode(rBytes);
   if (A === undefined || R === undefined) return false;

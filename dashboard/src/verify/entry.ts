@@ -173,7 +173,8 @@ const MAJOR_SIMPLE = 7;
 
 interface Head {
   major: number;
-  arg: bigint;
+  /** The argument; above 2^53 only approximately (it is then a length no input holds). */
+  arg: number;
   /** Offset just after the head. */
   next: number;
 }
@@ -182,6 +183,56 @@ interface Head {
 interface Offsets {
   top: Map<string, number>;
   attrs: Map<string, number>;
+}
+
+/** Whether `b[start, end)` is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). */
+function validUtf8(b: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let min: number;
+    let cp: number;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      min = 0x80;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      min = 0x800;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      min = 0x10000;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= end) return false;
+    for (let j = 1; j <= n; j++) {
+      const d = b[i + j]!;
+      if ((d & 0xc0) !== 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+/** A map key's text (valid UTF-8, checked by the walk): ASCII keys without a decoder. */
+function keyText(b: Uint8Array, start: number, end: number): string {
+  let out = '';
+  for (let i = start; i < end; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return utf8(b.subarray(start, end))!;
+    out += String.fromCharCode(c);
+  }
+  return out;
 }
 
 function readHead(b: Uint8Array, pos: number, key: string): Head {
@@ -201,13 +252,22 @@ function readHead(b: Uint8Array, pos: number, key: string): Head {
     // true, false, null, undefined and other simple values: no entry value has this type.
     throw new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${pos}: expected no simple value`, pos, key);
   }
-  if (ai < 24) return { major, arg: BigInt(ai), next: pos + 1 };
+  if (ai < 24) return { major, arg: ai, next: pos + 1 };
   const n = 1 << (ai - 24);
   if (pos + 1 + n > b.length) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
-  let arg = 0n;
-  for (let i = 0; i < n; i++) arg = (arg << 8n) | BigInt(b[pos + 1 + i]!);
-  const min = [24n, 1n << 8n, 1n << 16n, 1n << 32n][ai - 24]!;
-  if (arg < min) {
+  let arg: number;
+  let shortest: boolean;
+  if (n === 8) {
+    const hi = ((b[pos + 1]! << 24) >>> 0) + (b[pos + 2]! << 16) + (b[pos + 3]! << 8) + b[pos + 4]!;
+    const lo = ((b[pos + 5]! << 24) >>> 0) + (b[pos + 6]! << 16) + (b[pos + 7]! << 8) + b[pos + 8]!;
+    arg = hi * 2 ** 32 + lo;
+    shortest = hi !== 0;
+  } else {
+    arg = 0;
+    for (let i = 0; i < n; i++) arg = arg * 256 + b[pos + 1 + i]!;
+    shortest = arg >= [24, 1 << 8, 1 << 16][ai - 24]!;
+  }
+  if (!shortest) {
     throw new EntryError('NotCanonical', `not canonical CBOR at byte ${pos}: integer or length not in shortest form`, pos);
   }
   return { major, arg, next: pos + 1 + n };
@@ -222,9 +282,11 @@ function compareKeys(a: Uint8Array, b: Uint8Array): number {
 
 /**
  * Walks one item at `pos` and returns the offset after it, refusing anything outside core
- * deterministic encoding. `depth` 0 is the entry map, 1 the values directly in it.
+ * deterministic encoding. `depth` 0 is the entry map, 1 the values directly in it. With
+ * `offsets`, it records where each value of the entry map and of its attrs map starts (only
+ * wanted when an error must name one).
  */
-function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: Offsets, inAttrs: boolean): number {
+function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: Offsets | undefined, inAttrs: boolean): number {
   if (depth > 16) throw new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${pos}: nested too deeply`, pos, key);
   const h = readHead(b, pos, key);
   switch (h.major) {
@@ -233,25 +295,25 @@ function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: O
       return h.next;
     case MAJOR_BYTES:
     case MAJOR_TEXT: {
-      if (h.arg > BigInt(b.length - h.next)) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
-      const end = h.next + Number(h.arg);
-      if (h.major === MAJOR_TEXT && utf8(b.subarray(h.next, end)) === undefined) {
+      if (h.arg > b.length - h.next) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
+      const end = h.next + h.arg;
+      if (h.major === MAJOR_TEXT && !validUtf8(b, h.next, end)) {
         throw new EntryError('BadValue', `bad value for ${JSON.stringify(key)}: invalid UTF-8 in text string`, pos, key);
       }
       return end;
     }
     case MAJOR_ARRAY: {
       // Each item takes at least one byte: a count beyond the input is truncation.
-      if (h.arg > BigInt(b.length - h.next)) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
+      if (h.arg > b.length - h.next) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
       let p = h.next;
-      for (let i = 0n; i < h.arg; i++) p = walk(b, p, key, depth + 1, offsets, false);
+      for (let i = 0; i < h.arg; i++) p = walk(b, p, key, depth + 1, offsets, false);
       return p;
     }
     case MAJOR_MAP: {
-      if (h.arg > BigInt(b.length - h.next)) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
+      if (h.arg > b.length - h.next) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
       let p = h.next;
       let prev: Uint8Array | undefined;
-      for (let i = 0n; i < h.arg; i++) {
+      for (let i = 0; i < h.arg; i++) {
         const kpos = p;
         const kh = readHead(b, kpos, '<map key>');
         if (kh.major !== MAJOR_TEXT) {
@@ -259,18 +321,19 @@ function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: O
         }
         const kend = walk(b, kpos, '<map key>', depth + 1, offsets, false);
         const encoded = b.subarray(kpos, kend);
-        const name = utf8(b.subarray(kh.next, kend))!;
+        const name = (): string => keyText(b, kh.next, kend);
         if (prev !== undefined) {
           const c = compareKeys(prev, encoded);
-          if (c === 0) throw new EntryError('DuplicateKey', `duplicate key ${JSON.stringify(name)} at byte ${kpos}`, kpos, name);
+          if (c === 0) throw new EntryError('DuplicateKey', `duplicate key ${JSON.stringify(name())} at byte ${kpos}`, kpos, name());
           if (c > 0) {
             throw new EntryError('NotCanonical', `not canonical CBOR at byte ${kpos}: map keys not in canonical order`, kpos);
           }
         }
         prev = encoded;
-        if (depth === 0) offsets.top.set(name, kend);
-        if (inAttrs) offsets.attrs.set(name, kend);
-        p = walk(b, kend, name, depth + 1, offsets, depth === 0 && name === 'attrs');
+        const isAttrs = depth === 0 && encoded.length === 6 && name() === 'attrs';
+        if (offsets !== undefined && depth === 0) offsets.top.set(name(), kend);
+        if (offsets !== undefined && inAttrs) offsets.attrs.set(name(), kend);
+        p = walk(b, kend, depth === 0 || inAttrs ? name() : key, depth + 1, offsets, isAttrs);
       }
       return p;
     }
@@ -297,32 +360,32 @@ function isInt(v: Cbor): v is number | bigint {
   return typeof v === 'number' || typeof v === 'bigint';
 }
 
-function asValue(key: string, ty: Ty, v: Cbor, offset: number): AttrValue {
+function asValue(key: string, ty: Ty, v: Cbor, offset: () => number): AttrValue {
   switch (ty) {
     case 'text':
-      if (typeof v !== 'string') throw wrongType(key, TY_EXPECTED[ty], offset);
+      if (typeof v !== 'string') throw wrongType(key, TY_EXPECTED[ty], offset());
       return v;
     case 'uint':
-      if (!isInt(v) || BigInt(v) < 0n) throw wrongType(key, TY_EXPECTED[ty], offset);
+      if (!isInt(v) || BigInt(v) < 0n) throw wrongType(key, TY_EXPECTED[ty], offset());
       return BigInt(v);
     case 'int': {
-      if (!isInt(v)) throw wrongType(key, TY_EXPECTED[ty], offset);
+      if (!isInt(v)) throw wrongType(key, TY_EXPECTED[ty], offset());
       const n = BigInt(v);
       if (n < I64_MIN || n > I64_MAX) throw badValue(key, 'outside the 64-bit signed range');
       return n;
     }
     case 'b32':
     case 'b64': {
-      if (!(v instanceof Uint8Array)) throw wrongType(key, TY_EXPECTED[ty], offset);
+      if (!(v instanceof Uint8Array)) throw wrongType(key, TY_EXPECTED[ty], offset());
       const want = ty === 'b32' ? 32 : 64;
       if (v.length !== want) throw badValue(key, `${v.length} bytes, expected ${want}`);
       return v.slice();
     }
     case 'texts': {
-      if (!Array.isArray(v)) throw wrongType(key, TY_EXPECTED[ty], offset);
+      if (!Array.isArray(v)) throw wrongType(key, TY_EXPECTED[ty], offset());
       // Offsets of array items are not tracked; the array's own is named.
       return v.map((t) => {
-        if (typeof t !== 'string') throw wrongType(key, 'text', offset);
+        if (typeof t !== 'string') throw wrongType(key, 'text', offset());
         return t;
       });
     }
@@ -342,12 +405,26 @@ function isRunByte(c: number): boolean {
   );
 }
 
+/** The UTF-8 length of `s`. */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
 /** Why `id` is not a run id (SPEC §2), or `undefined` when it is one. */
 export function runIdProblem(id: string): string | undefined {
   if (id.length === 0) return 'empty';
-  const bytes = new TextEncoder().encode(id);
-  if (bytes.length > MAX_RUN_ID_BYTES) return 'longer than 128 bytes';
-  for (const c of bytes) if (!isRunByte(c)) return 'allowed characters are A-Z a-z 0-9 . _ : / -';
+  if (utf8Length(id) > MAX_RUN_ID_BYTES) return 'longer than 128 bytes';
+  for (let i = 0; i < id.length; i++) if (!isRunByte(id.charCodeAt(i))) return 'allowed characters are A-Z a-z 0-9 . _ : / -';
   return undefined;
 }
 
@@ -356,8 +433,8 @@ function badRunId(id: string, reason: string): EntryError {
   return new EntryError('BadRunId', `bad run id ${JSON.stringify(shown)}: ${reason}`, undefined, 'run');
 }
 
-function checkAttrs(map: Cbor, kind: EntryKind, offsets: Offsets, offset: number): Record<string, AttrValue> {
-  if (!(map instanceof Map)) throw wrongType('attrs', 'map', offset);
+function checkAttrs(map: Cbor, kind: EntryKind, offsets: () => Offsets, offset: () => number): Record<string, AttrValue> {
+  if (!(map instanceof Map)) throw wrongType('attrs', 'map', offset());
   const schema = SCHEMAS[kind];
   const out: Record<string, AttrValue> = {};
   for (const [key, v] of map) {
@@ -365,7 +442,7 @@ function checkAttrs(map: Cbor, kind: EntryKind, offsets: Offsets, offset: number
     if (f === undefined) {
       throw new EntryError('UnknownKey', `unknown key ${JSON.stringify(key)} in ${JSON.stringify(kind)}`, undefined, key);
     }
-    out[key] = asValue(key, f.ty, v, offsets.attrs.get(key) ?? offset);
+    out[key] = asValue(key, f.ty, v, () => offsets().attrs.get(key) ?? offset());
   }
   for (const f of schema) if (f.required && !(f.key in out)) throw missing(f.key, JSON.stringify(kind));
   switch (kind) {
@@ -384,7 +461,7 @@ function checkAttrs(map: Cbor, kind: EntryKind, offsets: Offsets, offset: number
       }
       const context = out.context as string | undefined;
       if (context !== undefined) {
-        const len = new TextEncoder().encode(context).length;
+        const len = utf8Length(context);
         if (len === 0) throw badValue('context', 'empty (an absent context is omitted, not empty)');
         if (len > MAX_CONTEXT_BYTES) throw badValue('context', `${len} bytes, over the ${MAX_CONTEXT_BYTES}-byte limit`);
       }
@@ -427,11 +504,19 @@ export function decodeEntry(bytes: Uint8Array): DecodedEntry {
   if (bytes.length > MAX_ENTRY_BYTES) {
     throw new EntryError('EntryTooLarge', `entry is ${bytes.length} bytes, over the ${MAX_ENTRY_BYTES}-byte limit`);
   }
-  const offsets: Offsets = { top: new Map(), attrs: new Map() };
+  // Where values start, found again only when an error names one.
+  let found: Offsets | undefined;
+  const offsets = (): Offsets => {
+    if (found === undefined) {
+      found = { top: new Map(), attrs: new Map() };
+      walk(bytes, 0, 'entry', 0, found, false);
+    }
+    return found;
+  };
   // The top item must be a map (ledger-core reads it as one before anything else).
   const top = readHead(bytes, 0, 'entry');
   if (top.major !== MAJOR_MAP) throw wrongType('entry', 'map', 0);
-  const end = walk(bytes, 0, 'entry', 0, offsets, false);
+  const end = walk(bytes, 0, 'entry', 0, undefined, false);
   if (end !== bytes.length) {
     throw new EntryError('TrailingBytes', `${bytes.length - end} trailing bytes after the entry at byte ${end}`, end);
   }
@@ -456,7 +541,7 @@ export function decodeEntry(bytes: Uint8Array): DecodedEntry {
   let grant: string | undefined;
   let payload: Uint8Array | undefined;
   for (const [key, value] of map) {
-    const at = offsets.top.get(key) ?? 0;
+    const at = (): number => offsets().top.get(key) ?? 0;
     switch (key) {
       case 'v':
         v = asValue('v', 'uint', value, at) as bigint;
@@ -504,7 +589,7 @@ export function decodeEntry(bytes: Uint8Array): DecodedEntry {
   if (seq === undefined) throw missing('seq', 'entry');
   if (kindText === undefined) throw missing('kind', 'entry');
   if (actor === undefined) throw missing('actor', 'entry');
-  const actorLen = new TextEncoder().encode(actor).length;
+  const actorLen = utf8Length(actor);
   if (actorLen > MAX_RUN_ID_BYTES - 3) throw badValue('actor', 'identity names are at most 125 bytes');
   const actorProblem = runIdProblem(actor);
   if (actorProblem !== undefined) throw badValue('actor', actorProblem);

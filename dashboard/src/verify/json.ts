@@ -105,15 +105,18 @@ export function parseJson(text: string): JsonValue {
   const string = (): string => {
     i++; // opening quote
     let out = '';
+    let run = i; // start of the characters not yet copied to `out`
     for (;;) {
       if (i >= text.length) fail('EOF while parsing a string');
       const c = text.charCodeAt(i);
       if (c === 0x22) {
+        out += text.slice(run, i);
         i++;
         return out;
       }
       if (c < 0x20) fail('control character (\\u0000-\\u001F) found while parsing a string');
       if (c === 0x5c) {
+        out += text.slice(run, i);
         const e = text[i + 1];
         i += 2;
         switch (e) {
@@ -158,18 +161,17 @@ export function parseJson(text: string): JsonValue {
           default:
             fail('invalid escape');
         }
+        run = i;
         continue;
       }
       // A lone surrogate in the JS string itself cannot come from valid UTF-8 text.
       if (c >= 0xd800 && c <= 0xdbff) {
         const d = text.charCodeAt(i + 1);
         if (!(d >= 0xdc00 && d <= 0xdfff)) fail('invalid unicode code point');
-        out += text[i]! + text[i + 1]!;
         i += 2;
         continue;
       }
       if (c >= 0xdc00 && c <= 0xdfff) fail('invalid unicode code point');
-      out += text[i]!;
       i++;
     }
   };
