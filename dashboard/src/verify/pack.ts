@@ -576,7 +576,8 @@ export async function verifyPack(
       }
       names.push(name);
     }
-    for (const name of v.manifest.files.keys()) {
+    // In the order ledger-core lists them (sorted by name).
+    for (const name of [...v.manifest.files.keys()].sort()) {
       const core = name === CHECKPOINT || name === PROOF || name === ENTRIES;
       if (!core && !names.includes(name)) {
         const why = `the manifest lists ${name}, which the pack does not hold`;
