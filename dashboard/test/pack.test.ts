@@ -65,13 +65,22 @@ test('entries.bin before the small files is held until they come', async () => {
   assert.equal(v.report!.sealsVerified, 4);
 });
 
-test('a pack missing a required file, or not a tar, could not be checked', async () => {
+test('a pack missing a small file could not be checked; one without entries.bin, or a damaged tar, is invalid', async () => {
   const files = packDir('testdata/verify/pack-valid');
   const noProof = await verifyPack(streamOf(tar(files.filter(([n]) => n !== 'proof.json'))), log);
   assert.equal(noProof.ok, false);
   assert.equal(noProof.malformed, 'the pack has no proof.json');
   const noEntries = await verifyPack(streamOf(tar(files.filter(([n]) => n !== 'entries.bin'))), log);
   assert.equal(noEntries.message, 'the pack has no entries.bin');
+  // A damaged archive is invalid (as ledger-verify says, exit 1); an empty one holds no manifest.
   const garbage = await verifyPack(streamOf(new TextEncoder().encode('not a tar at all'.repeat(64))), log);
-  assert.match(garbage.malformed!, /tar/);
+  assert.match(garbage.message!, /^the tar archive is damaged: /);
+  assert.equal(garbage.error?.file, 'tar');
+  const flipped = tar(files);
+  flipped[0]! ^= 1;
+  assert.equal((await verifyPack(streamOf(flipped), log)).message, 'the tar archive is damaged: archive header checksum mismatch');
+  const cut = await verifyPack(streamOf(tar(files).subarray(0, 700)), log);
+  assert.match(cut.message!, /^the tar archive is damaged: /);
+  const empty = await verifyPack(streamOf(new Uint8Array(0)), log);
+  assert.equal(empty.malformed, 'the pack has no manifest.json');
 });

@@ -591,7 +591,12 @@ export async function verifyPack(
     verdict.report = report;
   } catch (e) {
     if (e instanceof Malformed) verdict.malformed = e.message;
-    else if (e instanceof TarError) verdict.malformed = `not a tar archive, or a damaged one: ${e.message}`;
+    else if (e instanceof TarError) {
+      // ledger-verify: a damaged archive is invalid (exit 1), not "could not check".
+      const reason = `the tar archive is damaged: ${e.message}`;
+      verdict.error = { file: 'tar', reason };
+      verdict.message = reason;
+    }
     else if (e instanceof PackFailure) {
       verdict.error = e.index === undefined ? { file: e.file, reason: e.reason } : { file: e.file, index: e.index, reason: e.reason };
       verdict.message = e.message;

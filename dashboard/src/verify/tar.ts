@@ -116,12 +116,11 @@ export async function readTar(
   onMember: (m: TarMember, body: (each: (chunk: Uint8Array) => void) => Promise<void>) => Promise<void>,
 ): Promise<void> {
   let longName: string | undefined;
-  let first = true;
   for (;;) {
     const h = await src.read(512);
-    if (h.length === 0 && !first) return;
-    if (h.length < 512) throw new TarError(first ? 'not a tar archive: too short' : 'unexpected end of the archive');
-    first = false;
+    // The end of the stream ends the archive (an empty stream is an archive without members).
+    if (h.length === 0) return;
+    if (h.length < 512) throw new TarError('failed to read entire block');
     if (h.every((b) => b === 0)) {
       // The end-of-archive blocks; the rest is padding (tar pads to whole records).
       await src.drain();
