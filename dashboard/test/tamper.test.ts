@@ -29,7 +29,7 @@ function receiptWords(v: ReceiptVerdict): string {
 /** A pack verdict in the corpus's words. */
 function packWords(v: PackVerdict): string {
   if (v.ok) return 'valid';
-  if (v.error === undefined) return `malformed: ${v.malformed}`;
+  if (v.error === undefined) return 'malformed';
   return `${v.error.file}${v.error.index !== undefined ? ` at ${v.error.index}` : ''}`;
 }
 

@@ -1,7 +1,7 @@
 //! The tamper corpus `testdata/tamper/corpus.json`: ledger-core's verdict on receipts and packs
 //! changed in every way the dashboard's in-browser verifier must judge the same — every bit 0x01
 //! and 0x40 of every byte of the golden receipts, every bit 0x01 and 0x80 of every byte of a
-//! pack's `entries.bin`, and hand-made cases (each proof hash, the checkpoint, the signer, entries
+//! pack's `entries.bin` (and bits of its manifest, checkpoint and proof), and hand-made cases (each proof hash, the checkpoint, the signer, entries
 //! swapped, dropped and substituted, wrong seals, a small-order identity key, a non-canonical `S`,
 //! cosignatures under a trust policy). The dashboard's tests (`dashboard/test/tamper.test.ts`)
 //! assert the same verdict, step and index for every one.
@@ -54,8 +54,15 @@ fn receipt_verdict(log: &LogDescriptor, policy: Option<&Arc<Policy>>, json: &[u8
     }
 }
 
-/// ledger-core's verdict on a pack's files: `valid`, or `<file>[ at <index>]` of the failure.
+/// ledger-core's verdict on a pack's files, as `ledger-verify pack` reaches it: `malformed` for
+/// a manifest that is not one (could not be checked), `manifest.json` for one of another log,
+/// else `valid` or `<file>[ at <index>]` of the failure.
 fn pack_verdict(log: &LogDescriptor, manifest: &[u8], checkpoint: &[u8], proof: &[u8], entries: &[u8]) -> String {
+    match serde_json::from_slice::<ledger_core::pack::Manifest>(manifest) {
+        Err(_) => return "malformed".into(),
+        Ok(m) if m.log != *log => return "manifest.json".into(),
+        Ok(_) => {}
+    }
     let result = PackVerifier::new(log, manifest, checkpoint, proof)
         .and_then(|mut v| v.entries_bin(entries).map(|_| v))
         .and_then(|v| v.finish());
@@ -448,6 +455,12 @@ fn corpus() -> Value {
     assert_eq!(pack_verdict(&desc, &manifest, &checkpoint, &proof, &entries), "valid");
     let judged = flips(&entries, &[0x01, 0x80], |t| pack_verdict(&desc, &manifest, &checkpoint, &proof, t));
     packs.push(json!({"pack": dir, "log": "verify/log.json", "file": "entries.bin", "flips": judged}));
+    let judged = flips(&manifest, &[0x01, 0x40], |t| pack_verdict(&desc, t, &checkpoint, &proof, &entries));
+    packs.push(json!({"pack": dir, "log": "verify/log.json", "file": "manifest.json", "flips": judged}));
+    let judged = flips(&checkpoint, &[0x01], |t| pack_verdict(&desc, &manifest, t, &proof, &entries));
+    packs.push(json!({"pack": dir, "log": "verify/log.json", "file": "checkpoint", "flips": judged}));
+    let judged = flips(&proof, &[0x01], |t| pack_verdict(&desc, &manifest, &checkpoint, t, &entries));
+    packs.push(json!({"pack": dir, "log": "verify/log.json", "file": "proof.json", "flips": judged}));
 
     let mut cases = Cases { list: Vec::new() };
     structured_cases(&mut cases);
