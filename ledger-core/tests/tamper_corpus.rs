@@ -325,6 +325,26 @@ fn structured_cases(cases: &mut Cases) {
         let mut r = good.clone();
         r.log.vkey = NamedKey::from_seed(&desc.origin, [0x55; 32]).unwrap().verifier().to_string();
         cases.add(&format!("{h}: the receipt names another log key"), &desc, None, &json(&r));
+
+        // The JSON itself: what serde_json reads into the receipt, and what it refuses.
+        let text = json(&good);
+        let first = format!("\"index\":{}", good.entries[0].index);
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&text).unwrap()).unwrap();
+        let escaped = text.replacen("\"format\":\"a2a", "\"format\":\"\\u0061\\u0032a", 1);
+        for (what, variant) in [
+            ("pretty-printed", pretty),
+            ("a string with \\u escapes", escaped),
+            ("an index written -0", text.replacen(&first, "\"index\":-0", 1)),
+            ("an index written as a float", text.replacen(&first, &format!("{first}.0"), 1)),
+            ("an index with an exponent", text.replacen(&first, &format!("{first}e0"), 1)),
+            ("an index with a leading zero", text.replacen(&first, &first.replace(':', ":0"), 1)),
+            ("a duplicate field", text.replacen("{\"format\"", "{\"run\":\"x\",\"format\"", 1)),
+            ("an unknown field", text.replacen("{\"format\"", "{\"extra\":null,\"format\"", 1)),
+            ("a byte order mark", format!("\u{feff}{text}")),
+            ("trailing whitespace", format!("{text} \n\t")),
+        ] {
+            cases.add(&format!("{h}: JSON {what}"), &desc, None, &variant);
+        }
     }
 }
 

@@ -247,10 +247,11 @@ export class Fields {
 
 /** A JSON number that is an unsigned 64-bit integer (no fraction, no exponent). */
 export function jsonU64(v: JsonValue | undefined, what: string): bigint {
-  if (!(v instanceof JsonNumber) || !/^-?[0-9]+$/.test(v.text)) {
+  // No sign: serde_json reads `-0` as a float and `-1` as negative, neither a u64.
+  if (!(v instanceof JsonNumber) || !/^[0-9]+$/.test(v.text)) {
     throw new Error(`${what} must be an unsigned integer`);
   }
   const n = BigInt(v.text);
-  if (n < 0n || n > (1n << 64n) - 1n) throw new Error(`${what} is out of the u64 range`);
+  if (n > (1n << 64n) - 1n) throw new Error(`${what} is out of the u64 range`);
   return n;
 }
