@@ -11,7 +11,7 @@ import { bytes, descriptor, packDir, streamOf, tar, text } from './helpers.ts';
 interface Corpus {
   receipts: { receipt: string; log: string; flips: Record<string, string[]> }[];
   packs: { pack: string; log: string; file: string; flips: Record<string, string[]> }[];
-  cases: { name: string; log: LogDescriptor; receipt: string; verdict: string; policy?: string }[];
+  cases: { name: string; log: LogDescriptor; receipt: string; verdict: string; message: string; policy?: string }[];
 }
 
 const corpus = JSON.parse(text('testdata/tamper/corpus.json')) as Corpus;
@@ -77,12 +77,14 @@ for (const p of corpus.packs) {
   });
 }
 
-test('hand-made tamper cases: ledger-core\'s verdict, step and index', async () => {
+test('hand-made tamper cases: ledger-core\'s verdict, step, index and message', async () => {
   assert.ok(corpus.cases.length > 100);
   for (const c of corpus.cases) {
     const opts = c.policy === undefined ? {} : { policy: parsePolicy(c.policy) };
     const v = await verifyReceipt(c.receipt, c.log, opts);
     assert.equal(receiptWords(v), c.verdict, `${c.name}: ${v.message ?? v.malformed ?? ''}`);
+    // The same words for the auditor, too: ledger-verify's line, byte for byte.
+    assert.equal(v.message ?? '', c.message, c.name);
     if (c.verdict.includes('witness quorum')) {
       assert.equal(v.quorum?.satisfied, false);
       assert.ok(v.quorum!.missing.length >= 2, c.name);

@@ -154,6 +154,31 @@ const TY_EXPECTED: Record<Ty, string> = {
   texts: 'array of text',
 };
 
+/** The CBOR type ledger-core reads for a key (one type per name across SPEC §2). */
+const TOP_EXPECTED: Record<string, string> = {
+  v: 'unsigned integer',
+  ts: 'integer',
+  run: 'text',
+  seq: 'unsigned integer',
+  kind: 'text',
+  actor: 'text',
+  attrs: 'map',
+  grant: 'text',
+  payload: 'byte string',
+  entry: 'map',
+  '<map key>': 'text',
+};
+
+function expectedFor(key: string): string {
+  const top = TOP_EXPECTED[key];
+  if (top !== undefined) return top;
+  for (const schema of Object.values(SCHEMAS)) {
+    const f = schema.find((x) => x.key === key);
+    if (f !== undefined) return TY_EXPECTED[f.ty];
+  }
+  return 'a value of its type';
+}
+
 /** A2A task states, as `task.status` carries them. */
 export const TASK_STATES = ['submitted', 'working', 'input_required', 'auth_required', 'completed', 'failed', 'canceled', 'rejected'];
 /** Terminal statuses of a seal. */
@@ -183,6 +208,8 @@ interface Head {
 interface Offsets {
   top: Map<string, number>;
   attrs: Map<string, number>;
+  /** The offsets of the items of each attrs array. */
+  items: Map<string, number[]>;
 }
 
 /** Whether `b[start, end)` is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). */
@@ -235,7 +262,7 @@ function keyText(b: Uint8Array, start: number, end: number): string {
   return out;
 }
 
-function readHead(b: Uint8Array, pos: number, key: string): Head {
+function readHead(b: Uint8Array, pos: number, key: string, expected: string): Head {
   const ib = b[pos];
   if (ib === undefined) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
   const major = ib >> 5;
@@ -250,7 +277,7 @@ function readHead(b: Uint8Array, pos: number, key: string): Head {
   }
   if (major === MAJOR_SIMPLE) {
     // true, false, null, undefined and other simple values: no entry value has this type.
-    throw new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${pos}: expected no simple value`, pos, key);
+    throw new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${pos}: expected ${expected}`, pos, key);
   }
   if (ai < 24) return { major, arg: ai, next: pos + 1 };
   const n = 1 << (ai - 24);
@@ -286,9 +313,17 @@ function compareKeys(a: Uint8Array, b: Uint8Array): number {
  * `offsets`, it records where each value of the entry map and of its attrs map starts (only
  * wanted when an error must name one).
  */
-function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: Offsets | undefined, inAttrs: boolean): number {
+function walk(
+  b: Uint8Array,
+  pos: number,
+  key: string,
+  depth: number,
+  offsets: Offsets | undefined,
+  inAttrs: boolean,
+  expected: string = expectedFor(key),
+): number {
   if (depth > 16) throw new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${pos}: nested too deeply`, pos, key);
-  const h = readHead(b, pos, key);
+  const h = readHead(b, pos, key, expected);
   switch (h.major) {
     case MAJOR_UNSIGNED:
     case MAJOR_NEGATIVE:
@@ -298,7 +333,7 @@ function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: O
       if (h.arg > b.length - h.next) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
       const end = h.next + h.arg;
       if (h.major === MAJOR_TEXT && !validUtf8(b, h.next, end)) {
-        throw new EntryError('BadValue', `bad value for ${JSON.stringify(key)}: invalid UTF-8 in text string`, pos, key);
+        throw new EntryError('BadValue', `bad value for ${JSON.stringify(key)}: invalid utf-8 at position ${pos}`, pos, key);
       }
       return end;
     }
@@ -306,7 +341,12 @@ function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: O
       // Each item takes at least one byte: a count beyond the input is truncation.
       if (h.arg > b.length - h.next) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
       let p = h.next;
-      for (let i = 0; i < h.arg; i++) p = walk(b, p, key, depth + 1, offsets, false);
+      // Arrays hold text only (SPEC §2); their items' offsets are kept for errors.
+      const items = offsets?.items.get(key);
+      for (let i = 0; i < h.arg; i++) {
+        items?.push(p);
+        p = walk(b, p, key, depth + 1, offsets, false, 'text');
+      }
       return p;
     }
     case MAJOR_MAP: {
@@ -315,11 +355,11 @@ function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: O
       let prev: Uint8Array | undefined;
       for (let i = 0; i < h.arg; i++) {
         const kpos = p;
-        const kh = readHead(b, kpos, '<map key>');
+        const kh = readHead(b, kpos, '<map key>', 'text');
         if (kh.major !== MAJOR_TEXT) {
           throw new EntryError('WrongType', `wrong type for "<map key>" at byte ${kpos}: expected text`, kpos, '<map key>');
         }
-        const kend = walk(b, kpos, '<map key>', depth + 1, offsets, false);
+        const kend = walk(b, kpos, '<map key>', depth + 1, offsets, false, 'text');
         const encoded = b.subarray(kpos, kend);
         const name = (): string => keyText(b, kh.next, kend);
         if (prev !== undefined) {
@@ -332,7 +372,10 @@ function walk(b: Uint8Array, pos: number, key: string, depth: number, offsets: O
         prev = encoded;
         const isAttrs = depth === 0 && encoded.length === 6 && name() === 'attrs';
         if (offsets !== undefined && depth === 0) offsets.top.set(name(), kend);
-        if (offsets !== undefined && inAttrs) offsets.attrs.set(name(), kend);
+        if (offsets !== undefined && inAttrs) {
+          offsets.attrs.set(name(), kend);
+          offsets.items.set(name(), []);
+        }
         p = walk(b, kend, depth === 0 || inAttrs ? name() : key, depth + 1, offsets, isAttrs);
       }
       return p;
@@ -360,7 +403,7 @@ function isInt(v: Cbor): v is number | bigint {
   return typeof v === 'number' || typeof v === 'bigint';
 }
 
-function asValue(key: string, ty: Ty, v: Cbor, offset: () => number): AttrValue {
+function asValue(key: string, ty: Ty, v: Cbor, offset: () => number, itemOffset?: (i: number) => number): AttrValue {
   switch (ty) {
     case 'text':
       if (typeof v !== 'string') throw wrongType(key, TY_EXPECTED[ty], offset());
@@ -384,8 +427,8 @@ function asValue(key: string, ty: Ty, v: Cbor, offset: () => number): AttrValue 
     case 'texts': {
       if (!Array.isArray(v)) throw wrongType(key, TY_EXPECTED[ty], offset());
       // Offsets of array items are not tracked; the array's own is named.
-      return v.map((t) => {
-        if (typeof t !== 'string') throw wrongType(key, 'text', offset());
+      return v.map((t, i) => {
+        if (typeof t !== 'string') throw wrongType(key, 'text', itemOffset?.(i) ?? offset());
         return t;
       });
     }
@@ -440,11 +483,17 @@ function checkAttrs(map: Cbor, kind: EntryKind, offsets: () => Offsets, offset: 
   for (const [key, v] of map) {
     const f = schema.find((s) => s.key === key);
     if (f === undefined) {
-      throw new EntryError('UnknownKey', `unknown key ${JSON.stringify(key)} in ${JSON.stringify(kind)}`, undefined, key);
+      throw new EntryError('UnknownKey', `unknown key ${JSON.stringify(key)} in ${kind}`, undefined, key);
     }
-    out[key] = asValue(key, f.ty, v, () => offsets().attrs.get(key) ?? offset());
+    out[key] = asValue(
+      key,
+      f.ty,
+      v,
+      () => offsets().attrs.get(key) ?? offset(),
+      (i) => offsets().items.get(key)?.[i] ?? offset(),
+    );
   }
-  for (const f of schema) if (f.required && !(f.key in out)) throw missing(f.key, JSON.stringify(kind));
+  for (const f of schema) if (f.required && !(f.key in out)) throw missing(f.key, kind);
   switch (kind) {
     case 'identity.registered': {
       const alg = out.alg as string;
@@ -508,13 +557,13 @@ export function decodeEntry(bytes: Uint8Array): DecodedEntry {
   let found: Offsets | undefined;
   const offsets = (): Offsets => {
     if (found === undefined) {
-      found = { top: new Map(), attrs: new Map() };
+      found = { top: new Map(), attrs: new Map(), items: new Map() };
       walk(bytes, 0, 'entry', 0, found, false);
     }
     return found;
   };
   // The top item must be a map (ledger-core reads it as one before anything else).
-  const top = readHead(bytes, 0, 'entry');
+  const top = readHead(bytes, 0, 'entry', 'map');
   if (top.major !== MAJOR_MAP) throw wrongType('entry', 'map', 0);
   const end = walk(bytes, 0, 'entry', 0, undefined, false);
   if (end !== bytes.length) {
