@@ -9,8 +9,8 @@ import { parsePolicy, verifyPack, verifyReceipt, type LogDescriptor, type PackVe
 import { bytes, descriptor, packDir, streamOf, tar, text } from './helpers.ts';
 
 interface Corpus {
-  receipts: { receipt: string; log: string; flips: Record<string, string[]> }[];
-  packs: { pack: string; log: string; file: string; flips: Record<string, string[]> }[];
+  receipts: { receipt: string; log: string; flips: Record<string, string[]>; messages: Record<string, string[]> }[];
+  packs: { pack: string; log: string; file: string; flips: Record<string, string[]>; messages: Record<string, string[]> }[];
   cases: { name: string; log: LogDescriptor; receipt: string; verdict: string; message: string; policy?: string }[];
 }
 
@@ -34,7 +34,7 @@ function packWords(v: PackVerdict): string {
 }
 
 for (const r of corpus.receipts) {
-  test(`every flipped bit of ${r.receipt}: ledger-core's verdict`, async () => {
+  test(`every flipped bit of ${r.receipt}: ledger-core's verdict and message`, async () => {
     const original = bytes(`testdata/${r.receipt}`);
     const log = descriptor(`testdata/${r.log}`);
     let checked = 0;
@@ -44,14 +44,18 @@ for (const r of corpus.receipts) {
         const t = original.slice();
         t[pos]! ^= Number(bit);
         let got: string;
+        let message = '';
         try {
-          got = receiptWords(await verifyReceipt(strictUtf8.decode(t), log));
+          const v = await verifyReceipt(strictUtf8.decode(t), log);
+          got = receiptWords(v);
+          message = v.message ?? '';
         } catch (e) {
           // Bytes that are not UTF-8 are not JSON text: serde_json refuses them too.
           if (!(e instanceof TypeError)) throw e;
           got = 'malformed';
         }
         assert.equal(got, verdicts[pos], `bit ${bit} of byte ${pos}`);
+        assert.equal(message, r.messages[bit]![pos], `bit ${bit} of byte ${pos}: ledger-verify's words`);
         checked++;
       }
     }
@@ -60,7 +64,7 @@ for (const r of corpus.receipts) {
 }
 
 for (const p of corpus.packs) {
-  test(`every flipped bit of ${p.pack}/${p.file}: ledger-core's verdict`, async () => {
+  test(`every flipped bit of ${p.pack}/${p.file}: ledger-core's verdict and message`, async () => {
     const files = packDir(`testdata/${p.pack}`);
     const log = descriptor(`testdata/${p.log}`);
     const at = files.findIndex(([n]) => n === p.file);
@@ -70,8 +74,11 @@ for (const p of corpus.packs) {
         const t = original.slice();
         t[pos]! ^= Number(bit);
         const tampered = files.map(([n, b], i): [string, Uint8Array] => [n, i === at ? t : b]);
-        const got = packWords(await verifyPack(streamOf(tar(tampered), 1 << 16), log));
-        assert.equal(got, verdicts[pos], `bit ${bit} of byte ${pos}`);
+        const v = await verifyPack(streamOf(tar(tampered), 1 << 16), log);
+        assert.equal(packWords(v), verdicts[pos], `bit ${bit} of byte ${pos}`);
+        const message = p.messages[bit]![pos]!;
+        // (Empty: valid, not checked, or another log, which ledger-verify names in its own words.)
+        if (message !== '') assert.equal(v.message, message, `bit ${bit} of byte ${pos}: ledger-verify's words`);
       }
     }
   });

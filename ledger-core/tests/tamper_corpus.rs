@@ -33,61 +33,78 @@ const COSIGNED_AT: u64 = 1_767_225_600;
 /// A cosignature time far in the future (2100-01-01): it never counts.
 const FUTURE: u64 = 4_102_444_800;
 
-/// ledger-core's verdict on a receipt as the corpus writes it: `valid`, `malformed` (could not
-/// be checked), or `step <n>[ (witness quorum)][ at <index>]`.
-fn receipt_verdict(log: &LogDescriptor, policy: Option<&Arc<Policy>>, json: &[u8]) -> String {
+/// ledger-core's verdict on a receipt as the corpus writes it — `valid`, `malformed` (could not
+/// be checked), or `step <n>[ (witness quorum)][ at <index>]` — and the message of a failed step
+/// as `ledger-verify` prints it (empty otherwise).
+fn receipt_verdict(log: &LogDescriptor, policy: Option<&Arc<Policy>>, json: &[u8]) -> (String, String) {
     let mut v = match policy {
         Some(p) => ReceiptVerifier::with_policy(log.clone(), p.clone()).unwrap(),
         None => ReceiptVerifier::new(log.clone()).unwrap(),
     };
     match v.verify_json(json) {
-        Ok(_) => "valid".into(),
-        Err(Error::MalformedReceipt(_)) => "malformed".into(),
+        Ok(_) => ("valid".into(), String::new()),
+        Err(Error::MalformedReceipt(_)) => ("malformed".into(), String::new()),
         Err(e) => {
             let step = e.receipt_step().unwrap_or_else(|| panic!("not a receipt failure: {e}"));
             let name = if step == ReceiptStep::WitnessQuorum { " (witness quorum)" } else { "" };
-            match e {
+            let verdict = match e {
                 Error::ReceiptInvalid { index: Some(i), .. } => format!("step {step}{name} at {i}"),
                 _ => format!("step {step}{name}"),
-            }
+            };
+            (verdict, e.to_string())
         }
     }
 }
 
 /// ledger-core's verdict on a pack's files, as `ledger-verify pack` reaches it: `malformed` for
 /// a manifest that is not one (could not be checked), `manifest.json` for one of another log,
-/// else `valid` or `<file>[ at <index>]` of the failure.
-fn pack_verdict(log: &LogDescriptor, manifest: &[u8], checkpoint: &[u8], proof: &[u8], entries: &[u8]) -> String {
+/// else `valid` or `<file>[ at <index>]` of the failure; and ledger-core's message for a
+/// failure of the pack's files (empty otherwise).
+fn pack_verdict(
+    log: &LogDescriptor,
+    manifest: &[u8],
+    checkpoint: &[u8],
+    proof: &[u8],
+    entries: &[u8],
+) -> (String, String) {
     match serde_json::from_slice::<ledger_core::pack::Manifest>(manifest) {
-        Err(_) => return "malformed".into(),
-        Ok(m) if m.log != *log => return "manifest.json".into(),
+        Err(_) => return ("malformed".into(), String::new()),
+        Ok(m) if m.log != *log => return ("manifest.json".into(), String::new()),
         Ok(_) => {}
     }
     let result = PackVerifier::new(log, manifest, checkpoint, proof)
         .and_then(|mut v| v.entries_bin(entries).map(|_| v))
         .and_then(|v| v.finish());
     match result {
-        Ok(_) => "valid".into(),
-        Err(Error::PackInvalid { file, index: Some(i), .. }) => format!("{file} at {i}"),
-        Err(Error::PackInvalid { file, index: None, .. }) => file,
+        Ok(_) => ("valid".into(), String::new()),
+        Err(e @ Error::PackInvalid { index: Some(i), .. }) => {
+            let Error::PackInvalid { file, .. } = &e else { unreachable!() };
+            (format!("{file} at {i}"), e.to_string())
+        }
+        Err(e @ Error::PackInvalid { index: None, .. }) => {
+            let Error::PackInvalid { file, .. } = &e else { unreachable!() };
+            (file.clone(), e.to_string())
+        }
         Err(e) => panic!("not a pack failure: {e}"),
     }
 }
 
-/// Every single-bit flip (of each bit in `bits`) of every byte of `bytes`, judged by `verdict`.
-fn flips(bytes: &[u8], bits: &[u8], verdict: impl Fn(&[u8]) -> String) -> Value {
-    let mut out = serde_json::Map::new();
+/// Every single-bit flip (of each bit in `bits`) of every byte of `bytes`, judged by `verdict`:
+/// the verdicts and the messages, each by bit then by byte position.
+fn flips(bytes: &[u8], bits: &[u8], verdict: impl Fn(&[u8]) -> (String, String)) -> (Value, Value) {
+    let (mut verdicts, mut messages) = (serde_json::Map::new(), serde_json::Map::new());
     for &bit in bits {
-        let judged: Vec<String> = (0..bytes.len())
+        let judged: Vec<(String, String)> = (0..bytes.len())
             .map(|pos| {
                 let mut t = bytes.to_vec();
                 t[pos] ^= bit;
                 verdict(&t)
             })
             .collect();
-        out.insert(bit.to_string(), json!(judged));
+        verdicts.insert(bit.to_string(), json!(judged.iter().map(|j| &j.0).collect::<Vec<_>>()));
+        messages.insert(bit.to_string(), json!(judged.iter().map(|j| &j.1).collect::<Vec<_>>()));
     }
-    Value::Object(out)
+    (Value::Object(verdicts), Value::Object(messages))
 }
 
 fn golden_log(hash: TreeHash) -> Log {
@@ -136,16 +153,7 @@ struct Cases {
 
 impl Cases {
     fn add(&mut self, name: &str, log: &LogDescriptor, policy: Option<(&str, &Arc<Policy>)>, receipt: &str) {
-        let verdict = receipt_verdict(log, policy.map(|(_, p)| p), receipt.as_bytes());
-        // The text an auditor reads, for verdicts of a step.
-        let mut v = match policy {
-            Some((_, p)) => ReceiptVerifier::with_policy(log.clone(), p.clone()).unwrap(),
-            None => ReceiptVerifier::new(log.clone()).unwrap(),
-        };
-        let message = match v.verify_json(receipt.as_bytes()) {
-            Err(e @ (Error::ReceiptInvalid { .. } | Error::WrongLog { .. })) => e.to_string(),
-            _ => String::new(),
-        };
+        let (verdict, message) = receipt_verdict(log, policy.map(|(_, p)| p), receipt.as_bytes());
         let mut case = json!({"name": name, "log": log, "receipt": receipt, "verdict": verdict, "message": message});
         if let Some((text, _)) = policy {
             case["policy"] = json!(text);
@@ -644,8 +652,8 @@ fn corpus() -> Value {
         let bytes = std::fs::read(repo(&format!("testdata/{receipt}"))).unwrap();
         let desc: LogDescriptor =
             serde_json::from_slice(&std::fs::read(repo(&format!("testdata/{log}"))).unwrap()).unwrap();
-        let judged = flips(&bytes, &[0x01, 0x40], |t| receipt_verdict(&desc, None, t));
-        receipts.push(json!({"receipt": receipt, "log": log, "flips": judged}));
+        let (judged, messages) = flips(&bytes, &[0x01, 0x40], |t| receipt_verdict(&desc, None, t));
+        receipts.push(json!({"receipt": receipt, "log": log, "flips": judged, "messages": messages}));
     }
 
     let mut packs = Vec::new();
@@ -655,15 +663,23 @@ fn corpus() -> Value {
         serde_json::from_slice(&std::fs::read(repo("testdata/verify/log.json")).unwrap()).unwrap();
     let (manifest, checkpoint, proof, entries) =
         (read("manifest.json"), read("checkpoint"), read("proof.json"), read("entries.bin"));
-    assert_eq!(pack_verdict(&desc, &manifest, &checkpoint, &proof, &entries), "valid");
-    let judged = flips(&entries, &[0x01, 0x80], |t| pack_verdict(&desc, &manifest, &checkpoint, &proof, t));
-    packs.push(json!({"pack": dir, "log": "verify/log.json", "file": "entries.bin", "flips": judged}));
-    let judged = flips(&manifest, &[0x01, 0x40], |t| pack_verdict(&desc, t, &checkpoint, &proof, &entries));
-    packs.push(json!({"pack": dir, "log": "verify/log.json", "file": "manifest.json", "flips": judged}));
-    let judged = flips(&checkpoint, &[0x01], |t| pack_verdict(&desc, &manifest, t, &proof, &entries));
-    packs.push(json!({"pack": dir, "log": "verify/log.json", "file": "checkpoint", "flips": judged}));
-    let judged = flips(&proof, &[0x01], |t| pack_verdict(&desc, &manifest, &checkpoint, t, &entries));
-    packs.push(json!({"pack": dir, "log": "verify/log.json", "file": "proof.json", "flips": judged}));
+    assert_eq!(pack_verdict(&desc, &manifest, &checkpoint, &proof, &entries).0, "valid");
+    let (judged, messages) = flips(&entries, &[0x01, 0x80], |t| pack_verdict(&desc, &manifest, &checkpoint, &proof, t));
+    packs.push(
+        json!({"pack": dir, "log": "verify/log.json", "file": "entries.bin", "flips": judged, "messages": messages}),
+    );
+    let (judged, messages) = flips(&manifest, &[0x01, 0x40], |t| pack_verdict(&desc, t, &checkpoint, &proof, &entries));
+    packs.push(
+        json!({"pack": dir, "log": "verify/log.json", "file": "manifest.json", "flips": judged, "messages": messages}),
+    );
+    let (judged, messages) = flips(&checkpoint, &[0x01], |t| pack_verdict(&desc, &manifest, t, &proof, &entries));
+    packs.push(
+        json!({"pack": dir, "log": "verify/log.json", "file": "checkpoint", "flips": judged, "messages": messages}),
+    );
+    let (judged, messages) = flips(&proof, &[0x01], |t| pack_verdict(&desc, &manifest, &checkpoint, t, &entries));
+    packs.push(
+        json!({"pack": dir, "log": "verify/log.json", "file": "proof.json", "flips": judged, "messages": messages}),
+    );
 
     let mut cases = Cases { list: Vec::new() };
     structured_cases(&mut cases);
@@ -674,7 +690,7 @@ fn corpus() -> Value {
     let payloads = payload_pack(std::env::var_os("UPDATE_GOLDEN").is_some());
 
     json!({
-        "about": "ledger-core's verdicts on tampered receipts and packs, for the dashboard's verifier. Made by ledger-core/tests/tamper_corpus.rs (UPDATE_GOLDEN=1 rewrites it). Receipt verdicts: valid, malformed (could not be checked), or step <n>[ (witness quorum)][ at <log index>]; pack verdicts: valid or <file>[ at <log index>]. flips[bit][pos] is the verdict with that bit of byte pos flipped.",
+        "about": "ledger-core's verdicts on tampered receipts and packs, for the dashboard's verifier. Made by ledger-core/tests/tamper_corpus.rs (UPDATE_GOLDEN=1 rewrites it). Receipt verdicts: valid, malformed (could not be checked), or step <n>[ (witness quorum)][ at <log index>]; pack verdicts: valid, malformed, or <file>[ at <log index>]. flips[bit][pos] is the verdict with that bit of byte pos flipped, messages[bit][pos] ledger-core's message for it (empty when valid or not checked).",
         "receipts": receipts,
         "packs": packs,
         "cases": cases.list,

@@ -147,3 +147,24 @@ export function isUnicodeWhitespace(cp: number): boolean {
 export function isUnicodeControl(cp: number): boolean {
   return cp <= 0x1f || (cp >= 0x7f && cp <= 0x9f);
 }
+
+/**
+ * `s` quoted as Rust's `{:?}` prints a string, so that messages read as ledger-core's do:
+ * `"`, `\` and the ASCII controls escaped (`\0`, `\t`, `\n`, `\r`, else `\u{1f}`), as are the
+ * C1 controls; other characters as they are.
+ */
+export function debugStr(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"') out += '\\"';
+    else if (ch === '\\') out += '\\\\';
+    else if (c === 0) out += '\\0';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += `\\u{${c.toString(16)}}`;
+    else out += ch;
+  }
+  return out + '"';
+}

@@ -11,7 +11,7 @@
  */
 import { decode as cborDecode } from 'cborg';
 
-import { I64_MAX, I64_MIN, toHex, utf8 } from './bytes.ts';
+import { debugStr, equalBytes, I64_MAX, I64_MIN, toHex, utf8 } from './bytes.ts';
 import { publicKeyProblem } from './ed25519.ts';
 
 /** The largest entry, in bytes. */
@@ -145,47 +145,19 @@ const SCHEMAS: Record<EntryKind, Field[]> = {
   'payload.erased': [req('hash', 'b32'), req('reason', 'text'), req('approver', 'text')],
 };
 
-const TY_EXPECTED: Record<Ty, string> = {
-  text: 'text',
-  uint: 'unsigned integer',
-  int: 'integer',
-  b32: 'byte string',
-  b64: 'byte string',
-  texts: 'array of text',
-};
-
-/** The CBOR type ledger-core reads for a key (one type per name across SPEC §2). */
-const TOP_EXPECTED: Record<string, string> = {
-  v: 'unsigned integer',
-  ts: 'integer',
-  run: 'text',
-  seq: 'unsigned integer',
-  kind: 'text',
-  actor: 'text',
-  attrs: 'map',
-  grant: 'text',
-  payload: 'byte string',
-  entry: 'map',
-  '<map key>': 'text',
-};
-
-function expectedFor(key: string): string {
-  const top = TOP_EXPECTED[key];
-  if (top !== undefined) return top;
-  for (const schema of Object.values(SCHEMAS)) {
-    const f = schema.find((x) => x.key === key);
-    if (f !== undefined) return TY_EXPECTED[f.ty];
-  }
-  return 'a value of its type';
-}
-
 /** A2A task states, as `task.status` carries them. */
 export const TASK_STATES = ['submitted', 'working', 'input_required', 'auth_required', 'completed', 'failed', 'canceled', 'rejected'];
 /** Terminal statuses of a seal. */
 export const RUN_STATUSES = ['completed', 'failed', 'canceled', 'rejected'];
 const PROTOCOLS = ['a2a', 'mcp', 'https'];
 
-// ---- the byte-level walk -------------------------------------------------------------------
+// ---- the reader ----------------------------------------------------------------------------
+//
+// A strict streaming reader in ledger-core's order: before each item it checks the item's head
+// against the deterministic-encoding rules and the type the schema wants there, then reads the
+// value. Keys are checked for canonical order as they come, unknown keys are refused before their
+// values are read, and each kind's value rules run when its attrs are read, so that an entry
+// breaking several rules is refused for the same one, with the same text, as ledger-core refuses it.
 
 const MAJOR_UNSIGNED = 0;
 const MAJOR_NEGATIVE = 1;
@@ -195,22 +167,6 @@ const MAJOR_ARRAY = 4;
 const MAJOR_MAP = 5;
 const MAJOR_TAG = 6;
 const MAJOR_SIMPLE = 7;
-
-interface Head {
-  major: number;
-  /** The argument; above 2^53 only approximately (it is then a length no input holds). */
-  arg: number;
-  /** Offset just after the head. */
-  next: number;
-}
-
-/** Where the walk found each value of the entry map and of its attrs map (for error offsets). */
-interface Offsets {
-  top: Map<string, number>;
-  attrs: Map<string, number>;
-  /** The offsets of the items of each attrs array. */
-  items: Map<string, number[]>;
-}
 
 /** Whether `b[start, end)` is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). */
 function validUtf8(b: Uint8Array, start: number, end: number): boolean {
@@ -251,8 +207,9 @@ function validUtf8(b: Uint8Array, start: number, end: number): boolean {
   return true;
 }
 
-/** A map key's text (valid UTF-8, checked by the walk): ASCII keys without a decoder. */
-function keyText(b: Uint8Array, start: number, end: number): string {
+/** A text's characters (valid UTF-8, checked): ASCII without a decoder. */
+function textOf(b: Uint8Array, start: number, end: number): string {
+  if (end - start > 64) return utf8(b.subarray(start, end))!;
   let out = '';
   for (let i = start; i < end; i++) {
     const c = b[i]!;
@@ -262,177 +219,154 @@ function keyText(b: Uint8Array, start: number, end: number): string {
   return out;
 }
 
-function readHead(b: Uint8Array, pos: number, key: string, expected: string): Head {
-  const ib = b[pos];
-  if (ib === undefined) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
-  const major = ib >> 5;
-  const ai = ib & 0x1f;
-  if (major === MAJOR_TAG) throw new EntryError('Tag', `CBOR tag at byte ${pos}: entries carry no tags`, pos);
-  if (major === MAJOR_SIMPLE && ai >= 25 && ai <= 27) {
-    throw new EntryError('Float', `floating-point value at byte ${pos}: entries use integers`, pos);
-  }
-  if (ai === 31) throw new EntryError('NotCanonical', `not canonical CBOR at byte ${pos}: indefinite length`, pos);
-  if (ai >= 28) {
-    throw new EntryError('NotCanonical', `not canonical CBOR at byte ${pos}: reserved additional information`, pos);
-  }
-  if (major === MAJOR_SIMPLE) {
-    // true, false, null, undefined and other simple values: no entry value has this type.
-    throw new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${pos}: expected ${expected}`, pos, key);
-  }
-  if (ai < 24) return { major, arg: ai, next: pos + 1 };
-  const n = 1 << (ai - 24);
-  if (pos + 1 + n > b.length) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
-  let arg: number;
-  let shortest: boolean;
-  if (n === 8) {
-    const hi = ((b[pos + 1]! << 24) >>> 0) + (b[pos + 2]! << 16) + (b[pos + 3]! << 8) + b[pos + 4]!;
-    const lo = ((b[pos + 5]! << 24) >>> 0) + (b[pos + 6]! << 16) + (b[pos + 7]! << 8) + b[pos + 8]!;
-    arg = hi * 2 ** 32 + lo;
-    shortest = hi !== 0;
-  } else {
-    arg = 0;
-    for (let i = 0; i < n; i++) arg = arg * 256 + b[pos + 1 + i]!;
-    shortest = arg >= [24, 1 << 8, 1 << 16][ai - 24]!;
-  }
-  if (!shortest) {
-    throw new EntryError('NotCanonical', `not canonical CBOR at byte ${pos}: integer or length not in shortest form`, pos);
-  }
-  return { major, arg, next: pos + 1 + n };
-}
-
-/** Compares two encoded map keys in canonical order: by length, then bytewise. */
+/** Compares two keys in canonical order: by length, then bytewise. */
 function compareKeys(a: Uint8Array, b: Uint8Array): number {
   if (a.length !== b.length) return a.length - b.length;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return 0;
 }
 
-/**
- * Walks one item at `pos` and returns the offset after it, refusing anything outside core
- * deterministic encoding. `depth` 0 is the entry map, 1 the values directly in it. With
- * `offsets`, it records where each value of the entry map and of its attrs map starts (only
- * wanted when an error must name one).
- */
-function walk(
-  b: Uint8Array,
-  pos: number,
-  key: string,
-  depth: number,
-  offsets: Offsets | undefined,
-  inAttrs: boolean,
-  expected: string = expectedFor(key),
-): number {
-  if (depth > 16) throw new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${pos}: nested too deeply`, pos, key);
-  const h = readHead(b, pos, key, expected);
-  switch (h.major) {
-    case MAJOR_UNSIGNED:
-    case MAJOR_NEGATIVE:
-      return h.next;
-    case MAJOR_BYTES:
-    case MAJOR_TEXT: {
-      if (h.arg > b.length - h.next) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
-      const end = h.next + h.arg;
-      if (h.major === MAJOR_TEXT && !validUtf8(b, h.next, end)) {
-        throw new EntryError('BadValue', `bad value for ${JSON.stringify(key)}: invalid utf-8 at position ${pos}`, pos, key);
-      }
-      return end;
+class Reader {
+  pos = 0;
+  constructor(readonly b: Uint8Array) {}
+
+  /**
+   * Checks the head of the next item: present, no tag, no float, definite, not reserved,
+   * shortest, and of one of `majors` (else `WrongType` naming `expected`). Returns the major
+   * type and argument (above 2^53 only approximately; the exact value of an integer is read by
+   * `intValue`), and moves past the head.
+   */
+  head(key: string, majors: number[], expected: string): { major: number; arg: number } {
+    const b = this.b;
+    const pos = this.pos;
+    const ib = b[pos];
+    if (ib === undefined) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
+    const major = ib >> 5;
+    const ai = ib & 0x1f;
+    if (major === MAJOR_TAG) throw new EntryError('Tag', `CBOR tag at byte ${pos}: entries carry no tags`, pos);
+    if (major === MAJOR_SIMPLE && ai >= 25 && ai <= 27) {
+      throw new EntryError('Float', `floating-point value at byte ${pos}: entries use integers`, pos);
     }
-    case MAJOR_ARRAY: {
-      // Each item takes at least one byte: a count beyond the input is truncation.
-      if (h.arg > b.length - h.next) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
-      let p = h.next;
-      // Arrays hold text only (SPEC §2); their items' offsets are kept for errors.
-      const items = offsets?.items.get(key);
-      for (let i = 0; i < h.arg; i++) {
-        items?.push(p);
-        p = walk(b, p, key, depth + 1, offsets, false, 'text');
-      }
-      return p;
+    if (ai === 31) throw new EntryError('NotCanonical', `not canonical CBOR at byte ${pos}: indefinite length`, pos);
+    if (ai >= 28) {
+      throw new EntryError('NotCanonical', `not canonical CBOR at byte ${pos}: reserved additional information`, pos);
     }
-    case MAJOR_MAP: {
-      if (h.arg > b.length - h.next) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
-      let p = h.next;
-      let prev: Uint8Array | undefined;
-      for (let i = 0; i < h.arg; i++) {
-        const kpos = p;
-        const kh = readHead(b, kpos, '<map key>', 'text');
-        if (kh.major !== MAJOR_TEXT) {
-          throw new EntryError('WrongType', `wrong type for "<map key>" at byte ${kpos}: expected text`, kpos, '<map key>');
-        }
-        const kend = walk(b, kpos, '<map key>', depth + 1, offsets, false, 'text');
-        const encoded = b.subarray(kpos, kend);
-        const name = (): string => keyText(b, kh.next, kend);
-        if (prev !== undefined) {
-          const c = compareKeys(prev, encoded);
-          if (c === 0) throw new EntryError('DuplicateKey', `duplicate key ${JSON.stringify(name())} at byte ${kpos}`, kpos, name());
-          if (c > 0) {
-            throw new EntryError('NotCanonical', `not canonical CBOR at byte ${kpos}: map keys not in canonical order`, kpos);
-          }
-        }
-        prev = encoded;
-        const isAttrs = depth === 0 && encoded.length === 6 && name() === 'attrs';
-        if (offsets !== undefined && depth === 0) offsets.top.set(name(), kend);
-        if (offsets !== undefined && inAttrs) {
-          offsets.attrs.set(name(), kend);
-          offsets.items.set(name(), []);
-        }
-        p = walk(b, kend, depth === 0 || inAttrs ? name() : key, depth + 1, offsets, isAttrs);
+    let arg = ai;
+    let next = pos + 1;
+    if (ai >= 24 && major !== MAJOR_SIMPLE) {
+      const n = 1 << (ai - 24);
+      if (pos + 1 + n > b.length) throw new EntryError('Truncated', `truncated CBOR at byte ${pos}`, pos);
+      let shortest: boolean;
+      if (n === 8) {
+        const hi = ((b[pos + 1]! << 24) >>> 0) + (b[pos + 2]! << 16) + (b[pos + 3]! << 8) + b[pos + 4]!;
+        const lo = ((b[pos + 5]! << 24) >>> 0) + (b[pos + 6]! << 16) + (b[pos + 7]! << 8) + b[pos + 8]!;
+        arg = hi * 2 ** 32 + lo;
+        shortest = hi !== 0;
+      } else {
+        arg = 0;
+        for (let i = 0; i < n; i++) arg = arg * 256 + b[pos + 1 + i]!;
+        shortest = arg >= [24, 1 << 8, 1 << 16][ai - 24]!;
       }
-      return p;
+      if (!shortest) {
+        throw new EntryError('NotCanonical', `not canonical CBOR at byte ${pos}: integer or length not in shortest form`, pos);
+      }
+      next = pos + 1 + n;
     }
-    default:
-      throw new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${pos}`, pos, key);
+    if (!majors.includes(major)) {
+      throw new EntryError('WrongType', `wrong type for ${debugStr(key)} at byte ${pos}: expected ${expected}`, pos, key);
+    }
+    this.pos = next;
+    return { major, arg };
+  }
+
+  /** The exact integer argument of the head at `at` (major 0 or 1). */
+  private intValue(at: number): bigint {
+    const ai = this.b[at]! & 0x1f;
+    if (ai < 24) return BigInt(ai);
+    let v = 0n;
+    for (let i = 0; i < 1 << (ai - 24); i++) v = (v << 8n) | BigInt(this.b[at + 1 + i]!);
+    return v;
+  }
+
+  /** The bytes of a byte or text string whose head was just read. */
+  private body(key: string, at: number, len: number, isText: boolean): [number, number] {
+    if (len > this.b.length - this.pos) throw new EntryError('Truncated', `truncated CBOR at byte ${at}`, at);
+    const start = this.pos;
+    this.pos += len;
+    if (isText && !validUtf8(this.b, start, this.pos)) {
+      throw new EntryError('BadValue', `bad value for ${debugStr(key)}: invalid utf-8 at position ${at}`, at, key);
+    }
+    return [start, this.pos];
+  }
+
+  text(key: string): string {
+    const at = this.pos;
+    const { arg } = this.head(key, [MAJOR_TEXT], 'text');
+    const [s, e] = this.body(key, at, arg, true);
+    return textOf(this.b, s, e);
+  }
+
+  uint(key: string): bigint {
+    const at = this.pos;
+    this.head(key, [MAJOR_UNSIGNED], 'unsigned integer');
+    return this.intValue(at);
+  }
+
+  int(key: string): bigint {
+    const at = this.pos;
+    const { major } = this.head(key, [MAJOR_UNSIGNED, MAJOR_NEGATIVE], 'integer');
+    const v = this.intValue(at);
+    const n = major === MAJOR_NEGATIVE ? -1n - v : v;
+    if (n < I64_MIN || n > I64_MAX) throw badValue(key, 'outside the 64-bit signed range');
+    return n;
+  }
+
+  bytesOf(key: string, want: number): Uint8Array {
+    const at = this.pos;
+    const { arg } = this.head(key, [MAJOR_BYTES], 'byte string');
+    const [s, e] = this.body(key, at, arg, false);
+    if (e - s !== want) throw badValue(key, `${e - s} bytes, expected ${want}`);
+    return this.b.slice(s, e);
+  }
+
+  texts(key: string): string[] {
+    const at = this.pos;
+    const { arg } = this.head(key, [MAJOR_ARRAY], 'array of text');
+    // Each item takes at least one byte: a count beyond the input is truncation.
+    if (arg > this.b.length - this.pos) throw new EntryError('Truncated', `truncated CBOR at byte ${at}`, at);
+    const out: string[] = [];
+    for (let i = 0; i < arg; i++) out.push(this.text(key));
+    return out;
+  }
+
+  map(key: string): number {
+    return this.head(key, [MAJOR_MAP], 'map').arg;
+  }
+
+  /** A map key: text, strictly after the previous key in canonical order. */
+  key(prev: { bytes?: Uint8Array }): string {
+    const at = this.pos;
+    const { arg } = this.head('<map key>', [MAJOR_TEXT], 'text');
+    const [s, e] = this.body('<map key>', at, arg, true);
+    const name = textOf(this.b, s, e);
+    const encoded = this.b.subarray(s, e);
+    if (prev.bytes !== undefined) {
+      const c = compareKeys(prev.bytes, encoded);
+      if (c === 0) throw new EntryError('DuplicateKey', `duplicate key ${debugStr(name)} at byte ${at}`, at, name);
+      if (c > 0) throw new EntryError('NotCanonical', `not canonical CBOR at byte ${at}: map keys not in canonical order`, at);
+    }
+    prev.bytes = encoded;
+    return name;
   }
 }
 
 // ---- the schema ----------------------------------------------------------------------------
 
-type Cbor = number | bigint | string | Uint8Array | Cbor[] | Map<string, Cbor> | boolean | null | undefined;
-
 function missing(key: string, within: string): EntryError {
-  return new EntryError('MissingKey', `missing key ${JSON.stringify(key)} in ${within}`, undefined, key);
+  return new EntryError('MissingKey', `missing key ${debugStr(key)} in ${within}`, undefined, key);
 }
 function badValue(key: string, reason: string): EntryError {
-  return new EntryError('BadValue', `bad value for ${JSON.stringify(key)}: ${reason}`, undefined, key);
-}
-function wrongType(key: string, expected: string, offset: number): EntryError {
-  return new EntryError('WrongType', `wrong type for ${JSON.stringify(key)} at byte ${offset}: expected ${expected}`, offset, key);
-}
-
-function isInt(v: Cbor): v is number | bigint {
-  return typeof v === 'number' || typeof v === 'bigint';
-}
-
-function asValue(key: string, ty: Ty, v: Cbor, offset: () => number, itemOffset?: (i: number) => number): AttrValue {
-  switch (ty) {
-    case 'text':
-      if (typeof v !== 'string') throw wrongType(key, TY_EXPECTED[ty], offset());
-      return v;
-    case 'uint':
-      if (!isInt(v) || BigInt(v) < 0n) throw wrongType(key, TY_EXPECTED[ty], offset());
-      return BigInt(v);
-    case 'int': {
-      if (!isInt(v)) throw wrongType(key, TY_EXPECTED[ty], offset());
-      const n = BigInt(v);
-      if (n < I64_MIN || n > I64_MAX) throw badValue(key, 'outside the 64-bit signed range');
-      return n;
-    }
-    case 'b32':
-    case 'b64': {
-      if (!(v instanceof Uint8Array)) throw wrongType(key, TY_EXPECTED[ty], offset());
-      const want = ty === 'b32' ? 32 : 64;
-      if (v.length !== want) throw badValue(key, `${v.length} bytes, expected ${want}`);
-      return v.slice();
-    }
-    case 'texts': {
-      if (!Array.isArray(v)) throw wrongType(key, TY_EXPECTED[ty], offset());
-      // Offsets of array items are not tracked; the array's own is named.
-      return v.map((t, i) => {
-        if (typeof t !== 'string') throw wrongType(key, 'text', itemOffset?.(i) ?? offset());
-        return t;
-      });
-    }
-  }
+  return new EntryError('BadValue', `bad value for ${debugStr(key)}: ${reason}`, undefined, key);
 }
 
 function isRunByte(c: number): boolean {
@@ -473,31 +407,45 @@ export function runIdProblem(id: string): string | undefined {
 
 function badRunId(id: string, reason: string): EntryError {
   const shown = [...id].slice(0, 140).join('');
-  return new EntryError('BadRunId', `bad run id ${JSON.stringify(shown)}: ${reason}`, undefined, 'run');
+  return new EntryError('BadRunId', `bad run id ${debugStr(shown)}: ${reason}`, undefined, 'run');
 }
 
-function checkAttrs(map: Cbor, kind: EntryKind, offsets: () => Offsets, offset: () => number): Record<string, AttrValue> {
-  if (!(map instanceof Map)) throw wrongType('attrs', 'map', offset());
+/** Reads and checks the attrs of `kind`: the schema's keys and types, then the rules on values. */
+function readAttrs(r: Reader, kind: EntryKind): Record<string, AttrValue> {
   const schema = SCHEMAS[kind];
+  const n = r.map('attrs');
   const out: Record<string, AttrValue> = {};
-  for (const [key, v] of map) {
-    const f = schema.find((s) => s.key === key);
-    if (f === undefined) {
-      throw new EntryError('UnknownKey', `unknown key ${JSON.stringify(key)} in ${kind}`, undefined, key);
+  const prev = {};
+  for (let i = 0; i < n; i++) {
+    const key = r.key(prev);
+    const f = schema.find((x) => x.key === key);
+    if (f === undefined) throw new EntryError('UnknownKey', `unknown key ${debugStr(key)} in ${kind}`, undefined, key);
+    switch (f.ty) {
+      case 'text':
+        out[key] = r.text(key);
+        break;
+      case 'uint':
+        out[key] = r.uint(key);
+        break;
+      case 'int':
+        out[key] = r.int(key);
+        break;
+      case 'b32':
+        out[key] = r.bytesOf(key, 32);
+        break;
+      case 'b64':
+        out[key] = r.bytesOf(key, 64);
+        break;
+      case 'texts':
+        out[key] = r.texts(key);
+        break;
     }
-    out[key] = asValue(
-      key,
-      f.ty,
-      v,
-      () => offsets().attrs.get(key) ?? offset(),
-      (i) => offsets().items.get(key)?.[i] ?? offset(),
-    );
   }
   for (const f of schema) if (f.required && !(f.key in out)) throw missing(f.key, kind);
   switch (kind) {
     case 'identity.registered': {
       const alg = out.alg as string;
-      if (alg !== 'ed25519') throw badValue('alg', `${JSON.stringify(alg)} is not "ed25519"`);
+      if (alg !== 'ed25519') throw badValue('alg', `${debugStr(alg)} is not "ed25519"`);
       const problem = publicKeyProblem(out.public_key as Uint8Array);
       if (problem !== undefined) throw badValue('public_key', `public key is not a valid Ed25519 key: ${problem}`);
       break;
@@ -516,14 +464,14 @@ function checkAttrs(map: Cbor, kind: EntryKind, offsets: () => Offsets, offset: 
       }
       const protocol = out.protocol as string;
       if (!PROTOCOLS.includes(protocol)) {
-        throw badValue('protocol', `${JSON.stringify(protocol)} is not one of ${PROTOCOLS.join(', ')}`);
+        throw badValue('protocol', `${debugStr(protocol)} is not one of ${PROTOCOLS.join(', ')}`);
       }
       break;
     }
     case 'task.status': {
       const state = out.state as string;
       if (!TASK_STATES.includes(state)) {
-        throw badValue('state', `${JSON.stringify(state)} is not an A2A task state (${TASK_STATES.join(', ')})`);
+        throw badValue('state', `${debugStr(state)} is not an A2A task state (${TASK_STATES.join(', ')})`);
       }
       break;
     }
@@ -535,7 +483,7 @@ function checkAttrs(map: Cbor, kind: EntryKind, offsets: () => Offsets, offset: 
     case 'receipt.sealed': {
       const status = out.status as string;
       if (!RUN_STATUSES.includes(status)) {
-        throw badValue('status', `${JSON.stringify(status)} is not one of ${RUN_STATUSES.join(', ')}`);
+        throw badValue('status', `${debugStr(status)} is not one of ${RUN_STATUSES.join(', ')}`);
       }
       break;
     }
@@ -545,88 +493,58 @@ function checkAttrs(map: Cbor, kind: EntryKind, offsets: () => Offsets, offset: 
   return out;
 }
 
-/**
- * Decodes and checks one entry by every rule of SPEC §2 (and ledger-core's additions). Throws
- * `EntryError` naming the rule, the byte offset or the key.
- */
-export function decodeEntry(bytes: Uint8Array): DecodedEntry {
-  if (bytes.length > MAX_ENTRY_BYTES) {
-    throw new EntryError('EntryTooLarge', `entry is ${bytes.length} bytes, over the ${MAX_ENTRY_BYTES}-byte limit`);
-  }
-  // Where values start, found again only when an error names one.
-  let found: Offsets | undefined;
-  const offsets = (): Offsets => {
-    if (found === undefined) {
-      found = { top: new Map(), attrs: new Map(), items: new Map() };
-      walk(bytes, 0, 'entry', 0, found, false);
-    }
-    return found;
-  };
-  // The top item must be a map (ledger-core reads it as one before anything else).
-  const top = readHead(bytes, 0, 'entry', 'map');
-  if (top.major !== MAJOR_MAP) throw wrongType('entry', 'map', 0);
-  const end = walk(bytes, 0, 'entry', 0, undefined, false);
-  if (end !== bytes.length) {
-    throw new EntryError('TrailingBytes', `${bytes.length - end} trailing bytes after the entry at byte ${end}`, end);
-  }
-  const map = cborDecode(bytes, {
-    strict: true,
-    useMaps: true,
-    rejectDuplicateMapKeys: true,
-    allowIndefinite: false,
-    allowUndefined: false,
-    allowBigInt: true,
-  }) as Cbor;
-  if (!(map instanceof Map)) throw wrongType('entry', 'map', 0);
-
+/** Reads one entry in ledger-core's order (`check_entry`). */
+function readEntry(r: Reader, bytes: Uint8Array): DecodedEntry {
+  const n = r.map('entry');
   let v: bigint | undefined;
   let ts: bigint | undefined;
   let run: string | undefined;
   let seq: bigint | undefined;
-  let kind: EntryKind | undefined;
   let kindText: string | undefined;
+  let kind: EntryKind | undefined;
   let actor: string | undefined;
   let attrs: Record<string, AttrValue> | undefined;
   let grant: string | undefined;
   let payload: Uint8Array | undefined;
-  for (const [key, value] of map) {
-    const at = (): number => offsets().top.get(key) ?? 0;
+  const prev = {};
+  for (let i = 0; i < n; i++) {
+    const key = r.key(prev);
     switch (key) {
       case 'v':
-        v = asValue('v', 'uint', value, at) as bigint;
+        v = r.uint('v');
         break;
       case 'ts':
-        ts = asValue('ts', 'int', value, at) as bigint;
+        ts = r.int('ts');
         break;
       case 'run':
-        run = asValue('run', 'text', value, at) as string;
+        run = r.text('run');
         break;
       case 'seq':
-        seq = asValue('seq', 'uint', value, at) as bigint;
+        seq = r.uint('seq');
         break;
       case 'kind':
-        kindText = asValue('kind', 'text', value, at) as string;
+        kindText = r.text('kind');
         break;
       case 'actor':
-        actor = asValue('actor', 'text', value, at) as string;
+        actor = r.text('actor');
         break;
       case 'attrs': {
         // The attrs schema depends on `kind`, which precedes `attrs` in canonical order.
         if (kindText === undefined) throw missing('kind', 'entry');
         const k = KINDS.find((x) => x === kindText);
-        if (k === undefined) throw new EntryError('UnknownKind', `unknown entry kind ${JSON.stringify(kindText)}`);
+        if (k === undefined) throw new EntryError('UnknownKind', `unknown entry kind ${debugStr(kindText)}`);
         kind = k;
-        attrs = checkAttrs(value, k, offsets, at);
+        attrs = readAttrs(r, k);
         break;
       }
       case 'grant':
-        grant = asValue('grant', 'text', value, at) as string;
+        grant = r.text('grant');
         break;
       case 'payload':
-        payload = asValue('payload', 'b32', value, at) as Uint8Array;
+        payload = r.bytesOf('payload', 32);
         break;
       default:
-        throw new EntryError('UnknownKey', `unknown key ${JSON.stringify(key)} in entry`, undefined, key);
+        throw new EntryError('UnknownKey', `unknown key ${debugStr(key)} in entry`, undefined, key);
     }
   }
   if (v === undefined) throw missing('v', 'entry');
@@ -638,8 +556,7 @@ export function decodeEntry(bytes: Uint8Array): DecodedEntry {
   if (seq === undefined) throw missing('seq', 'entry');
   if (kindText === undefined) throw missing('kind', 'entry');
   if (actor === undefined) throw missing('actor', 'entry');
-  const actorLen = utf8Length(actor);
-  if (actorLen > MAX_RUN_ID_BYTES - 3) throw badValue('actor', 'identity names are at most 125 bytes');
+  if (utf8Length(actor) > MAX_RUN_ID_BYTES - 3) throw badValue('actor', 'identity names are at most 125 bytes');
   const actorProblem = runIdProblem(actor);
   if (actorProblem !== undefined) throw badValue('actor', actorProblem);
   if (attrs === undefined || kind === undefined) throw missing('attrs', 'entry');
@@ -659,6 +576,54 @@ export function decodeEntry(bytes: Uint8Array): DecodedEntry {
   const entry: DecodedEntry = { v: 1n, ts, run, seq, kind, actor, attrs, bytes };
   if (grant !== undefined) entry.grant = grant;
   if (payload !== undefined) entry.payload = payload;
+  return entry;
+}
+
+type Cbor = number | bigint | string | Uint8Array | Cbor[] | Map<string, Cbor> | boolean | null | undefined;
+
+/** Whether cborg's value `c` is the reader's value `a`. */
+function same(c: Cbor, a: AttrValue): boolean {
+  if (typeof a === 'string') return c === a;
+  if (typeof a === 'bigint') return (typeof c === 'number' || typeof c === 'bigint') && BigInt(c) === a;
+  if (a instanceof Uint8Array) return c instanceof Uint8Array && equalBytes(c, a);
+  return Array.isArray(c) && c.length === a.length && c.every((x, i) => x === a[i]);
+}
+
+/**
+ * Decodes and checks one entry by every rule of SPEC §2 (and ledger-core's additions). Throws
+ * `EntryError` naming the rule, the byte offset or the key, as ledger-core does.
+ *
+ * The reader above decides validity, byte by byte in ledger-core's order; `cborg` then decodes
+ * the same bytes independently, and the two must agree on every value.
+ */
+export function decodeEntry(bytes: Uint8Array): DecodedEntry {
+  if (bytes.length > MAX_ENTRY_BYTES) {
+    throw new EntryError('EntryTooLarge', `entry is ${bytes.length} bytes, over the ${MAX_ENTRY_BYTES}-byte limit`);
+  }
+  const r = new Reader(bytes);
+  const entry = readEntry(r, bytes);
+  if (r.pos !== bytes.length) {
+    throw new EntryError('TrailingBytes', `${bytes.length - r.pos} trailing bytes after the entry at byte ${r.pos}`, r.pos);
+  }
+  const map = cborDecode(bytes, { strict: true, useMaps: true, rejectDuplicateMapKeys: true, allowIndefinite: false, allowUndefined: false }) as Cbor;
+  const top: [string, AttrValue | undefined][] = [
+    ['v', 1n],
+    ['ts', entry.ts],
+    ['run', entry.run],
+    ['seq', entry.seq],
+    ['kind', entry.kind],
+    ['actor', entry.actor],
+    ['grant', entry.grant],
+    ['payload', entry.payload],
+  ];
+  const attrs = map instanceof Map ? map.get('attrs') : undefined;
+  const agree =
+    map instanceof Map &&
+    top.every(([k, v]) => (v === undefined ? !map.has(k) : same(map.get(k), v))) &&
+    attrs instanceof Map &&
+    attrs.size === Object.keys(entry.attrs).length &&
+    Object.entries(entry.attrs).every(([k, v]) => same(attrs.get(k), v));
+  if (!agree) throw new Error('internal error: the CBOR reader and cborg disagree on an entry');
   return entry;
 }
 

@@ -2,7 +2,7 @@
  * Signed-note verifier keys, C2SP signed notes and `tlog-checkpoint`s, and log descriptors
  * (SPEC §4), read as ledger-core's `keys.rs` and `checkpoint.rs` read them.
  */
-import { fromBase64, isUnicodeControl, isUnicodeWhitespace, toHex, U64_MAX, utf8Bytes, equalBytes } from './bytes.ts';
+import { debugStr, equalBytes, fromBase64, isUnicodeControl, isUnicodeWhitespace, toHex, U64_MAX, utf8Bytes } from './bytes.ts';
 import { publicKeyProblem, verifyStrict } from './ed25519.ts';
 import { sha256Bytes, type TreeHashName } from './hash.ts';
 import { Fields, parseJson } from './json.ts';
@@ -50,7 +50,7 @@ export function keyNameProblem(name: string): boolean {
 
 function checkKeyName(name: string): void {
   if (keyNameProblem(name)) {
-    throw new VerifyError('BadOrigin', `bad origin ${JSON.stringify(name)}: must be non-empty, printable, without spaces or '+'`);
+    throw new VerifyError('BadOrigin', `bad origin ${debugStr(name)}: must be non-empty, printable, without spaces or '+'`);
   }
 }
 
@@ -79,8 +79,8 @@ export interface NamedPublicKey {
 export function parseVerifierKey(s: string, alg: number = ALG_ED25519): NamedPublicKey {
   const bad = (why: string): VerifyError =>
     alg === ALG_ED25519
-      ? new VerifyError('MalformedKey', `malformed verifier key: ${why} in ${JSON.stringify(s)}`)
-      : new VerifyError('MalformedKey', `malformed verifier key: witness key ${JSON.stringify(s)}: ${why}`);
+      ? new VerifyError('MalformedKey', `malformed verifier key: ${why} in ${debugStr(s)}`)
+      : new VerifyError('MalformedKey', `malformed verifier key: witness key ${debugStr(s)}: ${why}`);
   // Names never contain '+'; base64 may, so split at the first two.
   const a = s.indexOf('+');
   const b = a < 0 ? -1 : s.indexOf('+', a + 1);
@@ -147,13 +147,13 @@ export function parseNote(note: string): Note {
   const signatures: NoteSignature[] = [];
   for (const line of sigs.slice(0, -1).split('\n')) {
     if (signatures.length === MAX_NOTE_SIGNATURES) throw bad(`more than ${MAX_NOTE_SIGNATURES} signatures`);
-    if (!line.startsWith(DASH)) throw bad(`signature line ${JSON.stringify(line)} does not start with "— "`);
+    if (!line.startsWith(DASH)) throw bad(`signature line ${debugStr(line)} does not start with "— "`);
     const rest = line.slice(DASH.length);
     const sp = rest.indexOf(' ');
-    if (sp < 0) throw bad(`signature line ${JSON.stringify(line)} has no signature`);
+    if (sp < 0) throw bad(`signature line ${debugStr(line)} has no signature`);
     const name = rest.slice(0, sp);
     const b64 = rest.slice(sp + 1);
-    if (keyNameProblem(name)) throw bad(`bad key name ${JSON.stringify(name)}`);
+    if (keyNameProblem(name)) throw bad(`bad key name ${debugStr(name)}`);
     let raw: Uint8Array;
     try {
       raw = fromBase64(b64);
@@ -196,11 +196,11 @@ export function parseCheckpointText(text: string): Checkpoint {
   if (!text.endsWith('\n')) throw bad('checkpoint text does not end with a newline');
   const lines = text.slice(0, -1).split('\n');
   const origin = lines[0] ?? '';
-  if (keyNameProblem(origin)) throw bad(`bad origin line ${JSON.stringify(origin)}`);
+  if (keyNameProblem(origin)) throw bad(`bad origin line ${debugStr(origin)}`);
   const sizeLine = lines[1];
   if (sizeLine === undefined) throw bad('missing tree size line');
   const canonical = /^(0|[1-9][0-9]*)$/.test(sizeLine);
-  if (!canonical || BigInt(sizeLine) > U64_MAX) throw bad(`tree size ${JSON.stringify(sizeLine)} is not a decimal number`);
+  if (!canonical || BigInt(sizeLine) > U64_MAX) throw bad(`tree size ${debugStr(sizeLine)} is not a decimal number`);
   const rootLine = lines[2];
   if (rootLine === undefined) throw bad('missing root hash line');
   let root: Uint8Array | undefined;
@@ -209,7 +209,7 @@ export function parseCheckpointText(text: string): Checkpoint {
   } catch {
     root = undefined;
   }
-  if (root === undefined || root.length !== 32) throw bad(`root ${JSON.stringify(rootLine)} is not 32 bytes of base64`);
+  if (root === undefined || root.length !== 32) throw bad(`root ${debugStr(rootLine)} is not 32 bytes of base64`);
   const extensions = lines.slice(3);
   if (extensions.some((e) => e === '')) throw bad('empty extension line');
   return { origin, size: BigInt(sizeLine), root, extensions };
@@ -234,7 +234,7 @@ export function descriptorFromFields(f: Fields): LogDescriptor {
   const origin = f.string('origin');
   const hash = f.string('hash');
   if (hash !== 'blake3' && hash !== 'sha256') {
-    throw new Error(`unknown tree hash ${JSON.stringify(hash)} (expected "blake3" or "sha256")`);
+    throw new Error(`unknown tree hash ${debugStr(hash)} (expected "blake3" or "sha256")`);
   }
   const vkey = f.string('vkey');
   f.done();
@@ -247,7 +247,7 @@ export function descriptorKey(log: LogDescriptor): NamedPublicKey {
   if (key.name !== log.origin) {
     throw new VerifyError(
       'MalformedKey',
-      `malformed verifier key: verifier key name ${JSON.stringify(key.name)} differs from origin ${JSON.stringify(log.origin)}`,
+      `malformed verifier key: verifier key name ${debugStr(key.name)} differs from origin ${debugStr(log.origin)}`,
     );
   }
   return key;

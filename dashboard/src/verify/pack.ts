@@ -6,7 +6,7 @@
  * `ledger-verify pack`'s; seal signatures are checked as each seal arrives, which reports the
  * same first failure as ledger-core's batches (it checks its queue before any later error).
  */
-import { popcount, toHex, utf8, equalBytes } from './bytes.ts';
+import { debugStr, equalBytes, fromBase64, popcount, toHex, utf8 } from './bytes.ts';
 import { verifyStrict } from './ed25519.ts';
 import { decodeEntry, MAX_ENTRY_BYTES, namedPayloads, type DecodedEntry } from './entry.ts';
 import { blake3Hex, blake3Stream, leafHash } from './hash.ts';
@@ -17,7 +17,6 @@ import { evaluatePolicy, policyLogProblem, quorumError, type Policy, type Quorum
 import { unixNow } from './receipt.ts';
 import { contentHash, sealMessage } from './seal.ts';
 import { ByteSource, readTar, TarError } from './tar.ts';
-import { fromBase64 } from './bytes.ts';
 
 export const PACK_FORMAT = 'a2a-ledger/pack/v1';
 export const MANIFEST = 'manifest.json';
@@ -118,7 +117,7 @@ function parseManifest(bytes: Uint8Array): Manifest {
     files.set(k, v);
   }
   f.done();
-  if (format !== PACK_FORMAT) throw new PackFailure(MANIFEST, `format ${JSON.stringify(format)}, expected ${JSON.stringify(PACK_FORMAT)}`);
+  if (format !== PACK_FORMAT) throw new PackFailure(MANIFEST, `format ${debugStr(format)}, expected ${debugStr(PACK_FORMAT)}`);
   return { log, start, end, treeSize, created, files };
 }
 
@@ -288,7 +287,7 @@ export class PackVerifier {
     let state = this.runs.get(run);
     if (state !== undefined) {
       if (e.seq !== state.nextSeq) {
-        throw new PackFailure(ENTRIES, `run ${JSON.stringify(run)} has seq ${e.seq} after seq ${state.nextSeq - 1n}`, index);
+        throw new PackFailure(ENTRIES, `run ${debugStr(run)} has seq ${e.seq} after seq ${state.nextSeq - 1n}`, index);
       }
     } else {
       if (e.seq !== 0n) this.partial.set(run, `the range starts at seq ${e.seq} of the run`);
@@ -306,12 +305,12 @@ export class PackVerifier {
     } else if (isSeal) {
       const events = e.attrs.events as bigint;
       if (events !== e.seq) {
-        throw new PackFailure(ENTRIES, `seal of run ${JSON.stringify(run)} at seq ${e.seq} says events ${events}`, index);
+        throw new PackFailure(ENTRIES, `seal of run ${debugStr(run)} at seq ${e.seq} says events ${events}`, index);
       }
       if (state.firstSeq === 0n) {
         const ch = e.attrs.content_hash as Uint8Array;
         if (!equalBytes(contentHash(state.leaves), ch)) {
-          throw new PackFailure(ENTRIES, `seal of run ${JSON.stringify(run)}: content hash does not match the run's entries`, index);
+          throw new PackFailure(ENTRIES, `seal of run ${debugStr(run)}: content hash does not match the run's entries`, index);
         }
         const keys = this.identities.get(e.actor) ?? [];
         let key: Uint8Array | undefined;
@@ -326,14 +325,14 @@ export class PackVerifier {
           if (!verifyStrict(key, msg, e.attrs.sig as Uint8Array)) {
             throw new PackFailure(
               ENTRIES,
-              `seal of run ${JSON.stringify(run)}: signature does not verify under ${JSON.stringify(e.actor)}'s key`,
+              `seal of run ${debugStr(run)}: signature does not verify under ${debugStr(e.actor)}'s key`,
               index,
             );
           }
           this.sealsVerified++;
           this.partial.delete(run);
         } else {
-          this.partial.set(run, `the key of ${JSON.stringify(e.actor)} is registered before the pack's range`);
+          this.partial.set(run, `the key of ${debugStr(e.actor)} is registered before the pack's range`);
         }
       }
     }
@@ -520,11 +519,11 @@ export async function verifyPack(
     await readTar(src, async (member, body) => {
       if (member.type === '5') return;
       if (member.type !== '0' && member.type !== '7') {
-        throw new PackFailure('tar', `the tar holds a ${member.type} entry; a pack holds only files`, undefined, `the tar holds a ${JSON.stringify(member.type)} entry; a pack holds only files`);
+        throw new PackFailure('tar', `the tar holds a ${member.type} entry; a pack holds only files`, undefined, `the tar holds a ${debugStr(member.type)} entry; a pack holds only files`);
       }
       const name = member.name.replace(/^(\.\/)+/, '');
       if (name.split('/').some((c) => c === '..' || c === '')) {
-        throw new PackFailure('tar', `the tar entry ${JSON.stringify(name)} leaves the pack`, undefined, `the tar entry ${JSON.stringify(name)} leaves the pack`);
+        throw new PackFailure('tar', `the tar entry ${debugStr(name)} leaves the pack`, undefined, `the tar entry ${debugStr(name)} leaves the pack`);
       }
       if (name === ENTRIES) {
         if (ready()) {

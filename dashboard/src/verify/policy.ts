@@ -3,7 +3,7 @@
  * (C2SP `tlog-policy`), SPEC §8, read and evaluated as ledger-core's `witness.rs` and
  * `policy.rs` do.
  */
-import { equalBytes, utf8, utf8Bytes, concatBytes, toHex } from './bytes.ts';
+import { concatBytes, debugStr, equalBytes, toHex, utf8, utf8Bytes } from './bytes.ts';
 import { verifyStrict } from './ed25519.ts';
 import {
   ALG_COSIGNATURE_V1,
@@ -197,7 +197,7 @@ export function parsePolicyBytes(input: Uint8Array): Policy {
           if (t < 1n || t > BigInt(count)) throw new PolicyError(n, `group ${name}: threshold ${k} is not between 1 and its ${count} members`);
           threshold = Number(t);
         } else {
-          throw new PolicyError(n, `group ${name}: threshold ${JSON.stringify(k)} is not a decimal number, any or all`);
+          throw new PolicyError(n, `group ${name}: threshold ${debugStr(k)} is not a decimal number, any or all`);
         }
         const members: Member[] = [];
         for (const m of memberNames) {
@@ -221,7 +221,7 @@ export function parsePolicyBytes(input: Uint8Array): Policy {
         break;
       }
       default:
-        throw new PolicyError(n, `unknown keyword ${JSON.stringify(keyword)}; expected log, witness, group or quorum`);
+        throw new PolicyError(n, `unknown keyword ${debugStr(keyword)}; expected log, witness, group or quorum`);
     }
   });
   if (quorum === undefined) {

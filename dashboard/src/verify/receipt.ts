@@ -3,7 +3,7 @@
  * the log index concerned, with ledger-core's step numbers, names and texts. Under a trust
  * policy (SPEC §8) step 1 also requires the checkpoint to satisfy it (`witness quorum`).
  */
-import { equalBytes, fromBase64 } from './bytes.ts';
+import { debugStr, equalBytes, fromBase64 } from './bytes.ts';
 import { verifyStrict } from './ed25519.ts';
 import { decodeEntry, type DecodedEntry } from './entry.ts';
 import { leafHash } from './hash.ts';
@@ -108,7 +108,7 @@ export function parseReceipt(json: string): Receipt {
   const entries = f.array('entries').map((e, i) => provenEntry(e, `entries[${i}]`));
   const signer = provenEntry(f.value('signer'), 'signer');
   f.done();
-  if (format !== RECEIPT_FORMAT) throw new Error(`format ${JSON.stringify(format)}, expected ${JSON.stringify(RECEIPT_FORMAT)}`);
+  if (format !== RECEIPT_FORMAT) throw new Error(`format ${debugStr(format)}, expected ${debugStr(RECEIPT_FORMAT)}`);
   return { format, log, run, checkpoint, entries, signer };
 }
 
@@ -255,7 +255,7 @@ function check(
     }
     decoded.push({ ...e, index: pe.index, leafHash: leaves[seq]! });
     if (e.run !== r.run) {
-      throw fail(3, pe.index, `entry of run ${JSON.stringify(e.run)}, receipt is for ${JSON.stringify(r.run)}`);
+      throw fail(3, pe.index, `entry of run ${debugStr(e.run)}, receipt is for ${debugStr(r.run)}`);
     }
     if (e.seq !== BigInt(seq)) throw fail(3, pe.index, `seq ${e.seq} where ${seq} belongs`);
     if (prev !== undefined && pe.index <= prev) throw fail(3, pe.index, 'indices do not increase with seq');
@@ -290,7 +290,7 @@ function check(
     throw fail(
       5,
       r.signer.index,
-      `signer entry is in run ${JSON.stringify(signer.run)}, the seal's actor needs ${JSON.stringify(`id/${seal.actor}`)}`,
+      `signer entry is in run ${debugStr(signer.run)}, the seal's actor needs ${debugStr(`id/${seal.actor}`)}`,
     );
   }
   if (r.signer.index >= sealIndex) {
@@ -299,7 +299,7 @@ function check(
   const status = seal.attrs.status as string;
   const msg = sealMessage(r.run, events, claimed, status);
   if (!verifyStrict(signer.attrs.public_key as Uint8Array, msg, seal.attrs.sig as Uint8Array)) {
-    throw fail(5, sealIndex, `seal signature does not verify under the key of ${JSON.stringify(seal.actor)}`);
+    throw fail(5, sealIndex, `seal signature does not verify under the key of ${debugStr(seal.actor)}`);
   }
   verdict.status = status;
   pass();
