@@ -1,13 +1,14 @@
 /**
- * Entries (SPEC §2): a byte-level check of core deterministic CBOR, decoding with `cborg`, and
- * the schema of every kind, as ledger-core's `entry.rs` checks them.
+ * Entries (SPEC §2): a strict reader of core deterministic CBOR and of every kind's schema, as
+ * ledger-core's `entry.rs` checks them, and `cborg` decoding the bytes it accepted.
  *
  * `cborg`'s strict mode refuses non-shortest integers but accepts unsorted map keys and floats,
- * so every byte is first walked here: shortest heads, definite lengths, no tags, no floats, text
- * map keys in canonical order (shorter first, then bytewise) without duplicates, valid UTF-8,
- * nothing after the map. Only bytes that pass are handed to `cborg`, then to the schema. An entry
- * is accepted exactly when ledger-core accepts it; for an entry with one fault the error is the
- * one ledger-core names (its variant and text).
+ * so every byte is read here first, in ledger-core's order: shortest heads, definite lengths, no
+ * tags, no floats, text map keys in canonical order (shorter first, then bytewise) without
+ * duplicates, valid UTF-8, the type the schema wants, unknown keys refused before their values,
+ * each kind's value rules, nothing after the map. An entry is accepted exactly when ledger-core
+ * accepts it, and refused for the same rule in the same words (the tamper corpus checks both).
+ * Only then does `cborg` decode it, and the two decodings must agree.
  */
 import { decode as cborDecode } from 'cborg';
 
