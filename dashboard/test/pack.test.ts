@@ -3,45 +3,75 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { fromBase64, verifyConsistency, verifyPack } from '../src/verify/index.ts';
+import { assertOutcome, caseArgs, caseClock, CASES, cosignedIn, loadTrust, malformedStep } from './cases.ts';
 import { descriptor, packDir, streamOf, tar, text } from './helpers.ts';
 
-interface Case {
-  name: string;
-  args: string[];
-  exit: number;
-  message: string;
-}
-
-const cases = (JSON.parse(text('testdata/verify/cases.json')) as { cases: Case[] }).cases;
 const log = descriptor('testdata/verify/log.json');
 
-for (const c of cases.filter((c) => c.args[0] === 'pack')) {
+/** The file a pack failure names for each pack check of cases.json. */
+const CHECK_FILE: Record<string, string> = {
+  entry: 'entries.bin',
+  entries: 'entries.bin',
+  files: 'manifest.json',
+  consistency: 'proof.json',
+  history: 'history.json',
+};
+
+for (const c of CASES.filter((c) => c.args[0] === 'pack')) {
   test(`verify case: ${c.name}`, async () => {
-    const archive = tar(packDir(`testdata/verify/${c.args[1]!}`));
+    const args = caseArgs(c);
+    // ledger-verify loads the descriptor and the policy before it reads the pack.
+    const trust = loadTrust(args);
+    if (!trust.ok) {
+      assertOutcome(c, { exit: 2, step: trust.step, message: trust.message });
+      return;
+    }
+    const archive = tar(packDir(`testdata/verify/${args.input}`));
+    const opts = trust.policy === undefined ? {} : { policy: trust.policy, now: caseClock() };
     // Odd chunk sizes: frames and tar headers split across chunks.
     for (const size of [1 << 20, 509, 7]) {
       const progress: number[] = [];
-      const v = await verifyPack(streamOf(archive, size), log, { onProgress: (n) => progress.push(n) });
-      assert.equal(v.malformed, undefined, v.malformed);
-      if (c.exit === 0) {
-        assert.equal(v.ok, true, v.message);
+      const v = await verifyPack(streamOf(archive, size), trust.log, { ...opts, onProgress: (n) => progress.push(n) });
+      if (v.malformed !== undefined) {
+        assertOutcome(c, { exit: 2, step: malformedStep(v.malformed), message: v.malformed });
+        continue;
+      }
+      if (v.ok) {
+        assert.equal(v.error, undefined);
+        assert.deepEqual([c.exit, c.step], [0, null], `${c.name}: valid`);
+        // The case's message (ledger-verify's summary, not the API's text) is either the seal
+        // count or the `<pack>: valid` line.
         const m = /seals +(\d+) verified/.exec(c.message);
-        assert.equal(v.report!.sealsVerified, Number(m![1]));
+        if (m !== null) assert.equal(v.report!.sealsVerified, Number(m[1]));
+        else assert.equal(c.message, `${args.input}: valid`);
+        assert.equal(v.quorum?.satisfied ?? true, true);
+        assert.equal(v.quorum === undefined, trust.policy === undefined);
         assert.equal(progress.at(-1), archive.length);
         assert.equal(v.bytesRead, archive.length);
         continue;
       }
-      assert.equal(v.ok, false);
-      assert.ok(v.message!.includes(c.message), `${v.message} should contain ${c.message}`);
-      const m = /^pack ([a-z.]+)(?: at index (\d+))?:/.exec(c.message)!;
-      assert.equal(v.error?.file, m[1]);
-      assert.equal(v.error?.index, m[2] === undefined ? undefined : BigInt(m[2]));
+      const file = v.error?.file;
+      const quorum = file === 'checkpoint' && v.message!.startsWith('checkpoint: step witness quorum failed: ');
+      // A pack check is told by the file it names (entry and entries both by entries.bin).
+      const named = typeof c.step === 'string' && CHECK_FILE[c.step] === file ? c.step : `a check of ${file}`;
+      const step = quorum ? 'witness quorum' : named;
+      assertOutcome(c, { exit: 1, step, message: v.message! });
+      const m = /^pack ([a-z.]+)(?: at index (\d+))?:/.exec(c.message);
+      if (m !== null) {
+        assert.equal(v.error?.file, m[1]);
+        assert.equal(v.error?.index, m[2] === undefined ? undefined : BigInt(m[2]));
+      }
+      if (quorum) {
+        assert.equal(v.quorum?.satisfied, false);
+        const cosigned = cosignedIn(c.message);
+        if (cosigned !== undefined) assert.deepEqual(v.quorum!.cosigned, cosigned);
+      }
       assert.ok(progress.length > 0 && progress.every((n, i) => i === 0 || n > progress[i - 1]!));
     }
   });
 }
 
-for (const c of cases.filter((c) => c.args[0] === 'consistency')) {
+for (const c of CASES.filter((c) => c.args[0] === 'consistency')) {
   test(`verify case: ${c.name}`, async () => {
     const proof = (JSON.parse(text(`testdata/verify/${c.args[4]!}`)) as { proof: string[] }).proof.map(fromBase64);
     const v = await verifyConsistency(text(`testdata/verify/${c.args[1]!}`), text(`testdata/verify/${c.args[2]!}`), proof, log);

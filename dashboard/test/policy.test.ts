@@ -8,10 +8,10 @@ import { test } from 'node:test';
 import { ed25519 } from '@noble/curves/ed25519.js';
 
 import { toBase64, toHex } from '../src/verify/bytes.ts';
-import { parsePolicy, PolicyError, verifyCheckpoint, verifyReceipt } from '../src/verify/index.ts';
+import { parsePolicy, PolicyError, verifyCheckpoint, verifyPack, verifyReceipt } from '../src/verify/index.ts';
 import { keyId, parseNote } from '../src/verify/note.ts';
 import { cosignedMessage, parsePolicyBytes } from '../src/verify/policy.ts';
-import { descriptor, text } from './helpers.ts';
+import { descriptor, streamOf, text } from './helpers.ts';
 
 const NOW = 1_767_225_600n;
 
@@ -163,4 +163,21 @@ test('a policy whose log lines name another key could not be checked against the
   const v = await verifyReceipt(text('testdata/golden/receipt-1.1-sha256.json'), log, { policy: p, now: NOW });
   assert.equal(v.ok, false);
   assert.match(v.malformed!, /^the trust policy's log lines name \[/);
+});
+
+test('a policy naming another log is refused before the pack or checkpoint is read, as ledger-verify refuses it at load', async () => {
+  const trusted = descriptor('testdata/verify/log.json');
+  const other = parsePolicy(text('testdata/verify/policy/bad-other-log.txt'));
+  const garbage = new TextEncoder().encode('not a tar at all'.repeat(64));
+  const pack = await verifyPack(streamOf(garbage), trusted, { policy: other, now: NOW });
+  assert.equal(pack.ok, false);
+  assert.equal(pack.error, undefined);
+  assert.match(pack.malformed!, /^the trust policy's log lines name \[verify\.a2a-ledger\.example\/log\+7aca4a8a\+/);
+  assert.equal(pack.bytesRead, 0);
+  // Without the policy the same bytes are a damaged tar (invalid, not unchecked).
+  assert.match((await verifyPack(streamOf(garbage), trusted)).message!, /^the tar archive is damaged: /);
+  const cp = await verifyCheckpoint('not a note', trusted, { policy: other, now: NOW });
+  assert.equal(cp.ok, false);
+  assert.match(cp.error!, /^the trust policy's log lines name \[/);
+  assert.deepEqual(cp.signers, []);
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { verifyCheckpoint, verifyReceipt, type ReceiptVerdict } from '../src/verify/index.ts';
+import { assertOutcome, caseArgs, caseClock, CASES, cosignedIn, loadTrust, malformedStep, readInput } from './cases.ts';
 import { descriptor, text } from './helpers.ts';
 
 const NOW = 1_800_000_000n;
@@ -52,45 +53,56 @@ test('a receipt checked against the other tree hash fails at step 1', async () =
   );
 });
 
-interface Case {
-  name: string;
-  args: string[];
-  exit: number;
-  message: string;
+/** The log index ledger-verify's message names (`… failed at index N: …`). */
+function expectedIndex(message: string): bigint | undefined {
+  const m = /receipt step \d \([a-z ]+\) failed at index (\d+)/.exec(message);
+  return m === null ? undefined : BigInt(m[1]!);
 }
 
-const cases = (JSON.parse(text('testdata/verify/cases.json')) as { cases: Case[] }).cases;
-
-/** The step and index ledger-verify's message names. */
-function expectedStep(message: string): { step?: number; index?: bigint } {
-  const m = /receipt step (\d) \([a-z ]+\) failed(?: at index (\d+))?/.exec(message);
-  if (m !== null) return { step: Number(m[1]), ...(m[2] !== undefined ? { index: BigInt(m[2]) } : {}) };
-  if (message.startsWith('receipt is for log')) return { step: 1 };
-  return {};
-}
-
-for (const c of cases.filter((c) => c.args[0] === 'receipt')) {
+for (const c of CASES.filter((c) => c.args[0] === 'receipt')) {
   test(`verify case: ${c.name}`, async () => {
-    const file = c.args[1]!;
-    const log = descriptor(`testdata/verify/${c.args[3]!}`);
-    let receipt: string;
-    try {
-      receipt = text(`testdata/verify/${file}`);
-    } catch {
-      assert.equal(c.exit, 2, 'only an unreadable file could not be checked');
+    const args = caseArgs(c);
+    // ledger-verify loads the descriptor and the policy before it reads the receipt.
+    const trust = loadTrust(args);
+    if (!trust.ok) {
+      assertOutcome(c, { exit: 2, step: trust.step, message: trust.message });
       return;
     }
-    const v: ReceiptVerdict = await verifyReceipt(receipt, log);
-    if (c.exit === 0) {
-      assert.equal(v.ok, true, v.message ?? v.malformed);
+    const receipt = readInput(args);
+    if (!receipt.ok) {
+      assertOutcome(c, { exit: 2, step: null, message: receipt.message });
       return;
     }
-    assert.equal(v.ok, false);
-    assert.equal(v.malformed, undefined, 'invalid, not malformed');
-    const want = expectedStep(c.message);
-    assert.equal(v.failed?.step, want.step, v.message);
-    assert.equal(v.failed?.index, want.index, v.message);
-    assert.ok(v.message!.includes(c.message), `${v.message} should contain ${c.message}`);
+    const opts = trust.policy === undefined ? {} : { policy: trust.policy, now: caseClock() };
+    const v: ReceiptVerdict = await verifyReceipt(receipt.text, trust.log, opts);
+    if (v.ok) {
+      assert.equal(v.failed, undefined);
+      // Under a policy the quorum is one more part of step 1, and it passed.
+      assert.equal(v.steps.some((s) => s.name === 'witness quorum' && s.ok), trust.policy !== undefined);
+      assert.equal(v.quorum?.satisfied ?? true, true);
+      assert.deepEqual([c.exit, c.step], [0, null], `${c.name}: valid`);
+      assert.equal(c.message, `${args.input}: valid`);
+      return;
+    }
+    if (v.malformed !== undefined) {
+      assert.deepEqual(v.steps, []);
+      assertOutcome(c, { exit: 2, step: malformedStep(v.malformed), message: v.malformed });
+      return;
+    }
+    const failed = v.failed!;
+    assert.equal(failed.ok, false);
+    assertOutcome(c, { exit: 1, step: failed.name === 'witness quorum' ? 'witness quorum' : failed.step, message: v.message! });
+    assert.equal(failed.index, expectedIndex(c.message), v.message);
+    // The steps before the failing one passed, the failing one is the last reached.
+    const at = v.steps.indexOf(failed);
+    assert.ok(v.steps.every((s, i) => (i < at ? s.ok && s.reached : i === at ? s.reached : !s.reached)), v.message);
+    if (failed.name === 'witness quorum') {
+      // Under a policy the quorum step is reached only after the log signature verified.
+      assert.deepEqual([v.steps[0]!.name, v.steps[0]!.ok], ['checkpoint signature', true]);
+      assert.equal(v.quorum?.satisfied, false);
+      const cosigned = cosignedIn(c.message);
+      if (cosigned !== undefined) assert.deepEqual(v.quorum!.cosigned, cosigned);
+    }
   });
 }
 

@@ -33,6 +33,18 @@ export async function verifyCheckpoint(
   let key: NamedPublicKey;
   try {
     key = descriptorKey(log);
+  } catch (e) {
+    verdict.error = (e as Error).message;
+    return verdict;
+  }
+  // A policy naming another log could not check any checkpoint: said before the note is read,
+  // as ledger-verify refuses such a policy when it loads it.
+  const problem = opts.policy === undefined ? undefined : policyLogProblem(opts.policy, key);
+  if (problem !== undefined) {
+    verdict.error = problem;
+    return verdict;
+  }
+  try {
     verdict.signers = parseNote(note).signatures.map((s) => ({ name: s.name, keyId: toHex(s.keyId) }));
     verdict.checkpoint = openCheckpoint(note, key).checkpoint;
   } catch (e) {
@@ -40,11 +52,6 @@ export async function verifyCheckpoint(
     return verdict;
   }
   if (opts.policy !== undefined) {
-    const p = policyLogProblem(opts.policy, key);
-    if (p !== undefined) {
-      verdict.error = p;
-      return verdict;
-    }
     try {
       verdict.quorum = evaluatePolicy(opts.policy, note, key, opts.now ?? unixNow()).quorum;
     } catch (e) {

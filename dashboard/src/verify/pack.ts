@@ -12,7 +12,7 @@ import { decodeEntry, MAX_ENTRY_BYTES, namedPayloads, type DecodedEntry } from '
 import { blake3Hex, blake3Stream, leafHash } from './hash.ts';
 import { Fields, parseJson, type JsonValue } from './json.ts';
 import { CompactRange, consistencyProblem } from './merkle.ts';
-import { descriptorFromFields, descriptorKey, openCheckpoint, sameLog, type Checkpoint, type LogDescriptor } from './note.ts';
+import { descriptorFromFields, descriptorKey, openCheckpoint, sameLog, type Checkpoint, type LogDescriptor, type NamedPublicKey } from './note.ts';
 import { evaluatePolicy, policyLogProblem, quorumError, type Policy, type QuorumVerdict } from './policy.ts';
 import { unixNow } from './receipt.ts';
 import { contentHash, sealMessage } from './seal.ts';
@@ -481,10 +481,6 @@ export async function verifyPack(
     } catch (e) {
       if (!(e instanceof PackFailure)) throw new Malformed(`${MANIFEST}: not a pack manifest: ${(e as Error).message}`);
     }
-    if (opts.policy !== undefined) {
-      const problem = policyLogProblem(opts.policy, descriptorKey(log));
-      if (problem !== undefined) throw new Malformed(problem);
-    }
     const v = new PackVerifier(log, m, c, p);
     // Under a trust policy the checkpoint, whose log signature was just checked, must also carry
     // the policy's quorum of cosignatures (SPEC §8).
@@ -511,10 +507,17 @@ export async function verifyPack(
   };
 
   try {
+    let key: NamedPublicKey;
     try {
-      descriptorKey(log);
+      key = descriptorKey(log);
     } catch (e) {
       throw new Malformed(`trusted log descriptor: ${(e as Error).message}`);
+    }
+    // The trust settings are checked before a byte of the pack is read, as ledger-verify loads
+    // them: a policy naming another log could not check any pack, damaged or not.
+    if (opts.policy !== undefined) {
+      const problem = policyLogProblem(opts.policy, key);
+      if (problem !== undefined) throw new Malformed(problem);
     }
     await readTar(src, async (member, body) => {
       if (member.type === '5') return;
