@@ -267,7 +267,17 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let skills = manifest.agents.iter().flat_map(|a| a.skills.iter().map(card_skill)).collect();
     let push = Arc::new(Pusher::new(cfg.push.clone().unwrap_or_default(), &data)?);
-    let card = build_card(&manifest, skills, &public_url, cfg.anonymous, push.enabled(), Some(&key));
+    for uri in &cfg.required_extensions {
+        if !runtime_gateway::surface::a2a::extensions::SUPPORTED.contains(&uri.as_str()) {
+            bail!(
+                "{}: required_extensions names {uri:?}, which this gateway does not support (it supports {})",
+                config_path.display(),
+                runtime_gateway::surface::a2a::extensions::SUPPORTED.join(", ")
+            );
+        }
+    }
+    let card =
+        build_card(&manifest, skills, &public_url, cfg.anonymous, push.enabled(), &cfg.required_extensions, Some(&key));
     let engine = Arc::new(engine);
     let shutdown_token = tokio_util::sync::CancellationToken::new();
     let gw = Arc::new(Gateway {
@@ -278,6 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
         push: push.clone(),
         files: Files::new(data.join("workspaces")),
         admins: cfg.admins.clone(),
+        required_extensions: cfg.required_extensions.clone(),
         inbox: Inbox::new(cfg.approvers.clone()),
         reseals: Reseals::default(),
         server: cfg.server.clone().unwrap_or_default(),

@@ -49,6 +49,10 @@ pub struct GatewayConfig {
     /// The embedded ledger's payload store limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payloads: Option<PayloadsConfig>,
+    /// A2A extensions a client must activate (`A2A-Extensions`) for any A2A request; only
+    /// extensions the gateway supports may be listed (the Agent Card marks them required).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_extensions: Vec<String>,
     /// Callers with API keys.
     #[serde(default, rename = "caller", skip_serializing_if = "Vec::is_empty")]
     pub callers: Vec<ApiKeyCaller>,

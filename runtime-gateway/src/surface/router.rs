@@ -50,7 +50,9 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             .merge(payloads::router()),
     )
     .merge(receipts::router())
-    .route_layer(middleware::from_fn_with_state(gw.clone(), authenticate));
+    .route_layer(middleware::from_fn_with_state(gw.clone(), authenticate))
+    // A2A extensions the request activated are named in the response (A2A 1.0 §4.6).
+    .layer(middleware::from_fn(a2a::extensions::echo));
     // The agent's side, authorised by the run's grant instead of a caller token.
     let agents = timed(Router::new().merge(workspace::router()).merge(scope::router())).merge(scope::decisions());
     // MCP: rmcp's service, behind the same caller authentication.

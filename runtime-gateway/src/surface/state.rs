@@ -33,6 +33,8 @@ pub struct Gateway {
     pub files: Files,
     /// Callers who may erase payloads and read any (gateway.toml `admins`).
     pub admins: Vec<String>,
+    /// A2A extensions every A2A request must activate (gateway.toml `required_extensions`).
+    pub required_extensions: Vec<String>,
     /// Scope requests and the approvers who decide them.
     pub inbox: Inbox,
     /// Evals and reviews appended to ended runs.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use a2a::{
-    AgentCapabilities, AgentCard, AgentCardSignature, AgentInterface, AgentProvider, AgentSkill,
+    AgentCapabilities, AgentCard, AgentCardSignature, AgentExtension, AgentInterface, AgentProvider, AgentSkill,
     HttpAuthSecurityScheme, SecurityScheme,
 };
 use axum::Router;
@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::base::jcs::jcs;
 use crate::engine::manifest::{Manifest, SkillSpec};
+use crate::surface::a2a::extensions;
 use crate::surface::state::Gateway;
 
 /// The public card.
@@ -66,6 +67,7 @@ pub fn build_card(
     public_url: &str,
     anonymous: bool,
     push: bool,
+    required_extensions: &[String],
     key: Option<&NamedKey>,
 ) -> CardDoc {
     let first = &manifest.agents[0];
@@ -90,7 +92,19 @@ pub fn build_card(
         capabilities: AgentCapabilities {
             streaming: Some(true),
             push_notifications: Some(push),
-            extensions: None,
+            extensions: Some(vec![AgentExtension {
+                uri: extensions::RECEIPT.to_string(),
+                description: Some(
+                    "The run's a2a-ledger receipt (SPEC §5: its entries with inclusion proofs under a signed \
+                     checkpoint, verifiable offline) inline in the metadata of an ended task, under this URI"
+                        .into(),
+                ),
+                required: Some(required_extensions.iter().any(|u| u == extensions::RECEIPT)),
+                params: Some(HashMap::from([
+                    ("format".to_string(), serde_json::json!("a2a-ledger/receipt/v1")),
+                    ("receipts".to_string(), serde_json::json!(format!("{public_url}/runs/{{id}}/receipt"))),
+                ])),
+            }]),
             extended_agent_card: Some(true),
         },
         default_input_modes: vec!["text/plain".into(), "application/json".into()],

@@ -13,8 +13,8 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 use super::{
-    Events, PushOp, camelize, cancel_task, check_content_type, check_version, get_task, int_param, json_response,
-    list_tasks, push_op, send_message, send_streaming, sse, subscribe,
+    Events, PushOp, camelize, cancel_task, check_content_type, check_version, extensions, get_task, int_param,
+    json_response, list_tasks, push_op, send_message, send_streaming, sse, subscribe,
 };
 use crate::base::auth::Caller;
 use crate::engine::push::PushError;
@@ -104,6 +104,10 @@ async fn jsonrpc(
             return rpc_err(&id, &GatewayError::Unauthenticated("unauthenticated".into()));
         }
     };
+    let active = match extensions::activate(&gw, &headers) {
+        Ok(a) => a,
+        Err(e) => return rpc_err(&id, &e),
+    };
     use a2a::methods as m;
     let stream = |events: Result<Events, GatewayError>| match events {
         Err(e) => rpc_err(&id, &e),
@@ -113,16 +117,16 @@ async fn jsonrpc(
         }
     };
     let result = match method {
-        m::SEND_MESSAGE => send_message(&gw, &caller, p).await,
-        m::SEND_STREAMING_MESSAGE => return stream(send_streaming(&gw, &caller, p).await),
+        m::SEND_MESSAGE => send_message(&gw, &caller, &active, p).await,
+        m::SEND_STREAMING_MESSAGE => return stream(send_streaming(&gw, &caller, &active, p).await),
         m::SUBSCRIBE_TO_TASK => {
             let events = match p.get("id").and_then(Value::as_str) {
-                Some(task) => subscribe(&gw, &caller, task).await,
+                Some(task) => subscribe(&gw, &caller, &active, task).await,
                 None => Err(GatewayError::invalid_params("params.id is required")),
             };
             return stream(events);
         }
-        m::GET_TASK => get_task(&gw, &caller, &p).await,
+        m::GET_TASK => get_task(&gw, &caller, &active, &p).await,
         m::LIST_TASKS => list_tasks(&gw, &caller, &p).await,
         m::CANCEL_TASK => match p.get("id").and_then(Value::as_str) {
             Some(task) => cancel_task(&gw, &caller, task).await,

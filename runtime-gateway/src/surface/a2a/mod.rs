@@ -7,8 +7,11 @@
 //! Order of checks (what the conformance kit expects): request content type, `A2A-Version`,
 //! JSON, envelope and method, params, capabilities, then the task.
 pub mod card;
+pub mod extensions;
 pub mod jsonrpc;
 pub mod rest;
+
+pub use extensions::Active;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -33,6 +36,13 @@ use crate::surface::state::Gateway;
 
 // ---------------------------------------------------------------------------------------------
 // Checks shared by both bindings.
+
+/// The checks every A2A operation makes after the body's content type: `A2A-Version`, then
+/// the extensions (a required one not activated is refused); answers the active extensions.
+pub fn check_request(gw: &Gateway, headers: &HeaderMap, query: Option<&str>) -> Result<Active, GatewayError> {
+    check_version(headers, query)?;
+    extensions::activate(gw, headers)
+}
 
 /// Checks `A2A-Version` (header or query): 1.x is served; absent means 0.3, which is not.
 pub fn check_version(headers: &HeaderMap, query: Option<&str>) -> Result<(), GatewayError> {
@@ -271,7 +281,12 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
 
 /// SendMessage: waits until the task settles (terminal or interrupted) unless
 /// `returnImmediately`, then answers `{"task"}` or `{"message"}`.
-pub(super) async fn send_message(gw: &Gateway, caller: &Caller, p: Value) -> Result<Value, GatewayError> {
+pub(super) async fn send_message(
+    gw: &Gateway,
+    caller: &Caller,
+    active: &Active,
+    p: Value,
+) -> Result<Value, GatewayError> {
     let (sent, req) = send(gw, caller, p).await?;
     let cfg = req.configuration.unwrap_or(a2a::SendMessageConfiguration {
         accepted_output_modes: None,
@@ -288,6 +303,7 @@ pub(super) async fn send_message(gw: &Gateway, caller: &Caller, p: Value) -> Res
         return Ok(json!({ "message": reply }));
     }
     let task = shaped(snap.task, cfg.history_length.map(|h| h as usize), true);
+    let task = extensions::with_receipt(gw, active, serde_json::to_value(task).expect("serialise")).await;
     Ok(json!({ "task": task }))
 }
 
@@ -299,19 +315,50 @@ fn event_value(ev: &StreamResponse) -> Value {
 
 /// The events of a SendStreamingMessage: the task's first event (or, for a continued task,
 /// its current snapshot), then its updates, ending when it settles.
-pub(super) async fn send_streaming(gw: &Gateway, caller: &Caller, p: Value) -> Result<Events, GatewayError> {
+pub(super) async fn send_streaming(
+    gw: &Gateway,
+    caller: &Caller,
+    active: &Active,
+    p: Value,
+) -> Result<Events, GatewayError> {
     let (sent, _) = send(gw, caller, p).await?;
     let handle = sent.handle;
     if sent.new {
-        return Ok(Box::pin(follow(handle, 0, true).map(|(_, ev)| event_value(&ev))));
+        let events = follow(handle, 0, true).map(|(_, ev)| event_value(&ev));
+        return Ok(final_receipt(gw, active, Box::pin(events)));
     }
     let first = event_value(&StreamResponse::Task(handle.snapshot().task));
     let rest = follow(handle, sent.cursor, true).map(|(_, ev)| event_value(&ev));
-    Ok(Box::pin(futures_util::stream::once(async move { first }).chain(rest)))
+    Ok(final_receipt(gw, active, Box::pin(futures_util::stream::once(async move { first }).chain(rest))))
+}
+
+/// With the receipt extension active: the final status update of a stream (a terminal state)
+/// carries the run's receipt in its metadata, as a final task does.
+fn final_receipt(gw: &Gateway, active: &Active, events: Events) -> Events {
+    if !active.has(extensions::RECEIPT) {
+        return events;
+    }
+    let (engine, active) = (gw.engine.clone(), active.clone());
+    Box::pin(events.then(move |mut ev| {
+        let (engine, active) = (engine.clone(), active.clone());
+        async move {
+            if let Some(update) = ev.get_mut("statusUpdate") {
+                let task = json!({"id": update["taskId"], "status": update["status"], "metadata": update["metadata"]});
+                let task = extensions::receipt_for(&engine, &active, task).await;
+                update["metadata"] = task["metadata"].clone();
+            }
+            ev
+        }
+    }))
 }
 
 /// SubscribeToTask: the current snapshot, then every update until the task ends.
-pub(super) async fn subscribe(gw: &Gateway, caller: &Caller, id: &str) -> Result<Events, GatewayError> {
+pub(super) async fn subscribe(
+    gw: &Gateway,
+    caller: &Caller,
+    active: &Active,
+    id: &str,
+) -> Result<Events, GatewayError> {
     let handle = gw.engine.get(id, &caller.name).await?;
     let snap = handle.snapshot();
     if snap.task.status.state.is_terminal() {
@@ -323,15 +370,16 @@ pub(super) async fn subscribe(gw: &Gateway, caller: &Caller, id: &str) -> Result
     let cursor = handle.cursor();
     let first = event_value(&StreamResponse::Task(handle.snapshot().task));
     let rest = follow(handle, cursor, false).map(|(_, ev)| event_value(&ev));
-    Ok(Box::pin(futures_util::stream::once(async move { first }).chain(rest)))
+    Ok(final_receipt(gw, active, Box::pin(futures_util::stream::once(async move { first }).chain(rest))))
 }
 
-pub(super) async fn get_task(gw: &Gateway, caller: &Caller, p: &Value) -> Result<Value, GatewayError> {
+pub(super) async fn get_task(gw: &Gateway, caller: &Caller, active: &Active, p: &Value) -> Result<Value, GatewayError> {
     let id =
         p.get("id").and_then(Value::as_str).ok_or_else(|| GatewayError::invalid_params("params.id is required"))?;
     let history = history_length(p)?;
     let snap = gw.engine.get(id, &caller.name).await?.snapshot();
-    Ok(serde_json::to_value(shaped(snap.task, history, true)).expect("serialise"))
+    let task = serde_json::to_value(shaped(snap.task, history, true)).expect("serialise");
+    Ok(extensions::with_receipt(gw, active, task).await)
 }
 
 pub(super) async fn cancel_task(gw: &Gateway, caller: &Caller, id: &str) -> Result<Value, GatewayError> {

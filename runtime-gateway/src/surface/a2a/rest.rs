@@ -17,8 +17,8 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 use super::{
-    Events, PushOp, camelize, cancel_task, check_content_type, check_version, get_task, int_param, json_response,
-    list_tasks, push_op, send_message, send_streaming, sse, subscribe, to_camel,
+    Active, Events, PushOp, camelize, cancel_task, check_content_type, check_request, get_task, int_param,
+    json_response, list_tasks, push_op, send_message, send_streaming, sse, subscribe, to_camel,
 };
 use crate::base::auth::Caller;
 use crate::surface::error::GatewayError;
@@ -40,9 +40,9 @@ fn rest_json(v: Value) -> Response {
     json_response(v)
 }
 
-fn rest_checks(headers: &HeaderMap, uri: &axum::http::Uri, body: &[u8]) -> Result<(), GatewayError> {
+fn rest_checks(gw: &Gateway, headers: &HeaderMap, uri: &axum::http::Uri, body: &[u8]) -> Result<Active, GatewayError> {
     check_content_type(headers, body)?;
-    check_version(headers, uri.query())
+    check_request(gw, headers, uri.query())
 }
 
 fn rest_body(body: &[u8]) -> Result<Value, GatewayError> {
@@ -73,8 +73,8 @@ async fn rest_send(
     body: Bytes,
 ) -> Response {
     let r = async {
-        rest_checks(&headers, &uri, &body)?;
-        send_message(&gw, &caller, rest_body(&body)?).await
+        let active = rest_checks(&gw, &headers, &uri, &body)?;
+        send_message(&gw, &caller, &active, rest_body(&body)?).await
     };
     r.await.map_or_else(|e| e.aip193(), rest_json)
 }
@@ -88,8 +88,8 @@ async fn rest_stream_send(
     body: Bytes,
 ) -> Response {
     let r = async {
-        rest_checks(&headers, &uri, &body)?;
-        send_streaming(&gw, &caller, rest_body(&body)?).await
+        let active = rest_checks(&gw, &headers, &uri, &body)?;
+        send_streaming(&gw, &caller, &active, rest_body(&body)?).await
     };
     rest_stream(r.await)
 }
@@ -106,8 +106,8 @@ pub(crate) async fn rest_list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let r = match check_version(&headers, uri.query()) {
-        Ok(()) => list_tasks(&gw, &caller, &query_value(&q)).await,
+    let r = match check_request(&gw, &headers, uri.query()) {
+        Ok(_) => list_tasks(&gw, &caller, &query_value(&q)).await,
         Err(e) => Err(e),
     };
     r.map_or_else(|e| e.aip193(), rest_json)
@@ -122,11 +122,12 @@ pub(crate) async fn rest_get(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = check_version(&headers, uri.query()) {
-        return e.aip193();
-    }
+    let active = match check_request(&gw, &headers, uri.query()) {
+        Ok(a) => a,
+        Err(e) => return e.aip193(),
+    };
     match rest.rsplit_once(':') {
-        Some((id, "subscribe")) => rest_stream(subscribe(&gw, &caller, id).await),
+        Some((id, "subscribe")) => rest_stream(subscribe(&gw, &caller, &active, id).await),
         Some((_, action)) => {
             GatewayError::a2a(code::METHOD_NOT_FOUND, format!("GET /tasks/{{id}}:{action} is not an operation"))
                 .aip193()
@@ -134,7 +135,7 @@ pub(crate) async fn rest_get(
         None => {
             let mut p = query_value(&q);
             p["id"] = json!(rest);
-            get_task(&gw, &caller, &p).await.map_or_else(|e| e.aip193(), rest_json)
+            get_task(&gw, &caller, &active, &p).await.map_or_else(|e| e.aip193(), rest_json)
         }
     }
 }
@@ -148,12 +149,13 @@ async fn rest_post_task(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = rest_checks(&headers, &uri, &body).and_then(|()| rest_body(&body).map(drop)) {
-        return e.aip193();
-    }
+    let active = match rest_checks(&gw, &headers, &uri, &body).and_then(|a| rest_body(&body).map(|_| a)) {
+        Ok(a) => a,
+        Err(e) => return e.aip193(),
+    };
     match rest.rsplit_once(':') {
         Some((id, "cancel")) => cancel_task(&gw, &caller, id).await.map_or_else(|e| e.aip193(), rest_json),
-        Some((id, "subscribe")) => rest_stream(subscribe(&gw, &caller, id).await),
+        Some((id, "subscribe")) => rest_stream(subscribe(&gw, &caller, &active, id).await),
         _ => GatewayError::a2a(
             code::METHOD_NOT_FOUND,
             format!("POST /tasks/{rest} is not an operation; use :cancel or :subscribe"),
@@ -169,8 +171,8 @@ async fn rest_extended_card(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    match check_version(&headers, uri.query()) {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/json")], gw.card.json.clone()).into_response(),
+    match check_request(&gw, &headers, uri.query()) {
+        Ok(_) => ([(header::CONTENT_TYPE, "application/json")], gw.card.json.clone()).into_response(),
         Err(e) => e.aip193(),
     }
 }
@@ -184,7 +186,7 @@ async fn rest_push_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let r = match rest_checks(&headers, &uri, &body).and_then(|()| rest_body(&body)) {
+    let r = match rest_checks(&gw, &headers, &uri, &body).and_then(|_| rest_body(&body)) {
         Ok(body) => push_op(&gw, &caller, &task, PushOp::Create(body)).await,
         Err(e) => Err(e),
     };
@@ -201,7 +203,7 @@ async fn rest_push_list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let q = query_value(&q);
-    let op = check_version(&headers, uri.query()).and_then(|()| {
+    let op = check_request(&gw, &headers, uri.query()).and_then(|_| {
         let page_size = int_param(&q, "pageSize")?;
         let page_token = q.get("pageToken").and_then(Value::as_str).map(String::from);
         Ok(PushOp::List { page_size, page_token })
@@ -223,8 +225,8 @@ async fn rest_push_config(
     headers: HeaderMap,
 ) -> Response {
     let op = if method == axum::http::Method::DELETE { PushOp::Delete(config) } else { PushOp::Get(config) };
-    let r = match check_version(&headers, uri.query()) {
-        Ok(()) => push_op(&gw, &caller, &task, op).await,
+    let r = match check_request(&gw, &headers, uri.query()) {
+        Ok(_) => push_op(&gw, &caller, &task, op).await,
         Err(e) => Err(e),
     };
     match r {
