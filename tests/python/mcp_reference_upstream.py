@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from mcp.server import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.server.mcpserver.prompts.base import Prompt, UserMessage
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -380,6 +380,43 @@ async def test_input_required_result_capabilities(ctx: Context) -> InputRequired
     if caps is None or caps.elicitation is not None:
         requests["ask"] = _form("What is your name?", name="string")
     return InputRequiredResult(input_requests=requests, request_state="capability-gated")
+
+
+# ---- diagnostics of the stateless generation (2026-07-28, SEP-2575) -------------------------
+
+
+@server.tool(description="Elicits through an InputRequiredResult: never a server-initiated request on the stream")
+async def test_streaming_elicitation(ctx: Context) -> str | InputRequiredResult:
+    if "confirm" in (ctx.input_responses or {}):
+        return "confirmed"
+    return InputRequiredResult(input_requests={"confirm": _form("Confirm?", ok="boolean")})
+
+
+@server.tool(description="Logs one message; it goes out only when the request's _meta sets a log level")
+async def test_logging_tool(ctx: Context) -> str:
+    await ctx.info("test_logging_tool executed")
+    return "Logged."
+
+
+def _dynamic() -> str:
+    """Registered and removed at once by the trigger tools."""
+    return "dynamic"
+
+
+@server.tool(description="Changes the tool list and announces it to subscriptions/listen streams")
+async def test_trigger_tool_change(ctx: Context) -> str:
+    server.add_tool(_dynamic, name="test_dynamic_tool")
+    server.remove_tool("test_dynamic_tool")
+    await ctx.notify_tools_changed()
+    return "tool list changed"
+
+
+@server.tool(description="Changes the prompt list and announces it to subscriptions/listen streams")
+async def test_trigger_prompt_change(ctx: Context) -> str:
+    server.add_prompt(Prompt.from_function(_dynamic, name="test_dynamic_prompt", description="dynamic"))
+    server.remove_prompt("test_dynamic_prompt")
+    await ctx.notify_prompts_changed()
+    return "prompt list changed"
 
 
 # ---- JSON Schema 2020-12 (SEP-1613): tools/list must carry the schema untouched ---------------

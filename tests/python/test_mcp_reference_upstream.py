@@ -38,10 +38,6 @@ sys.path.insert(0, HERE)
 import mcp_conformance_counts as counts  # noqa: E402
 import mcp_reference_upstream as ref  # noqa: E402
 
-# Logging and resources/subscribe belong to 2025-11-25 and are deprecated by 2026-07-28: the suite
-# still calls them, so these tests do too.
-warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
-
 KEY = "reference-upstream-test-key"
 CONTENT_TOOLS = ["test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource", "test_multiple_content_types"]
 
@@ -147,7 +143,11 @@ class ReferenceUpstream(unittest.TestCase):
                 self.assertTrue(str(client.protocol_version).endswith(want), client.protocol_version)
                 return await body(client, answers)
 
-        return anyio.run(go)
+        # Logging and resources/subscribe belong to 2025-11-25 and are deprecated by 2026-07-28:
+        # the suite still calls them, so these tests do too (unittest resets module-level filters).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            return anyio.run(go)
 
     def test_refuses_a_request_without_the_key(self) -> None:
         r = httpx2.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"Accept": "application/json, text/event-stream"})
@@ -169,6 +169,7 @@ class ReferenceUpstream(unittest.TestCase):
                 "test_input_required_result_list_roots", "test_input_required_result_request_state",
                 "test_input_required_result_multiple_inputs", "test_input_required_result_multi_round",
                 "test_input_required_result_tampered_state", "test_input_required_result_capabilities",
+                "test_streaming_elicitation", "test_logging_tool", "test_trigger_tool_change", "test_trigger_prompt_change",
             ]:
                 self.assertIn(name, tools, mode)
             schema = tools["json_schema_2020_12_tool"].input_schema
@@ -247,13 +248,16 @@ class ReferenceUpstream(unittest.TestCase):
 
     def test_input_required_rounds(self) -> None:
         async def body(client, answers):
-            names = ["elicitation", "sampling", "list_roots", "request_state", "multiple_inputs", "multi_round", "capabilities"]
+            names = ["elicitation", "sampling", "list_roots", "request_state", "multiple_inputs", "multi_round"]
             out = {}
             for n in names:
                 try:
                     out[n] = text(await client.call_tool(f"test_input_required_result_{n}", {}))
                 except Exception as e:  # noqa: BLE001 - an unanswerable round ends in the SDK's error
                     out[n] = f"error: {e}"
+            out["streaming"] = text(await client.call_tool("test_streaming_elicitation", {}))
+            for n in ("test_logging_tool", "test_trigger_tool_change", "test_trigger_prompt_change"):
+                out[n] = text(await client.call_tool(n, {}))
             prompt = await client.get_prompt("test_input_required_result_prompt", {})
             return out, prompt, answers
 
@@ -264,6 +268,12 @@ class ReferenceUpstream(unittest.TestCase):
         self.assertEqual(out["request_state"], "state-ok: confirmation received")
         self.assertEqual(out["multiple_inputs"], "All inputs received.")
         self.assertEqual(out["multi_round"], "Ada likes green.")
+        self.assertEqual(out["streaming"], "confirmed")
+        self.assertIn("Confirm?", [m for m, _ in answers.elicited])
+        self.assertEqual(
+            [out["test_logging_tool"], out["test_trigger_tool_change"], out["test_trigger_prompt_change"]],
+            ["Logged.", "tool list changed", "prompt list changed"],
+        )
         self.assertIn("Step 2: What is your favorite color?", [m for m, _ in answers.elicited])
         self.assertEqual(prompt.messages[0].content.text, "Use the following context: Ada")
 
@@ -293,18 +303,31 @@ class ReferenceUpstream(unittest.TestCase):
         self.assertIn("error", r2, r2)
         self.assertEqual(r3["result"]["content"][0]["text"], "state-ok: round-1")
 
-    def test_missing_capability_is_a_protocol_error(self) -> None:
+    def stateless_call(self, tool: str, capabilities: dict) -> dict:
+        """One raw 2026-07-28 tools/call declaring these client capabilities; its JSON-RPC answer."""
+
         async def raw():
             http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {KEY}", "Accept": "application/json, text/event-stream"}, timeout=30)
             meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-                    "io.modelcontextprotocol/clientCapabilities": {}}
-            call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "test_missing_capability", "arguments": {}, "_meta": meta}}
-            headers = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "test_missing_capability"}
+                    "io.modelcontextprotocol/clientCapabilities": capabilities}
+            call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}, "_meta": meta}}
+            headers = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": tool}
             async with http:
                 return (await http.post(self.url, json=call, headers=headers)).json()
 
-        r = anyio.run(raw)
+        return anyio.run(raw)
+
+    def test_missing_capability_is_a_protocol_error(self) -> None:
+        r = self.stateless_call("test_missing_capability", {})
         self.assertEqual(r["error"]["data"], {"requiredCapabilities": {"sampling": {}}}, r)
+        r = self.stateless_call("test_missing_capability", {"sampling": {}})
+        self.assertEqual(r["result"]["content"][0]["text"], "Client declared sampling capability; proceeding.")
+
+    def test_input_requests_follow_the_declared_capabilities(self) -> None:
+        r = self.stateless_call("test_input_required_result_capabilities", {"sampling": {}})
+        self.assertEqual(list(r["result"]["inputRequests"]), ["sample"])
+        r = self.stateless_call("test_input_required_result_capabilities", {"elicitation": {}})
+        self.assertEqual(list(r["result"]["inputRequests"]), ["ask"])
 
     def test_resources_templates_and_subscriptions(self) -> None:
         async def body(client, _):
