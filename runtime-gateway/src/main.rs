@@ -265,6 +265,16 @@ async fn run(cli: Cli) -> Result<()> {
         manifest.agents[i].skills = skills.clone();
         engine.add_skills(i, skills);
     }
+    // Agents whose manifest names card keys: their cards are read and checked now, and the
+    // verdict is reported (and kept for /healthz). An agent whose required signature does not
+    // verify is refused: each call to it fails with the verdict, recorded in its run.
+    for a in engine.agents() {
+        match a.upstream.register().await {
+            Some(Ok(verdict)) => println!("agent {:?}: upstream card {verdict}", a.spec.name),
+            Some(Err(e)) => eprintln!("runtime-gateway: agent {:?}: {e}", a.spec.name),
+            None => {}
+        }
+    }
     let skills = manifest.agents.iter().flat_map(|a| a.skills.iter().map(card_skill)).collect();
     let push = Arc::new(Pusher::new(cfg.push.clone().unwrap_or_default(), &data)?);
     for uri in &cfg.required_extensions {

@@ -120,6 +120,16 @@ pub enum UpstreamSpec {
         /// Longest a call may take.
         #[serde(default = "default_timeout")]
         timeout_secs: u64,
+        /// A JWK (inline table) the upstream's Agent Card must be signed with (A2A §8.4).
+        #[serde(default)]
+        card_key: Option<Box<jsonwebtoken::jwk::Jwk>>,
+        /// A JWKS URL whose keys (matched by `kid`) the card may be signed with.
+        #[serde(default)]
+        card_jwks: Option<String>,
+        /// `required`: calls are refused unless the card's signature verifies under `card_key`
+        /// or `card_jwks`; `checked` (default): the verdict is recorded, calls go ahead.
+        #[serde(default)]
+        card_signature: CardSignature,
     },
     /// A plain webhook: POST JSON input, JSON result back, or NDJSON progress lines then the result.
     Http {
@@ -158,6 +168,17 @@ impl UpstreamSpec {
     pub fn learns_skills(&self) -> bool {
         matches!(self, UpstreamSpec::A2a { .. } | UpstreamSpec::Mcp { .. })
     }
+}
+
+/// What an `a2a` upstream's card signature decides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardSignature {
+    /// Checked when a key is named; the verdict is recorded, calls go ahead whatever it is.
+    #[default]
+    Checked,
+    /// Calls are refused unless the signature verifies.
+    Required,
 }
 
 fn default_timeout() -> u64 {
@@ -212,6 +233,19 @@ impl Manifest {
                     }
                 }
                 UpstreamSpec::Demo => {}
+            }
+            if let UpstreamSpec::A2a { card_key, card_jwks, card_signature, .. } = &a.upstream {
+                if *card_signature == CardSignature::Required && card_key.is_none() && card_jwks.is_none() {
+                    bail!(
+                        "agent {:?}: card_signature = \"required\" needs card_key (a JWK) or card_jwks (a JWKS URL)",
+                        a.name
+                    );
+                }
+                if let Some(u) = card_jwks
+                    && !(u.starts_with("https://") || u.starts_with("http://"))
+                {
+                    bail!("agent {:?}: card_jwks {u:?} must be an http:// or https:// URL", a.name);
+                }
             }
             if let UpstreamSpec::Mcp { prefix, .. } = &a.upstream
                 && !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))

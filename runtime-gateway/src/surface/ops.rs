@@ -15,7 +15,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::engine::push::PushCounters;
 use crate::engine::tasks::Counters;
@@ -38,6 +38,15 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
             body["reason"] = json!(reason);
         }
         body["witnesses"] = serde_json::to_value(&w).unwrap_or_default();
+    }
+    let cards: Vec<Value> = gw
+        .engine
+        .agents()
+        .iter()
+        .filter_map(|a| a.upstream.verdict().map(|v| json!({ "agent": a.spec.name, "card": v })))
+        .collect();
+    if !cards.is_empty() {
+        body["agents"] = Value::Array(cards);
     }
     axum::Json(body).into_response()
 }

@@ -13,6 +13,7 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+use super::card_signature::{self, CardTrust, Verdict};
 use super::{Call, Outcome, RESTARTED, Resume, Update, Upstream, message_text};
 use crate::base::BoxFuture;
 use crate::engine::updates::artifact_digest;
@@ -25,6 +26,9 @@ pub struct A2aAgent {
     headers: BTreeMap<String, String>,
     timeout: Duration,
     endpoint: std::sync::Arc<OnceCell<String>>,
+    /// The keys its card must be signed with, and the last verdict on it.
+    trust: CardTrust,
+    verdict: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     /// The upstream's own context id for each of our context ids (the most recent ones), so a
     /// new task in a context continues the upstream's conversation.
     contexts: std::sync::Arc<std::sync::Mutex<lru::LruCache<String, String>>>,
@@ -108,6 +112,8 @@ impl A2aAgent {
             headers,
             timeout: Duration::from_secs(timeout_secs),
             endpoint: std::sync::Arc::new(OnceCell::new()),
+            trust: CardTrust::default(),
+            verdict: std::sync::Arc::default(),
             contexts: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(CONTEXTS).expect("not zero"),
             ))),
@@ -122,7 +128,15 @@ impl A2aAgent {
         r
     }
 
-    /// Reads the upstream's card.
+    /// Checks its card's signature with `trust` (A2A §8.4) whenever the card is read.
+    pub fn trusting(mut self, trust: CardTrust) -> A2aAgent {
+        self.trust = trust;
+        self
+    }
+
+    /// Reads the upstream's card and checks its signature. With `card_signature = "required"`
+    /// a card whose signature does not verify under the manifest's keys is an error: no call
+    /// goes to an agent that does not prove who it is.
     pub async fn card(&self) -> Result<a2a::AgentCard, String> {
         let url = format!("{}/.well-known/agent-card.json", self.base.trim_end_matches('/'));
         let mut r = self.client.get(&url).timeout(Duration::from_secs(10));
@@ -133,7 +147,15 @@ impl A2aAgent {
         if !resp.status().is_success() {
             return Err(format!("the upstream card {url} answered {}", resp.status()));
         }
-        resp.json().await.map_err(|e| format!("the upstream card {url} is not an A2A 1.0 Agent Card: {e}"))
+        let raw: Value = resp.json().await.map_err(|e| format!("the upstream card {url} is not JSON: {e}"))?;
+        let verdict = card_signature::check(&raw, &self.trust, &self.client).await;
+        *self.verdict.lock().expect("verdict lock") = Some(verdict.to_string());
+        if self.trust.required && !matches!(verdict, Verdict::Verified { .. }) {
+            return Err(format!(
+                "the upstream card {url}: {verdict}; refusing to call the agent (card_signature = \"required\")"
+            ));
+        }
+        serde_json::from_value(raw).map_err(|e| format!("the upstream card {url} is not an A2A 1.0 Agent Card: {e}"))
     }
 
     /// The JSON-RPC URL of the upstream, read once from its card.
@@ -477,6 +499,22 @@ impl Upstream for A2aAgent {
 
     fn resumes(&self) -> bool {
         true
+    }
+
+    fn register(&self) -> BoxFuture<'_, Option<Result<String, String>>> {
+        Box::pin(async move {
+            if !self.trust.checks() {
+                return None;
+            }
+            Some(match self.card().await {
+                Ok(_) => Ok(self.verdict().unwrap_or_default()),
+                Err(e) => Err(e),
+            })
+        })
+    }
+
+    fn verdict(&self) -> Option<String> {
+        self.verdict.lock().expect("verdict lock").clone()
     }
 
     fn skills(&self) -> BoxFuture<'_, Result<Vec<crate::engine::manifest::SkillSpec>, String>> {

@@ -6,6 +6,7 @@
 //! caller's request headers or credentials; what it sends upstream is its own configuration.
 
 pub mod a2a_agent;
+pub mod card_signature;
 pub mod demo;
 pub mod http;
 pub mod mcp;
@@ -17,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::base::BoxFuture;
-use crate::engine::manifest::{SkillSpec, UpstreamSpec};
+use crate::engine::manifest::{CardSignature, SkillSpec, UpstreamSpec};
 
 /// One report from a running call.
 #[derive(Clone, Debug)]
@@ -202,6 +203,18 @@ pub trait Upstream: Send + Sync + std::fmt::Debug {
     fn skills(&self) -> BoxFuture<'_, Result<Vec<SkillSpec>, String>> {
         Box::pin(async { Ok(Vec::new()) })
     }
+
+    /// For an upstream that publishes a signed description of itself (an A2A agent's card):
+    /// reads and checks it now (the agent's registration), and answers the verdict, or why it
+    /// could not be read. `None` for upstreams without one.
+    fn register(&self) -> BoxFuture<'_, Option<Result<String, String>>> {
+        Box::pin(async { None })
+    }
+
+    /// The last verdict on the upstream's signed description ([`Upstream::register`]), if any.
+    fn verdict(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The error a run that was in flight when its gateway died ends with, when it cannot be resumed.
@@ -214,8 +227,15 @@ pub fn build(spec: &UpstreamSpec, http: &reqwest::Client) -> Arc<dyn Upstream> {
         UpstreamSpec::Http { url, headers, timeout_secs } => {
             Arc::new(http::Webhook::new(http.clone(), url.clone(), headers.clone(), *timeout_secs))
         }
-        UpstreamSpec::A2a { url, headers, timeout_secs } => {
-            Arc::new(a2a_agent::A2aAgent::new(http.clone(), url.clone(), headers.clone(), *timeout_secs))
+        UpstreamSpec::A2a { url, headers, timeout_secs, card_key, card_jwks, card_signature } => {
+            let trust = card_signature::CardTrust {
+                key: card_key.as_deref().cloned(),
+                jwks: card_jwks.clone(),
+                required: *card_signature == CardSignature::Required,
+            };
+            Arc::new(
+                a2a_agent::A2aAgent::new(http.clone(), url.clone(), headers.clone(), *timeout_secs).trusting(trust),
+            )
         }
         UpstreamSpec::Mcp { url, headers, timeout_secs, prefix } => {
             Arc::new(mcp::McpServer::new(url.clone(), headers.clone(), *timeout_secs, prefix.clone()))
