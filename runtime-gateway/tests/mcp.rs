@@ -1,15 +1,17 @@
 //! MCP at /mcp through the real binary: the official MCP client (`mcp` 2.x, Python) in both
 //! protocol generations (2025-11-25 sessions, 2026-07-28 stateless) lists and calls the demo
 //! agent's skills as tools, with progress; every call is a run whose receipt verifies. Origin
-//! validation and authentication refuse what they must.
+//! validation and authentication refuse what they must. With the conformance suite's reference
+//! server behind the gateway as an `mcp` upstream, its answers reach the MCP caller as it gave
+//! them (content blocks, progress numbers, JSON-RPC errors), and the runs record them.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_run, gateway};
-use ledger_core::RunStatus;
+use common::{Proc, assert_run, free_port, gateway, gateway_with, kinds};
+use ledger_core::{Entry, RunStatus};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -63,4 +65,160 @@ async fn the_official_mcp_client_in_both_protocol_generations() {
     assert_eq!(post(Some("http://evil.example"), true).await.unwrap().status(), 403);
     assert_eq!(post(None, false).await.unwrap().status(), 401);
     assert_eq!(post(Some(&gw.base), true).await.unwrap().status(), 200, "the gateway's own origin is fine");
+}
+
+/// The payload an entry names, as JSON, fetched from the gateway by its hash.
+async fn payload_json(gw: &common::Gw, e: &Entry) -> Value {
+    let hash = e.payload.unwrap_or_else(|| panic!("{} names no payload", e.kind().as_str()));
+    let r = gw.get(&format!("/v1/payloads/{}", hex::encode(hash))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(*blake3::hash(&bytes).as_bytes(), hash, "the payload is the bytes the entry's hash covers");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_upstreams_answers_reach_mcp_callers_as_given_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = std::env::var("A2A_LEDGER_PYTHON").expect("A2A_LEDGER_PYTHON: run the suite through ./scripts/test");
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python");
+    let port = free_port();
+    let _upstream = Proc::start(
+        Path::new(&python),
+        &[scripts.join("mcp_reference_upstream.py").to_str().unwrap(), &port.to_string(), "k1"],
+        "listening",
+    );
+    let manifest = format!(
+        "[[agent]]\nname = \"reference\"\nupstream = {{ kind = \"mcp\", url = \"http://127.0.0.1:{port}/mcp\", prefix = \"ref.\", headers = {{ Authorization = \"Bearer k1\" }} }}\n"
+    );
+    let manifest_path = dir.path().join("agents.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let data = dir.path().join("data");
+    let gw = gateway_with(
+        &data,
+        &[
+            "--embedded",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--manifest",
+            manifest_path.to_str().unwrap(),
+        ],
+    );
+
+    for mode in ["legacy", "2026-07-28"] {
+        let out = tokio::task::spawn_blocking({
+            let (python, script, url, token) =
+                (python.clone(), scripts.join("mcp_relay_client.py"), format!("{}/mcp", gw.base), gw.token.clone());
+            move || Command::new(python).arg(script).arg(url).arg(token).arg(mode).arg("ref.").output().unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{mode}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let calls = serde_json::from_str::<Value>(stdout.lines().last().unwrap()).unwrap()["calls"].clone();
+
+        // Each non-text block is an artifact as before, and the outcome payload the terminal entry
+        // names holds the result the caller got, block for block.
+        for (tool, artifacts) in [
+            ("test_image_content", vec!["image/png"]),
+            ("test_audio_content", vec!["audio/wav"]),
+            ("test_embedded_resource", vec!["text/plain"]),
+            ("test_multiple_content_types", vec!["image/png", "application/json"]),
+        ] {
+            let call = &calls[tool];
+            let v = gw.verified_receipt(call["run"].as_str().unwrap()).await;
+            let mut expected = vec!["task.accepted", "task.status"];
+            expected.extend(artifacts.iter().map(|_| "artifact.added"));
+            expected.extend(["task.completed", "receipt.sealed"]);
+            assert_run(&v, RunStatus::Completed, &expected);
+            let entries = v.entries();
+            for (i, media) in artifacts.iter().enumerate() {
+                let added = &entries[2 + i].1;
+                assert_eq!(added.event.attrs_json()["media_type"], *media, "{mode} {tool}");
+                // Named by the tool and the block's place in the content (the mixed result's text is 0).
+                let block = if tool == "test_multiple_content_types" { i + 1 } else { i };
+                assert_eq!(added.event.attrs_json()["name"], format!("{tool}-{block}"), "{mode}");
+            }
+            let outcome = payload_json(&gw, &entries[entries.len() - 2].1).await;
+            assert_eq!(outcome["mcp"]["result"]["content"], call["content"], "{mode} {tool}: {outcome}");
+        }
+        let image = &calls["test_image_content"]["content"][0]["data"];
+        let v = gw.verified_receipt(calls["test_image_content"]["run"].as_str().unwrap()).await;
+        let added = &v.entries()[2].1;
+        let parts = payload_json(&gw, added).await;
+        assert!(parts.to_string().contains(image.as_str().unwrap()), "the artifact holds the image's bytes: {parts}");
+
+        // isError: failed with the tool's text, the result kept as the caller got it.
+        let call = &calls["test_error_handling"];
+        let v = gw.verified_receipt(call["run"].as_str().unwrap()).await;
+        assert_run(&v, RunStatus::Failed, &["task.accepted", "task.status", "task.failed", "receipt.sealed"]);
+        let end = &v.entries()[2].1;
+        assert_eq!(end.event.attrs_json()["error"], call["content"][0]["text"], "the error is the tool's text");
+        let outcome = payload_json(&gw, end).await;
+        assert_eq!(outcome["mcp"]["result"]["isError"], true, "{outcome}");
+        assert_eq!(outcome["mcp"]["result"]["content"], call["content"]);
+
+        // Progress 0, 50, 100: all three recorded, the upstream's own numbers relayed.
+        let call = &calls["test_tool_with_progress"];
+        let v = gw.verified_receipt(call["run"].as_str().unwrap()).await;
+        let progress: Vec<(Value, Value)> = v
+            .entries()
+            .iter()
+            .filter(|(_, e)| e.kind().as_str() == "skill.progress")
+            .map(|(_, e)| (e.event.attrs_json()["pct"].clone(), e.event.attrs_json()["stage"].clone()))
+            .collect();
+        let stage = json!("test_tool_with_progress");
+        assert_eq!(progress, [(json!(0), stage.clone()), (json!(50), stage.clone()), (json!(100), stage)], "{mode}");
+        assert_eq!(v.status, RunStatus::Completed);
+
+        // A JSON-RPC error of the upstream: the caller got it with its code and data; the run
+        // failed with the code in `error`, the error kept in the outcome, sealed.
+        let call = &calls["test_missing_capability"];
+        let v = gw.verified_receipt(call["run"].as_str().unwrap()).await;
+        assert_run(&v, RunStatus::Failed, &["task.accepted", "task.status", "task.failed", "receipt.sealed"]);
+        let end = &v.entries()[2].1;
+        assert_eq!(end.event.attrs_json()["error"], "-32021: This tool requires the client 'sampling' capability");
+        let outcome = payload_json(&gw, end).await;
+        assert_eq!(
+            outcome["mcp"]["error"],
+            json!({ "code": -32021, "message": "This tool requires the client 'sampling' capability",
+                    "data": { "requiredCapabilities": { "sampling": {} } } }),
+            "{outcome}"
+        );
+    }
+
+    // Over 2026-07-28 that error is an HTTP 400, as the specification maps -32021.
+    let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "ref.test_missing_capability", "arguments": {}, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } } });
+    let r = gw
+        .post("/mcp")
+        .header("accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "ref.test_missing_capability")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32021, "{body}");
+    assert_eq!(body["error"]["data"]["requiredCapabilities"], json!({ "sampling": {} }), "{body}");
+
+    // A2A and /invoke callers keep their shapes: artifacts, and a failure with the error text.
+    let (status, r) = gw.invoke("ref.test_image_content", json!({})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["artifacts"][0]["parts"][0]["mediaType"], "image/png", "{r}");
+    assert!(r.get("mcp").is_none(), "{r}");
+    let (_, r) = gw.invoke("ref.test_missing_capability", json!({})).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"], "-32021: This tool requires the client 'sampling' capability", "{r}");
+    let send = json!({ "message": { "messageId": "m1", "role": "ROLE_USER", "parts": [{ "data": {} }] },
+        "metadata": { "skill": "ref.test_tool_with_progress" } });
+    let r = gw.rpc("SendMessage", send).await;
+    assert_eq!(r["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED", "{r}");
+    let v = gw.verified_receipt(r["result"]["task"]["id"].as_str().unwrap()).await;
+    assert_eq!(kinds(&v).iter().filter(|k| *k == "skill.progress").count(), 3);
 }

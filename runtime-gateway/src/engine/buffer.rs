@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::recorder::Pending;
+use crate::engine::upstream::McpAnswer;
 
 /// Messages from callers to a task's driver.
 #[derive(Debug)]
@@ -43,6 +44,7 @@ pub(super) struct TaskInner {
     pub(super) task: Task,
     pub(super) events: Vec<Arc<StreamResponse>>,
     pub(super) result: Option<Value>,
+    pub(super) mcp: Option<McpAnswer>,
     pub(super) error: Option<String>,
     /// A direct-message answer (A2A `SendMessageResponse.message`).
     pub(super) reply: Option<Message>,
@@ -81,6 +83,8 @@ pub struct Snapshot {
     pub task: Task,
     /// The result, once completed.
     pub result: Option<Value>,
+    /// An MCP upstream's answer, once ended, for MCP callers.
+    pub mcp: Option<McpAnswer>,
     /// The error, once failed.
     pub error: Option<String>,
     /// A direct-message answer, if the agent gave one.
@@ -154,6 +158,7 @@ impl TaskHandle {
                 task: r.task,
                 events,
                 result: r.result,
+                mcp: r.mcp,
                 error: r.error,
                 reply: r.reply,
                 closed: control.is_none(),
@@ -214,6 +219,7 @@ impl TaskHandle {
         Snapshot {
             task: t.task.clone(),
             result: t.result.clone(),
+            mcp: t.mcp.clone(),
             error: t.error.clone(),
             reply: t.reply.clone(),
             closed: t.closed,

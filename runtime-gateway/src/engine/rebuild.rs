@@ -17,7 +17,7 @@ use ledger_core::{Entry, Event, Protocol, RunStatus};
 use serde_json::{Value, json};
 
 use crate::engine::updates::{Step, TaskIds, agent_message, data_message, input_message_id, map_update, status_event};
-use crate::engine::upstream::Update;
+use crate::engine::upstream::{McpAnswer, Update};
 use crate::ledger::Payload;
 
 /// A task rebuilt from the ledger.
@@ -39,6 +39,8 @@ pub struct Rebuilt {
     pub grant: Option<String>,
     /// The result, for a completed run that returned one.
     pub result: Option<Value>,
+    /// An MCP upstream's answer, as its outcome payload keeps it.
+    pub mcp: Option<McpAnswer>,
     /// The error of a failed or rejected run.
     pub error: Option<String>,
     /// A direct-message answer.
@@ -200,6 +202,7 @@ pub fn rebuild(
         parent: parent.as_ref().map(|p| p.as_str().to_string()),
         grant: first.grant.clone(),
         result: None,
+        mcp: None,
         error: None,
         reply: None,
         ended: false,
@@ -245,7 +248,7 @@ pub fn rebuild(
                 }
             }
             Event::SkillProgress { stage, pct, message } => {
-                Some(Update::Progress { stage: stage.clone(), pct: *pct, message: message.clone() })
+                Some(Update::Progress { stage: stage.clone(), pct: *pct, message: message.clone(), raw: None })
             }
             Event::ArtifactAdded { name, hash, .. } => Some(Update::Artifact {
                 artifact: artifact_of(name, hash, e.payload, payloads),
@@ -259,6 +262,7 @@ pub fn rebuild(
                     e.payload.and_then(|p| present(payloads, &p)).and_then(|b| serde_json::from_slice::<Value>(b).ok());
                 let text = outcome.as_ref().and_then(|o| o["message"].as_str()).map(str::to_string);
                 out.result = outcome.as_ref().map(|o| o["result"].clone()).filter(|r| !r.is_null());
+                out.mcp = outcome.as_ref().and_then(|o| o.get("mcp")).and_then(McpAnswer::from_json);
                 let direct = outcome.as_ref().and_then(|o| o["direct"].as_bool()).unwrap_or(false);
                 let state = match status {
                     RunStatus::Completed => TaskState::Completed,
@@ -397,6 +401,30 @@ mod tests {
         assert_eq!(text, "done!");
         let first = &r.task.history.as_ref().unwrap()[0];
         assert_eq!(first.parts[0].content, a2a::PartContent::Data(json!({ "x": 1 })));
+        assert_eq!(r.mcp, None);
+    }
+
+    #[test]
+    fn the_outcome_payload_gives_an_mcp_upstreams_answer_back() {
+        let input = br#"{}"#;
+        let ih = *blake3::hash(input).as_bytes();
+        let outcome =
+            br#"{"direct":false,"mcp":{"error":{"code":-32021,"message":"m"}},"message":"-32021: m","result":null}"#;
+        let oh = *blake3::hash(outcome).as_bytes();
+        let end = Event::TaskEnded {
+            status: RunStatus::Failed,
+            elapsed_ms: 1,
+            artifacts: vec![],
+            error: Some("-32021: m".into()),
+        };
+        let entries = vec![entry(0, accepted(ih), None), entry(1, end, Some(oh))];
+        let payloads = HashMap::from([
+            (ih, Payload::Present(bytes::Bytes::from_static(input))),
+            (oh, Payload::Present(bytes::Bytes::from_static(outcome))),
+        ]);
+        let r = rebuild("t-1", &entries, &payloads, "u").unwrap();
+        assert_eq!(r.mcp, Some(McpAnswer::Error { code: -32021, message: "m".into(), data: None }));
+        assert_eq!(r.error.as_deref(), Some("-32021: m"));
     }
 
     #[test]

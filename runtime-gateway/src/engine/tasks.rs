@@ -816,6 +816,7 @@ impl Engine {
                 task: task.clone(),
                 events: vec![Arc::new(StreamResponse::Task(task))],
                 result: None,
+                mcp: None,
                 error: None,
                 reply: None,
                 control: Some(control_tx),
@@ -1087,7 +1088,7 @@ impl Engine {
         drop(updates);
         worker.abort();
 
-        if let Outcome::Failed(e) = &outcome {
+        if let Outcome::Failed(e) | Outcome::McpFailed { error: e, .. } = &outcome {
             call_span.error(e.clone());
         }
         call_span.end();
@@ -1101,7 +1102,7 @@ impl Engine {
                 Err(e) => eprintln!("run {id}: its outcome could not be kept: {e}"),
             }
         }
-        let Ending { run_status, state, text, result, error, direct } = end;
+        let Ending { run_status, state, text, result, error, direct, mcp } = end;
         // Every transition before the end must be durable for the seal to hold; they were
         // submitted in order, so waiting for each is cheap.
         let mut recording_error = None;
@@ -1148,6 +1149,7 @@ impl Engine {
         {
             let mut t = h.lock();
             t.result = result;
+            t.mcp = mcp;
             t.error = error;
             t.recording_error = recording_error;
             if direct {

@@ -14,7 +14,7 @@ use ledger_core::{Event, RunStatus};
 use serde_json::{Value, json};
 
 use crate::base::jcs::jcs;
-use crate::engine::upstream::{Outcome, Update};
+use crate::engine::upstream::{McpAnswer, Outcome, Update};
 
 /// The task an event belongs to.
 #[derive(Clone, Copy, Debug)]
@@ -79,13 +79,17 @@ pub fn input_message_id(run: &str) -> String {
 }
 
 /// The payload a run's terminal entry names (docs/FORMATS.md §9): the final message, the result
-/// and whether the agent answered with a direct message, as canonical JSON; `None` when there is
+/// and whether the agent answered with a direct message, and an MCP upstream's answer as MCP
+/// callers get it (`mcp`, only when there is one), as canonical JSON; `None` when there is
 /// nothing to keep.
 pub fn outcome_payload(e: &Ending) -> Option<Vec<u8>> {
-    if e.text.is_none() && e.result.is_none() {
+    if e.text.is_none() && e.result.is_none() && e.mcp.is_none() {
         return None;
     }
-    let v = json!({ "direct": e.direct, "message": e.text, "result": e.result });
+    let mut v = json!({ "direct": e.direct, "message": e.text, "result": e.result });
+    if let Some(m) = &e.mcp {
+        v["mcp"] = m.to_json();
+    }
     Some(jcs(&v).into_bytes())
 }
 
@@ -138,15 +142,20 @@ pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, no
         Update::Working(text) => {
             status("working", text.clone(), false, status_event(ids, TaskState::Working, text, now))
         }
-        Update::Progress { stage, pct, message } => {
+        Update::Progress { stage, pct, message, raw } => {
             let pct = pct.min(100);
             let entry = Event::SkillProgress { stage: stage.clone(), pct, message: message.clone() };
             let mut ev = status_event(ids, TaskState::Working, Some(format!("{stage}: {message} ({pct}%)")), now);
             if let StreamResponse::StatusUpdate(s) = &mut ev {
-                s.metadata = Some(HashMap::from([(
-                    "progress".to_string(),
-                    json!({ "stage": stage, "pct": pct, "message": message }),
-                )]));
+                let mut progress = json!({ "stage": stage, "pct": pct, "message": message });
+                // The upstream's own numbers, for MCP callers (only when it gave them).
+                if let Some((p, total)) = raw {
+                    progress["raw"] = match total {
+                        Some(t) => json!({ "progress": p, "total": t }),
+                        None => json!({ "progress": p }),
+                    };
+                }
+                s.metadata = Some(HashMap::from([("progress".to_string(), progress)]));
             }
             publish(Some(entry), false, ev)
         }
@@ -233,19 +242,29 @@ pub struct Ending {
     pub error: Option<String>,
     /// The agent answered with a direct message, not a task.
     pub direct: bool,
+    /// An MCP upstream's answer, for MCP callers.
+    pub mcp: Option<McpAnswer>,
 }
 
 /// The ending of a run that ended with `outcome`.
 pub fn ending(outcome: Outcome) -> Ending {
     let direct = matches!(outcome, Outcome::Message(_));
+    let mut mcp = None;
     let (run_status, state, text, result, error) = match outcome {
-        Outcome::Completed { result, message } => (RunStatus::Completed, TaskState::Completed, message, result, None),
+        Outcome::Completed { result, message, mcp: answer } => {
+            mcp = answer.map(McpAnswer::Result);
+            (RunStatus::Completed, TaskState::Completed, message, result, None)
+        }
         Outcome::Message(text) => (RunStatus::Completed, TaskState::Completed, Some(text), None, None),
         Outcome::Failed(e) => (RunStatus::Failed, TaskState::Failed, Some(e.clone()), None, Some(e)),
+        Outcome::McpFailed { error, answer } => {
+            mcp = Some(answer);
+            (RunStatus::Failed, TaskState::Failed, Some(error.clone()), None, Some(error))
+        }
         Outcome::Canceled => (RunStatus::Canceled, TaskState::Canceled, Some("canceled by request".into()), None, None),
         Outcome::Rejected(e) => (RunStatus::Rejected, TaskState::Rejected, Some(e.clone()), None, Some(e)),
     };
-    Ending { run_status, state, text, result, error, direct }
+    Ending { run_status, state, text, result, error, direct, mcp }
 }
 
 #[cfg(test)]
@@ -346,7 +365,7 @@ mod tests {
 
     #[test]
     fn progress_is_clamped_recorded_and_carried_in_metadata() {
-        let u = Update::Progress { stage: "fetch".into(), pct: 140, message: "page 3".into() };
+        let u = Update::Progress { stage: "fetch".into(), pct: 140, message: "page 3".into(), raw: None };
         let (entry, flush, ev) = publish(map_update(IDS, u, None, now()));
         assert_eq!(entry, Some(Event::SkillProgress { stage: "fetch".into(), pct: 100, message: "page 3".into() }));
         assert!(!flush);
@@ -355,6 +374,16 @@ mod tests {
         assert_eq!(text_of(s).as_deref(), Some("fetch: page 3 (100%)"));
         let meta = s.metadata.as_ref().unwrap();
         assert_eq!(meta["progress"], json!({ "stage": "fetch", "pct": 100, "message": "page 3" }));
+
+        // An upstream's own numbers ride along for MCP callers; the entry records only pct.
+        let u = Update::Progress { stage: "t".into(), pct: 0, message: "m".into(), raw: Some((0.0, Some(100.0))) };
+        let (entry, _, ev) = publish(map_update(IDS, u, None, now()));
+        assert_eq!(entry, Some(Event::SkillProgress { stage: "t".into(), pct: 0, message: "m".into() }));
+        let p = &status(&ev).metadata.as_ref().unwrap()["progress"];
+        assert_eq!(p["raw"], json!({ "progress": 0.0, "total": 100.0 }));
+        let u = Update::Progress { stage: "t".into(), pct: 0, message: "m".into(), raw: Some((7.5, None)) };
+        let (_, _, ev) = publish(map_update(IDS, u, None, now()));
+        assert_eq!(status(&ev).metadata.as_ref().unwrap()["progress"]["raw"], json!({ "progress": 7.5 }));
     }
 
     #[test]
@@ -438,7 +467,7 @@ mod tests {
 
     #[test]
     fn endings() {
-        let e = ending(Outcome::Completed { result: Some(json!(3)), message: None });
+        let e = ending(Outcome::Completed { result: Some(json!(3)), message: None, mcp: None });
         assert_eq!(
             (e.run_status, e.state, e.result, e.error, e.direct),
             (RunStatus::Completed, TaskState::Completed, Some(json!(3)), None, false)
@@ -451,5 +480,29 @@ mod tests {
         assert_eq!((e.run_status, e.text.as_deref()), (RunStatus::Canceled, Some("canceled by request")));
         let e = ending(Outcome::Rejected("no".into()));
         assert_eq!((e.run_status, e.state, e.error.as_deref()), (RunStatus::Rejected, TaskState::Rejected, Some("no")));
+    }
+
+    #[test]
+    fn an_mcp_answer_is_kept_in_the_outcome_and_the_rest_stay_as_they_were() {
+        let mcp = json!({ "content": [{ "type": "image", "data": "AAEC", "mimeType": "image/png" }] });
+        let e = ending(Outcome::Completed { result: None, message: None, mcp: Some(mcp.clone()) });
+        assert_eq!(e.mcp, Some(McpAnswer::Result(mcp.clone())));
+        let payload: Value = serde_json::from_slice(&outcome_payload(&e).expect("an answer is kept")).unwrap();
+        assert_eq!(payload, json!({ "direct": false, "message": null, "result": null, "mcp": { "result": mcp } }));
+
+        let answer = McpAnswer::Error { code: -32021, message: "needs sampling".into(), data: Some(json!({ "x": 1 })) };
+        let e = ending(Outcome::McpFailed { error: "-32021: needs sampling".into(), answer: answer.clone() });
+        assert_eq!((e.run_status, e.error.as_deref()), (RunStatus::Failed, Some("-32021: needs sampling")));
+        let payload: Value = serde_json::from_slice(&outcome_payload(&e).unwrap()).unwrap();
+        assert_eq!(
+            payload["mcp"],
+            json!({ "error": { "code": -32021, "message": "needs sampling", "data": { "x": 1 } } })
+        );
+        assert_eq!(McpAnswer::from_json(&payload["mcp"]), Some(answer));
+
+        // Runs of other upstreams keep the payload they always had, byte for byte.
+        let e = ending(Outcome::Completed { result: Some(json!(3)), message: None, mcp: None });
+        assert_eq!(outcome_payload(&e).unwrap(), br#"{"direct":false,"message":null,"result":3}"#);
+        assert_eq!(outcome_payload(&ending(Outcome::Completed { result: None, message: None, mcp: None })), None);
     }
 }

@@ -6,6 +6,10 @@
 //! sealed when it ends; skill progress becomes `notifications/progress`; a failed skill is a
 //! result with `isError`; every result's `_meta` names the run and its receipt.
 //!
+//! With an `mcp` upstream behind, the edge relays it as given: the upstream's `CallToolResult`
+//! (every content block, `structuredContent`, `isError`, its `_meta` with the gateway's keys
+//! added), its JSON-RPC errors with their code and data, and its progress numbers.
+//!
 //! Security rules kept here: callers authenticate as on every other surface (the bearer token,
 //! checked by the router's middleware before rmcp sees the request); `Host` must be one of the
 //! gateway's names and a browser's `Origin` one of its origins (else 403), against DNS
@@ -17,8 +21,9 @@ use a2a::{StreamResponse, TaskState};
 use futures_util::StreamExt as _;
 use ledger_core::Protocol;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
-    MetaObject, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Implementation, JsonObject,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+    Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -28,9 +33,9 @@ use serde_json::{Value, json};
 
 use crate::base::auth::Caller;
 use crate::engine::buffer::{follow, state_name};
-use crate::engine::manifest::SkillSpec;
+use crate::engine::manifest::{SkillSpec, UpstreamSpec};
 use crate::engine::tasks::{NewTask, TaskError};
-use crate::engine::upstream::message_text;
+use crate::engine::upstream::{McpAnswer, message_text};
 use crate::surface::a2a::data_message;
 use crate::surface::state::Gateway;
 
@@ -105,6 +110,71 @@ impl McpGateway {
     fn tools(&self) -> Vec<Tool> {
         self.gw.engine.agents().iter().flat_map(|a| a.spec.skills.iter().map(|s| tool(&a.spec.name, s))).collect()
     }
+
+    /// The name the skill's upstream knows it by: an `mcp` upstream's tool name (the skill id
+    /// without the agent's prefix), else the skill id.
+    fn own_name<'a>(&self, skill: &'a str) -> &'a str {
+        let agent = self.gw.engine.skill(skill).and_then(|r| self.gw.engine.agents().get(r.agent));
+        match agent.map(|a| &a.spec.upstream) {
+            Some(UpstreamSpec::Mcp { prefix, .. }) => skill.strip_prefix(prefix.as_str()).unwrap_or(skill),
+            _ => skill,
+        }
+    }
+}
+
+/// What one progress event of the run becomes for an MCP caller: the upstream's own numbers
+/// when it gave them, else the percentage out of 100; the message without `"stage: "` when the
+/// stage is only the tool's own name (an `mcp` upstream's progress).
+fn progress_note(p: &Value, own_name: &str) -> (f64, Option<f64>, String) {
+    let (value, total) = match p.get("raw") {
+        Some(raw) => (raw["progress"].as_f64().unwrap_or(0.0), raw["total"].as_f64()),
+        None => (p["pct"].as_f64().unwrap_or(0.0), Some(100.0)),
+    };
+    let stage = p["stage"].as_str().unwrap_or("");
+    let message = p["message"].as_str().unwrap_or("");
+    let message =
+        if stage.is_empty() || stage == own_name { message.to_string() } else { format!("{stage}: {message}") };
+    (value, total, message)
+}
+
+/// Which progress notifications go out: the first whatever its value, then each whose value is
+/// above the last sent (MCP: "the progress value MUST increase with each notification").
+#[derive(Default)]
+struct ProgressGate(Option<f64>);
+
+impl ProgressGate {
+    fn admits(&mut self, value: f64) -> bool {
+        if self.0.is_some_and(|last| value <= last) {
+            return false;
+        }
+        self.0 = Some(value);
+        true
+    }
+}
+
+/// An upstream's tool result as the caller gets it: as the upstream gave it, its `_meta` with the
+/// gateway's keys added (they win over the upstream's of the same name).
+fn relayed_result(answer: &Value, meta: MetaObject) -> Result<CallToolResult, McpError> {
+    let mut r: CallToolResult = serde_json::from_value(answer.clone())
+        .map_err(|e| McpError::internal_error(format!("the upstream's tool result could not be relayed: {e}"), None))?;
+    let mut merged = r.meta.take().unwrap_or_default();
+    merged.0.extend(meta.0);
+    Ok(r.with_meta(Some(merged)))
+}
+
+/// An upstream's JSON-RPC error as the caller gets it: its code, message and data, with the run
+/// and receipt added to an object `data` (or as `data` when it gave none), like a result's `_meta`.
+fn relayed_error(code: i32, message: &str, data: Option<&Value>, meta: MetaObject) -> McpError {
+    let data = match data {
+        None => Some(Value::Object(meta.0)),
+        Some(Value::Object(o)) => {
+            let mut o = o.clone();
+            o.extend(meta.0);
+            Some(Value::Object(o))
+        }
+        Some(other) => Some(other.clone()),
+    };
+    McpError::new(ErrorCode(code), message.to_string(), data)
 }
 
 fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
@@ -182,7 +252,8 @@ impl ServerHandler for McpGateway {
         let meta = result_meta(gw, &handle.id);
         let token = ctx.meta.get_progress_token();
         let mut events = Box::pin(follow(handle.clone(), 0, true));
-        let mut last_progress = 0.0f64;
+        let own_name = self.own_name(&handle.skill).to_string();
+        let mut gate = ProgressGate::default();
         loop {
             let ev = tokio::select! {
                 ev = events.next() => ev,
@@ -196,17 +267,27 @@ impl ServerHandler for McpGateway {
             if let (Some(token), StreamResponse::StatusUpdate(s)) = (&token, &*ev)
                 && let Some(p) = s.metadata.as_ref().and_then(|m| m.get("progress"))
             {
-                let pct = p["pct"].as_f64().unwrap_or(0.0);
-                if pct > last_progress {
-                    last_progress = pct;
-                    let message =
-                        format!("{}: {}", p["stage"].as_str().unwrap_or(""), p["message"].as_str().unwrap_or(""));
-                    let n = ProgressNotificationParam::new(token.clone(), pct).with_total(100.0).with_message(message);
+                let (value, total, message) = progress_note(p, &own_name);
+                if gate.admits(value) {
+                    let mut n = ProgressNotificationParam::new(token.clone(), value);
+                    if !message.is_empty() {
+                        n = n.with_message(message);
+                    }
+                    if let Some(t) = total {
+                        n = n.with_total(t);
+                    }
                     let _ = ctx.peer.notify_progress(n).await;
                 }
             }
         }
         let snap = handle.snapshot();
+        match &snap.mcp {
+            Some(McpAnswer::Result(answer)) => return Ok(relayed_result(answer, meta)?.into()),
+            Some(McpAnswer::Error { code, message, data }) => {
+                return Err(relayed_error(*code, message, data.as_ref(), meta));
+            }
+            None => {}
+        }
         let state = &snap.task.status.state;
         let text = snap.task.status.message.as_ref().map(message_text).unwrap_or_default();
         let result = match state {
@@ -234,5 +315,57 @@ impl ServerHandler for McpGateway {
             }
         };
         Ok(result.with_meta(Some(meta)).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_goes_out_first_whatever_its_value_then_only_when_it_increases() {
+        let mut gate = ProgressGate::default();
+        let sent: Vec<f64> = [0.0, 0.0, 50.0, 40.0, 50.0, 100.0].into_iter().filter(|v| gate.admits(*v)).collect();
+        assert_eq!(sent, [0.0, 50.0, 100.0]);
+    }
+
+    #[test]
+    fn progress_carries_the_upstreams_numbers_and_names_only_other_stages() {
+        let mcp = json!({ "stage": "count", "pct": 33, "message": "step 1", "raw": { "progress": 1.0, "total": 3.0 } });
+        assert_eq!(progress_note(&mcp, "count"), (1.0, Some(3.0), "step 1".to_string()));
+        let open = json!({ "stage": "count", "pct": 0, "message": "m", "raw": { "progress": 7.0 } });
+        assert_eq!(progress_note(&open, "count"), (7.0, None, "m".to_string()));
+        let demo = json!({ "stage": "step-1", "pct": 33, "message": "step 1 of 3 done" });
+        assert_eq!(progress_note(&demo, "slow"), (33.0, Some(100.0), "step-1: step 1 of 3 done".to_string()));
+    }
+
+    fn ours() -> MetaObject {
+        let mut m = MetaObject::new();
+        m.0.insert("a2a-ledger/run".into(), json!("r1"));
+        m
+    }
+
+    #[test]
+    fn an_upstream_result_is_relayed_with_its_meta_and_ours_winning() {
+        let answer = json!({ "content": [{ "type": "audio", "data": "AAEC", "mimeType": "audio/wav" }],
+            "isError": true, "_meta": { "theirs": 1, "a2a-ledger/run": "forged" } });
+        let r = relayed_result(&answer, ours()).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["content"], answer["content"]);
+        assert_eq!(v["isError"], true);
+        assert_eq!(v["_meta"], json!({ "theirs": 1, "a2a-ledger/run": "r1" }));
+        let e = relayed_result(&json!({ "content": 3 }), ours()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::INTERNAL_ERROR);
+    }
+
+    #[test]
+    fn an_upstream_error_keeps_its_code_and_data() {
+        let data = json!({ "requiredCapabilities": { "sampling": {} } });
+        let e = relayed_error(-32021, "needs sampling", Some(&data), ours());
+        assert_eq!((e.code.0, e.message.as_ref()), (-32021, "needs sampling"));
+        assert_eq!(e.data, Some(json!({ "requiredCapabilities": { "sampling": {} }, "a2a-ledger/run": "r1" })));
+        assert_eq!(relayed_error(-1, "m", None, ours()).data, Some(json!({ "a2a-ledger/run": "r1" })));
+        let e = relayed_error(-1, "m", Some(&json!("text")), ours());
+        assert_eq!(e.data, Some(json!("text")), "data that is no object is left as it is");
     }
 }

@@ -237,7 +237,7 @@ impl A2aAgent {
                     continue;
                 }
                 StreamResponse::Message(m) => {
-                    return Ok(Some(Outcome::Completed { result: None, message: Some(message_text(&m)) }));
+                    return Ok(Some(Outcome::Completed { result: None, message: Some(message_text(&m)), mcp: None }));
                 }
             };
             match flow {
@@ -255,7 +255,7 @@ impl A2aAgent {
         };
         let t = self.task(&id).await?;
         Ok(match t.status.state {
-            TaskState::Completed => Some(Outcome::Completed { result: None, message: None }),
+            TaskState::Completed => Some(Outcome::Completed { result: None, message: None, mcp: None }),
             TaskState::Canceled => Some(Outcome::Canceled),
             TaskState::Rejected => Some(Outcome::Rejected("the upstream agent rejected the task".into())),
             TaskState::InputRequired | TaskState::AuthRequired => None,
@@ -471,7 +471,7 @@ async fn relay_status(call: &Call, state: TaskState, message: Option<&Message>, 
             }
             Flow::Interrupted
         }
-        TaskState::Completed => Flow::End(Outcome::Completed { result: None, message: text }),
+        TaskState::Completed => Flow::End(Outcome::Completed { result: None, message: text, mcp: None }),
         TaskState::Failed => Flow::End(Outcome::Failed(text.unwrap_or_else(|| "the upstream task failed".into()))),
         TaskState::Canceled => Flow::End(Outcome::Canceled),
         TaskState::Rejected => {

@@ -50,7 +50,12 @@ async fn run(mut call: Call) {
                 last_chunk: true,
             })
             .await;
-            call.send(done(Outcome::Completed { result: Some(json!({ "echo": echo })), message: Some(reply) })).await;
+            call.send(done(Outcome::Completed {
+                result: Some(json!({ "echo": echo })),
+                message: Some(reply),
+                mcp: None,
+            }))
+            .await;
         }
         "slow" => {
             let steps = call.input.get("steps").and_then(Value::as_u64).unwrap_or(4).clamp(1, 20);
@@ -66,12 +71,14 @@ async fn run(mut call: Call) {
                     stage: format!("step-{step}"),
                     pct,
                     message: format!("step {step} of {steps} done"),
+                    raw: None,
                 })
                 .await;
             }
             call.send(done(Outcome::Completed {
                 result: Some(json!({ "steps": steps })),
                 message: Some(format!("finished {steps} steps")),
+                mcp: None,
             }))
             .await;
         }
@@ -88,12 +95,19 @@ async fn run(mut call: Call) {
             call.send(done(Outcome::Completed {
                 result: Some(json!({ "greeting": greeting })),
                 message: Some(greeting),
+                mcp: None,
             }))
             .await;
         }
         "report" => {
             let title = call.input.get("title").and_then(Value::as_str).unwrap_or("Demo report").to_string();
-            call.send(Update::Progress { stage: "draft".into(), pct: 50, message: "drafting the report".into() }).await;
+            call.send(Update::Progress {
+                stage: "draft".into(),
+                pct: 50,
+                message: "drafting the report".into(),
+                raw: None,
+            })
+            .await;
             let md = format!("# {title}\n\nEvery transition of this run is a ledger entry; its receipt proves it.\n");
             call.send(Update::Artifact { artifact: text_artifact("report.md", md), append: false, last_chunk: true })
                 .await;
@@ -109,6 +123,7 @@ async fn run(mut call: Call) {
             call.send(done(Outcome::Completed {
                 result: Some(json!({ "artifacts": ["report.md", "data.json"] })),
                 message: Some("two artifacts written".into()),
+                mcp: None,
             }))
             .await;
         }
@@ -142,7 +157,8 @@ async fn conformance(mut call: Call) {
         let id = message.message_id.clone();
         let has = |p: &str| id.starts_with(p);
         let artifact = |a: Artifact| Update::Artifact { artifact: a, append: false, last_chunk: true };
-        let complete = |text: &str| Update::Done(Outcome::Completed { result: None, message: Some(text.to_string()) });
+        let complete =
+            |text: &str| Update::Done(Outcome::Completed { result: None, message: Some(text.to_string()), mcp: None });
         let file = || Part::raw(b"tck".to_vec()).with_filename("output.txt").with_media_type("text/plain");
         let streamed =
             |text: &str| vec![Update::Working(None), artifact(text_part_artifact(text)), complete("Hello from TCK")];

@@ -49,6 +49,7 @@ fn line_update(line: &[u8]) -> Result<Option<Update>, String> {
             stage: p.get("stage").and_then(Value::as_str).unwrap_or("progress").to_string(),
             pct,
             message: p.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
+            raw: None,
         }));
     }
     if let Some(a) = obj.get("artifact") {
@@ -75,7 +76,7 @@ fn line_update(line: &[u8]) -> Result<Option<Update>, String> {
         return Ok(Some(Update::Artifact { artifact, append: false, last_chunk: true }));
     }
     if let Some(r) = obj.get("result") {
-        return Ok(Some(Update::Done(Outcome::Completed { result: Some(r.clone()), message: None })));
+        return Ok(Some(Update::Done(Outcome::Completed { result: Some(r.clone()), message: None, mcp: None })));
     }
     if let Some(e) = obj.get("error") {
         let msg = e.as_str().map(String::from).unwrap_or_else(|| e.to_string());
@@ -119,9 +120,9 @@ async fn call_webhook(w: &Webhook, call: &Call) -> Outcome {
     }
     if !ndjson {
         return match resp.bytes().await {
-            Ok(body) if body.is_empty() => Outcome::Completed { result: None, message: None },
+            Ok(body) if body.is_empty() => Outcome::Completed { result: None, message: None, mcp: None },
             Ok(body) => match serde_json::from_slice::<Value>(&body) {
-                Ok(v) => Outcome::Completed { result: Some(v), message: None },
+                Ok(v) => Outcome::Completed { result: Some(v), message: None, mcp: None },
                 Err(e) => {
                     Outcome::Failed(format!("upstream answered a body that is not JSON ({e}): {}", excerpt(&body)))
                 }

@@ -1,8 +1,10 @@
 //! An MCP server (streamable HTTP) as upstream: the gateway is its MCP client (`rmcp`). Its tools
 //! are the agent's skills (learnt from `tools/list` at start when the manifest names none), and
-//! each call is one `tools/call`: progress notifications become `skill.progress`, non-text
-//! content becomes artifacts, `isError` fails the run, and a cancel is sent on as
-//! `notifications/cancelled`.
+//! each call is one `tools/call`: progress notifications become `skill.progress` (their own
+//! numbers carried along for MCP callers), non-text content becomes artifacts, `isError` fails
+//! the run, a JSON-RPC error fails it with its code, and a cancel is sent on as
+//! `notifications/cancelled`. The result (or the error) itself is kept in the outcome, so an MCP
+//! caller of the gateway gets it as the server gave it.
 //!
 //! One connection per upstream serves every call. It speaks 2026-07-28 (stateless) when the
 //! server does and falls back to the 2025-11-25 handshake otherwise; a connection that closed
@@ -22,14 +24,14 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, Implementation, JsonObject,
     MetaObject, ProgressNotificationParam, ProgressToken, ProtocolVersion, Request, RequestMetaObject, ServerResult,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt as _, RoleClient};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::{Call, Outcome, Update, Upstream};
+use super::{Call, McpAnswer, Outcome, Update, Upstream};
 use crate::base::BoxFuture;
 use crate::engine::manifest::SkillSpec;
 
@@ -299,7 +301,8 @@ impl Inner {
                         Some(t) => format!("{} of {}", p.progress, t),
                         None => format!("{}", p.progress),
                     });
-                    call.send(Update::Progress { stage: tool.clone(), pct, message }).await;
+                    let raw = Some((p.progress, p.total));
+                    call.send(Update::Progress { stage: tool.clone(), pct, message, raw }).await;
                 }
                 _ = super::canceled(&mut cancel) => {
                     self.send_cancel(&conn, handle, "canceled by the caller").await;
@@ -317,6 +320,12 @@ impl Inner {
                 "tool {tool:?} answered with a result the gateway cannot relay: {}",
                 serde_json::to_string(&other).unwrap_or_default().chars().take(200).collect::<String>()
             )),
+            // The server's own JSON-RPC error (not one of the transport's): relayed to MCP callers
+            // with its code and data, recorded with the code in `error`.
+            Ok(Err(ServiceError::McpError(e))) => Outcome::McpFailed {
+                error: format!("{}: {}", e.code.0, e.message),
+                answer: McpAnswer::Error { code: e.code.0, message: e.message.to_string(), data: e.data },
+            },
             Ok(Err(e)) => Outcome::Failed(format!("tool {tool:?}: {e}")),
             Err(_) => {
                 self.drop_connection(&conn).await;
@@ -325,8 +334,10 @@ impl Inner {
         }
     }
 
-    /// Relays a tool result: non-text content as artifacts, then the outcome.
+    /// Relays a tool result: non-text content as artifacts, then the outcome, which keeps the
+    /// result itself for MCP callers.
     async fn outcome(&self, call: &Call, tool: &str, r: CallToolResult) -> Outcome {
+        let answer = answer_json(&r);
         let mut texts = Vec::new();
         for (i, block) in r.content.iter().enumerate() {
             let block = serde_json::to_value(block).unwrap_or(Value::Null);
@@ -348,7 +359,8 @@ impl Inner {
         }
         let text = texts.join("\n");
         if r.is_error == Some(true) {
-            return Outcome::Failed(if text.is_empty() { format!("tool {tool:?} reported an error") } else { text });
+            let error = if text.is_empty() { format!("tool {tool:?} reported an error") } else { text };
+            return Outcome::McpFailed { error, answer: McpAnswer::Result(answer) };
         }
         // The structured result when the tool gives one, else its text; a tool that answered
         // only with artifacts has no result.
@@ -357,8 +369,29 @@ impl Inner {
             None if !text.is_empty() => Some(json!({ "text": text })),
             None => None,
         };
-        Outcome::Completed { result, message: (!text.is_empty()).then_some(text) }
+        Outcome::Completed { result, message: (!text.is_empty()).then_some(text), mcp: Some(answer) }
     }
+}
+
+/// A tool result as the outcome keeps it: as the server sent it, except the gateway's own
+/// `a2a-ledger/*` keys in `_meta` (the gateway's namespace, which its answer to its caller fills;
+/// a server echoing the run's grant there must not have it stored), and `_meta` left out when
+/// nothing else is in it.
+fn answer_json(r: &CallToolResult) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        let empty = match o.get_mut("_meta") {
+            Some(Value::Object(m)) => {
+                m.retain(|k, _| !k.starts_with("a2a-ledger/"));
+                m.is_empty()
+            }
+            _ => false,
+        };
+        if empty {
+            o.remove("_meta");
+        }
+    }
+    v
 }
 
 enum Content {
@@ -471,5 +504,19 @@ mod tests {
             p.deliver(note(100 + i as i64, 0.0));
         }
         assert_eq!(p.routes().early.len(), EARLY_MAX, "the early buffer is bounded");
+    }
+
+    #[test]
+    fn a_result_is_kept_as_given_without_the_gateways_own_meta_keys() {
+        let given = json!({ "content": [{ "type": "text", "text": "hi" }], "structuredContent": { "a": 1 },
+            "_meta": { "a2a-ledger/grant": "secret", "trace": "t1" } });
+        let r: CallToolResult = serde_json::from_value(given).unwrap();
+        let kept = answer_json(&r);
+        assert_eq!(kept["content"], json!([{ "type": "text", "text": "hi" }]));
+        assert_eq!(kept["structuredContent"], json!({ "a": 1 }));
+        assert_eq!(kept["_meta"], json!({ "trace": "t1" }));
+        let r: CallToolResult =
+            serde_json::from_value(json!({ "content": [], "_meta": { "a2a-ledger/run": "r" } })).unwrap();
+        assert!(answer_json(&r).get("_meta").is_none(), "nothing else in _meta: left out");
     }
 }

@@ -33,6 +33,9 @@ pub enum Update {
         pct: u8,
         /// Message.
         message: String,
+        /// The upstream's own numbers, when it reports them (an MCP server's `progress` and
+        /// `total`): relayed to MCP callers as given. Not recorded (`pct` is).
+        raw: Option<(f64, Option<f64>)>,
     },
     /// The agent needs more input; the next follow-up message answers it.
     InputRequired(String),
@@ -83,9 +86,21 @@ pub enum Outcome {
         result: Option<Value>,
         /// The agent's closing message text.
         message: Option<String>,
+        /// An MCP upstream's `CallToolResult` as it answered it (JSON; `_meta` without the
+        /// gateway's own `a2a-ledger/*` keys), relayed as given to MCP callers.
+        mcp: Option<Value>,
     },
     /// Failed, with why.
     Failed(String),
+    /// Failed with an answer of an MCP upstream that MCP callers get as it was given (a tool
+    /// result with `isError`, or a JSON-RPC error); everyone else sees `error`, as for
+    /// [`Outcome::Failed`].
+    McpFailed {
+        /// Why, as `task.failed` records it.
+        error: String,
+        /// What the upstream answered.
+        answer: McpAnswer,
+    },
     /// Done, answered with a direct message rather than a task (A2A `SendMessageResponse.message`);
     /// the run is recorded and sealed as completed all the same.
     Message(String),
@@ -93,6 +108,52 @@ pub enum Outcome {
     Canceled,
     /// Refused by the agent, with why.
     Rejected(String),
+}
+
+/// What an MCP upstream answered a failed `tools/call` with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum McpAnswer {
+    /// A `CallToolResult` with `isError` (JSON, as in [`Outcome::Completed`]'s `mcp`).
+    Result(Value),
+    /// A JSON-RPC error.
+    Error {
+        /// Its code (such as -32021, a client capability the caller did not declare).
+        code: i32,
+        /// Its message.
+        message: String,
+        /// Its data, as given.
+        data: Option<Value>,
+    },
+}
+
+impl McpAnswer {
+    /// As the outcome payload keeps it: `{"result": CallToolResult}` or `{"error": {"code",
+    /// "message", "data"}}`, the two shapes of a JSON-RPC response.
+    pub fn to_json(&self) -> Value {
+        match self {
+            McpAnswer::Result(r) => serde_json::json!({ "result": r }),
+            McpAnswer::Error { code, message, data } => {
+                let mut e = serde_json::json!({ "code": code, "message": message });
+                if let Some(d) = data {
+                    e["data"] = d.clone();
+                }
+                serde_json::json!({ "error": e })
+            }
+        }
+    }
+
+    /// Read back from [`McpAnswer::to_json`]'s shape.
+    pub fn from_json(v: &Value) -> Option<McpAnswer> {
+        if let Some(r) = v.get("result") {
+            return Some(McpAnswer::Result(r.clone()));
+        }
+        let e = v.get("error")?;
+        Some(McpAnswer::Error {
+            code: i32::try_from(e.get("code")?.as_i64()?).ok()?,
+            message: e.get("message")?.as_str()?.to_string(),
+            data: e.get("data").cloned(),
+        })
+    }
 }
 
 /// One call of a skill.
