@@ -369,8 +369,10 @@ async fn agent_card_is_cacheable_and_signed_by_the_gateway() {
         .iter()
         .map(|i| i["protocolBinding"].as_str().unwrap())
         .collect();
-    assert_eq!(bindings, ["JSONRPC", "HTTP+JSON"]);
+    assert_eq!(bindings, ["JSONRPC", "HTTP+JSON", "GRPC"]);
     assert_eq!(card["supportedInterfaces"][0]["url"], json!(gw.base));
+    // gRPC targets are host:port (A2A's AgentInterface for GRPC), on the same listener.
+    assert_eq!(card["supportedInterfaces"][2]["url"], json!(gw.base.trim_start_matches("http://")));
     assert_eq!(card["securityRequirements"][0]["schemes"]["bearer"]["list"], json!([]));
 
     // The JWS: EdDSA by the gateway's identity key over the JCS form of the card without

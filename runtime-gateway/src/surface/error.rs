@@ -258,6 +258,29 @@ impl GatewayError {
         (json!({ "code": c, "message": message, "data": [GatewayError::error_info(c)] }), http)
     }
 
+    /// The A2A gRPC binding's error: the status code of A2A §5.4 (the gRPC name the HTTP+JSON
+    /// binding also reports), the message, and an `ErrorInfo` (reason, domain) in the details.
+    pub fn grpc(&self) -> tonic::Status {
+        use tonic::Code;
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        let (c, message, _) = self.a2a_parts();
+        let code = match self.a2a_status().1 {
+            "NOT_FOUND" => Code::NotFound,
+            "INVALID_ARGUMENT" => Code::InvalidArgument,
+            "INTERNAL" => Code::Internal,
+            "UNAUTHENTICATED" => Code::Unauthenticated,
+            "UNAVAILABLE" => Code::Unavailable,
+            _ => Code::FailedPrecondition,
+        };
+        let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let details = ErrorDetails::with_error_info(
+            a2a::error_reason(c),
+            "a2a-protocol.org",
+            std::collections::HashMap::from([("timestamp".to_string(), timestamp)]),
+        );
+        tonic::Status::with_error_details(code, message, details)
+    }
+
     /// The A2A HTTP+JSON binding's error response (AIP-193).
     pub fn aip193(&self) -> Response {
         let (c, message, _) = self.a2a_parts();

@@ -50,6 +50,8 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             .merge(payloads::router()),
     )
     .merge(receipts::router())
+    // The A2A gRPC binding, on the same listener (HTTP/2).
+    .route_service("/lf.a2a.v1.A2AService/{*method}", a2a::grpc::service(gw.clone()))
     .route_layer(middleware::from_fn_with_state(gw.clone(), authenticate))
     // A2A extensions the request activated are named in the response (A2A 1.0 §4.6).
     .layer(middleware::from_fn(a2a::extensions::echo));

@@ -88,6 +88,7 @@ pub fn build_card(
         supported_interfaces: vec![
             AgentInterface::new(public_url, a2a::TRANSPORT_PROTOCOL_JSONRPC),
             AgentInterface::new(public_url, a2a::TRANSPORT_PROTOCOL_HTTP_JSON),
+            AgentInterface::new(public_url, a2a::TRANSPORT_PROTOCOL_GRPC),
         ],
         capabilities: AgentCapabilities {
             streaming: Some(true),

@@ -8,6 +8,7 @@
 //! JSON, envelope and method, params, capabilities, then the task.
 pub mod card;
 pub mod extensions;
+pub mod grpc;
 pub mod jsonrpc;
 pub mod rest;
 
