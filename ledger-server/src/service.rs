@@ -70,6 +70,8 @@ pub struct Ledger {
     pub payloads: ledger_core::PayloadStore,
     /// The actor of the `payload.erased` entries this server appends (`[payloads] actor`).
     pub erasure_actor: String,
+    /// Browser sessions (`crate::browser`): in memory, bounded, each made from a bearer token.
+    pub sessions: ledger_dashboard::session::Sessions<Arc<Principal>>,
 }
 
 /// Runs `f` on the blocking pool.
