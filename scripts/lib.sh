@@ -48,6 +48,19 @@ ensure_pyenv() {
     export A2A_LEDGER_PYTHON="$venv/bin/python"
 }
 
+# The dashboard's build and browser tests (scripts/test only: scripts/run serves the committed
+# page and needs neither): Node.js and npm to rebuild dashboard/dist/app.html from the locked
+# packages (dashboard/build.sh runs `npm ci` when the lock file changes), and Debian's Chromium for the end-to-end run (playwright-core drives it; no browser
+# is downloaded from anywhere else).
+ensure_dashboard_tools() {
+    local missing=()
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
+    command -v chromium >/dev/null || missing+=(chromium)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+    export A2A_LEDGER_CHROMIUM=${A2A_LEDGER_CHROMIUM:-$(command -v chromium)}
+}
+
 # The binaries a user runs, built as `scripts/run` builds them: their own features, without the
 # test-only dependencies' (dev-dependencies switch on features of shared crates such as blake3 and
 # digest, so a test build's binaries are a different build). `scripts/test` builds them too, so
