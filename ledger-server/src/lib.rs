@@ -9,6 +9,7 @@
 
 pub mod answer;
 pub mod auth;
+pub mod browser;
 pub mod config;
 pub mod error;
 pub mod grpc;
@@ -132,6 +133,7 @@ pub async fn serve(
         payloads: ledger_core::PayloadStore::new(log.store().clone(), settings.payloads.limits),
         erasure_actor: settings.payloads.actor.clone(),
         cosigner: settings.cosigner.clone(),
+        sessions: ledger_dashboard::session::Sessions::new(ledger_dashboard::session::Limits::default()),
     });
     ledger.refresh_payload_usage().await;
 

@@ -72,6 +72,8 @@ pub struct Ledger {
     pub erasure_actor: String,
     /// With witnesses: the cosigner publishing the log's checkpoints (`[witnesses]`).
     pub cosigner: Option<ledger_witness::cosigner::Cosigner>,
+    /// Browser sessions (`crate::browser`): in memory, bounded, each made from a bearer token.
+    pub sessions: ledger_dashboard::session::Sessions<Arc<Principal>>,
 }
 
 /// Runs `f` on the blocking pool.

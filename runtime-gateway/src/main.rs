@@ -303,6 +303,7 @@ async fn run(cli: Cli) -> Result<()> {
         reseals: Reseals::default(),
         server: cfg.server.clone().unwrap_or_default(),
         shutdown: shutdown_token.clone(),
+        sessions: ledger_dashboard::session::Sessions::new(ledger_dashboard::session::Limits::default()),
     });
 
     // Runs the last process left in flight are ended and sealed before anything else is

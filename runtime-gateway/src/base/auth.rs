@@ -37,6 +37,7 @@ pub struct Unauthenticated(pub String);
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
 }
 
 /// Checks bearer tokens.
@@ -123,9 +124,15 @@ impl Authenticator {
 
     /// Authenticates the value of an `Authorization` header (or its absence).
     pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, Unauthenticated> {
+        self.authenticate_until(header).map(|(caller, _)| caller)
+    }
+
+    /// [`Authenticator::authenticate`], with when the credential ends: a JWT's `exp` (Unix
+    /// seconds); API keys do not end.
+    pub fn authenticate_until(&self, header: Option<&str>) -> Result<(Caller, Option<u64>), Unauthenticated> {
         let Some(header) = header else {
             if self.anonymous {
-                return Ok(Caller { name: "anonymous".into(), parent: None });
+                return Ok((Caller { name: "anonymous".into(), parent: None }, None));
             }
             return Err(Unauthenticated("this gateway needs a bearer token (Authorization: Bearer <token>)".into()));
         };
@@ -138,7 +145,7 @@ impl Authenticator {
             && let Some((key, validation)) = &self.jwt
         {
             return jsonwebtoken::decode::<Claims>(token, key, validation)
-                .map(|d| Caller { name: d.claims.sub, parent: None })
+                .map(|d| (Caller { name: d.claims.sub, parent: None }, Some(d.claims.exp)))
                 .map_err(|e| Unauthenticated(format!("the JWT was refused: {e}")));
         }
         let presented: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
@@ -150,7 +157,7 @@ impl Authenticator {
                 found = Some(name.clone());
             }
         }
-        found.map(|name| Caller { name, parent: None }).ok_or_else(|| Unauthenticated("unknown token".into()))
+        found.map(|name| (Caller { name, parent: None }, None)).ok_or_else(|| Unauthenticated("unknown token".into()))
     }
 }
 
@@ -196,6 +203,9 @@ mod tests {
 
         let good = json_claims("alice", "https://issuer.example", "a2a-gateway", now() + 60);
         assert_eq!(auth.authenticate(Some(&bearer(&token(good.clone(), SECRET)))).unwrap().name, "alice");
+        let exp = good["exp"].as_u64();
+        assert_eq!(auth.authenticate_until(Some(&bearer(&token(good.clone(), SECRET)))).unwrap().1, exp);
+        assert_eq!(auth.authenticate_until(Some(&bearer("a2ag_key"))).unwrap().1, None, "API keys do not end");
         let refused = |claims: serde_json::Value, secret: &str| {
             auth.authenticate(Some(&bearer(&token(claims, secret)))).unwrap_err().0
         };

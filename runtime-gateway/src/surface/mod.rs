@@ -16,6 +16,7 @@
 
 pub mod a2a;
 pub mod approvals;
+pub mod browser;
 pub mod error;
 pub mod invoke;
 pub mod mcp;

@@ -1,5 +1,6 @@
 //! The one listener: [`app`] merges every surface's `router()` and puts the layers around them —
-//! caller authentication as a `route_layer` (unknown paths stay 404), the request timeout on the
+//! caller authentication (a bearer token, or a browser session's cookie with its CSRF rule) as a
+//! `route_layer` (unknown paths stay 404), the request timeout on the
 //! unary routes, and, around everything, load shedding over one concurrency limit.
 //!
 //! Limits (gateway.toml `[server]`): at most `concurrency_limit` requests are handled at once; one
@@ -25,7 +26,9 @@ use tower::{BoxError, ServiceBuilder};
 use crate::base::auth::PARENT_GRANT_HEADER;
 use crate::surface::error::GatewayError;
 use crate::surface::state::{Gateway, MAX_BODY};
-use crate::surface::{a2a, approvals, invoke, mcp, ops, payloads, platform, receipts, reviews, scope, workspace};
+use crate::surface::{
+    a2a, approvals, browser, invoke, mcp, ops, payloads, platform, receipts, reviews, scope, workspace,
+};
 
 /// The gateway's router.
 pub fn app(gw: Arc<Gateway>) -> Router {
@@ -66,7 +69,7 @@ pub fn app(gw: Arc<Gateway>) -> Router {
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(server.concurrency_limit.max(1)));
     Router::new()
-        .merge(timed(Router::new().merge(a2a::card::router()).merge(ops::router())))
+        .merge(timed(Router::new().merge(a2a::card::router()).merge(ops::router()).merge(browser::router())))
         .merge(callers)
         .merge(agents)
         .merge(mcp)
@@ -86,11 +89,25 @@ fn refusal(e: BoxError, timeout: Duration, retry_after: u64) -> Response {
     }
 }
 
+/// The caller: from the bearer token, or without an `Authorization` header from the browser
+/// session its cookie names. A session request that changes state must carry the session's
+/// CSRF token (403 `csrf_required` / `csrf_mismatch`, `ledger_dashboard::session`).
 async fn authenticate(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
+    let now = std::time::Instant::now();
+    if let Err(refusal) = gw.sessions.guard(req.method(), req.headers(), now) {
+        return refusal.into_response();
+    }
+    let session = match gw.sessions.principal(req.headers(), now) {
+        Ok(s) => s,
+        Err(refusal) => return GatewayError::Unauthenticated(refusal.message().into()).into_response(),
+    };
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let mut caller = match gw.auth.authenticate(header) {
-        Ok(caller) => caller,
-        Err(e) => return GatewayError::Unauthenticated(e.0).into_response(),
+    let mut caller = match session {
+        Some(s) => s.principal,
+        None => match gw.auth.authenticate(header) {
+            Ok(caller) => caller,
+            Err(e) => return GatewayError::Unauthenticated(e.0).into_response(),
+        },
     };
     if let Some(grant) = req.headers().get(PARENT_GRANT_HEADER) {
         match parent_run(&gw, grant.to_str().unwrap_or_default()) {

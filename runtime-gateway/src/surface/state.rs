@@ -47,6 +47,9 @@ pub struct Gateway {
     pub server: ServerConfig,
     /// Cancelled at shutdown: ends MCP sessions and streams.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Browser sessions (`surface::browser`): in memory, bounded, each made from a caller's
+    /// credential and ending no later than it.
+    pub sessions: ledger_dashboard::session::Sessions<Caller>,
 }
 
 impl Gateway {

@@ -1,0 +1,360 @@
+// End to end: the real ledger-server and runtime-gateway on loopback, the dashboard in Debian's
+// headless Chromium driven by playwright-core, every page checked with axe-core.
+//
+// The story: the gateway (remote mode) runs the demo's echo skill three times into ledger A; A is
+// stopped and its data directory copied to B (the same log key); then each erases a different
+// payload, so A and B are two signed versions of one log that fork. In the browser, on A's /app:
+// log in with the keyboard, pin A's descriptor, list the runs, open one and see all five SPEC §5
+// steps verified, load a tampered receipt and see step 2 fail naming the index, see the erased
+// input as "erased on … by … because …", see the log consistent, then see B's checkpoint raise the
+// fork alarm (pasted, and as the checkpoint this browser last saw), verify a pack file, log out.
+//
+// Environment: A2A_LEDGER_BIN_DIR (the release binaries), A2A_LEDGER_CHROMIUM (the browser,
+// default /usr/bin/chromium), A2A_LEDGER_E2E_OUT (screenshots; default under the target dir).
+// Exit 0 when every check passed; otherwise the first failure, and the processes are stopped.
+
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const here = new URL('.', import.meta.url).pathname;
+const target = process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/a2a-ledger-target');
+const bins = process.env.A2A_LEDGER_BIN_DIR ?? join(target, 'release');
+const browserPath = process.env.A2A_LEDGER_CHROMIUM ?? '/usr/bin/chromium';
+const out = process.env.A2A_LEDGER_E2E_OUT ?? join(target, 'dashboard-e2e');
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), 'a2a-dashboard-e2e-'));
+const procs = new Set();
+/** The page, for a screenshot and its text when a check fails. */
+let current;
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  console.log(`ok  ${what}`);
+}
+
+/** Starts a binary; resolves with the lines it printed up to (and including) one matching `ready`. */
+function start(name, args, ready) {
+  const child = spawn(join(bins, name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.add(child);
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const lines = [];
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.on('line', (line) => {
+      lines.push(line);
+      if (ready.test(line)) resolve({ child, lines });
+    });
+    child.on('exit', (code) => reject(new Error(`${name} exited with ${code} before it was ready: ${err}`)));
+  });
+}
+
+function addr(lines, prefix) {
+  const l = lines.find((x) => x.startsWith(prefix));
+  return l.slice(prefix.length).trim().replace(/^http:\/\//, '');
+}
+
+async function stop(child) {
+  if (child.exitCode !== null) return;
+  const done = new Promise((r) => child.on('exit', r));
+  child.kill('SIGTERM');
+  await done;
+  procs.delete(child);
+}
+
+const sha256hex = (s) => createHash('sha256').update(s).digest('hex');
+const token = (name) => `${name}-${randomBytes(16).toString('hex')}`;
+
+async function http(method, url, { bearer, body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (bearer) h.authorization = `Bearer ${bearer}`;
+  if (body !== undefined) h['content-type'] = 'application/json';
+  const r = await fetch(url, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${await r.text()}`);
+  return r;
+}
+
+function findKey(v, key) {
+  if (v && typeof v === 'object') {
+    if (key in v) return v[key];
+    for (const x of Object.values(v)) {
+      const f = findKey(x, key);
+      if (f !== undefined) return f;
+    }
+  }
+  return undefined;
+}
+
+async function main() {
+  // ---- the ledger and the runs ----
+  const tokens = { ingest: token('ingest'), auditor: token('auditor'), admin: token('admin') };
+  const config = `checkpoint_interval_ms = 50
+[[principal]]
+name = "gateway"
+role = "ingest"
+token_sha256 = "${sha256hex(tokens.ingest)}"
+identities = ["gateway"]
+[[principal]]
+name = "auditor"
+role = "auditor"
+token_sha256 = "${sha256hex(tokens.auditor)}"
+[[principal]]
+name = "compliance-officer"
+role = "admin"
+token_sha256 = "${sha256hex(tokens.admin)}"
+`;
+  writeFileSync(join(work, 'server.toml'), config);
+  const ledgerArgs = (dir) => ['--data', join(work, dir), '--config', join(work, 'server.toml'), '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0'];
+  let a = await start('ledger-server', ledgerArgs('a'), /^listening grpc /);
+  let aHttp = `http://${addr(a.lines, 'listening http ')}`;
+  const aGrpc = `http://${addr(a.lines, 'listening grpc ')}`;
+  const gwDir = join(work, 'gw');
+  const gw = await start('runtime-gateway', ['--ledger', aGrpc, '--ledger-token', tokens.ingest, '--data', gwDir, '--listen', '127.0.0.1:0'], /^try:/);
+  const gwUrl = `http://${addr(gw.lines, 'listening http ')}`;
+  const caller = JSON.parse(readFileSync(join(gwDir, 'gateway-tokens.json'), 'utf8'))['local-user'].token;
+  const runs = [];
+  for (const text of ['first', 'second', 'third']) {
+    const r = await (await http('POST', `${gwUrl}/invoke/echo`, { bearer: caller, body: { text: `hello ${text}` } })).json();
+    runs.push(r.run);
+  }
+  for (const run of runs) await http('GET', `${aHttp}/runs/${run}/receipt?wait=10`, { bearer: tokens.auditor });
+  check(runs.length === 3, 'three runs recorded through the gateway and sealed');
+  await stop(gw.child);
+  const inputOf = async (run) => findKey((await (await http('GET', `${aHttp}/runs/${run}`, { bearer: tokens.auditor })).json()).entries[0].decoded, 'input_hash');
+
+  // ---- the fork: B is a copy of A's directory, then each erases another payload ----
+  const [in0, in1] = [await inputOf(runs[0]), await inputOf(runs[1])];
+  await stop(a.child);
+  cpSync(join(work, 'a'), join(work, 'b'), { recursive: true });
+  a = await start('ledger-server', ledgerArgs('a'), /^listening grpc /);
+  aHttp = `http://${addr(a.lines, 'listening http ')}`;
+  const b = await start('ledger-server', ledgerArgs('b'), /^listening grpc /);
+  const bHttp = `http://${addr(b.lines, 'listening http ')}`;
+  await http('POST', `${aHttp}/v1/payloads/${in0}/erase`, { bearer: tokens.admin, body: { reason: 'GDPR art. 17 request 42' } });
+  await http('POST', `${bHttp}/v1/payloads/${in1}/erase`, { bearer: tokens.admin, body: { reason: 'a different history' } });
+  const settled = async (base) => {
+    for (;;) {
+      const h = await (await fetch(`${base}/healthz`)).json();
+      if (h.checkpoint_size === h.tree_size) return (await http('GET', `${base}/v1/checkpoint`)).text();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const [noteA, noteB] = [await settled(aHttp), await settled(bHttp)];
+  check(noteA.split('\n')[0] === noteB.split('\n')[0] && noteA !== noteB, 'A and B: one log key, two different signed checkpoints');
+  const descriptor = await (await http('GET', `${aHttp}/v1/log`)).text();
+  const receipt = await (await http('GET', `${aHttp}/runs/${runs[2]}/receipt`, { bearer: tokens.auditor })).text();
+  const pack = Buffer.from(await (await http('GET', `${aHttp}/v1/pack?payloads=true`, { bearer: tokens.auditor })).arrayBuffer());
+
+  // ---- the browser ----
+  const axeSource = readFileSync(join(here, '../node_modules/axe-core/axe.min.js'), 'utf8');
+  const launch = (profile, bypassCSP) =>
+    chromium.launchPersistentContext(join(work, profile), {
+      executablePath: browserPath,
+      headless: true,
+      bypassCSP,
+      args: [
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-default-apps',
+        '--disable-sync',
+        '--no-first-run',
+        '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+      ],
+    });
+
+  // Under the page's own Content-Security-Policy: its script runs, nothing is refused.
+  {
+    const strict = await launch('profile-csp', false);
+    const p = strict.pages()[0] ?? (await strict.newPage());
+    const refused = [];
+    p.on('console', (m) => m.text().includes('Content Security Policy') && refused.push(m.text()));
+    const r = await p.goto(`${aHttp}/app`);
+    check(r.headers()['content-security-policy']?.startsWith("default-src 'none'"), '/app is served with its Content-Security-Policy');
+    await p.getByLabel('Token').fill(tokens.auditor);
+    await p.getByRole('button', { name: 'Log in' }).click();
+    await p.getByRole('button', { name: 'Log out' }).waitFor();
+    check(refused.length === 0, `under its own CSP the page runs and logs in, nothing refused${refused.length ? `: ${refused.join(' | ')}` : ''}`);
+    await strict.close();
+  }
+
+  // axe-core is added to the pages by the test; the page's own CSP would refuse it.
+  const context = await launch('profile', true);
+  const page = context.pages()[0] ?? (await context.newPage());
+  current = page;
+  const offsite = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.protocol !== 'file:' && u.hostname !== '127.0.0.1' && !u.protocol.startsWith('data') && !u.protocol.startsWith('blob')) offsite.push(r.url());
+  });
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+
+  const shot = async (name) => page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
+  const axe = async (name) => {
+    await page.addScriptTag({ content: axeSource });
+    const r = await page.evaluate(async () => await globalThis.axe.run(document, { resultTypes: ['violations'] }));
+    const v = r.violations.map((x) => `${x.id} (${x.impact}): ${x.nodes.map((n) => n.target.join(' ')).join('; ')}`);
+    check(v.length === 0, `axe-core finds no accessibility violation on ${name}${v.length ? `: ${v.join(' | ')}` : ''}`);
+  };
+
+  // Log in with the keyboard only: the token field has the focus, Enter submits.
+  await page.goto(`${aHttp}/app`);
+  await page.getByLabel('Token').waitFor();
+  await axe('the login page');
+  check(await page.evaluate(() => document.activeElement?.getAttribute('name')) === 'token', 'the token field has the focus');
+  await page.keyboard.type(tokens.auditor);
+  await page.keyboard.press('Enter');
+  await page.getByRole('button', { name: 'Log out' }).waitFor();
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'a2a_session');
+  check(session && session.httpOnly && session.sameSite === 'Strict', 'logged in: an HttpOnly, SameSite=Strict session cookie');
+  check(!(await page.evaluate(() => document.cookie)).includes('a2a_session'), 'the page cannot read the session cookie');
+  await shot('01-logged-in');
+
+  // Pin the log descriptor (as the auditor would, from the operator).
+  await page.getByRole('link', { name: 'Pinned logs and policies' }).click();
+  await page.getByLabel('Log descriptor (JSON: origin, hash, vkey)').fill(descriptor);
+  await page.getByRole('button', { name: 'Pin this log' }).click();
+  await page.getByRole('button', { name: /Drop the descriptor of/ }).waitFor();
+  await axe('the pins page');
+  await shot('02-pinned');
+
+  // Runs: list by caller, with the keyboard through the form.
+  await page.getByRole('link', { name: 'Runs' }).click();
+  await page.getByLabel('List runs by').selectOption('caller');
+  await page.getByLabel('Value', { exact: true }).fill('local-user');
+  await page.getByLabel('Value', { exact: true }).press('Enter');
+  for (const run of runs) await page.getByRole('link', { name: run }).waitFor();
+  const order = await page.$$eval('#runs-table tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  check(JSON.stringify(order) === JSON.stringify([...runs].reverse()), 'the runs are listed newest first');
+  await axe('the runs page');
+  await shot('03-runs');
+
+  // One run: every step verified.
+  await page.getByRole('link', { name: runs[2] }).click();
+  await page.locator('#receipt-verdict').waitFor();
+  const verdict = await page.locator('#receipt-verdict').textContent();
+  check(verdict.startsWith('Receipt verified in this browser'), `the receipt of ${runs[2]} verifies in the browser`);
+  const okSteps = await page.$$eval('.verdict tbody tr.step-ok', (rows) => rows.map((r) => r.getAttribute('data-step')));
+  check(JSON.stringify(okSteps) === JSON.stringify(['1', '2', '3', '4', '5']), 'all five SPEC §5 steps are shown verified');
+  await page.locator('#payloads li .badge.ok').first().waitFor();
+  check((await page.locator('#entries tbody tr').count()) >= 4, 'every entry of the run is listed');
+  await axe('the run page');
+  await shot('04-run-verified');
+
+  // A tampered receipt: one proof hash changed; step 2 fails naming the entry's index.
+  const tampered = JSON.parse(receipt);
+  const victim = tampered.entries[1];
+  const proof = Buffer.from(victim.proof[0], 'base64');
+  proof[0] ^= 1;
+  victim.proof[0] = proof.toString('base64');
+  await page.locator('#receipt-file').setInputFiles({ name: 'tampered.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(tampered)) });
+  await page.locator('#file-verdict').waitFor();
+  check((await page.locator('#file-verdict').textContent()).startsWith('Receipt INVALID'), 'the tampered receipt is invalid');
+  const failed = await page.$$eval('#receipt-file-verdict tbody tr.step-bad', (rows) => rows.map((r) => r.textContent));
+  check(failed.length === 1 && failed[0].includes('inclusion proofs') && failed[0].includes(`index ${victim.index}`), `the tampered receipt fails at step 2 (inclusion proofs) naming index ${victim.index}`);
+  check((await page.locator('#receipt-file-verdict tbody tr.step-ok').count()) === 1, 'step 1 still verifies, the later steps are not reached');
+  await shot('05-tampered-receipt');
+
+  // An erased payload: the first run's input.
+  await page.goto(`${aHttp}/app#/run/${runs[0]}`);
+  const erased = page.locator(`#payloads li[data-payload="${in0}"]`);
+  await erased.locator('.badge.warn').waitFor();
+  const erasedText = await erased.textContent();
+  check(/erased on \d{4}-\d\d-\d\dT.* by compliance-officer because GDPR art\. 17 request 42/.test(erasedText), 'the erased input shows when, by whom and why');
+  await shot('06-erased-payload');
+
+  // The log: verified, remembered, then consistent on the next visit.
+  await page.getByRole('link', { name: 'The log' }).click();
+  await page.locator('#tree-size').waitFor();
+  check((await page.locator('#tree-size').textContent()) === noteA.split('\n')[1], 'the log page shows the verified tree size');
+  await page.reload();
+  await page.locator('#consistency-ok').waitFor();
+  check(true, 'the newest checkpoint is consistent with the one this browser saw');
+  await axe('the log page');
+  await shot('07-log-consistent');
+
+  // The fork, pasted: the alarm with both checkpoints.
+  await page.getByLabel('Compare with a checkpoint you saw elsewhere (signed note)').fill(noteB);
+  await page.getByRole('button', { name: 'Check consistency' }).click();
+  await page.locator('#fork-alarm').waitFor();
+  const alarm = await page.locator('#fork-alarm').textContent();
+  check(alarm.includes('FORK') && alarm.includes(noteA.split('\n')[2]) && alarm.includes(noteB.split('\n')[2]), 'a forked checkpoint raises the alarm showing both checkpoints');
+  await shot('08-fork-alarm');
+  // The fork as the checkpoint this browser last saw (B's, as if it had been served B before).
+  const origin = noteA.split('\n')[0];
+  await page.evaluate(([o, n]) => localStorage.setItem(`a2a-ledger.seen.${o}`, JSON.stringify(n)), [origin, noteB]);
+  await page.reload();
+  await page.locator('#fork-alarm').waitFor();
+  check((await page.evaluate((o) => JSON.parse(localStorage.getItem(`a2a-ledger.seen.${o}`)), origin)) === noteB, 'after a fork the remembered checkpoint is kept as evidence');
+  await axe('the log page with the alarm');
+
+  // Packs: a pack file verified in the page, streamed with progress.
+  await page.getByRole('link', { name: 'Packs' }).click();
+  await page.locator('#pack-file').setInputFiles({ name: 'pack.tar', mimeType: 'application/x-tar', buffer: pack });
+  await page.locator('#pack-ok').waitFor();
+  const packText = await page.locator('#pack-verdict').textContent();
+  check(packText.includes('erased') && packText.includes('GDPR art. 17 request 42'), 'the pack verifies in the page and names the erasure');
+  check(Number(await page.locator('#pack-progress').getAttribute('max')) === pack.length, 'progress followed the whole file');
+  await axe('the packs page');
+  await shot('09-pack-verified');
+
+  // Keyboard: from the top, Tab reaches the page's links and controls in order, each with a name.
+  await page.evaluate(() => document.activeElement?.blur());
+  const reached = [];
+  for (let i = 0; i < 12; i++) {
+    await page.keyboard.press('Tab');
+    reached.push(await page.evaluate(() => {
+      const el = document.activeElement;
+      const labelled = el?.labels?.[0]?.textContent ?? el?.getAttribute('aria-label') ?? el?.textContent;
+      return `${el?.tagName}:${(labelled ?? '').trim().slice(0, 30)}`;
+    }));
+  }
+  check(reached.every((r) => !r.endsWith(':')) && reached.some((r) => r.startsWith('A:Runs')) && reached.some((r) => r.startsWith('INPUT')), `Tab walks named controls: ${reached.join(', ')}`);
+
+  // Log out: the cookie opens nothing any more.
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByLabel('Token').waitFor();
+  const after = await page.evaluate(async () => (await fetch('/auth/session')).status);
+  check(after === 401, 'after logging out the session is gone');
+  await shot('10-logged-out');
+
+  // Opened from disk: the same page calls the ledger across origins with the bearer token.
+  await page.goto(`file://${join(here, '../dist/app.html')}`);
+  await page.getByLabel('Ledger URL').fill(aHttp);
+  await page.getByLabel('Token').fill(tokens.auditor);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('link', { name: 'Pinned logs and policies' }).click();
+  await page.getByLabel('Log descriptor (JSON: origin, hash, vkey)').fill(descriptor);
+  await page.getByRole('button', { name: 'Pin this log' }).click();
+  await page.evaluate((id) => (location.hash = `#/run/${id}`), runs[2]);
+  await page.locator('#receipt-verdict').waitFor();
+  check((await page.locator('#receipt-verdict').textContent()).startsWith('Receipt verified in this browser'), 'opened from disk, the page reads the ledger across origins and verifies a receipt');
+  await shot('11-from-disk');
+
+  check(offsite.length === 0, `the browser asked for nothing but loopback${offsite.length ? `: ${offsite.join(', ')}` : ''}`);
+  check(consoleErrors.length === 0, `no script error in the page${consoleErrors.length ? `: ${consoleErrors.join(' | ')}` : ''}`);
+  await context.close();
+  console.log(`screenshots in ${out}`);
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(e);
+  process.exitCode = 1;
+  if (current) {
+    await current.screenshot({ path: join(out, 'failure.png'), fullPage: true }).catch(() => undefined);
+    console.error(`the page at the failure (failure.png):\n${await current.locator('main').innerText().catch(() => '(none)')}`);
+  }
+} finally {
+  for (const p of procs) await stop(p);
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,161 @@
+//! The gateway's browser surface against the real binary: `/app` with its security headers,
+//! `/app/config.json` (endpoints, skills and their schemas, the descriptor as a suggestion), and
+//! `/auth/session`: the cookie's attributes, who am I and the roles of gateway.toml, the same
+//! rules as bearer tokens (another caller's run stays unknown, erasure needs an admin), CSRF
+//! refusals, logout.
+
+mod common;
+
+use common::*;
+use runtime_gateway::base::config::token_hash_hex;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "a2ag_browser_admin";
+const OTHER: &str = "a2ag_browser_other";
+
+fn start(dir: &std::path::Path) -> Gw {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("gateway.toml"),
+        format!(
+            "admins = [\"root\"]\n[[caller]]\nname = \"root\"\ntoken_sha256 = \"{}\"\n\
+             [[caller]]\nname = \"other\"\ntoken_sha256 = \"{}\"\n",
+            token_hash_hex(ADMIN),
+            token_hash_hex(OTHER)
+        ),
+    )
+    .unwrap();
+    let mut gw = gateway(&data, &[]);
+    gw.token = ADMIN.into();
+    gw
+}
+
+struct Browser {
+    cookie: String,
+    csrf: String,
+    who: Value,
+    set_cookie: String,
+}
+
+async fn login(gw: &Gw, token: &str) -> Browser {
+    let r = gw.http.post(format!("{}/auth/session", gw.base)).json(&json!({ "token": token })).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let who: Value = r.json().await.unwrap();
+    Browser { cookie, csrf: who["csrf_token"].as_str().unwrap().to_string(), who, set_cookie }
+}
+
+async fn error_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_and_its_config_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path());
+    for path in ["/app", "/app/"] {
+        let r = gw.http.get(format!("{}{path}", gw.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers().clone();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.starts_with("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), ledger_dashboard::bundle::APP_HTML);
+    }
+    let config: Value = gw.http.get(format!("{}/app/config.json", gw.base)).send().await.unwrap().json().await.unwrap();
+    let skills = config["skills"].as_array().unwrap();
+    let slow = skills.iter().find(|s| s["id"] == "slow").expect("the demo's skills are listed");
+    assert_eq!(slow["input_schema"]["type"], "object", "{slow}");
+    assert_eq!(config["endpoints"]["receipt"], "/runs/{id}/receipt");
+    let descriptor = &config["suggested_log_descriptors"][0];
+    assert_eq!(descriptor["origin"].as_str().map(|o| !o.is_empty()), Some(true), "{config}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_acts_as_its_caller_with_csrf_on_every_state_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path());
+    let url = |p: &str| format!("{}{p}", gw.base);
+
+    // Refusals: an unknown token, an empty one, and who am I without a session.
+    let r = gw.http.post(url("/auth/session")).json(&json!({ "token": "nope" })).send().await.unwrap();
+    assert_eq!(r.status(), 401, "the gateway's 401 is AIP-193's shape");
+    let r = gw.http.post(url("/auth/session")).json(&json!({ "token": " " })).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = gw.http.post(url("/auth/session")).body("token=x").send().await.unwrap();
+    assert_eq!(error_code(r).await, (400, "unsupported_media_type".into()));
+    assert_eq!(error_code(gw.http.get(url("/auth/session")).send().await.unwrap()).await.0, 401);
+
+    let root = login(&gw, ADMIN).await;
+    let attrs: Vec<&str> = root.set_cookie.split("; ").skip(1).collect();
+    assert_eq!(attrs, ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"], "{}", root.set_cookie);
+    assert_eq!(root.who["user"], "root");
+    assert_eq!(root.who["roles"], json!(["caller", "admin"]));
+    let other = login(&gw, OTHER).await;
+    assert_eq!(other.who["roles"], json!(["caller"]));
+    let me: Value =
+        gw.http.get(url("/auth/session")).header("cookie", &root.cookie).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["csrf_token"], root.who["csrf_token"]);
+
+    // A state change with the cookie: refused without the CSRF token or with a wrong one.
+    let invoke = |b: &Browser, csrf: Option<&str>| {
+        let mut r = gw.http.post(url("/invoke/echo")).header("cookie", &b.cookie).json(&json!({ "text": "hi" }));
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        r.send()
+    };
+    assert_eq!(error_code(invoke(&root, None).await.unwrap()).await, (403, "csrf_required".into()));
+    assert_eq!(error_code(invoke(&root, Some(&other.csrf)).await.unwrap()).await, (403, "csrf_mismatch".into()));
+    let r = invoke(&root, Some(&root.csrf)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let run = r.json::<Value>().await.unwrap()["run"].as_str().unwrap().to_string();
+
+    // The session reads as its caller: root's run is root's, not other's.
+    let get = |b: &Browser, p: &str| gw.http.get(url(p)).header("cookie", &b.cookie).send();
+    assert_eq!(get(&root, &format!("/runs/{run}")).await.unwrap().status(), 200);
+    assert_eq!(get(&other, &format!("/runs/{run}")).await.unwrap().status(), 404);
+    // Erasure needs an admin, as with a bearer token.
+    let zeros = "0".repeat(64);
+    let r = gw
+        .http
+        .post(url(&format!("/v1/payloads/{zeros}/erase")))
+        .header("cookie", &other.cookie)
+        .header("x-csrf-token", &other.csrf)
+        .json(&json!({ "reason": "test" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Bearer requests are unchanged (no CSRF token needed, a stale cookie ignored).
+    let r = gw
+        .post("/invoke/echo")
+        .header("cookie", "a2a_session=stale")
+        .json(&json!({ "text": "bearer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Logout: needs the CSRF token, then the cookie opens nothing.
+    let r = gw.http.delete(url("/auth/session")).header("cookie", &root.cookie).send().await.unwrap();
+    assert_eq!(error_code(r).await, (403, "csrf_required".into()));
+    let r = gw
+        .http
+        .delete(url("/auth/session"))
+        .header("cookie", &root.cookie)
+        .header("x-csrf-token", &root.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["set-cookie"], "a2a_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    assert_eq!(error_code(get(&root, "/auth/session").await.unwrap()).await.0, 401);
+    assert_eq!(error_code(get(&root, &format!("/runs/{run}")).await.unwrap()).await.0, 401);
+    assert_eq!(error_code(invoke(&root, Some(&root.csrf)).await.unwrap()).await.0, 401);
+}
