@@ -158,6 +158,22 @@ pub enum UpstreamSpec {
         #[serde(default)]
         prefix: String,
     },
+    /// A local MCP server speaking over its stdin and stdout, started and supervised by the
+    /// gateway (restarted when it exits), its stderr captured into the gateway's log.
+    Stdio {
+        /// The program and its arguments (the program by path, or found on the `PATH` that `env`
+        /// gives it).
+        command: Vec<String>,
+        /// The whole environment of the process: nothing of the gateway's own is passed on.
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        /// Longest a call may take.
+        #[serde(default = "default_timeout")]
+        timeout_secs: u64,
+        /// Put before each tool name to make its skill id, as for `mcp`.
+        #[serde(default)]
+        prefix: String,
+    },
     /// The built-in demo agent.
     Demo,
 }
@@ -166,7 +182,7 @@ impl UpstreamSpec {
     /// True when the skills may be left out of the manifest and are learnt from the upstream at
     /// start (an `a2a` agent's card, an `mcp` server's tool list).
     pub fn learns_skills(&self) -> bool {
-        matches!(self, UpstreamSpec::A2a { .. } | UpstreamSpec::Mcp { .. })
+        matches!(self, UpstreamSpec::A2a { .. } | UpstreamSpec::Mcp { .. } | UpstreamSpec::Stdio { .. })
     }
 }
 
@@ -232,7 +248,7 @@ impl Manifest {
                         bail!("agent {:?}: upstream url {url:?} must be http:// or https://", a.name);
                     }
                 }
-                UpstreamSpec::Demo => {}
+                UpstreamSpec::Demo | UpstreamSpec::Stdio { .. } => {}
             }
             if let UpstreamSpec::A2a { card_key, card_jwks, card_signature, .. } = &a.upstream {
                 if *card_signature == CardSignature::Required && card_key.is_none() && card_jwks.is_none() {
@@ -247,7 +263,12 @@ impl Manifest {
                     bail!("agent {:?}: card_jwks {u:?} must be an http:// or https:// URL", a.name);
                 }
             }
-            if let UpstreamSpec::Mcp { prefix, .. } = &a.upstream
+            if let UpstreamSpec::Stdio { command, .. } = &a.upstream
+                && command.first().is_none_or(|c| c.is_empty())
+            {
+                bail!("agent {:?}: a stdio upstream needs command = [\"program\", \"arg\", …]", a.name);
+            }
+            if let UpstreamSpec::Mcp { prefix, .. } | UpstreamSpec::Stdio { prefix, .. } = &a.upstream
                 && !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             {
                 bail!("agent {:?}: prefix {prefix:?} must be characters of [A-Za-z0-9._-]", a.name);

@@ -116,7 +116,9 @@ impl McpGateway {
     fn own_name<'a>(&self, skill: &'a str) -> &'a str {
         let agent = self.gw.engine.skill(skill).and_then(|r| self.gw.engine.agents().get(r.agent));
         match agent.map(|a| &a.spec.upstream) {
-            Some(UpstreamSpec::Mcp { prefix, .. }) => skill.strip_prefix(prefix.as_str()).unwrap_or(skill),
+            Some(UpstreamSpec::Mcp { prefix, .. } | UpstreamSpec::Stdio { prefix, .. }) => {
+                skill.strip_prefix(prefix.as_str()).unwrap_or(skill)
+            }
             _ => skill,
         }
     }

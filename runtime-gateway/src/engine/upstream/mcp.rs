@@ -10,6 +10,11 @@
 //! server does and falls back to the 2025-11-25 handshake otherwise; a connection that closed
 //! (the server restarted, the session expired) is replaced on the next call.
 //!
+//! A `stdio` upstream is the same client over a child process's stdin and stdout: the gateway
+//! starts the command with only the manifest's environment, forwards each line of its stderr to
+//! its own (prefixed with the command, the last lines kept for error messages), and starts it
+//! again when it exits (at once when a call needs it, else by a supervisor with a growing pause).
+//!
 //! The run's grant reaches the tool in the request's `_meta` (`a2a-ledger/run`,
 //! `a2a-ledger/grant`, `a2a-ledger/workspace`, `a2a-ledger/scope`), the same names the `a2a`
 //! upstream puts in message metadata. The caller's credentials are never sent.
@@ -122,9 +127,23 @@ type Connection = RunningService<RoleClient, Client>;
 #[derive(Clone)]
 pub struct McpServer(Arc<Inner>);
 
+/// Where the server is.
+enum Endpoint {
+    /// Streamable HTTP at a URL, with extra headers.
+    Http { url: String, headers: BTreeMap<String, String> },
+    /// A local process over stdio, with its whole environment.
+    Stdio { command: Vec<String>, env: BTreeMap<String, String> },
+}
+
+/// Lines of a stdio server's stderr kept for error messages.
+const STDERR_TAIL: usize = 20;
+
 struct Inner {
+    /// How the server is named in messages: its URL, or its command.
     url: String,
-    headers: BTreeMap<String, String>,
+    endpoint: Endpoint,
+    /// The last lines a stdio server wrote to stderr.
+    stderr: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     timeout: Duration,
     prefix: String,
     conn: Mutex<Option<Arc<Connection>>>,
@@ -137,10 +156,14 @@ const CANCEL_NOTICE: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for McpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Headers may hold the upstream's credentials: only their names are shown.
+        // Headers and the environment may hold credentials: only their names are shown.
+        let names: Vec<&String> = match &self.0.endpoint {
+            Endpoint::Http { headers, .. } => headers.keys().collect(),
+            Endpoint::Stdio { env, .. } => env.keys().collect(),
+        };
         f.debug_struct("McpServer")
-            .field("url", &self.0.url)
-            .field("headers", &self.0.headers.keys().collect::<Vec<_>>())
+            .field("server", &self.0.url)
+            .field("headers_or_env", &names)
             .field("prefix", &self.0.prefix)
             .finish_non_exhaustive()
     }
@@ -149,9 +172,27 @@ impl std::fmt::Debug for McpServer {
 impl McpServer {
     /// The server whose MCP endpoint is `url`; skill ids are `prefix` + tool name.
     pub fn new(url: String, headers: BTreeMap<String, String>, timeout_secs: u64, prefix: String) -> McpServer {
+        McpServer::with(url.clone(), Endpoint::Http { url, headers }, timeout_secs, prefix)
+    }
+
+    /// The local server started as `command` with exactly the environment `env`, over stdio;
+    /// skill ids are `prefix` + tool name. Supervised from now on when a tokio runtime runs: a
+    /// server that exits is started again.
+    pub fn stdio(command: Vec<String>, env: BTreeMap<String, String>, timeout_secs: u64, prefix: String) -> McpServer {
+        let label = format!("the stdio MCP server `{}`", command.join(" "));
+        let server = McpServer::with(label, Endpoint::Stdio { command, env }, timeout_secs, prefix);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&server.0);
+            rt.spawn(Inner::supervise(weak));
+        }
+        server
+    }
+
+    fn with(url: String, endpoint: Endpoint, timeout_secs: u64, prefix: String) -> McpServer {
         McpServer(Arc::new(Inner {
             url,
-            headers,
+            endpoint,
+            stderr: Arc::default(),
             timeout: Duration::from_secs(timeout_secs),
             prefix,
             conn: Mutex::new(None),
@@ -193,10 +234,82 @@ impl Inner {
         }
     }
 
+    /// Keeps a stdio server running while the upstream exists: a connection that closed (the
+    /// process exited) is replaced, after 1 s, then a pause doubling to at most 30 s while
+    /// starting it fails. Nothing is started before the first call or skills listing.
+    async fn supervise(me: std::sync::Weak<Inner>) {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            tokio::time::sleep(pause).await;
+            let Some(inner) = me.upgrade() else { return };
+            let closed = inner.conn.lock().await.as_ref().is_some_and(|c| c.is_closed());
+            if !closed {
+                pause = Duration::from_secs(1);
+                continue;
+            }
+            eprintln!("runtime-gateway: {} exited{}; starting it again", inner.url, inner.stderr_tail());
+            match inner.connection().await {
+                Ok(_) => pause = Duration::from_secs(1),
+                Err(e) => {
+                    eprintln!("runtime-gateway: {e}");
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// `: <last stderr lines>` of a stdio server, or nothing.
+    fn stderr_tail(&self) -> String {
+        let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(" (stderr: {})", tail.iter().cloned().collect::<Vec<_>>().join(" | "))
+        }
+    }
+
     async fn connect(&self) -> Result<Connection, String> {
-        let mut cfg = StreamableHttpClientTransportConfig::with_uri(self.url.as_str()).reinit_on_expired_session(true);
+        let lifecycle = ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: Some(ProtocolVersion::V_2025_11_25),
+        };
+        let limit = self.timeout.min(Duration::from_secs(30));
+        let (url, headers) = match &self.endpoint {
+            Endpoint::Http { url, headers } => (url, headers),
+            Endpoint::Stdio { command, env } => {
+                // Security rule: the process gets the manifest's environment and nothing else
+                // (no gateway secrets, tokens or keys), and is killed with its transport.
+                let mut cmd = tokio::process::Command::new(&command[0]);
+                cmd.args(&command[1..]).env_clear().envs(env).kill_on_drop(true);
+                let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(cmd)
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(|e| format!("starting {}: {e}", self.url))?;
+                if let Some(stderr) = stderr {
+                    let (tail, label) = (self.stderr.clone(), self.url.clone());
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncBufReadExt as _;
+                        let mut lines = tokio::io::BufReader::new(stderr).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            eprintln!("[{label}] {line}");
+                            let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                            if t.len() == STDERR_TAIL {
+                                t.pop_front();
+                            }
+                            t.push_back(line);
+                        }
+                    });
+                }
+                let c = tokio::time::timeout(limit, Client::default().serve_with_lifecycle(transport, lifecycle))
+                    .await
+                    .map_err(|_| format!("connecting to {}: no answer in time{}", self.url, self.stderr_tail()))?
+                    .map_err(|e| format!("connecting to {}: {e}{}", self.url, self.stderr_tail()))?;
+                return Ok(c);
+            }
+        };
+        let mut cfg = StreamableHttpClientTransportConfig::with_uri(url.as_str()).reinit_on_expired_session(true);
         let mut custom = HashMap::new();
-        for (k, v) in &self.headers {
+        for (k, v) in headers {
             if k.eq_ignore_ascii_case("authorization")
                 && let Some(token) = v.strip_prefix("Bearer ")
             {
@@ -209,17 +322,10 @@ impl Inner {
         }
         let cfg = cfg.custom_headers(custom);
         let transport = StreamableHttpClientTransport::from_config(cfg);
-        let lifecycle = ClientLifecycleMode::Auto {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            legacy_version: Some(ProtocolVersion::V_2025_11_25),
-        };
-        let c = tokio::time::timeout(
-            self.timeout.min(Duration::from_secs(30)),
-            Client::default().serve_with_lifecycle(transport, lifecycle),
-        )
-        .await
-        .map_err(|_| format!("connecting to the MCP server {}: no answer in time", self.url))?
-        .map_err(|e| format!("connecting to the MCP server {}: {e}", self.url))?;
+        let c = tokio::time::timeout(limit, Client::default().serve_with_lifecycle(transport, lifecycle))
+            .await
+            .map_err(|_| format!("connecting to the MCP server {}: no answer in time", self.url))?
+            .map_err(|e| format!("connecting to the MCP server {}: {e}", self.url))?;
         Ok(c)
     }
 
@@ -329,7 +435,11 @@ impl Inner {
             Ok(Err(e)) => Outcome::Failed(format!("tool {tool:?}: {e}")),
             Err(_) => {
                 self.drop_connection(&conn).await;
-                Outcome::Failed(format!("the connection to {} closed during the call of {tool:?}", self.url))
+                Outcome::Failed(format!(
+                    "the connection to {} closed during the call of {tool:?}{}",
+                    self.url,
+                    self.stderr_tail()
+                ))
             }
         }
     }

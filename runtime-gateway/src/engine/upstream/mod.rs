@@ -301,6 +301,9 @@ pub fn build(spec: &UpstreamSpec, http: &reqwest::Client) -> Arc<dyn Upstream> {
         UpstreamSpec::Mcp { url, headers, timeout_secs, prefix } => {
             Arc::new(mcp::McpServer::new(url.clone(), headers.clone(), *timeout_secs, prefix.clone()))
         }
+        UpstreamSpec::Stdio { command, env, timeout_secs, prefix } => {
+            Arc::new(mcp::McpServer::stdio(command.clone(), env.clone(), *timeout_secs, prefix.clone()))
+        }
     }
 }
 
