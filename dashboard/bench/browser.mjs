@@ -22,7 +22,7 @@
 // comma-separated), A2A_LEDGER_BIN_DIR, A2A_LEDGER_CHROMIUM.
 
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 // esbuild is installed with tsx (a devDependency); it bundles the verifier as Vite does the page.
 import { build } from 'esbuild';
@@ -43,6 +43,30 @@ const log = (s) => process.stderr.write(`${s}\n`);
 
 const result = {};
 
+/** Resident memory (MiB) of this browser's renderer processes, read from /proc: found as the
+ * processes with `--type=renderer` below the browser process started on `profileDir`. */
+function rendererRssMiB(profileDir) {
+  const procs = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1] ?? 0);
+      procs.push({ pid: Number(d), ppid, cmd, rss, exe: readlinkSync(`/proc/${d}/exe`) });
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  const mine = new Set(procs.filter((p) => p.cmd.includes(`--user-data-dir=${profileDir}`) && !p.cmd.includes('--type=')).map((p) => p.pid));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of procs) if (!mine.has(p.pid) && mine.has(p.ppid)) (mine.add(p.pid), (grew = true));
+  }
+  return procs.filter((p) => mine.has(p.pid) && p.cmd.includes('--type=renderer')).reduce((a, p) => a + p.rss, 0) / 1024;
+}
+
 // ---- the verifier's bundle, and the receipts ----
 const bundle = await build({
   entryPoints: [join(here, '../src/verify/index.ts')],
@@ -59,7 +83,8 @@ const receiptFiles = readdirSync(receiptDir).filter((f) => f.endsWith('.json')).
 const receipts = receiptFiles.map((f) => readFileSync(join(receiptDir, f), 'utf8'));
 const descriptor = readFileSync(join(work, 'log.json'), 'utf8');
 
-const context = await chromium.launchPersistentContext(join(work, 'profile'), {
+const profileDir = join(work, 'profile');
+const context = await chromium.launchPersistentContext(profileDir, {
   executablePath: browserPath,
   headless: true,
   // The verifier's bundle is added to the served page by this driver; the page's own CSP would refuse it.
@@ -241,11 +266,16 @@ await page.getByRole('button', { name: 'Log out' }).waitFor();
     let peak = before;
     let progressSeen = 0;
     let sampling = true;
+    // Sampled from Node on a timer: the renderer's main thread need not answer for this one.
+    const rssBefore = rendererRssMiB(profileDir);
+    let rssPeak = rssBefore;
+    const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, rendererRssMiB(profileDir))), 100);
     const sampler = (async () => {
       while (sampling) {
         peak = Math.max(peak, await heap());
-        const v = await page.evaluate(() => Number(document.getElementById('pack-progress')?.value ?? 0));
-        if (v > 0) progressSeen++;
+    clearInterval(rssTimer);
+    rssPeak = Math.max(rssPeak, rendererRssMiB(profileDir));        const v = await page.evaluate(() => Number(document.getElementById('pack-progress')?.value ?? 0));
+        if (v > 0) progressSeen++; // a sample taken while the progress bar had moved
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
@@ -256,10 +286,14 @@ await page.getByRole('button', { name: 'Log out' }).waitFor();
     sampling = false;
     await sampler;
     peak = Math.max(peak, await heap());
-    const verdict = await page.locator('#pack-verdict').textContent();
+    clearInterval(rssTimer);
+    rssPeak = Math.max(rssPeak, rendererRssMiB(profileDir));    const verdict = await page.locator('#pack-verdict').textContent();
     if (!verdict.startsWith('Pack verified')) throw new Error(`the pack did not verify in the page: ${verdict}`);
     const entries = Number(/, (\d+) entries,/.exec(verdict)[1]);
     const memory = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
+    // What of the heap the verification left is still reachable.
+    await cdp.send('HeapProfiler.collectGarbage');
+    const live = await heap();
     result.packs.push({
       file,
       verdict: verdict.split('.')[0],
@@ -269,8 +303,11 @@ await page.getByRole('button', { name: 'Log out' }).waitFor();
         entries_per_s: Math.round(entries / secs),
         js_heap_before_mib: round(before / 2 ** 20),
         js_heap_peak_mib: round(peak / 2 ** 20),
-        js_heap_after_mib: memory === null ? null : round(memory / 2 ** 20),
-        progress_samples_moving: progressSeen,
+        js_heap_at_verdict_mib: memory === null ? null : round(memory / 2 ** 20),
+        js_heap_after_gc_mib: round(live / 2 ** 20),
+        js_heap_samples: progressSeen,
+        renderer_rss_before_mib: round(rssBefore),
+        renderer_rss_peak_mib: round(rssPeak),
       },
     });
   }
