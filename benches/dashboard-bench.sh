@@ -26,7 +26,7 @@ ensure_chromium
 if [ -n "${BIN_DIR:-}" ]; then
     BIN=$BIN_DIR
 else
-    cargo build --release -q -p ledger-server -p a2a-ledger-benches -p verifier-cli --bins
+    cargo build --release -q -p ledger-server -p runtime-gateway -p a2a-ledger-benches -p verifier-cli --bins
     BIN=$CARGO_TARGET_DIR/release
 fi
 

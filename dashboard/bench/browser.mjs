@@ -13,9 +13,11 @@
 //    (50 rows and the total). Median of LOADS fresh loads. Baseline: the same HTTP requests the
 //    page makes (config, session, one /v1/runs page of 50, each run) from Node, with no browser.
 // 3. Pack files verified through the page's own pack form (the file input, which calls the same
-//    function as the drop area), with the progress bar moving: wall time until the verdict, and
-//    the page's peak JS heap (CDP Performance.getMetrics, sampled every 100 ms). Baseline:
-//    `ledger-verify pack` on the same file, measured by the shell script.
+//    function as the drop area), with the progress bar moving: wall time until the verdict; the
+//    renderer processes' resident memory, sampled from /proc every 100 ms; the JS heap (CDP
+//    Performance.getMetrics, sampled when the busy main thread answers, so a lower bound), at the
+//    verdict and after a forced collection. Baseline: `ledger-verify pack` on the same file,
+//    measured by the shell script.
 //
 // Environment: BENCH_HTTP (the server's HTTP base), BENCH_AUDITOR (auditor token), BENCH_WORK
 // (receipts/*.json, log.json, and the packs listed in BENCH_PACKS as "file:descriptor" pairs,
