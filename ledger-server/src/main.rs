@@ -161,6 +161,7 @@ fn main() -> Result<()> {
             println!("  GET  http://{}/v1/checkpoint     the newest signed checkpoint (public)", b.http);
             println!("  POST http://{}/v1/entries        ingest (ingest token)", b.http);
             println!("  GET  http://{}/runs/<id>/receipt a run's receipt", b.http);
+            println!("  GET  http://{}/app               the auditor's dashboard (log in with a token)", b.http);
             if let Some(bs) = &bootstrap {
                 println!(
                     "first start: tokens written once to {} (mode 0600); the server keeps only their SHA-256 in {}",

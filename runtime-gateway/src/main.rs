@@ -387,7 +387,8 @@ async fn run(cli: Cli) -> Result<()> {
     println!("ledger     {ledger_desc}");
     println!("identity   {} ({})", key.name(), key_path.display());
     println!("agent card {base}/.well-known/agent-card.json");
-    println!("a2a        {base}/ (JSON-RPC), {base}/message:send (HTTP+JSON)");
+    println!("a2a        {base}/ (JSON-RPC), {base}/message:send (HTTP+JSON), {addr} (gRPC lf.a2a.v1.A2AService)");
+    println!("dashboard  {base}/app (log in with the caller token below)");
     println!("invoke     {base}/invoke/{{skill}}");
     println!("mcp        {base}/mcp (streamable HTTP; protocol 2025-11-25 sessions and 2026-07-28)");
     println!("receipts   {base}/runs/{{id}}/receipt (the run and its children: {base}/runs/{{id}})");
