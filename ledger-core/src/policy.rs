@@ -262,6 +262,14 @@ impl Policy {
         self.quorum
     }
 
+    /// The quorum's name: `none`, a witness or a group.
+    pub fn quorum_name(&self) -> &str {
+        match self.quorum {
+            Quorum::None => "none",
+            Quorum::Of(m) => self.member_name(m),
+        }
+    }
+
     fn member_name(&self, m: Member) -> &str {
         match m {
             Member::Witness(i) => &self.witnesses[i].name,
@@ -319,16 +327,7 @@ impl Policy {
             Quorum::None => true,
             Quorum::Of(m) => witnessed(m, &groups_ok),
         };
-        Ok(QuorumReport {
-            checkpoint,
-            log: log_key,
-            quorum: match self.quorum {
-                Quorum::None => "none".to_string(),
-                Quorum::Of(m) => self.member_name(m).to_string(),
-            },
-            witnesses,
-            satisfied,
-        })
+        Ok(QuorumReport { checkpoint, log: log_key, quorum: self.quorum_name().to_string(), witnesses, satisfied })
     }
 
     /// Like [`Policy::evaluate`], but an unmet quorum is [`Error::WitnessQuorum`] naming the

@@ -82,16 +82,9 @@ pub struct WitnessesConfig {
     pub timeout_ms: Option<u64>,
 }
 
-/// Reads a trust policy and makes the cosigner that asks its witnesses.
+/// The cosigner asking the witnesses of the trust policy in `path`.
 fn cosigner(path: &Path, timeout_ms: Option<u64>) -> Result<ledger_witness::cosigner::Cosigner> {
-    let text = std::fs::read(path).with_context(|| format!("reading the witness policy {}", path.display()))?;
-    let policy = ledger_core::Policy::parse(&text).with_context(|| format!("witness policy {}", path.display()))?;
-    let d = ledger_witness::cosigner::CosignerConfig::default();
-    let cfg = ledger_witness::cosigner::CosignerConfig {
-        timeout: timeout_ms.map_or(d.timeout, |ms| Duration::from_millis(ms.max(1))),
-        ..d
-    };
-    ledger_witness::cosigner::Cosigner::new(policy, cfg).with_context(|| format!("witness policy {}", path.display()))
+    ledger_witness::cosigner::Cosigner::from_file(path, timeout_ms.map(|ms| Duration::from_millis(ms.max(1))))
 }
 
 /// The payload settings the server runs with.

@@ -419,9 +419,10 @@ fn witnessing_json(c: &ledger_witness::cosigner::Cosigner, log: &ledger_core::Lo
 
 async fn healthz(State(l): State<Arc<Ledger>>) -> Response {
     let cp = l.checkpoint();
-    let status = match (&l.log.poisoned(), &l.cosigner) {
+    let witnessing = l.cosigner.as_ref().map(|c| c.status(&l.log));
+    let status = match (&l.log.poisoned(), &witnessing) {
         (Some(_), _) => "poisoned",
-        (None, Some(c)) if !c.status(&l.log).quorum_met() => "degraded",
+        (None, Some(st)) if !st.quorum_met() => "degraded",
         _ => "ok",
     };
     let mut body = serde_json::json!({
@@ -431,8 +432,7 @@ async fn healthz(State(l): State<Arc<Ledger>>) -> Response {
     });
     // A witnessed log that cannot meet its quorum keeps serving (ingest, and receipts against
     // the last published checkpoint): 200, with why it is degraded.
-    if let Some(c) = &l.cosigner {
-        let st = c.status(&l.log);
+    if let Some(st) = witnessing {
         if let Some(reason) = st.degraded() {
             body["reason"] = serde_json::Value::String(reason);
         }

@@ -201,6 +201,17 @@ impl Cosigner {
         })
     }
 
+    /// [`Cosigner::new`] for the trust policy in the file `path`, asking each witness for at most
+    /// `timeout` per round (the default when `None`); errors name the file.
+    pub fn from_file(path: &std::path::Path, timeout: Option<Duration>) -> anyhow::Result<Cosigner> {
+        use anyhow::Context as _;
+        let text = std::fs::read(path).with_context(|| format!("reading the witness policy {}", path.display()))?;
+        let policy = Policy::parse(&text).with_context(|| format!("witness policy {}", path.display()))?;
+        let d = CosignerConfig::default();
+        let cfg = CosignerConfig { timeout: timeout.unwrap_or(d.timeout), ..d };
+        Cosigner::new(policy, cfg).with_context(|| format!("witness policy {}", path.display()))
+    }
+
     /// The [`Witnessing`] to open the log with: what it signs comes here; a stored checkpoint
     /// is served again at open only if it still satisfies the policy.
     pub fn witnessing(&self) -> Witnessing {
@@ -241,7 +252,7 @@ impl Cosigner {
     /// Where witnessing stands.
     pub fn status(&self, log: &Log) -> CosignStatus {
         CosignStatus {
-            quorum: quorum_name(&self.inner.policy),
+            quorum: self.inner.policy.quorum_name().to_string(),
             signed_size: log.signed_checkpoint().checkpoint.size,
             published_size: log.checkpoint().checkpoint.size,
             last_round: self.inner.last_round.lock().expect("round lock").clone(),
@@ -371,7 +382,7 @@ impl Inner {
             eprintln!(
                 "a2a-ledger: checkpoint {} not published: quorum {} not met (cosigned: {}; missing: {})",
                 cp.checkpoint.size,
-                quorum_name(&self.policy),
+                self.policy.quorum_name(),
                 if outcome.cosigned.is_empty() { "none".to_string() } else { outcome.cosigned.join(", ") },
                 outcome.missing.join(", ")
             );
@@ -503,15 +514,5 @@ impl Inner {
             500..=599 => Answer::Failed(format!("{status}: {}", text.trim_end())),
             _ => Answer::Refused(format!("{status}: {}", text.trim_end())),
         }
-    }
-}
-
-/// The name of the policy's quorum: `none`, a witness or a group.
-fn quorum_name(policy: &Policy) -> String {
-    use ledger_core::policy::{Member, Quorum};
-    match policy.quorum() {
-        Quorum::None => "none".to_string(),
-        Quorum::Of(Member::Witness(i)) => policy.witnesses()[i].name.clone(),
-        Quorum::Of(Member::Group(i)) => policy.groups()[i].name.clone(),
     }
 }

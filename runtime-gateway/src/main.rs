@@ -10,7 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use ledger_core::{DataDir, LogConfig, RocksConfig, TreeHash};
-use ledger_witness::cosigner::{Cosigner, CosignerConfig};
+use ledger_witness::cosigner::Cosigner;
 use runtime_gateway::base::auth::Authenticator;
 use runtime_gateway::base::metrics::latency;
 use runtime_gateway::base::{config, now_ns, telemetry};
@@ -113,14 +113,6 @@ fn example_input(schema: Option<&serde_json::Value>) -> String {
     Value::Object(out).to_string()
 }
 
-/// Reads a trust policy and makes the cosigner that asks its witnesses.
-fn cosigner(path: &Path, timeout_ms: u64) -> Result<Cosigner> {
-    let text = std::fs::read(path).with_context(|| format!("reading the witness policy {}", path.display()))?;
-    let policy = ledger_core::Policy::parse(&text).with_context(|| format!("witness policy {}", path.display()))?;
-    let cfg = CosignerConfig { timeout: Duration::from_millis(timeout_ms.max(1)), ..CosignerConfig::default() };
-    Cosigner::new(policy, cfg).with_context(|| format!("witness policy {}", path.display()))
-}
-
 fn local_token(data: &Path) -> Option<String> {
     let text = std::fs::read_to_string(data.join(config::TOKENS_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -135,7 +127,9 @@ async fn run(cli: Cli) -> Result<()> {
             let d = DataDir::new(dir);
             let origin = d.existing_origin()?.unwrap_or_else(|| cli.origin.clone());
             let cosigner = match &cli.witness_policy {
-                Some(path) => Some(cosigner(path, cli.witness_timeout_ms)?),
+                Some(path) => {
+                    Some(Cosigner::from_file(path, Some(Duration::from_millis(cli.witness_timeout_ms.max(1))))?)
+                }
                 None => None,
             };
             let cfg = LogConfig {

@@ -299,6 +299,12 @@ impl GatewayError {
     }
 }
 
+impl From<GatewayError> for tonic::Status {
+    fn from(e: GatewayError) -> tonic::Status {
+        e.grpc()
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         match &self {

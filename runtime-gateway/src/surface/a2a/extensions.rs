@@ -51,6 +51,11 @@ pub fn requested(headers: &HeaderMap) -> Vec<String> {
     out
 }
 
+/// Of the extension URIs a request names, those this gateway supports.
+fn supported(asked: Vec<String>) -> Vec<String> {
+    asked.into_iter().filter(|u| SUPPORTED.contains(&u.as_str())).collect()
+}
+
 /// The extensions active for a request: those it names that this gateway supports.
 #[derive(Clone, Debug, Default)]
 pub struct Active(Vec<String>);
@@ -73,7 +78,7 @@ pub fn activate(gw: &Gateway, headers: &HeaderMap) -> Result<Active, GatewayErro
             format!("this agent requires the extension {missing}: name it in the A2A-Extensions header"),
         ));
     }
-    Ok(Active(asked.into_iter().filter(|u| SUPPORTED.contains(&u.as_str())).collect()))
+    Ok(Active(supported(asked)))
 }
 
 /// Response middleware of the A2A bindings: echoes the extensions the request activated in the
@@ -94,12 +99,7 @@ pub async fn echo(req: Request, next: Next) -> Response {
 /// its metadata under the extension's URI. A receipt not ready within the wait (no checkpoint
 /// covers the seal yet, say while witnesses are away) is left out; the task keeps its
 /// `receipt` link.
-pub async fn with_receipt(gw: &Gateway, active: &Active, task: Value) -> Value {
-    receipt_for(&gw.engine, active, task).await
-}
-
-/// [`with_receipt`] given the engine.
-pub async fn receipt_for(engine: &Engine, active: &Active, mut task: Value) -> Value {
+pub async fn with_receipt(engine: &Engine, active: &Active, mut task: Value) -> Value {
     if !active.has(RECEIPT) {
         return task;
     }

@@ -72,7 +72,7 @@ impl A2aGrpc {
             .cloned()
             .ok_or_else(|| GatewayError::Unauthenticated("unauthenticated".into()).grpc())?;
         let headers = req.metadata().clone().into_headers();
-        let active = check_request(&self.gw, &headers, None).map_err(|e| e.grpc())?;
+        let active = check_request(&self.gw, &headers, None)?;
         Ok((caller, active))
     }
 }
@@ -84,7 +84,7 @@ impl A2aService for A2aGrpc {
         req: Request<proto::SendMessageRequest>,
     ) -> Result<Response<proto::SendMessageResponse>, Status> {
         let (caller, active) = self.begin(&req)?;
-        let v = send_message(&self.gw, &caller, &active, to_json(req.get_ref())?).await.map_err(|e| e.grpc())?;
+        let v = send_message(&self.gw, &caller, &active, to_json(req.get_ref())?).await?;
         Ok(Response::new(from_json(v, "answer")?))
     }
 
@@ -95,13 +95,13 @@ impl A2aService for A2aGrpc {
         req: Request<proto::SendMessageRequest>,
     ) -> Result<Response<Self::SendStreamingMessageStream>, Status> {
         let (caller, active) = self.begin(&req)?;
-        let ev = send_streaming(&self.gw, &caller, &active, to_json(req.get_ref())?).await.map_err(|e| e.grpc())?;
+        let ev = send_streaming(&self.gw, &caller, &active, to_json(req.get_ref())?).await?;
         Ok(Response::new(events(ev)))
     }
 
     async fn get_task(&self, req: Request<proto::GetTaskRequest>) -> Result<Response<proto::Task>, Status> {
         let (caller, active) = self.begin(&req)?;
-        let v = get_task(&self.gw, &caller, &active, &to_json(req.get_ref())?).await.map_err(|e| e.grpc())?;
+        let v = get_task(&self.gw, &caller, &active, &to_json(req.get_ref())?).await?;
         Ok(Response::new(from_json(v, "task")?))
     }
 
@@ -110,13 +110,13 @@ impl A2aService for A2aGrpc {
         req: Request<proto::ListTasksRequest>,
     ) -> Result<Response<proto::ListTasksResponse>, Status> {
         let (caller, _) = self.begin(&req)?;
-        let v = list_tasks(&self.gw, &caller, &to_json(req.get_ref())?).await.map_err(|e| e.grpc())?;
+        let v = list_tasks(&self.gw, &caller, &to_json(req.get_ref())?).await?;
         Ok(Response::new(from_json(v, "task list")?))
     }
 
     async fn cancel_task(&self, req: Request<proto::CancelTaskRequest>) -> Result<Response<proto::Task>, Status> {
         let (caller, _) = self.begin(&req)?;
-        let v = cancel_task(&self.gw, &caller, &req.get_ref().id).await.map_err(|e| e.grpc())?;
+        let v = cancel_task(&self.gw, &caller, &req.get_ref().id).await?;
         Ok(Response::new(from_json(v, "task")?))
     }
 
@@ -127,7 +127,7 @@ impl A2aService for A2aGrpc {
         req: Request<proto::SubscribeToTaskRequest>,
     ) -> Result<Response<Self::SubscribeToTaskStream>, Status> {
         let (caller, active) = self.begin(&req)?;
-        let ev = subscribe(&self.gw, &caller, &active, &req.get_ref().id).await.map_err(|e| e.grpc())?;
+        let ev = subscribe(&self.gw, &caller, &active, &req.get_ref().id).await?;
         Ok(Response::new(events(ev)))
     }
 
@@ -137,8 +137,7 @@ impl A2aService for A2aGrpc {
     ) -> Result<Response<proto::TaskPushNotificationConfig>, Status> {
         let (caller, _) = self.begin(&req)?;
         let task = req.get_ref().task_id.clone();
-        let v =
-            push_op(&self.gw, &caller, &task, PushOp::Create(to_json(req.get_ref())?)).await.map_err(|e| e.grpc())?;
+        let v = push_op(&self.gw, &caller, &task, PushOp::Create(to_json(req.get_ref())?)).await?;
         Ok(Response::new(from_json(v, "push config")?))
     }
 
@@ -148,7 +147,7 @@ impl A2aService for A2aGrpc {
     ) -> Result<Response<proto::TaskPushNotificationConfig>, Status> {
         let (caller, _) = self.begin(&req)?;
         let r = req.get_ref();
-        let v = push_op(&self.gw, &caller, &r.task_id, PushOp::Get(r.id.clone())).await.map_err(|e| e.grpc())?;
+        let v = push_op(&self.gw, &caller, &r.task_id, PushOp::Get(r.id.clone())).await?;
         Ok(Response::new(from_json(v, "push config")?))
     }
 
@@ -162,7 +161,7 @@ impl A2aService for A2aGrpc {
             page_size: (r.page_size != 0).then_some(i64::from(r.page_size)),
             page_token: (!r.page_token.is_empty()).then(|| r.page_token.clone()),
         };
-        let v = push_op(&self.gw, &caller, &r.task_id, op).await.map_err(|e| e.grpc())?;
+        let v = push_op(&self.gw, &caller, &r.task_id, op).await?;
         Ok(Response::new(from_json(v, "push config list")?))
     }
 
@@ -181,7 +180,7 @@ impl A2aService for A2aGrpc {
     ) -> Result<Response<pbjson_types::Empty>, Status> {
         let (caller, _) = self.begin(&req)?;
         let r = req.get_ref();
-        push_op(&self.gw, &caller, &r.task_id, PushOp::Delete(r.id.clone())).await.map_err(|e| e.grpc())?;
+        push_op(&self.gw, &caller, &r.task_id, PushOp::Delete(r.id.clone())).await?;
         Ok(Response::new(pbjson_types::Empty {}))
     }
 }

@@ -304,7 +304,7 @@ pub(super) async fn send_message(
         return Ok(json!({ "message": reply }));
     }
     let task = shaped(snap.task, cfg.history_length.map(|h| h as usize), true);
-    let task = extensions::with_receipt(gw, active, serde_json::to_value(task).expect("serialise")).await;
+    let task = extensions::with_receipt(&gw.engine, active, serde_json::to_value(task).expect("serialise")).await;
     Ok(json!({ "task": task }))
 }
 
@@ -345,7 +345,7 @@ fn final_receipt(gw: &Gateway, active: &Active, events: Events) -> Events {
         async move {
             if let Some(update) = ev.get_mut("statusUpdate") {
                 let task = json!({"id": update["taskId"], "status": update["status"], "metadata": update["metadata"]});
-                let task = extensions::receipt_for(&engine, &active, task).await;
+                let task = extensions::with_receipt(&engine, &active, task).await;
                 update["metadata"] = task["metadata"].clone();
             }
             ev
@@ -380,7 +380,7 @@ pub(super) async fn get_task(gw: &Gateway, caller: &Caller, active: &Active, p: 
     let history = history_length(p)?;
     let snap = gw.engine.get(id, &caller.name).await?.snapshot();
     let task = serde_json::to_value(shaped(snap.task, history, true)).expect("serialise");
-    Ok(extensions::with_receipt(gw, active, task).await)
+    Ok(extensions::with_receipt(&gw.engine, active, task).await)
 }
 
 pub(super) async fn cancel_task(gw: &Gateway, caller: &Caller, id: &str) -> Result<Value, GatewayError> {
