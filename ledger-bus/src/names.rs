@@ -1,0 +1,92 @@
+//! The names every process of a bus deployment agrees on (`docs/FORMATS.md` §12).
+//!
+//! | name | what |
+//! |---|---|
+//! | stream `LEDGER_<L>` | ingest, subjects `ledger.<L>.in.>` (one subject per gateway) |
+//! | stream `LEDGER_<L>_OUT` | `ledger.<L>.cp` (signed checkpoints) and `ledger.<L>.result.>` (outcomes) |
+//! | KV bucket `LEDGER_LEASES`, key `<L>` | the lease of the signer of log `<L>` |
+
+use std::fmt;
+
+use crate::Error;
+
+/// The key-value bucket holding one lease per log.
+pub const LEASE_BUCKET: &str = "LEDGER_LEASES";
+
+/// A log's name on the bus: 1 to 32 of `a-z`, `0-9` and `-`, so that it is one NATS subject
+/// token, part of a stream name and a key-value key without escaping.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LogName(String);
+
+impl LogName {
+    /// `name`, or why it cannot name a log.
+    pub fn parse(name: &str) -> Result<LogName, Error> {
+        let ok = (1..=32).contains(&name.len()) && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+        if ok { Ok(LogName(name.to_owned())) } else { Err(Error::LogName(name.to_owned())) }
+    }
+
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The ingest stream, `LEDGER_<L>`.
+    pub fn ingest_stream(&self) -> String {
+        format!("LEDGER_{}", self.0)
+    }
+
+    /// The ingest stream's subjects, `ledger.<L>.in.>`.
+    pub fn ingest_subjects(&self) -> String {
+        format!("ledger.{}.in.>", self.0)
+    }
+
+    /// The subject one gateway publishes on, `ledger.<L>.in.<gateway>`.
+    pub fn ingest_subject(&self, gateway: &str) -> String {
+        format!("ledger.{}.in.{gateway}", self.0)
+    }
+
+    /// The stream of what the sequencer says back, `LEDGER_<L>_OUT`.
+    pub fn out_stream(&self) -> String {
+        format!("LEDGER_{}_OUT", self.0)
+    }
+
+    /// The subject of signed checkpoints, `ledger.<L>.cp`.
+    pub fn checkpoint_subject(&self) -> String {
+        format!("ledger.{}.cp", self.0)
+    }
+
+    /// The subjects of outcomes, `ledger.<L>.result.>` (one per gateway).
+    pub fn result_subjects(&self) -> String {
+        format!("ledger.{}.result.>", self.0)
+    }
+
+    /// The lease's key in [`LEASE_BUCKET`]: the log's name.
+    pub fn lease_key(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LogName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_name_is_one_subject_token_and_part_of_a_stream_name() {
+        let l = LogName::parse("main-2").unwrap();
+        assert_eq!(l.ingest_stream(), "LEDGER_main-2");
+        assert_eq!(l.ingest_subject("gw-1"), "ledger.main-2.in.gw-1");
+        assert_eq!(l.out_stream(), "LEDGER_main-2_OUT");
+        assert_eq!(l.checkpoint_subject(), "ledger.main-2.cp");
+        for bad in ["", "Main", "a.b", "a b", "a>", "a*", &"x".repeat(33)] {
+            let e = LogName::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("1 to 32 of a-z"), "{bad:?}: {e}");
+        }
+        assert!(LogName::parse(&"x".repeat(32)).is_ok());
+    }
+}
