@@ -9,14 +9,19 @@
 //! - [`provision`]: the streams and the lease bucket a log needs, created when absent and checked
 //!   field by field when present (a stream with another configuration is an error, never
 //!   silently updated: replicas, storage and the duplicate window are durability decisions).
+//! - [`follow`]: the stream followed into a `ledger_core::Log` at each message's stream sequence,
+//!   every refusal a function of the message, its subject and the log so far, so any process
+//!   that replays the stream reaches the same tree.
 //! - [`lease`]: the signer's lease in a JetStream key-value bucket: acquired by compare-and-set
 //!   on an absent key, renewed by compare-and-set on its revision, given up by the holder before
 //!   the server can expire it, and taken over by another only after the server has.
 
+pub mod follow;
 pub mod lease;
 pub mod names;
 pub mod provision;
 
+pub use follow::{Outcome, follow};
 pub use lease::{Lease, LeaseConfig, Term};
 pub use names::LogName;
 pub use provision::{Topology, provision};

@@ -42,6 +42,7 @@
 //! # Ok::<(), ledger_core::Error>(())
 //! ```
 
+pub mod bus;
 pub mod checkpoint;
 #[cfg(feature = "rocksdb")]
 pub mod datadir;

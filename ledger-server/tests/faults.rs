@@ -183,6 +183,9 @@ impl Store for Failing {
     fn load_meta(&self) -> ledger_core::Result<Option<(ledger_core::store::LogParams, u64)>> {
         self.inner.load_meta()
     }
+    fn position(&self) -> ledger_core::Result<Option<u64>> {
+        self.inner.position()
+    }
     fn commit(&self, batch: &CommitBatch) -> ledger_core::Result<()> {
         if self.fail.load(Ordering::Relaxed) {
             return Err(ledger_core::Error::Storage("injected: fsync failed (EIO)".into()));

@@ -233,6 +233,8 @@ struct Shared {
     /// The indices of each actor's identity registrations (a receipt's signer is looked up in
     /// them), as last read from the run index, with the `identity_writes` they were read under.
     identities: Mutex<lru::LruCache<String, Registrations>>,
+    /// The source position of the last positioned submission made durable.
+    position: Mutex<Option<u64>>,
 }
 
 /// An actor's identity registrations (log indices, in order) and the `identity_writes` under
@@ -329,6 +331,23 @@ impl Shared {
         self.checkpoint_cv.notify_all();
         Ok(true)
     }
+}
+
+/// Checks and hashes a batch's entries in the caller's thread: all of them, or the first refusal
+/// as [`Error::InBatch`].
+fn prepare_all(
+    h: TreeHash,
+    entries: Vec<impl Into<Bytes>>,
+    admit: &impl Fn(&EntryView<'_>) -> Result<()>,
+) -> Result<Vec<sequencer::Prepared>> {
+    let mut run = None;
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(position, bytes)| {
+            prepare(h, bytes.into(), admit, &mut run).map_err(|e| Error::InBatch { position, source: Box::new(e) })
+        })
+        .collect()
 }
 
 /// An open log. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -435,6 +454,7 @@ impl Log {
             tile_cache,
             identity_writes: AtomicU64::new(0),
             identities: Mutex::new(lru::LruCache::new(IDENTITY_CACHE)),
+            position: Mutex::new(store.position()?),
         });
         // Cover whatever is durable but was never checkpointed (a crash between commit and sign).
         shared.sign_checkpoint()?;
@@ -496,21 +516,44 @@ impl Log {
         if let Err(e) = self.shared.poisoned() {
             return done(Err(e));
         }
-        let h = self.shared.hash;
-        let mut prepared = Vec::with_capacity(entries.len());
-        let mut run = None;
-        for (position, bytes) in entries.into_iter().enumerate() {
-            match prepare(h, bytes.into(), &admit, &mut run) {
-                Ok(p) => prepared.push(p),
-                Err(e) => {
-                    return done(Err(Error::InBatch { position, source: Box::new(e) }));
-                }
-            }
-        }
+        let prepared = match prepare_all(self.shared.hash, entries, &admit) {
+            Ok(p) => p,
+            Err(e) => return done(Err(e)),
+        };
         if prepared.is_empty() {
             return done(Ok(Vec::new()));
         }
-        self.shared.submit(Submission { entries: prepared, done: Reply::new(done) });
+        self.shared.submit(Submission { entries: prepared, done: Reply::new(done), position: None });
+    }
+
+    /// Appends a batch that comes from an ordered source (a bus log's stream) at `position`,
+    /// which must grow from one call to the next: like [`Log::append_admitted`], and the
+    /// position is stored in the same atomic write as the batch's entries. A refusal (an entry
+    /// that breaks SPEC §2 or `admit`, a seq gap, a conflict) is answered only once the position
+    /// is durable, so after a restart the log resumes after it ([`Log::position`]) and refuses
+    /// nothing differently: its tree is a function of the source's order alone.
+    pub fn append_at(
+        &self,
+        entries: Vec<impl Into<Bytes>>,
+        position: u64,
+        admit: impl Fn(&EntryView<'_>) -> Result<()>,
+        done: impl FnOnce(Result<Vec<u64>>) + Send + 'static,
+    ) {
+        if let Err(e) = self.shared.poisoned() {
+            return done(Err(e));
+        }
+        let (prepared, done) = match prepare_all(self.shared.hash, entries, &admit) {
+            Ok(p) => (p, Reply::new(done)),
+            // Sequenced empty, so that only its position is recorded, then refused.
+            Err(e) => (Vec::new(), Reply::refusal(Reply::new(done), e)),
+        };
+        self.shared.submit(Submission { entries: prepared, done, position: Some(position) });
+    }
+
+    /// The source position of the last [`Log::append_at`] batch that is durable (refused ones
+    /// included): where a log fed from an ordered source resumes. `None` for a log never fed so.
+    pub fn position(&self) -> Option<u64> {
+        *self.shared.position.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The checkpoint the log serves (size 0 for a new log): the newest signed one, or with

@@ -24,6 +24,8 @@ type Done = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
 pub(super) struct Submission {
     pub(super) entries: Vec<Prepared>,
     pub(super) done: Reply,
+    /// Its source position ([`super::Log::append_at`]), if it has one.
+    pub(super) position: Option<u64>,
 }
 
 /// A submission's callback, called exactly once: if the submission is dropped unanswered (the
@@ -39,6 +41,12 @@ impl std::fmt::Debug for Reply {
 impl Reply {
     pub(super) fn new(done: impl FnOnce(Result<Vec<u64>>) + Send + 'static) -> Reply {
         Reply(Some(Box::new(done)))
+    }
+
+    /// A reply that answers `refusal` once the group it is in is durable (or the group's own
+    /// failure, if it fails).
+    pub(super) fn refusal(done: Reply, refusal: Error) -> Reply {
+        Reply::new(move |r| done.send(r.and(Err(refusal))))
     }
 
     fn send(mut self, r: Result<Vec<u64>>) {
@@ -152,8 +160,19 @@ impl Shared {
                 st_ref.open.answer(sub.done, indices);
                 None
             }
+            // A positioned submission's refusal is a fact of its source too: its position is
+            // stored with the group, and the refusal answered only once that is durable, so a
+            // log that restarts never takes the submission again (where, after later ones, it
+            // might no longer be refused).
+            Err(e) if sub.position.is_some() => {
+                st_ref.open.answer(Reply::refusal(sub.done, e), Vec::new());
+                None
+            }
             Err(e) => Some((sub.done, e)),
         };
+        if let Some(p) = sub.position {
+            st_ref.open.advance(p);
+        }
         let wake = st_ref.committer_waiting && st_ref.open.has_work();
         drop(st);
         if wake {
@@ -242,7 +261,7 @@ fn write_group(shared: &Shared, tree: &mut TreeBuilder, group: Group) -> Written
     let mut w = Written { acks, failed: None, tree: None, entries, started, spent: CommitBatch::default() };
     if let Err(e) = shared.poisoned() {
         w.failed = Some(e);
-    } else if !batch.entries.is_empty() {
+    } else if !batch.entries.is_empty() || batch.position.is_some() {
         for leaf in leaves {
             tree.push(leaf, &mut batch.tiles);
         }
@@ -285,6 +304,7 @@ fn sync_loop(shared: &Shared, written: &Receiver<Written>, acker: &Sender<(Acks,
             }
         }
         let mut acks: Acks = Vec::new();
+        let position = groups.iter().filter_map(|w| w.spent.position).next_back();
         let spent: Vec<CommitBatch> = groups.iter_mut().map(|w| std::mem::take(&mut w.spent)).collect();
         match failed {
             None => {
@@ -300,6 +320,9 @@ fn sync_loop(shared: &Shared, written: &Receiver<Written>, acker: &Sender<(Acks,
                     shared.syncs.fetch_add(1, Ordering::Relaxed);
                     // (2) Publish: from here on a checkpoint may cover these entries.
                     *shared.durable.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tree);
+                }
+                if position.is_some() {
+                    *shared.position.lock().unwrap_or_else(|p| p.into_inner()) = position;
                 }
                 // (3) Acknowledge, in submission order.
                 for w in groups {

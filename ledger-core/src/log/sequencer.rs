@@ -378,6 +378,13 @@ impl<A> OpenGroup<A> {
     pub(super) fn answer(&mut self, reply: A, indices: Vec<u64>) {
         self.acks.push((reply, indices));
     }
+
+    /// Records that this group takes the submission at source `position` (which only grows),
+    /// so that the group stores it with its entries.
+    pub(super) fn advance(&mut self, position: u64) {
+        debug_assert!(self.batch.position.is_none_or(|p| p < position), "source positions only grow");
+        self.batch.position = Some(position);
+    }
 }
 
 #[cfg(test)]

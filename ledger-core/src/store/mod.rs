@@ -174,6 +174,11 @@ pub struct CommitBatch {
     pub catalog: Vec<CatalogOp>,
     /// The tree size after this batch.
     pub tree_size: u64,
+    /// The source position of the last submission this batch takes (a bus log's stream
+    /// sequence, [`crate::log::Log::append_at`]): stored in the same atomic write as the entries,
+    /// so that a log that restarts resumes exactly after the last submission it made durable.
+    /// `None` leaves the stored position as it is.
+    pub position: Option<u64>,
     /// Log parameters, set on the first commit of a new log only.
     pub params: Option<LogParams>,
 }
@@ -182,6 +187,8 @@ pub struct CommitBatch {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// The parameters and the committed tree size, or `None` for a store never committed to.
     fn load_meta(&self) -> Result<Option<(LogParams, u64)>>;
+    /// The source position last committed ([`CommitBatch::position`]), `None` if none ever was.
+    fn position(&self) -> Result<Option<u64>>;
     /// Writes `batch` atomically and durably.
     fn commit(&self, batch: &CommitBatch) -> Result<()>;
     /// Writes `batch` atomically; it is durable after the next successful [`Store::sync`]. A
@@ -499,6 +506,7 @@ struct MemInner {
     /// The run catalog by its keys.
     catalog: BTreeMap<Vec<u8>, Vec<u8>>,
     checkpoints: BTreeMap<u64, String>,
+    position: Option<u64>,
     /// The payload space (`crate::payload` lays out its keys).
     payloads: BTreeMap<Vec<u8>, Vec<u8>>,
 }
@@ -518,6 +526,10 @@ impl Store for MemStore {
     fn load_meta(&self) -> Result<Option<(LogParams, u64)>> {
         let g = self.lock();
         Ok(g.params.clone().map(|p| (p, g.size)))
+    }
+
+    fn position(&self) -> Result<Option<u64>> {
+        Ok(self.lock().position)
     }
 
     fn commit(&self, b: &CommitBatch) -> Result<()> {
@@ -541,6 +553,9 @@ impl Store for MemStore {
             };
         }
         g.size = b.tree_size;
+        if b.position.is_some() {
+            g.position = b.position;
+        }
         Ok(())
     }
 

@@ -342,6 +342,9 @@ impl RocksStore {
         // The catalog's changes, in order, in the same atomic batch as the entries they describe.
         put_catalog(&mut wb, self.cf(CF_CATALOG), &b.catalog);
         wb.put_cf(meta, b"size", be(b.tree_size));
+        if let Some(p) = b.position {
+            wb.put_cf(meta, b"position", be(p));
+        }
         wb
     }
 }
@@ -384,6 +387,15 @@ impl Store for RocksStore {
             None => 0,
         };
         Ok(Some((LogParams { hash, origin }, size)))
+    }
+
+    fn position(&self) -> Result<Option<u64>> {
+        match self.db.get_cf(self.cf(CF_META), b"position").map_err(rerr("reading meta"))? {
+            None => Ok(None),
+            Some(b) => Ok(Some(u64::from_be_bytes(
+                b.as_slice().try_into().map_err(|_| Error::Corrupt("bad source position".into()))?,
+            ))),
+        }
     }
 
     fn commit(&self, b: &CommitBatch) -> Result<()> {

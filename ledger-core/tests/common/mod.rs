@@ -164,6 +164,9 @@ impl Store for Faulty {
     fn load_meta(&self) -> Result<Option<(LogParams, u64)>> {
         self.inner.load_meta()
     }
+    fn position(&self) -> Result<Option<u64>> {
+        self.inner.position()
+    }
     fn commit(&self, b: &CommitBatch) -> Result<()> {
         self.write(b)?;
         self.sync()
@@ -282,6 +285,9 @@ pub struct Hiding {
 impl Store for Hiding {
     fn load_meta(&self) -> Result<Option<(LogParams, u64)>> {
         self.inner.load_meta()
+    }
+    fn position(&self) -> Result<Option<u64>> {
+        self.inner.position()
     }
     fn commit(&self, b: &CommitBatch) -> Result<()> {
         self.inner.commit(b)

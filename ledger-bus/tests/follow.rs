@@ -1,0 +1,172 @@
+//! Following the ingest stream of a real nats-server into logs: two followers with different
+//! commit groups, one of them stopped twice and resumed from its stored position, reach the same
+//! tree byte for byte and the same outcome for every message, refusals included.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use ledger_bus::{LogName, Outcome, Topology, follow, provision};
+use ledger_core::entry::Protocol;
+use ledger_core::{Entry, Event, Log, LogConfig, MemStore, NamedKey, RunId, Store};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const T0: i64 = 1_767_225_600_000_000_000;
+
+fn entry(run: &str, seq: u64, actor: &str, event: Event) -> Vec<u8> {
+    Entry {
+        ts: T0 + seq as i64,
+        run: RunId::new(run).unwrap(),
+        seq,
+        actor: actor.into(),
+        event,
+        grant: None,
+        payload: None,
+    }
+    .encode()
+}
+
+fn accepted(r: usize) -> Event {
+    Event::TaskAccepted {
+        protocol: Protocol::A2a,
+        skill: "summarize".into(),
+        caller: "alice@example.com".into(),
+        input_hash: [r as u8; 32],
+        context: None,
+        parent: None,
+    }
+}
+
+fn working(step: u64) -> Event {
+    Event::TaskStatus { state: "working".into(), message: Some(format!("step {step}")) }
+}
+
+/// The messages, as (subject's gateway, body): runs of gw-1 and gw-2 interleaved, with a body
+/// that is no batch, a seq gap, a conflict, an entry of gw-2 on gw-1's subject, and repeats.
+fn messages(key1: &NamedKey, key2: &NamedKey) -> Vec<(&'static str, Vec<u8>)> {
+    let id = |k: &NamedKey| {
+        entry(&format!("id/{}", k.name()), 0, k.name(), Event::IdentityRegistered { public_key: k.public_key() })
+    };
+    let batch = |entries: Vec<Vec<u8>>| ledger_core::bus::encode_batch(&entries);
+    let mut out = vec![("gw-1", batch(vec![id(key1)])), ("gw-2", batch(vec![id(key2)]))];
+    for r in 0..30 {
+        let (gw, name) = if r % 3 == 0 { ("gw-2", "gw-2") } else { ("gw-1", "gw-1") };
+        let run = format!("{gw}-run-{r}");
+        out.push((gw, batch(vec![entry(&run, 0, name, accepted(r)), entry(&run, 1, name, working(1))])));
+        match r % 6 {
+            1 => out.push((gw, batch(vec![entry(&run, 5, name, working(5))]))), // a gap
+            2 => out.push((gw, batch(vec![entry(&run, 1, name, working(9))]))), // a conflict
+            3 => out.push((gw, b"\x81\x41".to_vec())),                          // no batch
+            4 => out.push(("gw-1", batch(vec![entry("gw-2-run-x", 0, "gw-2", accepted(r))]))), // not its actor
+            5 => out.push((gw, batch(vec![entry(&run, 1, name, working(1))]))), // an idempotent repeat
+            _ => {}
+        }
+        out.push((gw, batch(vec![entry(&run, 2, name, working(2)), entry(&run, 3, name, working(3))])));
+    }
+    out
+}
+
+/// A follower of `log_name` into a log on `store`, until stopped.
+struct Following {
+    log: Arc<Log>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    outcomes: mpsc::UnboundedReceiver<Outcome>,
+}
+
+async fn start(js: &async_nats::jetstream::Context, name: &LogName, store: Arc<MemStore>, groups: usize) -> Following {
+    let cfg =
+        LogConfig { max_group_entries: groups, checkpoint_interval: Duration::from_secs(3600), ..LogConfig::default() };
+    let log = Arc::new(Log::open(store, NamedKey::from_seed("bus.example/log", [7; 32]).unwrap(), cfg).unwrap());
+    let (tx, outcomes) = mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let (js, name, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
+    let task = tokio::spawn(async move { follow(&js, &name, l, tx, s).await.unwrap() });
+    Following { log, stop, task, outcomes }
+}
+
+async fn caught_up(f: &Following, last: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while f.log.position() != Some(last) {
+        assert!(Instant::now() < deadline, "at {:?} of {last} after 30 s", f.log.position());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn stopped(mut f: Following) -> Vec<Outcome> {
+    f.stop.cancel();
+    f.task.await.unwrap();
+    let mut out = Vec::new();
+    while let Ok(o) = f.outcomes.try_recv() {
+        out.push(o);
+    }
+    f.log.close().unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_of_one_stream_reach_the_same_tree_whatever_their_groups_and_restarts() {
+    let nats = common::Nats::single();
+    let js = nats.jetstream().await;
+    let name = LogName::parse("main").unwrap();
+    provision(&js, std::slice::from_ref(&name), &Topology { replicas: 1, ..Topology::default() }).await.unwrap();
+    let (k1, k2) = (NamedKey::from_seed("gw-1", [1; 32]).unwrap(), NamedKey::from_seed("gw-2", [2; 32]).unwrap());
+    let all = messages(&k1, &k2);
+
+    let publish = |from: usize, to: usize| {
+        let (js, name, all) = (js.clone(), name.clone(), all.clone());
+        async move {
+            for (i, (gw, body)) in all.iter().enumerate().take(to).skip(from) {
+                let mut h = HeaderMap::new();
+                h.insert("Nats-Msg-Id", format!("{gw}/0/{i}").as_str());
+                js.publish_with_headers(name.ingest_subject(gw), h, body.clone().into()).await.unwrap().await.unwrap();
+            }
+        }
+    };
+    // The first third, and again (the same msg-ids: the stream drops the repeats).
+    let third = all.len() / 3;
+    publish(0, third).await;
+    publish(0, third).await;
+
+    let whole_store = Arc::new(MemStore::new());
+    let whole = start(&js, &name, whole_store, 8192).await;
+    let part_store = Arc::new(MemStore::new());
+    let part = start(&js, &name, part_store.clone(), 3).await;
+    caught_up(&part, third as u64).await;
+    let mut part_outcomes = stopped(part).await;
+
+    publish(third, 2 * third).await;
+    let part = start(&js, &name, part_store.clone(), 3).await;
+    caught_up(&part, 2 * third as u64).await;
+    part_outcomes.extend(stopped(part).await);
+
+    publish(2 * third, all.len()).await;
+    let part = start(&js, &name, part_store.clone(), 1).await;
+    let last = all.len() as u64;
+    caught_up(&part, last).await;
+    caught_up(&whole, last).await;
+    let (part_log, whole_log) = (part.log.clone(), whole.log.clone());
+    let size = whole_log.durable_size();
+    assert_eq!(part_log.durable_size(), size);
+    assert_eq!(part_log.root_at(size).unwrap(), whole_log.root_at(size).unwrap());
+    for i in 0..size {
+        assert_eq!(part_log.entry(i).unwrap(), whole_log.entry(i).unwrap(), "entry {i}");
+    }
+    part_outcomes.extend(stopped(part).await);
+    let whole_outcomes = stopped(whole).await;
+    assert_eq!(part_outcomes, whole_outcomes, "every message answered alike");
+    assert_eq!(whole_outcomes.len(), all.len(), "one outcome per message; the repeated publishes were dropped");
+    assert_eq!(part_store.position().unwrap(), Some(last));
+
+    let refused: Vec<&str> =
+        whole_outcomes.iter().filter_map(|o| o.result.as_ref().err().map(String::as_str)).collect();
+    let count = |needle: &str| refused.iter().filter(|r| r.contains(needle)).count();
+    assert_eq!(count(", expected "), 5, "{refused:#?}");
+    assert_eq!(count("batch body at byte"), 5, "{refused:#?}");
+    assert_eq!(count("a gateway writes only as itself"), 5, "{refused:#?}");
+    assert_eq!(count("with different bytes"), 5, "{refused:#?}");
+    assert_eq!(refused.len(), 20, "{refused:#?}");
+}
