@@ -63,6 +63,15 @@ pub fn checkpoint_parse(data: &[u8]) {
     let _ = Checkpoint::open(text, &key);
 }
 
+/// Bus batch bodies: an accepted body re-encodes to exactly its bytes (one encoding per batch),
+/// and its entries are slices of it.
+pub fn bus_batch(data: &[u8]) {
+    let body = bytes::Bytes::copy_from_slice(data);
+    let Ok(entries) = ledger_core::bus::decode_batch(&body) else { return };
+    assert!(!entries.is_empty() && entries.len() <= ledger_core::bus::MAX_BATCH_ENTRIES);
+    assert_eq!(ledger_core::bus::encode_batch(&entries), data, "an accepted batch must re-encode to itself");
+}
+
 /// Receipts: parsing round-trips (and `to_json` writes what serde writes); verification never
 /// panics and only accepts what verifies.
 pub fn receipt_verify(data: &[u8]) {

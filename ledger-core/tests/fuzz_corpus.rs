@@ -120,3 +120,13 @@ fn cosignature_line_corpus() {
     }
     assert_eq!(accepted, 2, "the seeds hold two valid lines");
 }
+
+#[test]
+fn bus_batch_corpus() {
+    let mut accepted = 0;
+    for (_, data) in corpus("bus_batch") {
+        checks::bus_batch(&data);
+        accepted += usize::from(ledger_core::bus::decode_batch(&bytes::Bytes::from(data)).is_ok());
+    }
+    assert!(accepted >= 2, "the seeds hold valid batches");
+}
