@@ -207,6 +207,28 @@ async fn an_mcp_upstreams_answers_reach_mcp_callers_as_given_and_are_recorded() 
     assert_eq!(body["error"]["code"], -32021, "{body}");
     assert_eq!(body["error"]["data"]["requiredCapabilities"], json!({ "sampling": {} }), "{body}");
 
+    // The caller's declarations reach the upstream: a caller that declares `sampling` passes the
+    // upstream's capability check, as it would calling the upstream directly.
+    let declared = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "ref.test_missing_capability", "arguments": {}, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": { "sampling": {} } } } });
+    let r = gw
+        .post("/mcp")
+        .header("accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "ref.test_missing_capability")
+        .json(&declared)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["result"]["content"][0]["text"], "Client declared sampling capability; proceeding.", "{body}");
+    let v = gw.verified_receipt(body["result"]["_meta"]["a2a-ledger/run"].as_str().unwrap()).await;
+    assert_eq!(v.status, RunStatus::Completed);
+
     // A2A and /invoke callers keep their shapes: artifacts, and a failure with the error text.
     let (status, r) = gw.invoke("ref.test_image_content", json!({})).await;
     assert_eq!(status, 200, "{r}");

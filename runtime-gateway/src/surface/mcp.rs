@@ -35,7 +35,7 @@ use crate::base::auth::Caller;
 use crate::engine::buffer::{follow, state_name};
 use crate::engine::manifest::{SkillSpec, UpstreamSpec};
 use crate::engine::tasks::{NewTask, TaskError};
-use crate::engine::upstream::{McpAnswer, message_text};
+use crate::engine::upstream::{McpAnswer, McpCaller, message_text};
 use crate::surface::a2a::data_message;
 use crate::surface::state::Gateway;
 
@@ -183,6 +183,17 @@ fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
     ctx.extensions.get::<http::request::Parts>()?.extensions.get::<Caller>().cloned()
 }
 
+/// What the caller declared for this request: its capabilities (2026-07-28: the request's
+/// `_meta`; a 2025-11-25 session: its `initialize`), log level and protocol version, which an
+/// `mcp` upstream is told in turn.
+fn mcp_caller(ctx: &RequestContext<RoleServer>) -> McpCaller {
+    McpCaller {
+        capabilities: ctx.client_capabilities().unwrap_or_default(),
+        log_level: ctx.meta.0.get("io.modelcontextprotocol/logLevel").and_then(Value::as_str).map(String::from),
+        protocol: ctx.protocol_version().map(|v| v.to_string()),
+    }
+}
+
 fn result_meta(gw: &Gateway, run: &str) -> MetaObject {
     let mut meta = MetaObject::new();
     meta.0.insert("a2a-ledger/run".into(), json!(run));
@@ -237,6 +248,7 @@ impl ServerHandler for McpGateway {
                 message: data_message(&args),
                 context_id: None,
                 parent: caller.parent.clone(),
+                mcp_caller: Some(mcp_caller(&ctx)),
             })
             .await;
         let handle = match created {

@@ -561,6 +561,7 @@ mod tests {
             cancel,
             grant: None,
             traceparent: None,
+            mcp_caller: None,
         };
         (call, rx)
     }

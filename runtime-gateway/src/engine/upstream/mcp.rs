@@ -380,6 +380,7 @@ impl Inner {
             meta.insert("a2a-ledger/workspace".into(), json!(g.workspace));
             meta.insert("a2a-ledger/scope".into(), json!(g.scope));
         }
+        caller_meta(&mut meta, call.mcp_caller.as_ref());
         let request = ClientRequest::CallToolRequest(Request::new(
             CallToolRequestParams::new(tool.clone()).with_arguments(arguments),
         ));
@@ -480,6 +481,21 @@ impl Inner {
             None => None,
         };
         Outcome::Completed { result, message: (!text.is_empty()).then_some(text), mcp: Some(answer) }
+    }
+}
+
+/// The caller's declarations in a request's `_meta` (2026-07-28, SEP-2575): rmcp writes the
+/// connection's own `clientCapabilities` first and extends with these, so the caller's win and
+/// the upstream checks the capabilities of whoever called (an A2A or REST caller declares
+/// none). Its log level goes along only when it asked for one.
+fn caller_meta(meta: &mut JsonObject, caller: Option<&super::McpCaller>) {
+    let capabilities = caller.map(|c| c.capabilities.clone()).unwrap_or_default();
+    meta.insert(
+        "io.modelcontextprotocol/clientCapabilities".into(),
+        serde_json::to_value(capabilities).unwrap_or_else(|_| json!({})),
+    );
+    if let Some(level) = caller.and_then(|c| c.log_level.as_ref()) {
+        meta.insert("io.modelcontextprotocol/logLevel".into(), json!(level));
     }
 }
 
@@ -614,6 +630,25 @@ mod tests {
             p.deliver(note(100 + i as i64, 0.0));
         }
         assert_eq!(p.routes().early.len(), EARLY_MAX, "the early buffer is bounded");
+    }
+
+    #[test]
+    fn the_callers_declarations_go_in_the_requests_meta() {
+        let mut meta = JsonObject::new();
+        caller_meta(&mut meta, None);
+        assert_eq!(Value::Object(meta), json!({ "io.modelcontextprotocol/clientCapabilities": {} }));
+        let caller = super::super::McpCaller {
+            capabilities: serde_json::from_value(json!({ "sampling": {}, "elicitation": { "form": {} } })).unwrap(),
+            log_level: Some("debug".into()),
+            protocol: Some("2026-07-28".into()),
+        };
+        let mut meta = JsonObject::new();
+        caller_meta(&mut meta, Some(&caller));
+        assert_eq!(
+            Value::Object(meta),
+            json!({ "io.modelcontextprotocol/clientCapabilities": { "sampling": {}, "elicitation": { "form": {} } },
+                    "io.modelcontextprotocol/logLevel": "debug" })
+        );
     }
 
     #[test]
