@@ -37,8 +37,11 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::{Call, McpAnswer, Outcome, Update, Upstream};
+
+mod rounds;
 use crate::base::BoxFuture;
 use crate::engine::manifest::SkillSpec;
+pub use rounds::responses;
 
 /// Routes progress notifications to the call whose token they carry. rmcp picks a request's
 /// progress token when the request is sent, so a call can only subscribe after that; a quick
@@ -122,6 +125,9 @@ impl ClientHandler for Client {
 }
 
 type Connection = RunningService<RoleClient, Client>;
+
+/// A server's answer to one request: its result or JSON-RPC error, or the connection closed first.
+type Answer = Result<Result<ServerResult, ServiceError>, tokio::sync::oneshot::error::RecvError>;
 
 /// An upstream MCP server.
 #[derive(Clone)]
@@ -364,10 +370,6 @@ impl Inner {
                 }
             ));
         };
-        let conn = match self.connection().await {
-            Ok(c) => c,
-            Err(e) => return Outcome::Failed(e),
-        };
         let tool = self.tool_name(&call.skill).to_string();
         let mut meta = JsonObject::new();
         meta.insert("a2a-ledger/run".into(), json!(call.run));
@@ -381,24 +383,70 @@ impl Inner {
             meta.insert("a2a-ledger/scope".into(), json!(g.scope));
         }
         caller_meta(&mut meta, call.mcp_caller.as_ref());
-        let request = ClientRequest::CallToolRequest(Request::new(
-            CallToolRequestParams::new(tool.clone()).with_arguments(arguments),
-        ));
-        let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta)));
+        let mut params = CallToolRequestParams::new(tool.clone()).with_arguments(arguments);
+        let mut round = 0;
+        loop {
+            // The connection of each round: a round may wait for a person long enough for the
+            // first to close, and a 2026-07-28 round carries all its state in the request.
+            let conn = match self.connection().await {
+                Ok(c) => c,
+                Err(e) => return Outcome::Failed(e),
+            };
+            let answer = match self.exchange(&conn, call, &tool, params.clone(), &meta).await {
+                Ok(a) => a,
+                Err(ended) => return ended,
+            };
+            // An input_required round (SEP-2322): the run asks its caller, and the answer goes
+            // back with the server's requestState echoed as it gave it (opaque: never read).
+            // A round that asks nothing (only a state) is retried at once.
+            let Ok(Ok(ServerResult::InputRequiredResult(r))) = answer else {
+                return self.ended(call, &conn, &tool, answer).await;
+            };
+            round += 1;
+            if round > rounds::MAX_ROUNDS {
+                return Outcome::Failed(format!(
+                    "tool {tool:?} asked for input more than {} times",
+                    rounds::MAX_ROUNDS
+                ));
+            }
+            params.input_responses = None;
+            if r.input_requests.as_ref().is_some_and(|q| !q.is_empty()) {
+                match rounds::ask(call, &r).await {
+                    Ok(given) => params.input_responses = Some(given),
+                    // Canceled while waiting: nothing is in flight upstream.
+                    Err(ended) => return ended,
+                }
+            }
+            params.request_state = r.request_state;
+        }
+    }
+
+    /// Sends one `tools/call` and waits for its answer, relaying progress; `Err` is how the call
+    /// ended meanwhile (canceled, timed out, not sent).
+    async fn exchange(
+        &self,
+        conn: &Arc<Connection>,
+        call: &mut Call,
+        tool: &str,
+        params: CallToolRequestParams,
+        meta: &JsonObject,
+    ) -> Result<Answer, Outcome> {
+        let request = ClientRequest::CallToolRequest(Request::new(params));
+        let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta.clone())));
         let mut handle = match conn.send_request_with_option(request, options).await {
             Ok(h) => h,
             Err(e) => {
-                self.drop_connection(&conn).await;
-                return Outcome::Failed(format!("calling tool {tool:?} on {}: {e}", self.url));
+                self.drop_connection(conn).await;
+                return Err(Outcome::Failed(format!("calling tool {tool:?} on {}: {e}", self.url)));
             }
         };
         let mut progress = conn.service().progress.subscribe(handle.progress_token.clone());
         let mut cancel = call.cancel.clone();
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
-        let answer = loop {
+        loop {
             tokio::select! {
-                r = &mut handle.rx => break r,
+                r = &mut handle.rx => return Ok(r),
                 Some(p) = progress.rx.recv() => {
                     let pct = match p.total {
                         Some(t) if t > 0.0 => (p.progress / t * 100.0).clamp(0.0, 100.0) as u8,
@@ -409,20 +457,24 @@ impl Inner {
                         None => format!("{}", p.progress),
                     });
                     let raw = Some((p.progress, p.total));
-                    call.send(Update::Progress { stage: tool.clone(), pct, message, raw }).await;
+                    call.send(Update::Progress { stage: tool.to_string(), pct, message, raw }).await;
                 }
                 _ = super::canceled(&mut cancel) => {
-                    self.send_cancel(&conn, handle, "canceled by the caller").await;
-                    return Outcome::Canceled;
+                    self.send_cancel(conn, handle, "canceled by the caller").await;
+                    return Err(Outcome::Canceled);
                 }
                 _ = &mut deadline => {
-                    self.send_cancel(&conn, handle, "timed out at the gateway").await;
-                    return Outcome::Failed(format!("tool {tool:?} gave no answer in {} s", self.timeout.as_secs()));
+                    self.send_cancel(conn, handle, "timed out at the gateway").await;
+                    return Err(Outcome::Failed(format!("tool {tool:?} gave no answer in {} s", self.timeout.as_secs())));
                 }
             }
-        };
+        }
+    }
+
+    /// How a call ends with the server's last answer.
+    async fn ended(&self, call: &Call, conn: &Arc<Connection>, tool: &str, answer: Answer) -> Outcome {
         match answer {
-            Ok(Ok(ServerResult::CallToolResult(r))) => self.outcome(call, &tool, r).await,
+            Ok(Ok(ServerResult::CallToolResult(r))) => self.outcome(call, tool, r).await,
             Ok(Ok(other)) => Outcome::Failed(format!(
                 "tool {tool:?} answered with a result the gateway cannot relay: {}",
                 serde_json::to_string(&other).unwrap_or_default().chars().take(200).collect::<String>()
@@ -435,7 +487,7 @@ impl Inner {
             },
             Ok(Err(e)) => Outcome::Failed(format!("tool {tool:?}: {e}")),
             Err(_) => {
-                self.drop_connection(&conn).await;
+                self.drop_connection(conn).await;
                 Outcome::Failed(format!(
                     "the connection to {} closed during the call of {tool:?}{}",
                     self.url,

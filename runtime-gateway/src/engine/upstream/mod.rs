@@ -38,7 +38,15 @@ pub enum Update {
         raw: Option<(f64, Option<f64>)>,
     },
     /// The agent needs more input; the next follow-up message answers it.
-    InputRequired(String),
+    InputRequired {
+        /// What it asks, in words.
+        prompt: String,
+        /// What it asks as MCP requests, when it is an MCP server's (SEP-2322):
+        /// `{"inputRequests": {key: {"method", "params"}}}` with its `requestState` when it gave
+        /// one. Kept as the `input_required` entry's payload; the status message carries the
+        /// requests as a DataPart `{"mcp": {"inputRequests": …}}` for the caller to answer.
+        requests: Option<Value>,
+    },
     /// The agent needs further authorisation.
     AuthRequired(String),
     /// An artifact (whole, or a chunk when `append` is set).
