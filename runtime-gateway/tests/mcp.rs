@@ -320,45 +320,47 @@ async fn an_upstreams_input_rounds_are_answered_over_mcp_and_a2a_and_recorded() 
         let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         let runs = &summary["runs"];
 
-        // One elicitation, answered over MCP: one input_required/working pair, the request as the
-        // upstream asked it and the caller's answer each kept under the hash its entry names.
-        let v = gw.verified_receipt(runs["elicitation"].as_str().unwrap()).await;
-        assert_run(
-            &v,
-            RunStatus::Completed,
-            &["task.accepted", "task.status", "task.status", "task.status", "task.completed", "receipt.sealed"],
-        );
-        assert_eq!(v.entries()[0].1.event.attrs_json()["protocol"], "mcp");
-        let rounds = round_entries(&gw, &v).await;
-        assert_eq!(rounds.len(), 1, "{mode}");
-        let (asked, answer) = &rounds[0];
-        assert_eq!(asked["inputRequests"]["user_name"]["method"], "elicitation/create", "{mode}: {asked}");
-        assert_eq!(asked["inputRequests"]["user_name"]["params"]["message"], "What is your name?");
-        assert_eq!(v.entries()[2].1.event.attrs_json()["message"], "What is your name?");
-        let given = responses_in(answer);
-        assert_eq!(given["user_name"]["action"], "accept", "{mode}: {answer}");
-        assert_eq!(given["user_name"]["content"]["name"], "Ada");
-        let outcome = payload_json(&gw, &v.entries()[4].1).await;
-        assert_eq!(outcome["mcp"]["result"]["content"][0]["text"], "Hello, Ada!");
+        if mode != "legacy" {
+            // One elicitation, answered over MCP: one input_required/working pair, the request as the
+            // upstream asked it and the caller's answer each kept under the hash its entry names.
+            let v = gw.verified_receipt(runs["elicitation"].as_str().unwrap()).await;
+            assert_run(
+                &v,
+                RunStatus::Completed,
+                &["task.accepted", "task.status", "task.status", "task.status", "task.completed", "receipt.sealed"],
+            );
+            assert_eq!(v.entries()[0].1.event.attrs_json()["protocol"], "mcp");
+            let rounds = round_entries(&gw, &v).await;
+            assert_eq!(rounds.len(), 1, "{mode}");
+            let (asked, answer) = &rounds[0];
+            assert_eq!(asked["inputRequests"]["user_name"]["method"], "elicitation/create", "{mode}: {asked}");
+            assert_eq!(asked["inputRequests"]["user_name"]["params"]["message"], "What is your name?");
+            assert_eq!(v.entries()[2].1.event.attrs_json()["message"], "What is your name?");
+            let given = responses_in(answer);
+            assert_eq!(given["user_name"]["action"], "accept", "{mode}: {answer}");
+            assert_eq!(given["user_name"]["content"]["name"], "Ada");
+            let outcome = payload_json(&gw, &v.entries()[4].1).await;
+            assert_eq!(outcome["mcp"]["result"]["content"][0]["text"], "Hello, Ada!");
 
-        // Two rounds of one tool: two pairs in one run, sealed once; the upstream's own state rode
-        // along in the first round's payload.
-        let v = gw.verified_receipt(runs["multi_round"].as_str().unwrap()).await;
-        assert_eq!(kinds(&v).iter().filter(|k| *k == "receipt.sealed").count(), 1);
-        let rounds = round_entries(&gw, &v).await;
-        assert_eq!(rounds.len(), 2, "{mode}");
-        assert!(rounds[0].0["requestState"].as_str().is_some_and(|s| !s.is_empty()), "{}", rounds[0].0);
-        assert!(rounds[1].0["inputRequests"].get("step2").is_some(), "{}", rounds[1].0);
-        assert_eq!(responses_in(&rounds[1].1)["step2"]["content"]["color"], "teal");
-        assert_eq!(v.status, RunStatus::Completed);
+            // Two rounds of one tool: two pairs in one run, sealed once; the upstream's own state rode
+            // along in the first round's payload.
+            let v = gw.verified_receipt(runs["multi_round"].as_str().unwrap()).await;
+            assert_eq!(kinds(&v).iter().filter(|k| *k == "receipt.sealed").count(), 1);
+            let rounds = round_entries(&gw, &v).await;
+            assert_eq!(rounds.len(), 2, "{mode}");
+            assert!(rounds[0].0["requestState"].as_str().is_some_and(|s| !s.is_empty()), "{}", rounds[0].0);
+            assert!(rounds[1].0["inputRequests"].get("step2").is_some(), "{}", rounds[1].0);
+            assert_eq!(responses_in(&rounds[1].1)["step2"]["content"]["color"], "teal");
+            assert_eq!(v.status, RunStatus::Completed);
 
-        // Elicitation, sampling and roots in one round: one pair, all three answered.
-        let v = gw.verified_receipt(runs["multiple_inputs"].as_str().unwrap()).await;
-        let rounds = round_entries(&gw, &v).await;
-        assert_eq!(rounds.len(), 1);
-        let given = responses_in(&rounds[0].1);
-        assert_eq!(given["greeting"]["content"]["text"], "Paris", "{given}");
-        assert_eq!(given["client_roots"]["roots"][0]["uri"], "file:///work", "{given}");
+            // Elicitation, sampling and roots in one round: one pair, all three answered.
+            let v = gw.verified_receipt(runs["multiple_inputs"].as_str().unwrap()).await;
+            let rounds = round_entries(&gw, &v).await;
+            assert_eq!(rounds.len(), 1);
+            let given = responses_in(&rounds[0].1);
+            assert_eq!(given["greeting"]["content"]["text"], "Paris", "{given}");
+            assert_eq!(given["client_roots"]["roots"][0]["uri"], "file:///work", "{given}");
+        }
 
         // An upstream asking in words: its prompt became one elicitation; the answer's text is
         // what it read. The input_required entry names no payload (nothing structured was asked).
@@ -372,12 +374,34 @@ async fn an_upstreams_input_rounds_are_answered_over_mcp_and_a2a_and_recorded() 
         assert_eq!(outcome["result"]["greeting"], "Hello, Ada!", "{outcome}");
 
         if mode == "legacy" {
-            // A caller that cannot be asked got -32021; the run still waits, for another answer.
-            let run = runs["lacking"].as_str().unwrap();
-            let r = gw.rpc("GetTask", json!({ "id": run })).await;
-            assert_eq!(r["result"]["status"]["state"], "TASK_STATE_INPUT_REQUIRED", "{r}");
-            let r = gw.rpc("CancelTask", json!({ "id": run })).await;
-            assert_eq!(r["result"]["status"]["state"], "TASK_STATE_CANCELED", "{r}");
+            // A 2025-11-25 server asking back on the call's stream (sampling, elicitation): one
+            // round each, the request as it asked it, keyed by its JSON-RPC id.
+            for (name, method, answered) in [
+                ("back_sampling", "sampling/createMessage", "LLM response: Paris"),
+                (
+                    "back_elicitation",
+                    "elicitation/create",
+                    "User response: action=accept, content={\"response\":\"yes\"}",
+                ),
+            ] {
+                let v = gw.verified_receipt(runs[name].as_str().unwrap()).await;
+                assert_eq!(v.status, RunStatus::Completed, "{name}");
+                let rounds = round_entries(&gw, &v).await;
+                assert_eq!(rounds.len(), 1, "{name}");
+                let asked = rounds[0].0["inputRequests"].as_object().unwrap();
+                assert_eq!(asked.len(), 1, "{name}: {asked:?}");
+                let (key, request) = asked.iter().next().unwrap();
+                assert_eq!(request["method"], method, "{name}");
+                assert!(responses_in(&rounds[0].1).get(key).is_some(), "{name}: answered under the same key");
+                let entries = v.entries();
+                let outcome = payload_json(&gw, &entries[entries.len() - 2].1).await;
+                assert_eq!(outcome["mcp"]["result"]["content"][0]["text"], answered, "{name}");
+            }
+
+            // A caller that declared no elicitation was not asked: the server said it could not.
+            let v = gw.verified_receipt(runs["lacking"].as_str().unwrap()).await;
+            assert_eq!(v.status, RunStatus::Completed);
+            assert!(round_entries(&gw, &v).await.is_empty(), "no round");
             continue;
         }
 

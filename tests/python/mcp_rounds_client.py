@@ -9,11 +9,14 @@ PREFIX is the manifest's prefix of the conformance reference server (mcp_referen
 behind the gateway; ASK_SKILL, when given, is a skill of an upstream that asks in words (the demo
 agent's `ask`), which a 2026-07-28 caller answers as one elicitation.
 
+Over 2025-11-25 also calls tools whose server asks back on the call's stream (sampling,
+elicitation), through the session the gateway opens for this caller at the server.
+
 Calls, answering each request as a person would (name "Ada", colour "teal", sampling "Paris",
 one root), and checks the tool's answers; then, over 2026-07-28 only, starts one more round
 without answering it, has a tampered requestState refused (-32602), and leaves that run waiting
-for the caller to answer over A2A. Without an elicitation capability, a 2025 caller is refused
-with -32021. Prints as its last line JSON: {"runs": {name: run}, "waiting": run, "asked": [...]}.
+for the caller to answer over A2A. A 2025 caller without an elicitation capability is not asked:
+the server, seeing the caller's capabilities, answers that it cannot ask. Prints as its last line JSON: {"runs": {name: run}, "waiting": run, "asked": [...]}.
 Exit 0 when every check passed.
 """
 
@@ -73,22 +76,36 @@ async def main(url: str, token: str, mode: str, prefix: str, ask_skill: str | No
     client = Client(streamable_http_client(url, http_client=http), mode=mode, elicitation_callback=person.elicitation,
                     sampling_callback=person.sampling, list_roots_callback=person.roots)
     async with http, client:
-        r = await client.call_tool(prefix + "test_input_required_result_elicitation", {})
-        check(text(r) == "Hello, Ada!", f"{mode}: an elicitation answered through the gateway: {text(r)}")
-        runs["elicitation"] = run_of(r)
+        if mode != "legacy":
+            # 2026-07-28 servers ask through InputRequiredResult; a 2025-11-25 caller's calls go
+            # to a 2025-11-25 session of the server, where these tools are not offered as such.
+            r = await client.call_tool(prefix + "test_input_required_result_elicitation", {})
+            check(text(r) == "Hello, Ada!", f"{mode}: an elicitation answered through the gateway: {text(r)}")
+            runs["elicitation"] = run_of(r)
 
-        r = await client.call_tool(prefix + "test_input_required_result_multi_round", {})
-        check(text(r) == "Ada likes teal.", f"{mode}: two rounds in one run: {text(r)}")
-        runs["multi_round"] = run_of(r)
+            r = await client.call_tool(prefix + "test_input_required_result_multi_round", {})
+            check(text(r) == "Ada likes teal.", f"{mode}: two rounds in one run: {text(r)}")
+            runs["multi_round"] = run_of(r)
 
-        r = await client.call_tool(prefix + "test_input_required_result_multiple_inputs", {})
-        check(text(r) == "All inputs received.", f"{mode}: elicitation, sampling and roots at once: {text(r)}")
-        runs["multiple_inputs"] = run_of(r)
+            r = await client.call_tool(prefix + "test_input_required_result_multiple_inputs", {})
+            check(text(r) == "All inputs received.", f"{mode}: elicitation, sampling and roots at once: {text(r)}")
+            runs["multiple_inputs"] = run_of(r)
 
         if ask_skill:
             r = await client.call_tool(ask_skill, {})
             check("Ada" in text(r), f"{mode}: an upstream asking in words, answered as an elicitation: {text(r)}")
             runs["in_words"] = run_of(r)
+
+        if mode == "legacy":
+            # A server that asks back on the call's stream (its own 2025-11-25 session for this
+            # caller's session, declaring the caller's capabilities): each request is a round.
+            r = await client.call_tool(prefix + "test_sampling", {"prompt": "Capital of France?"})
+            check(text(r) == "LLM response: Paris", f"sampling asked back and answered: {text(r)}")
+            runs["back_sampling"] = run_of(r)
+            r = await client.call_tool(prefix + "test_elicitation", {"message": "Who are you?"})
+            check(text(r) == 'User response: action=accept, content={"response":"yes"}',
+                  f"elicitation asked back and answered: {text(r)}")
+            runs["back_elicitation"] = run_of(r)
 
         if mode != "legacy":
             # The round by hand: the gateway's sealed state, tampered, is refused; the run waits on.
@@ -115,17 +132,14 @@ async def main(url: str, token: str, mode: str, prefix: str, ask_skill: str | No
                   "a retry without answers is asked again")
 
     if mode == "legacy":
-        # A caller that cannot be asked: the gateway says which capability is lacking.
+        # A caller that declared no elicitation: its session at the server declares none either,
+        # so the server's tool finds it cannot ask, as it would if called directly.
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
         async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as bare:
-            try:
-                await bare.call_tool(prefix + "test_input_required_result_elicitation", {})
-                check(False, "a caller without elicitation is refused")
-            except MCPError as e:
-                data = e.data if isinstance(e.data, dict) else {}
-                check(e.code == -32021 and data.get("requiredCapabilities") == {"elicitation": {}},
-                      f"-32021 naming the lacking capability: {e.code} {e.data}")
-                runs["lacking"] = data.get("a2a-ledger/run")
+            r = await bare.call_tool(prefix + "test_elicitation", {"message": "Who are you?"})
+            check(text(r).startswith("Elicitation not supported or error"),
+                  f"the server saw the caller's capabilities: {text(r)}")
+            runs["lacking"] = run_of(r)
 
     print(json.dumps({"runs": runs, "waiting": waiting, "asked": person.asked}))
     return 1 if FAILS else 0

@@ -195,12 +195,19 @@ fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
 
 /// What the caller declared for this request: its capabilities (2026-07-28: the request's
 /// `_meta`; a 2025-11-25 session: its `initialize`), log level and protocol version, which an
-/// `mcp` upstream is told in turn.
-fn mcp_caller(ctx: &RequestContext<RoleServer>) -> McpCaller {
+/// `mcp` upstream is told in turn; and for a 2025-11-25 session, a key of it (the caller's name
+/// and its `Mcp-Session-Id`), which the upstream mirrors with a session of its own.
+fn mcp_caller(ctx: &RequestContext<RoleServer>, caller: &str) -> McpCaller {
     McpCaller {
         capabilities: ctx.client_capabilities().unwrap_or_default(),
         log_level: ctx.meta.0.get("io.modelcontextprotocol/logLevel").and_then(Value::as_str).map(String::from),
         protocol: ctx.protocol_version().map(|v| v.to_string()),
+        session: ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(|session| format!("{caller}\n{session}")),
     }
 }
 
@@ -261,7 +268,7 @@ impl ServerHandler for McpGateway {
                 message: data_message(&args),
                 context_id: None,
                 parent: caller.parent.clone(),
-                mcp_caller: Some(mcp_caller(&ctx)),
+                mcp_caller: Some(mcp_caller(&ctx, &caller.name)),
             })
             .await;
         let handle = match created {

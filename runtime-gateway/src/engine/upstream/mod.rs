@@ -205,6 +205,9 @@ pub struct McpCaller {
     pub log_level: Option<String>,
     /// The protocol version it speaks (`2025-11-25`, `2026-07-28`), when known.
     pub protocol: Option<String>,
+    /// A key of its 2025-11-25 session (its name and `Mcp-Session-Id`): an `mcp` upstream
+    /// gives the session one of its own, so the server's requests back reach this caller.
+    pub session: Option<String>,
 }
 
 /// What an agent needs to reach its run's workspace.

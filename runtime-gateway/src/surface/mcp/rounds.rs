@@ -160,20 +160,11 @@ pub fn answer_message(responses: &InputResponses, in_words: bool) -> Message {
     Message::new(Role::User, parts)
 }
 
-/// The capability a request needs of the caller, by name.
-fn needs(request: &InputRequest) -> (&'static str, fn(&ClientCapabilities) -> bool) {
-    match request {
-        InputRequest::CreateMessage(_) => ("sampling", |c| c.sampling.is_some()),
-        InputRequest::ListRoots(_) => ("roots", |c| c.roots.is_some()),
-        _ => ("elicitation", |c| c.elicitation.is_some()),
-    }
-}
-
 /// The capabilities `requests` need that `caller` did not declare (`None`: all declared).
 pub fn missing(requests: &InputRequests, caller: &ClientCapabilities) -> Option<Value> {
     let mut lacking = serde_json::Map::new();
     for r in requests.values() {
-        let (name, has) = needs(r);
+        let (name, has) = crate::engine::upstream::mcp::needs(r);
         if !has(caller) {
             lacking.insert(name.to_string(), json!({}));
         }
