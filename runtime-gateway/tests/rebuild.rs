@@ -70,6 +70,7 @@ async fn run(e: &Arc<Engine>, skill: &str, input: Value, protocol: Protocol) -> 
             message,
             context_id: Some("ctx-1".into()),
             parent: None,
+            mcp_caller: None,
         })
         .await
         .unwrap();

@@ -237,7 +237,15 @@ pub fn rebuild(
                         let text = full.map(|m| crate::engine::upstream::message_text(&m)).or_else(|| message.clone());
                         match state.as_str() {
                             "working" => Some(Update::Working(text)),
-                            "input_required" => Some(Update::InputRequired(text.unwrap_or_default())),
+                            "input_required" => {
+                                // An MCP server's requests, kept as the payload, are offered again.
+                                let requests = e
+                                    .payload
+                                    .and_then(|p| present(payloads, &p))
+                                    .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                                    .filter(|v| v.get("inputRequests").is_some());
+                                Some(Update::InputRequired { prompt: text.unwrap_or_default(), requests })
+                            }
                             "auth_required" => Some(Update::AuthRequired(text.unwrap_or_default())),
                             other => {
                                 apply(&mut out, status_event(ids, state_of(other), text, now));
@@ -425,6 +433,34 @@ mod tests {
         let r = rebuild("t-1", &entries, &payloads, "u").unwrap();
         assert_eq!(r.mcp, Some(McpAnswer::Error { code: -32021, message: "m".into(), data: None }));
         assert_eq!(r.error.as_deref(), Some("-32021: m"));
+    }
+
+    #[test]
+    fn an_mcp_servers_requests_are_offered_again_from_their_payload() {
+        let input = br#"{}"#;
+        let ih = *blake3::hash(input).as_bytes();
+        let asked = br#"{"inputRequests":{"q":{"method":"roots/list"}},"requestState":"s"}"#;
+        let ah = *blake3::hash(asked).as_bytes();
+        let waiting = Event::TaskStatus { state: "input_required".into(), message: Some("roots?".into()) };
+        let entries = vec![entry(0, accepted(ih), None), entry(1, waiting, Some(ah))];
+        let mut payloads = HashMap::from([
+            (ih, Payload::Present(bytes::Bytes::from_static(input))),
+            (ah, Payload::Present(bytes::Bytes::from_static(asked))),
+        ]);
+        let r = rebuild("t-1", &entries, &payloads, "u").unwrap();
+        assert_eq!(r.task.status.state, TaskState::InputRequired);
+        let m = r.task.status.message.unwrap();
+        assert_eq!(crate::engine::upstream::message_text(&m), "roots?");
+        assert_eq!(
+            m.parts[1].content,
+            a2a::PartContent::Data(json!({ "mcp": { "inputRequests": { "q": { "method": "roots/list" } } } })),
+            "the requests as the live task offered them, without the upstream's state"
+        );
+        // Erased: the words stay, nothing structured is invented.
+        payloads.insert(ah, Payload::Erased { index: 9 });
+        let m = rebuild("t-1", &entries, &payloads, "u").unwrap().task.status.message.unwrap();
+        assert_eq!(m.parts.len(), 1);
+        assert_eq!(crate::engine::upstream::message_text(&m), "roots?");
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub struct NewTask {
     pub context_id: Option<String>,
     /// The run this one is started for (SPEC 1.1 `parent`), already checked by the surface.
     pub parent: Option<String>,
+    /// An MCP caller's declarations, passed on to the call (`None` on other surfaces).
+    pub mcp_caller: Option<upstream::McpCaller>,
 }
 
 /// What [`Engine::recover`] did with the runs left in flight.
@@ -196,6 +198,7 @@ struct CallInput {
     input: Value,
     message: Message,
     grant: Option<CallGrant>,
+    mcp_caller: Option<upstream::McpCaller>,
 }
 
 /// How a driver's upstream call starts.
@@ -687,7 +690,7 @@ impl Engine {
         self.counters.running.send_modify(|n| *n += 1);
         // The skill input matters to upstreams that take JSON; a resumed call (an `a2a`
         // upstream) follows the upstream task and sends no input.
-        let input = CallInput { skill, input: Value::Null, message, grant: None };
+        let input = CallInput { skill, input: Value::Null, message, grant: None, mcp_caller: None };
         self.launch(handle, rec, control_rx, agent, input, Start::Resume(from), recorded);
     }
 
@@ -835,7 +838,13 @@ impl Engine {
             workspace: format!("{}/workspace/{}", self.public_url, id),
             scope: format!("{}/scope/{}", self.public_url, id),
         };
-        let input = CallInput { skill: req.skill, input: req.input, message, grant: Some(call_grant) };
+        let input = CallInput {
+            skill: req.skill,
+            input: req.input,
+            message,
+            grant: Some(call_grant),
+            mcp_caller: req.mcp_caller,
+        };
         self.launch(handle.clone(), rec, control_rx, route.agent, input, Start::Run, Vec::new());
         Ok(handle)
     }
@@ -943,6 +952,7 @@ impl Engine {
             cancel: h.lock().cancel.subscribe(),
             grant: input.grant,
             traceparent: call_span.traceparent(),
+            mcp_caller: input.mcp_caller,
         };
         let upstream = &self.agents[agent].upstream;
         let resumed = matches!(start, Start::Resume(_));

@@ -159,12 +159,29 @@ pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, no
             }
             publish(Some(entry), false, ev)
         }
-        Update::InputRequired(prompt) => status(
+        Update::InputRequired { prompt, requests: None } => status(
             "input_required",
             Some(prompt.clone()),
             true,
             status_event(ids, TaskState::InputRequired, Some(prompt), now),
         ),
+        Update::InputRequired { prompt, requests: Some(requests) } => {
+            // What an MCP server asked, as it asked it, is kept and named by the entry's payload,
+            // so a receipt proves what the caller was asked; the caller gets the requests beside
+            // the words, to answer them.
+            let bytes = jcs(&requests).into_bytes();
+            let hash = *blake3::hash(&bytes).as_bytes();
+            let mut event = status_event(ids, TaskState::InputRequired, Some(prompt.clone()), now);
+            if let StreamResponse::StatusUpdate(s) = &mut event
+                && let Some(m) = &mut s.status.message
+            {
+                let asked =
+                    json!({ "mcp": { "inputRequests": requests.get("inputRequests").cloned().unwrap_or(json!({})) } });
+                m.parts.push(Part::data(asked).with_media_type("application/json"));
+            }
+            let entry = Event::TaskStatus { state: "input_required".into(), message: Some(shortened(&prompt)) };
+            Step::Publish { entry: Some(entry), flush: true, event, keep: vec![(hash, bytes)], payload: Some(hash) }
+        }
         Update::AuthRequired(prompt) => status(
             "auth_required",
             Some(prompt.clone()),
@@ -210,6 +227,19 @@ pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, no
 
 /// Longest status message recorded inline; a longer one is kept as a payload.
 pub const INLINE_MESSAGE: usize = 4096;
+
+/// A status message as an entry records it inline: whole up to [`INLINE_MESSAGE`] bytes, else
+/// its start (cut at a character boundary) with how long the whole is.
+fn shortened(text: &str) -> String {
+    if text.len() <= INLINE_MESSAGE {
+        return text.to_string();
+    }
+    let mut cut = INLINE_MESSAGE;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..cut], text.len())
+}
 
 /// For a status message longer than [`INLINE_MESSAGE`]: what the entry records inline (its start,
 /// cut at a character boundary, with how long the whole is), and the whole as an agent message
@@ -299,7 +329,7 @@ mod tests {
     fn a_status_message_too_long_to_inline_is_kept_whole_as_the_payload() {
         let long = "é".repeat(3000); // 6000 bytes, a cut inside a character would be wrong
         let Step::Publish { entry, keep, payload, event, .. } =
-            map_update(IDS, Update::InputRequired(long.clone()), None, now())
+            map_update(IDS, Update::InputRequired { prompt: long.clone(), requests: None }, None, now())
         else {
             panic!("not a publication")
         };
@@ -389,11 +419,15 @@ mod tests {
     #[test]
     fn waiting_for_the_caller_is_recorded_at_once() {
         for (u, state, name) in [
-            (Update::InputRequired("your name?".into()), TaskState::InputRequired, "input_required"),
+            (
+                Update::InputRequired { prompt: "your name?".into(), requests: None },
+                TaskState::InputRequired,
+                "input_required",
+            ),
             (Update::AuthRequired("sign in".into()), TaskState::AuthRequired, "auth_required"),
         ] {
             let prompt = match &u {
-                Update::InputRequired(p) | Update::AuthRequired(p) => p.clone(),
+                Update::InputRequired { prompt: p, .. } | Update::AuthRequired(p) => p.clone(),
                 _ => unreachable!(),
             };
             let (entry, flush, ev) = publish(map_update(IDS, u, None, now()));
@@ -457,6 +491,46 @@ mod tests {
         let StreamResponse::ArtifactUpdate(e) = ev else { panic!("not an artifact event") };
         assert_eq!((e.append, e.last_chunk), (Some(true), Some(true)));
         assert_eq!(e.artifact, second, "the event carries the chunk, not the merge");
+    }
+
+    #[test]
+    fn an_mcp_servers_requests_are_kept_as_the_payload_and_offered_to_the_caller() {
+        let asked = json!({ "method": "elicitation/create", "params": { "message": "Your name?",
+            "requestedSchema": { "type": "object", "properties": { "name": { "type": "string" } } } } });
+        let requests = json!({ "inputRequests": { "user_name": asked }, "requestState": "opaque" });
+        let u = Update::InputRequired { prompt: "Your name?".into(), requests: Some(requests.clone()) };
+        let Step::Publish { entry, flush, event, keep, payload } = map_update(IDS, u, None, now()) else {
+            panic!("not a publication")
+        };
+        assert_eq!(
+            entry,
+            Some(Event::TaskStatus { state: "input_required".into(), message: Some("Your name?".into()) })
+        );
+        assert!(flush, "the caller is told at once");
+        let (hash, bytes) = &keep[0];
+        assert_eq!(payload, Some(*hash));
+        assert_eq!(*blake3::hash(bytes).as_bytes(), *hash);
+        assert_eq!(bytes, jcs(&requests).as_bytes(), "the payload is the canonical requests, state and all");
+        let s = status(&event);
+        assert_eq!(s.status.state, TaskState::InputRequired);
+        let m = s.status.message.as_ref().unwrap();
+        assert_eq!(crate::engine::upstream::message_text(m), "Your name?");
+        let data = m.parts.iter().find_map(|p| match &p.content {
+            a2a::PartContent::Data(v) => Some(v),
+            _ => None,
+        });
+        let data = data.expect("a data part");
+        assert_eq!(*data, json!({ "mcp": { "inputRequests": { "user_name": asked } } }), "the state is not shown");
+
+        // A prompt too long to inline is cut in the entry; the payload stays the requests.
+        let u = Update::InputRequired { prompt: "x".repeat(INLINE_MESSAGE + 10), requests: Some(requests.clone()) };
+        let Step::Publish { entry: Some(Event::TaskStatus { message: Some(inline), .. }), keep, .. } =
+            map_update(IDS, u, None, now())
+        else {
+            panic!("not a status")
+        };
+        assert!(inline.ends_with(&format!("({} bytes in all)", INLINE_MESSAGE + 10)), "{inline}");
+        assert_eq!(keep[0].1, jcs(&requests).into_bytes());
     }
 
     #[test]

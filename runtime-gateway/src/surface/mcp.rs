@@ -21,9 +21,9 @@ use a2a::{StreamResponse, TaskState};
 use futures_util::StreamExt as _;
 use ledger_core::Protocol;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Implementation, JsonObject,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
-    Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Implementation,
+    InputRequiredResult, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -32,12 +32,14 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use crate::base::auth::Caller;
-use crate::engine::buffer::{follow, state_name};
+use crate::engine::buffer::{TaskHandle, follow, state_name};
 use crate::engine::manifest::{SkillSpec, UpstreamSpec};
 use crate::engine::tasks::{NewTask, TaskError};
-use crate::engine::upstream::{McpAnswer, message_text};
+use crate::engine::upstream::{McpAnswer, McpCaller, message_text};
 use crate::surface::a2a::data_message;
 use crate::surface::state::Gateway;
+
+mod rounds;
 
 /// `/mcp`, rmcp's service; `shutdown` ends its sessions.
 pub fn router(gw: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -> axum::Router<Arc<Gateway>> {
@@ -50,6 +52,9 @@ pub fn router(gw: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -
 #[derive(Clone, Debug)]
 pub struct McpGateway {
     gw: Arc<Gateway>,
+    /// The `requestState` seals of input_required rounds (one for the service: a retry may
+    /// come on another session or none).
+    seals: Arc<rounds::Seals>,
 }
 
 /// The `/mcp` service. `hosts` and `origins` are what `Host` and `Origin` may say.
@@ -64,7 +69,12 @@ pub fn service(
         .with_allowed_origins(origins)
         .with_json_response(true)
         .with_cancellation_token(shutdown);
-    StreamableHttpService::new(move || Ok(McpGateway { gw: gw.clone() }), Arc::new(LocalSessionManager::default()), cfg)
+    let seals = Arc::new(rounds::Seals::new());
+    StreamableHttpService::new(
+        move || Ok(McpGateway { gw: gw.clone(), seals: seals.clone() }),
+        Arc::new(LocalSessionManager::default()),
+        cfg,
+    )
 }
 
 /// The `Host` values and `Origin`s the gateway answers MCP on: its public URL's, and loopback's.
@@ -183,6 +193,24 @@ fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
     ctx.extensions.get::<http::request::Parts>()?.extensions.get::<Caller>().cloned()
 }
 
+/// What the caller declared for this request: its capabilities (2026-07-28: the request's
+/// `_meta`; a 2025-11-25 session: its `initialize`), log level and protocol version, which an
+/// `mcp` upstream is told in turn; and for a 2025-11-25 session, a key of it (the caller's name
+/// and its `Mcp-Session-Id`), which the upstream mirrors with a session of its own.
+fn mcp_caller(ctx: &RequestContext<RoleServer>, caller: &str) -> McpCaller {
+    McpCaller {
+        capabilities: ctx.client_capabilities().unwrap_or_default(),
+        log_level: ctx.meta.0.get("io.modelcontextprotocol/logLevel").and_then(Value::as_str).map(String::from),
+        protocol: ctx.protocol_version().map(|v| v.to_string()),
+        session: ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(|session| format!("{caller}\n{session}")),
+    }
+}
+
 fn result_meta(gw: &Gateway, run: &str) -> MetaObject {
     let mut meta = MetaObject::new();
     meta.0.insert("a2a-ledger/run".into(), json!(run));
@@ -220,6 +248,9 @@ impl ServerHandler for McpGateway {
         let gw = &self.gw;
         let caller =
             caller_of(&ctx).ok_or_else(|| McpError::invalid_request("the caller is not authenticated", None))?;
+        if let Some(sealed) = req.request_state.clone() {
+            return self.retry(req, &sealed, &ctx, &caller.name).await;
+        }
         let skill = req.name.to_string();
         if gw.engine.skill(&skill).is_none() {
             return Err(McpError::invalid_params(format!("unknown tool {skill:?}; tools/list names them"), None));
@@ -229,7 +260,7 @@ impl ServerHandler for McpGateway {
         let created = gw
             .engine
             .create(NewTask {
-                caller: caller.name,
+                caller: caller.name.clone(),
                 protocol: Protocol::Mcp,
                 skill,
                 input: args.clone(),
@@ -237,6 +268,7 @@ impl ServerHandler for McpGateway {
                 message: data_message(&args),
                 context_id: None,
                 parent: caller.parent.clone(),
+                mcp_caller: Some(mcp_caller(&ctx, &caller.name)),
             })
             .await;
         let handle = match created {
@@ -251,72 +283,164 @@ impl ServerHandler for McpGateway {
             }
             Err(other) => return Err(McpError::invalid_params(other.to_string(), None)),
         };
+        self.answer(handle, 0, &ctx, &caller.name).await
+    }
+}
+
+impl McpGateway {
+    /// A 2026-07-28 caller's retry of a round (SEP-2322): its `requestState` must be one the
+    /// gateway sealed for it, for a run of this tool still waiting at that round; then its
+    /// `inputResponses` go to the run, which is followed on. A retry without responses is
+    /// asked the same again.
+    async fn retry(
+        &self,
+        req: CallToolRequestParams,
+        sealed: &str,
+        ctx: &RequestContext<RoleServer>,
+        caller: &str,
+    ) -> Result<CallToolResponse, McpError> {
+        let gw = &self.gw;
+        let round = self.seals.open(caller, sealed)?;
+        let refused = |why: String| McpError::invalid_params(format!("requestState refused: {why}"), None);
+        let handle = gw.engine.get(&round.run, caller).await.map_err(|e| refused(e.to_string()))?;
+        if handle.skill != req.name {
+            return Err(refused(format!("it continues a call of {:?}, not of {:?}", handle.skill, req.name)));
+        }
+        let snap = handle.snapshot();
+        let asked = rounds::waiting(&snap).filter(|_| rounds::round_of(&snap) == round.round);
+        let Some((requests, in_words)) = asked else {
+            return Err(refused(format!(
+                "run {} no longer waits for this round (it is {})",
+                handle.id,
+                state_name(&snap.task.status.state)
+            )));
+        };
+        let Some(responses) = req.input_responses.filter(|r| !r.is_empty()) else {
+            let state = self.seals.seal(caller, &round);
+            let again = InputRequiredResult::new(Some(requests), Some(state));
+            return Ok(again.with_meta(result_meta(gw, &handle.id)).into());
+        };
+        if !self.seals.claim(&round, |run| gw.engine.task(run).is_some_and(|h| !h.is_ended())) {
+            return Err(refused(format!("this round of run {} was answered already", handle.id)));
+        }
+        let cursor = gw
+            .engine
+            .continue_task(&handle, rounds::answer_message(&responses, in_words))
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        self.answer(handle, cursor, ctx, caller).await
+    }
+
+    /// Follows run `handle` from event `from` and answers the call: progress on the way; the
+    /// upstream's own answer, or the run's; while the run waits for input, the round put to the
+    /// caller in its generation ([`rounds`]).
+    async fn answer(
+        &self,
+        handle: Arc<TaskHandle>,
+        mut from: usize,
+        ctx: &RequestContext<RoleServer>,
+        caller: &str,
+    ) -> Result<CallToolResponse, McpError> {
+        let gw = &self.gw;
         let meta = result_meta(gw, &handle.id);
         let token = ctx.meta.get_progress_token();
-        let mut events = Box::pin(follow(handle.clone(), 0, true));
         let own_name = self.own_name(&handle.skill).to_string();
         let mut gate = ProgressGate::default();
         loop {
-            let ev = tokio::select! {
-                ev = events.next() => ev,
-                () = ctx.ct.cancelled() => {
-                    // The client went away or cancelled: so does the run (it ends sealed as canceled).
-                    let _ = gw.engine.cancel(&handle).await;
-                    return Err(McpError::internal_error("cancelled", None));
+            let mut events = Box::pin(follow(handle.clone(), from, true));
+            loop {
+                let ev = tokio::select! {
+                    ev = events.next() => ev,
+                    () = ctx.ct.cancelled() => {
+                        // The client went away or cancelled: so does the run (it ends sealed as canceled).
+                        let _ = gw.engine.cancel(&handle).await;
+                        return Err(McpError::internal_error("cancelled", None));
+                    }
+                };
+                let Some((_, ev)) = ev else { break };
+                if let (Some(token), StreamResponse::StatusUpdate(s)) = (&token, &*ev)
+                    && let Some(p) = s.metadata.as_ref().and_then(|m| m.get("progress"))
+                {
+                    let (value, total, message) = progress_note(p, &own_name);
+                    if gate.admits(value) {
+                        let mut n = ProgressNotificationParam::new(token.clone(), value);
+                        if !message.is_empty() {
+                            n = n.with_message(message);
+                        }
+                        if let Some(t) = total {
+                            n = n.with_total(t);
+                        }
+                        let _ = ctx.peer.notify_progress(n).await;
+                    }
+                }
+            }
+            let snap = handle.snapshot();
+            if let Some((requests, in_words)) = rounds::waiting(&snap) {
+                if rounds::stateless(ctx) {
+                    let state = self
+                        .seals
+                        .seal(caller, &rounds::Round { run: handle.id.clone(), round: rounds::round_of(&snap) });
+                    let asked = InputRequiredResult::new(Some(requests), Some(state));
+                    return Ok(asked.with_meta(meta).into());
+                }
+                let declared = ctx.client_capabilities().unwrap_or_default();
+                match rounds::missing(&requests, &declared) {
+                    // Asked on the call's stream, then the run goes on.
+                    None => {
+                        let responses = rounds::ask_on_stream(ctx, requests).await?;
+                        from = gw
+                            .engine
+                            .continue_task(&handle, rounds::answer_message(&responses, in_words))
+                            .await
+                            .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+                        continue;
+                    }
+                    // The upstream asks what the caller cannot give: said so, with what is lacking;
+                    // the run keeps waiting for an A2A or REST answer.
+                    Some(lacking) if !in_words => {
+                        let mut data = meta.0.clone();
+                        data.insert("requiredCapabilities".into(), lacking);
+                        let message = "the tool asks the caller for input it did not declare it can give";
+                        return Err(McpError::new(ErrorCode(-32021), message, Some(Value::Object(data))));
+                    }
+                    Some(_) => {}
+                }
+            }
+            match &snap.mcp {
+                Some(McpAnswer::Result(answer)) => return Ok(relayed_result(answer, meta)?.into()),
+                Some(McpAnswer::Error { code, message, data }) => {
+                    return Err(relayed_error(*code, message, data.as_ref(), meta));
+                }
+                None => {}
+            }
+            let state = &snap.task.status.state;
+            let text = snap.task.status.message.as_ref().map(message_text).unwrap_or_default();
+            let result = match state {
+                TaskState::Completed => match snap.result {
+                    Some(Value::Object(o)) => CallToolResult::structured(Value::Object(o)),
+                    Some(other) => CallToolResult::structured(json!({ "result": other })),
+                    None => CallToolResult::success(vec![ContentBlock::text(if text.is_empty() {
+                        "done".into()
+                    } else {
+                        text
+                    })]),
+                },
+                TaskState::InputRequired | TaskState::AuthRequired => {
+                    // MCP has no way to answer here: the task stays open for A2A or the platform REST.
+                    let how = format!(
+                        "the skill is waiting ({}): {text}. Continue the task {} over A2A (SendMessage with its taskId).",
+                        state_name(state),
+                        handle.id
+                    );
+                    CallToolResult::error(vec![ContentBlock::text(how)])
+                }
+                _ => {
+                    let why = snap.error.clone().unwrap_or(text);
+                    CallToolResult::error(vec![ContentBlock::text(format!("{}: {why}", state_name(state)))])
                 }
             };
-            let Some((_, ev)) = ev else { break };
-            if let (Some(token), StreamResponse::StatusUpdate(s)) = (&token, &*ev)
-                && let Some(p) = s.metadata.as_ref().and_then(|m| m.get("progress"))
-            {
-                let (value, total, message) = progress_note(p, &own_name);
-                if gate.admits(value) {
-                    let mut n = ProgressNotificationParam::new(token.clone(), value);
-                    if !message.is_empty() {
-                        n = n.with_message(message);
-                    }
-                    if let Some(t) = total {
-                        n = n.with_total(t);
-                    }
-                    let _ = ctx.peer.notify_progress(n).await;
-                }
-            }
+            return Ok(result.with_meta(Some(meta)).into());
         }
-        let snap = handle.snapshot();
-        match &snap.mcp {
-            Some(McpAnswer::Result(answer)) => return Ok(relayed_result(answer, meta)?.into()),
-            Some(McpAnswer::Error { code, message, data }) => {
-                return Err(relayed_error(*code, message, data.as_ref(), meta));
-            }
-            None => {}
-        }
-        let state = &snap.task.status.state;
-        let text = snap.task.status.message.as_ref().map(message_text).unwrap_or_default();
-        let result = match state {
-            TaskState::Completed => match snap.result {
-                Some(Value::Object(o)) => CallToolResult::structured(Value::Object(o)),
-                Some(other) => CallToolResult::structured(json!({ "result": other })),
-                None => CallToolResult::success(vec![ContentBlock::text(if text.is_empty() {
-                    "done".into()
-                } else {
-                    text
-                })]),
-            },
-            TaskState::InputRequired | TaskState::AuthRequired => {
-                // MCP has no way to answer here: the task stays open for A2A or the platform REST.
-                let how = format!(
-                    "the skill is waiting ({}): {text}. Continue the task {} over A2A (SendMessage with its taskId).",
-                    state_name(state),
-                    handle.id
-                );
-                CallToolResult::error(vec![ContentBlock::text(how)])
-            }
-            _ => {
-                let why = snap.error.clone().unwrap_or(text);
-                CallToolResult::error(vec![ContentBlock::text(format!("{}: {why}", state_name(state)))])
-            }
-        };
-        Ok(result.with_meta(Some(meta)).into())
     }
 }
 

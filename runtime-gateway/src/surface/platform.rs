@@ -170,6 +170,7 @@ pub(crate) async fn start(
             message,
             context_id,
             parent: caller.parent.clone(),
+            mcp_caller: None,
         })
         .await?)
 }

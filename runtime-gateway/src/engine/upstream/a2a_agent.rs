@@ -463,7 +463,7 @@ async fn relay_status(call: &Call, state: TaskState, message: Option<&Message>, 
             if !repeated {
                 let prompt = text.unwrap_or_default();
                 let u = if state == TaskState::InputRequired {
-                    Update::InputRequired(prompt)
+                    Update::InputRequired { prompt, requests: None }
                 } else {
                     Update::AuthRequired(prompt)
                 };
@@ -561,6 +561,7 @@ mod tests {
             cancel,
             grant: None,
             traceparent: None,
+            mcp_caller: None,
         };
         (call, rx)
     }
@@ -596,7 +597,7 @@ mod tests {
         while let Ok(u) = rx.try_recv() {
             out.push(match u {
                 Update::Working(t) => format!("working {t:?}"),
-                Update::InputRequired(t) => format!("input_required {t}"),
+                Update::InputRequired { prompt, .. } => format!("input_required {prompt}"),
                 Update::Artifact { artifact, .. } => format!("artifact {}", artifact.artifact_id),
                 other => format!("{other:?}"),
             });

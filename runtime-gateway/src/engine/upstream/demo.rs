@@ -83,7 +83,7 @@ async fn run(mut call: Call) {
             .await;
         }
         "ask" => {
-            call.send(Update::InputRequired("What name should I greet?".into())).await;
+            call.send(Update::InputRequired { prompt: "What name should I greet?".into(), requests: None }).await;
             let Some(answer) = call.next_message().await else {
                 call.send(done(Outcome::Canceled)).await;
                 return;
@@ -163,7 +163,7 @@ async fn conformance(mut call: Call) {
         let streamed =
             |text: &str| vec![Update::Working(None), artifact(text_part_artifact(text)), complete("Hello from TCK")];
         let script: Vec<Update> = if has("tck-input-required") {
-            call.send(Update::InputRequired("Please provide input".into())).await;
+            call.send(Update::InputRequired { prompt: "Please provide input".into(), requests: None }).await;
             match call.next_message().await {
                 Some(next) => {
                     message = next;

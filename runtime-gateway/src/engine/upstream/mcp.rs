@@ -25,20 +25,28 @@ use std::time::Duration;
 
 use a2a::{Artifact, Part};
 use base64::Engine as _;
+// Sampling and roots are deprecated by SEP-2577, but 2025-11-25 servers still ask for them and a
+// relay must answer.
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, Implementation, JsonObject,
-    MetaObject, ProgressNotificationParam, ProgressToken, ProtocolVersion, Request, RequestMetaObject, ServerResult,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, ElicitRequestParams,
+    ElicitResult, Implementation, InputRequest, JsonObject, MetaObject, ProgressNotificationParam, ProgressToken,
+    ProtocolVersion, Request, RequestMetaObject, ServerResult,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService, ServiceError};
+#[allow(deprecated)]
+use rmcp::model::{CreateMessageRequestParams, CreateMessageResult, ListRootsResult};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt as _, RoleClient};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt as _, ErrorData as McpError, RoleClient};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::{Call, McpAnswer, Outcome, Update, Upstream};
+
+mod rounds;
 use crate::base::BoxFuture;
 use crate::engine::manifest::SkillSpec;
+pub use rounds::{needs, responses};
 
 /// Routes progress notifications to the call whose token they carry. rmcp picks a request's
 /// progress token when the request is sent, so a call can only subscribe after that; a quick
@@ -101,17 +109,35 @@ impl Drop for ProgressSubscription {
     }
 }
 
-/// The client side of one upstream connection: it routes progress notifications to the call
-/// that asked for them.
+/// The client side of one upstream connection: it routes progress notifications, and the
+/// server's own requests (sampling, elicitation, roots), to the call that they belong to.
 #[derive(Clone, Default)]
 struct Client {
     progress: Progress,
+    back: rounds::BackChannel,
+    /// What the connection declares: a caller's own capabilities for a session mirroring that
+    /// caller's (`None`: the shared connection, which declares none and puts whatever the
+    /// server asks to the run's caller).
+    capabilities: Option<ClientCapabilities>,
 }
 
+impl Client {
+    /// Puts the server's `request` to its call's caller, unless this session's caller did not
+    /// declare it can answer it.
+    async fn ask(&self, cx: &RequestContext<RoleClient>, request: InputRequest) -> Result<Value, McpError> {
+        if let Some(refused) = self.capabilities.as_ref().and_then(|c| rounds::undeclared(&request, c)) {
+            return Err(refused);
+        }
+        self.back.ask(cx, request).await
+    }
+}
+
+// Sampling and roots: deprecated by SEP-2577, still asked by 2025-11-25 servers.
+#[allow(deprecated)]
 impl ClientHandler for Client {
     fn get_info(&self) -> ClientConfig {
         ClientConfig::new(
-            ClientCapabilities::default(),
+            self.capabilities.clone().unwrap_or_default(),
             Implementation::new("a2a-ledger-gateway", env!("CARGO_PKG_VERSION")),
         )
     }
@@ -119,9 +145,42 @@ impl ClientHandler for Client {
     async fn on_progress(&self, p: ProgressNotificationParam, _cx: NotificationContext<RoleClient>) {
         self.progress.deliver(p);
     }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        cx: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        let params = serde_json::to_value(params).ok();
+        let asked = rounds::input_request("sampling/createMessage", params)?;
+        answered(self.ask(&cx, asked).await?)
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        cx: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let params = serde_json::to_value(params).ok();
+        let asked = rounds::input_request("elicitation/create", params)?;
+        answered(self.ask(&cx, asked).await?)
+    }
+
+    async fn list_roots(&self, cx: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
+        answered(self.ask(&cx, rounds::input_request("roots/list", None)?).await?)
+    }
+}
+
+/// The caller's answer to a server's request, as the result the server expects.
+fn answered<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, McpError> {
+    serde_json::from_value(v)
+        .map_err(|e| McpError::invalid_params(format!("the caller's answer does not fit: {e}"), None))
 }
 
 type Connection = RunningService<RoleClient, Client>;
+
+/// A server's answer to one request: its result or JSON-RPC error, or the connection closed first.
+type Answer = Result<Result<ServerResult, ServiceError>, tokio::sync::oneshot::error::RecvError>;
 
 /// An upstream MCP server.
 #[derive(Clone)]
@@ -135,6 +194,19 @@ enum Endpoint {
     Stdio { command: Vec<String>, env: BTreeMap<String, String> },
 }
 
+/// A session of the server mirroring a 2025-11-25 caller's session.
+struct Mirror {
+    conn: Arc<Connection>,
+    /// When the caller last called through it.
+    used: std::time::Instant,
+}
+
+/// A mirrored session unused this long is closed.
+const MIRROR_IDLE: Duration = Duration::from_secs(600);
+
+/// Most mirrored sessions per server (the least recently used is closed first).
+const MIRRORS_MAX: usize = 256;
+
 /// Lines of a stdio server's stderr kept for error messages.
 const STDERR_TAIL: usize = 20;
 
@@ -147,6 +219,8 @@ struct Inner {
     timeout: Duration,
     prefix: String,
     conn: Mutex<Option<Arc<Connection>>>,
+    /// Sessions mirroring 2025-11-25 callers' sessions, by the caller's `Mcp-Session-Id`.
+    sessions: Mutex<HashMap<String, Mirror>>,
     /// The last failed connection attempt, and why.
     failed: std::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
@@ -196,6 +270,7 @@ impl McpServer {
             timeout: Duration::from_secs(timeout_secs),
             prefix,
             conn: Mutex::new(None),
+            sessions: Mutex::new(HashMap::new()),
             failed: std::sync::Mutex::new(None),
         }))
     }
@@ -273,6 +348,50 @@ impl Inner {
             preferred_versions: vec![ProtocolVersion::V_2026_07_28],
             legacy_version: Some(ProtocolVersion::V_2025_11_25),
         };
+        self.connect_as(Client::default(), lifecycle).await
+    }
+
+    /// The connection a call goes over: for a 2025-11-25 caller with a session, a session of its
+    /// own at the server (its generation, its capabilities, so the server's requests back reach
+    /// that caller), opened on its first call; else the shared one. A server that refuses the
+    /// 2025-11-25 handshake is spoken to over the shared connection.
+    async fn connection_for(&self, caller: Option<&super::McpCaller>) -> Result<Arc<Connection>, String> {
+        let mirrored = caller.filter(|c| c.protocol.as_deref().is_some_and(|p| p < "2026-07-28"));
+        let (Some(caller), Some(key), Endpoint::Http { .. }) =
+            (mirrored, mirrored.and_then(|c| c.session.clone()), &self.endpoint)
+        else {
+            return self.connection().await;
+        };
+        let mut sessions = self.sessions.lock().await;
+        if let Some(m) = sessions.get_mut(&key)
+            && !m.conn.is_closed()
+        {
+            m.used = std::time::Instant::now();
+            return Ok(m.conn.clone());
+        }
+        // Sessions whose caller has been quiet for long are closed (dropping a connection
+        // closes it), and there are never more than MIRRORS_MAX.
+        sessions.retain(|_, m| !m.conn.is_closed() && m.used.elapsed() < MIRROR_IDLE);
+        while sessions.len() >= MIRRORS_MAX {
+            let Some(oldest) = sessions.iter().min_by_key(|(_, m)| m.used).map(|(k, _)| k.clone()) else { break };
+            sessions.remove(&oldest);
+        }
+        let client = Client { capabilities: Some(caller.capabilities.clone()), ..Client::default() };
+        match self.connect_as(client, ClientLifecycleMode::Initialize).await {
+            Ok(c) => {
+                let conn = Arc::new(c);
+                sessions.insert(key, Mirror { conn: conn.clone(), used: std::time::Instant::now() });
+                Ok(conn)
+            }
+            Err(e) => {
+                drop(sessions);
+                eprintln!("runtime-gateway: {e}; the caller's calls go over the shared connection");
+                self.connection().await
+            }
+        }
+    }
+
+    async fn connect_as(&self, client: Client, lifecycle: ClientLifecycleMode) -> Result<Connection, String> {
         let limit = self.timeout.min(Duration::from_secs(30));
         let (url, headers) = match &self.endpoint {
             Endpoint::Http { url, headers } => (url, headers),
@@ -300,7 +419,7 @@ impl Inner {
                         }
                     });
                 }
-                let c = tokio::time::timeout(limit, Client::default().serve_with_lifecycle(transport, lifecycle))
+                let c = tokio::time::timeout(limit, client.clone().serve_with_lifecycle(transport, lifecycle))
                     .await
                     .map_err(|_| format!("connecting to {}: no answer in time{}", self.url, self.stderr_tail()))?
                     .map_err(|e| format!("connecting to {}: {e}{}", self.url, self.stderr_tail()))?;
@@ -322,7 +441,7 @@ impl Inner {
         }
         let cfg = cfg.custom_headers(custom);
         let transport = StreamableHttpClientTransport::from_config(cfg);
-        let c = tokio::time::timeout(limit, Client::default().serve_with_lifecycle(transport, lifecycle))
+        let c = tokio::time::timeout(limit, client.clone().serve_with_lifecycle(transport, lifecycle))
             .await
             .map_err(|_| format!("connecting to the MCP server {}: no answer in time", self.url))?
             .map_err(|e| format!("connecting to the MCP server {}: {e}", self.url))?;
@@ -364,10 +483,6 @@ impl Inner {
                 }
             ));
         };
-        let conn = match self.connection().await {
-            Ok(c) => c,
-            Err(e) => return Outcome::Failed(e),
-        };
         let tool = self.tool_name(&call.skill).to_string();
         let mut meta = JsonObject::new();
         meta.insert("a2a-ledger/run".into(), json!(call.run));
@@ -380,24 +495,72 @@ impl Inner {
             meta.insert("a2a-ledger/workspace".into(), json!(g.workspace));
             meta.insert("a2a-ledger/scope".into(), json!(g.scope));
         }
-        let request = ClientRequest::CallToolRequest(Request::new(
-            CallToolRequestParams::new(tool.clone()).with_arguments(arguments),
-        ));
-        let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta)));
+        caller_meta(&mut meta, call.mcp_caller.as_ref());
+        let mut params = CallToolRequestParams::new(tool.clone()).with_arguments(arguments);
+        let mut round = 0;
+        loop {
+            // The connection of each round: a round may wait for a person long enough for the
+            // first to close, and a 2026-07-28 round carries all its state in the request.
+            let conn = match self.connection_for(call.mcp_caller.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => return Outcome::Failed(e),
+            };
+            let answer = match self.exchange(&conn, call, &tool, params.clone(), &meta).await {
+                Ok(a) => a,
+                Err(ended) => return ended,
+            };
+            // An input_required round (SEP-2322): the run asks its caller, and the answer goes
+            // back with the server's requestState echoed as it gave it (opaque: never read).
+            // A round that asks nothing (only a state) is retried at once.
+            let Ok(Ok(ServerResult::InputRequiredResult(r))) = answer else {
+                return self.ended(call, &conn, &tool, answer).await;
+            };
+            round += 1;
+            if round > rounds::MAX_ROUNDS {
+                return Outcome::Failed(format!(
+                    "tool {tool:?} asked for input more than {} times",
+                    rounds::MAX_ROUNDS
+                ));
+            }
+            params.input_responses = None;
+            if r.input_requests.as_ref().is_some_and(|q| !q.is_empty()) {
+                match rounds::ask(call, &r).await {
+                    Ok(given) => params.input_responses = Some(given),
+                    // Canceled while waiting: nothing is in flight upstream.
+                    Err(ended) => return ended,
+                }
+            }
+            params.request_state = r.request_state;
+        }
+    }
+
+    /// Sends one `tools/call` and waits for its answer, relaying progress; `Err` is how the call
+    /// ended meanwhile (canceled, timed out, not sent).
+    async fn exchange(
+        &self,
+        conn: &Arc<Connection>,
+        call: &mut Call,
+        tool: &str,
+        params: CallToolRequestParams,
+        meta: &JsonObject,
+    ) -> Result<Answer, Outcome> {
+        let request = ClientRequest::CallToolRequest(Request::new(params));
+        let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta.clone())));
         let mut handle = match conn.send_request_with_option(request, options).await {
             Ok(h) => h,
             Err(e) => {
-                self.drop_connection(&conn).await;
-                return Outcome::Failed(format!("calling tool {tool:?} on {}: {e}", self.url));
+                self.drop_connection(conn).await;
+                return Err(Outcome::Failed(format!("calling tool {tool:?} on {}: {e}", self.url)));
             }
         };
         let mut progress = conn.service().progress.subscribe(handle.progress_token.clone());
+        let mut back = conn.service().back.subscribe(handle.id.clone());
         let mut cancel = call.cancel.clone();
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
-        let answer = loop {
+        loop {
             tokio::select! {
-                r = &mut handle.rx => break r,
+                r = &mut handle.rx => return Ok(r),
                 Some(p) = progress.rx.recv() => {
                     let pct = match p.total {
                         Some(t) if t > 0.0 => (p.progress / t * 100.0).clamp(0.0, 100.0) as u8,
@@ -408,20 +571,33 @@ impl Inner {
                         None => format!("{}", p.progress),
                     });
                     let raw = Some((p.progress, p.total));
-                    call.send(Update::Progress { stage: tool.clone(), pct, message, raw }).await;
+                    call.send(Update::Progress { stage: tool.to_string(), pct, message, raw }).await;
+                }
+                // The server asks the caller something on this call's stream (2025-11-25): a
+                // round of the run; the caller's time to answer does not count against the tool.
+                Some(asked) = back.rx.recv() => {
+                    if let Err(ended) = rounds::answer_back(call, asked).await {
+                        self.send_cancel(conn, handle, "canceled by the caller").await;
+                        return Err(ended);
+                    }
+                    deadline.as_mut().reset(tokio::time::Instant::now() + self.timeout);
                 }
                 _ = super::canceled(&mut cancel) => {
-                    self.send_cancel(&conn, handle, "canceled by the caller").await;
-                    return Outcome::Canceled;
+                    self.send_cancel(conn, handle, "canceled by the caller").await;
+                    return Err(Outcome::Canceled);
                 }
                 _ = &mut deadline => {
-                    self.send_cancel(&conn, handle, "timed out at the gateway").await;
-                    return Outcome::Failed(format!("tool {tool:?} gave no answer in {} s", self.timeout.as_secs()));
+                    self.send_cancel(conn, handle, "timed out at the gateway").await;
+                    return Err(Outcome::Failed(format!("tool {tool:?} gave no answer in {} s", self.timeout.as_secs())));
                 }
             }
-        };
+        }
+    }
+
+    /// How a call ends with the server's last answer.
+    async fn ended(&self, call: &Call, conn: &Arc<Connection>, tool: &str, answer: Answer) -> Outcome {
         match answer {
-            Ok(Ok(ServerResult::CallToolResult(r))) => self.outcome(call, &tool, r).await,
+            Ok(Ok(ServerResult::CallToolResult(r))) => self.outcome(call, tool, r).await,
             Ok(Ok(other)) => Outcome::Failed(format!(
                 "tool {tool:?} answered with a result the gateway cannot relay: {}",
                 serde_json::to_string(&other).unwrap_or_default().chars().take(200).collect::<String>()
@@ -434,7 +610,7 @@ impl Inner {
             },
             Ok(Err(e)) => Outcome::Failed(format!("tool {tool:?}: {e}")),
             Err(_) => {
-                self.drop_connection(&conn).await;
+                self.drop_connection(conn).await;
                 Outcome::Failed(format!(
                     "the connection to {} closed during the call of {tool:?}{}",
                     self.url,
@@ -480,6 +656,21 @@ impl Inner {
             None => None,
         };
         Outcome::Completed { result, message: (!text.is_empty()).then_some(text), mcp: Some(answer) }
+    }
+}
+
+/// The caller's declarations in a request's `_meta` (2026-07-28, SEP-2575): rmcp writes the
+/// connection's own `clientCapabilities` first and extends with these, so the caller's win and
+/// the upstream checks the capabilities of whoever called (an A2A or REST caller declares
+/// none). Its log level goes along only when it asked for one.
+fn caller_meta(meta: &mut JsonObject, caller: Option<&super::McpCaller>) {
+    let capabilities = caller.map(|c| c.capabilities.clone()).unwrap_or_default();
+    meta.insert(
+        "io.modelcontextprotocol/clientCapabilities".into(),
+        serde_json::to_value(capabilities).unwrap_or_else(|_| json!({})),
+    );
+    if let Some(level) = caller.and_then(|c| c.log_level.as_ref()) {
+        meta.insert("io.modelcontextprotocol/logLevel".into(), json!(level));
     }
 }
 
@@ -614,6 +805,26 @@ mod tests {
             p.deliver(note(100 + i as i64, 0.0));
         }
         assert_eq!(p.routes().early.len(), EARLY_MAX, "the early buffer is bounded");
+    }
+
+    #[test]
+    fn the_callers_declarations_go_in_the_requests_meta() {
+        let mut meta = JsonObject::new();
+        caller_meta(&mut meta, None);
+        assert_eq!(Value::Object(meta), json!({ "io.modelcontextprotocol/clientCapabilities": {} }));
+        let caller = super::super::McpCaller {
+            capabilities: serde_json::from_value(json!({ "sampling": {}, "elicitation": { "form": {} } })).unwrap(),
+            log_level: Some("debug".into()),
+            protocol: Some("2026-07-28".into()),
+            session: None,
+        };
+        let mut meta = JsonObject::new();
+        caller_meta(&mut meta, Some(&caller));
+        assert_eq!(
+            Value::Object(meta),
+            json!({ "io.modelcontextprotocol/clientCapabilities": { "sampling": {}, "elicitation": { "form": {} } },
+                    "io.modelcontextprotocol/logLevel": "debug" })
+        );
     }
 
     #[test]

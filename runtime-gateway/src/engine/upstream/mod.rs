@@ -38,7 +38,15 @@ pub enum Update {
         raw: Option<(f64, Option<f64>)>,
     },
     /// The agent needs more input; the next follow-up message answers it.
-    InputRequired(String),
+    InputRequired {
+        /// What it asks, in words.
+        prompt: String,
+        /// What it asks as MCP requests, when it is an MCP server's (SEP-2322):
+        /// `{"inputRequests": {key: {"method", "params"}}}` with its `requestState` when it gave
+        /// one. Kept as the `input_required` entry's payload; the status message carries the
+        /// requests as a DataPart `{"mcp": {"inputRequests": …}}` for the caller to answer.
+        requests: Option<Value>,
+    },
     /// The agent needs further authorisation.
     AuthRequired(String),
     /// An artifact (whole, or a chunk when `append` is set).
@@ -180,6 +188,26 @@ pub struct Call {
     /// W3C `traceparent` of the gateway's span of this call, when traces are exported; the
     /// upstream passes it on so the agent's spans join the run's trace.
     pub traceparent: Option<String>,
+    /// What an MCP caller declared for the request that started the run (`None` for A2A and
+    /// REST callers): an `mcp` upstream is told the same, so it checks the caller's
+    /// capabilities as if it were called directly.
+    pub mcp_caller: Option<McpCaller>,
+}
+
+/// An MCP caller's declarations for one request: its client capabilities, the log level it
+/// asked for, and the protocol generation it speaks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct McpCaller {
+    /// Its client capabilities (`sampling`, `elicitation`, `roots` …), as it declared them.
+    pub capabilities: rmcp::model::ClientCapabilities,
+    /// The log level it asked for, if any (2026-07-28: the request's
+    /// `io.modelcontextprotocol/logLevel`, such as `"debug"`).
+    pub log_level: Option<String>,
+    /// The protocol version it speaks (`2025-11-25`, `2026-07-28`), when known.
+    pub protocol: Option<String>,
+    /// A key of its 2025-11-25 session (its name and `Mcp-Session-Id`): an `mcp` upstream
+    /// gives the session one of its own, so the server's requests back reach this caller.
+    pub session: Option<String>,
 }
 
 /// What an agent needs to reach its run's workspace.

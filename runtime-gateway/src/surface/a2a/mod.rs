@@ -270,6 +270,7 @@ async fn send(gw: &Gateway, caller: &Caller, p: Value) -> Result<(Sent, SendMess
             message,
             context_id: req.message.context_id.clone(),
             parent: caller.parent.clone(),
+            mcp_caller: None,
         })
         .await?;
     if let Some(cfg) = push {
