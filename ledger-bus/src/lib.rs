@@ -12,6 +12,8 @@
 //! - [`follow`]: the stream followed into a `ledger_core::Log` at each message's stream sequence,
 //!   every refusal a function of the message, its subject and the log so far, so any process
 //!   that replays the stream reaches the same tree.
+//! - [`signer`]: checkpoints signed by whoever holds the lease, published fenced to the log's
+//!   checkpoint subject, and served by every process from there.
 //! - [`lease`]: the signer's lease in a JetStream key-value bucket: acquired by compare-and-set
 //!   on an absent key, renewed by compare-and-set on its revision, given up by the holder before
 //!   the server can expire it, and taken over by another only after the server has.
@@ -20,6 +22,7 @@ pub mod follow;
 pub mod lease;
 pub mod names;
 pub mod provision;
+pub mod signer;
 
 pub use follow::{Outcome, follow};
 pub use lease::{Lease, LeaseConfig, Term};

@@ -1,0 +1,195 @@
+//! Signed checkpoints on the bus: only the lease holder's are published, and every process
+//! serves exactly those.
+//!
+//! Every process that has the log key (the signer and its standby) opens its log with
+//! [`witnessing`]: its checkpointer signs as the tree grows, but a signed checkpoint is served
+//! only once [`sign`] has published it to `ledger.<L>.cp` — which it does only within a valid
+//! lease term — or once [`serve`] has read it from there. So every process serves the same
+//! notes, whoever signed them, and a standby that takes over continues the same sequence.
+//!
+//! Fencing (durability and safety rules kept here):
+//! - a note is published only while the term is valid by the holder's own clock, checked right
+//!   before the publish;
+//! - each publish carries `Nats-Expected-Last-Subject-Sequence` (the last checkpoint message this
+//!   holder saw): a holder whose view is stale — another published since — is refused by the
+//!   stream itself, and reads the subject again before trying anew; a newer term's message there
+//!   ends its attempts until it holds a term again;
+//! - each message carries `A2A-Ledger-Lease: <term>`, and [`serve`] ignores a message of an older
+//!   term than one it has served;
+//! - a new term publishes nothing until the holder's log has applied the ingest stream as far as
+//!   it reached when the term began, so that it never publishes a note smaller than the last
+//!   holder's (it would be consistent, but served by nobody);
+//! - a note whose root disagrees with the serving process's own tree stops [`serve`] with an
+//!   error: the two processes applied the same stream differently, which the determinism of
+//!   `follow` rules out, so it is evidence to keep, not something to paper over.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind};
+use futures_util::StreamExt;
+use ledger_core::log::{SignedCheckpoint, Witnessing};
+use ledger_core::{Checkpoint, Log};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::lease::Term;
+use crate::names::LogName;
+
+/// The header naming the lease term a checkpoint message was published under.
+pub const LEASE_HEADER: &str = "A2A-Ledger-Lease";
+
+/// The newest checkpoint a log signed, as [`witnessing`] hands it over.
+pub type Signed = watch::Receiver<Option<Arc<SignedCheckpoint>>>;
+
+/// How a log with the key is opened on the bus: its signed checkpoints go to [`sign`] instead of
+/// being served, and the newest stored one (it was published once) is served again at open.
+pub fn witnessing() -> (Witnessing, Signed) {
+    let (tx, rx) = watch::channel(None);
+    let w = Witnessing {
+        accepts: Arc::new(|_, _| true),
+        signed: Arc::new(move |cp| {
+            tx.send_replace(Some(cp));
+        }),
+    };
+    (w, rx)
+}
+
+/// The last checkpoint message on the subject: its stream sequence and term (0, 0 for none).
+async fn last_published(js: &jetstream::Context, name: &LogName) -> Result<(u64, u64), Error> {
+    let out = name.out_stream();
+    let stream = js.get_stream(&out).await.map_err(|e| Error::nats(format!("opening stream {out}"), e))?;
+    match stream.get_last_raw_message_by_subject(&name.checkpoint_subject()).await {
+        Ok(m) => Ok((m.sequence, term_of(&m.headers))),
+        Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok((0, 0)),
+        Err(e) => Err(Error::nats(format!("reading the last checkpoint of log {name}"), e)),
+    }
+}
+
+fn term_of(headers: &HeaderMap) -> u64 {
+    headers.get(LEASE_HEADER).and_then(|v| v.as_str().parse().ok()).unwrap_or(0)
+}
+
+/// Publishes the log's checkpoints to `ledger.<L>.cp` while `terms` says this process holds the
+/// lease, until `stop`. `signed` comes from the [`witnessing`] the log was opened with.
+pub async fn sign(
+    js: &jetstream::Context,
+    name: &LogName,
+    log: Arc<Log>,
+    mut signed: Signed,
+    mut terms: watch::Receiver<Option<Term>>,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let subject = name.checkpoint_subject();
+    // The term this process publishes under once ready, and the last message it knows of.
+    let mut ready: Option<u64> = None;
+    let mut expected = 0u64;
+    let mut published = 0u64;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            r = signed.changed() => if r.is_err() { return Ok(()) },
+            r = terms.changed() => if r.is_err() { return Ok(()) },
+            // A term that began while nothing changed still gets its first note out.
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        let Some(term) = *terms.borrow_and_update() else {
+            ready = None;
+            continue;
+        };
+        if ready != Some(term.acquired) {
+            let (seq, last_term) = last_published(js, name).await?;
+            if last_term > term.acquired {
+                continue; // a newer term published: this one is over
+            }
+            let ingest = name.ingest_stream();
+            let mut s = js.get_stream(&ingest).await.map_err(|e| Error::nats(format!("opening stream {ingest}"), e))?;
+            let last_in =
+                s.info().await.map_err(|e| Error::nats(format!("reading stream {ingest}"), e))?.state.last_sequence;
+            if log.position().unwrap_or(0) < last_in {
+                continue; // not caught up with what the last holder may have covered
+            }
+            expected = seq;
+            ready = Some(term.acquired);
+            // The newest signature may predate the term: publish it now rather than waiting
+            // for the tree to grow.
+        }
+        let cp = log.signed_checkpoint();
+        if cp.note.is_empty() || cp.checkpoint.size <= published || !term.valid_at(Instant::now()) {
+            continue;
+        }
+        let mut h = HeaderMap::new();
+        h.insert("Nats-Expected-Last-Subject-Sequence", expected.to_string().as_str());
+        h.insert(LEASE_HEADER, term.acquired.to_string().as_str());
+        let sent = js.publish_with_headers(subject.clone(), h, cp.note.clone().into()).await;
+        let acked = match sent {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match acked {
+            Ok(ack) => {
+                expected = ack.sequence;
+                published = cp.checkpoint.size;
+                log.publish(&cp.note).map_err(|e| Error::nats(format!("serving checkpoint {published}"), e))?;
+            }
+            // Another process published since this one looked: look again before any more.
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => ready = None,
+            Err(e) => eprintln!("ledger-bus: publishing checkpoint {} of log {name}: {e}", cp.checkpoint.size),
+        }
+    }
+}
+
+/// Serves, in `log`, every checkpoint published to `ledger.<L>.cp` (the newest first, then each
+/// as it comes), once the log's own tree has reached it, until `stop`.
+pub async fn serve(
+    js: &jetstream::Context,
+    name: &LogName,
+    log: Arc<Log>,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let out = name.out_stream();
+    let stream = js.get_stream(&out).await.map_err(|e| Error::nats(format!("opening stream {out}"), e))?;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: name.checkpoint_subject(),
+            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::nats(format!("following the checkpoints of log {name}"), e))?;
+    let mut messages =
+        consumer.messages().await.map_err(|e| Error::nats(format!("following the checkpoints of log {name}"), e))?;
+    let key = log.descriptor().verifier_key().map_err(|e| Error::nats("the log's verifier key", e))?;
+    let mut highest_term = 0;
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            m = messages.next() => m,
+        };
+        let Some(m) = next else { return Ok(()) };
+        let m = m.map_err(|e| Error::nats(format!("reading the checkpoints of log {name}"), e))?;
+        let term = m.headers.as_ref().map_or(0, term_of);
+        if term < highest_term {
+            continue; // a stale holder's, published before it learnt of the newer term
+        }
+        highest_term = term;
+        let note = String::from_utf8_lossy(&m.payload).into_owned();
+        let size = match Checkpoint::open(&note, &key) {
+            Ok(cp) => cp.size,
+            Err(e) => {
+                eprintln!("ledger-bus: a checkpoint message of log {name} that does not verify, ignored: {e}");
+                continue;
+            }
+        };
+        // The note covers what this log may not have applied yet: wait for it.
+        while log.durable_size() < size {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        log.publish(&note).map_err(|e| Error::nats(format!("serving checkpoint {size} of log {name}"), e))?;
+    }
+}
