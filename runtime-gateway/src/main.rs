@@ -259,6 +259,16 @@ async fn run(cli: Cli) -> Result<()> {
         manifest.agents[i].skills = skills.clone();
         engine.add_skills(i, skills);
     }
+    // MCP agents are connected now, so the edge declares what their servers declare (resources,
+    // prompts, completion); one that cannot be reached now is declared once it is.
+    for a in engine.agents() {
+        if let Some(m) = a.upstream.mcp()
+            && m.capabilities().is_none()
+            && let Err(e) = m.open().await
+        {
+            eprintln!("runtime-gateway: agent {:?}: {e}", a.spec.name);
+        }
+    }
     // Agents whose manifest names card keys: their cards are read and checked now, and the
     // verdict is reported (and kept for /healthz). An agent whose required signature does not
     // verify is refused: each call to it fails with the verdict, recorded in its run.

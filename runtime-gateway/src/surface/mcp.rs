@@ -22,8 +22,7 @@ use futures_util::StreamExt as _;
 use ledger_core::Protocol;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Implementation, JsonObject,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
-    Tool,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -38,6 +37,8 @@ use crate::engine::tasks::{NewTask, TaskError};
 use crate::engine::upstream::{McpAnswer, message_text};
 use crate::surface::a2a::data_message;
 use crate::surface::state::Gateway;
+
+mod catalog;
 
 /// `/mcp`, rmcp's service; `shutdown` ends its sessions.
 pub fn router(gw: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -> axum::Router<Arc<Gateway>> {
@@ -192,7 +193,7 @@ fn result_meta(gw: &Gateway, run: &str) -> MetaObject {
 
 impl ServerHandler for McpGateway {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(catalog::capabilities(&self.gw))
             .with_server_info(Implementation::new(self.gw.card.card.name.clone(), env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Every tool is a skill of an agent behind the a2a-ledger gateway. Each call is recorded in a \
@@ -317,6 +318,54 @@ impl ServerHandler for McpGateway {
             }
         };
         Ok(result.with_meta(Some(meta)).into())
+    }
+
+    async fn list_resources(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        Ok(catalog::list_resources(&self.gw).await)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, McpError> {
+        Ok(catalog::list_resource_templates(&self.gw).await)
+    }
+
+    async fn read_resource(
+        &self,
+        req: rmcp::model::ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        catalog::read_resource(&self.gw, req, ctx).await
+    }
+
+    async fn list_prompts(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, McpError> {
+        Ok(catalog::list_prompts(&self.gw).await)
+    }
+
+    async fn get_prompt(
+        &self,
+        req: rmcp::model::GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, McpError> {
+        catalog::get_prompt(&self.gw, req, ctx).await
+    }
+
+    async fn complete(
+        &self,
+        req: rmcp::model::CompleteRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, McpError> {
+        catalog::complete(&self.gw, req).await
     }
 }
 

@@ -40,6 +40,9 @@ use super::{Call, McpAnswer, Outcome, Update, Upstream};
 use crate::base::BoxFuture;
 use crate::engine::manifest::SkillSpec;
 
+mod catalog;
+pub use catalog::{Listed, relayed, template_matches};
+
 /// Routes progress notifications to the call whose token they carry. rmcp picks a request's
 /// progress token when the request is sent, so a call can only subscribe after that; a quick
 /// server's first notifications may arrive before, and wait here (briefly, boundedly) for it.
@@ -106,6 +109,8 @@ impl Drop for ProgressSubscription {
 #[derive(Clone, Default)]
 struct Client {
     progress: Progress,
+    /// The server's catalog, which its announcements update.
+    catalog: catalog::Catalog,
 }
 
 impl ClientHandler for Client {
@@ -118,6 +123,10 @@ impl ClientHandler for Client {
 
     async fn on_progress(&self, p: ProgressNotificationParam, _cx: NotificationContext<RoleClient>) {
         self.progress.deliver(p);
+    }
+
+    async fn on_resource_list_changed(&self, _cx: NotificationContext<RoleClient>) {
+        self.catalog.resources_changed();
     }
 }
 
@@ -149,6 +158,8 @@ struct Inner {
     conn: Mutex<Option<Arc<Connection>>>,
     /// The last failed connection attempt, and why.
     failed: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+    /// Its capabilities and the resources it serves, shared with its connections' handlers.
+    catalog: catalog::Catalog,
 }
 
 /// Longest the gateway waits to tell a server a call is abandoned.
@@ -197,6 +208,7 @@ impl McpServer {
             prefix,
             conn: Mutex::new(None),
             failed: std::sync::Mutex::new(None),
+            catalog: catalog::Catalog::default(),
         }))
     }
 }
@@ -223,6 +235,7 @@ impl Inner {
         match made {
             Ok(c) => {
                 *failed = None;
+                self.catalog.connected(&c);
                 let c = Arc::new(c);
                 *slot = Some(c.clone());
                 Ok(c)
@@ -300,7 +313,7 @@ impl Inner {
                         }
                     });
                 }
-                let c = tokio::time::timeout(limit, Client::default().serve_with_lifecycle(transport, lifecycle))
+                let c = tokio::time::timeout(limit, self.client().serve_with_lifecycle(transport, lifecycle))
                     .await
                     .map_err(|_| format!("connecting to {}: no answer in time{}", self.url, self.stderr_tail()))?
                     .map_err(|e| format!("connecting to {}: {e}{}", self.url, self.stderr_tail()))?;
@@ -322,11 +335,16 @@ impl Inner {
         }
         let cfg = cfg.custom_headers(custom);
         let transport = StreamableHttpClientTransport::from_config(cfg);
-        let c = tokio::time::timeout(limit, Client::default().serve_with_lifecycle(transport, lifecycle))
+        let c = tokio::time::timeout(limit, self.client().serve_with_lifecycle(transport, lifecycle))
             .await
             .map_err(|_| format!("connecting to the MCP server {}: no answer in time", self.url))?
             .map_err(|e| format!("connecting to the MCP server {}: {e}", self.url))?;
         Ok(c)
+    }
+
+    /// The handler of a new connection.
+    fn client(&self) -> Client {
+        Client { progress: Progress::default(), catalog: self.catalog.clone() }
     }
 
     /// Forgets a connection that failed, so that the next call opens a new one.
@@ -488,7 +506,12 @@ impl Inner {
 /// a server echoing the run's grant there must not have it stored), and `_meta` left out when
 /// nothing else is in it.
 fn answer_json(r: &CallToolResult) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    without_own_meta(serde_json::to_value(r).unwrap_or(Value::Null))
+}
+
+/// An MCP result (JSON) without the gateway's own `a2a-ledger/*` keys in its `_meta`, and
+/// `_meta` left out when nothing else is in it.
+fn without_own_meta(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         let empty = match o.get_mut("_meta") {
             Some(Value::Object(m)) => {
@@ -586,6 +609,10 @@ impl Upstream for McpServer {
             }
             Ok(skills)
         })
+    }
+
+    fn mcp(&self) -> Option<&McpServer> {
+        Some(self)
     }
 }
 

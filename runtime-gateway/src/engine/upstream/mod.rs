@@ -276,6 +276,12 @@ pub trait Upstream: Send + Sync + std::fmt::Debug {
     fn verdict(&self) -> Option<String> {
         None
     }
+
+    /// The MCP server this upstream is (`mcp` and `stdio` agents), for what MCP offers beside
+    /// tools: resources, prompts, completion.
+    fn mcp(&self) -> Option<&mcp::McpServer> {
+        None
+    }
 }
 
 /// The error a run that was in flight when its gateway died ends with, when it cannot be resumed.

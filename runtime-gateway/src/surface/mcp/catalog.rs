@@ -1,0 +1,292 @@
+//! What the `mcp` upstreams offer beside tools, at the edge: resources (listed, templates, read),
+//! prompts (listed, got) and completion, merged across the manifest's MCP agents in manifest
+//! order.
+//!
+//! Lists and completion are relayed unrecorded: discovery, like the card and `tools/list`, and
+//! completion is advisory, asked per keystroke. A read or a prompt get is a run
+//! (`Engine::create_one_shot`): `task.accepted` with protocol `mcp` and skill
+//! `<agent>.resources.read` or the prompt's prefixed name, input payload the request's params
+//! (without `_meta`), one `artifact.added` per content, the end, the seal; the answer goes back
+//! as the upstream gave it with the run and receipt in its `_meta`, as for `tools/call`.
+
+use std::sync::Arc;
+
+use ledger_core::Protocol;
+use rmcp::model::{
+    CacheScope, CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, ServerCapabilities,
+};
+use serde_json::{Value, json};
+
+use super::{McpError, RequestContext, RoleServer, caller_of, relayed_error, result_meta};
+use crate::engine::buffer::{follow, state_name};
+use crate::engine::tasks::{NewTask, OneShot, TaskError};
+use crate::engine::upstream::mcp::{Listed, McpServer};
+use crate::engine::upstream::{McpAnswer, message_text};
+use crate::surface::a2a::data_message;
+use crate::surface::state::Gateway;
+
+/// The manifest's MCP agents in order: (agent index, agent name, server).
+fn servers(gw: &Gateway) -> impl Iterator<Item = (usize, &str, &McpServer)> {
+    gw.engine.agents().iter().enumerate().filter_map(|(i, a)| a.upstream.mcp().map(|m| (i, a.spec.name.as_str(), m)))
+}
+
+/// What the edge declares: tools always, and resources, prompts and completions when at least
+/// one MCP upstream declared them (as known from its last connection).
+pub(super) fn capabilities(gw: &Gateway) -> ServerCapabilities {
+    let mut caps = ServerCapabilities::builder().enable_tools().build();
+    for (_, _, server) in servers(gw) {
+        let Some(theirs) = server.capabilities() else { continue };
+        if theirs.resources.is_some() {
+            caps.resources.get_or_insert_with(Default::default);
+        }
+        if theirs.prompts.is_some() {
+            caps.prompts.get_or_insert_with(Default::default);
+        }
+        if theirs.completions.is_some() {
+            caps.completions.get_or_insert_with(Default::default);
+        }
+    }
+    caps
+}
+
+/// Merges the servers' lists: items in manifest order, the smallest `ttlMs` (none when a server
+/// gave none) and the narrowest `cacheScope` (`private` when any is, none when a server gave
+/// none). A server that cannot be listed is left out, and said so on stderr.
+async fn merged<T, F, Fut>(gw: &Gateway, what: &str, list: F) -> Listed<T>
+where
+    F: Fn(McpServer) -> Fut,
+    Fut: Future<Output = Result<Listed<T>, McpError>>,
+{
+    let mut all = Listed::empty();
+    let mut first = true;
+    for (_, agent, server) in servers(gw) {
+        let l = match list(server.clone()).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("runtime-gateway: agent {agent:?}: {what} of {}: {}", server.label(), e.message);
+                continue;
+            }
+        };
+        let hints = (l.ttl_ms, l.cache_scope);
+        (all.ttl_ms, all.cache_scope) = if first { hints } else { merge_hints((all.ttl_ms, all.cache_scope), hints) };
+        first = false;
+        all.items.extend(l.items);
+    }
+    all
+}
+
+/// The cache hints of two lists merged into one: the smallest `ttlMs` and the narrowest
+/// `cacheScope` (`private` over `public`); a list without a hint leaves the merged one without
+/// it (its freshness, or who may cache it, is unknown), except that `private` always stands.
+fn merge_hints(
+    a: (Option<u64>, Option<CacheScope>),
+    b: (Option<u64>, Option<CacheScope>),
+) -> (Option<u64>, Option<CacheScope>) {
+    let ttl = a.0.zip(b.0).map(|(x, y)| x.min(y));
+    let scope = match (a.1, b.1) {
+        (Some(CacheScope::Private), _) | (_, Some(CacheScope::Private)) => Some(CacheScope::Private),
+        (Some(x), Some(_)) => Some(x),
+        _ => None,
+    };
+    (ttl, scope)
+}
+
+pub(super) async fn list_resources(gw: &Gateway) -> ListResourcesResult {
+    let l = merged(gw, "resources/list", |s| async move { s.resources().await }).await;
+    let mut r = ListResourcesResult::with_all_items(l.items);
+    (r.ttl_ms, r.cache_scope) = (l.ttl_ms, l.cache_scope);
+    r
+}
+
+pub(super) async fn list_resource_templates(gw: &Gateway) -> ListResourceTemplatesResult {
+    let l = merged(gw, "resources/templates/list", |s| async move { s.resource_templates().await }).await;
+    let mut r = ListResourceTemplatesResult::with_all_items(l.items);
+    (r.ttl_ms, r.cache_scope) = (l.ttl_ms, l.cache_scope);
+    r
+}
+
+pub(super) async fn list_prompts(gw: &Gateway) -> ListPromptsResult {
+    let l = merged(gw, "prompts/list", |s| async move { s.prompts().await }).await;
+    let mut r = ListPromptsResult::with_all_items(l.items);
+    (r.ttl_ms, r.cache_scope) = (l.ttl_ms, l.cache_scope);
+    r
+}
+
+/// The error for a URI no upstream serves: -32002 (`resource not found`) to a 2025-11-25 caller,
+/// -32602 (`invalid params`, SEP-2164) to a 2026-07-28 one; `data.uri` names it either way.
+fn resource_not_found(uri: &str, ctx: &RequestContext<RoleServer>) -> McpError {
+    let message = format!("Resource not found: {uri}");
+    let data = Some(json!({ "uri": uri }));
+    if ctx.protocol_version().is_some_and(|v| v < ProtocolVersion::V_2026_07_28) {
+        McpError::resource_not_found(message, data)
+    } else {
+        McpError::invalid_params(message, data)
+    }
+}
+
+pub(super) async fn read_resource(
+    gw: &Arc<Gateway>,
+    req: ReadResourceRequestParams,
+    ctx: RequestContext<RoleServer>,
+) -> Result<ReadResourceResponse, McpError> {
+    let mut found = None;
+    for (i, agent, server) in servers(gw) {
+        if server.serves(&req.uri).await {
+            found = Some((i, agent.to_string(), server.clone()));
+            break;
+        }
+    }
+    let Some((agent_index, agent, server)) = found else { return Err(resource_not_found(&req.uri, &ctx)) };
+    let params = ReadResourceRequestParams::new(req.uri.clone());
+    let input = json!({ "uri": req.uri });
+    let call = OneShot { agent: agent_index, upstream: server.read_call(params) };
+    let answer = run(gw, format!("{agent}.resources.read"), input, call, &ctx).await?;
+    let r: ReadResourceResult = relayed_answer(answer)?;
+    Ok(ReadResourceResponse::Complete(r))
+}
+
+pub(super) async fn get_prompt(
+    gw: &Arc<Gateway>,
+    req: GetPromptRequestParams,
+    ctx: RequestContext<RoleServer>,
+) -> Result<GetPromptResponse, McpError> {
+    let mut found = None;
+    for (i, _, server) in servers(gw) {
+        let Some(own) = server.prompt_own_name(&req.name) else { continue };
+        if server.prompts().await.is_ok_and(|l| l.items.iter().any(|p| p.name == req.name)) {
+            found = Some((i, server.clone(), own.to_string()));
+            break;
+        }
+    }
+    let Some((agent_index, server, own)) = found else {
+        return Err(McpError::invalid_params(
+            format!("unknown prompt {:?}; prompts/list names them", req.name),
+            Some(json!({ "name": req.name })),
+        ));
+    };
+    let mut input = json!({ "name": req.name });
+    if let Some(args) = &req.arguments {
+        input["arguments"] = Value::Object(args.clone());
+    }
+    let mut params = GetPromptRequestParams::new(own);
+    params.arguments = req.arguments.clone();
+    let call = OneShot { agent: agent_index, upstream: server.prompt_call(params) };
+    let answer = run(gw, req.name.clone(), input, call, &ctx).await?;
+    let r: GetPromptResult = relayed_answer(answer)?;
+    Ok(GetPromptResponse::Complete(r))
+}
+
+/// `completion/complete`, to the server of the prompt (named as the server knows it) or of the
+/// resource template. Not recorded: completion is advisory and asked per keystroke.
+pub(super) async fn complete(gw: &Gateway, mut req: CompleteRequestParams) -> Result<CompleteResult, McpError> {
+    for (_, _, server) in servers(gw) {
+        let ours = match &mut req.r#ref {
+            Reference::Prompt(p) => match server.prompt_own_name(&p.name) {
+                Some(own) if server.prompts().await.is_ok_and(|l| l.items.iter().any(|q| q.name == p.name)) => {
+                    p.name = own.to_string();
+                    true
+                }
+                _ => false,
+            },
+            Reference::Resource(r) => {
+                server.resource_templates().await.is_ok_and(|l| l.items.iter().any(|t| t.uri_template == r.uri))
+                    || server.serves(&r.uri).await
+            }
+            _ => false,
+        };
+        if ours {
+            let mut req = req;
+            req.meta = None;
+            return server.complete(req).await;
+        }
+    }
+    Err(McpError::invalid_params("no upstream offers what the completion refers to", None))
+}
+
+/// A read or prompt get as a run: created, followed to its end (canceled when the caller
+/// cancels), answered with what the upstream gave plus the run and receipt in `_meta`.
+async fn run(
+    gw: &Arc<Gateway>,
+    skill: String,
+    input: Value,
+    call: OneShot,
+    ctx: &RequestContext<RoleServer>,
+) -> Result<Value, McpError> {
+    let caller = caller_of(ctx).ok_or_else(|| McpError::invalid_request("the caller is not authenticated", None))?;
+    let input_bytes = serde_json::to_vec(&input).expect("serialise");
+    let req = NewTask {
+        caller: caller.name,
+        protocol: Protocol::Mcp,
+        skill,
+        message: data_message(&input),
+        input,
+        input_bytes,
+        context_id: None,
+        parent: caller.parent.clone(),
+    };
+    let handle = match gw.engine.create_one_shot(req, call).await {
+        Ok(h) => h,
+        Err(TaskError::RecordingUnavailable(m)) => {
+            return Err(McpError::internal_error(
+                format!("the request could not be recorded, so it was not made: {m}"),
+                None,
+            ));
+        }
+        Err(other) => return Err(McpError::invalid_params(other.to_string(), None)),
+    };
+    let meta = result_meta(gw, &handle.id);
+    let mut events = Box::pin(follow(handle.clone(), 0, true));
+    loop {
+        tokio::select! {
+            ev = futures_util::StreamExt::next(&mut events) => if ev.is_none() { break },
+            () = ctx.ct.cancelled() => {
+                let _ = gw.engine.cancel(&handle).await;
+                return Err(McpError::internal_error("cancelled", None));
+            }
+        }
+    }
+    let snap = handle.snapshot();
+    match &snap.mcp {
+        Some(McpAnswer::Result(answer)) => {
+            let mut answer = answer.clone();
+            let mut merged = answer.get("_meta").and_then(Value::as_object).cloned().unwrap_or_default();
+            merged.extend(meta.0);
+            answer["_meta"] = Value::Object(merged);
+            Ok(answer)
+        }
+        Some(McpAnswer::Error { code, message, data }) => Err(relayed_error(*code, message, data.as_ref(), meta)),
+        None => {
+            let text = snap.task.status.message.as_ref().map(message_text).unwrap_or_default();
+            let why = snap.error.clone().unwrap_or(text);
+            let state = state_name(&snap.task.status.state);
+            Err(McpError::internal_error(format!("{state}: {why}"), Some(Value::Object(meta.0))))
+        }
+    }
+}
+
+fn relayed_answer<T: serde::de::DeserializeOwned>(answer: Value) -> Result<T, McpError> {
+    serde_json::from_value(answer)
+        .map_err(|e| McpError::internal_error(format!("the upstream's answer could not be relayed: {e}"), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_lists_keep_the_smallest_ttl_and_the_narrowest_scope() {
+        use CacheScope::{Private, Public};
+        assert_eq!(merge_hints((Some(60_000), Some(Public)), (Some(5_000), Some(Public))), (Some(5_000), Some(Public)));
+        assert_eq!(merge_hints((Some(1), Some(Public)), (Some(9), Some(Private))), (Some(1), Some(Private)));
+        assert_eq!(merge_hints((Some(1), Some(Private)), (None, None)), (None, Some(Private)), "private stands");
+        assert_eq!(merge_hints((Some(1), Some(Public)), (None, None)), (None, None), "unknown is not public");
+    }
+
+    #[test]
+    fn protocol_generations_order_by_date() {
+        // resource_not_found relies on it; the codes are checked end to end in tests/mcp.rs.
+        assert!(ProtocolVersion::V_2025_11_25 < ProtocolVersion::V_2026_07_28, "versions order by date");
+    }
+}
