@@ -3,7 +3,8 @@
 //! in both protocol generations: resources, templates and prompts listed as the upstream lists
 //! them; each resource read and prompt get a run whose receipt verifies and whose artifacts are
 //! the bytes the caller got; completion relayed; unknown URIs and prompts refused with their
-//! codes.
+//! codes; the upstream's log messages recorded in their runs and passed on only to callers whose
+//! level admits them.
 
 mod common;
 
@@ -195,5 +196,36 @@ async fn resources_prompts_and_completion_of_an_mcp_upstream_are_relayed_and_rea
         let artifact = &r["result"]["artifacts"][0];
         assert_eq!(artifact["name"], "test://static-binary", "{r}");
         assert_eq!(artifact["parts"][0]["raw"], *blob, "{r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_upstreams_log_messages_are_recorded_and_reach_only_callers_whose_level_admits_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = std::env::var("A2A_LEDGER_PYTHON").expect("A2A_LEDGER_PYTHON: run the suite through ./scripts/test");
+    let (_upstream, gw) = reference_behind_gateway(dir.path(), &python);
+    let steps = ["Tool execution started", "Tool processing data", "Tool execution completed"];
+    for mode in ["legacy", "2026-07-28"] {
+        let out = client(&gw, &python, "mcp_logging_client.py", mode).await;
+        let calls = out["calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 3, "{out}");
+        // Whatever the caller's level, the run records every message the tool logged.
+        for call in calls {
+            let v = gw.verified_receipt(call["run"].as_str().unwrap()).await;
+            let entries = v.entries();
+            let logs: Vec<&Entry> =
+                entries.iter().map(|(_, e)| e).filter(|e| e.kind().as_str() == "skill.progress").collect();
+            assert_eq!(logs.len(), 3, "{mode} {call}");
+            for (e, step) in logs.iter().zip(steps) {
+                let attrs = e.event.attrs_json();
+                let data = serde_json::to_vec(&json!(step)).unwrap();
+                assert_eq!(attrs["stage"], "log.info", "{attrs}");
+                assert_eq!(attrs["pct"], 0, "the run's progress as it stands: {attrs}");
+                assert_eq!(attrs["message"], json!(String::from_utf8(data.clone()).unwrap()), "{attrs}");
+                assert_eq!(e.payload, Some(*blake3::hash(&data).as_bytes()), "the whole data is the payload");
+                assert_eq!(payload_json(&gw, e).await, json!(step));
+            }
+            assert_eq!(v.status, RunStatus::Completed);
+        }
     }
 }

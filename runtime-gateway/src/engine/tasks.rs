@@ -1006,6 +1006,7 @@ impl Engine {
 
         let mut cancel_deadline: Option<tokio::time::Instant> = None;
         let mut artifact_names = recorded;
+        let mut last_pct = 0u8;
         // The write of the upstream task in progress, if any.
         let mut keeping: Option<tokio::task::JoinHandle<()>> = None;
         // Transitions wait here up to LINGER before they are submitted, so a burst of updates
@@ -1037,7 +1038,13 @@ impl Engine {
                     flush_at = None;
                 }
                 u = updates.recv() => {
-                    let Some(u) = u else { break Outcome::Failed("the agent ended without a result".into()) };
+                    let Some(mut u) = u else { break Outcome::Failed("the agent ended without a result".into()) };
+                    // A log entry carries the run's progress as it stands.
+                    match &mut u {
+                        Update::Progress { pct, .. } => last_pct = *pct,
+                        Update::Log { pct, .. } => *pct = last_pct,
+                        _ => {}
+                    }
                     let prior = match &u {
                         Update::Artifact { artifact, .. } => h.artifact(&artifact.artifact_id),
                         _ => None,

@@ -51,6 +51,8 @@ pub fn router(gw: Arc<Gateway>, shutdown: tokio_util::sync::CancellationToken) -
 #[derive(Clone, Debug)]
 pub struct McpGateway {
     gw: Arc<Gateway>,
+    /// The caller's session (a 2025-11-25 session; each 2026-07-28 request has its own).
+    session: Arc<catalog::Session>,
 }
 
 /// The `/mcp` service. `hosts` and `origins` are what `Host` and `Origin` may say.
@@ -65,7 +67,11 @@ pub fn service(
         .with_allowed_origins(origins)
         .with_json_response(true)
         .with_cancellation_token(shutdown);
-    StreamableHttpService::new(move || Ok(McpGateway { gw: gw.clone() }), Arc::new(LocalSessionManager::default()), cfg)
+    StreamableHttpService::new(
+        move || Ok(McpGateway { gw: gw.clone(), session: Arc::default() }),
+        Arc::new(LocalSessionManager::default()),
+        cfg,
+    )
 }
 
 /// The `Host` values and `Origin`s the gateway answers MCP on: its public URL's, and loopback's.
@@ -282,6 +288,9 @@ impl ServerHandler for McpGateway {
                     let _ = ctx.peer.notify_progress(n).await;
                 }
             }
+            if let StreamResponse::StatusUpdate(s) = &*ev {
+                catalog::relay_log(&self.session, &ctx, s).await;
+            }
         }
         let snap = handle.snapshot();
         match &snap.mcp {
@@ -341,7 +350,7 @@ impl ServerHandler for McpGateway {
         req: rmcp::model::ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
-        catalog::read_resource(&self.gw, req, ctx).await
+        catalog::read_resource(&self.gw, &self.session, req, ctx).await
     }
 
     async fn list_prompts(
@@ -357,7 +366,7 @@ impl ServerHandler for McpGateway {
         req: rmcp::model::GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetPromptResponse, McpError> {
-        catalog::get_prompt(&self.gw, req, ctx).await
+        catalog::get_prompt(&self.gw, &self.session, req, ctx).await
     }
 
     async fn complete(
@@ -366,6 +375,16 @@ impl ServerHandler for McpGateway {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CompleteResult, McpError> {
         catalog::complete(&self.gw, req).await
+    }
+
+    #[allow(deprecated)] // logging: deprecated by SEP-2577 for a later protocol version
+    async fn set_level(
+        &self,
+        req: rmcp::model::SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.session.set_level(req.level);
+        Ok(())
     }
 }
 

@@ -111,6 +111,8 @@ struct Client {
     progress: Progress,
     /// The server's catalog, which its announcements update.
     catalog: catalog::Catalog,
+    /// How the server is named in messages.
+    server: Arc<str>,
 }
 
 impl ClientHandler for Client {
@@ -127,6 +129,16 @@ impl ClientHandler for Client {
 
     async fn on_resource_list_changed(&self, _cx: NotificationContext<RoleClient>) {
         self.catalog.resources_changed();
+    }
+
+    // Deprecated by SEP-2577 for a later protocol version; both generations served have it.
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        p: rmcp::model::LoggingMessageNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        self.catalog.log(p, &self.server).await;
     }
 }
 
@@ -231,11 +243,13 @@ impl Inner {
             return Err(why.clone());
         }
         let made = self.connect().await;
+        if let Ok(c) = &made {
+            self.connected(c).await;
+        }
         let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
         match made {
             Ok(c) => {
                 *failed = None;
-                self.catalog.connected(&c);
                 let c = Arc::new(c);
                 *slot = Some(c.clone());
                 Ok(c)
@@ -344,7 +358,7 @@ impl Inner {
 
     /// The handler of a new connection.
     fn client(&self) -> Client {
-        Client { progress: Progress::default(), catalog: self.catalog.clone() }
+        Client { progress: Progress::default(), catalog: self.catalog.clone(), server: self.url.as_str().into() }
     }
 
     /// Forgets a connection that failed, so that the next call opens a new one.
@@ -401,7 +415,11 @@ impl Inner {
         let request = ClientRequest::CallToolRequest(Request::new(
             CallToolRequestParams::new(tool.clone()).with_arguments(arguments),
         ));
+        if let Some(level) = self.catalog.log_level() {
+            meta.insert("io.modelcontextprotocol/logLevel".into(), json!(level));
+        }
         let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta)));
+        let _in_flight = self.catalog.in_flight(call.updates.clone());
         let mut handle = match conn.send_request_with_option(request, options).await {
             Ok(h) => h,
             Err(e) => {

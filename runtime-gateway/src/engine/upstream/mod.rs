@@ -37,6 +37,18 @@ pub enum Update {
         /// `total`): relayed to MCP callers as given. Not recorded (`pct` is).
         raw: Option<(f64, Option<f64>)>,
     },
+    /// A log message of the agent (an MCP server's `notifications/message` during the call):
+    /// recorded as `skill.progress` with `stage` = `log.<level>` (docs/FORMATS.md §9).
+    Log {
+        /// Its syslog level (`debug` … `emergency`).
+        level: String,
+        /// Its logger, if named.
+        logger: Option<String>,
+        /// Its data, any JSON.
+        data: Value,
+        /// The run's last progress percentage (the engine fills it in).
+        pct: u8,
+    },
     /// The agent needs more input; the next follow-up message answers it.
     InputRequired(String),
     /// The agent needs further authorisation.

@@ -8,14 +8,25 @@
 //! `<agent>.resources.read` or the prompt's prefixed name, input payload the request's params
 //! (without `_meta`), one `artifact.added` per content, the end, the seal; the answer goes back
 //! as the upstream gave it with the run and receipt in its `_meta`, as for `tools/call`.
+//!
+//! Logging: an upstream's log messages during a run are recorded in it (`skill.progress` with
+//! stage `log.<level>`) and passed on to the caller when its level admits them: the level of a
+//! 2026-07-28 request's `_meta`, else the one its 2025-11-25 session set with
+//! `logging/setLevel`; never to a caller that set none (SEP-2575).
+
+// Logging is deprecated by SEP-2577 (for a later protocol version); both generations served here
+// still have it, and the gateway relays it.
+#![allow(deprecated)]
 
 use std::sync::Arc;
 
+use a2a::TaskStatusUpdateEvent;
 use ledger_core::Protocol;
 use rmcp::model::{
     CacheScope, CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Reference, ServerCapabilities,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel, LoggingMessageNotificationParam,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
+    ServerCapabilities,
 };
 use serde_json::{Value, json};
 
@@ -26,6 +37,56 @@ use crate::engine::upstream::mcp::{Listed, McpServer};
 use crate::engine::upstream::{McpAnswer, message_text};
 use crate::surface::a2a::data_message;
 use crate::surface::state::Gateway;
+
+/// What one caller session holds: the level it asked logs at.
+#[derive(Debug, Default)]
+pub struct Session {
+    level: std::sync::Mutex<Option<LoggingLevel>>,
+}
+
+impl Session {
+    pub(super) fn set_level(&self, level: LoggingLevel) {
+        *self.level.lock().unwrap_or_else(|p| p.into_inner()) = Some(level);
+    }
+
+    fn level(&self) -> Option<LoggingLevel> {
+        *self.level.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Syslog severity, lowest first.
+fn severity(l: LoggingLevel) -> u8 {
+    match l {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// The log message a run's status event carries (`metadata.log`), if the caller's level admits
+/// it: the request's own level, else its session's; none when neither is set.
+fn admitted(s: &TaskStatusUpdateEvent, wanted: Option<LoggingLevel>) -> Option<LoggingMessageNotificationParam> {
+    let log = s.metadata.as_ref()?.get("log")?;
+    let level: LoggingLevel = serde_json::from_value(log["level"].clone()).ok()?;
+    if severity(level) < severity(wanted?) {
+        return None;
+    }
+    let mut n = LoggingMessageNotificationParam::new(level, log["data"].clone());
+    n.logger = log["logger"].as_str().map(String::from);
+    Some(n)
+}
+
+/// Passes a run's log message on to the caller, when its level admits it.
+pub(super) async fn relay_log(session: &Session, ctx: &RequestContext<RoleServer>, s: &TaskStatusUpdateEvent) {
+    if let Some(n) = admitted(s, ctx.meta.log_level().or_else(|| session.level())) {
+        let _ = ctx.peer.notify_logging_message(n).await;
+    }
+}
 
 /// The manifest's MCP agents in order: (agent index, agent name, server).
 fn servers(gw: &Gateway) -> impl Iterator<Item = (usize, &str, &McpServer)> {
@@ -46,6 +107,9 @@ pub(super) fn capabilities(gw: &Gateway) -> ServerCapabilities {
         }
         if theirs.completions.is_some() {
             caps.completions.get_or_insert_with(Default::default);
+        }
+        if theirs.logging.is_some() {
+            caps.logging.get_or_insert_with(Default::default);
         }
     }
     caps
@@ -128,6 +192,7 @@ fn resource_not_found(uri: &str, ctx: &RequestContext<RoleServer>) -> McpError {
 
 pub(super) async fn read_resource(
     gw: &Arc<Gateway>,
+    session: &Session,
     req: ReadResourceRequestParams,
     ctx: RequestContext<RoleServer>,
 ) -> Result<ReadResourceResponse, McpError> {
@@ -142,13 +207,14 @@ pub(super) async fn read_resource(
     let params = ReadResourceRequestParams::new(req.uri.clone());
     let input = json!({ "uri": req.uri });
     let call = OneShot { agent: agent_index, upstream: server.read_call(params) };
-    let answer = run(gw, format!("{agent}.resources.read"), input, call, &ctx).await?;
+    let answer = run(gw, session, format!("{agent}.resources.read"), input, call, &ctx).await?;
     let r: ReadResourceResult = relayed_answer(answer)?;
     Ok(ReadResourceResponse::Complete(r))
 }
 
 pub(super) async fn get_prompt(
     gw: &Arc<Gateway>,
+    session: &Session,
     req: GetPromptRequestParams,
     ctx: RequestContext<RoleServer>,
 ) -> Result<GetPromptResponse, McpError> {
@@ -173,7 +239,7 @@ pub(super) async fn get_prompt(
     let mut params = GetPromptRequestParams::new(own);
     params.arguments = req.arguments.clone();
     let call = OneShot { agent: agent_index, upstream: server.prompt_call(params) };
-    let answer = run(gw, req.name.clone(), input, call, &ctx).await?;
+    let answer = run(gw, session, req.name.clone(), input, call, &ctx).await?;
     let r: GetPromptResult = relayed_answer(answer)?;
     Ok(GetPromptResponse::Complete(r))
 }
@@ -209,6 +275,7 @@ pub(super) async fn complete(gw: &Gateway, mut req: CompleteRequestParams) -> Re
 /// cancels), answered with what the upstream gave plus the run and receipt in `_meta`.
 async fn run(
     gw: &Arc<Gateway>,
+    session: &Session,
     skill: String,
     input: Value,
     call: OneShot,
@@ -240,7 +307,12 @@ async fn run(
     let mut events = Box::pin(follow(handle.clone(), 0, true));
     loop {
         tokio::select! {
-            ev = futures_util::StreamExt::next(&mut events) => if ev.is_none() { break },
+            ev = futures_util::StreamExt::next(&mut events) => match ev {
+                Some((_, ev)) => if let a2a::StreamResponse::StatusUpdate(s) = &*ev {
+                    relay_log(session, ctx, s).await;
+                },
+                None => break,
+            },
             () = ctx.ct.cancelled() => {
                 let _ = gw.engine.cancel(&handle).await;
                 return Err(McpError::internal_error("cancelled", None));
@@ -282,6 +354,29 @@ mod tests {
         assert_eq!(merge_hints((Some(1), Some(Public)), (Some(9), Some(Private))), (Some(1), Some(Private)));
         assert_eq!(merge_hints((Some(1), Some(Private)), (None, None)), (None, Some(Private)), "private stands");
         assert_eq!(merge_hints((Some(1), Some(Public)), (None, None)), (None, None), "unknown is not public");
+    }
+
+    #[test]
+    fn a_log_message_goes_only_to_a_caller_whose_level_admits_it() {
+        let ev = |level: &str| TaskStatusUpdateEvent {
+            task_id: "t".into(),
+            context_id: "c".into(),
+            status: a2a::TaskStatus { state: a2a::TaskState::Working, message: None, timestamp: None },
+            metadata: Some(
+                [("log".to_string(), json!({ "level": level, "logger": "tool", "data": { "step": 1 } }))].into(),
+            ),
+        };
+        let n = admitted(&ev("warning"), Some(LoggingLevel::Info)).expect("warning is above info");
+        assert_eq!(
+            (n.level, n.logger.as_deref(), &n.data),
+            (LoggingLevel::Warning, Some("tool"), &json!({ "step": 1 }))
+        );
+        assert!(admitted(&ev("debug"), Some(LoggingLevel::Info)).is_none(), "below the level");
+        assert!(admitted(&ev("info"), Some(LoggingLevel::Info)).is_some(), "at the level");
+        assert!(admitted(&ev("emergency"), None).is_none(), "never without a level");
+        let mut progress = ev("info");
+        progress.metadata = Some([("progress".to_string(), json!({ "pct": 1 }))].into());
+        assert!(admitted(&progress, Some(LoggingLevel::Debug)).is_none(), "only log events");
     }
 
     #[test]

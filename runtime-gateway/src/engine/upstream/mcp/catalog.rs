@@ -11,10 +11,24 @@
 //! gateway learns which URIs a server serves from its `resources/list` and
 //! `resources/templates/list` (templates matched as RFC 6570 expansions), kept until the server
 //! announces `notifications/resources/list_changed` and learnt again when a URI is not among them.
+//!
+//! Logging: a server that declares `logging` is asked for every message (`debug`: per request in
+//! `_meta["io.modelcontextprotocol/logLevel"]` over 2026-07-28, by `logging/setLevel` once per
+//! connection over 2025-11-25), so the record of a call holds all it logged; the edge passes on
+//! to each caller only what its own level admits. A `notifications/message` is the call's that
+//! is in flight on the connection when it is the only one. rmcp 3.11 tags the server's requests
+//! with the request whose stream carried them, but not its notifications, so with several calls
+//! in flight nothing says whose a message is: it is then recorded nowhere and relayed to no one
+//! (said on stderr), rather than put in a run it may not belong to. Routing by the carrying
+//! request's id, as progress is routed by its token, needs that tag in rmcp.
+
+// Logging is deprecated by SEP-2577 (for a later protocol version); both generations served here
+// still have it, and the gateway relays it.
+#![allow(deprecated)]
 
 use rmcp::model::{
-    CompleteRequestParams, CompleteResult, GetPromptRequestParams, Prompt, ReadResourceRequestParams, Resource,
-    ResourceTemplate, ServerCapabilities,
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, LoggingLevel, LoggingMessageNotificationParam,
+    Prompt, ReadResourceRequestParams, Resource, ResourceTemplate, ServerCapabilities, SetLevelRequestParams,
 };
 use rmcp::service::MergedList;
 
@@ -56,6 +70,21 @@ struct CatalogState {
     /// The URIs and URI templates it serves; `None` until learnt, and again once it announced a
     /// change.
     routes: std::sync::Mutex<Routes>,
+    /// The calls in flight to the server, by a number of their own: where each one's updates go.
+    in_flight: std::sync::Mutex<HashMap<u64, tokio::sync::mpsc::Sender<Update>>>,
+    next_call: std::sync::atomic::AtomicU64,
+}
+
+/// A call in flight, until dropped.
+pub(super) struct InFlight {
+    catalog: Catalog,
+    id: u64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        Catalog::lock(&self.catalog.0.in_flight).remove(&self.id);
+    }
 }
 
 #[derive(Default)]
@@ -73,6 +102,38 @@ impl Catalog {
     pub(super) fn connected(&self, c: &Connection) {
         if let Some(info) = c.peer_info() {
             *Self::lock(&self.0.capabilities) = Some(info.capabilities.clone());
+        }
+    }
+
+    /// A call is in flight from now until the guard is dropped; `updates` is where its log
+    /// messages go.
+    pub(super) fn in_flight(&self, updates: tokio::sync::mpsc::Sender<Update>) -> InFlight {
+        let id = self.0.next_call.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Catalog::lock(&self.0.in_flight).insert(id, updates);
+        InFlight { catalog: self.clone(), id }
+    }
+
+    /// The level a call asks the server to log at, in its `_meta`: everything, when the server
+    /// declares logging.
+    pub(super) fn log_level(&self) -> Option<&'static str> {
+        Self::lock(&self.0.capabilities).as_ref().and_then(|c| c.logging.as_ref()).map(|_| "debug")
+    }
+
+    /// A `notifications/message`: to the one call in flight, else to none (module doc).
+    pub(super) async fn log(&self, p: LoggingMessageNotificationParam, server: &str) {
+        let (to, in_flight) = {
+            let calls = Self::lock(&self.0.in_flight);
+            (if calls.len() == 1 { calls.values().next().cloned() } else { None }, calls.len())
+        };
+        let level = serde_json::to_value(p.level).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        match to {
+            Some(tx) => {
+                let _ = tx.send(Update::Log { level, logger: p.logger, data: p.data, pct: 0 }).await;
+            }
+            None => eprintln!(
+                "runtime-gateway: {server}: a log message ({level}) came with {in_flight} calls in flight; \
+                 not recorded, since nothing says which call it belongs to"
+            ),
         }
     }
 
@@ -94,6 +155,21 @@ pub fn relayed(server: &str, e: ServiceError) -> rmcp::ErrorData {
     match e {
         ServiceError::McpError(e) => e,
         other => rmcp::ErrorData::internal_error(format!("the MCP server {server}: {other}"), None),
+    }
+}
+
+impl Inner {
+    /// A connection opened: its server's capabilities kept, and a 2025-11-25 server that
+    /// declares logging asked for every message (a 2026-07-28 one is asked per request).
+    pub(super) async fn connected(&self, c: &Connection) {
+        self.catalog.connected(c);
+        let legacy = c.peer_info().is_some_and(|i| i.protocol_version < ProtocolVersion::V_2026_07_28);
+        if legacy && self.catalog.log_level().is_some() {
+            let asked = c.set_level(SetLevelRequestParams::new(LoggingLevel::Debug)).await;
+            if let Err(e) = asked {
+                eprintln!("runtime-gateway: {}: logging/setLevel: {e}", self.url);
+            }
+        }
     }
 }
 
@@ -290,7 +366,11 @@ impl Inner {
         if let Some(tp) = &call.traceparent {
             meta.insert("traceparent".into(), json!(tp));
         }
+        if let Some(level) = self.catalog.log_level() {
+            meta.insert("io.modelcontextprotocol/logLevel".into(), json!(level));
+        }
         let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta)));
+        let _in_flight = self.catalog.in_flight(call.updates.clone());
         let mut handle = match conn.send_request_with_option(request, options).await {
             Ok(h) => h,
             Err(e) => {
