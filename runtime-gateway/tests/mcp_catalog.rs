@@ -229,3 +229,14 @@ async fn an_mcp_upstreams_log_messages_are_recorded_and_reach_only_callers_whose
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_updates_reach_only_the_callers_subscribed_to_the_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = std::env::var("A2A_LEDGER_PYTHON").expect("A2A_LEDGER_PYTHON: run the suite through ./scripts/test");
+    let (_upstream, gw) = reference_behind_gateway(dir.path(), &python);
+    for mode in ["legacy", "2026-07-28"] {
+        let out = client(&gw, &python, "mcp_subscription_client.py", mode).await;
+        assert_eq!(out["a"], json!(["test://watched-resource", "test://watched-resource"]), "{mode}: {out}");
+    }
+}

@@ -386,6 +386,34 @@ impl ServerHandler for McpGateway {
         self.session.set_level(req.level);
         Ok(())
     }
+
+    async fn subscribe(
+        &self,
+        req: rmcp::model::SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        catalog::subscribe(&self.gw, &self.session, &req.uri, &ctx).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        req: rmcp::model::UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        catalog::unsubscribe(&self.session, &req.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        catalog::accepted_filter(requested)
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        catalog::listen(&self.gw, context).await
+    }
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use crate::base::BoxFuture;
 use crate::engine::manifest::SkillSpec;
 
 mod catalog;
-pub use catalog::{Listed, relayed, template_matches};
+pub use catalog::{Listed, Watch, relayed, template_matches};
 
 /// Routes progress notifications to the call whose token they carry. rmcp picks a request's
 /// progress token when the request is sent, so a call can only subscribe after that; a quick
@@ -139,6 +139,14 @@ impl ClientHandler for Client {
         _cx: NotificationContext<RoleClient>,
     ) {
         self.catalog.log(p, &self.server).await;
+    }
+
+    async fn on_resource_updated(
+        &self,
+        p: rmcp::model::ResourceUpdatedNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        self.catalog.updated(&p.uri);
     }
 }
 

@@ -13,6 +13,11 @@
 //! stage `log.<level>`) and passed on to the caller when its level admits them: the level of a
 //! 2026-07-28 request's `_meta`, else the one its 2025-11-25 session set with
 //! `logging/setLevel`; never to a caller that set none (SEP-2575).
+//!
+//! Subscriptions: a 2025-11-25 session's `resources/subscribe` and a 2026-07-28
+//! `subscriptions/listen` stream's resource URIs are watches of the upstream that serves each URI
+//! (one upstream subscription per URI, shared: `McpServer::watch`); updates go to the sessions and
+//! streams that watch the URI, and a session's watches end with it.
 
 // Logging is deprecated by SEP-2577 (for a later protocol version); both generations served here
 // still have it, and the gateway relays it.
@@ -26,25 +31,48 @@ use rmcp::model::{
     CacheScope, CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel, LoggingMessageNotificationParam,
     ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
-    ServerCapabilities,
+    ResourceUpdatedNotificationParam, ServerCapabilities, SubscriptionFilter,
 };
+use rmcp::service::SubscriptionContext;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 use super::{McpError, RequestContext, RoleServer, caller_of, relayed_error, result_meta};
 use crate::engine::buffer::{follow, state_name};
 use crate::engine::tasks::{NewTask, OneShot, TaskError};
-use crate::engine::upstream::mcp::{Listed, McpServer};
+use crate::engine::upstream::mcp::{Listed, McpServer, Watch};
 use crate::engine::upstream::{McpAnswer, message_text};
 use crate::surface::a2a::data_message;
 use crate::surface::state::Gateway;
 
-/// What one caller session holds: the level it asked logs at.
+/// What one caller session holds: the level it asked logs at, and the URIs it watches (dropped
+/// with the session, which ends the watches).
 #[derive(Debug, Default)]
 pub struct Session {
     level: std::sync::Mutex<Option<LoggingLevel>>,
+    watches: std::sync::Mutex<HashMap<String, Watch>>,
+    /// Where the upstreams' updates for this session go: a task sends them on to the caller.
+    updates: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Session {
+    /// The sender of this session's updates, with its task started on first use; the task
+    /// ends when the session and its watches are gone.
+    fn updates(&self, peer: &rmcp::Peer<RoleServer>) -> tokio::sync::mpsc::UnboundedSender<String> {
+        self.updates
+            .get_or_init(|| {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let peer = peer.clone();
+                tokio::spawn(async move {
+                    while let Some(uri) = rx.recv().await {
+                        let _ = peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri)).await;
+                    }
+                });
+                tx
+            })
+            .clone()
+    }
+
     pub(super) fn set_level(&self, level: LoggingLevel) {
         *self.level.lock().unwrap_or_else(|p| p.into_inner()) = Some(level);
     }
@@ -99,8 +127,11 @@ pub(super) fn capabilities(gw: &Gateway) -> ServerCapabilities {
     let mut caps = ServerCapabilities::builder().enable_tools().build();
     for (_, _, server) in servers(gw) {
         let Some(theirs) = server.capabilities() else { continue };
-        if theirs.resources.is_some() {
-            caps.resources.get_or_insert_with(Default::default);
+        if let Some(r) = &theirs.resources {
+            let ours = caps.resources.get_or_insert_with(Default::default);
+            if r.subscribe == Some(true) {
+                ours.subscribe = Some(true);
+            }
         }
         if theirs.prompts.is_some() {
             caps.prompts.get_or_insert_with(Default::default);
@@ -190,20 +221,86 @@ fn resource_not_found(uri: &str, ctx: &RequestContext<RoleServer>) -> McpError {
     }
 }
 
+/// The first MCP upstream, in manifest order, that serves `uri`.
+async fn server_of(gw: &Gateway, uri: &str) -> Option<(usize, String, McpServer)> {
+    for (i, agent, server) in servers(gw) {
+        if server.serves(uri).await {
+            return Some((i, agent.to_string(), server.clone()));
+        }
+    }
+    None
+}
+
+/// `resources/subscribe` of a 2025-11-25 session: the session watches `uri` (again: no change).
+pub(super) async fn subscribe(
+    gw: &Gateway,
+    session: &Session,
+    uri: &str,
+    ctx: &RequestContext<RoleServer>,
+) -> Result<(), McpError> {
+    if session.watches.lock().unwrap_or_else(|p| p.into_inner()).contains_key(uri) {
+        return Ok(());
+    }
+    let Some((_, _, server)) = server_of(gw, uri).await else { return Err(resource_not_found(uri, ctx)) };
+    let watch = server.watch(uri, session.updates(&ctx.peer)).await?;
+    session.watches.lock().unwrap_or_else(|p| p.into_inner()).insert(uri.to_string(), watch);
+    Ok(())
+}
+
+/// `resources/unsubscribe`: the session's watch of `uri` ends (none: nothing to do).
+pub(super) fn unsubscribe(session: &Session, uri: &str) {
+    let gone = session.watches.lock().unwrap_or_else(|p| p.into_inner()).remove(uri);
+    drop(gone);
+}
+
+/// What `subscriptions/listen` accepts: resource updates of the URIs asked for (those no upstream
+/// serves get none); the list-change categories are not relayed.
+pub(super) fn accepted_filter(requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+    let uris = requested.resource_subscriptions.clone().unwrap_or_default();
+    Some(SubscriptionFilter::builder().resource_subscriptions(uris).build())
+}
+
+/// One `subscriptions/listen` stream: watches its URIs until the caller ends it.
+pub(super) async fn listen(gw: &Gateway, context: SubscriptionContext) -> Result<(), McpError> {
+    let uris = context.sink().accepted().resource_subscriptions.clone().unwrap_or_default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut watches = Vec::new();
+    for uri in &uris {
+        if let Some((_, _, server)) = server_of(gw, uri).await {
+            watches.push(server.watch(uri, tx.clone()).await?);
+        }
+    }
+    drop(tx);
+    loop {
+        tokio::select! {
+            uri = rx.recv() => match uri {
+                Some(uri) => {
+                    if context.sink().notify_resource_updated(uri).await.is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    // Nothing watched: the stream stays open, quiet, until the caller ends it.
+                    context.cancelled().await;
+                    break;
+                }
+            },
+            () = context.cancelled() => break,
+        }
+    }
+    drop(watches);
+    Ok(())
+}
+
 pub(super) async fn read_resource(
     gw: &Arc<Gateway>,
     session: &Session,
     req: ReadResourceRequestParams,
     ctx: RequestContext<RoleServer>,
 ) -> Result<ReadResourceResponse, McpError> {
-    let mut found = None;
-    for (i, agent, server) in servers(gw) {
-        if server.serves(&req.uri).await {
-            found = Some((i, agent.to_string(), server.clone()));
-            break;
-        }
-    }
-    let Some((agent_index, agent, server)) = found else { return Err(resource_not_found(&req.uri, &ctx)) };
+    let Some((agent_index, agent, server)) = server_of(gw, &req.uri).await else {
+        return Err(resource_not_found(&req.uri, &ctx));
+    };
     let params = ReadResourceRequestParams::new(req.uri.clone());
     let input = json!({ "uri": req.uri });
     let call = OneShot { agent: agent_index, upstream: server.read_call(params) };

@@ -21,6 +21,13 @@
 //! in flight nothing says whose a message is: it is then recorded nowhere and relayed to no one
 //! (said on stderr), rather than put in a run it may not belong to. Routing by the carrying
 //! request's id, as progress is routed by its token, needs that tag in rmcp.
+//!
+//! Subscriptions: callers watch URIs through [`McpServer::watch`]; the server is asked once per
+//! URI however many callers watch it (`resources/subscribe` over a 2025-11-25 connection, one
+//! `subscriptions/listen` stream naming every watched URI over 2026-07-28, opened again when the
+//! set changes), and each `notifications/resources/updated` goes to the callers watching that URI
+//! and to no one else. A watch ends when its guard is dropped (the caller unsubscribed, its
+//! session closed, its listen stream ended); the last one for a URI asks the server to stop.
 
 // Logging is deprecated by SEP-2577 (for a later protocol version); both generations served here
 // still have it, and the gateway relays it.
@@ -28,7 +35,8 @@
 
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, GetPromptRequestParams, LoggingLevel, LoggingMessageNotificationParam,
-    Prompt, ReadResourceRequestParams, Resource, ResourceTemplate, ServerCapabilities, SetLevelRequestParams,
+    Prompt, ReadResourceRequestParams, Resource, ResourceTemplate, ServerCapabilities, ServerNotification,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
 use rmcp::service::MergedList;
 
@@ -73,6 +81,47 @@ struct CatalogState {
     /// The calls in flight to the server, by a number of their own: where each one's updates go.
     in_flight: std::sync::Mutex<HashMap<u64, tokio::sync::mpsc::Sender<Update>>>,
     next_call: std::sync::atomic::AtomicU64,
+    /// Who watches which URI: each watch's sender of updated URIs, by its number.
+    watchers: std::sync::Mutex<HashMap<String, HashMap<u64, tokio::sync::mpsc::UnboundedSender<String>>>>,
+    /// Over 2026-07-28, the task reading the one `subscriptions/listen` stream; a lock held
+    /// while it is replaced, so the last stream opened names the latest set.
+    listen: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A caller's watch of one URI, until dropped.
+#[derive(Debug)]
+pub struct Watch {
+    server: McpServer,
+    uri: String,
+    id: u64,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let last = {
+            let mut w = Catalog::lock(&self.server.0.catalog.0.watchers);
+            let left = w.get_mut(&self.uri).map(|m| {
+                m.remove(&self.id);
+                m.len()
+            });
+            if left == Some(0) {
+                w.remove(&self.uri);
+            }
+            left == Some(0)
+        };
+        if !last {
+            return;
+        }
+        // The server is told in the background: a dropped guard cannot wait.
+        let (server, uri) = (self.server.clone(), self.uri.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = server.unwatch(&uri).await {
+                    eprintln!("runtime-gateway: {}: ending the subscription to {uri}: {}", server.0.url, e.message);
+                }
+            });
+        }
+    }
 }
 
 /// A call in flight, until dropped.
@@ -137,6 +186,15 @@ impl Catalog {
         }
     }
 
+    /// `notifications/resources/updated`: to every watcher of the URI.
+    pub(super) fn updated(&self, uri: &str) {
+        if let Some(m) = Self::lock(&self.0.watchers).get(uri) {
+            for tx in m.values() {
+                let _ = tx.send(uri.to_string());
+            }
+        }
+    }
+
     /// `notifications/resources/list_changed`: what was learnt is stale.
     pub(super) fn resources_changed(&self) {
         *Self::lock(&self.0.routes) = Routes::default();
@@ -158,13 +216,17 @@ pub fn relayed(server: &str, e: ServiceError) -> rmcp::ErrorData {
     }
 }
 
+/// True for a connection of the 2025-11-25 generation (sessions, `resources/subscribe`).
+fn legacy(c: &Connection) -> bool {
+    c.peer_info().is_some_and(|i| i.protocol_version < ProtocolVersion::V_2026_07_28)
+}
+
 impl Inner {
     /// A connection opened: its server's capabilities kept, and a 2025-11-25 server that
     /// declares logging asked for every message (a 2026-07-28 one is asked per request).
     pub(super) async fn connected(&self, c: &Connection) {
         self.catalog.connected(c);
-        let legacy = c.peer_info().is_some_and(|i| i.protocol_version < ProtocolVersion::V_2026_07_28);
-        if legacy && self.catalog.log_level().is_some() {
+        if legacy(c) && self.catalog.log_level().is_some() {
             let asked = c.set_level(SetLevelRequestParams::new(LoggingLevel::Debug)).await;
             if let Err(e) = asked {
                 eprintln!("runtime-gateway: {}: logging/setLevel: {e}", self.url);
@@ -263,6 +325,75 @@ impl McpServer {
     pub async fn complete(&self, params: CompleteRequestParams) -> Result<CompleteResult, rmcp::ErrorData> {
         let conn = self.peer().await?;
         conn.complete(params).await.map_err(|e| relayed(&self.0.url, e))
+    }
+
+    /// Watches `uri` for the caller whose updates go to `updates`, asking the server for them
+    /// when nobody watched it yet; answers once the server takes the subscription.
+    pub async fn watch(
+        &self,
+        uri: &str,
+        updates: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Result<Watch, rmcp::ErrorData> {
+        let conn = self.peer().await?;
+        if !self.declares(|c| c.resources.as_ref().is_some_and(|r| r.subscribe == Some(true))) {
+            return Err(rmcp::ErrorData::invalid_request(
+                format!("the MCP server {} offers no resource subscriptions", self.0.url),
+                None,
+            ));
+        }
+        let catalog = &self.0.catalog;
+        let id = catalog.0.next_call.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let first = {
+            let mut w = Catalog::lock(&catalog.0.watchers);
+            let m = w.entry(uri.to_string()).or_default();
+            m.insert(id, updates);
+            m.len() == 1
+        };
+        let watch = Watch { server: self.clone(), uri: uri.to_string(), id };
+        if first {
+            // On failure the guard's drop takes the watch back.
+            if legacy(&conn) {
+                conn.subscribe(SubscribeRequestParams::new(uri)).await.map_err(|e| relayed(&self.0.url, e))?;
+            } else {
+                self.relisten(&conn).await?;
+            }
+        }
+        Ok(watch)
+    }
+
+    /// The last watch of `uri` ended: the server is asked to stop.
+    async fn unwatch(&self, uri: &str) -> Result<(), rmcp::ErrorData> {
+        let conn = self.peer().await?;
+        if legacy(&conn) {
+            conn.unsubscribe(UnsubscribeRequestParams::new(uri)).await.map_err(|e| relayed(&self.0.url, e))
+        } else {
+            self.relisten(&conn).await
+        }
+    }
+
+    /// Replaces the `subscriptions/listen` stream with one naming every watched URI (none when
+    /// nothing is watched), once the server acknowledged it.
+    async fn relisten(&self, conn: &Connection) -> Result<(), rmcp::ErrorData> {
+        let mut slot = self.0.catalog.0.listen.lock().await;
+        let uris: Vec<String> = Catalog::lock(&self.0.catalog.0.watchers).keys().cloned().collect();
+        let next = if uris.is_empty() {
+            None
+        } else {
+            let filter = SubscriptionFilter::builder().resource_subscriptions(uris).build();
+            let mut sub = conn.listen(filter).await.map_err(|e| relayed(&self.0.url, e))?;
+            let catalog = self.0.catalog.clone();
+            Some(tokio::spawn(async move {
+                while let Ok(Some(n)) = sub.next().await {
+                    if let ServerNotification::ResourceUpdatedNotification(n) = n {
+                        catalog.updated(&n.params.uri);
+                    }
+                }
+            }))
+        };
+        if let Some(old) = std::mem::replace(&mut *slot, next) {
+            old.abort();
+        }
+        Ok(())
     }
 
     /// The run of one `resources/read`.
@@ -472,6 +603,31 @@ fn resource_part(v: &Value) -> Part {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_update_goes_to_each_watch_of_its_uri_until_the_watch_is_dropped() {
+        let server = McpServer::new("http://127.0.0.1:9/mcp".into(), BTreeMap::new(), 1, String::new());
+        let catalog = server.0.catalog.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (other_tx, mut other_rx) = tokio::sync::mpsc::unbounded_channel();
+        let watch = |uri: &str, id: u64, tx: &tokio::sync::mpsc::UnboundedSender<String>| {
+            Catalog::lock(&catalog.0.watchers).entry(uri.to_string()).or_default().insert(id, tx.clone());
+            Watch { server: server.clone(), uri: uri.to_string(), id }
+        };
+        let (first, second, other) = (watch("u", 1, &tx), watch("u", 2, &tx), watch("v", 3, &other_tx));
+        catalog.updated("u");
+        assert_eq!((rx.try_recv().ok(), rx.try_recv().ok()), (Some("u".into()), Some("u".into())), "one per watch");
+        assert!(other_rx.try_recv().is_err(), "no update of a URI not watched");
+        drop(first);
+        catalog.updated("u");
+        assert_eq!(rx.try_recv().ok(), Some("u".into()));
+        assert!(rx.try_recv().is_err(), "the dropped watch gets nothing");
+        drop(second);
+        assert!(!Catalog::lock(&catalog.0.watchers).contains_key("u"), "the last watch of a URI takes it away");
+        catalog.updated("v");
+        assert_eq!(other_rx.try_recv().ok(), Some("v".into()));
+        drop(other);
+    }
 
     #[test]
     fn templates_match_their_expansions_only() {
