@@ -259,14 +259,17 @@ async fn run(cli: Cli) -> Result<()> {
         manifest.agents[i].skills = skills.clone();
         engine.add_skills(i, skills);
     }
-    // MCP agents are connected now, so the edge declares what their servers declare (resources,
-    // prompts, completion); one that cannot be reached now is declared once it is.
+    // MCP agents not connected yet (their manifest names their skills) are connected in the
+    // background, so the edge soon declares what their servers declare (resources, prompts,
+    // completion, logging) without holding the start for a server that is down.
     for a in engine.agents() {
-        if let Some(m) = a.upstream.mcp()
-            && m.capabilities().is_none()
-            && let Err(e) = m.open().await
-        {
-            eprintln!("runtime-gateway: agent {:?}: {e}", a.spec.name);
+        if let Some(m) = a.upstream.mcp().filter(|m| m.capabilities().is_none()).cloned() {
+            let name = a.spec.name.clone();
+            tokio::spawn(async move {
+                if let Err(e) = m.open().await {
+                    eprintln!("runtime-gateway: agent {name:?}: {e}");
+                }
+            });
         }
     }
     // Agents whose manifest names card keys: their cards are read and checked now, and the
