@@ -259,6 +259,19 @@ async fn run(cli: Cli) -> Result<()> {
         manifest.agents[i].skills = skills.clone();
         engine.add_skills(i, skills);
     }
+    // MCP agents not connected yet (their manifest names their skills) are connected in the
+    // background, so the edge soon declares what their servers declare (resources, prompts,
+    // completion, logging) without holding the start for a server that is down.
+    for a in engine.agents() {
+        if let Some(m) = a.upstream.mcp().filter(|m| m.capabilities().is_none()).cloned() {
+            let name = a.spec.name.clone();
+            tokio::spawn(async move {
+                if let Err(e) = m.open().await {
+                    eprintln!("runtime-gateway: agent {name:?}: {e}");
+                }
+            });
+        }
+    }
     // Agents whose manifest names card keys: their cards are read and checked now, and the
     // verdict is reported (and kept for /healthz). An agent whose required signature does not
     // verify is refused: each call to it fails with the verdict, recorded in its run.

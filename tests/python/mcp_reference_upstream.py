@@ -14,7 +14,9 @@ Prints "listening http://127.0.0.1:PORT" (the port it got) once it accepts conne
 `test://static-binary`, `test://watched-resource`, the template `test://template/{id}/data`, the
 prompts `test_simple_prompt` ... `test_input_required_result_prompt`, completion, logging/setLevel
 and resources/(un)subscribe. `tests/python/test_mcp_reference_upstream.py` checks every one of
-them with the `mcp` client, so a change of the suite's expectations shows up there first.
+them with the `mcp` client, so a change of the suite's expectations shows up there first. One tool
+is not the suite's: `test_update_resource` announces an update of a resource, for the gateway's
+subscription tests.
 """
 
 import base64
@@ -481,6 +483,15 @@ def template(id: str) -> str:
 def watched() -> str:
     """A resource that can be subscribed to for updates"""
     return "Watched resource content"
+
+
+@server.tool(description="Announces an update of a resource: to subscriptions/listen streams naming it, and over "
+             "2025-11-25 to the calling session when it subscribed to it with resources/subscribe")
+async def test_update_resource(uri: str, ctx: Context) -> str:
+    await ctx.notify_resource_updated(uri)
+    if uri in subscriptions:
+        await ctx.session.send_resource_updated(uri)
+    return f"updated {uri}"
 
 
 async def subscribe(ctx: ServerRequestContext, params: SubscribeRequestParams) -> EmptyResult:

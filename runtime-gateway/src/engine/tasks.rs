@@ -172,6 +172,18 @@ pub struct NewTask {
     pub mcp_caller: Option<upstream::McpCaller>,
 }
 
+/// A one-shot call of an agent's upstream that is not a skill (an MCP resource read or prompt
+/// get, [`Engine::create_one_shot`]): the run records it like a skill call (`task.accepted`
+/// naming the task's `skill`, its updates, the end, the seal), with no input schema to check and
+/// no workspace scope.
+#[derive(Clone, Debug)]
+pub struct OneShot {
+    /// The agent (its index in the manifest).
+    pub agent: usize,
+    /// What makes the call.
+    pub upstream: Arc<dyn Upstream>,
+}
+
 /// What [`Engine::recover`] did with the runs left in flight.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -199,6 +211,8 @@ struct CallInput {
     message: Message,
     grant: Option<CallGrant>,
     mcp_caller: Option<upstream::McpCaller>,
+    /// Runs the call instead of the agent's upstream (a [`OneShot`]).
+    upstream: Option<Arc<dyn Upstream>>,
 }
 
 /// How a driver's upstream call starts.
@@ -690,7 +704,7 @@ impl Engine {
         self.counters.running.send_modify(|n| *n += 1);
         // The skill input matters to upstreams that take JSON; a resumed call (an `a2a`
         // upstream) follows the upstream task and sends no input.
-        let input = CallInput { skill, input: Value::Null, message, grant: None, mcp_caller: None };
+        let input = CallInput { skill, input: Value::Null, message, grant: None, mcp_caller: None, upstream: None };
         self.launch(handle, rec, control_rx, agent, input, Start::Resume(from), recorded);
     }
 
@@ -723,21 +737,38 @@ impl Engine {
 
     /// Creates a task: records `task.accepted` (durably) and starts its driver.
     pub async fn create(self: &Arc<Self>, req: NewTask) -> Result<Arc<TaskHandle>, TaskError> {
-        let route = self
-            .skills
-            .get(&req.skill)
-            .cloned()
-            .ok_or_else(|| TaskError::InvalidParams(format!("no agent here has a skill {:?}", req.skill)))?;
-        // Checked before anything is recorded: an input the skill cannot take is the caller's
-        // mistake, not a run.
-        route.check_input(&req.input).map_err(TaskError::InvalidInput)?;
+        self.create_with(req, None).await
+    }
+
+    /// Creates a task that is not a skill call: `req.skill` names it in the run, `call` makes it.
+    pub async fn create_one_shot(self: &Arc<Self>, req: NewTask, call: OneShot) -> Result<Arc<TaskHandle>, TaskError> {
+        self.create_with(req, Some(call)).await
+    }
+
+    async fn create_with(
+        self: &Arc<Self>,
+        req: NewTask,
+        one_shot: Option<OneShot>,
+    ) -> Result<Arc<TaskHandle>, TaskError> {
+        let (agent_index, scope) = match &one_shot {
+            Some(o) => (o.agent, Default::default()),
+            None => {
+                let route = self
+                    .skills
+                    .get(&req.skill)
+                    .ok_or_else(|| TaskError::InvalidParams(format!("no agent here has a skill {:?}", req.skill)))?;
+                // Checked before anything is recorded: an input the skill cannot take is the
+                // caller's mistake, not a run.
+                route.check_input(&req.input).map_err(TaskError::InvalidInput)?;
+                (route.agent, route.skill.workspace.clone().unwrap_or_default())
+            }
+        };
         if self.closing.load(Ordering::SeqCst) {
             return Err(TaskError::RecordingUnavailable("the gateway is shutting down; try another instance".into()));
         }
         let id = a2a::new_task_id();
         let context_id = req.context_id.clone().unwrap_or_else(a2a::new_context_id);
-        let agent = self.agents[route.agent].spec.name.clone();
-        let scope = route.skill.workspace.clone().unwrap_or_default();
+        let agent = self.agents[agent_index].spec.name.clone();
         let issued = self.grants.issue(&id, &agent, &scope);
         let grant = GrantState { id: issued.id.clone(), token: issued.token, scope };
         let start = RunStart {
@@ -838,14 +869,16 @@ impl Engine {
             workspace: format!("{}/workspace/{}", self.public_url, id),
             scope: format!("{}/scope/{}", self.public_url, id),
         };
+        let upstream = one_shot.map(|o| o.upstream);
         let input = CallInput {
             skill: req.skill,
             input: req.input,
             message,
             grant: Some(call_grant),
             mcp_caller: req.mcp_caller,
+            upstream,
         };
-        self.launch(handle.clone(), rec, control_rx, route.agent, input, Start::Run, Vec::new());
+        self.launch(handle.clone(), rec, control_rx, agent_index, input, Start::Run, Vec::new());
         Ok(handle)
     }
 
@@ -954,7 +987,7 @@ impl Engine {
             traceparent: call_span.traceparent(),
             mcp_caller: input.mcp_caller,
         };
-        let upstream = &self.agents[agent].upstream;
+        let upstream = input.upstream.unwrap_or_else(|| self.agents[agent].upstream.clone());
         let resumed = matches!(start, Start::Resume(_));
         let worker = match start {
             Start::Run => upstream.run(call),
@@ -984,6 +1017,7 @@ impl Engine {
 
         let mut cancel_deadline: Option<tokio::time::Instant> = None;
         let mut artifact_names = recorded;
+        let mut last_pct = 0u8;
         // The write of the upstream task in progress, if any.
         let mut keeping: Option<tokio::task::JoinHandle<()>> = None;
         // Transitions wait here up to LINGER before they are submitted, so a burst of updates
@@ -1015,7 +1049,13 @@ impl Engine {
                     flush_at = None;
                 }
                 u = updates.recv() => {
-                    let Some(u) = u else { break Outcome::Failed("the agent ended without a result".into()) };
+                    let Some(mut u) = u else { break Outcome::Failed("the agent ended without a result".into()) };
+                    // A log entry carries the run's progress as it stands.
+                    match &mut u {
+                        Update::Progress { pct, .. } => last_pct = *pct,
+                        Update::Log { pct, .. } => *pct = last_pct,
+                        _ => {}
+                    }
                     let prior = match &u {
                         Update::Artifact { artifact, .. } => h.artifact(&artifact.artifact_id),
                         _ => None,

@@ -120,6 +120,21 @@ fn media_type(a: &Artifact) -> String {
     })
 }
 
+/// Longest `message` of a log entry, in bytes.
+pub const LOG_MESSAGE_MAX: usize = 1024;
+
+/// A log message's data as its entry records it: the compact JSON text cut to at most
+/// [`LOG_MESSAGE_MAX`] bytes (at a character boundary), and the whole compact JSON, whose BLAKE3
+/// is the entry's payload.
+pub fn log_message(data: &Value) -> (String, Vec<u8>) {
+    let whole = serde_json::to_string(data).expect("JSON serialises");
+    let mut end = whole.len().min(LOG_MESSAGE_MAX);
+    while !whole.is_char_boundary(end) {
+        end -= 1;
+    }
+    (whole[..end].to_string(), whole.into_bytes())
+}
+
 /// Maps `update` of task `ids`. `prior` is the task's artifact with the update's artifact id as
 /// published so far (for a chunk that appends to it); `now` stamps status events.
 pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, now: DateTime<Utc>) -> Step {
@@ -158,6 +173,24 @@ pub fn map_update(ids: TaskIds<'_>, update: Update, prior: Option<&Artifact>, no
                 s.metadata = Some(HashMap::from([("progress".to_string(), progress)]));
             }
             publish(Some(entry), false, ev)
+        }
+        Update::Log { level, logger, data, pct } => {
+            let (message, bytes) = log_message(&data);
+            let hash = *blake3::hash(&bytes).as_bytes();
+            let stage = format!("log.{level}");
+            let entry = Event::SkillProgress { stage: stage.clone(), pct: pct.min(100), message: message.clone() };
+            let mut ev = status_event(ids, TaskState::Working, Some(format!("{stage}: {message}")), now);
+            if let StreamResponse::StatusUpdate(s) = &mut ev {
+                let log = json!({ "level": level, "logger": logger, "data": data });
+                s.metadata = Some(HashMap::from([("log".to_string(), log)]));
+            }
+            Step::Publish {
+                entry: Some(entry),
+                flush: false,
+                event: ev,
+                keep: vec![(hash, bytes)],
+                payload: Some(hash),
+            }
         }
         Update::InputRequired { prompt, requests: None } => status(
             "input_required",
@@ -323,6 +356,22 @@ mod tests {
 
     fn text_of(s: &TaskStatusUpdateEvent) -> Option<String> {
         s.status.message.as_ref().map(crate::engine::upstream::message_text)
+    }
+
+    #[test]
+    fn a_log_message_is_a_progress_entry_at_the_runs_pct_with_its_whole_data_kept() {
+        let data = json!({ "step": "é".repeat(1000) });
+        let u = Update::Log { level: "info".into(), logger: Some("tool".into()), data: data.clone(), pct: 40 };
+        let Step::Publish { entry, keep, payload, event, .. } = map_update(IDS, u, None, now()) else { panic!() };
+        let Some(Event::SkillProgress { stage, pct, message }) = entry else { panic!("{entry:?}") };
+        assert_eq!((stage.as_str(), pct), ("log.info", 40));
+        let whole = serde_json::to_vec(&data).unwrap();
+        assert!(message.len() <= LOG_MESSAGE_MAX && whole.starts_with(message.as_bytes()), "cut at a character");
+        assert_eq!(keep, vec![(*blake3::hash(&whole).as_bytes(), whole.clone())]);
+        assert_eq!(payload, Some(*blake3::hash(&whole).as_bytes()));
+        let meta = status(&event).metadata.clone().unwrap();
+        assert_eq!(meta["log"], json!({ "level": "info", "logger": "tool", "data": data }));
+        assert_eq!(log_message(&json!("short")), ("\"short\"".to_string(), b"\"short\"".to_vec()));
     }
 
     #[test]

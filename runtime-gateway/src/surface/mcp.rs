@@ -23,7 +23,7 @@ use ledger_core::Protocol;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Implementation,
     InputRequiredResult, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, ServerConfig, Tool,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -39,6 +39,7 @@ use crate::engine::upstream::{McpAnswer, McpCaller, message_text};
 use crate::surface::a2a::data_message;
 use crate::surface::state::Gateway;
 
+mod catalog;
 mod rounds;
 
 /// `/mcp`, rmcp's service; `shutdown` ends its sessions.
@@ -55,6 +56,8 @@ pub struct McpGateway {
     /// The `requestState` seals of input_required rounds (one for the service: a retry may
     /// come on another session or none).
     seals: Arc<rounds::Seals>,
+    /// The caller's session (a 2025-11-25 session; each 2026-07-28 request has its own).
+    session: Arc<catalog::Session>,
 }
 
 /// The `/mcp` service. `hosts` and `origins` are what `Host` and `Origin` may say.
@@ -71,7 +74,7 @@ pub fn service(
         .with_cancellation_token(shutdown);
     let seals = Arc::new(rounds::Seals::new());
     StreamableHttpService::new(
-        move || Ok(McpGateway { gw: gw.clone(), seals: seals.clone() }),
+        move || Ok(McpGateway { gw: gw.clone(), seals: seals.clone(), session: Arc::default() }),
         Arc::new(LocalSessionManager::default()),
         cfg,
     )
@@ -220,7 +223,7 @@ fn result_meta(gw: &Gateway, run: &str) -> MetaObject {
 
 impl ServerHandler for McpGateway {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(catalog::capabilities(&self.gw))
             .with_server_info(Implementation::new(self.gw.card.card.name.clone(), env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Every tool is a skill of an agent behind the a2a-ledger gateway. Each call is recorded in a \
@@ -284,6 +287,92 @@ impl ServerHandler for McpGateway {
             Err(other) => return Err(McpError::invalid_params(other.to_string(), None)),
         };
         self.answer(handle, 0, &ctx, &caller.name).await
+    }
+
+    async fn list_resources(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        Ok(catalog::list_resources(&self.gw).await)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, McpError> {
+        Ok(catalog::list_resource_templates(&self.gw).await)
+    }
+
+    async fn read_resource(
+        &self,
+        req: rmcp::model::ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        catalog::read_resource(&self.gw, &self.session, req, ctx).await
+    }
+
+    async fn list_prompts(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, McpError> {
+        Ok(catalog::list_prompts(&self.gw).await)
+    }
+
+    async fn get_prompt(
+        &self,
+        req: rmcp::model::GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, McpError> {
+        catalog::get_prompt(&self.gw, &self.session, req, ctx).await
+    }
+
+    async fn complete(
+        &self,
+        req: rmcp::model::CompleteRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, McpError> {
+        catalog::complete(&self.gw, req).await
+    }
+
+    #[allow(deprecated)] // logging: deprecated by SEP-2577 for a later protocol version
+    async fn set_level(
+        &self,
+        req: rmcp::model::SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.session.set_level(req.level);
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        req: rmcp::model::SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        catalog::subscribe(&self.gw, &self.session, &req.uri, &ctx).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        req: rmcp::model::UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        catalog::unsubscribe(&self.session, &req.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        catalog::accepted_filter(requested)
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        catalog::listen(&self.gw, context).await
     }
 }
 
@@ -372,6 +461,9 @@ impl McpGateway {
                         }
                         let _ = ctx.peer.notify_progress(n).await;
                     }
+                }
+                if let StreamResponse::StatusUpdate(s) = &*ev {
+                    catalog::relay_log(&self.session, ctx, s).await;
                 }
             }
             let snap = handle.snapshot();

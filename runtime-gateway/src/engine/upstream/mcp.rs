@@ -48,6 +48,9 @@ use crate::base::BoxFuture;
 use crate::engine::manifest::SkillSpec;
 pub use rounds::{needs, responses};
 
+mod catalog;
+pub use catalog::{Listed, Watch, relayed, template_matches};
+
 /// Routes progress notifications to the call whose token they carry. rmcp picks a request's
 /// progress token when the request is sent, so a call can only subscribe after that; a quick
 /// server's first notifications may arrive before, and wait here (briefly, boundedly) for it.
@@ -119,6 +122,10 @@ struct Client {
     /// caller's (`None`: the shared connection, which declares none and puts whatever the
     /// server asks to the run's caller).
     capabilities: Option<ClientCapabilities>,
+    /// The server's catalog, which its announcements update.
+    catalog: catalog::Catalog,
+    /// How the server is named in messages.
+    server: Arc<str>,
 }
 
 impl Client {
@@ -168,6 +175,28 @@ impl ClientHandler for Client {
 
     async fn list_roots(&self, cx: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
         answered(self.ask(&cx, rounds::input_request("roots/list", None)?).await?)
+    }
+
+    async fn on_resource_list_changed(&self, _cx: NotificationContext<RoleClient>) {
+        self.catalog.resources_changed();
+    }
+
+    // Deprecated by SEP-2577 for a later protocol version; both generations served have it.
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        p: rmcp::model::LoggingMessageNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        self.catalog.log(p, &self.server).await;
+    }
+
+    async fn on_resource_updated(
+        &self,
+        p: rmcp::model::ResourceUpdatedNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        self.catalog.updated(&p.uri);
     }
 }
 
@@ -223,6 +252,8 @@ struct Inner {
     sessions: Mutex<HashMap<String, Mirror>>,
     /// The last failed connection attempt, and why.
     failed: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+    /// Its capabilities and the resources it serves, shared with its connections' handlers.
+    catalog: catalog::Catalog,
 }
 
 /// Longest the gateway waits to tell a server a call is abandoned.
@@ -272,6 +303,7 @@ impl McpServer {
             conn: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
             failed: std::sync::Mutex::new(None),
+            catalog: catalog::Catalog::default(),
         }))
     }
 }
@@ -294,6 +326,9 @@ impl Inner {
             return Err(why.clone());
         }
         let made = self.connect().await;
+        if let Ok(c) = &made {
+            self.connected(c).await;
+        }
         let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
         match made {
             Ok(c) => {
@@ -348,7 +383,7 @@ impl Inner {
             preferred_versions: vec![ProtocolVersion::V_2026_07_28],
             legacy_version: Some(ProtocolVersion::V_2025_11_25),
         };
-        self.connect_as(Client::default(), lifecycle).await
+        self.connect_as(self.client(), lifecycle).await
     }
 
     /// The connection a call goes over: for a 2025-11-25 caller with a session, a session of its
@@ -376,9 +411,10 @@ impl Inner {
             let Some(oldest) = sessions.iter().min_by_key(|(_, m)| m.used).map(|(k, _)| k.clone()) else { break };
             sessions.remove(&oldest);
         }
-        let client = Client { capabilities: Some(caller.capabilities.clone()), ..Client::default() };
+        let client = Client { capabilities: Some(caller.capabilities.clone()), ..self.client() };
         match self.connect_as(client, ClientLifecycleMode::Initialize).await {
             Ok(c) => {
+                self.connected(&c).await;
                 let conn = Arc::new(c);
                 sessions.insert(key, Mirror { conn: conn.clone(), used: std::time::Instant::now() });
                 Ok(conn)
@@ -448,6 +484,11 @@ impl Inner {
         Ok(c)
     }
 
+    /// The handler of a new connection.
+    fn client(&self) -> Client {
+        Client { catalog: self.catalog.clone(), server: self.url.as_str().into(), ..Client::default() }
+    }
+
     /// Forgets a connection that failed, so that the next call opens a new one.
     async fn drop_connection(&self, failed: &Arc<Connection>) {
         let mut slot = self.conn.lock().await;
@@ -496,6 +537,11 @@ impl Inner {
             meta.insert("a2a-ledger/scope".into(), json!(g.scope));
         }
         caller_meta(&mut meta, call.mcp_caller.as_ref());
+        // A server that declares logging is asked for every level, over the caller's: the run
+        // records all the tool logged, and the edge passes on what each caller's level admits.
+        if let Some(level) = self.catalog.log_level() {
+            meta.insert("io.modelcontextprotocol/logLevel".into(), json!(level));
+        }
         let mut params = CallToolRequestParams::new(tool.clone()).with_arguments(arguments);
         let mut round = 0;
         loop {
@@ -546,6 +592,7 @@ impl Inner {
     ) -> Result<Answer, Outcome> {
         let request = ClientRequest::CallToolRequest(Request::new(params));
         let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta.clone())));
+        let _in_flight = self.catalog.in_flight(call.updates.clone());
         let mut handle = match conn.send_request_with_option(request, options).await {
             Ok(h) => h,
             Err(e) => {
@@ -679,7 +726,12 @@ fn caller_meta(meta: &mut JsonObject, caller: Option<&super::McpCaller>) {
 /// a server echoing the run's grant there must not have it stored), and `_meta` left out when
 /// nothing else is in it.
 fn answer_json(r: &CallToolResult) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    without_own_meta(serde_json::to_value(r).unwrap_or(Value::Null))
+}
+
+/// An MCP result (JSON) without the gateway's own `a2a-ledger/*` keys in its `_meta`, and
+/// `_meta` left out when nothing else is in it.
+fn without_own_meta(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         let empty = match o.get_mut("_meta") {
             Some(Value::Object(m)) => {
@@ -777,6 +829,10 @@ impl Upstream for McpServer {
             }
             Ok(skills)
         })
+    }
+
+    fn mcp(&self) -> Option<&McpServer> {
+        Some(self)
     }
 }
 

@@ -37,6 +37,18 @@ pub enum Update {
         /// `total`): relayed to MCP callers as given. Not recorded (`pct` is).
         raw: Option<(f64, Option<f64>)>,
     },
+    /// A log message of the agent (an MCP server's `notifications/message` during the call):
+    /// recorded as `skill.progress` with `stage` = `log.<level>` (docs/FORMATS.md §9).
+    Log {
+        /// Its syslog level (`debug` … `emergency`).
+        level: String,
+        /// Its logger, if named.
+        logger: Option<String>,
+        /// Its data, any JSON.
+        data: Value,
+        /// The run's last progress percentage (the engine fills it in).
+        pct: u8,
+    },
     /// The agent needs more input; the next follow-up message answers it.
     InputRequired {
         /// What it asks, in words.
@@ -302,6 +314,12 @@ pub trait Upstream: Send + Sync + std::fmt::Debug {
 
     /// The last verdict on the upstream's signed description ([`Upstream::register`]), if any.
     fn verdict(&self) -> Option<String> {
+        None
+    }
+
+    /// The MCP server this upstream is (`mcp` and `stdio` agents), for what MCP offers beside
+    /// tools: resources, prompts, completion.
+    fn mcp(&self) -> Option<&mcp::McpServer> {
         None
     }
 }
