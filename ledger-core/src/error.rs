@@ -335,6 +335,9 @@ pub enum Error {
     /// The caller may not append this entry (for example: an actor its token is not bound to).
     #[error("not permitted: {0}")]
     NotPermitted(String),
+    /// A run search's cursor is not one this search handed out (`crate::store::catalog::search`).
+    #[error("bad cursor: {0}")]
+    BadCursor(String),
     /// A run has no entries.
     #[error("unknown run {0:?}")]
     UnknownRun(String),

@@ -766,7 +766,7 @@ impl LedgerSink for RemoteLedger {
             };
             let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
             let r = client
-                .list_runs(proto::ListRunsRequest { key: Some(key), before, limit })
+                .list_runs(proto::ListRunsRequest { key: Some(key), before, limit, ..Default::default() })
                 .await
                 .map_err(|s| status_error(&s))?
                 .into_inner();
@@ -785,7 +785,12 @@ impl LedgerSink for RemoteLedger {
             let mut before = None;
             loop {
                 let r = client
-                    .list_runs(proto::ListRunsRequest { key: Some(Key::Open(true)), before, limit: LIST_MAX as u32 })
+                    .list_runs(proto::ListRunsRequest {
+                        key: Some(Key::Open(true)),
+                        before,
+                        limit: LIST_MAX as u32,
+                        ..Default::default()
+                    })
                     .await
                     .map_err(|s| status_error(&s))?
                     .into_inner();
@@ -808,7 +813,12 @@ impl LedgerSink for RemoteLedger {
         Box::pin(async move {
             let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
             let r = client
-                .list_runs(proto::ListRunsRequest { key: Some(Key::Payload(hash.to_vec())), before: None, limit })
+                .list_runs(proto::ListRunsRequest {
+                    key: Some(Key::Payload(hash.to_vec())),
+                    before: None,
+                    limit,
+                    ..Default::default()
+                })
                 .await
                 .map_err(|s| status_error(&s))?
                 .into_inner();
