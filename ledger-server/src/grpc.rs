@@ -264,7 +264,7 @@ impl LedgerRpc for Rpc {
             Some(Key::Caller(c)) => Some(c.as_str()),
             _ => None,
         };
-        let terms = crate::runs::SearchTerms {
+        let terms = ledger_core::store::catalog::SearchTerms {
             all,
             caller,
             skill: skill.as_deref(),
@@ -282,7 +282,7 @@ impl LedgerRpc for Rpc {
             if r.before.is_some() {
                 return Err(bad("before pages a listing; a search pages with the cursor its last page answered"));
             }
-            let search = terms.search().map_err(|e| e.to_status())?;
+            let search = terms.search().map_err(|e| ApiError::from(e).to_status())?;
             let cursor = text(&r.cursor);
             let page = self.ledger.search_runs(who, search, cursor, limit).await.map_err(|e| e.to_status())?;
             let runs = page

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use ledger_core::{RunSearch, RunStatus, RunSummary, StatusFilter};
+use ledger_core::store::catalog::SearchTerms;
+use ledger_core::{RunSearch, RunSummary};
 use serde::Deserialize;
 
 use crate::answer::{json, principal};
@@ -50,86 +51,6 @@ pub enum RunsAsk {
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::BadQuery, message)
-}
-
-/// A search's filters, checked (shared with gRPC `ListRuns`).
-#[derive(Debug)]
-pub struct SearchTerms<'a> {
-    /// `all=true`.
-    pub all: bool,
-    /// The caller, when the query names one.
-    pub caller: Option<&'a str>,
-    /// `skill`.
-    pub skill: Option<&'a str>,
-    /// `agent`.
-    pub agent: Option<&'a str>,
-    /// `status`.
-    pub status: Option<&'a str>,
-    /// `from`, Unix ns.
-    pub from: Option<i64>,
-    /// `until`, Unix ns.
-    pub until: Option<i64>,
-}
-
-impl SearchTerms<'_> {
-    /// Whether the terms name a search (not a listing by caller alone).
-    pub fn is_search(&self) -> bool {
-        self.all
-            || self.skill.is_some()
-            || self.agent.is_some()
-            || self.status.is_some()
-            || self.from.is_some()
-            || self.until.is_some()
-    }
-
-    /// The search, or why the terms do not make one.
-    pub fn search(&self) -> Result<RunSearch, ApiError> {
-        let named: Vec<&str> = [
-            ("caller", self.caller.is_some()),
-            ("skill", self.skill.is_some()),
-            ("agent", self.agent.is_some()),
-            ("status", self.status.is_some()),
-            ("from", self.from.is_some()),
-            ("until", self.until.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, on)| on.then_some(k))
-        .collect();
-        if self.all && !named.is_empty() {
-            return Err(bad(format!(
-                "all=true lists every run: drop it to search by {}, or drop {}",
-                named.join(" and "),
-                named.join(" and ")
-            )));
-        }
-        for (key, v) in [("caller", self.caller), ("skill", self.skill), ("agent", self.agent), ("status", self.status)]
-        {
-            if v == Some("") {
-                return Err(bad(format!("{key}= is empty: give the {key} to search by")));
-            }
-        }
-        let status = match self.status {
-            None => None,
-            Some("open") => Some(StatusFilter::Open),
-            Some(s) => Some(StatusFilter::Sealed(
-                s.parse::<RunStatus>()
-                    .map_err(|_| bad(format!("status={s:?}: give open, completed, failed, canceled or rejected")))?,
-            )),
-        };
-        if let (Some(f), Some(u)) = (self.from, self.until)
-            && f >= u
-        {
-            return Err(bad(format!("from ({f}) is not before until ({u}): the range [from, until) is empty")));
-        }
-        Ok(RunSearch {
-            caller: self.caller.map(Into::into),
-            skill: self.skill.map(Into::into),
-            agent: self.agent.map(Into::into),
-            status,
-            from: self.from,
-            until: self.until,
-        })
-    }
 }
 
 /// A time of `from=` or `until=`: Unix nanoseconds, or RFC 3339 (`2026-01-01T00:00:00Z`).

@@ -159,3 +159,81 @@ async fn a_session_acts_as_its_caller_with_csrf_on_every_state_change() {
     assert_eq!(error_code(get(&root, &format!("/runs/{run}")).await.unwrap()).await.0, 401);
     assert_eq!(error_code(invoke(&root, Some(&root.csrf)).await.unwrap()).await.0, 401);
 }
+
+/// `GET /v1/runs`, the run search the dashboard pages with: by skill, status and accepted time,
+/// every run for an admin, a caller's own runs only, and `bad_query` naming the parameter.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_search_finds_runs_by_skill_status_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = start(dir.path());
+    let mut runs = Vec::new();
+    for (skill, input) in [
+        ("echo", json!({ "text": "a" })),
+        ("fail", json!({})),
+        ("echo", json!({ "text": "b" })),
+        ("report", json!({ "title": "Q3" })),
+    ] {
+        let (_, body) = gw.invoke(skill, input).await;
+        runs.push(body["run"].as_str().unwrap().to_string());
+    }
+    gw.token = OTHER.into();
+    let (_, body) = gw.invoke("echo", json!({ "text": "other's" })).await;
+    let others = body["run"].as_str().unwrap().to_string();
+    gw.token = ADMIN.into();
+    let search = |query: &str, token: &str| {
+        let r = gw.http.get(format!("{}/v1/runs?{query}", gw.base)).bearer_auth(token).send();
+        async move {
+            let r = r.await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["runs"].as_array().unwrap().iter().map(|r| r["run"].as_str().unwrap().to_string()).collect()
+    };
+
+    // The admin: every run, newest first, with summaries.
+    let (status, all) = search("all=true&summary=true", ADMIN).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(names(&all), vec![others.clone(), runs[3].clone(), runs[2].clone(), runs[1].clone(), runs[0].clone()]);
+    let failed = &all["runs"][3];
+    assert_eq!((failed["skill"].as_str(), failed["status"].as_str()), (Some("fail"), Some("failed")), "{failed}");
+    assert_eq!((failed["caller"].as_str(), failed["agent"].as_str()), (Some("root"), Some("gateway")));
+    assert!(failed["entries"].as_u64().unwrap() >= 3 && failed["sealed"]["index"].is_u64(), "{failed}");
+    let (_, echo) = search("skill=echo", ADMIN).await;
+    assert_eq!(
+        (names(&echo), echo["scan"].as_str()),
+        (vec![others.clone(), runs[2].clone(), runs[0].clone()], Some("skill"))
+    );
+    let (_, failed) = search("status=failed", ADMIN).await;
+    assert_eq!(names(&failed), vec![runs[1].clone()]);
+    // From the report's accepted time on: the report and the other caller's run.
+    let from = all["runs"][1]["ts"].as_str().unwrap();
+    let (_, late) = search(&format!("from={from}&limit=1"), ADMIN).await;
+    assert_eq!(names(&late), vec![others.clone()]);
+    let cursor = late["cursor"].as_str().expect("one more page").to_string();
+    let (_, rest) = search(&format!("from={from}&limit=1&cursor={cursor}"), ADMIN).await;
+    assert_eq!((names(&rest), rest["cursor"].clone()), (vec![runs[3].clone()], Value::Null));
+
+    // A caller finds its own runs only; naming another caller is 403.
+    let (_, mine) = search("skill=echo", OTHER).await;
+    assert_eq!(names(&mine), vec![others]);
+    assert_eq!(search("all=true", OTHER).await.1["runs"].as_array().unwrap().len(), 1);
+    let (status, body) = search("all=true&caller=root", OTHER).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_your_runs")));
+    for (query, says) in [
+        ("", "name what to search"),
+        ("all=false", "all=false"),
+        ("all=true&skill=echo", "all=true lists every run"),
+        ("status=done", "status"),
+        ("from=soon", "from"),
+        ("skill=echo&cursor=agent.0000000000000001", "does not name"),
+        ("all=true&limit=0", "limit=0"),
+        ("all=true&page=2", "page"),
+    ] {
+        let (status, body) = search(query, ADMIN).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_query")), "{query}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(says), "{query}: {body}");
+    }
+    assert_eq!(gw.http.get(format!("{}/v1/runs?all=true", gw.base)).send().await.unwrap().status(), 401);
+}

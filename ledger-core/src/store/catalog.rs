@@ -496,6 +496,88 @@ pub struct RunSummary {
     pub entries: u64,
 }
 
+/// A search's parameters as a service's query gives them (`GET /v1/runs`, gRPC `ListRuns`,
+/// the gateway's `GET /v1/runs`), to be checked into a [`RunSearch`].
+#[derive(Debug)]
+pub struct SearchTerms<'a> {
+    /// `all=true`.
+    pub all: bool,
+    /// The caller, when the query names one.
+    pub caller: Option<&'a str>,
+    /// `skill`.
+    pub skill: Option<&'a str>,
+    /// `agent`.
+    pub agent: Option<&'a str>,
+    /// `status`.
+    pub status: Option<&'a str>,
+    /// `from`, Unix ns.
+    pub from: Option<i64>,
+    /// `until`, Unix ns.
+    pub until: Option<i64>,
+}
+
+impl SearchTerms<'_> {
+    /// Whether the terms name a search (not a listing by caller alone).
+    pub fn is_search(&self) -> bool {
+        self.all
+            || self.skill.is_some()
+            || self.agent.is_some()
+            || self.status.is_some()
+            || self.from.is_some()
+            || self.until.is_some()
+    }
+
+    /// The search, or why the terms do not make one.
+    pub fn search(&self) -> Result<RunSearch> {
+        let bad = Error::BadSearch;
+        let named: Vec<&str> = [
+            ("caller", self.caller.is_some()),
+            ("skill", self.skill.is_some()),
+            ("agent", self.agent.is_some()),
+            ("status", self.status.is_some()),
+            ("from", self.from.is_some()),
+            ("until", self.until.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        if self.all && !named.is_empty() {
+            return Err(bad(format!(
+                "all=true lists every run: drop it to search by {}, or drop {}",
+                named.join(" and "),
+                named.join(" and ")
+            )));
+        }
+        for (key, v) in [("caller", self.caller), ("skill", self.skill), ("agent", self.agent), ("status", self.status)]
+        {
+            if v == Some("") {
+                return Err(bad(format!("{key}= is empty: give the {key} to search by")));
+            }
+        }
+        let status = match self.status {
+            None => None,
+            Some("open") => Some(StatusFilter::Open),
+            Some(s) => Some(StatusFilter::Sealed(
+                s.parse::<RunStatus>()
+                    .map_err(|_| bad(format!("status={s:?}: give open, completed, failed, canceled or rejected")))?,
+            )),
+        };
+        if let (Some(f), Some(u)) = (self.from, self.until)
+            && f >= u
+        {
+            return Err(bad(format!("from ({f}) is not before until ({u}): the range [from, until) is empty")));
+        }
+        Ok(RunSearch {
+            caller: self.caller.map(Into::into),
+            skill: self.skill.map(Into::into),
+            agent: self.agent.map(Into::into),
+            status,
+            from: self.from,
+            until: self.until,
+        })
+    }
+}
+
 /// Which key a search scans: the most selective of those its filters name. The order of a
 /// page is that key's, newest first: by accepted index (all runs, caller, skill, agent, open
 /// runs), by accepted `ts` (a time range), by the latest seal's index (a sealed status).
@@ -531,7 +613,8 @@ impl Scan {
         }
     }
 
-    fn parse(s: &str) -> Option<Scan> {
+    /// The scan named `s` ([`Scan::as_str`]).
+    pub fn from_name(s: &str) -> Option<Scan> {
         [Scan::All, Scan::Caller, Scan::Skill, Scan::Agent, Scan::Status, Scan::Time, Scan::Open]
             .into_iter()
             .find(|k| k.as_str() == s)
@@ -652,9 +735,9 @@ fn cursor_at(scan: Scan, key: &[u8], prefix_len: usize) -> String {
 
 /// A cursor's scan and position, checked against `q`.
 fn parse_cursor(cursor: &str, q: &RunSearch) -> Result<(Scan, Vec<u8>)> {
-    let bad = |why: &str| Error::BadCursor(format!("{cursor:?}: {why}; give a cursor a page of this search answered"));
+    let bad = |why: &str| Error::BadSearch(format!("{cursor:?}: {why}; give a cursor a page of this search answered"));
     let (name, pos) = cursor.split_once('.').ok_or_else(|| bad("not a cursor"))?;
-    let scan = Scan::parse(name).ok_or_else(|| bad("not a cursor"))?;
+    let scan = Scan::from_name(name).ok_or_else(|| bad("not a cursor"))?;
     let pos = hex::decode(pos).map_err(|_| bad("not a cursor"))?;
     if pos.len() != scan.position_len() {
         return Err(bad("not a cursor"));
@@ -1330,11 +1413,11 @@ mod tests {
         ] {
             let q = if bad == cursor { RunSearch::default() } else { skill.clone() };
             match search(&store, &q, Some(bad), ALL, &everyone) {
-                Err(Error::BadCursor(m)) => assert!(m.contains(says), "{bad}: {m}"),
+                Err(Error::BadSearch(m)) => assert!(m.contains(says), "{bad}: {m}"),
                 other => panic!("{bad}: {other:?}"),
             }
         }
         let time = RunSearch { from: Some(0), ..RunSearch::default() };
-        assert!(matches!(search(&store, &time, Some(&cursor), ALL, &everyone), Err(Error::BadCursor(_))));
+        assert!(matches!(search(&store, &time, Some(&cursor), ALL, &everyone), Err(Error::BadSearch(_))));
     }
 }

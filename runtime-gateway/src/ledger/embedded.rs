@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ledger_core::payload::{PayloadLimits, PayloadStore};
-use ledger_core::{Error, Log, LogDescriptor, Result, RunKey, TreeHash};
+use ledger_core::{Error, Log, LogDescriptor, Result, RunKey, RunSearch, SearchPage, TreeHash};
 use ledger_witness::cosigner::{CosignStatus, Cosigner};
 
 use super::{
@@ -145,6 +145,17 @@ impl LedgerSink for EmbeddedLedger {
                 let runs = log.runs_by(key, before, limit)?;
                 let total = log.count_runs_by(key)?;
                 Ok(RunPage { runs: runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }).collect(), total })
+            })
+            .await
+            .map_err(|_| Error::Closed)?
+        })
+    }
+
+    fn search_runs(&self, q: RunSearch, cursor: Option<String>, limit: usize) -> BoxFuture<'_, Result<SearchPage>> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                log.search_runs(&q, cursor.as_deref(), limit, super::MAX_EXAMINED_PER_PAGE, &|_| true)
             })
             .await
             .map_err(|_| Error::Closed)?

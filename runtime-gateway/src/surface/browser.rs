@@ -61,6 +61,7 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
             "gateway": "",
             "tasks": "/tasks",
             "run": "/runs/{id}",
+            "runs": "/v1/runs",
             "receipt": "/runs/{id}/receipt",
             "payload": "/v1/payloads/{hash}",
             "invoke": "/invoke/{skill}",

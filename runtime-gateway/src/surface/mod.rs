@@ -8,6 +8,7 @@
 //! - [`platform`] — the platform REST (`POST /tasks`, `GET /tasks/{id}`, `GET /sse/{task}`);
 //! - [`invoke`] — `POST /invoke/{skill}`;
 //! - [`receipts`] — `GET /runs/{id}/receipt`;
+//! - [`runs`] — `GET /v1/runs`, the run search;
 //! - [`a2a`] — A2A 1.0: [`a2a::card`], [`a2a::jsonrpc`], [`a2a::rest`] (HTTP+JSON);
 //! - [`mcp`] — MCP at `/mcp`;
 //! - [`ops`] — `/healthz`, `/metrics`;
@@ -26,6 +27,7 @@ pub mod platform;
 pub mod receipts;
 pub mod reviews;
 pub mod router;
+pub mod runs;
 pub mod scope;
 pub mod state;
 pub mod workspace;
