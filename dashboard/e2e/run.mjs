@@ -1,10 +1,12 @@
 // End to end: the real ledger-server and runtime-gateway on loopback, the dashboard in Debian's
 // headless Chromium driven by playwright-core, every page checked with axe-core.
 //
-// The story: the gateway (remote mode) runs the demo's echo skill three times into ledger A; A is
+// The story: the gateway (remote mode) runs the demo's echo skill three times, then (a second
+// later) its fail and report skills, into ledger A; A is
 // stopped and its data directory copied to B (the same log key); then each erases a different
 // payload, so A and B are two signed versions of one log that fork. In the browser, on A's /app:
-// log in with the keyboard, pin A's descriptor, list the runs, open one and see all five SPEC §5
+// log in with the keyboard, pin A's descriptor, see every run listed, search them on the server
+// by skill, status and accepted time, open one and see all five SPEC §5
 // steps verified, load a tampered receipt and see step 2 fail naming the index, see the erased
 // input as "erased on … by … because …", see the log consistent, then see B's checkpoint raise the
 // fork alarm (pasted, and as the checkpoint this browser last saw), verify a pack file, log out.
@@ -123,8 +125,17 @@ token_sha256 = "${sha256hex(tokens.admin)}"
     const r = await (await http('POST', `${gwUrl}/invoke/echo`, { bearer: caller, body: { text: `hello ${text}` } })).json();
     runs.push(r.run);
   }
-  for (const run of runs) await http('GET', `${aHttp}/runs/${run}/receipt?wait=10`, { bearer: tokens.auditor });
-  check(runs.length === 3, 'three runs recorded through the gateway and sealed');
+  // Two more for the search, over a second later (the time search has a second's precision):
+  // one of the demo's `fail` skill, one `report`.
+  await new Promise((r) => setTimeout(r, 1100));
+  const later = [];
+  for (const [skill, input] of [['fail', {}], ['report', { title: 'Q3' }]]) {
+    const r = await fetch(`${gwUrl}/invoke/${skill}`, { method: 'POST', headers: { authorization: `Bearer ${caller}`, 'content-type': 'application/json' }, body: JSON.stringify(input) });
+    later.push((await r.json()).run);
+  }
+  for (const run of [...runs, ...later]) await http('GET', `${aHttp}/runs/${run}/receipt?wait=10`, { bearer: tokens.auditor });
+  check(runs.length === 3 && later.length === 2, 'five runs recorded through the gateway and sealed');
+  const [failedRun, report] = later;
   await stop(gw.child);
   const inputOf = async (run) => findKey((await (await http('GET', `${aHttp}/runs/${run}`, { bearer: tokens.auditor })).json()).entries[0].decoded, 'input_hash');
 
@@ -226,16 +237,44 @@ token_sha256 = "${sha256hex(tokens.admin)}"
   await axe('the pins page');
   await shot('02-pinned');
 
-  // Runs: list by caller, with the keyboard through the form.
+  // Runs: every run as the page opens, then searches on the server by skill, status and time,
+  // each submitted from the keyboard (Enter in a field).
+  const listed = async () => page.$$eval('#runs-table tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  const shows = async (want, what) => {
+    await page.waitForFunction((n) => document.querySelectorAll('#runs-table tbody tr').length === n && / runs on this page/.test(document.getElementById('runs-table')?.textContent ?? ''), want.length);
+    const got = await listed();
+    check(JSON.stringify(got) === JSON.stringify(want), `${what}: ${got.join(', ')}`);
+  };
   await page.getByRole('link', { name: 'Runs' }).click();
-  await page.getByLabel('List runs by').selectOption('caller');
-  await page.getByLabel('Value', { exact: true }).fill('local-user');
-  await page.getByLabel('Value', { exact: true }).press('Enter');
-  for (const run of runs) await page.getByRole('link', { name: run }).waitFor();
-  const order = await page.$$eval('#runs-table tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
-  check(JSON.stringify(order) === JSON.stringify([...runs].reverse()), 'the runs are listed newest first');
+  await shows([report, failedRun, ...[...runs].reverse()], 'every run is listed as the page opens, newest first');
+  const cells = await page.$$eval('#runs-table tbody tr:nth-child(2) td', (tds) => tds.map((t) => t.textContent));
+  check(cells[3] === 'fail' && cells[4] === 'failed' && cells[5] === 'gateway' && cells[2] === 'local-user', `each row has its summary (skill, status, agent, caller): ${cells.join(' | ')}`);
   await axe('the runs page');
   await shot('03-runs');
+  await page.getByLabel('Skill').fill('echo');
+  await page.getByLabel('Skill').press('Enter');
+  await shows([...runs].reverse(), 'the search by skill echo finds the three echo runs');
+  await page.getByLabel('Skill').fill('');
+  await page.getByLabel('Status').selectOption('failed');
+  await page.getByLabel('Caller').press('Enter');
+  await shows([failedRun], 'the search by status failed finds the failed run');
+  await page.getByLabel('Status').selectOption('');
+  // The later runs' accepted time, to the second, as the datetime-local fields take it (local time).
+  const failedTs = (await (await http('GET', `${aHttp}/v1/runs?status=failed&summary=true`, { bearer: tokens.auditor })).json()).runs[0].ts;
+  const localSecond = await page.evaluate((ms) => {
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }, Number(BigInt(failedTs) / 1_000_000n));
+  await page.getByLabel('Accepted from (local time)').fill(localSecond);
+  await page.getByLabel('Caller').press('Enter');
+  await shows([report, failedRun], 'the search from the failed run\'s second on finds the two later runs');
+  await page.getByLabel('Accepted from (local time)').fill('');
+  await page.getByLabel('Accepted before (local time)').fill(localSecond);
+  await page.getByLabel('Caller').press('Enter');
+  await shows([...runs].reverse(), 'the search before that second finds the three earlier runs');
+  await axe('the runs page with a search');
+  await shot('03b-runs-searched');
 
   // One run: every step verified.
   await page.getByRole('link', { name: runs[2] }).click();
