@@ -9,7 +9,8 @@
 // by skill, status and accepted time, open one and see all five SPEC §5
 // steps verified, load a tampered receipt and see step 2 fail naming the index, see the erased
 // input as "erased on … by … because …", see the log consistent, then see B's checkpoint raise the
-// fork alarm (pasted, and as the checkpoint this browser last saw), verify a pack file, log out.
+// fork alarm (pasted, and as the checkpoint this browser last saw), verify a pack file, log out;
+// then open a gateway with its ledger embedded and see its log page verify and prove consistency.
 //
 // Environment: A2A_LEDGER_BIN_DIR (the release binaries), A2A_LEDGER_CHROMIUM (the browser,
 // default /usr/bin/chromium), A2A_LEDGER_E2E_OUT (screenshots; default under the target dir).
@@ -377,6 +378,36 @@ token_sha256 = "${sha256hex(tokens.admin)}"
   await page.locator('#receipt-verdict').waitFor();
   check((await page.locator('#receipt-verdict').textContent()).startsWith('Receipt verified in this browser'), 'opened from disk, the page reads the ledger across origins and verifies a receipt');
   await shot('11-from-disk');
+
+  // A gateway with its ledger embedded serves the log page too: its checkpoint verified under
+  // its pinned descriptor, and consistency checked on the next visit.
+  const embDir = join(work, 'gw-embedded');
+  const emb = await start('runtime-gateway', ['--embedded', embDir, '--listen', '127.0.0.1:0'], /^try:/);
+  const embUrl = `http://${addr(emb.lines, 'listening http ')}`;
+  const embCaller = JSON.parse(readFileSync(join(embDir, 'gateway-tokens.json'), 'utf8'))['local-user'].token;
+  await http('POST', `${embUrl}/invoke/echo`, { bearer: embCaller, body: { text: 'embedded' } });
+  await page.goto(`${embUrl}/app`);
+  await page.getByLabel('Token').fill(embCaller);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Log out' }).waitFor();
+  await page.getByRole('link', { name: 'Pinned logs and policies' }).click();
+  await page.getByLabel('Log descriptor (JSON: origin, hash, vkey)').fill(readFileSync(join(embDir, 'log.json'), 'utf8'));
+  await page.getByRole('button', { name: 'Pin this log' }).click();
+  await page.getByRole('button', { name: /Drop the descriptor of/ }).first().waitFor();
+  await page.getByRole('link', { name: 'The log' }).click();
+  await page.locator('#tree-size').waitFor();
+  const embSize = Number(await page.locator('#tree-size').textContent());
+  check(embSize >= 5, `the gateway's /app log page shows its embedded log's verified tree size (${embSize})`);
+  await http('POST', `${embUrl}/invoke/echo`, { bearer: embCaller, body: { text: 'embedded, again' } });
+  await page.waitForFunction(async (n) => {
+    const note = await (await fetch('/v1/checkpoint')).text();
+    return Number(note.split('\n')[1]) > n;
+  }, embSize);
+  await page.reload();
+  await page.locator('#consistency-ok').waitFor();
+  check(Number(await page.locator('#tree-size').textContent()) > embSize, "on the next visit the gateway's log has grown and is proven consistent with the size seen before");
+  await axe("the gateway's log page");
+  await shot('12-gateway-log');
 
   check(offsite.length === 0, `the browser asked for nothing but loopback${offsite.length ? `: ${offsite.join(', ')}` : ''}`);
   check(consoleErrors.length === 0, `no script error in the page${consoleErrors.length ? `: ${consoleErrors.join(' | ')}` : ''}`);

@@ -237,3 +237,55 @@ async fn the_run_search_finds_runs_by_skill_status_and_time() {
     }
     assert_eq!(gw.http.get(format!("{}/v1/runs?all=true", gw.base)).send().await.unwrap().status(), 401);
 }
+
+/// With the ledger embedded, the gateway serves what the dashboard's log and packs pages read:
+/// the checkpoint and consistency proofs to every caller, entries and packs to admins only; the
+/// pack verifies under the log's descriptor.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_log_is_served_for_the_log_and_packs_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path());
+    let (_, body) = gw.invoke("echo", json!({ "text": "for the log page" })).await;
+    let run = body["run"].as_str().unwrap().to_string();
+    gw.verified_receipt(&run).await;
+    let get = |path: &str, token: &str| gw.http.get(format!("{}{path}", gw.base)).bearer_auth(token).send();
+    let config: Value = gw.http.get(format!("{}/app/config.json", gw.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (config["endpoints"]["checkpoint"].as_str(), config["endpoints"]["pack"].as_str()),
+        (Some("/v1/checkpoint"), Some("/v1/pack"))
+    );
+
+    let note = get("/v1/checkpoint", OTHER).await.unwrap().text().await.unwrap();
+    let descriptor: ledger_core::LogDescriptor =
+        serde_json::from_slice(&std::fs::read(gw.data.join("log.json")).unwrap()).unwrap();
+    let cp = ledger_core::Checkpoint::open(&note, &descriptor.verifier_key().unwrap()).expect("the note verifies");
+    assert!(cp.size >= 5, "{note}");
+    let r = get("/v1/proof/consistency?from=2", OTHER).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let proof: Value = r.json().await.unwrap();
+    assert_eq!((proof["from"].as_u64(), proof["to"].as_u64()), (Some(2), Some(cp.size)));
+    assert!(!proof["proof"].as_array().unwrap().is_empty());
+    let r = get(&format!("/v1/proof/consistency?from={}", cp.size + 1), OTHER).await.unwrap();
+    assert_eq!(error_code(r).await, (400, "out_of_range".into()));
+    let r = get("/v1/proof/consistency?from=x", OTHER).await.unwrap();
+    assert_eq!(error_code(r).await, (400, "bad_query".into()));
+    assert_eq!(gw.http.get(format!("{}/v1/checkpoint", gw.base)).send().await.unwrap().status(), 401);
+
+    // Entries and packs hold every caller's runs: admins only.
+    assert_eq!(error_code(get("/v1/entries?start=0&end=2", OTHER).await.unwrap()).await, (403, "not_an_admin".into()));
+    assert_eq!(error_code(get("/v1/pack", OTHER).await.unwrap()).await, (403, "not_an_admin".into()));
+    let entries: Value = get("/v1/entries?start=0&end=2", ADMIN).await.unwrap().json().await.unwrap();
+    assert_eq!(entries["entries"].as_array().unwrap().len(), 2);
+    let r = get(&format!("/v1/entries?start=0&end={}", cp.size + 100), ADMIN).await.unwrap();
+    assert_eq!(error_code(r).await, (400, "out_of_range".into()));
+    let r = get("/v1/pack?payloads=true", ADMIN).await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "application/x-tar"));
+    let tar_bytes = r.bytes().await.unwrap();
+    let unpacked = dir.path().join("pack");
+    tar::Archive::new(&tar_bytes[..]).unpack(&unpacked).unwrap();
+    let report = ledger_core::pack::verify_dir(&unpacked, &descriptor).expect("the pack verifies");
+    assert_eq!((report.start, report.end), (0, cp.size));
+    assert!(report.payloads_included >= 1, "the echo's input and artifact travel with it");
+    let r = get(&format!("/v1/pack?start=3&end={}", cp.size + 1), ADMIN).await.unwrap();
+    assert_eq!(error_code(r).await, (400, "out_of_range".into()));
+}

@@ -324,4 +324,10 @@ async fn the_run_search_reads_the_remote_ledgers_catalog() {
         assert!(seen.len() <= 3, "{seen:?}");
     }
     assert_eq!(seen, vec![runs[2].clone(), runs[1].clone(), runs[0].clone()]);
+    // The log itself is the ledger service's: not served here, and not offered to the dashboard.
+    let r = gw.get("/v1/checkpoint").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_embedded");
+    let config: Value = gw.get("/app/config.json").send().await.unwrap().json().await.unwrap();
+    assert!(config["endpoints"]["checkpoint"].is_null() && config["endpoints"]["runs"] == "/v1/runs", "{config}");
 }

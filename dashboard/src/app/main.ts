@@ -41,6 +41,11 @@ function service(): 'ledger-server' | 'runtime-gateway' {
   return state.config?.service ?? 'ledger-server';
 }
 
+/** The serving origin serves the log (checkpoint, proofs, packs): the ledger service, or a gateway with its ledger embedded. */
+function servesLog(): boolean {
+  return service() === 'ledger-server' || state.config?.endpoints.checkpoint !== undefined;
+}
+
 function errorText(e: unknown): string {
   if (e instanceof api.ApiError) return `${e.code}: ${e.message}`;
   return e instanceof Error ? e.message : String(e);
@@ -672,8 +677,8 @@ function receiptFileForm(): HTMLElement {
 const FIRST_SEEN = 'a2a-ledger.first-seen.';
 
 async function showLog(): Promise<void> {
-  if (service() !== 'ledger-server') {
-    frame('The log', h('p', {}, 'Checkpoints and consistency proofs are served by the ledger service: open its /app.'));
+  if (!servesLog()) {
+    frame('The log', h('p', {}, 'This gateway writes to a ledger service, which serves the checkpoints and consistency proofs: open its /app.'));
     return;
   }
   const box = h('div', { id: 'log-state' }, h('p', {}, 'Verifying the newest checkpoint…'));
@@ -881,7 +886,9 @@ function showPacks(): void {
   });
   frame(
     'Packs',
-    h('section', { 'aria-labelledby': 'h-dl' }, h('h3', { id: 'h-dl' }, 'Download'), field('First entry', start), field('End (exclusive)', end), field('With payloads', withPayloads), h('p', {}, link)),
+    servesLog()
+      ? h('section', { 'aria-labelledby': 'h-dl' }, h('h3', { id: 'h-dl' }, 'Download'), field('First entry', start), field('End (exclusive)', end), field('With payloads', withPayloads), h('p', {}, link))
+      : h('p', {}, 'This gateway writes to a ledger service, which serves the packs: download them from its /app.'),
     h(
       'section',
       { 'aria-labelledby': 'h-verify' },

@@ -180,6 +180,10 @@ impl LedgerSink for EmbeddedLedger {
         })
     }
 
+    fn local_log(&self) -> Option<super::LocalLog> {
+        Some(super::LocalLog { log: self.log.clone(), payloads: self.payloads.clone() })
+    }
+
     fn witnessing(&self) -> Option<CosignStatus> {
         self.witnessed.as_ref().map(|(c, _)| c.status(&self.log))
     }

@@ -66,6 +66,9 @@ impl LedgerSink for MeteredSink {
     ) -> BoxFuture<'_, Result<ledger_core::SearchPage>> {
         self.inner.search_runs(q, cursor, limit)
     }
+    fn local_log(&self) -> Option<super::LocalLog> {
+        self.inner.local_log()
+    }
     fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>> {
         self.inner.open_runs()
     }

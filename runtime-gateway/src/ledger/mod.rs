@@ -100,6 +100,15 @@ pub struct RunPage {
     pub total: u64,
 }
 
+/// The embedded ledger's log and payload store ([`LedgerSink::local_log`]).
+#[derive(Clone, Debug)]
+pub struct LocalLog {
+    /// The log.
+    pub log: std::sync::Arc<ledger_core::Log>,
+    /// Its payloads.
+    pub payloads: std::sync::Arc<ledger_core::PayloadStore>,
+}
+
 /// Callback receiving where an append became durable, or why nothing of it was appended.
 pub type AppendDone = Box<dyn FnOnce(Result<Durable>) + Send>;
 
@@ -159,6 +168,12 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
     fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>>;
     /// Up to `limit` runs with an entry that names payload `hash`.
     fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>>;
+    /// The log in this process and its payloads, when the ledger is embedded: what the
+    /// dashboard's log and packs pages read (checkpoint, consistency proofs, entries, packs).
+    /// A remote ledger's are read from the ledger service itself.
+    fn local_log(&self) -> Option<LocalLog> {
+        None
+    }
     /// Entries accepted but not yet in the log (the spool's depth; 0 for the embedded ledger).
     fn backlog(&self) -> u64 {
         0

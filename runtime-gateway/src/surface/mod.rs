@@ -9,6 +9,7 @@
 //! - [`invoke`] — `POST /invoke/{skill}`;
 //! - [`receipts`] — `GET /runs/{id}/receipt`;
 //! - [`runs`] — `GET /v1/runs`, the run search;
+//! - [`ledger_log`] — the embedded ledger's checkpoint, consistency proofs, entries and packs;
 //! - [`a2a`] — A2A 1.0: [`a2a::card`], [`a2a::jsonrpc`], [`a2a::rest`] (HTTP+JSON);
 //! - [`mcp`] — MCP at `/mcp`;
 //! - [`ops`] — `/healthz`, `/metrics`;
@@ -20,6 +21,7 @@ pub mod approvals;
 pub mod browser;
 pub mod error;
 pub mod invoke;
+pub mod ledger_log;
 pub mod mcp;
 pub mod ops;
 pub mod payloads;
