@@ -17,15 +17,16 @@
 //! - **the run catalog** (when the store has one, [`Store::has_catalog`]): replaying every
 //!   entry's catalog operations in index order gives exactly the stored catalog, key for key
 //!   and value for value (skipped when an entry is missing or does not decode: that is
-//!   reported, and the catalog cannot be judged without it);
+//!   reported, and the catalog cannot be judged without it); a format-v4 store read as it is
+//!   ([`Store::catalog_searchable`] false) is checked for its v4 keys only;
 //! - **the right edge**: the log's own rebuild at open (the compact range and partial tiles
 //!   from the last entries and the tops of the full tiles) succeeds and gives the root of all
 //!   the entries.
 //!
 //! Each disagreement is one [`Finding`] saying what and where. Memory: about 25 bytes per entry
 //! (a tag of its run, its seq and flags, for the run-index check), a tile's worth per tile
-//! level, and the catalog the entries imply (its keys and values: about 100 bytes per run and
-//! per content hash named); entries and tiles are read a tile at a time.
+//! level, and the catalog the entries imply (its keys and values: about 300 bytes per run, with
+//! the search keys, and 50 per content hash named); entries and tiles are read a tile at a time.
 
 use std::collections::BTreeMap;
 

@@ -810,7 +810,7 @@ fn passes(q: &RunSearch, r: &RunSummary) -> bool {
 
 /// One page of the runs `q` finds, with `visible` deciding which of them the reader may see
 /// (a run it may not is skipped as if it did not match). Ops are listed in the module docs; the
-/// key scanned is [`plan`]'s (or the cursor's), every other filter is checked per candidate
+/// key scanned is `plan`'s (or the cursor's), every other filter is checked per candidate
 /// against the run's `a` summary and `e` seal. At most `b.max_examined` keys are read per
 /// page, so a page may be short, or empty, with a cursor to go on.
 pub fn search<S: Store + ?Sized>(
