@@ -5,9 +5,10 @@
 //! receipt that verifies and take appends. A storage change that strands v4 stores fails here
 //! (`store_v3.rs` keeps the same watch over v3 stores and their upgrade).
 //!
-//! After an intended format change (with a new store format version, and a new
-//! `testdata/store-vN/` beside the old ones), write the new one with
-//! `UPDATE_GOLDEN=1 cargo test --release -p ledger-core --features rocksdb --test store_v4`.
+//! The fixture was written by a v4 build; today's build writes format v5 (whose fixture
+//! `store_v5.rs` writes and checks), so `UPDATE_GOLDEN=1` here would write a store this test
+//! refuses: after an intended format change, write the new `testdata/store-vN/` from the newest
+//! such test instead.
 #![cfg(feature = "rocksdb")]
 
 mod common;
