@@ -1,13 +1,16 @@
 // End to end: the real ledger-server and runtime-gateway on loopback, the dashboard in Debian's
 // headless Chromium driven by playwright-core, every page checked with axe-core.
 //
-// The story: the gateway (remote mode) runs the demo's echo skill three times into ledger A; A is
+// The story: the gateway (remote mode) runs the demo's echo skill three times, then (a second
+// later) its fail and report skills, into ledger A; A is
 // stopped and its data directory copied to B (the same log key); then each erases a different
 // payload, so A and B are two signed versions of one log that fork. In the browser, on A's /app:
-// log in with the keyboard, pin A's descriptor, list the runs, open one and see all five SPEC §5
+// log in with the keyboard, pin A's descriptor, see every run listed, search them on the server
+// by skill, status and accepted time, open one and see all five SPEC §5
 // steps verified, load a tampered receipt and see step 2 fail naming the index, see the erased
 // input as "erased on … by … because …", see the log consistent, then see B's checkpoint raise the
-// fork alarm (pasted, and as the checkpoint this browser last saw), verify a pack file, log out.
+// fork alarm (pasted, and as the checkpoint this browser last saw), verify a pack file, log out;
+// then open a gateway with its ledger embedded and see its log page verify and prove consistency.
 //
 // Environment: A2A_LEDGER_BIN_DIR (the release binaries), A2A_LEDGER_CHROMIUM (the browser,
 // default /usr/bin/chromium), A2A_LEDGER_E2E_OUT (screenshots; default under the target dir).
@@ -123,8 +126,17 @@ token_sha256 = "${sha256hex(tokens.admin)}"
     const r = await (await http('POST', `${gwUrl}/invoke/echo`, { bearer: caller, body: { text: `hello ${text}` } })).json();
     runs.push(r.run);
   }
-  for (const run of runs) await http('GET', `${aHttp}/runs/${run}/receipt?wait=10`, { bearer: tokens.auditor });
-  check(runs.length === 3, 'three runs recorded through the gateway and sealed');
+  // Two more for the search, over a second later (the time search has a second's precision):
+  // one of the demo's `fail` skill, one `report`.
+  await new Promise((r) => setTimeout(r, 1100));
+  const later = [];
+  for (const [skill, input] of [['fail', {}], ['report', { title: 'Q3' }]]) {
+    const r = await fetch(`${gwUrl}/invoke/${skill}`, { method: 'POST', headers: { authorization: `Bearer ${caller}`, 'content-type': 'application/json' }, body: JSON.stringify(input) });
+    later.push((await r.json()).run);
+  }
+  for (const run of [...runs, ...later]) await http('GET', `${aHttp}/runs/${run}/receipt?wait=10`, { bearer: tokens.auditor });
+  check(runs.length === 3 && later.length === 2, 'five runs recorded through the gateway and sealed');
+  const [failedRun, report] = later;
   await stop(gw.child);
   const inputOf = async (run) => findKey((await (await http('GET', `${aHttp}/runs/${run}`, { bearer: tokens.auditor })).json()).entries[0].decoded, 'input_hash');
 
@@ -226,16 +238,44 @@ token_sha256 = "${sha256hex(tokens.admin)}"
   await axe('the pins page');
   await shot('02-pinned');
 
-  // Runs: list by caller, with the keyboard through the form.
+  // Runs: every run as the page opens, then searches on the server by skill, status and time,
+  // each submitted from the keyboard (Enter in a field).
+  const listed = async () => page.$$eval('#runs-table tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  const shows = async (want, what) => {
+    await page.waitForFunction((n) => document.querySelectorAll('#runs-table tbody tr').length === n && / runs on this page/.test(document.getElementById('runs-table')?.textContent ?? ''), want.length);
+    const got = await listed();
+    check(JSON.stringify(got) === JSON.stringify(want), `${what}: ${got.join(', ')}`);
+  };
   await page.getByRole('link', { name: 'Runs' }).click();
-  await page.getByLabel('List runs by').selectOption('caller');
-  await page.getByLabel('Value', { exact: true }).fill('local-user');
-  await page.getByLabel('Value', { exact: true }).press('Enter');
-  for (const run of runs) await page.getByRole('link', { name: run }).waitFor();
-  const order = await page.$$eval('#runs-table tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
-  check(JSON.stringify(order) === JSON.stringify([...runs].reverse()), 'the runs are listed newest first');
+  await shows([report, failedRun, ...[...runs].reverse()], 'every run is listed as the page opens, newest first');
+  const cells = await page.$$eval('#runs-table tbody tr:nth-child(2) td', (tds) => tds.map((t) => t.textContent));
+  check(cells[3] === 'fail' && cells[4] === 'failed' && cells[5] === 'gateway' && cells[2] === 'local-user', `each row has its summary (skill, status, agent, caller): ${cells.join(' | ')}`);
   await axe('the runs page');
   await shot('03-runs');
+  await page.getByLabel('Skill').fill('echo');
+  await page.getByLabel('Skill').press('Enter');
+  await shows([...runs].reverse(), 'the search by skill echo finds the three echo runs');
+  await page.getByLabel('Skill').fill('');
+  await page.getByLabel('Status').selectOption('failed');
+  await page.getByLabel('Caller').press('Enter');
+  await shows([failedRun], 'the search by status failed finds the failed run');
+  await page.getByLabel('Status').selectOption('');
+  // The later runs' accepted time, to the second, as the datetime-local fields take it (local time).
+  const failedTs = (await (await http('GET', `${aHttp}/v1/runs?status=failed&summary=true`, { bearer: tokens.auditor })).json()).runs[0].ts;
+  const localSecond = await page.evaluate((ms) => {
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }, Number(BigInt(failedTs) / 1_000_000n));
+  await page.getByLabel('Accepted from (local time)').fill(localSecond);
+  await page.getByLabel('Caller').press('Enter');
+  await shows([report, failedRun], 'the search from the failed run\'s second on finds the two later runs');
+  await page.getByLabel('Accepted from (local time)').fill('');
+  await page.getByLabel('Accepted before (local time)').fill(localSecond);
+  await page.getByLabel('Caller').press('Enter');
+  await shows([...runs].reverse(), 'the search before that second finds the three earlier runs');
+  await axe('the runs page with a search');
+  await shot('03b-runs-searched');
 
   // One run: every step verified.
   await page.getByRole('link', { name: runs[2] }).click();
@@ -338,6 +378,36 @@ token_sha256 = "${sha256hex(tokens.admin)}"
   await page.locator('#receipt-verdict').waitFor();
   check((await page.locator('#receipt-verdict').textContent()).startsWith('Receipt verified in this browser'), 'opened from disk, the page reads the ledger across origins and verifies a receipt');
   await shot('11-from-disk');
+
+  // A gateway with its ledger embedded serves the log page too: its checkpoint verified under
+  // its pinned descriptor, and consistency checked on the next visit.
+  const embDir = join(work, 'gw-embedded');
+  const emb = await start('runtime-gateway', ['--embedded', embDir, '--listen', '127.0.0.1:0'], /^try:/);
+  const embUrl = `http://${addr(emb.lines, 'listening http ')}`;
+  const embCaller = JSON.parse(readFileSync(join(embDir, 'gateway-tokens.json'), 'utf8'))['local-user'].token;
+  await http('POST', `${embUrl}/invoke/echo`, { bearer: embCaller, body: { text: 'embedded' } });
+  await page.goto(`${embUrl}/app`);
+  await page.getByLabel('Token').fill(embCaller);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Log out' }).waitFor();
+  await page.getByRole('link', { name: 'Pinned logs and policies' }).click();
+  await page.getByLabel('Log descriptor (JSON: origin, hash, vkey)').fill(readFileSync(join(embDir, 'log.json'), 'utf8'));
+  await page.getByRole('button', { name: 'Pin this log' }).click();
+  await page.getByRole('button', { name: /Drop the descriptor of/ }).first().waitFor();
+  await page.getByRole('link', { name: 'The log' }).click();
+  await page.locator('#tree-size').waitFor();
+  const embSize = Number(await page.locator('#tree-size').textContent());
+  check(embSize >= 5, `the gateway's /app log page shows its embedded log's verified tree size (${embSize})`);
+  await http('POST', `${embUrl}/invoke/echo`, { bearer: embCaller, body: { text: 'embedded, again' } });
+  await page.waitForFunction(async (n) => {
+    const note = await (await fetch('/v1/checkpoint')).text();
+    return Number(note.split('\n')[1]) > n;
+  }, embSize);
+  await page.reload();
+  await page.locator('#consistency-ok').waitFor();
+  check(Number(await page.locator('#tree-size').textContent()) > embSize, "on the next visit the gateway's log has grown and is proven consistent with the size seen before");
+  await axe("the gateway's log page");
+  await shot('12-gateway-log');
 
   check(offsite.length === 0, `the browser asked for nothing but loopback${offsite.length ? `: ${offsite.join(', ')}` : ''}`);
   check(consoleErrors.length === 0, `no script error in the page${consoleErrors.length ? `: ${consoleErrors.join(' | ')}` : ''}`);

@@ -777,6 +777,8 @@ pub struct SealAttrs {
 /// The attrs of a `task.accepted` entry that say whose run it is and where it belongs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AcceptedAttrs<'b> {
+    /// The skill asked for.
+    pub skill: &'b str,
     /// The authenticated caller.
     pub caller: &'b str,
     /// (1.1) The A2A `contextId`, if any.
@@ -850,7 +852,13 @@ impl<'b> EntryView<'b> {
     pub fn accepted(&self) -> Option<AcceptedAttrs<'b>> {
         (self.attrs.kind == Kind::TaskAccepted).then(|| {
             let s = &self.attrs.slots;
-            AcceptedAttrs { caller: s.text(1), parent: s.opt_str(2), context: s.opt_str(3), input_hash: s.b32(5) }
+            AcceptedAttrs {
+                skill: s.text(0),
+                caller: s.text(1),
+                parent: s.opt_str(2),
+                context: s.opt_str(3),
+                input_hash: s.b32(5),
+            }
         })
     }
 

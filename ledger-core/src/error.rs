@@ -335,6 +335,10 @@ pub enum Error {
     /// The caller may not append this entry (for example: an actor its token is not bound to).
     #[error("not permitted: {0}")]
     NotPermitted(String),
+    /// A run search that cannot be made: a filter out of its range, filters that contradict,
+    /// a cursor another search handed out (`crate::store::catalog::search`).
+    #[error("{0}")]
+    BadSearch(String),
     /// A run has no entries.
     #[error("unknown run {0:?}")]
     UnknownRun(String),

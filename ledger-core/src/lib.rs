@@ -71,7 +71,7 @@ pub use merkle::{CompactRange, MemTree};
 pub use payload::{PayloadLimits, PayloadState, PayloadStore};
 pub use policy::{Policy, QuorumReport};
 pub use receipt::{ProvenEntry, Receipt, ReceiptVerifier, VerifiedReceipt};
-pub use store::{MemStore, RunKey, RunRef, Store};
+pub use store::{MemStore, RunKey, RunRef, RunSearch, RunSummary, Scan, SealSummary, SearchPage, StatusFilter, Store};
 pub use witness::{Cosignature, WitnessKey};
 #[cfg(feature = "rocksdb")]
 pub use {

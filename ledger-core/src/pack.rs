@@ -154,6 +154,134 @@ pub fn build(log: &crate::Log, start: u64, end: u64, created: String) -> Result<
     build_with_payloads(log, start, end, created, None)
 }
 
+/// Bytes handed to [`write_tar`]'s sink at a time (the last chunk may be shorter).
+pub const TAR_CHUNK: usize = 256 << 10;
+
+/// Streams the pack of `[start, end)` against the signed checkpoint `note` (of `tree_size`) as a
+/// tar, in chunks of about [`TAR_CHUNK`] bytes handed to `out` (an error from `out` stops it):
+/// `manifest.json`, `checkpoint`, `proof.json`, `entries.bin`, then with `payloads` the stored
+/// payloads the entries name as `payloads/<hex>`. Memory stays at one chunk whatever the range:
+/// the entries are read twice, once to hash and measure them for the manifest, once to send
+/// them (entries below a checkpoint never change, so both passes read the same bytes). A payload
+/// erased between the manifest and its turn is an error: the reader then holds a pack that does
+/// not verify, never a wrong one. `created` (RFC 3339) and `mtime` (Unix seconds) come from the
+/// caller's clock. Both services stream their packs with it.
+#[allow(clippy::too_many_arguments)]
+pub fn write_tar(
+    log: &crate::Log,
+    payloads: Option<&crate::PayloadStore>,
+    note: &str,
+    tree_size: u64,
+    (start, end): (u64, u64),
+    (created, mtime): (String, u64),
+    out: &mut dyn FnMut(bytes::Bytes) -> Result<()>,
+) -> Result<()> {
+    // Pass 1: size and hash of entries.bin, and the payloads its entries name.
+    let mut hasher = blake3::Hasher::new();
+    let mut entries_len = 0u64;
+    let mut named = BTreeSet::new();
+    log.scan(start, end, &mut |_, e| {
+        hasher.update(&frame_header(e));
+        hasher.update(e);
+        entries_len += 4 + e.len() as u64;
+        if payloads.is_some() {
+            named.extend(named_payloads(&Entry::check(e)?));
+        }
+        Ok(())
+    })?;
+    // The payloads to include, with their lengths (missing and erased ones are left out).
+    let mut included = Vec::new();
+    if let Some(p) = payloads {
+        for h in named {
+            if let crate::PayloadState::Present { len } = p.state(&h)? {
+                included.push((h, len));
+            }
+        }
+    }
+    let proof_json = serde_json::to_vec(&proof(log, start, end, tree_size)?).expect("serialisable");
+    let checkpoint = note.as_bytes();
+    let mut manifest =
+        Manifest::new(log.descriptor(), (start, end, tree_size), created, checkpoint, &proof_json, &hasher.finalize());
+    for (h, _) in &included {
+        manifest.add_payload(h);
+    }
+    let manifest_json = serde_json::to_vec_pretty(&manifest).expect("serialisable");
+
+    let mut tar = TarOut { buf: Vec::with_capacity(TAR_CHUNK + 512), out };
+    for (name, body) in [(MANIFEST, &manifest_json[..]), (CHECKPOINT, checkpoint), (PROOF, &proof_json[..])] {
+        tar.header(name, body.len() as u64, mtime)?;
+        tar.put(body)?;
+        tar.pad(body.len() as u64)?;
+    }
+    // Pass 2: entries.bin itself.
+    tar.header(ENTRIES, entries_len, mtime)?;
+    log.scan(start, end, &mut |_, e| {
+        tar.put(&frame_header(e))?;
+        tar.put(e)
+    })?;
+    tar.pad(entries_len)?;
+    if let Some(p) = payloads {
+        for (h, len) in &included {
+            tar.header(&payload_file(h), *len, mtime)?;
+            let mut sent = 0u64;
+            for chunk in p.read(h)? {
+                let chunk = chunk?;
+                sent += chunk.len() as u64;
+                tar.put(&chunk)?;
+            }
+            if sent != *len {
+                return Err(Error::Corrupt(format!(
+                    "payload {} held {sent} bytes, {len} when the manifest was made",
+                    hex::encode(h)
+                )));
+            }
+            tar.pad(*len)?;
+        }
+    }
+    tar.put(&[0u8; 1024])?; // end-of-archive marker
+    tar.flush()
+}
+
+/// The tar byte stream of [`write_tar`] with its chunk buffer.
+struct TarOut<'a> {
+    buf: Vec<u8>,
+    out: &'a mut dyn FnMut(bytes::Bytes) -> Result<()>,
+}
+
+impl TarOut<'_> {
+    fn header(&mut self, name: &str, size: u64, mtime: u64) -> Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).map_err(|e| Error::Storage(format!("tar header for {name}: {e}")))?;
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(mtime);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        self.put(h.as_bytes())
+    }
+
+    fn pad(&mut self, len: u64) -> Result<()> {
+        let rem = (len % 512) as usize;
+        if rem != 0 {
+            self.put(&[0u8; 512][..512 - rem])?;
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= TAR_CHUNK { self.flush() } else { Ok(()) }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(TAR_CHUNK + 512)));
+        (self.out)(chunk)
+    }
+}
+
 /// Like [`build`], with `payloads/<hex>` for every payload an entry of the range names
 /// ([`named_payloads`]) that `payloads` holds (missing and erased ones are left out), after
 /// `entries.bin`.

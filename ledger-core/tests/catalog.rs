@@ -270,3 +270,44 @@ fn fsck_names_each_damaged_catalog_key() {
     damage(vec![CatalogOp::Delete(open_key("b"))]);
     assert!(fsck::check(&*store, &log_key().verifier()).unwrap().is_clean());
 }
+
+/// The search keys (format v5) are checked as every other: a missing one, an extra one, and a
+/// latest seal that says another status are each named.
+#[test]
+fn fsck_names_each_damaged_search_key() {
+    use ledger_core::RunStatus;
+    use ledger_core::store::catalog::{all_key, sealed_key, status_key};
+    let store = Arc::new(MemStore::new());
+    let log = open_log(store.clone());
+    let ia = log.append(vec![accepted("a", "alice", None, None)]).unwrap()[0];
+    let b0 = accepted("b", "bob", None, None);
+    let ib = log.append(vec![b0.clone(), seal("b", &[b0])]).unwrap();
+    log.close().unwrap();
+    let size = log.durable_size();
+    let damage = |ops: Vec<CatalogOp>| {
+        store.commit(&CommitBatch { catalog: ops, tree_size: size, ..CommitBatch::default() }).unwrap();
+        fsck::check(&*store, &log_key().verifier()).unwrap().findings
+    };
+    let catalog = |key: String, what: &str| Finding::Catalog { key, what: what.into() };
+
+    let summary = store.catalog_get(&all_key(ia)).unwrap().expect("a's summary");
+    assert_eq!(damage(vec![CatalogOp::Delete(all_key(ia))]), vec![catalog(format!("run accepted at {ia}"), "missing")]);
+    damage(vec![CatalogOp::Put(all_key(ia), summary)]);
+    // A seal that never was.
+    let extra = status_key(RunStatus::Failed, ia);
+    assert_eq!(
+        damage(vec![CatalogOp::Put(extra.clone(), b"a".to_vec())]),
+        vec![catalog(format!("status \"failed\" sealed at {ia}"), "stored, but no entry implies it")]
+    );
+    damage(vec![CatalogOp::Delete(extra)]);
+    // b's latest seal rewritten to say failed.
+    let mut latest = store.catalog_get(&sealed_key("b")).unwrap().expect("b's seal");
+    assert!(latest.ends_with(b"completed") && u64::from_be_bytes(latest[..8].try_into().unwrap()) == ib[1]);
+    let good = latest.clone();
+    latest.truncate(16);
+    latest.extend_from_slice(b"failed");
+    let found = damage(vec![CatalogOp::Put(sealed_key("b"), latest)]);
+    assert!(matches!(&found[..], [Finding::Catalog { key, .. }] if key == "latest seal of run \"b\""), "{found:?}");
+    damage(vec![CatalogOp::Put(sealed_key("b"), good)]);
+    assert!(fsck::check(&*store, &log_key().verifier()).unwrap().is_clean());
+}

@@ -181,9 +181,11 @@ fn a_v3_store_gets_its_catalog_when_opened_for_writing() {
     drop(log);
 
     let (key, store) = dir.open_read_only(&RocksConfig::default()).unwrap();
-    assert!(store.has_catalog().unwrap(), "marked v4");
+    assert!(store.has_catalog().unwrap() && store.catalog_searchable().unwrap(), "marked v5");
     let report = fsck::check(&store, &key).unwrap();
     assert!(report.is_clean(), "{:?}", report.findings);
-    // Per run: caller and input hash, open for the two unsealed, the artifact's hash.
-    assert_eq!(report.catalog_keys, Some(50 * 3 + 2));
+    // Per run: caller and input hash, open for the two unsealed, the artifact's hash; and (v5)
+    // per run its summary, skill, agent, time and accepted index, per seal its status and the
+    // run's latest seal.
+    assert_eq!(report.catalog_keys, Some(50 * 3 + 2 + 50 * 5 + 48 * 2));
 }

@@ -5,9 +5,10 @@
 //! receipt that verifies and take appends. A storage change that strands v4 stores fails here
 //! (`store_v3.rs` keeps the same watch over v3 stores and their upgrade).
 //!
-//! After an intended format change (with a new store format version, and a new
-//! `testdata/store-vN/` beside the old ones), write the new one with
-//! `UPDATE_GOLDEN=1 cargo test --release -p ledger-core --features rocksdb --test store_v4`.
+//! The fixture was written by a v4 build; today's build writes format v5 (whose fixture
+//! `store_v5.rs` writes and checks), so `UPDATE_GOLDEN=1` here would write a store this test
+//! refuses: after an intended format change, write the new `testdata/store-vN/` from the newest
+//! such test instead.
 #![cfg(feature = "rocksdb")]
 
 mod common;
@@ -18,9 +19,10 @@ use common::*;
 use ledger_core::datadir::{LOG_KEY_FILE, STORE_DIR};
 use ledger_core::entry::Protocol;
 use ledger_core::seal::seal_event;
+use ledger_core::store::catalog::{self, SearchBounds};
 use ledger_core::{
     DataDir, Entry, Error, Event, Hash, Log, LogConfig, PayloadLimits, PayloadState, PayloadStore, ReceiptVerifier,
-    RocksConfig, RocksStore, RunId, RunKey, RunRef, RunStatus, Store, TreeHash, fsck,
+    RocksConfig, RocksStore, RunId, RunKey, RunRef, RunSearch, RunStatus, StatusFilter, Store, TreeHash, fsck,
 };
 
 fn fixture() -> PathBuf {
@@ -238,6 +240,11 @@ fn a_v4_store_opens_checks_clean_and_serves_its_runs_and_payloads() {
     // `job-a`'s artifact, `job-b`'s read of it and its `payload` field (the erasure: none).
     assert_eq!(report.catalog_keys, Some(recorded.catalog_keys));
     assert_eq!(recorded.catalog_keys, 4 + 5 + 7 + 2 + 4);
+    // Its catalog has no search keys (format v5): a search says what to do.
+    assert!(!store.catalog_searchable().unwrap());
+    let bounds = SearchBounds { limit: 10, max_examined: 100, below: V4_SIZE };
+    let err = catalog::search(&store, &RunSearch::default(), None, bounds, &|_| true).unwrap_err().to_string();
+    assert!(err.contains("format v4") && err.contains("open the store for writing once"), "{err}");
     drop(store);
     assert_eq!(listing(&data), before, "opening read-only changed the directory");
     // The erased payload's bytes left the files (compacted away); a present one's are there.
@@ -293,6 +300,30 @@ fn a_v4_store_opens_checks_clean_and_serves_its_runs_and_payloads() {
     assert_eq!(erasure.run, RunId::erasure(&blake3(SECRET)));
     assert!(matches!(erasure.event, Event::PayloadErased { hash, .. } if hash == blake3(SECRET)));
 
+    // Opened for writing, it is a v5 store: its search keys were built from its entries.
+    let every = log.search_runs(&RunSearch::default(), None, 10, 100, &|_| true).unwrap();
+    let names = |p: &ledger_core::SearchPage| p.runs.iter().map(|r| r.run.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&every), vec!["job-c", "secret", "job-b", "job-a", "job"]);
+    assert_eq!(every.cursor, None);
+    let job_a = &every.runs[3];
+    assert_eq!(
+        (job_a.index, job_a.ts, job_a.skill.as_str(), job_a.caller.as_str(), job_a.agent.as_str(), job_a.entries),
+        (3, T0, "summarize", "alice", "gateway", 5)
+    );
+    assert_eq!(job_a.sealed.as_ref().map(|s| (s.index, s.status)), Some((7, RunStatus::Completed)));
+    let completed = RunSearch { status: Some(StatusFilter::Sealed(RunStatus::Completed)), ..RunSearch::default() };
+    assert_eq!(
+        names(&log.search_runs(&completed, None, 10, 100, &|_| true).unwrap()),
+        vec!["job-c", "secret", "job-a"]
+    );
+    let open = RunSearch { status: Some(StatusFilter::Open), caller: Some("bob".into()), ..RunSearch::default() };
+    assert_eq!(names(&log.search_runs(&open, None, 10, 100, &|_| true).unwrap()), vec!["job-b"]);
+    let skill = RunSearch { skill: Some("summarize".into()), agent: Some("gateway".into()), ..RunSearch::default() };
+    let page = log.search_runs(&skill, None, 2, 100, &|_| true).unwrap();
+    assert_eq!(names(&page), vec!["job-c", "secret"]);
+    let rest = log.search_runs(&skill, page.cursor.as_deref(), 10, 100, &|_| true).unwrap();
+    assert_eq!(names(&rest), vec!["job-b", "job-a", "job"]);
+
     // A receipt that verifies.
     let receipt = log.receipt("job-a").unwrap();
     let verified = ReceiptVerifier::new(log.descriptor().clone()).unwrap().verify(&receipt).unwrap();
@@ -309,5 +340,7 @@ fn a_v4_store_opens_checks_clean_and_serves_its_runs_and_payloads() {
     let (key, store) = dir.open_read_only(&RocksConfig::default()).unwrap();
     let report = fsck::check(&store, &key).unwrap();
     assert!(report.is_clean(), "{:?}", report.findings);
-    assert_eq!((report.size, report.catalog_keys), (V4_SIZE + 1, Some(recorded.catalog_keys - 1)));
+    // The v4 keys less `job-b`'s open key; per run (5) its summary, skill, agent, time and
+    // accepted index; per seal (4) its status key and the run's latest seal.
+    assert_eq!((report.size, report.catalog_keys), (V4_SIZE + 1, Some(recorded.catalog_keys - 1 + 5 * 5 + 4 * 2)));
 }

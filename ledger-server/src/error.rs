@@ -160,6 +160,7 @@ fn classify(e: &Error) -> ErrorCode {
         Error::Conflict { .. } => ErrorCode::Conflict,
         Error::NotPermitted(_) => ErrorCode::ActorNotPermitted,
         Error::UnknownRun(_) => ErrorCode::UnknownRun,
+        Error::BadSearch(_) => ErrorCode::BadQuery,
         Error::Unsealed(_) => ErrorCode::RunUnsealed,
         Error::NotYetCheckpointed { .. } => ErrorCode::NotYetCheckpointed,
         Error::UnknownSigner { .. } => ErrorCode::UnknownSigner,

@@ -252,6 +252,59 @@ impl LedgerRpc for Rpc {
         let who = principal(&self.ledger, &req)?;
         let r = req.into_inner();
         let bad = |m: &str| ApiError::new(ErrorCode::BadQuery, m).to_status();
+        let limit = if r.limit == 0 { DEFAULT_RUNS_PER_PAGE } else { r.limit as usize };
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let (skill, agent, status) = (text(&r.skill), text(&r.agent), text(&r.status));
+        let all = match r.key {
+            Some(Key::All(true)) => true,
+            Some(Key::All(false)) => return Err(bad("all=false lists nothing: set all to true for every run")),
+            _ => false,
+        };
+        let caller = match &r.key {
+            Some(Key::Caller(c)) => Some(c.as_str()),
+            _ => None,
+        };
+        let terms = ledger_core::store::catalog::SearchTerms {
+            all,
+            caller,
+            skill: skill.as_deref(),
+            agent: agent.as_deref(),
+            status: status.as_deref(),
+            from: r.from,
+            until: r.until,
+        };
+        if terms.is_search() {
+            if matches!(r.key, Some(Key::Context(_) | Key::Parent(_) | Key::Open(_) | Key::Payload(_))) {
+                return Err(bad(
+                    "context, parent, open and payload list by themselves and do not combine with a search",
+                ));
+            }
+            if r.before.is_some() {
+                return Err(bad("before pages a listing; a search pages with the cursor its last page answered"));
+            }
+            let search = terms.search().map_err(|e| ApiError::from(e).to_status())?;
+            let cursor = text(&r.cursor);
+            let page = self.ledger.search_runs(who, search, cursor, limit).await.map_err(|e| e.to_status())?;
+            let runs = page
+                .runs
+                .iter()
+                .map(|s| ledger_wire::RunRef {
+                    run: s.run.clone(),
+                    index: s.index,
+                    summary: r.summary.then(|| wire_summary(s)),
+                })
+                .collect();
+            return Ok(Response::new(ListRunsResponse {
+                runs,
+                total: 0,
+                next: None,
+                cursor: page.cursor,
+                scan: page.scan.as_str().into(),
+            }));
+        }
+        if !r.cursor.is_empty() {
+            return Err(bad("cursor pages a search; a listing pages with before"));
+        }
         let payload = |h: Vec<u8>| {
             <[u8; 32]>::try_from(h.as_slice())
                 .map(RunListing::Payload)
@@ -266,14 +319,29 @@ impl LedgerRpc for Rpc {
             Some(Key::Open(false)) => {
                 return Err(bad("open=false lists nothing: set open to true, or a caller, context or parent"));
             }
-            None => return Err(bad("name what to list: one of caller, context, parent, open or payload")),
+            Some(Key::All(_)) | None => {
+                return Err(bad(
+                    "name what to list: one of caller, context, parent, open or payload; or all, or search by skill, agent, status, from, until",
+                ));
+            }
         };
-        let limit = if r.limit == 0 { DEFAULT_RUNS_PER_PAGE } else { r.limit as usize };
         let page = self.ledger.list_runs(who, listing, r.before, limit).await.map_err(|e| e.to_status())?;
+        let summaries = if r.summary {
+            self.ledger.summaries(page.runs.iter().map(|r| r.run.clone()).collect()).await.map_err(|e| e.to_status())?
+        } else {
+            vec![None; page.runs.len()]
+        };
         Ok(Response::new(ListRunsResponse {
-            runs: page.runs.into_iter().map(|r| ledger_wire::RunRef { run: r.run, index: r.index }).collect(),
+            runs: page
+                .runs
+                .into_iter()
+                .zip(summaries)
+                .map(|(r, s)| ledger_wire::RunRef { run: r.run, index: r.index, summary: s.as_ref().map(wire_summary) })
+                .collect(),
             total: page.total,
             next: page.next,
+            cursor: None,
+            scan: String::new(),
         }))
     }
 
@@ -372,4 +440,18 @@ where
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(f(tx));
     Box::pin(ReceiverStream::new(rx))
+}
+
+/// A run's catalog summary on the wire.
+fn wire_summary(s: &ledger_core::RunSummary) -> ledger_wire::RunSummary {
+    ledger_wire::RunSummary {
+        skill: s.skill.clone(),
+        caller: s.caller.clone(),
+        agent: s.agent.clone(),
+        ts: s.ts,
+        status: s.sealed.as_ref().map_or("open", |seal| seal.status.as_str()).into(),
+        sealed_index: s.sealed.as_ref().map(|seal| seal.index),
+        sealed_ts: s.sealed.as_ref().map(|seal| seal.ts),
+        entries: s.entries,
+    }
 }

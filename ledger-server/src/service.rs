@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ledger_core::{Entry, EntryView, Error, Hash, Log, RunKey, RunRef, SignedCheckpoint};
+use ledger_core::{
+    Entry, EntryView, Error, Hash, Log, RunKey, RunRef, RunSearch, RunSummary, SearchPage, SignedCheckpoint,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::auth::{Principal, Principals, Role};
@@ -22,6 +24,10 @@ pub const MAX_ENTRIES_PER_READ: u64 = 1000;
 pub const DEFAULT_RUNS_PER_PAGE: usize = 50;
 /// Most runs in a page of a run listing.
 pub const MAX_RUNS_PER_PAGE: usize = 1000;
+
+/// Most catalog keys one page of a run search reads: a search whose filters reject most of
+/// what it scans answers a short (even empty) page with a cursor rather than reading on.
+pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
 
 /// What a run listing (`GET /v1/runs`, `ListRuns`) lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,12 +210,7 @@ impl Ledger {
         before: Option<u64>,
         limit: usize,
     ) -> Result<RunPage, ApiError> {
-        if !(1..=MAX_RUNS_PER_PAGE).contains(&limit) {
-            return Err(ApiError::new(
-                ErrorCode::BadQuery,
-                format!("limit={limit}: give 1 to {MAX_RUNS_PER_PAGE} runs per page (default {DEFAULT_RUNS_PER_PAGE})"),
-            ));
-        }
+        check_limit(limit)?;
         match &listing {
             RunListing::Caller(c) | RunListing::Context(c) | RunListing::Parent(c) if c.is_empty() => {
                 return Err(ApiError::new(ErrorCode::BadQuery, "the caller, context or parent to list by is empty"));
@@ -293,6 +294,48 @@ impl Ledger {
         .await
     }
 
+    /// A page of a run search (`Log::search_runs`; docs/FORMATS.md §7, §8): the runs `q` finds
+    /// that `who` may read, `limit` at most, continuing from `cursor`. An owner naming a caller
+    /// names one of its own (403 otherwise, as in a listing by caller); otherwise each run is
+    /// shown only if `who` may read it (an owner: its caller is one of the owner's; ingest: one
+    /// of its identities opened it), decided from the run's catalog summary.
+    pub async fn search_runs(
+        &self,
+        who: Arc<Principal>,
+        q: RunSearch,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<SearchPage, ApiError> {
+        check_limit(limit)?;
+        if let Some(c) = &q.caller
+            && who.role == Role::Owner
+            && !who.callers.contains(c)
+        {
+            return Err(ApiError::forbidden(format!(
+                "principal {:?} may not list the runs of caller {c:?}: not one of its callers",
+                who.name
+            )));
+        }
+        let log = self.log.clone();
+        blocking(move || {
+            let visible = |r: &RunSummary| match who.role {
+                Role::Auditor | Role::Admin => true,
+                Role::Owner => who.callers.contains(&r.caller),
+                Role::Ingest => who.identities.contains(&r.agent),
+            };
+            Ok(log.search_runs(&q, cursor.as_deref(), limit, MAX_EXAMINED_PER_PAGE, &visible)?)
+        })
+        .await
+    }
+
+    /// The catalog's summaries of `runs` (a page `who` was allowed to list), in order; a run
+    /// without one (not opened by a `task.accepted`: a listing by payload names any run) is
+    /// `None`.
+    pub async fn summaries(&self, runs: Vec<String>) -> Result<Vec<Option<RunSummary>>, ApiError> {
+        let log = self.log.clone();
+        blocking(move || runs.iter().map(|r| log.run_summary(r).map_err(ApiError::from)).collect()).await
+    }
+
     /// The children of `run` (runs whose `task.accepted` names it as parent) that `who` may
     /// read, oldest first: the newest [`MAX_RUNS_PER_PAGE`] of them (a longer list is paged with
     /// a listing by parent).
@@ -360,6 +403,18 @@ impl Ledger {
     /// The reason the log cannot serve writes, if any.
     pub fn unavailable(&self) -> Option<ApiError> {
         self.log.poisoned().map(|reason| Error::Poisoned(reason.to_string()).into())
+    }
+}
+
+/// 400 unless `limit` is 1 to [`MAX_RUNS_PER_PAGE`].
+fn check_limit(limit: usize) -> Result<(), ApiError> {
+    if (1..=MAX_RUNS_PER_PAGE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::BadQuery,
+            format!("limit={limit}: give 1 to {MAX_RUNS_PER_PAGE} runs per page (default {DEFAULT_RUNS_PER_PAGE})"),
+        ))
     }
 }
 

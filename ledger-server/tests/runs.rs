@@ -254,7 +254,7 @@ async fn list_runs_over_grpc() {
     let (srv, t) = server(dir.path());
     let bulk = fill(&srv, &t).await;
     let mut client = srv.grpc_client().await;
-    let req = |key, before, limit| ListRunsRequest { key: Some(key), before, limit };
+    let req = |key, before, limit| ListRunsRequest { key: Some(key), before, limit, ..Default::default() };
 
     let page =
         client.list_runs(authorized(req(Key::Caller("bulk".into()), None, 0), &t.auditor)).await.unwrap().into_inner();
@@ -276,7 +276,7 @@ async fn list_runs_over_grpc() {
     let s = client.list_runs(authorized(req(Key::Caller("bob".into()), None, 0), &t.alice)).await.unwrap_err();
     assert_eq!((s.code(), ErrorCode::of(&s)), (tonic::Code::PermissionDenied, Some(ErrorCode::Forbidden)));
     let s = client
-        .list_runs(authorized(ListRunsRequest { key: None, before: None, limit: 0 }, &t.auditor))
+        .list_runs(authorized(ListRunsRequest { key: None, before: None, limit: 0, ..Default::default() }, &t.auditor))
         .await
         .unwrap_err();
     assert_eq!((s.code(), ErrorCode::of(&s)), (tonic::Code::InvalidArgument, Some(ErrorCode::BadQuery)));
@@ -417,7 +417,12 @@ async fn a_payload_listing_needs_a_blake3() {
 
     // gRPC: the 32 bytes, and INVALID_ARGUMENT for another length.
     let mut client = srv.grpc_client().await;
-    let req = |hash: Vec<u8>, before| ListRunsRequest { key: Some(Key::Payload(hash)), before, limit: 0 };
+    let req = |hash: Vec<u8>, before| ListRunsRequest {
+        key: Some(Key::Payload(hash)),
+        before,
+        limit: 0,
+        ..Default::default()
+    };
     let page = client.list_runs(authorized(req(PAYLOAD.to_vec(), None), &t.gw)).await.unwrap().into_inner();
     let runs: Vec<&str> = page.runs.iter().map(|r| r.run.as_str()).collect();
     assert_eq!((runs, page.total, page.next), (vec!["p-d", "p-b", "p-a"], 3, None));
@@ -429,4 +434,241 @@ async fn a_payload_listing_needs_a_blake3() {
         assert_eq!((s.code(), ErrorCode::of(&s)), (tonic::Code::InvalidArgument, Some(ErrorCode::BadQuery)), "{n}");
         assert!(s.message().contains(&format!("32 bytes, not {n} bytes")), "{}", s.message());
     }
+}
+
+// ---- run searches ------------------------------------------------------------------------------
+
+/// 2026-01-01T00:00:00Z in Unix ns.
+const JAN1: i64 = 1_767_225_600_000_000_000;
+
+/// Twelve runs `s-0`..`s-11` for the searches: skill `sum` for even `i`, `tr` for odd; opened by
+/// `gateway-2` when `i % 3 == 0`, else `gateway`; caller `alice` below 6, else `bob`; accepted at
+/// `JAN1 + i` seconds; sealed failed when `i % 4 == 0`, `s-11` left open, the others completed.
+/// Returns each run's accepted index.
+async fn fill_search(srv: &Server, t: &Tokens) -> Vec<u64> {
+    let (gw, gw2) = (gateway_key(), NamedKey::from_seed("gateway-2", [8; 32]).unwrap());
+    assert_eq!(srv.post_json(&[identity_entry(&gw)], &t.gw).await.status(), 200);
+    assert_eq!(srv.post_json(&[identity_entry(&gw2)], &t.gw2).await.status(), 200);
+    let mut indices = Vec::new();
+    for i in 0..12i64 {
+        let id = format!("s-{i}");
+        let run = RunId::new(&id).unwrap();
+        let (key, token) = if i % 3 == 0 { (&gw2, &t.gw2) } else { (&gw, &t.gw) };
+        let event = Event::TaskAccepted {
+            protocol: Protocol::A2a,
+            skill: if i % 2 == 0 { "sum" } else { "tr" }.into(),
+            caller: if i < 6 { "alice" } else { "bob" }.into(),
+            input_hash: *blake3::hash(id.as_bytes()).as_bytes(),
+            context: None,
+            parent: None,
+        };
+        let ts = JAN1 + i * 1_000_000_000;
+        let at = |seq, event| {
+            ledger_core::Entry {
+                ts: ts + seq as i64,
+                run: run.clone(),
+                seq,
+                actor: key.name().into(),
+                event,
+                grant: None,
+                payload: None,
+            }
+            .encode()
+        };
+        let mut entries = vec![at(0, event)];
+        if i != 11 {
+            let status = if i % 4 == 0 { RunStatus::Failed } else { RunStatus::Completed };
+            let seal = seal_event(TreeHash::Blake3, &id, &entries, status, key);
+            entries.push(at(1, seal));
+        }
+        let r = srv.post_json(&entries, token).await;
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        indices.push(body["indices"][0].as_u64().unwrap());
+    }
+    indices
+}
+
+fn s(v: &[i64]) -> Vec<String> {
+    v.iter().map(|i| format!("s-{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_find_runs_by_skill_agent_status_and_time_with_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    let at = fill_search(&srv, &t).await;
+
+    // Every run, newest first, with its summary.
+    let all = list(&srv, "all=true&summary=true", &t.auditor).await;
+    assert_eq!(names(&all), s(&(0..12).rev().collect::<Vec<_>>()));
+    assert_eq!((all["cursor"].clone(), all["scan"].as_str()), (serde_json::Value::Null, Some("all")));
+    let row = |page: &serde_json::Value, run: &str| {
+        page["runs"].as_array().unwrap().iter().find(|r| r["run"] == run).unwrap().clone()
+    };
+    assert_eq!(
+        row(&all, "s-4"),
+        serde_json::json!({
+            "run": "s-4", "index": at[4], "skill": "sum", "caller": "alice", "agent": "gateway",
+            "ts": (JAN1 + 4_000_000_000).to_string(), "entries": 2, "status": "failed",
+            "sealed": {"index": at[4] + 1, "ts": (JAN1 + 4_000_000_001).to_string()}
+        })
+    );
+    assert_eq!((row(&all, "s-11")["status"].as_str(), row(&all, "s-11")["sealed"].is_null()), (Some("open"), true));
+    // Without `summary`, the run and its index only.
+    let plain = list(&srv, "all=true&limit=1", &t.auditor).await;
+    assert_eq!(plain["runs"], serde_json::json!([{"run": "s-11", "index": at[11]}]));
+
+    for (query, runs, scan) in [
+        ("skill=sum", s(&[10, 8, 6, 4, 2, 0]), "skill"),
+        ("agent=gateway-2", s(&[9, 6, 3, 0]), "agent"),
+        ("status=failed", s(&[8, 4, 0]), "status"),
+        ("status=open", s(&[11]), "open"),
+        ("from=2026-01-01T00:00:03Z&until=2026-01-01T00:00:06Z", s(&[5, 4, 3]), "time"),
+        (&format!("from={}", JAN1 + 9_000_000_000) as &str, s(&[11, 10, 9]), "time"),
+        ("caller=bob&skill=tr", s(&[11, 9, 7]), "caller"),
+        // The fewest keys: skill `sum` (6) over completed seals (8) and the time range (7).
+        ("skill=sum&status=completed&until=2026-01-01T00:00:07Z", s(&[6, 2]), "skill"),
+        ("agent=gateway&status=completed&caller=alice", s(&[5, 2, 1]), "caller"),
+        ("skill=none", vec![], "skill"),
+    ] {
+        let page = list(&srv, query, &t.auditor).await;
+        assert_eq!(names(&page), runs, "{query}");
+        assert_eq!(page["scan"].as_str(), Some(scan), "{query}");
+    }
+
+    // Pages follow the cursor.
+    let mut seen = Vec::new();
+    let mut query = "all=true&limit=5".to_string();
+    for pages in 1.. {
+        let page = list(&srv, &query, &t.auditor).await;
+        seen.extend(names(&page));
+        match page["cursor"].as_str() {
+            Some(c) => query = format!("all=true&limit=5&cursor={c}"),
+            None => {
+                assert_eq!(pages, 3);
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, s(&(0..12).rev().collect::<Vec<_>>()));
+
+    // Each principal finds only what it may read: the owner its callers' runs (another caller
+    // is 403), an ingest token the runs its identities opened.
+    assert_eq!(names(&list(&srv, "all=true", &t.alice).await), s(&[5, 4, 3, 2, 1, 0]));
+    assert_eq!(names(&list(&srv, "status=failed", &t.alice).await), s(&[4, 0]));
+    assert_eq!(names(&list(&srv, "skill=sum", &t.gw2).await), s(&[6, 0]));
+    let r = srv.get("/v1/runs?caller=bob&skill=sum", Some(&t.alice)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(srv.get("/v1/runs?all=true", None).await.status(), 401);
+
+    // A listing gives summaries too.
+    let mine = list(&srv, "caller=alice&summary=true&limit=1", &t.alice).await;
+    assert_eq!((mine["runs"][0]["run"].as_str(), mine["runs"][0]["skill"].as_str()), (Some("s-5"), Some("tr")));
+    assert_eq!((mine["total"].as_u64(), mine["runs"][0]["status"].as_str()), (Some(6), Some("completed")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_searches_are_400_naming_the_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    fill_search(&srv, &t).await;
+    let cursor = list(&srv, "skill=sum&limit=1", &t.auditor).await["cursor"].as_str().unwrap().to_string();
+    for (query, says) in [
+        ("all=false".to_string(), "all=false lists nothing"),
+        ("all=true&skill=sum".into(), "all=true lists every run"),
+        ("skill=".into(), "skill= is empty"),
+        ("agent=".into(), "agent= is empty"),
+        ("status=done".into(), "status=\"done\""),
+        ("from=yesterday".into(), "from=\"yesterday\""),
+        ("until=2026-13-01T00:00:00Z".into(), "until="),
+        ("from=5&until=5".into(), "from (5) is not before until (5)"),
+        ("skill=sum&context=c".into(), "context= lists by itself"),
+        ("status=failed&open=true".into(), "search with status=open"),
+        ("agent=gw&payload=00".into(), "payload= lists by itself"),
+        ("skill=sum&before=3".into(), "before= pages a listing"),
+        ("caller=alice&cursor=x".into(), "cursor= pages a search"),
+        (format!("agent=gateway&cursor={cursor}"), "which this search does not name"),
+        ("skill=sum&cursor=skill.zz".into(), "not a cursor"),
+        ("all=true&limit=0".into(), "limit=0"),
+        ("all=true&sumary=true".into(), "sumary"),
+        ("all=true&summary=maybe".into(), "summary"),
+        ("".into(), "all=true for every run"),
+    ] {
+        let r = srv.get(&format!("/v1/runs?{query}"), Some(&t.auditor)).await;
+        assert_eq!(r.status(), 400, "{query}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_query", "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, t) = server(dir.path());
+    let at = fill_search(&srv, &t).await;
+    let mut client = srv.grpc_client().await;
+    let search = |f: fn(&mut ListRunsRequest)| {
+        let mut r = ListRunsRequest::default();
+        f(&mut r);
+        r
+    };
+    let page = client
+        .list_runs(authorized(search(|r| (r.skill, r.summary) = ("sum".into(), true)), &t.auditor))
+        .await
+        .unwrap()
+        .into_inner();
+    let runs: Vec<&str> = page.runs.iter().map(|r| r.run.as_str()).collect();
+    assert_eq!(
+        (runs, page.scan.as_str(), page.cursor),
+        (vec!["s-10", "s-8", "s-6", "s-4", "s-2", "s-0"], "skill", None)
+    );
+    let s4 = page.runs[3].summary.clone().unwrap();
+    assert_eq!(
+        s4,
+        ledger_wire::RunSummary {
+            skill: "sum".into(),
+            caller: "alice".into(),
+            agent: "gateway".into(),
+            ts: JAN1 + 4_000_000_000,
+            status: "failed".into(),
+            sealed_index: Some(at[4] + 1),
+            sealed_ts: Some(JAN1 + 4_000_000_001),
+            entries: 2,
+        }
+    );
+    // All runs, paged by cursor; a time range.
+    let first = client
+        .list_runs(authorized(search(|r| (r.key, r.limit) = (Some(Key::All(true)), 7)), &t.auditor))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((first.runs.len(), first.runs[0].summary.is_none()), (7, true));
+    let mut next = search(|r| r.key = Some(Key::All(true)));
+    next.cursor = first.cursor.unwrap();
+    let rest = client.list_runs(authorized(next, &t.auditor)).await.unwrap().into_inner();
+    let runs: Vec<&str> = rest.runs.iter().map(|r| r.run.as_str()).collect();
+    assert_eq!((runs, rest.cursor), (vec!["s-4", "s-3", "s-2", "s-1", "s-0"], None));
+    let range =
+        search(|r| (r.from, r.until, r.status) = (Some(JAN1 + 1), Some(JAN1 + 5_000_000_000), "completed".into()));
+    let page = client.list_runs(authorized(range, &t.alice)).await.unwrap().into_inner();
+    let runs: Vec<&str> = page.runs.iter().map(|r| r.run.as_str()).collect();
+    assert_eq!(runs, vec!["s-3", "s-2", "s-1"]);
+    // Refusals: INVALID_ARGUMENT bad_query.
+    for bad in [
+        search(|r| r.status = "done".into()),
+        search(|r| r.key = Some(Key::All(false))),
+        search(|r| (r.key, r.skill) = (Some(Key::All(true)), "sum".into())),
+        search(|r| (r.key, r.skill) = (Some(Key::Open(true)), "sum".into())),
+        search(|r| (r.skill, r.before) = ("sum".into(), Some(3))),
+        search(|r| (r.key, r.cursor) = (Some(Key::Caller("alice".into())), "all.0000000000000003".into())),
+        search(|r| (r.skill, r.cursor) = ("sum".into(), "all.0000000000000003".into())),
+    ] {
+        let s = client.list_runs(authorized(bad.clone(), &t.auditor)).await.unwrap_err();
+        assert_eq!((s.code(), ErrorCode::of(&s)), (tonic::Code::InvalidArgument, Some(ErrorCode::BadQuery)), "{bad:?}");
+    }
+    let s = client.list_runs(authorized(search(|r| r.key = Some(Key::Caller("bob".into()))), &t.alice)).await;
+    assert_eq!(s.unwrap_err().code(), tonic::Code::PermissionDenied);
 }

@@ -273,3 +273,61 @@ async fn a_ledger_behind_tls_is_reached_with_its_ca() {
     let v = common::verify(&desc_path, &receipt_when_forwarded(&gw, body["run"].as_str().unwrap()).await);
     assert_eq!(v.status, RunStatus::Completed);
 }
+
+/// The run search (`GET /v1/runs`) of a gateway whose ledger is a `ledger-server`: it asks
+/// `ListRuns` with the filters and gets each run's summary; the caller's own runs page by cursor.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_search_reads_the_remote_ledgers_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger { data: dir.path().join("ledger"), http: free_port(), grpc: free_port() };
+    let _server = ledger.start();
+    let token = ledger.ingest_token();
+    let gw_data = dir.path().join("gw");
+    let url = format!("http://127.0.0.1:{}", ledger.grpc);
+    let args =
+        ["--ledger", &url, "--ledger-token", &token, "--data", gw_data.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let gw = gateway_with(&gw_data, &args);
+    let mut runs = Vec::new();
+    for (skill, input) in [("echo", json!({ "text": "a" })), ("fail", json!({})), ("echo", json!({ "text": "b" }))] {
+        let (_, body) = gw.invoke(skill, input).await;
+        let run = body["run"].as_str().unwrap().to_string();
+        receipt_when_forwarded(&gw, &run).await;
+        runs.push(run);
+    }
+    let gw = &gw;
+    let search = |query: String| async move {
+        let r = gw.get(&format!("/v1/runs?{query}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{query}");
+        r.json::<Value>().await.unwrap()
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["runs"].as_array().unwrap().iter().map(|r| r["run"].as_str().unwrap().to_string()).collect()
+    };
+    let echo = search("skill=echo&summary=true".into()).await;
+    assert_eq!(names(&echo), vec![runs[2].clone(), runs[0].clone()]);
+    assert_eq!(
+        (echo["runs"][0]["status"].as_str(), echo["runs"][0]["skill"].as_str()),
+        (Some("completed"), Some("echo"))
+    );
+    let failed = search("status=failed&summary=true".into()).await;
+    assert_eq!(names(&failed), vec![runs[1].clone()]);
+    assert!(failed["runs"][0]["sealed"]["index"].is_u64(), "{failed}");
+    // Every run of the caller, one per page.
+    let (mut seen, mut query) = (Vec::new(), "all=true&limit=1".to_string());
+    loop {
+        let page = search(query.clone()).await;
+        seen.extend(names(&page));
+        match page["cursor"].as_str() {
+            Some(c) => query = format!("all=true&limit=1&cursor={c}"),
+            None => break,
+        }
+        assert!(seen.len() <= 3, "{seen:?}");
+    }
+    assert_eq!(seen, vec![runs[2].clone(), runs[1].clone(), runs[0].clone()]);
+    // The log itself is the ledger service's: not served here, and not offered to the dashboard.
+    let r = gw.get("/v1/checkpoint").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_embedded");
+    let config: Value = gw.get("/app/config.json").send().await.unwrap().json().await.unwrap();
+    assert!(config["endpoints"]["checkpoint"].is_null() && config["endpoints"]["runs"] == "/v1/runs", "{config}");
+}

@@ -41,6 +41,11 @@ function service(): 'ledger-server' | 'runtime-gateway' {
   return state.config?.service ?? 'ledger-server';
 }
 
+/** The serving origin serves the log (checkpoint, proofs, packs): the ledger service, or a gateway with its ledger embedded. */
+function servesLog(): boolean {
+  return service() === 'ledger-server' || state.config?.endpoints.checkpoint !== undefined;
+}
+
 function errorText(e: unknown): string {
   if (e instanceof api.ApiError) return `${e.code}: ${e.message}`;
   return e instanceof Error ? e.message : String(e);
@@ -233,21 +238,7 @@ interface RunRow {
   status?: string;
   agent?: string;
   ts?: bigint;
-}
-
-/** What a run's entries (as `/runs/{id}` gives them) say of it. */
-function summarise(run: string, entries: DecodedEntry[], index?: number): RunRow {
-  const row: RunRow = { run, index, status: 'open' };
-  for (const e of entries) {
-    if (e.kind === 'task.accepted' && e.seq === 0n) {
-      row.caller = e.attrs.caller as string;
-      row.skill = e.attrs.skill as string;
-      row.agent = e.actor;
-      row.ts = e.ts;
-    }
-    if (e.kind === 'receipt.sealed') row.status = e.attrs.status as string;
-  }
-  return row;
+  entries?: number;
 }
 
 interface LedgerRun {
@@ -263,42 +254,122 @@ async function ledgerRun(id: string): Promise<{ run: LedgerRun; entries: (Decode
   return { run, entries };
 }
 
-const runsQuery = { key: 'caller', value: '', before: undefined as number | undefined, pages: [] as (number | undefined)[] };
+/** A row of `/v1/runs?…&summary=true` (both services answer the same fields). */
+interface SummaryRow {
+  run: string;
+  index: number;
+  skill?: string;
+  caller?: string;
+  agent?: string;
+  ts?: string;
+  status?: string;
+  entries?: number;
+}
+
+/** A page of `/v1/runs`: a search pages with `cursor`, a listing with `next`. */
+interface RunsPage {
+  runs: SummaryRow[];
+  total?: number;
+  next?: number | null;
+  cursor?: string | null;
+  scan?: string;
+}
+
+/**
+ * The runs page's query. A search (skill, status, agent, time, caller; every run when nothing is
+ * named) runs on the server over its run catalog; a listing by context, parent run, payload or
+ * the open runs too (ledger service only). `page` is where the shown page starts (a search's
+ * cursor or a listing's `before`), `pages` the starts of the pages before it.
+ */
+const runsQuery = {
+  listBy: '',
+  listValue: '',
+  caller: '',
+  skill: '',
+  agent: '',
+  status: '',
+  from: '',
+  until: '',
+  page: undefined as string | undefined,
+  pages: [] as (string | undefined)[],
+};
+
+/** A `datetime-local` value (the browser's local time) as RFC 3339 in UTC, or undefined. */
+function rfc3339(local: string): string | undefined {
+  if (!local) return undefined;
+  const ms = Date.parse(local);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+}
+
+/** The `/v1/runs` query of `runsQuery`, without its page. */
+function runsParams(): URLSearchParams {
+  const q = new URLSearchParams();
+  const listing = runsQuery.listBy !== '';
+  if (listing) {
+    if (runsQuery.listBy === 'open') q.set('open', 'true');
+    else q.set(runsQuery.listBy, runsQuery.listValue);
+  } else {
+    const named: [string, string | undefined][] = [
+      ['caller', runsQuery.caller.trim()],
+      ['skill', runsQuery.skill.trim()],
+      ['agent', runsQuery.agent.trim()],
+      ['status', runsQuery.status],
+      ['from', rfc3339(runsQuery.from)],
+      ['until', rfc3339(runsQuery.until)],
+    ];
+    for (const [k, v] of named) if (v) q.set(k, v);
+    if ([...q.keys()].length === 0) q.set('all', 'true');
+  }
+  q.set('limit', '50');
+  q.set('summary', 'true');
+  return q;
+}
+
+function rowOf(r: SummaryRow): RunRow {
+  return {
+    run: r.run,
+    index: r.index,
+    caller: r.caller,
+    skill: r.skill,
+    status: r.status,
+    agent: r.agent,
+    ts: r.ts === undefined ? undefined : BigInt(r.ts),
+    entries: r.entries,
+  };
+}
 
 function showRuns(): void {
-  const scopes = state.me?.scopes ?? {};
-  if (!runsQuery.value && Array.isArray(scopes.callers) && scopes.callers.length) runsQuery.value = String(scopes.callers[0]);
   const gateway = service() === 'runtime-gateway';
-  const key = h('select', { name: 'key' });
-  const keys = gateway
-    ? [['context', 'A2A context'], ['status', 'Status (A2A state)'], ['all', 'All my runs']]
-    : [['caller', 'Caller'], ['context', 'A2A context'], ['parent', 'Parent run'], ['open', 'Open runs (not sealed)'], ['payload', 'Payload (BLAKE3 hex)']];
-  if (gateway && !keys.some(([k]) => k === runsQuery.key)) runsQuery.key = 'all';
-  for (const [k, label] of keys) key.append(h('option', { value: k!, selected: k === runsQuery.key }, label!));
-  const value = h('input', { type: 'search', name: 'value', value: runsQuery.value });
+  const listBy = h('select', { name: 'list-by' });
+  const listKeys = [['', 'Nothing: search instead'], ['context', 'A2A context'], ['parent', 'Parent run'], ['open', 'Open runs (not sealed)'], ['payload', 'Payload (BLAKE3 hex)']];
+  for (const [k, label] of listKeys) listBy.append(h('option', { value: k!, selected: k === runsQuery.listBy }, label!));
+  const listValue = h('input', { type: 'search', name: 'list-value', value: runsQuery.listValue });
   const runId = h('input', { type: 'search', name: 'run' });
-  const skill = h('input', { type: 'search', name: 'skill' });
-  const status = h('input', { type: 'search', name: 'status' });
-  const agent = h('input', { type: 'search', name: 'agent' });
-  const since = h('input', { type: 'datetime-local', name: 'since' });
-  const until = h('input', { type: 'datetime-local', name: 'until' });
+  const caller = h('input', { type: 'search', name: 'caller', value: runsQuery.caller });
+  const skill = h('input', { type: 'search', name: 'skill', value: runsQuery.skill, list: 'skill-ids' });
+  const skills = h('datalist', { id: 'skill-ids' }, ...(state.config?.skills ?? []).map((s) => h('option', { value: s.id }, `${s.name} (agent ${s.agent})`)));
+  const agent = h('input', { type: 'search', name: 'agent', value: runsQuery.agent });
+  const status = h('select', { name: 'status' });
+  for (const [k, label] of [['', 'Any'], ['open', 'Open (not sealed)'], ['completed', 'Completed'], ['failed', 'Failed'], ['canceled', 'Canceled'], ['rejected', 'Rejected']]) {
+    status.append(h('option', { value: k!, selected: k === runsQuery.status }, label!));
+  }
+  const since = h('input', { type: 'datetime-local', name: 'since', step: '1', value: runsQuery.from });
+  const until = h('input', { type: 'datetime-local', name: 'until', step: '1', value: runsQuery.until });
   const table = h('div', { id: 'runs-table' });
   const pager = h('div', { class: 'pager' });
 
   const load = async (): Promise<void> => {
     replace(table, h('p', {}, 'Loading…'));
     try {
-      const rows = gateway ? await gatewayRuns() : await ledgerRuns();
-      const match = (row: RunRow): boolean => {
-        const has = (v: string | undefined, want: string) => !want || (v ?? '').toLowerCase().includes(want.toLowerCase());
-        const t = row.ts === undefined ? undefined : Number(row.ts / 1_000_000n);
-        if (since.value && (t === undefined || t < Date.parse(since.value))) return false;
-        if (until.value && (t === undefined || t > Date.parse(until.value))) return false;
-        return has(row.skill, skill.value) && has(row.status, status.value) && has(row.agent, agent.value);
-      };
-      const shown = rows.runs.filter(match);
+      const q = runsParams();
+      const listing = runsQuery.listBy !== '';
+      if (runsQuery.page !== undefined) q.set(listing ? 'before' : 'cursor', runsQuery.page);
+      // One request: the rows carry their summaries (no request per run).
+      const page = await api.getJson<RunsPage>(`/v1/runs?${q}`);
+      const rows = page.runs.map(rowOf);
+      const next = listing ? (page.next ?? undefined)?.toString() : (page.cursor ?? undefined);
       const body = h('tbody', {});
-      for (const r of shown) {
+      for (const r of rows) {
         body.append(
           h(
             'tr',
@@ -310,67 +381,36 @@ function showRuns(): void {
             h('td', {}, r.status ?? ''),
             h('td', {}, r.agent ?? ''),
             h('td', {}, r.ts === undefined ? '' : isoFromNanos(r.ts)),
+            h('td', {}, r.entries === undefined ? '' : String(r.entries)),
           ),
         );
       }
+      const order = listing || page.scan === undefined ? 'newest first' : page.scan === 'time' ? 'newest first by accepted time' : page.scan === 'status' ? 'newest seal first' : 'newest first';
+      const more = next !== undefined && rows.length < 50 ? ' More may follow: the server reads a bounded part of the catalog per page.' : '';
       replace(
         table,
-        h('p', {}, `${shown.length} of ${rows.runs.length} runs on this page${rows.total !== undefined ? `, ${rows.total} in the listing` : ''}, newest first.`),
+        h('p', { id: 'runs-count' }, `${rows.length} runs on this page${page.total !== undefined ? `, ${page.total} in the listing` : ''}, ${order}.${more}`),
         h(
           'table',
           {},
           h('caption', {}, 'Runs'),
-          h('thead', {}, h('tr', {}, ...['Run', 'Index', 'Caller', 'Skill', 'Status', 'Agent', 'Time (UTC)'].map((c) => h('th', { scope: 'col' }, c)))),
+          h('thead', {}, h('tr', {}, ...['Run', 'Index', 'Caller', 'Skill', 'Status', 'Agent', 'Accepted (UTC)', 'Entries'].map((c) => h('th', { scope: 'col' }, c)))),
           body,
         ),
       );
       replace(
         pager,
         runsQuery.pages.length
-          ? h('button', { type: 'button', onclick: () => ((runsQuery.before = runsQuery.pages.pop()), void load()) }, 'Newer runs')
+          ? h('button', { type: 'button', onclick: () => ((runsQuery.page = runsQuery.pages.pop()), void load()) }, 'Newer runs')
           : null,
-        rows.next !== undefined
-          ? h('button', { type: 'button', onclick: () => (runsQuery.pages.push(runsQuery.before), (runsQuery.before = rows.next), void load()) }, 'Older runs')
+        next !== undefined
+          ? h('button', { type: 'button', onclick: () => (runsQuery.pages.push(runsQuery.page), (runsQuery.page = next), void load()) }, 'Older runs')
           : null,
       );
-      announce(`${shown.length} runs listed`);
+      announce(`${rows.length} runs listed`);
     } catch (e) {
       replace(table, problem(`The runs could not be listed: ${errorText(e)}`));
     }
-  };
-
-  const ledgerRuns = async (): Promise<{ runs: RunRow[]; total?: number; next?: number }> => {
-    const q = new URLSearchParams();
-    if (runsQuery.key === 'open') q.set('open', 'true');
-    else q.set(runsQuery.key, runsQuery.value);
-    if (runsQuery.before !== undefined) q.set('before', String(runsQuery.before));
-    q.set('limit', '50');
-    const page = await api.getJson<{ runs: { run: string; index: number }[]; total: number; next: number | null }>(`/v1/runs?${q}`);
-    const runs = await Promise.all(
-      page.runs.map(async (r) => {
-        try {
-          const { entries } = await ledgerRun(r.run);
-          return summarise(r.run, entries, r.index);
-        } catch {
-          return { run: r.run, index: r.index } as RunRow;
-        }
-      }),
-    );
-    return { runs, total: page.total, next: page.next ?? undefined };
-  };
-
-  const gatewayRuns = async (): Promise<{ runs: RunRow[]; total?: number; next?: number }> => {
-    const q = new URLSearchParams({ pageSize: '50' });
-    if (runsQuery.key === 'context' && runsQuery.value) q.set('contextId', runsQuery.value);
-    if (runsQuery.key === 'status' && runsQuery.value) q.set('status', runsQuery.value);
-    if (runsQuery.before !== undefined) q.set('pageToken', String(runsQuery.before));
-    const page = await api.getJson<{ tasks: { id: string; status?: { state?: string; timestamp?: string } }[]; nextPageToken?: string }>(`/tasks?${q}`, { 'a2a-version': '1.0' });
-    const runs = page.tasks.map((t) => ({
-      run: t.id,
-      status: t.status?.state,
-      ts: t.status?.timestamp ? BigInt(Date.parse(t.status.timestamp)) * 1_000_000n : undefined,
-    }));
-    return { runs, next: page.nextPageToken ? (page.nextPageToken as unknown as number) : undefined };
   };
 
   const form = h(
@@ -384,35 +424,48 @@ function showRuns(): void {
           location.hash = `#/run/${encodeURIComponent(runId.value.trim())}`;
           return;
         }
-        runsQuery.key = key.value;
-        runsQuery.value = value.value;
-        runsQuery.before = undefined;
-        runsQuery.pages = [];
+        Object.assign(runsQuery, {
+          listBy: gateway ? '' : listBy.value,
+          listValue: listValue.value,
+          caller: caller.value,
+          skill: skill.value,
+          agent: agent.value,
+          status: status.value,
+          from: since.value,
+          until: until.value,
+          page: undefined,
+          pages: [],
+        });
         void load();
       },
     },
     h(
       'fieldset',
       {},
-      h('legend', {}, 'List'),
-      field('List runs by', key),
-      field('Value', value, 'The caller, context, parent run or payload hash to list by.'),
-      field('Or open the run with id', runId),
+      h('legend', {}, 'Search (on the server, over every run)'),
+      field('Skill', skill, 'A skill id, exactly.'),
+      skills,
+      field('Status', status),
+      field('Agent', agent, 'The identity that recorded the run (the actor of its task.accepted), exactly.'),
+      field('Caller', caller, gateway ? 'Yours unless you are an admin.' : 'Exactly as task.accepted names it.'),
+      field('Accepted from (local time)', since),
+      field('Accepted before (local time)', until),
+      h('p', {}, 'Nothing named: every run you may read, newest first.'),
     ),
-    h(
-      'fieldset',
-      {},
-      h('legend', {}, 'Filter this page'),
-      field('Skill contains', skill),
-      field('Status contains', status),
-      field('Agent (actor) contains', agent),
-      field('From (local time)', since),
-      field('Until (local time)', until),
-    ),
+    gateway
+      ? null
+      : h(
+          'fieldset',
+          {},
+          h('legend', {}, 'Or list by'),
+          field('List runs by', listBy),
+          field('Value', listValue, 'The context, parent run or payload hash to list by.'),
+        ),
+    h('fieldset', {}, h('legend', {}, 'Or open one run'), field('Run id', runId)),
     h('button', { type: 'submit' }, 'Search'),
   );
   frame('Runs', form, table, pager);
-  if (runsQuery.key === 'open' || runsQuery.value || gateway) void load();
+  void load();
 }
 
 // ---- one run ---------------------------------------------------------------------------------
@@ -624,8 +677,8 @@ function receiptFileForm(): HTMLElement {
 const FIRST_SEEN = 'a2a-ledger.first-seen.';
 
 async function showLog(): Promise<void> {
-  if (service() !== 'ledger-server') {
-    frame('The log', h('p', {}, 'Checkpoints and consistency proofs are served by the ledger service: open its /app.'));
+  if (!servesLog()) {
+    frame('The log', h('p', {}, 'This gateway writes to a ledger service, which serves the checkpoints and consistency proofs: open its /app.'));
     return;
   }
   const box = h('div', { id: 'log-state' }, h('p', {}, 'Verifying the newest checkpoint…'));
@@ -833,7 +886,9 @@ function showPacks(): void {
   });
   frame(
     'Packs',
-    h('section', { 'aria-labelledby': 'h-dl' }, h('h3', { id: 'h-dl' }, 'Download'), field('First entry', start), field('End (exclusive)', end), field('With payloads', withPayloads), h('p', {}, link)),
+    servesLog()
+      ? h('section', { 'aria-labelledby': 'h-dl' }, h('h3', { id: 'h-dl' }, 'Download'), field('First entry', start), field('End (exclusive)', end), field('With payloads', withPayloads), h('p', {}, link))
+      : h('p', {}, 'This gateway writes to a ledger service, which serves the packs: download them from its /app.'),
     h(
       'section',
       { 'aria-labelledby': 'h-verify' },

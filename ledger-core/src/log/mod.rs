@@ -795,6 +795,54 @@ impl Log {
         Ok(runs)
     }
 
+    /// One page of a run search ([`catalog::search`]): the runs `q` finds that `visible` lets
+    /// through, newest first in the scanned key's order, each with its summary and its count
+    /// of durable entries; at most `limit` runs, after reading at most `max_examined` catalog
+    /// keys; only runs accepted, and seals, below the durable size.
+    pub fn search_runs(
+        &self,
+        q: &catalog::RunSearch,
+        cursor: Option<&str>,
+        limit: usize,
+        max_examined: usize,
+        visible: &dyn Fn(&catalog::RunSummary) -> bool,
+    ) -> Result<catalog::SearchPage> {
+        let durable = self.durable_size();
+        let store = &*self.shared.store;
+        let bounds = catalog::SearchBounds { limit, max_examined: max_examined.max(1), below: durable };
+        let mut page = catalog::search(store, q, cursor, bounds, visible)?;
+        for r in &mut page.runs {
+            r.entries = self.durable_entry_count(&r.run, durable)?;
+        }
+        Ok(page)
+    }
+
+    /// The catalog's summary of `run` (`None` unless its seq 0 is a durable `task.accepted`),
+    /// with its latest durable seal and entry count.
+    pub fn run_summary(&self, run: &str) -> Result<Option<catalog::RunSummary>> {
+        let durable = self.durable_size();
+        let store = &*self.shared.store;
+        let Some(first) = catalog::accepted_index(store, run)? else { return Ok(None) };
+        if first >= durable {
+            return Ok(None);
+        }
+        let Some(v) = store.catalog_get(&catalog::all_key(first))? else { return Ok(None) };
+        let mut r = catalog::decode_summary(first, &v)?;
+        r.sealed = catalog::latest_seal(store, run, durable)?;
+        r.entries = self.durable_entry_count(run, durable)?;
+        Ok(Some(r))
+    }
+
+    /// Entries of `run` below `durable`: its last seq + 1, unless the last is not durable yet.
+    fn durable_entry_count(&self, run: &str, durable: u64) -> Result<u64> {
+        let store = &self.shared.store;
+        match store.run_last(run)? {
+            None => Ok(0),
+            Some((seq, rec)) if rec.index < durable => Ok(seq + 1),
+            Some(_) => Ok(store.run_records(run)?.iter().filter(|(_, r)| r.index < durable).count() as u64),
+        }
+    }
+
     /// Runs with a durable entry naming `hash` (input, artifact, workspace or payload hash), each
     /// once, in the order of the first such entry, at most `limit`.
     pub fn payload_runs(&self, hash: &[u8; 32], limit: usize) -> Result<Vec<String>> {

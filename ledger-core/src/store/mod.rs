@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-pub use catalog::{CatalogOp, RunKey, RunRef};
+pub use catalog::{CatalogOp, RunKey, RunRef, RunSearch, RunSummary, Scan, SealSummary, SearchPage, StatusFilter};
 
 use crate::merkle::NodeSource;
 use crate::{Error, Hash, Result, TreeHash};
@@ -239,6 +239,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// opened read-only does not (opening it for writing builds it).
     fn has_catalog(&self) -> Result<bool> {
         Ok(true)
+    }
+    /// Whether the catalog holds the run search's keys (format v5; [`catalog::search`]). Only a
+    /// format-v4 store opened read-only has a catalog without them.
+    fn catalog_searchable(&self) -> Result<bool> {
+        self.has_catalog()
+    }
+    /// The catalog's value under `key`.
+    fn catalog_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut hi = key.to_vec();
+        hi.push(0);
+        let mut out = None;
+        self.catalog_scan(key, &hi, false, &mut |_, v| {
+            out = Some(v.to_vec());
+            Ok(false)
+        })?;
+        Ok(out)
     }
     /// Runs whose `task.accepted` (seq 0) names `key`, newest first, accepted below index
     /// `before` if given, at most `limit`.

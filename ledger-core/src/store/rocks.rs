@@ -5,12 +5,15 @@
 //! signed note), `catalog` (the run catalog, keys in [`super::catalog`]), `meta` (`hash`,
 //! `origin`, `size`, `format`) and `payloads` (the payload store's keys, see `crate::payload`).
 //!
-//! Format v4 added the catalog. A v3 (or v2) store is upgraded when it is opened for writing:
-//! the catalog is built once from the stored entries, in batches of [`UPGRADE_CHUNK`] entries,
-//! and the format is set to v4 only by the last, synced batch. A crash during the build leaves
-//! a v3 store whose catalog is partly built; the next open builds it again from the start (each
-//! operation is a function of one entry, so replaying them gives the same catalog). Opened
-//! read-only, such a store has no catalog ([`Store::has_catalog`] is false, and `fsck` skips it).
+//! Format v4 added the catalog, v5 its search keys. A v4, v3 (or v2) store is upgraded when it
+//! is opened for writing: the catalog is built once from the stored entries, in batches of
+//! [`UPGRADE_CHUNK`] entries, over whatever catalog it holds, and the format is set to v5 only
+//! by the last, synced batch. A crash during the build leaves the old format with a catalog
+//! partly built; the next open builds it again from the start (each operation is a function of
+//! one entry, and replaying them in order over any part of the same replay gives the same
+//! catalog). Opened read-only, a v3 store has no catalog ([`Store::has_catalog`] is false, and
+//! `fsck` skips it) and a v4 one no search keys ([`Store::catalog_searchable`] is false: `fsck`
+//! checks its v4 keys, and a search says to open the store for writing once).
 //!
 //! Durability: every group is one `WriteBatch`, so RocksDB applies it across column families
 //! atomically on recovery. The WAL is flushed by hand (`manual_wal_flush`): [`Store::write`]
@@ -77,10 +80,13 @@ const CF_PAYLOADS: &str = "payloads";
 /// v2: the run index holds segments (one per run per submission) instead of one record per entry.
 /// v3: only full tiles are written (the log rebuilds the partial ones at open).
 /// v4: the run catalog (column family `catalog`), built at open from a v3 store's entries.
-const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v4";
+/// v5: the catalog's search keys (`catalog::search`), built at open from a v4 store's entries.
+const STORE_FORMAT: &[u8] = b"a2a-ledger/rocks/v5";
+/// A v4 store is a v5 store without the catalog's search keys (see the module docs).
+const STORE_FORMAT_V4: &[u8] = b"a2a-ledger/rocks/v4";
 /// A v3 store is a v4 store without its catalog (see the module docs).
 const STORE_FORMAT_V3: &[u8] = b"a2a-ledger/rocks/v3";
-/// Entries per batch while a v3 store's catalog is built.
+/// Entries per batch while an older store's catalog is built.
 const UPGRADE_CHUNK: u64 = 4096;
 /// A v2 store is a valid v3 store: its partial tiles are never read again (readers take the right
 /// edge from the log's memory, and each is overwritten by its full tile). Opening one marks it v3,
@@ -202,8 +208,11 @@ pub struct RocksStore {
     db: DB,
     path: PathBuf,
     nosync: WriteOptions,
-    /// The catalog is built (format v4); false only for an older store opened read-only.
+    /// The catalog is built (format v4 or later); false only for a v3 store opened read-only.
     catalog: bool,
+    /// The catalog has its search keys (format v5); false only for an older store opened
+    /// read-only.
+    searchable: bool,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -222,11 +231,18 @@ impl RocksStore {
         let (opts, cfs) = options(path, cfg, true);
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {}: {e}", path.display())))?;
-        let store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default(), catalog: true };
+        let store = RocksStore {
+            db,
+            path: path.to_path_buf(),
+            nosync: WriteOptions::default(),
+            catalog: true,
+            searchable: true,
+        };
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
-            // A v2 store is a v3 store (see STORE_FORMAT_V2), and a v3 one a v4 store without
-            // its catalog.
-            Some(f) if f == STORE_FORMAT_V2 || f == STORE_FORMAT_V3 => store.build_catalog()?,
+            // A v2 store is a v3 store (see STORE_FORMAT_V2), a v3 one a v4 store without its
+            // catalog, and a v4 one a v5 store without the catalog's search keys.
+            Some(f) if f == STORE_FORMAT_V2 || f == STORE_FORMAT_V3 => store.build_catalog(false)?,
+            Some(f) if f == STORE_FORMAT_V4 => store.build_catalog(true)?,
             Some(f) if f != STORE_FORMAT => {
                 return Err(Error::Corrupt(format!(
                     "{} holds store format {:?}, this build reads {:?}; no conversion exists (earlier \
@@ -256,10 +272,21 @@ impl RocksStore {
         cfs.retain(|cf| existing.iter().any(|name| name == cf.name()));
         let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false)
             .map_err(|e| Error::Storage(format!("opening RocksDB at {} read-only: {e}", path.display())))?;
-        let mut store = RocksStore { db, path: path.to_path_buf(), nosync: WriteOptions::default(), catalog: true };
+        let mut store = RocksStore {
+            db,
+            path: path.to_path_buf(),
+            nosync: WriteOptions::default(),
+            catalog: true,
+            searchable: true,
+        };
         match store.db.get_cf(store.cf(CF_META), b"format").map_err(rerr("reading meta"))? {
             Some(f) if f == STORE_FORMAT_V2 || f == STORE_FORMAT_V3 => {
                 store.catalog = false;
+                store.searchable = false;
+                Ok(store)
+            }
+            Some(f) if f == STORE_FORMAT_V4 => {
+                store.searchable = false;
                 Ok(store)
             }
             Some(f) if f != STORE_FORMAT => Err(Error::Corrupt(format!(
@@ -298,17 +325,23 @@ impl RocksStore {
         self.db.flush_wal(true).map_err(rerr(what))
     }
 
-    /// Builds the catalog of a v3 store from its entries and marks it v4 (see the module docs).
-    fn build_catalog(&self) -> Result<()> {
+    /// Builds the catalog of an older store from its entries and marks it v5 (see the module
+    /// docs). A v4 store (`v4`) has its v4 keys right: only the search keys are written, so
+    /// that a crash part way leaves its v4 catalog as it was (`fsck` of it read-only checks
+    /// only those).
+    fn build_catalog(&self, v4: bool) -> Result<()> {
         let size = self.load_meta()?.map_or(0, |(_, size)| size);
         let cf = self.cf(CF_CATALOG);
-        catalog::build(self, size, UPGRADE_CHUNK, &mut |ops, end| {
+        catalog::build(self, size, UPGRADE_CHUNK, &mut |mut ops, end| {
+            if v4 {
+                ops.retain(|op| !catalog::is_v4_key(op.key()));
+            }
             let mut wb = WriteBatch::default();
             put_catalog(&mut wb, cf, &ops);
             if end < size {
                 self.db.write_opt(wb, &self.nosync).map_err(rerr("building the run catalog"))
             } else {
-                // The last batch marks the store v4, once every earlier one is in the WAL before it.
+                // The last batch marks the store v5, once every earlier one is in the WAL before it.
                 wb.put_cf(self.cf(CF_META), b"format", STORE_FORMAT);
                 self.write_synced(wb, "building the run catalog")
             }
@@ -316,7 +349,7 @@ impl RocksStore {
         if size == 0 {
             let mut wb = WriteBatch::default();
             wb.put_cf(self.cf(CF_META), b"format", STORE_FORMAT);
-            self.write_synced(wb, "marking an empty v3 store as v4")?;
+            self.write_synced(wb, "marking an empty older store as v5")?;
         }
         Ok(())
     }
@@ -539,6 +572,15 @@ impl Store for RocksStore {
 
     fn has_catalog(&self) -> Result<bool> {
         Ok(self.catalog)
+    }
+
+    fn catalog_searchable(&self) -> Result<bool> {
+        Ok(self.searchable)
+    }
+
+    fn catalog_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(cf) = self.db.cf_handle(CF_CATALOG) else { return Ok(None) };
+        self.db.get_cf(cf, key).map_err(rerr("reading the run catalog"))
     }
 
     fn payload_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

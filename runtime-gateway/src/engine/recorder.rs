@@ -378,6 +378,14 @@ mod tests {
         ) -> BoxFuture<'_, Result<crate::ledger::RunPage>> {
             self.inner.runs(by, before, limit)
         }
+        fn search_runs(
+            &self,
+            q: ledger_core::RunSearch,
+            cursor: Option<String>,
+            limit: usize,
+        ) -> BoxFuture<'_, Result<ledger_core::SearchPage>> {
+            self.inner.search_runs(q, cursor, limit)
+        }
         fn open_runs(&self) -> BoxFuture<'_, Result<Vec<crate::ledger::RunRef>>> {
             self.inner.open_runs()
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ledger_core::payload::{PayloadLimits, PayloadStore};
-use ledger_core::{Error, Log, LogDescriptor, Result, RunKey, TreeHash};
+use ledger_core::{Error, Log, LogDescriptor, Result, RunKey, RunSearch, SearchPage, TreeHash};
 use ledger_witness::cosigner::{CosignStatus, Cosigner};
 
 use super::{
@@ -151,6 +151,17 @@ impl LedgerSink for EmbeddedLedger {
         })
     }
 
+    fn search_runs(&self, q: RunSearch, cursor: Option<String>, limit: usize) -> BoxFuture<'_, Result<SearchPage>> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                log.search_runs(&q, cursor.as_deref(), limit, super::MAX_EXAMINED_PER_PAGE, &|_| true)
+            })
+            .await
+            .map_err(|_| Error::Closed)?
+        })
+    }
+
     fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>> {
         let log = self.log.clone();
         Box::pin(async move {
@@ -167,6 +178,10 @@ impl LedgerSink for EmbeddedLedger {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || log.payload_runs(&hash, limit)).await.map_err(|_| Error::Closed)?
         })
+    }
+
+    fn local_log(&self) -> Option<super::LocalLog> {
+        Some(super::LocalLog { log: self.log.clone(), payloads: self.payloads.clone() })
     }
 
     fn witnessing(&self) -> Option<CosignStatus> {

@@ -58,6 +58,17 @@ impl LedgerSink for MeteredSink {
     fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> BoxFuture<'_, Result<RunPage>> {
         self.inner.runs(by, before, limit)
     }
+    fn search_runs(
+        &self,
+        q: ledger_core::RunSearch,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ledger_core::SearchPage>> {
+        self.inner.search_runs(q, cursor, limit)
+    }
+    fn local_log(&self) -> Option<super::LocalLog> {
+        self.inner.local_log()
+    }
     fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>> {
         self.inner.open_runs()
     }

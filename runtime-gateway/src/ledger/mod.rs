@@ -13,7 +13,7 @@ pub mod spool;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ledger_core::{Error, LogDescriptor, Result, TreeHash};
+use ledger_core::{Error, LogDescriptor, Result, RunSearch, SearchPage, TreeHash};
 
 pub use crate::base::BoxFuture;
 pub use embedded::EmbeddedLedger;
@@ -68,6 +68,9 @@ pub enum Payload {
     },
 }
 
+/// Most catalog keys one page of a run search reads (as ledger-server's).
+pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
+
 /// Which runs to list: by the `caller`, `context` or `parent` their `task.accepted` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunsBy {
@@ -95,6 +98,15 @@ pub struct RunPage {
     pub runs: Vec<RunRef>,
     /// How many runs the listing has in all pages.
     pub total: u64,
+}
+
+/// The embedded ledger's log and payload store ([`LedgerSink::local_log`]).
+#[derive(Clone, Debug)]
+pub struct LocalLog {
+    /// The log.
+    pub log: std::sync::Arc<ledger_core::Log>,
+    /// Its payloads.
+    pub payloads: std::sync::Arc<ledger_core::PayloadStore>,
 }
 
 /// Callback receiving where an append became durable, or why nothing of it was appended.
@@ -147,10 +159,21 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
     fn erase_payload(&self, hash: [u8; 32], reason: String, approver: String) -> BoxFuture<'_, Result<u64>>;
     /// Runs by caller, context or parent, newest first, `task.accepted` index below `before`.
     fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> BoxFuture<'_, Result<RunPage>>;
+    /// One page of a run search (docs/FORMATS.md §8): the runs `q` finds, newest first in the
+    /// scanned key's order, each with its catalog summary, continuing from `cursor`; a page reads
+    /// a bounded part of the catalog and may be short with a cursor. What the gateway may read
+    /// of a remote ledger is its ingest token's (the runs its identities opened).
+    fn search_runs(&self, q: RunSearch, cursor: Option<String>, limit: usize) -> BoxFuture<'_, Result<SearchPage>>;
     /// Runs accepted but not sealed, oldest first (found without scanning the log).
     fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>>;
     /// Up to `limit` runs with an entry that names payload `hash`.
     fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>>;
+    /// The log in this process and its payloads, when the ledger is embedded: what the
+    /// dashboard's log and packs pages read (checkpoint, consistency proofs, entries, packs).
+    /// A remote ledger's are read from the ledger service itself.
+    fn local_log(&self) -> Option<LocalLog> {
+        None
+    }
     /// Entries accepted but not yet in the log (the spool's depth; 0 for the embedded ledger).
     fn backlog(&self) -> u64 {
         0

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use ledger_core::{Error, LogDescriptor, Result, TreeHash};
+use ledger_core::{Error, LogDescriptor, Result, RunSearch, SearchPage, TreeHash};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::StreamExt as _;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -766,7 +766,7 @@ impl LedgerSink for RemoteLedger {
             };
             let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
             let r = client
-                .list_runs(proto::ListRunsRequest { key: Some(key), before, limit })
+                .list_runs(proto::ListRunsRequest { key: Some(key), before, limit, ..Default::default() })
                 .await
                 .map_err(|s| status_error(&s))?
                 .into_inner();
@@ -774,6 +774,90 @@ impl LedgerSink for RemoteLedger {
                 runs: r.runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }).collect(),
                 total: r.total,
             })
+        })
+    }
+
+    fn search_runs(&self, q: RunSearch, cursor: Option<String>, limit: usize) -> BoxFuture<'_, Result<SearchPage>> {
+        use ledger_core::{RunStatus, RunSummary, Scan, SealSummary, StatusFilter};
+        use proto::list_runs_request::Key;
+        let mut client = self.client.clone();
+        Box::pin(async move {
+            let is_search =
+                q.skill.is_some() || q.agent.is_some() || q.status.is_some() || q.from.is_some() || q.until.is_some();
+            // A caller alone is a listing on the server, paged with `before`/`next`: its cursor
+            // here is the `caller` scan's, whose position is that accepted index.
+            let listing = q.caller.is_some() && !is_search;
+            let key = match &q.caller {
+                Some(c) => Some(Key::Caller(c.clone())),
+                None if is_search => None,
+                None => Some(Key::All(true)),
+            };
+            let (before, cursor) = match cursor {
+                Some(c) if listing => {
+                    let at = c
+                        .strip_prefix("caller.")
+                        .and_then(|h| hex::decode(h).ok())
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes)
+                        .ok_or_else(|| Error::BadSearch(format!("{c:?}: not a cursor of this search")))?;
+                    (Some(at), None)
+                }
+                c => (None, c),
+            };
+            let status = match q.status {
+                None => String::new(),
+                Some(StatusFilter::Open) => "open".into(),
+                Some(StatusFilter::Sealed(s)) => s.as_str().into(),
+            };
+            let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
+            let req = proto::ListRunsRequest {
+                key,
+                limit,
+                skill: q.skill.clone().unwrap_or_default(),
+                agent: q.agent.clone().unwrap_or_default(),
+                status,
+                from: q.from,
+                until: q.until,
+                before,
+                cursor: cursor.unwrap_or_default(),
+                summary: true,
+            };
+            let r = client.list_runs(req).await.map_err(|s| match ErrorCode::of(&s) {
+                // The gateway checked every filter: what the server refuses is the cursor.
+                Some(ErrorCode::BadQuery) => Error::BadSearch(s.message().to_string()),
+                _ => status_error(&s),
+            })?;
+            let r = r.into_inner();
+            let corrupt = |what: &str| storage(format!("ledger-server: a run search answered {what}"));
+            let mut runs = Vec::with_capacity(r.runs.len());
+            for run in r.runs {
+                let s = run.summary.ok_or_else(|| corrupt("a run without its summary"))?;
+                let sealed = match (s.status.as_str(), s.sealed_index, s.sealed_ts) {
+                    ("open", _, _) => None,
+                    (status, Some(index), Some(ts)) => Some(SealSummary {
+                        index,
+                        ts,
+                        status: status.parse::<RunStatus>().map_err(|_| corrupt("an unknown status"))?,
+                    }),
+                    _ => return Err(corrupt("a sealed run without its seal")),
+                };
+                runs.push(RunSummary {
+                    run: run.run,
+                    index: run.index,
+                    ts: s.ts,
+                    skill: s.skill,
+                    caller: s.caller,
+                    agent: s.agent,
+                    sealed,
+                    entries: s.entries,
+                });
+            }
+            let (scan, cursor) = if listing {
+                (Scan::Caller, r.next.map(|n| format!("caller.{}", hex::encode(n.to_be_bytes()))))
+            } else {
+                (Scan::from_name(&r.scan).ok_or_else(|| corrupt("an unknown scan"))?, r.cursor)
+            };
+            Ok(SearchPage { runs, cursor, scan, examined: 0 })
         })
     }
 
@@ -785,7 +869,12 @@ impl LedgerSink for RemoteLedger {
             let mut before = None;
             loop {
                 let r = client
-                    .list_runs(proto::ListRunsRequest { key: Some(Key::Open(true)), before, limit: LIST_MAX as u32 })
+                    .list_runs(proto::ListRunsRequest {
+                        key: Some(Key::Open(true)),
+                        before,
+                        limit: LIST_MAX as u32,
+                        ..Default::default()
+                    })
                     .await
                     .map_err(|s| status_error(&s))?
                     .into_inner();
@@ -808,7 +897,12 @@ impl LedgerSink for RemoteLedger {
         Box::pin(async move {
             let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
             let r = client
-                .list_runs(proto::ListRunsRequest { key: Some(Key::Payload(hash.to_vec())), before: None, limit })
+                .list_runs(proto::ListRunsRequest {
+                    key: Some(Key::Payload(hash.to_vec())),
+                    before: None,
+                    limit,
+                    ..Default::default()
+                })
                 .await
                 .map_err(|s| status_error(&s))?
                 .into_inner();

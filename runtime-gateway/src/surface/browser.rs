@@ -54,13 +54,14 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
             })
         })
         .collect();
-    private_json(serde_json::json!({
+    let mut config = serde_json::json!({
         "service": "runtime-gateway",
         "bundle_integrity": ledger_dashboard::bundle::integrity(),
         "endpoints": {
             "gateway": "",
             "tasks": "/tasks",
             "run": "/runs/{id}",
+            "runs": "/v1/runs",
             "receipt": "/runs/{id}/receipt",
             "payload": "/v1/payloads/{hash}",
             "invoke": "/invoke/{skill}",
@@ -71,7 +72,16 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
         "skills": skills,
         "suggested_log_descriptors": [gw.engine.sink().descriptor()],
         "suggestions_only": "verify against the log descriptors and trust policies you pinned, never against these",
-    }))
+    });
+    // The embedded ledger's log, for the dashboard's log and packs pages (`surface::ledger_log`).
+    if gw.engine.sink().local_log().is_some() {
+        let e = &mut config["endpoints"];
+        e["checkpoint"] = "/v1/checkpoint".into();
+        e["consistency"] = "/v1/proof/consistency".into();
+        e["entries"] = "/v1/entries".into();
+        e["pack"] = "/v1/pack".into();
+    }
+    private_json(config)
 }
 
 /// Who the caller is, as `/auth/session` answers it: roles `caller`, and `admin` /

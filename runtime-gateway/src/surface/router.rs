@@ -27,7 +27,8 @@ use crate::base::auth::PARENT_GRANT_HEADER;
 use crate::surface::error::GatewayError;
 use crate::surface::state::{Gateway, MAX_BODY};
 use crate::surface::{
-    a2a, approvals, browser, invoke, mcp, ops, payloads, platform, receipts, reviews, scope, workspace,
+    a2a, approvals, browser, invoke, ledger_log, mcp, ops, payloads, platform, receipts, reviews, runs, scope,
+    workspace,
 };
 
 /// The gateway's router.
@@ -50,7 +51,9 @@ pub fn app(gw: Arc<Gateway>) -> Router {
             .merge(invoke::router())
             .merge(approvals::router())
             .merge(reviews::router())
-            .merge(payloads::router()),
+            .merge(payloads::router())
+            .merge(runs::router())
+            .merge(ledger_log::router()),
     )
     .merge(receipts::router())
     // The A2A gRPC binding, on the same listener (HTTP/2).
