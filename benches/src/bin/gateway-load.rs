@@ -262,6 +262,38 @@ async fn latency(bin: &Path, work: &Path, n: usize) -> Result<()> {
     let (e50, e99) = summary("/invoke through the gateway", g_inv);
     println!("added by the gateway: SendMessage p50 {:.3} ms, p99 {:.3} ms", b50 - a50, b99 - a99);
     println!("added by the gateway: /invoke     p50 {:.3} ms, p99 {:.3} ms", e50 - c50, e99 - c99);
+
+    // The same SendMessage over the A2A gRPC binding (HTTP/2 on the same listener), against
+    // JSON-RPC to the same gateway and upstream, interleaved.
+    use runtime_gateway::surface::a2a::grpc::proto as pb;
+    let mut grpc = pb::a2a_service_client::A2aServiceClient::connect(gw.base.clone()).await?;
+    let grpc_send = |i: usize| {
+        let part = pb::Part { content: Some(pb::part::Content::Text("hello".into())), ..Default::default() };
+        let message = pb::Message {
+            message_id: format!("g{i}"),
+            role: pb::Role::User as i32,
+            parts: vec![part],
+            ..Default::default()
+        };
+        let mut r = tonic::Request::new(pb::SendMessageRequest { message: Some(message), ..Default::default() });
+        r.metadata_mut().insert("a2a-version", tonic::metadata::MetadataValue::from_static("1.0"));
+        r
+    };
+    for i in 0..200 {
+        grpc.send_message(grpc_send(i)).await?;
+        timed(send(&gw_rpc, i)).await?;
+    }
+    let (mut over_grpc, mut over_json) = (vec![], vec![]);
+    for i in 0..n {
+        let t = Instant::now();
+        grpc.send_message(grpc_send(i)).await?;
+        over_grpc.push(t.elapsed().as_secs_f64() * 1e3);
+        over_json.push(timed(send(&gw_rpc, i)).await?);
+    }
+    println!("== SendMessage through the gateway by binding, {n} each, interleaved");
+    let (j50, j99) = summary("SendMessage, JSON-RPC", over_json);
+    let (g50, g99) = summary("SendMessage, gRPC", over_grpc);
+    println!("gRPC over JSON-RPC: p50 {:+.3} ms, p99 {:+.3} ms (ratio p50 {:.2})", g50 - j50, g99 - j99, g50 / j50);
     drop(gw);
 
     // MCP tools/call (stateless, protocol 2026-07-28) against /invoke of the same skill on the
