@@ -16,7 +16,8 @@ Calls, answering each request as a person would (name "Ada", colour "teal", samp
 one root), and checks the tool's answers; then, over 2026-07-28 only, starts one more round
 without answering it, has a tampered requestState refused (-32602), and leaves that run waiting
 for the caller to answer over A2A; the same for a prompt get that needs input (its tampered state,
-a tool's state and a replayed one refused, its retry continuing the run, one more left waiting). A 2025 caller without an elicitation capability is not asked:
+a tool's state and a replayed one refused, its retry continuing the run, one more left waiting,
+whose state a resource read and a tool call are refused). A 2025 caller without an elicitation capability is not asked:
 the server, seeing the caller's capabilities, answers that it cannot ask. Prints as its last line JSON: {"runs": {name: run}, "waiting": run, "prompt_waiting": run, "asked": [...]}.
 Exit 0 when every check passed.
 """
@@ -164,6 +165,22 @@ async def main(url: str, token: str, mode: str, prefix: str, ask_skill: str | No
                 check(e.code == -32602, f"a prompt's round answered again is refused with -32602: {e.code}")
             left = await client.session.get_prompt(prompt, allow_input_required=True)
             prompt_waiting = (left.meta or {}).get("a2a-ledger/run")
+            # Its state sent with a resource read or a tool call: refused, and the run waits on.
+            try:
+                await client.session.read_resource("test://static-text", input_responses=context,
+                                                   request_state=left.request_state, allow_input_required=True)
+                check(False, "a prompt's state is refused for a read")
+            except MCPError as e:
+                check(e.code == -32602 and "not a read of" in e.message,
+                      f"a prompt's state is refused for a read with -32602: {e.code} {e.message}")
+            try:
+                await client.session.call_tool(prefix + "test_input_required_result_elicitation", {},
+                                               input_responses=context, request_state=left.request_state,
+                                               allow_input_required=True)
+                check(False, "a prompt's state is refused for a tool call")
+            except MCPError as e:
+                check(e.code == -32602 and "not a call of" in e.message,
+                      f"a prompt's state is refused for a tool call with -32602: {e.code} {e.message}")
 
             # Sent back without answers: asked the same again.
             again = await client.session.call_tool(prefix + "test_input_required_result_elicitation", {},
