@@ -320,6 +320,27 @@ async fn an_upstreams_input_rounds_are_answered_over_mcp_and_a2a_and_recorded() 
         let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         let runs = &summary["runs"];
 
+        // A prompt get that needs input: one input_required/working pair in its run, sealed once,
+        // the answer's context in the prompt the upstream gave.
+        let prompt_runs: &[&str] = if mode == "legacy" { &["prompt"] } else { &["prompt", "prompt_retry"] };
+        for (name, context) in prompt_runs.iter().zip(["Ada", "Grace"]) {
+            let v = gw.verified_receipt(runs[*name].as_str().unwrap()).await;
+            assert_eq!(v.status, RunStatus::Completed, "{mode} {name}");
+            assert_eq!(kinds(&v).iter().filter(|k| *k == "receipt.sealed").count(), 1);
+            assert_eq!(v.entries()[0].1.event.attrs_json()["skill"], "ref.test_input_required_result_prompt");
+            let rounds = round_entries(&gw, &v).await;
+            assert_eq!(rounds.len(), 1, "{mode} {name}");
+            assert_eq!(rounds[0].0["inputRequests"]["user_context"]["method"], "elicitation/create");
+            assert_eq!(responses_in(&rounds[0].1)["user_context"]["content"]["context"], *context);
+            let entries = v.entries();
+            let outcome = payload_json(&gw, &entries[entries.len() - 2].1).await;
+            assert_eq!(
+                outcome["mcp"]["result"]["messages"][0]["content"]["text"],
+                format!("Use the following context: {context}"),
+                "{mode} {name}: {outcome}"
+            );
+        }
+
         if mode != "legacy" {
             // One elicitation, answered over MCP: one input_required/working pair, the request as the
             // upstream asked it and the caller's answer each kept under the hash its entry names.
@@ -428,6 +449,18 @@ async fn an_upstreams_input_rounds_are_answered_over_mcp_and_a2a_and_recorded() 
         assert_eq!(responses_in(&rounds[0].1)["user_name"]["content"]["name"], "Bob");
         let outcome = payload_json(&gw, &v.entries()[4].1).await;
         assert_eq!(outcome["mcp"]["result"]["content"][0]["text"], "Hello, Bob!", "{outcome}");
+
+        // A prompt's round left open over MCP, answered over A2A the same way.
+        let run = summary["prompt_waiting"].as_str().unwrap();
+        let answer = json!({ "message": { "messageId": "a2a-prompt-answer", "role": "ROLE_USER", "taskId": run, "parts": [
+            { "data": { "mcp": { "inputResponses": { "user_context": { "action": "accept", "content": { "context": "Bob" } } } } } }] } });
+        let r = gw.rpc("SendMessage", answer).await;
+        assert_eq!(r["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED", "{r}");
+        let v = gw.verified_receipt(run).await;
+        assert_eq!(round_entries(&gw, &v).await.len(), 1);
+        let entries = v.entries();
+        let outcome = payload_json(&gw, &entries[entries.len() - 2].1).await;
+        assert_eq!(outcome["mcp"]["result"]["messages"][0]["content"]["text"], "Use the following context: Bob");
     }
 
     // A run started over the platform REST waits on the upstream's sampling request, and is

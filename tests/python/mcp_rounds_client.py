@@ -15,8 +15,10 @@ elicitation), through the session the gateway opens for this caller at the serve
 Calls, answering each request as a person would (name "Ada", colour "teal", sampling "Paris",
 one root), and checks the tool's answers; then, over 2026-07-28 only, starts one more round
 without answering it, has a tampered requestState refused (-32602), and leaves that run waiting
-for the caller to answer over A2A. A 2025 caller without an elicitation capability is not asked:
-the server, seeing the caller's capabilities, answers that it cannot ask. Prints as its last line JSON: {"runs": {name: run}, "waiting": run, "asked": [...]}.
+for the caller to answer over A2A; the same for a prompt get that needs input (its tampered state,
+a tool's state and a replayed one refused, its retry continuing the run, one more left waiting,
+whose state a resource read and a tool call are refused). A 2025 caller without an elicitation capability is not asked:
+the server, seeing the caller's capabilities, answers that it cannot ask. Prints as its last line JSON: {"runs": {name: run}, "waiting": run, "prompt_waiting": run, "asked": [...]}.
 Exit 0 when every check passed.
 """
 
@@ -48,7 +50,7 @@ class Person:
     async def elicitation(self, context, params) -> ElicitResult:
         self.asked.append(params.message)
         props = params.requested_schema.get("properties", {})
-        content = {k: {"name": "Ada", "color": "teal", "text": "Ada"}.get(k, "yes") for k in props}
+        content = {k: {"name": "Ada", "color": "teal", "text": "Ada", "context": "Ada"}.get(k, "yes") for k in props}
         return ElicitResult(action="accept", content=content)
 
     async def sampling(self, context, params) -> CreateMessageResult:
@@ -72,6 +74,7 @@ async def main(url: str, token: str, mode: str, prefix: str, ask_skill: str | No
     person = Person()
     runs: dict[str, str | None] = {}
     waiting = None
+    prompt_waiting = None
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
     client = Client(streamable_http_client(url, http_client=http), mode=mode, elicitation_callback=person.elicitation,
                     sampling_callback=person.sampling, list_roots_callback=person.roots)
@@ -90,6 +93,14 @@ async def main(url: str, token: str, mode: str, prefix: str, ask_skill: str | No
             r = await client.call_tool(prefix + "test_input_required_result_multiple_inputs", {})
             check(text(r) == "All inputs received.", f"{mode}: elicitation, sampling and roots at once: {text(r)}")
             runs["multiple_inputs"] = run_of(r)
+
+        # A prompt get that needs input (a request that is not a tool call): asked and answered
+        # like a tool's round, in the caller's generation.
+        prompt = prefix + "test_input_required_result_prompt"
+        r = await client.get_prompt(prompt)
+        said = r.messages[0].content.text if r.messages else repr(r)
+        check(said == "Use the following context: Ada", f"{mode}: a prompt's round answered: {said}")
+        runs["prompt"] = run_of(r)
 
         if ask_skill:
             r = await client.call_tool(ask_skill, {})
@@ -125,6 +136,52 @@ async def main(url: str, token: str, mode: str, prefix: str, ask_skill: str | No
                 check(False, "a tampered requestState is refused")
             except MCPError as e:
                 check(e.code == -32602, f"a tampered requestState is refused with -32602: {e.code} {e.message}")
+            # A prompt's round by hand: the gateway's state, tampered or another request's, is
+            # refused; its own continues the run, and a second round left open waits for A2A.
+            asked = await client.session.get_prompt(prompt, allow_input_required=True)
+            check(isinstance(asked, InputRequiredResult) and "user_context" in (asked.input_requests or {}),
+                  f"a prompt's InputRequiredResult with the upstream's request: {asked}")
+            prompt_state = asked.request_state or ""
+            prompt_tampered = prompt_state[:-2] + ("AA" if not prompt_state.endswith("AA") else "BB")
+            context = {"user_context": ElicitResult(action="accept", content={"context": "Grace"})}
+            for bad, what in [(prompt_tampered, "tampered"), (state, "another request's")]:
+                try:
+                    await client.session.get_prompt(prompt, input_responses=context, request_state=bad,
+                                                    allow_input_required=True)
+                    check(False, f"a {what} requestState is refused for a prompt")
+                except MCPError as e:
+                    check(e.code == -32602, f"a {what} requestState is refused for a prompt with -32602: {e.code}")
+            done = await client.session.get_prompt(prompt, input_responses=context, request_state=prompt_state,
+                                                   allow_input_required=True)
+            said = done.messages[0].content.text if getattr(done, "messages", None) else repr(done)
+            check(said == "Use the following context: Grace", f"a prompt's retry continues its run: {said}")
+            runs["prompt_retry"] = run_of(done)
+            check(runs["prompt_retry"] == (asked.meta or {}).get("a2a-ledger/run"), "the retry's run is the round's")
+            try:
+                await client.session.get_prompt(prompt, input_responses=context, request_state=prompt_state,
+                                                allow_input_required=True)
+                check(False, "a prompt's round is answered once")
+            except MCPError as e:
+                check(e.code == -32602, f"a prompt's round answered again is refused with -32602: {e.code}")
+            left = await client.session.get_prompt(prompt, allow_input_required=True)
+            prompt_waiting = (left.meta or {}).get("a2a-ledger/run")
+            # Its state sent with a resource read or a tool call: refused, and the run waits on.
+            try:
+                await client.session.read_resource("test://static-text", input_responses=context,
+                                                   request_state=left.request_state, allow_input_required=True)
+                check(False, "a prompt's state is refused for a read")
+            except MCPError as e:
+                check(e.code == -32602 and "not a read of" in e.message,
+                      f"a prompt's state is refused for a read with -32602: {e.code} {e.message}")
+            try:
+                await client.session.call_tool(prefix + "test_input_required_result_elicitation", {},
+                                               input_responses=context, request_state=left.request_state,
+                                               allow_input_required=True)
+                check(False, "a prompt's state is refused for a tool call")
+            except MCPError as e:
+                check(e.code == -32602 and "not a call of" in e.message,
+                      f"a prompt's state is refused for a tool call with -32602: {e.code} {e.message}")
+
             # Sent back without answers: asked the same again.
             again = await client.session.call_tool(prefix + "test_input_required_result_elicitation", {},
                                                    request_state=state, allow_input_required=True)
@@ -142,7 +199,7 @@ async def main(url: str, token: str, mode: str, prefix: str, ask_skill: str | No
                   f"the server was refused with the gateway's -32021 and its tool decided: {text(r)}")
             runs["lacking"] = run_of(r)
 
-    print(json.dumps({"runs": runs, "waiting": waiting, "asked": person.asked}))
+    print(json.dumps({"runs": runs, "waiting": waiting, "prompt_waiting": prompt_waiting, "asked": person.asked}))
     return 1 if FAILS else 0
 
 

@@ -22,8 +22,8 @@ use futures_util::StreamExt as _;
 use ledger_core::Protocol;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Implementation,
-    InputRequiredResult, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam,
-    ServerConfig, Tool,
+    InputRequiredResult, InputResponses, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ProgressNotificationParam, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -32,7 +32,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use crate::base::auth::Caller;
-use crate::engine::buffer::{TaskHandle, follow, state_name};
+use crate::engine::buffer::{Snapshot, TaskHandle, follow, state_name};
 use crate::engine::manifest::{SkillSpec, UpstreamSpec};
 use crate::engine::tasks::{NewTask, TaskError};
 use crate::engine::upstream::{McpAnswer, McpCaller, message_text};
@@ -117,6 +117,14 @@ fn tool(agent: &str, s: &SkillSpec) -> Tool {
     let mut meta = MetaObject::new();
     meta.0.insert("a2a-ledger/agent".into(), json!(agent));
     t.with_meta(meta)
+}
+
+/// Where following a run left an MCP request.
+enum Followed {
+    /// The run waits for a 2026-07-28 caller's answer: the round to answer with, its state sealed.
+    Asked(InputRequiredResult),
+    /// The run ended, or waits for what only an A2A or REST caller can give: as it stands.
+    Stopped(Box<Snapshot>),
 }
 
 impl McpGateway {
@@ -252,7 +260,12 @@ impl ServerHandler for McpGateway {
         let caller =
             caller_of(&ctx).ok_or_else(|| McpError::invalid_request("the caller is not authenticated", None))?;
         if let Some(sealed) = req.request_state.clone() {
-            return self.retry(req, &sealed, &ctx, &caller.name).await;
+            let same = |h: &TaskHandle, _: &Snapshot| {
+                (h.skill != req.name)
+                    .then(|| format!("it continues a run of {:?}, not a call of {:?}", h.skill, req.name))
+            };
+            let followed = self.retry(&sealed, req.input_responses.clone(), same, &ctx, &caller.name).await?;
+            return self.tool_answer(followed);
         }
         let skill = req.name.to_string();
         if gw.engine.skill(&skill).is_none() {
@@ -286,7 +299,8 @@ impl ServerHandler for McpGateway {
             }
             Err(other) => return Err(McpError::invalid_params(other.to_string(), None)),
         };
-        self.answer(handle, 0, &ctx, &caller.name).await
+        let followed = self.follow_rounds(&handle, 0, &ctx, &caller.name).await?;
+        self.tool_answer(followed)
     }
 
     async fn list_resources(
@@ -310,7 +324,7 @@ impl ServerHandler for McpGateway {
         req: rmcp::model::ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
-        catalog::read_resource(&self.gw, &self.session, req, ctx).await
+        catalog::read_resource(self, req, ctx).await
     }
 
     async fn list_prompts(
@@ -326,7 +340,7 @@ impl ServerHandler for McpGateway {
         req: rmcp::model::GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetPromptResponse, McpError> {
-        catalog::get_prompt(&self.gw, &self.session, req, ctx).await
+        catalog::get_prompt(self, req, ctx).await
     }
 
     async fn complete(
@@ -377,25 +391,27 @@ impl ServerHandler for McpGateway {
 }
 
 impl McpGateway {
-    /// A 2026-07-28 caller's retry of a round (SEP-2322): its `requestState` must be one the
-    /// gateway sealed for it, for a run of this tool still waiting at that round; then its
-    /// `inputResponses` go to the run, which is followed on. A retry without responses is
-    /// asked the same again.
+    /// A 2026-07-28 caller's retry of a round (SEP-2322), of a tool call, a prompt get or a
+    /// resource read alike: its `requestState` must be one the gateway sealed for it, for a run
+    /// still waiting at that round, which `same` finds is of what the retry names (else why
+    /// not); then its `inputResponses` go to the run, which is followed on. A retry without
+    /// responses is asked the same again. Every refusal is -32602, before any run is touched.
     async fn retry(
         &self,
-        req: CallToolRequestParams,
         sealed: &str,
+        responses: Option<InputResponses>,
+        same: impl FnOnce(&TaskHandle, &Snapshot) -> Option<String>,
         ctx: &RequestContext<RoleServer>,
         caller: &str,
-    ) -> Result<CallToolResponse, McpError> {
+    ) -> Result<Followed, McpError> {
         let gw = &self.gw;
         let round = self.seals.open(caller, sealed)?;
         let refused = |why: String| McpError::invalid_params(format!("requestState refused: {why}"), None);
         let handle = gw.engine.get(&round.run, caller).await.map_err(|e| refused(e.to_string()))?;
-        if handle.skill != req.name {
-            return Err(refused(format!("it continues a call of {:?}, not of {:?}", handle.skill, req.name)));
-        }
         let snap = handle.snapshot();
+        if let Some(other) = same(&handle, &snap) {
+            return Err(refused(other));
+        }
         let asked = rounds::waiting(&snap).filter(|_| rounds::round_of(&snap) == round.round);
         let Some((requests, in_words)) = asked else {
             return Err(refused(format!(
@@ -404,10 +420,10 @@ impl McpGateway {
                 state_name(&snap.task.status.state)
             )));
         };
-        let Some(responses) = req.input_responses.filter(|r| !r.is_empty()) else {
+        let Some(responses) = responses.filter(|r| !r.is_empty()) else {
             let state = self.seals.seal(caller, &round);
             let again = InputRequiredResult::new(Some(requests), Some(state));
-            return Ok(again.with_meta(result_meta(gw, &handle.id)).into());
+            return Ok(Followed::Asked(again.with_meta(result_meta(gw, &handle.id))));
         };
         if !self.seals.claim(&round, |run| gw.engine.task(run).is_some_and(|h| !h.is_ended())) {
             return Err(refused(format!("this round of run {} was answered already", handle.id)));
@@ -417,19 +433,21 @@ impl McpGateway {
             .continue_task(&handle, rounds::answer_message(&responses, in_words))
             .await
             .map_err(|e| refused(e.to_string()))?;
-        self.answer(handle, cursor, ctx, caller).await
+        self.follow_rounds(&handle, cursor, ctx, caller).await
     }
 
-    /// Follows run `handle` from event `from` and answers the call: progress on the way; the
-    /// upstream's own answer, or the run's; while the run waits for input, the round put to the
-    /// caller in its generation ([`rounds`]).
-    async fn answer(
+    /// Follows run `handle` from event `from` for an MCP request (a tool call, a prompt get, a
+    /// resource read): progress and log messages on the way; while the run waits for input, the
+    /// round put to the caller in its generation ([`rounds`]): answered on the request's stream
+    /// by a 2025-11-25 caller (and followed on), returned to a 2026-07-28 one with a sealed
+    /// state. Else the run as it stopped.
+    async fn follow_rounds(
         &self,
-        handle: Arc<TaskHandle>,
+        handle: &Arc<TaskHandle>,
         mut from: usize,
         ctx: &RequestContext<RoleServer>,
         caller: &str,
-    ) -> Result<CallToolResponse, McpError> {
+    ) -> Result<Followed, McpError> {
         let gw = &self.gw;
         let meta = result_meta(gw, &handle.id);
         let token = ctx.meta.get_progress_token();
@@ -442,7 +460,7 @@ impl McpGateway {
                     ev = events.next() => ev,
                     () = ctx.ct.cancelled() => {
                         // The client went away or cancelled: so does the run (it ends sealed as canceled).
-                        let _ = gw.engine.cancel(&handle).await;
+                        let _ = gw.engine.cancel(handle).await;
                         return Err(McpError::internal_error("cancelled", None));
                     }
                 };
@@ -473,7 +491,7 @@ impl McpGateway {
                         .seals
                         .seal(caller, &rounds::Round { run: handle.id.clone(), round: rounds::round_of(&snap) });
                     let asked = InputRequiredResult::new(Some(requests), Some(state));
-                    return Ok(asked.with_meta(meta).into());
+                    return Ok(Followed::Asked(asked.with_meta(meta)));
                 }
                 let declared = ctx.client_capabilities().unwrap_or_default();
                 match rounds::missing(&requests, &declared) {
@@ -482,7 +500,7 @@ impl McpGateway {
                         let responses = rounds::ask_on_stream(ctx, requests).await?;
                         from = gw
                             .engine
-                            .continue_task(&handle, rounds::answer_message(&responses, in_words))
+                            .continue_task(handle, rounds::answer_message(&responses, in_words))
                             .await
                             .map_err(|e| McpError::internal_error(e.to_string(), None))?;
                         continue;
@@ -492,47 +510,58 @@ impl McpGateway {
                     Some(lacking) if !in_words => {
                         let mut data = meta.0.clone();
                         data.insert("requiredCapabilities".into(), lacking);
-                        let message = "the tool asks the caller for input it did not declare it can give";
+                        let message = "the upstream asks the caller for input it did not declare it can give";
                         return Err(McpError::new(ErrorCode(-32021), message, Some(Value::Object(data))));
                     }
                     Some(_) => {}
                 }
             }
-            match &snap.mcp {
-                Some(McpAnswer::Result(answer)) => return Ok(relayed_result(answer, meta)?.into()),
-                Some(McpAnswer::Error { code, message, data }) => {
-                    return Err(relayed_error(*code, message, data.as_ref(), meta));
-                }
-                None => {}
-            }
-            let state = &snap.task.status.state;
-            let text = snap.task.status.message.as_ref().map(message_text).unwrap_or_default();
-            let result = match state {
-                TaskState::Completed => match snap.result {
-                    Some(Value::Object(o)) => CallToolResult::structured(Value::Object(o)),
-                    Some(other) => CallToolResult::structured(json!({ "result": other })),
-                    None => CallToolResult::success(vec![ContentBlock::text(if text.is_empty() {
-                        "done".into()
-                    } else {
-                        text
-                    })]),
-                },
-                TaskState::InputRequired | TaskState::AuthRequired => {
-                    // MCP has no way to answer here: the task stays open for A2A or the platform REST.
-                    let how = format!(
-                        "the skill is waiting ({}): {text}. Continue the task {} over A2A (SendMessage with its taskId).",
-                        state_name(state),
-                        handle.id
-                    );
-                    CallToolResult::error(vec![ContentBlock::text(how)])
-                }
-                _ => {
-                    let why = snap.error.clone().unwrap_or(text);
-                    CallToolResult::error(vec![ContentBlock::text(format!("{}: {why}", state_name(state)))])
-                }
-            };
-            return Ok(result.with_meta(Some(meta)).into());
+            return Ok(Followed::Stopped(Box::new(snap)));
         }
+    }
+
+    /// A tool call's answer where following its run left it: the round to answer, the
+    /// upstream's own answer, or the run's.
+    fn tool_answer(&self, followed: Followed) -> Result<CallToolResponse, McpError> {
+        let snap = match followed {
+            Followed::Asked(r) => return Ok(r.into()),
+            Followed::Stopped(snap) => *snap,
+        };
+        let meta = result_meta(&self.gw, &snap.task.id);
+        match &snap.mcp {
+            Some(McpAnswer::Result(answer)) => return Ok(relayed_result(answer, meta)?.into()),
+            Some(McpAnswer::Error { code, message, data }) => {
+                return Err(relayed_error(*code, message, data.as_ref(), meta));
+            }
+            None => {}
+        }
+        let state = &snap.task.status.state;
+        let text = snap.task.status.message.as_ref().map(message_text).unwrap_or_default();
+        let result = match state {
+            TaskState::Completed => match snap.result {
+                Some(Value::Object(o)) => CallToolResult::structured(Value::Object(o)),
+                Some(other) => CallToolResult::structured(json!({ "result": other })),
+                None => CallToolResult::success(vec![ContentBlock::text(if text.is_empty() {
+                    "done".into()
+                } else {
+                    text
+                })]),
+            },
+            TaskState::InputRequired | TaskState::AuthRequired => {
+                // MCP has no way to answer here: the task stays open for A2A or the platform REST.
+                let how = format!(
+                    "the skill is waiting ({}): {text}. Continue the task {} over A2A (SendMessage with its taskId).",
+                    state_name(state),
+                    snap.task.id
+                );
+                CallToolResult::error(vec![ContentBlock::text(how)])
+            }
+            _ => {
+                let why = snap.error.clone().unwrap_or(text);
+                CallToolResult::error(vec![ContentBlock::text(format!("{}: {why}", state_name(state)))])
+            }
+        };
+        Ok(result.with_meta(Some(meta)).into())
     }
 }
 

@@ -556,27 +556,14 @@ impl Inner {
                 Err(ended) => return ended,
             };
             // An input_required round (SEP-2322): the run asks its caller, and the answer goes
-            // back with the server's requestState echoed as it gave it (opaque: never read).
-            // A round that asks nothing (only a state) is retried at once.
+            // back with the server's requestState echoed as it gave it.
             let Ok(Ok(ServerResult::InputRequiredResult(r))) = answer else {
                 return self.ended(call, &conn, &tool, answer).await;
             };
-            round += 1;
-            if round > rounds::MAX_ROUNDS {
-                return Outcome::Failed(format!(
-                    "tool {tool:?} asked for input more than {} times",
-                    rounds::MAX_ROUNDS
-                ));
+            match rounds::next_round(call, &mut round, r, &format!("tool {tool:?}")).await {
+                Ok((given, state)) => (params.input_responses, params.request_state) = (given, state),
+                Err(ended) => return ended,
             }
-            params.input_responses = None;
-            if r.input_requests.as_ref().is_some_and(|q| !q.is_empty()) {
-                match rounds::ask(call, &r).await {
-                    Ok(given) => params.input_responses = Some(given),
-                    // Canceled while waiting: nothing is in flight upstream.
-                    Err(ended) => return ended,
-                }
-            }
-            params.request_state = r.request_state;
         }
     }
 

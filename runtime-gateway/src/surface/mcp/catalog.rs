@@ -23,22 +23,20 @@
 // still have it, and the gateway relays it.
 #![allow(deprecated)]
 
-use std::sync::Arc;
-
 use a2a::TaskStatusUpdateEvent;
 use ledger_core::Protocol;
 use rmcp::model::{
-    CacheScope, CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel, LoggingMessageNotificationParam,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
-    ResourceUpdatedNotificationParam, ServerCapabilities, SubscriptionFilter,
+    CacheScope, CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, LoggingLevel, LoggingMessageNotificationParam, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, ResourceUpdatedNotificationParam, ServerCapabilities,
+    SubscriptionFilter,
 };
 use rmcp::service::SubscriptionContext;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-use super::{McpError, RequestContext, RoleServer, caller_of, relayed_error, result_meta};
-use crate::engine::buffer::{follow, state_name};
+use super::{Followed, McpError, McpGateway, RequestContext, RoleServer, caller_of, relayed_error, result_meta};
+use crate::engine::buffer::{Snapshot, TaskHandle, state_name};
 use crate::engine::tasks::{NewTask, OneShot, TaskError};
 use crate::engine::upstream::mcp::{Listed, McpServer, Watch};
 use crate::engine::upstream::{McpAnswer, message_text};
@@ -292,53 +290,83 @@ pub(super) async fn listen(gw: &Gateway, context: SubscriptionContext) -> Result
     Ok(())
 }
 
+/// The data of a run's input message: what the request that started it asked.
+fn run_input(snap: &Snapshot) -> Option<&Value> {
+    snap.task.history.as_ref()?.first()?.parts.iter().find_map(|p| match &p.content {
+        a2a::PartContent::Data(v) => Some(v),
+        _ => None,
+    })
+}
+
 pub(super) async fn read_resource(
-    gw: &Arc<Gateway>,
-    session: &Session,
+    mcp: &McpGateway,
     req: ReadResourceRequestParams,
     ctx: RequestContext<RoleServer>,
 ) -> Result<ReadResourceResponse, McpError> {
-    let Some((agent_index, agent, server)) = server_of(gw, &req.uri).await else {
-        return Err(resource_not_found(&req.uri, &ctx));
+    let gw = &mcp.gw;
+    let followed = if let Some(sealed) = req.request_state.clone() {
+        // A retry of a round: the run it continues must be a read of this URI.
+        let same = |h: &TaskHandle, snap: &Snapshot| {
+            let uri = run_input(snap).and_then(|v| v["uri"].as_str());
+            (!h.skill.ends_with(".resources.read") || uri != Some(req.uri.as_str()))
+                .then(|| format!("it continues a run of {:?}, not a read of {:?}", h.skill, req.uri))
+        };
+        mcp.retry(&sealed, req.input_responses.clone(), same, &ctx, &caller(&ctx)?).await?
+    } else {
+        let Some((agent_index, agent, server)) = server_of(gw, &req.uri).await else {
+            return Err(resource_not_found(&req.uri, &ctx));
+        };
+        let params = ReadResourceRequestParams::new(req.uri.clone());
+        let input = json!({ "uri": req.uri });
+        let call = OneShot { agent: agent_index, upstream: server.read_call(params) };
+        run(mcp, format!("{agent}.resources.read"), input, call, &ctx).await?
     };
-    let params = ReadResourceRequestParams::new(req.uri.clone());
-    let input = json!({ "uri": req.uri });
-    let call = OneShot { agent: agent_index, upstream: server.read_call(params) };
-    let answer = run(gw, session, format!("{agent}.resources.read"), input, call, &ctx).await?;
-    let r: ReadResourceResult = relayed_answer(answer)?;
-    Ok(ReadResourceResponse::Complete(r))
+    match followed {
+        Followed::Asked(r) => Ok(r.into()),
+        Followed::Stopped(snap) => Ok(ReadResourceResponse::Complete(relayed_answer(stopped(gw, *snap)?)?)),
+    }
 }
 
 pub(super) async fn get_prompt(
-    gw: &Arc<Gateway>,
-    session: &Session,
+    mcp: &McpGateway,
     req: GetPromptRequestParams,
     ctx: RequestContext<RoleServer>,
 ) -> Result<GetPromptResponse, McpError> {
-    let mut found = None;
-    for (i, _, server) in servers(gw) {
-        let Some(own) = server.prompt_own_name(&req.name) else { continue };
-        if server.prompts().await.is_ok_and(|l| l.items.iter().any(|p| p.name == req.name)) {
-            found = Some((i, server.clone(), own.to_string()));
-            break;
+    let gw = &mcp.gw;
+    let followed = if let Some(sealed) = req.request_state.clone() {
+        // A retry of a round: the run it continues must be a get of this prompt.
+        let same = |h: &TaskHandle, _: &Snapshot| {
+            (h.skill != req.name).then(|| format!("it continues a run of {:?}, not a get of {:?}", h.skill, req.name))
+        };
+        mcp.retry(&sealed, req.input_responses.clone(), same, &ctx, &caller(&ctx)?).await?
+    } else {
+        let mut found = None;
+        for (i, _, server) in servers(gw) {
+            let Some(own) = server.prompt_own_name(&req.name) else { continue };
+            if server.prompts().await.is_ok_and(|l| l.items.iter().any(|p| p.name == req.name)) {
+                found = Some((i, server.clone(), own.to_string()));
+                break;
+            }
         }
-    }
-    let Some((agent_index, server, own)) = found else {
-        return Err(McpError::invalid_params(
-            format!("unknown prompt {:?}; prompts/list names them", req.name),
-            Some(json!({ "name": req.name })),
-        ));
+        let Some((agent_index, server, own)) = found else {
+            return Err(McpError::invalid_params(
+                format!("unknown prompt {:?}; prompts/list names them", req.name),
+                Some(json!({ "name": req.name })),
+            ));
+        };
+        let mut input = json!({ "name": req.name });
+        if let Some(args) = &req.arguments {
+            input["arguments"] = Value::Object(args.clone());
+        }
+        let mut params = GetPromptRequestParams::new(own);
+        params.arguments = req.arguments.clone();
+        let call = OneShot { agent: agent_index, upstream: server.prompt_call(params) };
+        run(mcp, req.name.clone(), input, call, &ctx).await?
     };
-    let mut input = json!({ "name": req.name });
-    if let Some(args) = &req.arguments {
-        input["arguments"] = Value::Object(args.clone());
+    match followed {
+        Followed::Asked(r) => Ok(r.into()),
+        Followed::Stopped(snap) => Ok(GetPromptResponse::Complete(relayed_answer(stopped(gw, *snap)?)?)),
     }
-    let mut params = GetPromptRequestParams::new(own);
-    params.arguments = req.arguments.clone();
-    let call = OneShot { agent: agent_index, upstream: server.prompt_call(params) };
-    let answer = run(gw, session, req.name.clone(), input, call, &ctx).await?;
-    let r: GetPromptResult = relayed_answer(answer)?;
-    Ok(GetPromptResponse::Complete(r))
 }
 
 /// `completion/complete`, to the server of the prompt (named as the server knows it) or of the
@@ -368,19 +396,23 @@ pub(super) async fn complete(gw: &Gateway, mut req: CompleteRequestParams) -> Re
     Err(McpError::invalid_params("no upstream offers what the completion refers to", None))
 }
 
-/// A read or prompt get as a run: created, followed to its end (canceled when the caller
-/// cancels), answered with what the upstream gave plus the run and receipt in `_meta`.
+fn caller(ctx: &RequestContext<RoleServer>) -> Result<String, McpError> {
+    caller_of(ctx).map(|c| c.name).ok_or_else(|| McpError::invalid_request("the caller is not authenticated", None))
+}
+
+/// A read or prompt get as a run: created, then followed as a tool call's run is (progress,
+/// logs, input rounds; canceled when the caller cancels).
 async fn run(
-    gw: &Arc<Gateway>,
-    session: &Session,
+    mcp: &McpGateway,
     skill: String,
     input: Value,
     call: OneShot,
     ctx: &RequestContext<RoleServer>,
-) -> Result<Value, McpError> {
+) -> Result<Followed, McpError> {
     let caller = caller_of(ctx).ok_or_else(|| McpError::invalid_request("the caller is not authenticated", None))?;
     let input_bytes = serde_json::to_vec(&input).expect("serialise");
     let mcp_caller = Some(super::mcp_caller(ctx, &caller.name));
+    let name = caller.name.clone();
     let req = NewTask {
         caller: caller.name,
         protocol: Protocol::Mcp,
@@ -392,7 +424,7 @@ async fn run(
         parent: caller.parent.clone(),
         mcp_caller,
     };
-    let handle = match gw.engine.create_one_shot(req, call).await {
+    let handle = match mcp.gw.engine.create_one_shot(req, call).await {
         Ok(h) => h,
         Err(TaskError::RecordingUnavailable(m)) => {
             return Err(McpError::internal_error(
@@ -402,23 +434,12 @@ async fn run(
         }
         Err(other) => return Err(McpError::invalid_params(other.to_string(), None)),
     };
-    let meta = result_meta(gw, &handle.id);
-    let mut events = Box::pin(follow(handle.clone(), 0, true));
-    loop {
-        tokio::select! {
-            ev = futures_util::StreamExt::next(&mut events) => match ev {
-                Some((_, ev)) => if let a2a::StreamResponse::StatusUpdate(s) = &*ev {
-                    relay_log(session, ctx, s).await;
-                },
-                None => break,
-            },
-            () = ctx.ct.cancelled() => {
-                let _ = gw.engine.cancel(&handle).await;
-                return Err(McpError::internal_error("cancelled", None));
-            }
-        }
-    }
-    let snap = handle.snapshot();
+    mcp.follow_rounds(&handle, 0, ctx, &name).await
+}
+
+/// What the upstream gave, with the run and receipt in `_meta`, for a run that stopped.
+fn stopped(gw: &Gateway, snap: Snapshot) -> Result<Value, McpError> {
+    let meta = result_meta(gw, &snap.task.id);
     match &snap.mcp {
         Some(McpAnswer::Result(answer)) => {
             let mut answer = answer.clone();

@@ -470,7 +470,8 @@ impl Upstream for OneShotCall {
     fn run(&self, call: Call) -> BoxFuture<'static, ()> {
         let (server, request) = (self.server.clone(), self.request.clone());
         Box::pin(async move {
-            let outcome = server.one_shot(&call, request).await;
+            let mut call = call;
+            let outcome = server.one_shot(&mut call, request).await;
             call.send(Update::Done(outcome)).await;
         })
     }
@@ -478,19 +479,13 @@ impl Upstream for OneShotCall {
 
 impl Inner {
     /// Sends one read or prompt get, with the run in `_meta`, for at most the upstream's
-    /// timeout; relays each content as an artifact and keeps the answer in the outcome.
-    async fn one_shot(&self, call: &Call, request: OneShotRequest) -> Outcome {
-        let conn = match self.connection().await {
-            Ok(c) => c,
-            Err(e) => return Outcome::Failed(e),
-        };
+    /// timeout; relays each content as an artifact and keeps the answer in the outcome. A server
+    /// that answers `InputRequiredResult` is answered by the run's caller and asked again, round
+    /// by round, as for a tool call (`rounds::next_round`).
+    async fn one_shot(&self, call: &mut Call, mut request: OneShotRequest) -> Outcome {
         let what = match &request {
             OneShotRequest::Read(p) => format!("resource {:?}", p.uri),
             OneShotRequest::Prompt(p) => format!("prompt {:?}", p.name),
-        };
-        let request = match request {
-            OneShotRequest::Read(p) => ClientRequest::ReadResourceRequest(Request::new(p)),
-            OneShotRequest::Prompt(p) => ClientRequest::GetPromptRequest(Request::new(p)),
         };
         let mut meta = JsonObject::new();
         meta.insert("a2a-ledger/run".into(), json!(call.run));
@@ -500,39 +495,42 @@ impl Inner {
         if let Some(level) = self.catalog.log_level() {
             meta.insert("io.modelcontextprotocol/logLevel".into(), json!(level));
         }
-        let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta)));
-        let _in_flight = self.catalog.in_flight(call.updates.clone());
-        let mut handle = match conn.send_request_with_option(request, options).await {
-            Ok(h) => h,
-            Err(e) => {
-                self.drop_connection(&conn).await;
-                return Outcome::Failed(format!("asking {} for {what}: {e}", self.url));
-            }
-        };
-        let mut cancel = call.cancel.clone();
-        let answer = tokio::select! {
-            r = &mut handle.rx => r,
-            _ = super::super::canceled(&mut cancel) => {
-                self.send_cancel(&conn, handle, "canceled by the caller").await;
-                return Outcome::Canceled;
-            }
-            _ = tokio::time::sleep(self.timeout) => {
-                self.send_cancel(&conn, handle, "timed out at the gateway").await;
-                return Outcome::Failed(format!("{what} gave no answer in {} s", self.timeout.as_secs()));
-            }
-        };
-        let answer = match answer {
-            Ok(Ok(r)) => r,
-            Ok(Err(ServiceError::McpError(e))) => {
-                return Outcome::McpFailed {
-                    error: format!("{}: {}", e.code.0, e.message),
-                    answer: McpAnswer::Error { code: e.code.0, message: e.message.to_string(), data: e.data },
-                };
-            }
-            Ok(Err(e)) => return Outcome::Failed(format!("{what}: {e}")),
-            Err(_) => {
-                self.drop_connection(&conn).await;
-                return Outcome::Failed(format!("the connection to {} closed while asking for {what}", self.url));
+        let mut round = 0;
+        let answer = loop {
+            // The connection of each round, as for a tool call: a round may wait for a person
+            // long enough for the first to close.
+            let conn = match self.connection().await {
+                Ok(c) => c,
+                Err(e) => return Outcome::Failed(e),
+            };
+            let answer = match self.exchange_one(&conn, call, &request, &meta, &what).await {
+                Ok(a) => a,
+                Err(ended) => return ended,
+            };
+            let answer = match answer {
+                Ok(Ok(r)) => r,
+                Ok(Err(ServiceError::McpError(e))) => {
+                    return Outcome::McpFailed {
+                        error: format!("{}: {}", e.code.0, e.message),
+                        answer: McpAnswer::Error { code: e.code.0, message: e.message.to_string(), data: e.data },
+                    };
+                }
+                Ok(Err(e)) => return Outcome::Failed(format!("{what}: {e}")),
+                Err(_) => {
+                    self.drop_connection(&conn).await;
+                    return Outcome::Failed(format!("the connection to {} closed while asking for {what}", self.url));
+                }
+            };
+            // An input_required round (SEP-2322): asked of the run's caller, the answer and the
+            // server's requestState (echoed unread) go in the next request.
+            let ServerResult::InputRequiredResult(r) = answer else { break answer };
+            let (given, state) = match super::rounds::next_round(call, &mut round, r, &what).await {
+                Ok(next) => next,
+                Err(ended) => return ended,
+            };
+            match &mut request {
+                OneShotRequest::Read(p) => (p.input_responses, p.request_state) = (given, state),
+                OneShotRequest::Prompt(p) => (p.input_responses, p.request_state) = (given, state),
             }
         };
         let artifacts: Vec<(String, Part, Option<Value>)> = match &answer {
@@ -579,6 +577,43 @@ impl Inner {
         }
         let kept = without_own_meta(serde_json::to_value(&answer).unwrap_or(Value::Null));
         Outcome::Completed { result: None, message: None, mcp: Some(kept) }
+    }
+
+    /// Sends one read or prompt get and waits for the answer; `Err` is how the call ended
+    /// meanwhile (canceled, timed out, not sent).
+    async fn exchange_one(
+        &self,
+        conn: &Arc<Connection>,
+        call: &Call,
+        request: &OneShotRequest,
+        meta: &JsonObject,
+        what: &str,
+    ) -> Result<super::Answer, Outcome> {
+        let request = match request.clone() {
+            OneShotRequest::Read(p) => ClientRequest::ReadResourceRequest(Request::new(p)),
+            OneShotRequest::Prompt(p) => ClientRequest::GetPromptRequest(Request::new(p)),
+        };
+        let options = PeerRequestOptions::no_options().with_meta(RequestMetaObject(MetaObject(meta.clone())));
+        let _in_flight = self.catalog.in_flight(call.updates.clone());
+        let mut handle = match conn.send_request_with_option(request, options).await {
+            Ok(h) => h,
+            Err(e) => {
+                self.drop_connection(conn).await;
+                return Err(Outcome::Failed(format!("asking {} for {what}: {e}", self.url)));
+            }
+        };
+        let mut cancel = call.cancel.clone();
+        tokio::select! {
+            r = &mut handle.rx => Ok(r),
+            _ = super::super::canceled(&mut cancel) => {
+                self.send_cancel(conn, handle, "canceled by the caller").await;
+                Err(Outcome::Canceled)
+            }
+            _ = tokio::time::sleep(self.timeout) => {
+                self.send_cancel(conn, handle, "timed out at the gateway").await;
+                Err(Outcome::Failed(format!("{what} gave no answer in {} s", self.timeout.as_secs())))
+            }
+        }
     }
 }
 

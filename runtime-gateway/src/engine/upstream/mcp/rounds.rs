@@ -89,6 +89,29 @@ pub(super) async fn ask(call: &mut Call, r: &InputRequiredResult) -> Result<Inpu
     }
 }
 
+/// The server answered round `r` (an `InputRequiredResult`) to the `round`-th request of a call
+/// of `what` (a tool, a prompt, a resource): puts it to the run's caller and gives what the next
+/// request carries, the caller's responses (none for a round that asks nothing: retried at once)
+/// and the server's `requestState` echoed as it gave it (opaque: never read). `Err` is how the
+/// call ends: too many rounds, or canceled while waiting (nothing is then in flight upstream).
+/// Shared by `tools/call`, `prompts/get` and `resources/read`.
+pub(super) async fn next_round(
+    call: &mut Call,
+    round: &mut usize,
+    r: InputRequiredResult,
+    what: &str,
+) -> Result<(Option<InputResponses>, Option<String>), Outcome> {
+    *round += 1;
+    if *round > MAX_ROUNDS {
+        return Err(Outcome::Failed(format!("{what} asked for input more than {MAX_ROUNDS} times")));
+    }
+    let given = match r.input_requests.as_ref().is_some_and(|q| !q.is_empty()) {
+        true => Some(ask(call, &r).await?),
+        false => None,
+    };
+    Ok((given, r.request_state))
+}
+
 /// A request a 2025-11-25 server sent back on a call's stream (`sampling/createMessage`,
 /// `elicitation/create`, `roots/list`), for the call to put to its caller as a one-request round.
 pub(super) struct BackRequest {
