@@ -179,6 +179,9 @@ pub async fn serve(
     stop.store(true, Ordering::Relaxed);
     let closing = log.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the log")?;
+    // Requests still finishing may hold the log past the process's exit: the store's background
+    // threads stop here, not during the exit (see `Store::quiesce`).
+    log.store().quiesce();
     Ok(())
 }
 

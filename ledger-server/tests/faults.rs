@@ -186,6 +186,9 @@ impl Store for Failing {
     fn position(&self) -> ledger_core::Result<Option<u64>> {
         self.inner.position()
     }
+    fn quiesce(&self) {
+        self.inner.quiesce()
+    }
     fn commit(&self, batch: &CommitBatch) -> ledger_core::Result<()> {
         if self.fail.load(Ordering::Relaxed) {
             return Err(ledger_core::Error::Storage("injected: fsync failed (EIO)".into()));

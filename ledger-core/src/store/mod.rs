@@ -200,6 +200,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn sync(&self) -> Result<()> {
         Ok(())
     }
+    /// Stops the store's own background work and waits for what is running, once nothing will
+    /// write to it again (a service's log closed, just before the process exits). Reads still
+    /// work. A process can exit while requests still hold the store, so that it is never dropped:
+    /// background threads must not still be working when the exit destroys the library's
+    /// static state (RocksDB then aborts with `pthread lock: Invalid argument`).
+    fn quiesce(&self) {}
     /// The entry at `index`.
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>>;
     /// The entries at `indices` (ascending), in that order: one batched lookup where the store

@@ -443,6 +443,10 @@ impl Store for RocksStore {
         self.db.flush_wal(true).map_err(rerr("syncing the write-ahead log"))
     }
 
+    fn quiesce(&self) {
+        self.db.cancel_all_background_work(true);
+    }
+
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
         self.db.get_cf(self.cf(CF_ENTRIES), be(index)).map_err(rerr("reading an entry"))
     }

@@ -167,6 +167,9 @@ impl Store for Faulty {
     fn position(&self) -> Result<Option<u64>> {
         self.inner.position()
     }
+    fn quiesce(&self) {
+        self.inner.quiesce()
+    }
     fn commit(&self, b: &CommitBatch) -> Result<()> {
         self.write(b)?;
         self.sync()
@@ -288,6 +291,9 @@ impl Store for Hiding {
     }
     fn position(&self) -> Result<Option<u64>> {
         self.inner.position()
+    }
+    fn quiesce(&self) {
+        self.inner.quiesce()
     }
     fn commit(&self, b: &CommitBatch) -> Result<()> {
         self.inner.commit(b)

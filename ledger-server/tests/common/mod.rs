@@ -143,9 +143,18 @@ impl Server {
     }
 
     /// SIGTERM, then waits for a clean exit.
+    /// An exit other than a clean one prints what the server wrote to stderr.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
-        wait_timeout(&mut self.child, Duration::from_secs(30))
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30));
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(e) = self.child.stderr.as_mut() {
+                std::io::Read::read_to_string(e, &mut err).ok();
+            }
+            eprintln!("the server exited with {status}; its stderr:\n{err}");
+        }
+        status
     }
 
     /// SIGKILL.

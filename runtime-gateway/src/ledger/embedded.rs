@@ -203,7 +203,15 @@ impl LedgerSink for EmbeddedLedger {
                 }
                 task.abort();
             }
-            tokio::task::spawn_blocking(move || log.close()).await.map_err(|_| Error::Closed)?
+            tokio::task::spawn_blocking(move || {
+                let closed = log.close();
+                // Tasks still finishing may hold the log past the process's exit: the store's
+                // background threads stop here, not during the exit (see `Store::quiesce`).
+                log.store().quiesce();
+                closed
+            })
+            .await
+            .map_err(|_| Error::Closed)?
         })
     }
 }
