@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Proc, assert_run, free_port, gateway, gateway_with, kinds};
+use common::{Proc, assert_run, free_port, gateway, kinds};
 use ledger_core::{Entry, RunStatus};
 use serde_json::{Value, json};
 
@@ -94,17 +94,7 @@ async fn an_mcp_upstreams_answers_reach_mcp_callers_as_given_and_are_recorded() 
     let manifest_path = dir.path().join("agents.toml");
     std::fs::write(&manifest_path, manifest).unwrap();
     let data = dir.path().join("data");
-    let gw = gateway_with(
-        &data,
-        &[
-            "--embedded",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--manifest",
-            manifest_path.to_str().unwrap(),
-        ],
-    );
+    let gw = gateway(&data, &["--manifest", manifest_path.to_str().unwrap()]);
 
     for mode in ["legacy", "2026-07-28"] {
         let out = tokio::task::spawn_blocking({
@@ -293,17 +283,7 @@ async fn an_upstreams_input_rounds_are_answered_over_mcp_and_a2a_and_recorded() 
     let manifest_path = dir.path().join("agents.toml");
     std::fs::write(&manifest_path, manifest).unwrap();
     let data = dir.path().join("data");
-    let gw = gateway_with(
-        &data,
-        &[
-            "--embedded",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--manifest",
-            manifest_path.to_str().unwrap(),
-        ],
-    );
+    let gw = gateway(&data, &["--manifest", manifest_path.to_str().unwrap()]);
 
     for mode in ["legacy", "2026-07-28"] {
         let out = tokio::task::spawn_blocking({

@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Gw, Proc, assert_run, free_port, gateway_with};
+use common::{Gw, Proc, assert_run, free_port, gateway};
 use ledger_core::{Entry, RunStatus};
 use serde_json::{Value, json};
 
@@ -40,17 +40,7 @@ fn reference_behind_gateway(dir: &Path, python: &str) -> (Proc, Gw) {
     let manifest_path = dir.join("agents.toml");
     std::fs::write(&manifest_path, manifest).unwrap();
     let data = dir.join("data");
-    let gw = gateway_with(
-        &data,
-        &[
-            "--embedded",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--manifest",
-            manifest_path.to_str().unwrap(),
-        ],
-    );
+    let gw = gateway(&data, &["--manifest", manifest_path.to_str().unwrap()]);
     (upstream, gw)
 }
 
