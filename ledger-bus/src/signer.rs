@@ -91,9 +91,9 @@ pub async fn sign(
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             r = signed.changed() => if r.is_err() { return Ok(()) },
+            // Each renewal changes the term too: a holder still catching up looks again at
+            // least every lease time / 3 even when nothing is signed meanwhile.
             r = terms.changed() => if r.is_err() { return Ok(()) },
-            // A term that began while nothing changed still gets its first note out.
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
         let Some(term) = *terms.borrow_and_update() else {
             ready = None;
