@@ -29,14 +29,51 @@ use crate::Error;
 use crate::names::LogName;
 
 /// What became of one ingest message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
     /// Its stream sequence.
     pub position: u64,
     /// The gateway whose subject it came on.
     pub gateway: String,
     /// Each entry's index, or why the batch was refused.
-    pub result: Result<Vec<u64>, String>,
+    pub result: Result<Vec<u64>, Refused>,
+}
+
+/// Why a message appended nothing.
+#[derive(Clone, Debug)]
+pub enum Refused {
+    /// Its body is not a batch.
+    NotABatch(ledger_core::bus::BatchError),
+    /// The log refused its entries (SPEC §2, the actor binding), or could not take them at all
+    /// ([`ledger_core::Error::Poisoned`]: not a decision about the message, see
+    /// [`Refused::is_decision`]).
+    Log(Arc<ledger_core::Error>),
+}
+
+impl Refused {
+    /// Whether this is a decision about the message that every follower makes alike (and so may
+    /// be reported), rather than this process's log failing.
+    pub fn is_decision(&self) -> bool {
+        use ledger_core::Error as E;
+        !matches!(self, Refused::Log(e)
+            if matches!(**e, E::Poisoned(_) | E::Closed | E::Storage(_) | E::Corrupt(_) | E::Io { .. }))
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NotABatch(e) => e.fmt(f),
+            Refused::Log(e) => e.fmt(f),
+        }
+    }
+}
+
+impl PartialEq for Refused {
+    /// Alike when they say the same.
+    fn eq(&self, other: &Refused) -> bool {
+        self.to_string() == other.to_string()
+    }
 }
 
 /// Messages read but not yet handed to the log: the reader stays this far ahead.
@@ -117,15 +154,14 @@ fn apply(log: &Log, position: u64, gateway: String, body: &Bytes, outcomes: &mps
     let out = outcomes.clone();
     let entries = match ledger_core::bus::decode_batch(body) {
         Ok(entries) => entries,
-        Err(e) => {
+        Err(why) => {
             // Nothing to append; the position is stored all the same.
-            let why = e.to_string();
             return log.append_at(
                 Vec::<Bytes>::new(),
                 position,
                 |_| Ok(()),
                 move |r| {
-                    let result = Err(r.map_or_else(|e| e.to_string(), |_| why));
+                    let result = Err(r.map_or_else(|e| Refused::Log(Arc::new(e)), |_| Refused::NotABatch(why)));
                     let _ = out.send(Outcome { position, gateway, result });
                 },
             );
@@ -143,6 +179,6 @@ fn apply(log: &Log, position: u64, gateway: String, body: &Bytes, outcomes: &mps
         }
     };
     log.append_at(entries, position, admit, move |r| {
-        let _ = out.send(Outcome { position, gateway, result: r.map_err(|e| e.to_string()) });
+        let _ = out.send(Outcome { position, gateway, result: r.map_err(|e| Refused::Log(Arc::new(e))) });
     });
 }

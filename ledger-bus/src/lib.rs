@@ -24,7 +24,7 @@ pub mod names;
 pub mod provision;
 pub mod signer;
 
-pub use follow::{Outcome, follow};
+pub use follow::{Outcome, Refused, follow};
 pub use lease::{Lease, LeaseConfig, Term};
 pub use names::LogName;
 pub use provision::{Topology, provision};

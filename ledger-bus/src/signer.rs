@@ -2,10 +2,18 @@
 //! serves exactly those.
 //!
 //! Every process that has the log key (the signer and its standby) opens its log with
-//! [`witnessing`]: its checkpointer signs as the tree grows, but a signed checkpoint is served
+//! [`signing`]: its checkpointer signs as the tree grows, but a signed checkpoint is served
 //! only once [`sign`] has published it to `ledger.<L>.cp` — which it does only within a valid
 //! lease term — or once [`serve`] has read it from there. So every process serves the same
-//! notes, whoever signed them, and a standby that takes over continues the same sequence.
+//! notes, whoever signed them, and a standby that takes over continues the same sequence. A read
+//! replica opens its log with the verifier key only and runs [`serve`] alone.
+//!
+//! Each note carries two extension lines after its root (FORMATS §4):
+//! - `a2a-ledger/stream <stream> <seq>`: the stream sequence of the message whose entries made
+//!   the tree reach the note's size ([`Log::position_at`]), so a function of the size: every
+//!   process that applied the stream agrees on it, and [`serve`] checks it against its own;
+//! - `a2a-ledger/lease <term>`: the lease term it was signed under, equal to the message's
+//!   `A2A-Ledger-Lease` header, never lower than an earlier note's.
 //!
 //! Fencing (durability and safety rules kept here):
 //! - a note is published only while the term is valid by the holder's own clock, checked right
@@ -24,12 +32,13 @@
 //!   `follow` rules out, so it is evidence to keep, not something to paper over.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, context::PublishErrorKind};
 use futures_util::StreamExt;
-use ledger_core::log::{SignedCheckpoint, Witnessing};
+use ledger_core::log::{Extensions, SignedCheckpoint, Witnessing};
 use ledger_core::{Checkpoint, Log};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -41,20 +50,66 @@ use crate::names::LogName;
 /// The header naming the lease term a checkpoint message was published under.
 pub const LEASE_HEADER: &str = "A2A-Ledger-Lease";
 
-/// The newest checkpoint a log signed, as [`witnessing`] hands it over.
-pub type Signed = watch::Receiver<Option<Arc<SignedCheckpoint>>>;
+/// The extension line naming the stream position a note covers.
+pub const STREAM_LINE: &str = "a2a-ledger/stream";
+/// The extension line naming the lease term a note was signed under.
+pub const LEASE_LINE: &str = "a2a-ledger/lease";
+
+/// The newest checkpoint a log opened with [`signing`] signed, and the term it signs under.
+#[derive(Debug)]
+pub struct Signed {
+    newest: watch::Receiver<Option<Arc<SignedCheckpoint>>>,
+    term: Arc<AtomicU64>,
+}
+
+/// How a log with the key is opened on the bus ([`signing`]): `witnessing` and `extensions` go
+/// into its `LogConfig`, `signed` to [`sign`].
+#[derive(Debug)]
+pub struct Signing {
+    /// Hands each signed checkpoint to [`sign`] instead of serving it.
+    pub witnessing: Witnessing,
+    /// The stream and lease lines (module docs).
+    pub extensions: Extensions,
+    /// What [`sign`] reads.
+    pub signed: Signed,
+}
 
 /// How a log with the key is opened on the bus: its signed checkpoints go to [`sign`] instead of
-/// being served, and the newest stored one (it was published once) is served again at open.
-pub fn witnessing() -> (Witnessing, Signed) {
-    let (tx, rx) = watch::channel(None);
-    let w = Witnessing {
+/// being served, each with the stream and lease lines, and the newest stored one (it was
+/// published once) is served again at open.
+pub fn signing(name: &LogName) -> Signing {
+    let (tx, newest) = watch::channel(None);
+    let witnessing = Witnessing {
         accepts: Arc::new(|_, _| true),
         signed: Arc::new(move |cp| {
             tx.send_replace(Some(cp));
         }),
     };
-    (w, rx)
+    let term = Arc::new(AtomicU64::new(0));
+    let (stream, current) = (name.ingest_stream(), term.clone());
+    let extensions = Extensions(Arc::new(move |_size, position| {
+        vec![
+            format!("{STREAM_LINE} {stream} {}", position.unwrap_or(0)),
+            format!("{LEASE_LINE} {}", current.load(Ordering::Acquire)),
+        ]
+    }));
+    Signing { witnessing, extensions, signed: Signed { newest, term } }
+}
+
+/// The value of a note's extension line `key` (`"<key> <value>"`), if it has one.
+fn line<'a>(cp: &'a Checkpoint, key: &str) -> Option<&'a str> {
+    cp.extensions.iter().find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+}
+
+/// A note's lease term ([`LEASE_LINE`]).
+pub fn lease_of(cp: &Checkpoint) -> Option<u64> {
+    line(cp, LEASE_LINE)?.parse().ok()
+}
+
+/// A note's stream and position ([`STREAM_LINE`]).
+pub fn stream_of(cp: &Checkpoint) -> Option<(&str, u64)> {
+    let (stream, seq) = line(cp, STREAM_LINE)?.split_once(' ')?;
+    Some((stream, seq.parse().ok()?))
 }
 
 /// The last checkpoint message on the subject: its stream sequence and term (0, 0 for none).
@@ -73,12 +128,12 @@ fn term_of(headers: &HeaderMap) -> u64 {
 }
 
 /// Publishes the log's checkpoints to `ledger.<L>.cp` while `terms` says this process holds the
-/// lease, until `stop`. `signed` comes from the [`witnessing`] the log was opened with.
+/// lease, until `stop`. `signed` comes from the [`signing`] the log was opened with.
 pub async fn sign(
     js: &jetstream::Context,
     name: &LogName,
     log: Arc<Log>,
-    mut signed: Signed,
+    signed: Signed,
     mut terms: watch::Receiver<Option<Term>>,
     stop: CancellationToken,
 ) -> Result<(), Error> {
@@ -87,6 +142,7 @@ pub async fn sign(
     let mut ready: Option<u64> = None;
     let mut expected = 0u64;
     let mut published = 0u64;
+    let Signed { newest: mut signed, term: signing_term } = signed;
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -116,8 +172,22 @@ pub async fn sign(
             // The newest signature may predate the term: publish it now rather than waiting
             // for the tree to grow.
         }
-        let cp = log.signed_checkpoint();
-        if cp.note.is_empty() || cp.checkpoint.size <= published || !term.valid_at(Instant::now()) {
+        // Notes are signed under the current term from now on; one signed before it began is
+        // signed again (the same tree, the new lease line) rather than published.
+        signing_term.store(term.acquired, Ordering::Release);
+        let mut cp = log.signed_checkpoint();
+        if !cp.note.is_empty() && lease_of(&cp.checkpoint) != Some(term.acquired) {
+            let l = log.clone();
+            cp = tokio::task::spawn_blocking(move || l.sign_checkpoint())
+                .await
+                .map_err(|e| Error::nats("signing a checkpoint", e))?
+                .map_err(|e| Error::nats("signing a checkpoint", e))?;
+        }
+        if cp.note.is_empty()
+            || cp.checkpoint.size <= published
+            || lease_of(&cp.checkpoint) != Some(term.acquired)
+            || !term.valid_at(Instant::now())
+        {
             continue;
         }
         let mut h = HeaderMap::new();
@@ -142,7 +212,9 @@ pub async fn sign(
 }
 
 /// Serves, in `log`, every checkpoint published to `ledger.<L>.cp` (the newest first, then each
-/// as it comes), once the log's own tree has reached it, until `stop`.
+/// as it comes), once the log's own tree has reached it, until `stop`. A note whose lease line
+/// differs from its message's term is ignored; one whose stream line differs from the log's own
+/// record of that size ([`Log::position_at`]) stops it with an error, like one whose root does.
 pub async fn serve(
     js: &jetstream::Context,
     name: &LogName,
@@ -176,19 +248,35 @@ pub async fn serve(
         }
         highest_term = term;
         let note = String::from_utf8_lossy(&m.payload).into_owned();
-        let size = match Checkpoint::open(&note, &key) {
-            Ok(cp) => cp.size,
+        let cp = match Checkpoint::open(&note, &key) {
+            Ok(cp) => cp,
             Err(e) => {
                 eprintln!("ledger-bus: a checkpoint message of log {name} that does not verify, ignored: {e}");
                 continue;
             }
         };
+        if lease_of(&cp) != Some(term) {
+            eprintln!("ledger-bus: a checkpoint of log {name} whose lease line is not its term {term}, ignored");
+            continue;
+        }
+        let size = cp.size;
         // The note covers what this log may not have applied yet: wait for it.
         while log.durable_size() < size {
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 () = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
+        }
+        let ours = log.position_at(size).map_err(|e| Error::nats(format!("reading the position at size {size}"), e))?;
+        let stream = name.ingest_stream();
+        if size > 0 && stream_of(&cp) != Some((stream.as_str(), ours.unwrap_or(0))) {
+            return Err(Error::nats(
+                format!("serving checkpoint {size} of log {name}"),
+                format!(
+                    "its stream line says {:?} but this log reached size {size} at {stream} position {ours:?}: the two applied the stream differently",
+                    line(&cp, STREAM_LINE)
+                ),
+            ));
         }
         log.publish(&note).map_err(|e| Error::nats(format!("serving checkpoint {size} of log {name}"), e))?;
     }

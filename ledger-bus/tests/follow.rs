@@ -161,8 +161,9 @@ async fn followers_of_one_stream_reach_the_same_tree_whatever_their_groups_and_r
     assert_eq!(whole_outcomes.len(), all.len(), "one outcome per message; the repeated publishes were dropped");
     assert_eq!(part_store.position().unwrap(), Some(last));
 
-    let refused: Vec<&str> =
-        whole_outcomes.iter().filter_map(|o| o.result.as_ref().err().map(String::as_str)).collect();
+    let refused: Vec<String> =
+        whole_outcomes.iter().filter_map(|o| o.result.as_ref().err().map(|e| e.to_string())).collect();
+    assert!(whole_outcomes.iter().filter_map(|o| o.result.as_ref().err()).all(|e| e.is_decision()));
     let count = |needle: &str| refused.iter().filter(|r| r.contains(needle)).count();
     assert_eq!(count(", expected "), 5, "{refused:#?}");
     assert_eq!(count("batch body at byte"), 5, "{refused:#?}");

@@ -32,12 +32,14 @@ struct Node {
 
 async fn node(nats: &common::Nats, name: &LogName, holder: &str) -> Node {
     let js = nats.jetstream().await; // a connection of its own
-    let (witnessing, signed) = signer::witnessing();
+    let signing = signer::signing(name);
     let cfg = LogConfig {
-        witnessing: Some(witnessing),
+        witnessing: Some(signing.witnessing),
+        extensions: Some(signing.extensions),
         checkpoint_interval: Duration::from_millis(50),
         ..LogConfig::default()
     };
+    let signed = signing.signed;
     let log = Arc::new(Log::open(Arc::new(MemStore::new()), log_key(), cfg).unwrap());
     let stop = CancellationToken::new();
     let lease = Lease::open(&js, LeaseConfig { log: name.clone(), holder: holder.into(), ttl: TTL }).await.unwrap();
@@ -51,6 +53,20 @@ async fn node(nats: &common::Nats, name: &LogName, holder: &str) -> Node {
     let (j, n, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
     tasks.push(tokio::spawn(async move { signer::serve(&j, &n, l, s).await.unwrap() }));
     Node { log, tasks, terms }
+}
+
+/// A read replica: the verifier key only; it follows the stream and serves what is published.
+async fn replica(nats: &common::Nats, name: &LogName) -> (Arc<Log>, CancellationToken) {
+    let js = nats.jetstream().await;
+    let log = Arc::new(Log::open(Arc::new(MemStore::new()), log_key().verifier(), LogConfig::default()).unwrap());
+    let stop = CancellationToken::new();
+    let (outcomes, mut drain) = mpsc::unbounded_channel();
+    tokio::spawn(async move { while drain.recv().await.is_some() {} });
+    let (j, n, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
+    tokio::spawn(async move { follow(&j, &n, l, outcomes, s).await.unwrap() });
+    let (j, n, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
+    tokio::spawn(async move { signer::serve(&j, &n, l, s).await.unwrap() });
+    (log, stop)
 }
 
 fn accepted(run: &str) -> Vec<u8> {
@@ -102,6 +118,7 @@ async fn the_standby_takes_over_signing_within_the_lease_time_and_continues_the_
     };
     let first_term = wait_for(&first).await;
     let standby = node(&nats, &name, "standby").await;
+    let (replica, _replica_stop) = replica(&nats, &name).await;
 
     // Both serve the signer's checkpoints.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -159,6 +176,11 @@ async fn the_standby_takes_over_signing_within_the_lease_time_and_continues_the_
         assert!(cp.size > last_size, "checkpoint {} after {last_size}", cp.size);
         assert!(term >= last_term, "term {term} after {last_term}");
         assert_eq!(standby.log.root_at(cp.size).unwrap(), cp.root, "checkpoint {} is not of the tree", cp.size);
+        // Its lines: the term it was published under, and the stream position that made the
+        // tree reach its size (one message per run here, so the position is the size).
+        assert_eq!(signer::lease_of(&cp), Some(term), "{:?}", cp.extensions);
+        assert_eq!(signer::stream_of(&cp), Some(("LEDGER_main", cp.size)), "{:?}", cp.extensions);
+        assert_eq!(standby.log.position_at(cp.size).unwrap(), Some(cp.size));
         if terms_seen.last() != Some(&term) {
             terms_seen.push(term);
         }
@@ -166,4 +188,13 @@ async fn the_standby_takes_over_signing_within_the_lease_time_and_continues_the_
     }
     assert_eq!(terms_seen, [first_term.acquired, second_term.acquired], "published under the two terms, in turn");
     assert!(last_size >= published_runs - 10, "the last checkpoint covers {last_size} of {published_runs}");
+
+    // The replica, with no key, serves the last published note and signed none of its own.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica.checkpoint().checkpoint.size < last_size {
+        assert!(Instant::now() < deadline, "the replica does not serve checkpoint {last_size}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(replica.checkpoint().note, standby.log.checkpoint().note);
+    assert_eq!(replica.stats().checkpoints, 0, "a replica signs nothing");
 }

@@ -66,7 +66,7 @@ pub use entry::{AcceptedAttrs, Entry, EntryView, Event, Kind, Protocol, RunId, R
 pub use error::{Error, ReceiptStep, Result};
 pub use hash::{Hash, TreeHash};
 pub use keys::{NamedKey, VerifierKey};
-pub use log::{Log, LogConfig, LogStats, SignedCheckpoint, Witnessing};
+pub use log::{Extensions, Log, LogConfig, LogKey, LogStats, SignedCheckpoint, Witnessing};
 pub use merkle::{CompactRange, MemTree};
 pub use payload::{PayloadLimits, PayloadState, PayloadStore};
 pub use policy::{Policy, QuorumReport};

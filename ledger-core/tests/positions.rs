@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc::channel;
 
 use common::*;
-use ledger_core::{Error, Event, Log, LogConfig, MemStore, Store};
+use ledger_core::{Checkpoint, Error, Event, Extensions, Log, LogConfig, LogKey, MemStore, Store};
 
 /// The source: batches in order, some of which break the run rules (a gap, a conflict, bytes
 /// that are no entry) and one that fills the gap an earlier refused batch would have needed.
@@ -61,6 +61,29 @@ fn feed(log: &Log, batches: &[Vec<Vec<u8>>], from: usize) -> Vec<Result<Vec<u64>
     answers.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Which position made the tree reach which size, worked out from the answers alone: a batch
+/// whose indices go past the size so far made the tree reach its largest index + 1.
+fn reached(answers: &[Result<Vec<u64>, String>]) -> std::collections::BTreeMap<u64, u64> {
+    let (mut size, mut out) = (0, std::collections::BTreeMap::new());
+    for (i, a) in answers.iter().enumerate() {
+        if let Ok(ix) = a
+            && let Some(&max) = ix.iter().max()
+            && max >= size
+        {
+            size = max + 1;
+            out.insert(size, i as u64 + 1);
+        }
+    }
+    out
+}
+
+/// `Log::position_at` for every size up to `size` is exactly `expected`.
+fn assert_positions(log: &Log, size: u64, expected: &std::collections::BTreeMap<u64, u64>) {
+    for s in 0..=size + 1 {
+        assert_eq!(log.position_at(s).unwrap(), expected.get(&s).copied(), "position at size {s}");
+    }
+}
+
 #[test]
 fn the_tree_is_a_function_of_the_source_order_whatever_the_groups_and_restarts() {
     let batches = source();
@@ -93,6 +116,61 @@ fn the_tree_is_a_function_of_the_source_order_whatever_the_groups_and_restarts()
     for i in 0..size {
         assert_eq!(resumed.entry(i).unwrap(), whole.entry(i).unwrap(), "entry {i}");
     }
+    // The position that made the tree reach each size is the same, submission by submission,
+    // whatever the groups were.
+    let expected = reached(&answers);
+    assert!(expected.len() > 40, "{expected:?}");
+    assert_positions(&whole, size, &expected);
+    assert_positions(&resumed, size, &expected);
+}
+
+#[test]
+fn checkpoints_carry_the_extension_lines_of_their_size_and_a_follower_signs_none() {
+    let batches = source();
+    let lease = Arc::new(std::sync::atomic::AtomicU64::new(7));
+    let term = lease.clone();
+    let lines = move |size: u64, pos: Option<u64>| {
+        vec![
+            format!("example/stream {} {}", size, pos.unwrap_or(0)),
+            format!("example/lease {}", term.load(std::sync::atomic::Ordering::Relaxed)),
+        ]
+    };
+    let cfg = LogConfig { extensions: Some(Extensions(Arc::new(lines))), ..quiet_config() };
+    let leader = Log::open(Arc::new(MemStore::new()), log_key(), cfg).unwrap();
+    let answers = feed(&leader, &batches, 0);
+    let size = leader.durable_size();
+    let cp = leader.sign_checkpoint().unwrap();
+    let at = reached(&answers)[&size];
+    let want = vec![format!("example/stream {size} {at}"), "example/lease 7".to_string()];
+    assert_eq!(cp.checkpoint.extensions, want);
+    assert!(cp.note.contains(&format!("\nexample/stream {size} {at}\nexample/lease 7\n\n")), "{}", cp.note);
+    assert_eq!(Checkpoint::open(&cp.note, &log_key().verifier()).unwrap().extensions, want);
+    // The same tree, other lines: signed again.
+    assert!(Arc::ptr_eq(&cp, &leader.sign_checkpoint().unwrap()), "nothing changed, nothing signed");
+    lease.store(9, std::sync::atomic::Ordering::Relaxed);
+    let again = leader.sign_checkpoint().unwrap();
+    assert_eq!(again.checkpoint.size, size);
+    assert_eq!(again.checkpoint.extensions[1], "example/lease 9");
+
+    // A follower of the same source, with the verifier key only: it signs nothing, and serves
+    // the leader's note once published to it.
+    let store = Arc::new(MemStore::new());
+    let follower = Log::open(store.clone(), LogKey::Verifying(log_key().verifier()), quiet_config()).unwrap();
+    assert_eq!(feed(&follower, &batches, 0), answers);
+    assert_eq!(follower.sign_checkpoint().unwrap().checkpoint.size, 0, "a follower signs nothing");
+    assert_eq!(follower.checkpoint().checkpoint.size, 0);
+    assert_eq!(follower.position_at(size).unwrap(), Some(at));
+    assert!(follower.publish(&again.note).unwrap());
+    assert_eq!(follower.checkpoint().note, again.note);
+    // A note under another key, or for a tree it has not reached, is refused.
+    let other = Log::open(Arc::new(MemStore::new()), gateway_key(), quiet_config()).unwrap();
+    feed(&other, &batches[..3], 0);
+    assert!(follower.publish(&other.sign_checkpoint().unwrap().note).is_err());
+    follower.close().unwrap();
+    // Reopened: it serves the note it stored, and still signs none.
+    let follower = Log::open(store, LogKey::Verifying(log_key().verifier()), quiet_config()).unwrap();
+    assert_eq!(follower.checkpoint().note, again.note);
+    assert_eq!(follower.sign_checkpoint().unwrap().note, again.note);
 }
 
 #[test]
@@ -160,4 +238,5 @@ fn a_log_on_rocksdb_resumes_after_its_stored_position() {
     assert_eq!(log.position(), Some(batches.len() as u64));
     let size = whole.durable_size();
     assert_eq!(log.root_at(size).unwrap(), whole.root_at(size).unwrap());
+    assert_positions(&log, size, &reached(&answers));
 }

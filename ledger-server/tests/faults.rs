@@ -186,6 +186,9 @@ impl Store for Failing {
     fn position(&self) -> ledger_core::Result<Option<u64>> {
         self.inner.position()
     }
+    fn position_at(&self, size: u64) -> ledger_core::Result<Option<u64>> {
+        self.inner.position_at(size)
+    }
     fn quiesce(&self) {
         self.inner.quiesce()
     }

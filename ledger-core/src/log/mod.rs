@@ -107,6 +107,62 @@ pub struct LogConfig {
     /// Serve only checkpoints that witnesses cosigned ([module docs](self)); `None` serves each
     /// checkpoint the moment it is signed.
     pub witnessing: Option<Witnessing>,
+    /// Extension lines every checkpoint gets after its root line (FORMATS §4), asked at each
+    /// signature; `None` signs none. A tree that has not grown is signed again when they change.
+    pub extensions: Option<Extensions>,
+}
+
+/// Gives a checkpoint's extension lines ([`LogConfig::extensions`]) from its tree size and the
+/// source position at that size ([`Log::position_at`]). Each line is one line of text without
+/// its newline.
+#[derive(Clone)]
+pub struct Extensions(pub Arc<dyn Fn(u64, Option<u64>) -> Vec<String> + Send + Sync>);
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Extensions { .. }")
+    }
+}
+
+/// The key a log is opened with: its signing key, or, for a log that only follows one signed
+/// elsewhere (a read replica on the bus), the verifier key of that log.
+#[derive(Debug)]
+pub enum LogKey {
+    /// The log signs its checkpoints.
+    Signing(NamedKey),
+    /// The log signs nothing: it serves only checkpoints handed to [`Log::publish`], each
+    /// verified under this key.
+    Verifying(VerifierKey),
+}
+
+impl LogKey {
+    /// The log's name (its origin).
+    pub fn name(&self) -> &str {
+        match self {
+            LogKey::Signing(k) => k.name(),
+            LogKey::Verifying(k) => k.name(),
+        }
+    }
+
+    /// The key that verifies the log's checkpoints.
+    pub fn verifier(&self) -> VerifierKey {
+        match self {
+            LogKey::Signing(k) => k.verifier(),
+            LogKey::Verifying(k) => k.clone(),
+        }
+    }
+}
+
+impl From<NamedKey> for LogKey {
+    fn from(k: NamedKey) -> LogKey {
+        LogKey::Signing(k)
+    }
+}
+
+impl From<VerifierKey> for LogKey {
+    fn from(k: VerifierKey) -> LogKey {
+        LogKey::Verifying(k)
+    }
 }
 
 /// Whether a stored checkpoint note may be served, given the log's key ([`Witnessing::accepts`]).
@@ -141,6 +197,7 @@ impl Default for LogConfig {
             run_cache: 1 << 18,
             tile_cache: 4096,
             witnessing: None,
+            extensions: None,
         }
     }
 }
@@ -199,7 +256,10 @@ struct Durable {
 struct Shared {
     store: Arc<dyn Store>,
     hash: TreeHash,
-    key: NamedKey,
+    key: LogKey,
+    /// The key checkpoints verify under (`key`'s).
+    verifier: VerifierKey,
+    extensions: Option<Extensions>,
     descriptor: LogDescriptor,
     poison: OnceLock<String>,
     /// The durable tree: advanced only after a successful sync.
@@ -293,11 +353,19 @@ impl Shared {
         self.poisoned()?;
         let Durable { size, root, .. } = *self.durable();
         let current = self.signed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if size == current.checkpoint.size && !current.note.is_empty() {
+        let LogKey::Signing(key) = &self.key else {
+            // A follower signs nothing: what it serves comes through `Log::publish`.
+            return Ok(current);
+        };
+        let extensions = match &self.extensions {
+            Some(f) => (f.0)(size, self.store.position_at(size)?),
+            None => vec![],
+        };
+        if size == current.checkpoint.size && extensions == current.checkpoint.extensions && !current.note.is_empty() {
             return Ok(current);
         }
-        let checkpoint = Checkpoint { origin: self.descriptor.origin.clone(), size, root, extensions: vec![] };
-        let note = checkpoint.sign(&self.key);
+        let checkpoint = Checkpoint { origin: self.descriptor.origin.clone(), size, root, extensions };
+        let note = checkpoint.sign(key);
         let signed = Arc::new(SignedCheckpoint { checkpoint, note });
         *self.signed.lock().unwrap_or_else(|p| p.into_inner()) = signed.clone();
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -362,8 +430,13 @@ impl Log {
     ///
     /// An existing log must match `cfg.hash` and the origin (`key`'s name), and its newest
     /// checkpoint must verify under `key` and match the stored tree.
-    pub fn open(store: Arc<dyn Store>, key: NamedKey, cfg: LogConfig) -> Result<Log> {
-        let descriptor = LogDescriptor::new(&key.verifier(), cfg.hash);
+    ///
+    /// With a [`LogKey::Verifying`] key the log signs nothing (a follower): it serves the newest
+    /// stored checkpoint and then only what [`Log::publish`] hands it.
+    pub fn open(store: Arc<dyn Store>, key: impl Into<LogKey>, cfg: LogConfig) -> Result<Log> {
+        let key: LogKey = key.into();
+        let verifier = key.verifier();
+        let descriptor = LogDescriptor::new(&verifier, cfg.hash);
         let size = match store.load_meta()? {
             Some((params, size)) => {
                 if params.hash != cfg.hash {
@@ -401,7 +474,7 @@ impl Log {
             // A witnessed log serves only what its policy accepts; the stored tree was checked
             // against this checkpoint all the same.
             Some((cp_size, note)) => {
-                let cp = Checkpoint::open(&note, &key.verifier()).map_err(|e| {
+                let cp = Checkpoint::open(&note, &verifier).map_err(|e| {
                     Error::Corrupt(format!("the newest stored checkpoint does not verify under this log key: {e}"))
                 })?;
                 if cp_size != cp.size || cp.size > size {
@@ -423,7 +496,7 @@ impl Log {
 
         let signed = Arc::new(latest);
         let served = match &cfg.witnessing {
-            Some(w) if !signed.note.is_empty() && !(w.accepts)(&signed.note, &key.verifier()) => {
+            Some(w) if !signed.note.is_empty() && !(w.accepts)(&signed.note, &verifier) => {
                 Arc::new(SignedCheckpoint::none(key.name(), cfg.hash))
             }
             _ => signed.clone(),
@@ -433,6 +506,8 @@ impl Log {
             store: store.clone(),
             hash: cfg.hash,
             key,
+            verifier,
+            extensions: cfg.extensions.clone(),
             descriptor,
             poison: OnceLock::new(),
             durable: Mutex::new(Arc::new(durable)),
@@ -556,6 +631,13 @@ impl Log {
         *self.shared.position.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The source position of the submission that made the tree reach `size` entries (the last
+    /// [`Log::append_at`] batch that appended any), `None` when no such submission is recorded
+    /// (size 0, or entries appended without a position). A bus checkpoint's stream line.
+    pub fn position_at(&self, size: u64) -> Result<Option<u64>> {
+        self.shared.store.position_at(size)
+    }
+
     /// The checkpoint the log serves (size 0 for a new log): the newest signed one, or with
     /// witnessing the newest published one.
     pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
@@ -574,7 +656,7 @@ impl Log {
     /// served checkpoint is already at least as large (nothing changes).
     pub fn publish(&self, note: &str) -> Result<bool> {
         self.shared.poisoned()?;
-        let checkpoint = Checkpoint::open(note, &self.shared.key.verifier())?;
+        let checkpoint = Checkpoint::open(note, &self.shared.verifier)?;
         let durable = self.check_size(checkpoint.size)?;
         if merkle::root(self.shared.hash, &self.shared.nodes(&durable), checkpoint.size)? != checkpoint.root {
             // Only this log's key could have signed it: the key signs some other tree too.

@@ -171,7 +171,7 @@ impl Shared {
             Err(e) => Some((sub.done, e)),
         };
         if let Some(p) = sub.position {
-            st_ref.open.advance(p);
+            st_ref.open.advance(p, st_ref.seq.size());
         }
         let wake = st_ref.committer_waiting && st_ref.open.has_work();
         drop(st);

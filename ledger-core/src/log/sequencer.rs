@@ -171,6 +171,11 @@ impl Sequencer {
         }
     }
 
+    /// The tree size after everything sequenced.
+    pub(super) fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Whether `open` is too full to take a submission of `size` = `(entries, bytes)` more: then
     /// it is closed first. A group with no submission takes any.
     pub(super) fn is_full<A>(&self, open: &OpenGroup<A>, size: (usize, usize)) -> bool {
@@ -380,10 +385,16 @@ impl<A> OpenGroup<A> {
     }
 
     /// Records that this group takes the submission at source `position` (which only grows),
-    /// so that the group stores it with its entries.
-    pub(super) fn advance(&mut self, position: u64) {
+    /// so that the group stores it with its entries, and, when the submission appended entries
+    /// (the tree reached `size` with them), which position made the tree reach that size.
+    pub(super) fn advance(&mut self, position: u64, size: u64) {
         debug_assert!(self.batch.position.is_none_or(|p| p < position), "source positions only grow");
         self.batch.position = Some(position);
+        let first = self.batch.entries.first().map(|(i, _)| *i);
+        let reached = self.batch.positions.last().map(|(s, _)| *s).or(first);
+        if reached.is_some_and(|r| size > r) {
+            self.batch.positions.push((size, position));
+        }
     }
 }
 

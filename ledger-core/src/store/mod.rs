@@ -179,6 +179,11 @@ pub struct CommitBatch {
     /// so that a log that restarts resumes exactly after the last submission it made durable.
     /// `None` leaves the stored position as it is.
     pub position: Option<u64>,
+    /// `(tree size after it, source position)` of each positioned submission in this batch that
+    /// appended entries, in order: which position made the tree reach which size
+    /// ([`Store::position_at`]). Kept per submission, not per batch, because batch boundaries
+    /// differ between processes that follow the same source and submissions do not.
+    pub positions: Vec<(u64, u64)>,
     /// Log parameters, set on the first commit of a new log only.
     pub params: Option<LogParams>,
 }
@@ -189,6 +194,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn load_meta(&self) -> Result<Option<(LogParams, u64)>>;
     /// The source position last committed ([`CommitBatch::position`]), `None` if none ever was.
     fn position(&self) -> Result<Option<u64>>;
+    /// The source position whose submission made the tree reach exactly `size` entries
+    /// ([`CommitBatch::positions`]), `None` if no positioned submission did.
+    fn position_at(&self, size: u64) -> Result<Option<u64>>;
     /// Writes `batch` atomically and durably.
     fn commit(&self, batch: &CommitBatch) -> Result<()>;
     /// Writes `batch` atomically; it is durable after the next successful [`Store::sync`]. A
@@ -529,6 +537,7 @@ struct MemInner {
     catalog: BTreeMap<Vec<u8>, Vec<u8>>,
     checkpoints: BTreeMap<u64, String>,
     position: Option<u64>,
+    positions: BTreeMap<u64, u64>,
     /// The payload space (`crate::payload` lays out its keys).
     payloads: BTreeMap<Vec<u8>, Vec<u8>>,
 }
@@ -552,6 +561,10 @@ impl Store for MemStore {
 
     fn position(&self) -> Result<Option<u64>> {
         Ok(self.lock().position)
+    }
+
+    fn position_at(&self, size: u64) -> Result<Option<u64>> {
+        Ok(self.lock().positions.get(&size).copied())
     }
 
     fn commit(&self, b: &CommitBatch) -> Result<()> {
@@ -578,6 +591,7 @@ impl Store for MemStore {
         if b.position.is_some() {
             g.position = b.position;
         }
+        g.positions.extend(b.positions.iter().copied());
         Ok(())
     }
 

@@ -378,6 +378,9 @@ impl RocksStore {
         if let Some(p) = b.position {
             wb.put_cf(meta, b"position", be(p));
         }
+        for (size, p) in &b.positions {
+            wb.put_cf(meta, position_key(*size), be(*p));
+        }
         wb
     }
 }
@@ -393,6 +396,15 @@ fn put_catalog(wb: &mut WriteBatch, cf: &rocksdb::ColumnFamily, ops: &[CatalogOp
 
 fn be(i: u64) -> [u8; 8] {
     i.to_be_bytes()
+}
+
+/// The meta key recording which source position made the tree reach `size`: `pos/` and the
+/// size, 8 bytes big-endian.
+fn position_key(size: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(b"pos/");
+    k[4..].copy_from_slice(&size.to_be_bytes());
+    k
 }
 
 fn tile_key(level: u8, index: u64) -> [u8; 9] {
@@ -427,6 +439,15 @@ impl Store for RocksStore {
             None => Ok(None),
             Some(b) => Ok(Some(u64::from_be_bytes(
                 b.as_slice().try_into().map_err(|_| Error::Corrupt("bad source position".into()))?,
+            ))),
+        }
+    }
+
+    fn position_at(&self, size: u64) -> Result<Option<u64>> {
+        match self.db.get_cf(self.cf(CF_META), position_key(size)).map_err(rerr("reading meta"))? {
+            None => Ok(None),
+            Some(b) => Ok(Some(u64::from_be_bytes(
+                b.as_slice().try_into().map_err(|_| Error::Corrupt(format!("bad source position at size {size}")))?,
             ))),
         }
     }

@@ -167,6 +167,9 @@ impl Store for Faulty {
     fn position(&self) -> Result<Option<u64>> {
         self.inner.position()
     }
+    fn position_at(&self, size: u64) -> Result<Option<u64>> {
+        self.inner.position_at(size)
+    }
     fn quiesce(&self) {
         self.inner.quiesce()
     }
@@ -291,6 +294,9 @@ impl Store for Hiding {
     }
     fn position(&self) -> Result<Option<u64>> {
         self.inner.position()
+    }
+    fn position_at(&self, size: u64) -> Result<Option<u64>> {
+        self.inner.position_at(size)
     }
     fn quiesce(&self) {
         self.inner.quiesce()
