@@ -14,6 +14,8 @@
 //!   that replays the stream reaches the same tree.
 //! - [`signer`]: checkpoints signed by whoever holds the lease, published fenced to the log's
 //!   checkpoint subject, and served by every process from there.
+//! - [`results`]: what the sequencer says back about each ingest message (the indices its
+//!   entries got, or why it was refused), as the JSON body of a result message.
 //! - [`lease`]: the signer's lease in a JetStream key-value bucket: acquired by compare-and-set
 //!   on an absent key, renewed by compare-and-set on its revision, given up by the holder before
 //!   the server can expire it, and taken over by another only after the server has.
@@ -22,6 +24,7 @@ pub mod follow;
 pub mod lease;
 pub mod names;
 pub mod provision;
+pub mod results;
 pub mod signer;
 
 pub use follow::{Outcome, Refused, follow};
@@ -49,6 +52,9 @@ pub enum Error {
         /// What the server holds.
         found: String,
     },
+    /// A result message's body that is not one (`results`).
+    #[error("result message: {0}")]
+    Result(String),
     /// A request to the NATS server failed.
     #[error("{doing}: {source}")]
     Nats {

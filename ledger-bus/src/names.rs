@@ -60,6 +60,11 @@ impl LogName {
         format!("ledger.{}.result.>", self.0)
     }
 
+    /// The subject of one gateway's outcomes, `ledger.<L>.result.<gateway>`.
+    pub fn result_subject(&self, gateway: &str) -> String {
+        format!("ledger.{}.result.{gateway}", self.0)
+    }
+
     /// The lease's key in [`LEASE_BUCKET`]: the log's name.
     pub fn lease_key(&self) -> &str {
         &self.0
@@ -83,6 +88,7 @@ mod tests {
         assert_eq!(l.ingest_subject("gw-1"), "ledger.main-2.in.gw-1");
         assert_eq!(l.out_stream(), "LEDGER_main-2_OUT");
         assert_eq!(l.checkpoint_subject(), "ledger.main-2.cp");
+        assert_eq!(l.result_subject("gw-1"), "ledger.main-2.result.gw-1");
         for bad in ["", "Main", "a.b", "a b", "a>", "a*", &"x".repeat(33)] {
             let e = LogName::parse(bad).unwrap_err();
             assert!(e.to_string().contains("1 to 32 of a-z"), "{bad:?}: {e}");
