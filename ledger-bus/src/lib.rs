@@ -66,6 +66,50 @@ pub enum Error {
     },
 }
 
+/// Connects to a deployment's NATS servers (`servers`: comma-separated URLs, any one of which
+/// will do), naming the connection `name` (servers show it to operators), and waits until
+/// JetStream answers (a cluster that just started elects its leaders first), for up to `wait`.
+pub async fn connect(
+    servers: &str,
+    name: &str,
+    wait: std::time::Duration,
+) -> Result<async_nats::jetstream::Context, Error> {
+    let urls: Vec<&str> = servers.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    if urls.is_empty() {
+        return Err(Error::nats("connecting to the bus", "no server URL given"));
+    }
+    let doing = || format!("connecting to the bus at {servers}");
+    let client = tokio::time::timeout(
+        wait,
+        async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(urls.as_slice()),
+    )
+    .await
+    .map_err(|_| Error::nats(doing(), format!("no server answered within {wait:?}")))?
+    .map_err(|e| Error::nats(doing(), e))?;
+    let js = async_nats::jetstream::new(client);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match js.query_account().await {
+            Ok(_) => return Ok(js),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(Error::nats(format!("{}: JetStream does not answer", doing()), e));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The lease time of the bus's lease bucket, as it was provisioned (`max_age`): every holder
+/// times its renewals and its margin from this, never from a setting of its own that could
+/// disagree.
+pub async fn lease_ttl(js: &async_nats::jetstream::Context) -> Result<std::time::Duration, Error> {
+    let name = format!("KV_{}", names::LEASE_BUCKET);
+    let doing =
+        || format!("reading the lease bucket {} (create it with `ledger-server bus init`)", names::LEASE_BUCKET);
+    let mut stream = js.get_stream(&name).await.map_err(|e| Error::nats(doing(), e))?;
+    Ok(stream.info().await.map_err(|e| Error::nats(doing(), e))?.config.max_age)
+}
+
 impl Error {
     pub(crate) fn nats(doing: impl Into<String>, source: impl Into<async_nats::Error>) -> Error {
         Error::Nats { doing: doing.into(), source: source.into() }

@@ -117,7 +117,13 @@ impl IntoResponse for ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
-        match &e {
+        ApiError::from(&e)
+    }
+}
+
+impl From<&Error> for ApiError {
+    fn from(e: &Error) -> ApiError {
+        match e {
             Error::InBatch { position, source } => ApiError {
                 index: Some(*position as u64),
                 ..ApiError::new(
@@ -133,7 +139,7 @@ impl From<Error> for ApiError {
                     format!("{e}; read that entry for when, why and who approved it"),
                 )
             },
-            _ => ApiError::new(classify(&e), e.to_string()),
+            _ => ApiError::new(classify(e), e.to_string()),
         }
     }
 }

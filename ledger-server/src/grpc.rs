@@ -58,6 +58,18 @@ fn principal<T>(l: &Ledger, req: &Request<T>) -> Result<Arc<Principal>, Status> 
     l.principals.authenticate(value).map_err(|e| e.to_status())
 }
 
+/// Waits, in bus mode, until this server has applied what the request's
+/// `a2a-ledger-min-position` metadata asks for.
+async fn caught_up<T>(l: &Ledger, req: &Request<T>) -> Result<(), Status> {
+    let min = match req.metadata().get(crate::service::MIN_POSITION) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(ErrorCode::BadQuery, format!("{}: not ASCII", crate::service::MIN_POSITION)).to_status()
+        })?),
+    };
+    l.caught_up(min).await.map_err(|e| e.to_status())
+}
+
 fn check_run_id(run: &str) -> Result<(), Status> {
     ledger_core::entry::check_run_id(run).map_err(|e| ApiError::new(ErrorCode::BadRunId, e.to_string()).to_status())
 }
@@ -84,6 +96,7 @@ impl LedgerRpc for Rpc {
 
     async fn append(&self, req: Request<Streaming<AppendRequest>>) -> Result<Response<Self::AppendStream>, Status> {
         let who = principal(&self.ledger, &req)?;
+        self.ledger.writable().map_err(|e| e.to_status())?;
         if !matches!(who.role, crate::auth::Role::Ingest) {
             return Err(ApiError::forbidden(format!(
                 "principal {:?} has role {:?}; Append needs an ingest token",
@@ -198,6 +211,7 @@ impl LedgerRpc for Rpc {
     }
 
     async fn get_payload(&self, req: Request<GetPayloadRequest>) -> Result<Response<Self::GetPayloadStream>, Status> {
+        caught_up(&self.ledger, &req).await?;
         let who = principal(&self.ledger, &req)?;
         let hash = crate::payloads::hash_from_bytes(&req.get_ref().hash).map_err(|e| e.to_status())?;
         let (len, mut chunks) = self.ledger.payload_chunks(&who, hash).await.map_err(|e| e.to_status())?;
@@ -238,6 +252,7 @@ impl LedgerRpc for Rpc {
     }
 
     async fn get_run(&self, req: Request<GetRunRequest>) -> Result<Response<RunEntries>, Status> {
+        caught_up(&self.ledger, &req).await?;
         let who = principal(&self.ledger, &req)?;
         let r = req.into_inner();
         check_run_id(&r.run)?;
@@ -247,6 +262,7 @@ impl LedgerRpc for Rpc {
     }
 
     async fn list_runs(&self, req: Request<ListRunsRequest>) -> Result<Response<ListRunsResponse>, Status> {
+        caught_up(&self.ledger, &req).await?;
         use crate::service::{DEFAULT_RUNS_PER_PAGE, RunListing};
         use ledger_wire::list_runs_request::Key;
         let who = principal(&self.ledger, &req)?;
@@ -346,6 +362,7 @@ impl LedgerRpc for Rpc {
     }
 
     async fn get_receipt(&self, req: Request<GetReceiptRequest>) -> Result<Response<Receipt>, Status> {
+        caught_up(&self.ledger, &req).await?;
         let who = principal(&self.ledger, &req)?;
         let r = req.into_inner();
         check_run_id(&r.run)?;

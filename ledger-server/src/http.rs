@@ -300,6 +300,7 @@ async fn get_consistency(
 
 async fn get_run(State(l): State<Arc<Ledger>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response> {
     let who = principal(&l, &headers)?;
+    caught_up(&l, &headers).await?;
     ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::new(ErrorCode::BadRunId, e.to_string()))?;
     let entries = l.run_entries(who.clone(), id.clone()).await?;
     let items: Vec<serde_json::Value> = entries
@@ -333,6 +334,7 @@ async fn get_receipt(
     q: std::result::Result<Query<ReceiptQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let who = principal(&l, &headers)?;
+    caught_up(&l, &headers).await?;
     let q = query(q)?;
     ledger_core::entry::check_run_id(&id).map_err(|e| ApiError::new(ErrorCode::BadRunId, e.to_string()))?;
     let wait = match q.wait {
@@ -417,6 +419,19 @@ fn witnessing_json(c: &ledger_witness::cosigner::Cosigner, log: &ledger_core::Lo
     serde_json::json!({"served": served, "status": c.status(log)})
 }
 
+/// Waits, in bus mode, until this server has applied what the request's
+/// `A2A-Ledger-Min-Position` header asks for.
+async fn caught_up(l: &Ledger, headers: &HeaderMap) -> Result<()> {
+    let min =
+        match headers.get(crate::service::MIN_POSITION) {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| {
+                ApiError::new(ErrorCode::BadQuery, format!("{}: not ASCII", crate::service::MIN_POSITION))
+            })?),
+        };
+    l.caught_up(min).await
+}
+
 async fn healthz(State(l): State<Arc<Ledger>>) -> Response {
     let cp = l.checkpoint();
     let witnessing = l.cosigner.as_ref().map(|c| c.status(&l.log));
@@ -430,6 +445,9 @@ async fn healthz(State(l): State<Arc<Ledger>>) -> Response {
         "tree_size": l.log.durable_size(),
         "checkpoint_size": cp.checkpoint.size,
     });
+    if let Some(b) = &l.bus {
+        body["bus"] = serde_json::json!({"log": b.log.as_str(), "position": *b.position.borrow()});
+    }
     // A witnessed log that cannot meet its quorum keeps serving (ingest, and receipts against
     // the last published checkpoint): 200, with why it is degraded.
     if let Some(st) = witnessing {

@@ -10,6 +10,7 @@
 pub mod answer;
 pub mod auth;
 pub mod browser;
+pub mod bus;
 pub mod config;
 pub mod error;
 pub mod grpc;
@@ -66,7 +67,7 @@ pub fn grpc_incoming(listener: TcpListener) -> tonic::transport::server::TcpInco
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
-fn os_seed() -> std::io::Result<[u8; 32]> {
+pub(crate) fn os_seed() -> std::io::Result<[u8; 32]> {
     let mut s = [0u8; 32];
     getrandom::fill(&mut s).map_err(std::io::Error::other)?;
     Ok(s)
@@ -106,6 +107,28 @@ pub async fn serve(
     ready: impl FnOnce(Bound),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_inner(settings, log, None, ready, shutdown).await
+}
+
+/// Runs the server as one process of a bus deployment ([`bus`]) until `shutdown` resolves or a
+/// bus task fails (its error, after the drain and the close).
+pub async fn serve_bus(
+    settings: Settings,
+    bus: bus::BusSettings,
+    opened: bus::Opened,
+    ready: impl FnOnce(Bound),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    serve_inner(settings, opened.log, Some((bus, opened.signed)), ready, shutdown).await
+}
+
+async fn serve_inner(
+    settings: Settings,
+    log: Log,
+    bus: Option<(bus::BusSettings, Option<ledger_bus::signer::Signed>)>,
+    ready: impl FnOnce(Bound),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     // Everything that can fail comes before anything that holds the log.
     let principals = Principals::new(&settings.principals)?;
     let http_listener =
@@ -121,6 +144,10 @@ pub async fn serve(
     };
     let stop = Arc::new(AtomicBool::new(false));
     let metrics = Metrics::default();
+    let running = match bus {
+        Some((b, signed)) => Some(bus::start(&b, signed, log.clone(), metrics.clone()).await?),
+        None => None,
+    };
     let checkpoints = service::watch_checkpoints(log.clone(), stop.clone(), metrics.clone());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let ledger = Arc::new(Ledger {
@@ -134,6 +161,7 @@ pub async fn serve(
         erasure_actor: settings.payloads.actor.clone(),
         cosigner: settings.cosigner.clone(),
         sessions: ledger_dashboard::session::Sessions::new(ledger_dashboard::session::Limits::default()),
+        bus: running.as_ref().map(|r| r.following.clone()),
     });
     ledger.refresh_payload_usage().await;
 
@@ -145,9 +173,27 @@ pub async fn serve(
         .add_service(grpc::service(ledger.clone()))
         .serve_with_incoming_shutdown(grpc_incoming(grpc_listener), wait(rx.clone()));
     ready(bound);
+    let tx = Arc::new(tx);
+    let trigger = tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = tx.send(true);
+        let _ = trigger.send(true);
+    });
+    // A failed bus task stops the server like a signal does, and is its exit's error. At any stop
+    // the bus tasks end first (the lease released, so a standby takes over at once).
+    let bus_task = running.map(|mut running| {
+        let (trigger, mut stopping) = (tx.clone(), rx.clone());
+        tokio::spawn(async move {
+            let failed = tokio::select! {
+                e = running.failed() => Some(e),
+                () = service::stopped(&mut stopping) => None,
+            };
+            if failed.is_some() {
+                let _ = trigger.send(true);
+            }
+            running.stop().await;
+            failed.and_then(Result::err)
+        })
     });
     let mut stopping = rx.clone();
     let servers = async {
@@ -176,13 +222,20 @@ pub async fn serve(
         }
         task.abort();
     }
+    let bus_failure = match bus_task {
+        Some(t) => t.await.context("the bus task")?,
+        None => None,
+    };
     stop.store(true, Ordering::Relaxed);
     let closing = log.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?.context("closing the log")?;
     // Requests still finishing may hold the log past the process's exit: the store's background
     // threads stop here, not during the exit (see `Store::quiesce`).
     log.store().quiesce();
-    Ok(())
+    match bus_failure {
+        Some(e) => Err(e.context("the bus")),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

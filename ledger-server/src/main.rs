@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use ledger_core::TreeHash;
 use ledger_server::config::{self, Overrides};
@@ -66,10 +66,32 @@ struct ServeArgs {
     /// Milliseconds one round of requests to the witnesses may take [default: 5000].
     #[arg(long)]
     witness_timeout_ms: Option<u64>,
+    /// Follow a log on the NATS JetStream bus instead of taking appends (comma-separated server
+    /// URLs, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222). With the log key in --data the
+    /// server is the signer or its standby (whoever holds the lease signs); with
+    /// --log-descriptor and no key, a read replica. Appends answer 409 `read_only`.
+    #[arg(long, value_name = "URLS")]
+    bus: Option<String>,
+    /// The log's name on the bus (1 to 32 of a-z, 0-9, '-') [default: main].
+    #[arg(long, requires = "bus", default_value = "main")]
+    bus_log: String,
+    /// This process's name in the lease and on the NATS servers [default: ledger-server-<pid>].
+    #[arg(long, requires = "bus")]
+    bus_name: Option<String>,
+    /// The descriptor (JSON, as `GET /v1/log` gives it) of the bus log, pinned by the operator.
+    /// With no log key in --data the server is a read replica: it serves only checkpoints that
+    /// verify under the descriptor's key. With the key, the key must be the descriptor's.
+    #[arg(long, value_name = "FILE", requires = "bus")]
+    log_descriptor: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The NATS JetStream bus: `bus init` creates what logs need on it.
+    Bus {
+        #[command(subcommand)]
+        cmd: BusCmd,
+    },
     /// Create a log in a new data directory and print its descriptor (serving creates one too).
     ///
     /// Example:
@@ -105,13 +127,46 @@ enum Cmd {
         /// Check the stored log for consistency (fsck), opening it read-only.
         #[arg(long)]
         check: bool,
+        /// With --check, for a bus read replica's directory (no key): the descriptor of its log.
+        #[arg(long, value_name = "FILE", requires = "check")]
+        log_descriptor: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BusCmd {
+    /// Create the streams and the lease bucket that logs need on the bus, or check that what
+    /// exists has exactly this configuration (never changing it). Idempotent.
+    ///
+    /// Example:
+    ///   ledger-server bus init --bus nats://127.0.0.1:4222 --log main --replicas 3
+    Init {
+        /// The NATS servers, comma-separated URLs.
+        #[arg(long, value_name = "URLS")]
+        bus: String,
+        /// A log to provision (repeatable).
+        #[arg(long = "log", default_value = "main")]
+        logs: Vec<String>,
+        /// Servers holding each stream and the lease bucket: 1, 3 or 5.
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// Milliseconds a lease lasts after its holder's last renewal: a standby takes over this
+        /// long after the signer is gone. Choose at least 3 x the worst renewal round trip.
+        #[arg(long, default_value_t = 6000)]
+        lease_ttl_ms: u64,
+        /// Seconds within which the ingest stream drops a message whose Nats-Msg-Id it has seen.
+        #[arg(long, default_value_t = 120)]
+        duplicate_window_s: u64,
     },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::Status { data, hash, check: true }) => match check(data, hash) {
+        Some(Cmd::Bus { cmd: BusCmd::Init { bus, logs, replicas, lease_ttl_ms, duplicate_window_s } }) => {
+            return bus_init(&bus, &logs, replicas, lease_ttl_ms, duplicate_window_s);
+        }
+        Some(Cmd::Status { data, hash, check: true, log_descriptor }) => match check(data, hash, log_descriptor) {
             Ok(true) => return Ok(()),
             Ok(false) => std::process::exit(1),
             Err(e) => {
@@ -119,7 +174,7 @@ fn main() -> Result<()> {
                 std::process::exit(2)
             }
         },
-        Some(Cmd::Status { data, hash, check: false }) => return status(data, hash),
+        Some(Cmd::Status { data, hash, check: false, .. }) => return status(data, hash),
         Some(Cmd::Init { data, origin, hash }) => return init(data, origin, hash),
         None => {}
     }
@@ -140,7 +195,28 @@ fn main() -> Result<()> {
         witness_timeout_ms: a.witness_timeout_ms,
     };
     let (settings, bootstrap) = config::resolve(&data, &overrides)?;
-    let log = ledger_server::open_log(&settings)?;
+    let bus = match &a.bus {
+        Some(servers) => Some(ledger_server::bus::BusSettings {
+            servers: servers.clone(),
+            log: ledger_bus::LogName::parse(&a.bus_log)?,
+            holder: a.bus_name.clone().unwrap_or_else(|| format!("ledger-server-{}", std::process::id())),
+            descriptor: match &a.log_descriptor {
+                Some(f) => Some(
+                    serde_json::from_slice(&std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
+                        .with_context(|| format!("{}: not a log descriptor", f.display()))?,
+                ),
+                None => None,
+            },
+        }),
+        None => None,
+    };
+    let (log, signed) = match &bus {
+        Some(b) => {
+            let opened = ledger_server::bus::open(&settings, b)?;
+            (opened.log, Some(opened.signed))
+        }
+        None => (ledger_server::open_log(&settings)?, None),
+    };
     let d = log.descriptor().clone();
     let size = log.durable_size();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -150,28 +226,44 @@ fn main() -> Result<()> {
         let _runtime = rt.enter();
         shutdown_signal()?
     };
-    rt.block_on(ledger_server::serve(
-        settings.clone(),
-        log,
-        |b| {
-            println!("a2a-ledger server: log {} ({}), {size} entries, data in {}", d.origin, d.hash, data.display());
-            println!("listening http http://{}", b.http);
-            println!("listening grpc http://{}", b.grpc);
-            println!("  GET  http://{}/v1/log            the log descriptor (public)", b.http);
-            println!("  GET  http://{}/v1/checkpoint     the newest signed checkpoint (public)", b.http);
-            println!("  POST http://{}/v1/entries        ingest (ingest token)", b.http);
-            println!("  GET  http://{}/runs/<id>/receipt a run's receipt", b.http);
-            println!("  GET  http://{}/app               the auditor's dashboard (log in with a token)", b.http);
-            if let Some(bs) = &bootstrap {
-                println!(
-                    "first start: tokens written once to {} (mode 0600); the server keeps only their SHA-256 in {}",
-                    bs.tokens.display(),
-                    bs.config.display()
-                );
+    let mode = match (&bus, &signed) {
+        (Some(b), Some(None)) => format!(", read replica of bus log {}", b.log),
+        (Some(b), _) => format!(", signer or standby of bus log {}", b.log),
+        _ => String::new(),
+    };
+    let bus_log = bus.as_ref().map(|b| b.log.clone());
+    let ready = |b: ledger_server::Bound| {
+        println!("a2a-ledger server: log {} ({}), {size} entries, data in {}{mode}", d.origin, d.hash, data.display());
+        println!("listening http http://{}", b.http);
+        println!("listening grpc http://{}", b.grpc);
+        println!("  GET  http://{}/v1/log            the log descriptor (public)", b.http);
+        println!("  GET  http://{}/v1/checkpoint     the newest signed checkpoint (public)", b.http);
+        match &bus_log {
+            Some(l) => {
+                println!("  entries come over the bus on ledger.{l}.in.<gateway>; appends here answer 409 read_only")
             }
-        },
-        shutdown,
-    ))?;
+            None => println!("  POST http://{}/v1/entries        ingest (ingest token)", b.http),
+        }
+        println!("  GET  http://{}/runs/<id>/receipt a run's receipt", b.http);
+        println!("  GET  http://{}/app               the auditor's dashboard (log in with a token)", b.http);
+        if let Some(bs) = &bootstrap {
+            println!(
+                "first start: tokens written once to {} (mode 0600); the server keeps only their SHA-256 in {}",
+                bs.tokens.display(),
+                bs.config.display()
+            );
+        }
+    };
+    match (bus, signed) {
+        (Some(b), Some(signed)) => rt.block_on(ledger_server::serve_bus(
+            settings.clone(),
+            b,
+            ledger_server::bus::Opened { log, signed },
+            ready,
+            shutdown,
+        ))?,
+        _ => rt.block_on(ledger_server::serve(settings.clone(), log, ready, shutdown))?,
+    }
     eprintln!("a2a-ledger server: stopped; final checkpoint signed");
     Ok(())
 }
@@ -189,6 +281,31 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
         }
         eprintln!("a2a-ledger server: shutting down: draining in-flight batches, signing a final checkpoint");
     })
+}
+
+fn bus_init(servers: &str, logs: &[String], replicas: usize, lease_ttl_ms: u64, duplicate_window_s: u64) -> Result<()> {
+    let names = logs.iter().map(|l| ledger_bus::LogName::parse(l)).collect::<Result<Vec<_>, _>>()?;
+    let topology = ledger_bus::Topology {
+        replicas,
+        lease_ttl: std::time::Duration::from_millis(lease_ttl_ms),
+        duplicate_window: std::time::Duration::from_secs(duplicate_window_s),
+        ..ledger_bus::Topology::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let js = ledger_bus::connect(servers, "ledger-server bus init", std::time::Duration::from_secs(30)).await?;
+        ledger_bus::provision(&js, &names, &topology).await?;
+        anyhow::Ok(())
+    })?;
+    for n in &names {
+        println!(
+            "log {n}: streams {} and {}, lease key {n} in {}",
+            n.ingest_stream(),
+            n.out_stream(),
+            ledger_bus::names::LEASE_BUCKET
+        );
+    }
+    Ok(())
 }
 
 fn init(data: PathBuf, origin: String, hash: TreeHash) -> Result<()> {
@@ -240,12 +357,25 @@ fn status(data: PathBuf, hash: Option<TreeHash>) -> Result<()> {
 
 /// `status --check`: the status of the store opened read-only, with fsck's findings. Whether
 /// everything agrees.
-fn check(data: PathBuf, hash: Option<TreeHash>) -> Result<bool> {
+fn check(data: PathBuf, hash: Option<TreeHash>, descriptor: Option<PathBuf>) -> Result<bool> {
     let dir = ledger_core::DataDir::new(&data);
-    if dir.existing_origin()?.is_none() {
-        anyhow::bail!("{} holds no log (no {})", data.display(), dir.key_path().display());
-    }
-    let (key, store) = dir.open_read_only(&ledger_core::RocksConfig::default())?;
+    let rocks = ledger_core::RocksConfig::default();
+    let (key, store) = match descriptor {
+        Some(f) => {
+            let d: ledger_core::LogDescriptor =
+                serde_json::from_slice(&std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?)
+                    .with_context(|| format!("{}: not a log descriptor", f.display()))?;
+            let store =
+                ledger_core::store::RocksStore::open_read_only(&data.join(ledger_core::datadir::STORE_DIR), &rocks)?;
+            (d.verifier_key()?, store)
+        }
+        None => {
+            if dir.existing_origin()?.is_none() {
+                anyhow::bail!("{} holds no log (no {})", data.display(), dir.key_path().display());
+            }
+            dir.open_read_only(&rocks)?
+        }
+    };
     let report = ledger_core::fsck::check(&store, &key)?;
     let stored_hash = report.hash.unwrap_or(TreeHash::Blake3);
     if let Some(h) = hash

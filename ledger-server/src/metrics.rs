@@ -36,6 +36,8 @@ struct Inner {
     payload_puts: Counter,
     payload_new_bytes: Counter,
     payload_erasures: Counter,
+    bus_messages: Family<Vec<(String, String)>, Counter>,
+    bus_refused: Family<Vec<(String, String)>, Counter>,
     signed_size: Gauge,
     quorum_met: Gauge,
     witness_size: Family<Vec<(String, String)>, Gauge>,
@@ -98,6 +100,13 @@ impl Default for Metrics {
         registry.register("payload_puts", "Payload uploads acknowledged (new or already stored)", payload_puts.clone());
         registry.register("payload_stored_bytes", "Bytes of payloads newly stored", payload_new_bytes.clone());
         registry.register("payload_erasures", "Payload erasures answered", payload_erasures.clone());
+        let (bus_messages, bus_refused) = (Family::default(), Family::default());
+        registry.register(
+            "bus_messages",
+            "Ingest messages applied from the bus, by outcome (appended or refused)",
+            bus_messages.clone(),
+        );
+        registry.register("bus_refused", "Ingest messages refused, by error code", bus_refused.clone());
         let (signed_size, quorum_met) = (Gauge::default(), Gauge::default());
         let witness_size = Family::<Vec<(String, String)>, Gauge>::default();
         let witness_cosignatures = Family::<Vec<(String, String)>, Counter>::default();
@@ -137,6 +146,8 @@ impl Default for Metrics {
                 payload_puts,
                 payload_new_bytes,
                 payload_erasures,
+                bus_messages,
+                bus_refused,
                 signed_size,
                 quorum_met,
                 witness_size,
@@ -164,6 +175,15 @@ impl Metrics {
         self.inner.payload_puts.inc();
         if created {
             self.inner.payload_new_bytes.inc_by(len);
+        }
+    }
+
+    /// Counts one ingest message applied from the bus: appended, or refused with `code`.
+    pub fn bus_message(&self, refused: Option<&str>) {
+        let outcome = if refused.is_some() { "refused" } else { "appended" };
+        self.inner.bus_messages.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).inc();
+        if let Some(code) = refused {
+            self.inner.bus_refused.get_or_create(&vec![("code".to_owned(), code.to_owned())]).inc();
         }
     }
 

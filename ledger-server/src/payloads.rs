@@ -118,6 +118,7 @@ impl Ledger {
     /// Starts the upload of `hash` for `who` (an ingest principal), with its declared length.
     pub async fn payload_upload(&self, who: &Principal, hash: Hash, declared: Option<u64>) -> Result<Upload> {
         may_put(who)?;
+        self.writable()?;
         if let Some(e) = self.unavailable() {
             return Err(e);
         }
@@ -205,6 +206,7 @@ impl Ledger {
     /// actor: the index of the `payload.erased` entry (the first one's, if already erased).
     pub async fn payload_erase(&self, who: &Principal, hash: Hash, reason: String) -> Result<u64> {
         may_erase(who)?;
+        self.writable()?;
         if reason.trim().is_empty() {
             return Err(ApiError::new(ErrorCode::MalformedBody, "an erasure needs a reason"));
         }

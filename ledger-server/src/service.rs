@@ -80,6 +80,8 @@ pub struct Ledger {
     pub cosigner: Option<ledger_witness::cosigner::Cosigner>,
     /// Browser sessions (`crate::browser`): in memory, bounded, each made from a bearer token.
     pub sessions: ledger_dashboard::session::Sessions<Arc<Principal>>,
+    /// In bus mode: the log followed, and how far (writes refused, reads may wait).
+    pub bus: Option<crate::bus::Following>,
 }
 
 /// Runs `f` on the blocking pool.
@@ -89,7 +91,33 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
 }
 
+/// The request header (gRPC metadata key) naming the smallest bus stream position a read needs.
+pub const MIN_POSITION: &str = "a2a-ledger-min-position";
+/// Longest a read waits for this server to apply the bus stream as far as it asks.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
 impl Ledger {
+    /// `read_only` in bus mode: entries and payloads come over the bus only.
+    pub fn writable(&self) -> Result<(), ApiError> {
+        match &self.bus {
+            Some(b) => Err(b.read_only()),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until this server has applied the bus stream up to `min` (a read's
+    /// [`MIN_POSITION`]), or answers `not_caught_up`; a single-node server has applied all it
+    /// acknowledged, and a malformed value is `bad_query`.
+    pub async fn caught_up(&self, min: Option<&str>) -> Result<(), ApiError> {
+        let (Some(b), Some(min)) = (&self.bus, min) else { return Ok(()) };
+        let min: u64 = min.trim().parse().map_err(|_| {
+            ApiError::new(
+                ErrorCode::BadQuery,
+                format!("{MIN_POSITION}: {min:?} is not a stream position (a decimal number)"),
+            )
+        })?;
+        b.caught_up(min, CATCH_UP_WAIT).await
+    }
     /// Appends a batch for `who`, atomically; answers once it is durable with the indices and the
     /// durable tree size. Dropping the future does not cancel the append: what is acknowledged
     /// to nobody is still durable, and a resend is an idempotent success.
@@ -105,6 +133,7 @@ impl Ledger {
         who: Arc<Principal>,
         entries: Vec<Bytes>,
     ) -> Result<impl Future<Output = Result<(Vec<u64>, u64), ApiError>> + Send + 'static, ApiError> {
+        self.writable()?;
         if entries.is_empty() {
             return Err(ApiError::new(ErrorCode::EmptyBatch, "the batch holds no entries"));
         }

@@ -133,6 +133,11 @@ codes! {
     PayloadErased = "payload_erased", 410, NotFound;
     /// No payload is stored under the hash.
     PayloadMissing = "payload_missing", 404, NotFound;
+    /// The server follows a log on the bus and takes no writes: gateways publish on the bus.
+    ReadOnly = "read_only", 409, FailedPrecondition;
+    /// The server has not applied the bus stream as far as the request needs
+    /// (`a2a-ledger-min-position`); ask another server, or again.
+    NotCaughtUp = "not_caught_up", 503, Unavailable;
 }
 
 /// A code this version of the crate does not know.
