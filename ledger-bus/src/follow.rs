@@ -17,9 +17,8 @@
 
 use std::sync::Arc;
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use ledger_core::Log;
 use ledger_core::entry::EntryView;
 use tokio::sync::mpsc;
@@ -27,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::names::LogName;
+use crate::ordered::{Ordered, Start};
 
 /// What became of one ingest message.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,8 +90,8 @@ pub async fn follow(
     stop: CancellationToken,
 ) -> Result<(), Error> {
     let stream_name = name.ingest_stream();
-    let stream =
-        js.get_stream(&stream_name).await.map_err(|e| Error::nats(format!("opening stream {stream_name}"), e))?;
+    // It must exist: a deployment is provisioned first (`ledger-server bus init`).
+    js.get_stream(&stream_name).await.map_err(|e| Error::nats(format!("opening stream {stream_name}"), e))?;
     let prefix = format!("ledger.{name}.in.");
 
     // The log is fed from one thread, in stream order: `append_at` may block for room.
@@ -106,31 +106,15 @@ pub async fn follow(
         })
         .map_err(|e| Error::nats("starting the stream's applier thread", e))?;
 
-    let mut last = log.position().unwrap_or(0);
+    // The stream's order is the order of record: read from just after the stored position,
+    // through server failures (`Ordered`), each message handed on exactly once.
+    let mut reader = Ordered::new(js.clone(), stream_name, None, Start::At(log.position().unwrap_or(0) + 1));
     let result = async {
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: last + 1 },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::nats(format!("following stream {stream_name} from {}", last + 1), e))?;
-        let mut messages =
-            consumer.messages().await.map_err(|e| Error::nats(format!("following stream {stream_name}"), e))?;
-        loop {
-            let next = tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                m = messages.next() => m,
-            };
-            let Some(m) = next else { return Ok(()) };
-            let m = m.map_err(|e| Error::nats(format!("reading stream {stream_name}"), e))?;
-            let info = m.info().map_err(|e| Error::nats(format!("reading stream {stream_name}"), e))?;
-            let position = info.stream_sequence;
-            // An ordered consumer that recreated itself may deliver again what was handed on.
-            if position <= last {
-                continue;
-            }
-            last = position;
+        while let Some(m) = reader.next(&stop).await {
+            let position = m
+                .info()
+                .map_err(|e| Error::nats(format!("reading stream {}", name.ingest_stream()), e))?
+                .stream_sequence;
             let gateway = m.subject.strip_prefix(prefix.as_str()).unwrap_or_default().to_owned();
             let body = m.payload.clone();
             tokio::select! {
@@ -142,6 +126,7 @@ pub async fn follow(
                 }
             }
         }
+        Ok(())
     }
     .await;
     drop(tx);

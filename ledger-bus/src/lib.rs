@@ -23,6 +23,7 @@
 pub mod follow;
 pub mod lease;
 pub mod names;
+pub mod ordered;
 pub mod provision;
 pub mod results;
 pub mod signer;

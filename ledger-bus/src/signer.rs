@@ -36,8 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer, context::PublishErrorKind};
-use futures_util::StreamExt;
+use async_nats::jetstream::{self, context::PublishErrorKind};
 use ledger_core::log::{Extensions, SignedCheckpoint, Witnessing};
 use ledger_core::{Checkpoint, Log};
 use tokio::sync::watch;
@@ -46,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::lease::Term;
 use crate::names::LogName;
+use crate::ordered::{Ordered, Start};
 
 /// The header naming the lease term a checkpoint message was published under.
 pub const LEASE_HEADER: &str = "A2A-Ledger-Lease";
@@ -221,27 +221,11 @@ pub async fn serve(
     log: Arc<Log>,
     stop: CancellationToken,
 ) -> Result<(), Error> {
-    let out = name.out_stream();
-    let stream = js.get_stream(&out).await.map_err(|e| Error::nats(format!("opening stream {out}"), e))?;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: name.checkpoint_subject(),
-            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Error::nats(format!("following the checkpoints of log {name}"), e))?;
-    let mut messages =
-        consumer.messages().await.map_err(|e| Error::nats(format!("following the checkpoints of log {name}"), e))?;
+    let mut reader = Ordered::new(js.clone(), name.out_stream(), Some(name.checkpoint_subject()), Start::LastOfSubject);
     let key = log.descriptor().verifier_key().map_err(|e| Error::nats("the log's verifier key", e))?;
     let mut highest_term = 0;
     loop {
-        let next = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            m = messages.next() => m,
-        };
-        let Some(m) = next else { return Ok(()) };
-        let m = m.map_err(|e| Error::nats(format!("reading the checkpoints of log {name}"), e))?;
+        let Some(m) = reader.next(&stop).await else { return Ok(()) };
         let term = m.headers.as_ref().map_or(0, term_of);
         if term < highest_term {
             continue; // a stale holder's, published before it learnt of the newer term

@@ -33,6 +33,10 @@ use ledger_core::{Checkpoint, LogDescriptor, ReceiptVerifier, TreeHash};
 /// The lease time of these deployments: short, so that failovers are quick.
 const TTL_MS: u64 = 1500;
 
+/// One deployment at a time: each is a nats cluster and four servers sharing two cores, and
+/// failover times are asserted.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn ledger_server(args: &[&str]) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_ledger-server")).args(args).output().expect("ledger-server");
     assert!(out.status.success(), "ledger-server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -104,12 +108,17 @@ impl Deployment {
 
     /// Starts (or restarts) the server `name` on its data directory.
     fn start_server(&mut self, name: &str) {
-        let data = self.data(name);
-        let mut args = vec!["--bus", &self.urls, "--bus-name", name, "--checkpoint-interval-ms", "50"];
-        let descriptor = self.descriptor_file.to_str().unwrap().to_owned();
-        args.extend(["--log-descriptor", &descriptor]);
-        let s = Server::start(&data, &args);
+        let s = self.spawn_server(name);
         self.servers.insert(name.to_owned(), s);
+    }
+
+    /// The server `name` on its data directory, once it listens.
+    fn spawn_server(&self, name: &str) -> Server {
+        let data = self.data(name);
+        let descriptor = self.descriptor_file.to_str().unwrap();
+        let args =
+            ["--bus", &self.urls, "--bus-name", name, "--checkpoint-interval-ms", "50", "--log-descriptor", descriptor];
+        Server::start(&data, &args)
     }
 
     fn server(&self, name: &str) -> &Server {
@@ -119,6 +128,23 @@ impl Deployment {
     /// SIGKILL.
     fn kill(&mut self, name: &str) {
         self.servers.remove(name).expect("running").kill();
+    }
+
+    /// The process holding the lease now, and its term's revision.
+    async fn holder(&self) -> (String, u64) {
+        let js = self.nats.jetstream().await;
+        let kv = js.get_key_value("LEDGER_LEASES").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(e)) = kv.entry("main").await
+                && e.operation == jetstream::kv::Operation::Put
+            {
+                let v: serde_json::Value = serde_json::from_slice(&e.value).unwrap();
+                return (v["holder"].as_str().unwrap().to_owned(), e.revision);
+            }
+            assert!(Instant::now() < deadline, "nobody holds the lease within 20 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until `name` holds the lease (its name is the lease value's holder).
@@ -171,7 +197,7 @@ impl Deployment {
 }
 
 /// What the test's gateways published and had acknowledged.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Published {
     /// Each acknowledged run and its number of entries.
     runs: BTreeMap<String, usize>,
@@ -186,8 +212,12 @@ async fn publish(js: &jetstream::Context, subject: &str, id: &str, body: Vec<u8>
     loop {
         let mut h = HeaderMap::new();
         h.insert("Nats-Msg-Id", id);
-        let sent = js.publish_with_headers(subject.to_owned(), h, body.clone().into()).await;
-        if let Ok(f) = sent
+        let sent = tokio::time::timeout(
+            Duration::from_secs(2),
+            js.publish_with_headers(subject.to_owned(), h, body.clone().into()),
+        )
+        .await;
+        if let Ok(Ok(f)) = sent
             && let Ok(Ok(ack)) = tokio::time::timeout(Duration::from_secs(2), f).await
         {
             return ack;
@@ -369,6 +399,7 @@ async fn rebuild_and_fsck(mut d: Deployment) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bus_deployment_answers_gateways_refuses_writes_and_survives_its_signer() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let d = Deployment::start(nats::Nats::single()).await;
     let js = d.nats.jetstream().await;
     let key = gateway_key();
@@ -474,4 +505,130 @@ async fn a_bus_deployment_answers_gateways_refuses_writes_and_survives_its_signe
     let published = std::mem::take(&mut *published.lock().unwrap());
     check(&d, &published).await;
     rebuild_and_fsck(d).await;
+}
+
+/// Waits until `published` has `more` acknowledged messages more than now.
+async fn wait_for_acks(published: &Mutex<Published>, more: u64) {
+    let target = published.lock().unwrap().acked + more;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while published.lock().unwrap().acked < target {
+        assert!(
+            Instant::now() < deadline,
+            "ingest stalled at {} acknowledged messages",
+            published.lock().unwrap().acked
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_three_node_cluster_each_process_dies_mid_ingest_and_nothing_acknowledged_is_lost() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut d = Deployment::start(nats::Nats::cluster()).await;
+    let js = d.nats.jetstream().await;
+    publish(
+        &js,
+        "ledger.main.in.gateway",
+        "gateway/c/id",
+        ledger_core::bus::encode_batch(&[identity_entry(&gateway_key())]),
+    )
+    .await;
+    let published = Arc::new(Mutex::new(Published::default()));
+    let nats_dir = d.nats.dir.path().to_owned();
+    for (round, victim) in ["stream leader", "signer", "standby", "replica"].into_iter().enumerate() {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let prefix: &'static str = ["r0", "r1", "r2", "r3"][round];
+        let loader = load(js.clone(), prefix, published.clone(), stop.clone());
+        wait_for_acks(&published, 20).await;
+        eprintln!("round {round}: killing the {victim}");
+        match victim {
+            "stream leader" => {
+                let leader = nats::stream_leader(&js, "LEDGER_main").await;
+                d.nats.node(&leader).kill();
+                wait_for_acks(&published, 20).await; // publishes resume under a new leader
+                d.nats.node(&leader).restart(&nats_dir);
+            }
+            "signer" => {
+                let (signer, term) = d.holder().await;
+                let other = if signer == "signer" { "standby" } else { "signer" };
+                let before = d.health(other).await["checkpoint_size"].as_u64().unwrap();
+                let killed = Instant::now();
+                d.kill(&signer);
+                let next = d.wait_for_term_of(other).await;
+                assert!(next > term);
+                while d.health(other).await["checkpoint_size"].as_u64().unwrap() <= before {
+                    let waited = killed.elapsed();
+                    assert!(
+                        waited < Duration::from_millis(TTL_MS) + Duration::from_secs(3),
+                        "no new checkpoint after {waited:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                d.start_server(&signer);
+            }
+            "standby" => {
+                let (signer, _) = d.holder().await;
+                let standby = if signer == "signer" { "standby" } else { "signer" };
+                d.kill(standby);
+                wait_for_acks(&published, 20).await;
+                d.start_server(standby);
+                assert_eq!(d.holder().await.0, signer, "the signer kept its lease");
+            }
+            _ => {
+                d.kill("replica-1");
+                wait_for_acks(&published, 20).await;
+                d.start_server("replica-1");
+            }
+        }
+        wait_for_acks(&published, 20).await;
+        stop.cancel();
+        loader.await.unwrap();
+        let snapshot = published.lock().unwrap().clone();
+        check(&d, &snapshot).await;
+    }
+    rebuild_and_fsck(d).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_signers_started_together_never_both_sign() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut d = Deployment::start(nats::Nats::single()).await;
+    let js = d.nats.jetstream().await;
+    publish(
+        &js,
+        "ledger.main.in.gateway",
+        "gateway/l/id",
+        ledger_core::bus::encode_batch(&[identity_entry(&gateway_key())]),
+    )
+    .await;
+    let published = Arc::new(Mutex::new(Published::default()));
+    let (mut seen, mut last_term) = (0, 0);
+    for round in 0..3 {
+        // Both die, and start again at the same instant.
+        d.kill("signer");
+        d.kill("standby");
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| d.spawn_server("signer"));
+            let b = s.spawn(|| d.spawn_server("standby"));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        d.servers.insert("signer".into(), a);
+        d.servers.insert("standby".into(), b);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let loader = load(js.clone(), ["l0", "l1", "l2"][round], published.clone(), stop.clone());
+        wait_for_acks(&published, 30).await;
+        stop.cancel();
+        loader.await.unwrap();
+        d.settle().await;
+        // The round's checkpoints carry one term: one of the two signed.
+        let notes = checkpoints(&js).await;
+        let terms: std::collections::BTreeSet<u64> = notes[seen..].iter().map(|(t, _)| *t).collect();
+        assert_eq!(terms.len(), 1, "round {round}: checkpoints under terms {terms:?}");
+        let term = *terms.first().unwrap();
+        assert!(term > last_term, "round {round}: term {term} after {last_term}");
+        last_term = term;
+        seen = notes.len();
+    }
+    let snapshot = published.lock().unwrap().clone();
+    check(&d, &snapshot).await;
 }
