@@ -54,8 +54,9 @@ struct Deployment {
 }
 
 impl Deployment {
-    /// Provisions the log on `nats`, creates its key, and starts the signer, its standby and two
-    /// replicas, in that order (so `signer` holds the first term).
+    /// Provisions the log on `nats`, creates its key, starts the signer, its standby and two
+    /// replicas, in that order (so `signer` holds the first term), and registers the test
+    /// gateway's identity.
     async fn start(nats: nats::Nats) -> Deployment {
         let urls = nats.urls().join(",");
         let replicas = nats.nodes.len().to_string();
@@ -99,6 +100,10 @@ impl Deployment {
         for name in ["replica-1", "replica-2"] {
             d.start_server(name);
         }
+        // The test gateway's identity, as a gateway registers it before its first run.
+        let js = d.nats.jetstream().await;
+        let identity = ledger_core::bus::encode_batch(&[identity_entry(&gateway_key())]);
+        publish(&js, "ledger.main.in.gateway", "gateway/identity", identity).await;
         d
     }
 
@@ -405,8 +410,6 @@ async fn a_bus_deployment_answers_gateways_refuses_writes_and_survives_its_signe
     let key = gateway_key();
 
     // The gateway's identity, runs, and four refusals, each decided alike everywhere.
-    publish(&js, "ledger.main.in.gateway", "gateway/t/id", ledger_core::bus::encode_batch(&[identity_entry(&key)]))
-        .await;
     let mut published = Published::default();
     for i in 0..20 {
         let run = format!("run-{i}");
@@ -526,13 +529,6 @@ async fn on_a_three_node_cluster_each_process_dies_mid_ingest_and_nothing_acknow
     let _one = ONE_AT_A_TIME.lock().await;
     let mut d = Deployment::start(nats::Nats::cluster()).await;
     let js = d.nats.jetstream().await;
-    publish(
-        &js,
-        "ledger.main.in.gateway",
-        "gateway/c/id",
-        ledger_core::bus::encode_batch(&[identity_entry(&gateway_key())]),
-    )
-    .await;
     let published = Arc::new(Mutex::new(Published::default()));
     let nats_dir = d.nats.dir.path().to_owned();
     for (round, victim) in ["stream leader", "signer", "standby", "replica"].into_iter().enumerate() {
@@ -594,13 +590,6 @@ async fn two_signers_started_together_never_both_sign() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut d = Deployment::start(nats::Nats::single()).await;
     let js = d.nats.jetstream().await;
-    publish(
-        &js,
-        "ledger.main.in.gateway",
-        "gateway/l/id",
-        ledger_core::bus::encode_batch(&[identity_entry(&gateway_key())]),
-    )
-    .await;
     let published = Arc::new(Mutex::new(Published::default()));
     let (mut seen, mut last_term) = (0, 0);
     for round in 0..3 {
