@@ -127,3 +127,38 @@ pub async fn register_or_remember(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ledger_core::{Log, LogConfig, MemStore};
+
+    use super::*;
+    use crate::ledger::EmbeddedLedger;
+    use crate::ledger::testing::{Mode, Noting};
+
+    fn sink(mode: Mode) -> Noting {
+        let log = Log::open(
+            Arc::new(MemStore::new()),
+            NamedKey::from_seed("test/log", [1; 32]).unwrap(),
+            LogConfig::default(),
+        )
+        .unwrap();
+        Noting::with_mode(EmbeddedLedger::new(Arc::new(log)), mode)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_registration_counts_once_the_log_shows_it_and_a_refused_one_fails() {
+        let key = NamedKey::from_seed("gateway", [2; 32]).unwrap();
+        let streamed = sink(Mode::Streamed);
+        assert_eq!(register_identity(&streamed, &key, 0).await.unwrap(), Durable::Logged(vec![0]));
+        // Registered already: nothing appended again.
+        assert_eq!(register_identity(&streamed, &key, 1).await.unwrap(), Durable::Logged(vec![0]));
+        assert_eq!(streamed.seen.lock().unwrap().len(), 1);
+
+        let refused = sink(Mode::StreamedRefused);
+        let e = register_identity(&refused, &key, 0).await.unwrap_err();
+        assert!(e.to_string().contains("(stream position 1) is not in the log: the ledger refused it"), "{e}");
+    }
+}

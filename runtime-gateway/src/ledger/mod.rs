@@ -11,6 +11,8 @@ pub mod payload_spool;
 pub mod reads;
 pub mod remote;
 pub mod spool;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::time::Duration;
 
