@@ -14,20 +14,6 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use ledger_bus::{Lease, LeaseConfig, LogName, Term, Topology, provision};
 
-async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = js.get_stream(stream).await
-            && let Ok(info) = s.info().await
-            && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone())
-        {
-            return leader;
-        }
-        assert!(Instant::now() < deadline, "{stream} has no leader");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_message_is_lost_or_stored_twice_when_the_stream_leader_is_killed() {
     let mut nats = common::Nats::cluster();
@@ -35,7 +21,7 @@ async fn no_acknowledged_message_is_lost_or_stored_twice_when_the_stream_leader_
     let log = LogName::parse("main").unwrap();
     provision(&js, std::slice::from_ref(&log), &Topology::default()).await.unwrap();
     let stream = log.ingest_stream();
-    let leader = stream_leader(&js, &stream).await;
+    let leader = common::stream_leader(&js, &stream).await;
 
     const N: usize = 600;
     const KILL_AT: usize = 200;
@@ -69,7 +55,7 @@ async fn no_acknowledged_message_is_lost_or_stored_twice_when_the_stream_leader_
         }
     }
     assert!(killed);
-    let new_leader = stream_leader(&js, &stream).await;
+    let new_leader = common::stream_leader(&js, &stream).await;
     assert_ne!(new_leader, leader, "the killed server still leads");
 
     let dir = nats.dir.path().to_owned();
@@ -137,7 +123,7 @@ async fn contenders_for_the_lease_never_hold_overlapping_terms_through_crashes_a
     {
         tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
         if kill_server {
-            let leader = stream_leader(&js, "KV_LEDGER_LEASES").await;
+            let leader = common::stream_leader(&js, "KV_LEDGER_LEASES").await;
             nats.node(&leader).kill();
             continue;
         }

@@ -1,6 +1,7 @@
 //! A gateway's publisher against a real nats-server: pipelined batches of several runs all
 //! acknowledged, each stored once, in append order within each run, also when the server is
-//! SIGKILLed and restarted while batches are in flight; a retry under the same message id
+//! SIGKILLed and restarted while batches are in flight, or when a three-node cluster's stream
+//! leader is SIGKILLed mid-publish; a retry under the same message id
 //! acknowledged as a duplicate and stored once; results handed to their waiters, a malformed
 //! one refused.
 
@@ -172,6 +173,37 @@ async fn a_server_killed_and_restarted_mid_publish_loses_no_batch_and_reorders_n
     assert_eq!(stored.len(), 300, "every batch stored exactly once");
     let ids: HashMap<&str, u64> = stored.iter().map(|(seq, id, _, _)| (id.as_str(), *seq)).collect();
     assert_eq!(ids.len(), 300, "no message id twice");
+    for (n, a) in acked.iter().enumerate() {
+        assert_eq!(ids.get(publisher.msg_id(n as u64).as_str()), Some(&a.position), "batch {n}");
+    }
+    assert_run_order(&stored, &load);
+    assert_eq!(publisher.close(Duration::from_secs(5)).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_leader_killed_mid_publish_in_a_cluster_loses_no_batch_and_reorders_no_run() {
+    let mut nats = common::Nats::cluster();
+    let js = nats.jetstream().await;
+    let name = LogName::parse("main").unwrap();
+    provision(&js, std::slice::from_ref(&name), &Topology::default()).await.unwrap();
+    let leader = common::stream_leader(&js, &name.ingest_stream()).await;
+    let cfg = PublisherConfig { ack_timeout: Duration::from_secs(1), ..PublisherConfig::new(name.clone(), "gw-1") };
+    let publisher = Publisher::start(client(&nats).await, cfg).await.unwrap();
+    let mut load = Load::new();
+    let mut pending: Vec<Pending> = (0..200).map(|i| publisher.publish(load.batch(i)).unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while publisher.acknowledged() < 50 {
+        assert!(Instant::now() < deadline, "no acknowledgement in 30 s");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    nats.node(&leader).kill();
+    pending.extend((200..400).map(|i| publisher.publish(load.batch(i)).unwrap()));
+    let acked = all_acked(pending).await;
+    assert_ne!(common::stream_leader(&js, &name.ingest_stream()).await, leader, "the killed server still leads");
+
+    let stored = stream_back(&js, &name).await;
+    assert_eq!(stored.len(), 400, "every batch stored exactly once");
+    let ids: HashMap<&str, u64> = stored.iter().map(|(seq, id, _, _)| (id.as_str(), *seq)).collect();
     for (n, a) in acked.iter().enumerate() {
         assert_eq!(ids.get(publisher.msg_id(n as u64).as_str()), Some(&a.position), "batch {n}");
     }
