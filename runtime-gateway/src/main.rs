@@ -127,6 +127,9 @@ fn example_input(schema: Option<&serde_json::Value>) -> String {
     Value::Object(out).to_string()
 }
 
+/// Most batches waiting for the bus before new runs are refused (a few seconds of load).
+const BUS_MAX_UNACKNOWLEDGED: usize = 10_000;
+
 fn local_token(data: &Path) -> Option<String> {
     let text = std::fs::read_to_string(data.join(config::TOKENS_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -148,6 +151,7 @@ async fn run(cli: Cli) -> Result<()> {
                 replicas: cli.bus_replica.clone(),
                 token: cli.ledger_token.clone().unwrap_or_default(),
                 data: cli.data.clone(),
+                max_unacknowledged: BUS_MAX_UNACKNOWLEDGED,
             })
             .await?;
             let d = bus.descriptor();

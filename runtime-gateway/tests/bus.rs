@@ -137,6 +137,7 @@ async fn batches_are_streamed_refusals_kept_and_reads_fail_over_to_a_live_replic
         replicas: vec![dead.clone(), format!("http://{}", bound.grpc)],
         token: TOKEN.into(),
         data: data.clone(),
+        max_unacknowledged: 100,
     };
     let e = BusLedger::connect(cfg("gw.1")).await.unwrap_err();
     assert!(format!("{e:#}").contains("one NATS subject token"), "{e:#}");
@@ -203,6 +204,43 @@ async fn batches_are_streamed_refusals_kept_and_reads_fail_over_to_a_live_replic
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_bus_away_new_runs_are_refused_once_enough_batches_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = nats::Nats::single();
+    let js = nats.jetstream().await;
+    let name = LogName::parse("main").unwrap();
+    provision(&js, std::slice::from_ref(&name), &Topology { replicas: 1, ..Topology::default() }).await.unwrap();
+    let bound = replica(&dir.path().join("replica")).await;
+    let sink = BusLedger::connect(BusConfig {
+        servers: nats.urls(),
+        log: "main".into(),
+        gateway: "gw-1".into(),
+        replicas: vec![format!("http://{}", bound.grpc)],
+        token: TOKEN.into(),
+        data: dir.path().join("gw"),
+        max_unacknowledged: 2,
+    })
+    .await
+    .unwrap();
+    nats.node("n1").kill();
+    let key = NamedKey::from_seed("gw-1", [9; 32]).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // Two wait (nothing takes them); a third opening a run is refused at once; a batch of a run
+    // already accepted still waits, up to twice the bound.
+    for (seq, opens) in [(0, true), (1, false), (2, true), (3, false), (4, false)] {
+        let tx = tx.clone();
+        sink.append(Batch::new(vec![registration(seq, &key)], opens), Box::new(move |r| tx.send((seq, r)).unwrap()));
+    }
+    assert_eq!(sink.backlog(), 4);
+    // The refusal is answered at once (nothing of it is durable, so it waits for nothing).
+    let (seq, refused) = rx.recv().await.unwrap();
+    assert_eq!(seq, 2);
+    let e = refused.unwrap_err();
+    assert!(e.to_string().contains("2 batches wait for the bus to take them (at most 2)"), "{e}");
+    assert!(rx.try_recv().is_err(), "nothing else is answered while the bus is away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_without_a_live_replica_does_not_start() {
     let nats = nats::Nats::single();
     let js = nats.jetstream().await;
@@ -217,6 +255,7 @@ async fn a_gateway_without_a_live_replica_does_not_start() {
         replicas: vec![dead],
         token: TOKEN.into(),
         data: dir.path().to_path_buf(),
+        max_unacknowledged: 100,
     })
     .await
     .unwrap_err();
@@ -229,6 +268,7 @@ async fn a_gateway_without_a_live_replica_does_not_start() {
         replicas: vec!["http://127.0.0.1:1".into()],
         token: TOKEN.into(),
         data: dir.path().to_path_buf(),
+        max_unacknowledged: 100,
     })
     .await
     .unwrap_err();

@@ -12,6 +12,10 @@
 //! - A batch the sequencer refuses after it was acknowledged is written, with the reason, to
 //!   `rejected.jsonl` in the gateway's data directory, counted, and reported on stderr; it is
 //!   never silently dropped.
+//! - Batches wait in memory until the stream takes them (there is no spool): when
+//!   [`BusConfig::max_unacknowledged`] of them wait, a batch that opens a run is refused with a
+//!   clear error, so the gateway refuses new tasks rather than run them unrecorded; runs already
+//!   accepted may go on up to twice that, so they can still be sealed.
 //! - Reads carry the highest acknowledged position (`a2a-ledger-min-position`), so a replica
 //!   answers only once it has applied everything this gateway had acknowledged.
 //! - Payload bytes do not travel on the bus yet: `put_payload` and `erase_payload` refuse.
@@ -53,20 +57,25 @@ pub struct BusConfig {
     pub token: String,
     /// The gateway's data directory (`rejected.jsonl`).
     pub data: PathBuf,
+    /// Most batches waiting for the stream before a batch opening a run is refused.
+    pub max_unacknowledged: usize,
 }
 
 /// Acknowledgements held back until every earlier batch's was given.
 #[derive(Default)]
 struct InOrder {
-    /// The number of the next batch to acknowledge.
+    /// The number of the next batch to answer.
     next: u64,
     /// The number the next `append` gets.
     issued: u64,
-    ready: BTreeMap<u64, (AppendDone, Result<Durable>)>,
+    /// Batches answered, by number: the acknowledgements still held back (`None` for a
+    /// failure, answered at once).
+    ready: BTreeMap<u64, Option<(AppendDone, Durable)>>,
 }
 
 struct Shared {
     data: PathBuf,
+    max_unacknowledged: usize,
     order: Mutex<InOrder>,
     refused: AtomicU64,
 }
@@ -128,8 +137,12 @@ impl BusLedger {
         })?;
         let descriptor: LogDescriptor =
             serde_json::from_str(&info.descriptor_json).context("the replica's log descriptor")?;
-        let shared =
-            Arc::new(Shared { data: cfg.data, order: Mutex::new(InOrder::default()), refused: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            data: cfg.data,
+            max_unacknowledged: cfg.max_unacknowledged,
+            order: Mutex::new(InOrder::default()),
+            refused: AtomicU64::new(0),
+        });
         Ok(BusLedger { publisher, reads, descriptor, shared, runtime: tokio::runtime::Handle::current() })
     }
 
@@ -140,21 +153,31 @@ impl BusLedger {
 }
 
 impl Shared {
-    /// Batch `n` is done: gives its acknowledgement, and every later one it held back.
+    /// Batch `n` is done: gives its acknowledgement once every earlier batch is answered, and
+    /// every later one it held back. A failure is answered at once: nothing of it is durable, so
+    /// it cannot be durable before an earlier batch.
     fn finish(&self, n: u64, done: AppendDone, outcome: Result<Durable>) {
         let mut release = Vec::new();
-        {
+        let failed = {
             let mut o = self.order.lock().unwrap_or_else(|p| p.into_inner());
-            o.ready.insert(n, (done, outcome));
+            let (held, failed) = match outcome {
+                Ok(durable) => (Some((done, durable)), None),
+                Err(e) => (None, Some((done, e))),
+            };
+            o.ready.insert(n, held);
             loop {
                 let next = o.next;
                 let Some(ready) = o.ready.remove(&next) else { break };
-                release.push(ready);
+                release.extend(ready);
                 o.next += 1;
             }
+            failed
+        };
+        if let Some((done, e)) = failed {
+            done(Err(e));
         }
-        for (done, outcome) in release {
-            done(outcome);
+        for (done, durable) in release {
+            done(Ok(durable));
         }
     }
 
@@ -186,6 +209,17 @@ impl LedgerSink for BusLedger {
             o.issued += 1;
             o.issued - 1
         };
+        let waiting = self.publisher.unacknowledged();
+        let limit = if batch.opens_run {
+            self.shared.max_unacknowledged
+        } else {
+            self.shared.max_unacknowledged.saturating_mul(2)
+        };
+        if waiting >= limit {
+            let e =
+                storage(format!("{waiting} batches wait for the bus to take them (at most {limit}); try again later"));
+            return self.shared.finish(n, done, Err(e));
+        }
         let entries = batch.entries;
         let pending = match self.publisher.publish(entries.clone()) {
             Ok(p) => p,
