@@ -19,7 +19,6 @@ use tokio_stream::StreamExt as _;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
-use tonic_types::StatusExt as _;
 
 use super::{Payload, ReceiptError, RunEntries, RunPage, RunRef, RunsBy};
 use ledger_wire as proto;
@@ -99,8 +98,7 @@ pub(crate) fn status_error(s: &tonic::Status) -> Error {
 /// a replica not caught up with the stream as far as the read asks.
 fn try_next(s: &tonic::Status) -> bool {
     matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown)
-        || (s.code() == tonic::Code::FailedPrecondition
-            && s.get_details_error_info().is_some_and(|i| i.domain == proto::DOMAIN && i.reason == "NOT_CAUGHT_UP"))
+        || ErrorCode::of(s) == Some(ErrorCode::NotCaughtUp)
 }
 
 /// The read side of one ledger, served by one or more servers.
@@ -386,19 +384,12 @@ mod tests {
 
     #[test]
     fn the_next_server_is_asked_only_when_this_one_is_away_or_behind() {
-        use tonic_types::{ErrorDetails, StatusExt as _};
-        let info = |reason: &str, domain: &str| {
-            tonic::Status::with_error_details(
-                tonic::Code::FailedPrecondition,
-                format!("{}: x", reason.to_ascii_lowercase()),
-                ErrorDetails::with_error_info(reason, domain, std::collections::HashMap::new()),
-            )
-        };
+        let coded = |code| proto::to_status(code, "x", proto::Detail::default());
         assert!(try_next(&tonic::Status::unavailable("connection refused")));
         assert!(try_next(&tonic::Status::deadline_exceeded("slow")));
-        assert!(try_next(&info("NOT_CAUGHT_UP", proto::DOMAIN)));
-        assert!(!try_next(&info("NOT_CAUGHT_UP", "elsewhere")));
-        assert!(!try_next(&info("RUN_UNSEALED", proto::DOMAIN)));
+        assert!(try_next(&coded(ErrorCode::NotCaughtUp)));
+        assert!(!try_next(&coded(ErrorCode::RunUnsealed)));
+        assert!(!try_next(&coded(ErrorCode::UnknownRun)));
         assert!(!try_next(&tonic::Status::permission_denied("forbidden")));
         assert!(!try_next(&tonic::Status::not_found("unknown run")));
     }
