@@ -3,8 +3,11 @@
 //! process (the read replica) and publishes the outcome as a result message. Appends are
 //! acknowledged as `Streamed` at their stream position, in append order; a batch the ledger
 //! refuses lands in `rejected.jsonl` and is counted; reads go to a replica list whose first URL
-//! is dead; payload bytes are refused with the reason.
+//! is dead; payload bytes are refused with the reason. And the real thing: the gateway binary
+//! with `--bus`, in front of `ledger-server --bus` (a signer and a keyless read replica), serves
+//! a run whose receipt verifies under the log's descriptor.
 
+mod common;
 #[path = "../../ledger-bus/tests/common/mod.rs"]
 mod nats;
 
@@ -23,11 +26,6 @@ use runtime_gateway::ledger::{self, Batch, Durable, LedgerSink};
 use tokio::sync::watch;
 
 const TOKEN: &str = "bus-test-token";
-
-/// A loopback port nothing listens on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn registration(seq: u64, key: &NamedKey) -> Vec<u8> {
     Entry {
@@ -128,7 +126,7 @@ async fn batches_are_streamed_refusals_kept_and_reads_fail_over_to_a_live_replic
     sequencer(js.clone(), name.clone(), bound.http, applied_tx);
 
     // The first replica is dead (nothing listens there): reads go to the next.
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
     let data = dir.path().join("gw");
     let cfg = |gateway: &str| BusConfig {
         servers: nats.urls(),
@@ -247,7 +245,7 @@ async fn a_gateway_without_a_live_replica_does_not_start() {
     let name = LogName::parse("main").unwrap();
     provision(&js, std::slice::from_ref(&name), &Topology { replicas: 1, ..Topology::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
     let e = BusLedger::connect(BusConfig {
         servers: nats.urls(),
         log: "main".into(),
@@ -273,4 +271,88 @@ async fn a_gateway_without_a_live_replica_does_not_start() {
     .await
     .unwrap_err();
     assert!(format!("{e:#}").contains("opening log other on the bus"), "{e:#}");
+}
+
+/// `ledger-server` with `args`, to completion; its stdout.
+fn ledger_server(args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(common::workspace_bin("ledger-server")).args(args).output().unwrap();
+    assert!(out.status.success(), "ledger-server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_on_a_bus_deployment_serves_runs_with_verified_receipts() {
+    let nats = nats::Nats::single();
+    let urls = nats.urls().join(",");
+    let dir = tempfile::tempdir().unwrap();
+    ledger_server(&["bus", "init", "--bus", &urls, "--log", "main", "--replicas", "1", "--lease-ttl-ms", "1500"]);
+    let key_dir = dir.path().join("key");
+    let descriptor = ledger_server(&["init", "--data", key_dir.to_str().unwrap(), "--origin", "bus.example/main"]);
+    let descriptor_file = dir.path().join("main.json");
+    std::fs::write(&descriptor_file, &descriptor).unwrap();
+    let start = |name: &str| {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        if name == "signer" {
+            std::fs::copy(key_dir.join("log.key"), data.join("log.key")).unwrap();
+        }
+        let data = data.to_str().unwrap().to_owned();
+        common::Proc::start(
+            &common::workspace_bin("ledger-server"),
+            &[
+                "--data",
+                &data,
+                "--http",
+                "127.0.0.1:0",
+                "--grpc",
+                "127.0.0.1:0",
+                "--bus",
+                &urls,
+                "--bus-name",
+                name,
+                "--checkpoint-interval-ms",
+                "50",
+                "--log-descriptor",
+                descriptor_file.to_str().unwrap(),
+            ],
+            "listening grpc",
+        )
+    };
+    let _signer = start("signer");
+    let replica = start("replica");
+    let token: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("replica/tokens.json")).unwrap()).unwrap();
+    let token = token["gateway"]["token"].as_str().unwrap().to_owned();
+
+    let gw_data = dir.path().join("gw");
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let replica_url = replica.addr("listening grpc ");
+    let gw = common::gateway_with(
+        &gw_data,
+        &[
+            "--bus",
+            &urls,
+            "--bus-replica",
+            &dead,
+            "--bus-replica",
+            &replica_url,
+            "--ledger-token",
+            &token,
+            "--data",
+            gw_data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let (status, body) = gw.invoke("echo", serde_json::json!({ "text": "over the bus" })).await;
+    assert_eq!(status, 200, "{body}");
+    let run = body["run"].as_str().unwrap().to_string();
+    let r = gw.get(&format!("/runs/{run}/receipt?wait=10")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "receipt of {run}: {}", r.text().await.unwrap());
+    let v = common::verify(&descriptor_file, &r.bytes().await.unwrap());
+    assert_eq!(v.status, ledger_core::RunStatus::Completed);
+    assert_eq!(common::kinds(&v).last().map(String::as_str), Some("receipt.sealed"));
+    let metrics = gw.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gateway_ledger_refused_batches 0\n"), "{metrics}");
+    assert!(!gw_data.join(REJECTED).exists(), "nothing was refused");
 }
