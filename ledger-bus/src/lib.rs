@@ -14,6 +14,9 @@
 //!   that replays the stream reaches the same tree.
 //! - [`signer`]: checkpoints signed by whoever holds the lease, published fenced to the log's
 //!   checkpoint subject, and served by every process from there.
+//! - [`publish`]: a gateway's batches published to its ingest subject, pipelined but never
+//!   reordered within a run, each retried under its own message id until the stream has it; the
+//!   sequencer's result for each handed to whoever waits for it.
 //! - [`results`]: what the sequencer says back about each ingest message (the indices its
 //!   entries got, or why it was refused), as the JSON body of a result message.
 //! - [`lease`]: the signer's lease in a JetStream key-value bucket: acquired by compare-and-set
@@ -25,6 +28,7 @@ pub mod lease;
 pub mod names;
 pub mod ordered;
 pub mod provision;
+pub mod publish;
 pub mod results;
 pub mod signer;
 
@@ -32,6 +36,7 @@ pub use follow::{Outcome, Refused, follow};
 pub use lease::{Lease, LeaseConfig, Term};
 pub use names::LogName;
 pub use provision::{Topology, provision};
+pub use publish::{Publisher, PublisherConfig};
 
 /// What went wrong on the bus, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +58,17 @@ pub enum Error {
         /// What the server holds.
         found: String,
     },
+    /// A gateway name that cannot be one NATS subject token of a message id.
+    #[error(
+        "gateway name {0:?}: on the bus a gateway's name is one NATS subject token (no '.', '*', '>', '/', whitespace or control characters, not empty)"
+    )]
+    GatewayName(String),
+    /// A batch the publisher refuses before sending it.
+    #[error("batch refused before publishing: {0}")]
+    Batch(String),
+    /// The publisher was closed before the batch or result was.
+    #[error("the bus publisher is closed")]
+    Closed,
     /// A result message's body that is not one (`results`).
     #[error("result message: {0}")]
     Result(String),

@@ -1,5 +1,5 @@
 //! `runtime-gateway`: the protocol edge in front of agents, with the ledger embedded
-//! (`--embedded DIR`) or remote (`--ledger URL`).
+//! (`--embedded DIR`), remote (`--ledger URL`) or on a NATS JetStream bus (`--bus URLS`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ use runtime_gateway::engine::push::Pusher;
 use runtime_gateway::engine::reseal::Reseals;
 use runtime_gateway::engine::schema::compile_schema;
 use runtime_gateway::engine::tasks::Engine;
+use runtime_gateway::ledger::bus::{BusConfig, BusLedger};
 use runtime_gateway::ledger::metered::MeteredSink;
 use runtime_gateway::ledger::remote::{RemoteConfig, RemoteLedger};
 use runtime_gateway::ledger::{EmbeddedLedger, LedgerSink};
@@ -37,23 +38,36 @@ use runtime_gateway::surface::state::Gateway;
 /// Examples:
 ///   runtime-gateway --embedded ./data
 ///   runtime-gateway --ledger http://127.0.0.1:7701 --ledger-token "$TOKEN" --data ./gw --manifest agents.toml
+///   runtime-gateway --bus nats://127.0.0.1:4222,nats://127.0.0.1:4223 --bus-replica http://127.0.0.1:7702 \
+///       --ledger-token "$TOKEN" --data ./gw
 #[derive(Parser)]
 #[command(name = "runtime-gateway", version, verbatim_doc_comment)]
 struct Cli {
     /// Run the ledger in this process, on RocksDB under DIR (also holds the gateway's key and config).
-    #[arg(long, value_name = "DIR", conflicts_with = "ledger")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["ledger", "bus"])]
     embedded: Option<PathBuf>,
     /// Write to a remote ledger-server at this gRPC URL instead (e.g. http://127.0.0.1:7701, or
     /// https://ledger.example.com for one behind TLS).
-    #[arg(long, value_name = "URL", requires = "ledger_token")]
+    #[arg(long, value_name = "URL", requires = "ledger_token", conflicts_with = "bus")]
     ledger: Option<String>,
+    /// Publish to a ledger on a NATS JetStream bus: the cluster's servers, comma-separated
+    /// (nats://host:port[,nats://host:port…]). Reads go to --bus-replica.
+    #[arg(long, value_name = "URLS", value_delimiter = ',', requires = "bus_replica")]
+    bus: Vec<String>,
+    /// With --bus: the log's name on the bus.
+    #[arg(long, value_name = "NAME", default_value = "main", requires = "bus")]
+    bus_log: String,
+    /// With --bus: the gRPC URL of a read replica of the log (repeatable; tried in order, the
+    /// next one when one is unavailable or not caught up). --ledger-token is its read token.
+    #[arg(long, value_name = "URL", requires = "bus")]
+    bus_replica: Vec<String>,
     /// With an https:// --ledger: a PEM CA certificate to trust besides the public web roots.
     #[arg(long, value_name = "FILE", requires = "ledger")]
     ledger_ca: Option<PathBuf>,
     /// Ingest token for the remote ledger (bound to the gateway's identity).
     #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true)]
     ledger_token: Option<String>,
-    /// With --ledger: the gateway's own state (identity key, config, spool).
+    /// With --ledger or --bus: the gateway's own state (identity key, config, spool, rejected.jsonl).
     #[arg(long, value_name = "DIR", default_value = "gateway-data")]
     data: PathBuf,
     /// The listener (all surfaces).
@@ -113,6 +127,9 @@ fn example_input(schema: Option<&serde_json::Value>) -> String {
     Value::Object(out).to_string()
 }
 
+/// Most batches waiting for the bus before new runs are refused (a few seconds of load).
+const BUS_MAX_UNACKNOWLEDGED: usize = 10_000;
+
 fn local_token(data: &Path) -> Option<String> {
     let text = std::fs::read_to_string(data.join(config::TOKENS_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -122,7 +139,33 @@ fn local_token(data: &Path) -> Option<String> {
 async fn run(cli: Cli) -> Result<()> {
     let mut remote_handle: Option<Arc<RemoteLedger>> = None;
     let mut embedded_log: Option<(Arc<ledger_core::Log>, Option<Cosigner>)> = None;
+    let mut loaded = None;
     let (sink, data, ledger_desc): (Arc<dyn LedgerSink>, PathBuf, String) = match (&cli.embedded, &cli.ledger) {
+        (None, None) if !cli.bus.is_empty() => {
+            // The gateway publishes under its identity's name, which its config names.
+            let (cfg, bootstrap) = config::load_or_create(&cli.data, cli.config.as_deref())?;
+            let bus = BusLedger::connect(BusConfig {
+                servers: cli.bus.clone(),
+                log: cli.bus_log.clone(),
+                gateway: cfg.identity.clone(),
+                replicas: cli.bus_replica.clone(),
+                token: cli.ledger_token.clone().unwrap_or_default(),
+                data: cli.data.clone(),
+                max_unacknowledged: BUS_MAX_UNACKNOWLEDGED,
+            })
+            .await?;
+            let d = bus.descriptor();
+            let desc = format!(
+                "on the bus at {} (log {}, {}, {}), read from {}",
+                cli.bus.join(","),
+                cli.bus_log,
+                d.origin,
+                d.hash,
+                cli.bus_replica.join(", ")
+            );
+            loaded = Some((cfg, bootstrap));
+            (Arc::new(bus), cli.data.clone(), desc)
+        }
         (Some(dir), None) => {
             let d = DataDir::new(dir);
             let origin = d.existing_origin()?.unwrap_or_else(|| cli.origin.clone());
@@ -175,10 +218,29 @@ async fn run(cli: Cli) -> Result<()> {
             remote_handle = Some(remote.clone());
             (remote, cli.data.clone(), desc)
         }
-        _ => bail!("give either --embedded DIR (ledger in this process) or --ledger URL (a ledger-server)"),
+        _ => bail!(
+            "give one of --embedded DIR (ledger in this process), --ledger URL (a ledger-server) or --bus URLS (a NATS JetStream bus)"
+        ),
     };
 
-    let (mut cfg, bootstrap) = config::load_or_create(&data, cli.config.as_deref())?;
+    let (mut cfg, bootstrap) = match loaded {
+        Some(loaded) => loaded,
+        None => config::load_or_create(&data, cli.config.as_deref())?,
+    };
+    // Payload bytes do not travel on the bus yet: entries carry their hashes only.
+    if !cli.bus.is_empty() {
+        match &mut cfg.payloads {
+            Some(p) if p.keep => bail!(
+                "{}: [payloads] keep = true, but payload bytes over the bus are not supported yet; set keep = false, or use --embedded or --ledger",
+                config::path(&data, cli.config.as_deref()).display()
+            ),
+            Some(_) => {}
+            None => {
+                println!("bus: payload bytes are not kept (not supported on the bus yet); entries carry their hashes");
+                cfg.payloads = Some(config::PayloadsConfig { keep: false, ..Default::default() });
+            }
+        }
+    }
     // The embedded ledger keeps payloads under the configured limits, and starts asking its
     // witnesses.
     let sink: Arc<dyn LedgerSink> = match embedded_log {

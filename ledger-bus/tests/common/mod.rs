@@ -119,6 +119,21 @@ impl Nats {
     }
 }
 
+/// The name of the server leading `stream`, once it has one (within 30 s).
+pub async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = js.get_stream(stream).await
+            && let Ok(info) = s.info().await
+            && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone())
+        {
+            return leader;
+        }
+        assert!(Instant::now() < deadline, "{stream} has no leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 impl Node {
     fn spawn(&mut self, dir: &std::path::Path) {
         let log =

@@ -23,7 +23,9 @@ pub fn load_or_create(path: &Path, name: &str) -> Result<NamedKey> {
 /// Returns where the registration that is now current is durable. `ts` is the event time (Unix ns).
 pub async fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -> Result<Durable> {
     let run = RunId::identity(key.name())?;
-    let existing = sink.run_entries(run.as_str()).await?;
+    let run_name = run.as_str().to_string();
+    let run_str = run_name.as_str();
+    let existing = sink.run_entries(run_str).await?;
     let latest = existing.iter().rev().find_map(|(index, bytes)| match Entry::decode(bytes) {
         Ok(Entry { event: Event::IdentityRegistered { public_key }, .. }) => Some(Ok((*index, public_key))),
         Ok(_) => None,
@@ -47,6 +49,33 @@ pub async fn register_identity(sink: &dyn LedgerSink, key: &NamedKey, ts: i64) -
     let opens_run = entry.seq == 0;
     match ledger::append(sink, Batch::new(vec![entry.encode()], opens_run)).await? {
         Durable::Logged(indices) if indices.is_empty() => Err(Error::Closed),
+        // On the bus, acknowledged means in the stream, not yet appended: the sequencer may still
+        // refuse it (another registration won seq `entry.seq`, say), and seals signed with a key
+        // the log does not hold would not verify. So the registration counts only once the log
+        // shows it. One read suffices: reads carry the highest acknowledged position, and a
+        // replica answers only after applying the stream that far, so a registration absent
+        // from its answer was refused. Reading (rather than waiting for the result message)
+        // also gives the index the replicas serve.
+        Durable::Streamed { position } => {
+            let entries = sink.run_entries(run_str).await?;
+            entries
+                .iter()
+                .rev()
+                .find_map(|(index, bytes)| match Entry::decode(bytes) {
+                    Ok(Entry { event: Event::IdentityRegistered { public_key }, .. })
+                        if public_key == key.public_key() =>
+                    {
+                        Some(Durable::Logged(vec![*index]))
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    Error::Storage(format!(
+                        "the registration of identity {:?} (stream position {position}) is not in the log: the ledger refused it (see rejected.jsonl)",
+                        key.name()
+                    ))
+                })
+        }
         d => Ok(d),
     }
 }
@@ -96,5 +125,40 @@ pub async fn register_or_remember(
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ledger_core::{Log, LogConfig, MemStore};
+
+    use super::*;
+    use crate::ledger::EmbeddedLedger;
+    use crate::ledger::testing::{Mode, Noting};
+
+    fn sink(mode: Mode) -> Noting {
+        let log = Log::open(
+            Arc::new(MemStore::new()),
+            NamedKey::from_seed("test/log", [1; 32]).unwrap(),
+            LogConfig::default(),
+        )
+        .unwrap();
+        Noting::with_mode(EmbeddedLedger::new(Arc::new(log)), mode)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_registration_counts_once_the_log_shows_it_and_a_refused_one_fails() {
+        let key = NamedKey::from_seed("gateway", [2; 32]).unwrap();
+        let streamed = sink(Mode::Streamed);
+        assert_eq!(register_identity(&streamed, &key, 0).await.unwrap(), Durable::Logged(vec![0]));
+        // Registered already: nothing appended again.
+        assert_eq!(register_identity(&streamed, &key, 1).await.unwrap(), Durable::Logged(vec![0]));
+        assert_eq!(streamed.seen.lock().unwrap().len(), 1);
+
+        let refused = sink(Mode::StreamedRefused);
+        let e = register_identity(&refused, &key, 0).await.unwrap_err();
+        assert!(e.to_string().contains("(stream position 1) is not in the log: the ledger refused it"), "{e}");
     }
 }

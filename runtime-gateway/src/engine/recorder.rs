@@ -328,74 +328,11 @@ impl RunRecorder {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-    use std::time::Duration;
-
-    use ledger_core::{Log, LogConfig, LogDescriptor, MemStore, TreeHash};
+    use ledger_core::{Log, LogConfig, MemStore};
 
     use super::*;
-    use crate::ledger::{AppendDone, BoxFuture, EmbeddedLedger, ReceiptError, RunEntries};
-
-    /// The embedded ledger, noting each batch's seqs and whether it said it opens a run.
-    #[derive(Debug)]
-    struct Noting {
-        inner: EmbeddedLedger,
-        seen: Mutex<Vec<(Vec<u64>, bool)>>,
-    }
-
-    impl LedgerSink for Noting {
-        fn append(&self, batch: Batch, done: AppendDone) {
-            let seqs = batch.entries.iter().map(|e| Entry::decode(e).unwrap().seq).collect();
-            self.seen.lock().unwrap().push((seqs, batch.opens_run));
-            self.inner.append(batch, done)
-        }
-        fn tree_hash(&self) -> TreeHash {
-            self.inner.tree_hash()
-        }
-        fn descriptor(&self) -> LogDescriptor {
-            self.inner.descriptor()
-        }
-        fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>> {
-            self.inner.run_entries(run)
-        }
-        fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>> {
-            self.inner.receipt(run, wait)
-        }
-        fn put_payload(&self, hash: [u8; 32], bytes: bytes::Bytes) -> BoxFuture<'_, Result<()>> {
-            self.inner.put_payload(hash, bytes)
-        }
-        fn payload(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<crate::ledger::Payload>> {
-            self.inner.payload(hash)
-        }
-        fn erase_payload(&self, hash: [u8; 32], reason: String, approver: String) -> BoxFuture<'_, Result<u64>> {
-            self.inner.erase_payload(hash, reason, approver)
-        }
-        fn runs(
-            &self,
-            by: crate::ledger::RunsBy,
-            before: Option<u64>,
-            limit: usize,
-        ) -> BoxFuture<'_, Result<crate::ledger::RunPage>> {
-            self.inner.runs(by, before, limit)
-        }
-        fn search_runs(
-            &self,
-            q: ledger_core::RunSearch,
-            cursor: Option<String>,
-            limit: usize,
-        ) -> BoxFuture<'_, Result<ledger_core::SearchPage>> {
-            self.inner.search_runs(q, cursor, limit)
-        }
-        fn open_runs(&self) -> BoxFuture<'_, Result<Vec<crate::ledger::RunRef>>> {
-            self.inner.open_runs()
-        }
-        fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
-            self.inner.payload_runs(hash, limit)
-        }
-        fn close(&self) -> BoxFuture<'_, Result<()>> {
-            self.inner.close()
-        }
-    }
+    use crate::ledger::EmbeddedLedger;
+    use crate::ledger::testing::Noting;
 
     #[tokio::test]
     async fn only_the_batch_with_seq_0_says_it_opens_the_run() {
@@ -405,7 +342,7 @@ mod tests {
             LogConfig::default(),
         )
         .unwrap();
-        let sink = Arc::new(Noting { inner: EmbeddedLedger::new(Arc::new(log)), seen: Mutex::new(Vec::new()) });
+        let sink = Arc::new(Noting::new(EmbeddedLedger::new(Arc::new(log))));
         let key = Arc::new(NamedKey::from_seed("gateway", [2; 32]).unwrap());
         crate::engine::identity::register_identity(&*sink, &key, 0).await.unwrap();
         let start = RunStart {

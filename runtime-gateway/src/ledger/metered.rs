@@ -34,6 +34,9 @@ impl LedgerSink for MeteredSink {
             }),
         );
     }
+    fn refused_batches(&self) -> u64 {
+        self.inner.refused_batches()
+    }
     fn tree_hash(&self) -> TreeHash {
         self.inner.tree_hash()
     }

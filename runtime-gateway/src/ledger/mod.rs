@@ -1,14 +1,18 @@
 //! The ledger seam, the layer under the engine: [`LedgerSink`], with the ledger in this process
 //! ([`embedded::EmbeddedLedger`]) or a `ledger-server` reached over gRPC
-//! ([`remote::RemoteLedger`], behind its [`spool`]); [`metered::MeteredSink`] times every append.
-//! A message-bus publisher attaches here later (ROADMAP: scale-out). It imports only
-//! [`crate::base`].
+//! ([`remote::RemoteLedger`], behind its [`spool`]), or a NATS JetStream bus with read replicas
+//! ([`bus::BusLedger`]); [`reads`] is the gRPC read side the last two share;
+//! [`metered::MeteredSink`] times every append. It imports only [`crate::base`].
 
+pub mod bus;
 pub mod embedded;
 pub mod metered;
 pub mod payload_spool;
+pub mod reads;
 pub mod remote;
 pub mod spool;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::time::Duration;
 
@@ -28,6 +32,12 @@ pub enum Durable {
     Logged(Vec<u64>),
     /// In the gateway's local spool (fsynced), to be forwarded to the ledger in order.
     Spooled,
+    /// In the log's ingest stream on the bus (on a quorum of its servers), at this stream
+    /// sequence; the sequencer appends it (or refuses it) from there.
+    Streamed {
+        /// The batch's stream sequence.
+        position: u64,
+    },
 }
 
 /// A batch of encoded entries for [`LedgerSink::append`], appended atomically.
@@ -178,6 +188,11 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
     fn backlog(&self) -> u64 {
         0
     }
+    /// Batches the ledger refused after this sink had acknowledged them (each kept in
+    /// `rejected.jsonl`).
+    fn refused_batches(&self) -> u64 {
+        0
+    }
     /// How long the oldest entry accepted but not yet in the log has waited (zero when none).
     fn lag(&self) -> Duration {
         Duration::ZERO
@@ -189,6 +204,26 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
     }
     /// Stops accepting appends and waits until what was accepted is durable where it goes.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// Where a sink keeps the batches the ledger refused after it had acknowledged them (in its
+/// data or spool directory).
+pub const REJECTED: &str = "rejected.jsonl";
+
+/// Appends `why` (a JSON object: the refusal's code, message, position…) with the batch's
+/// `entries` (base64) as one line of `dir`/[`REJECTED`], synced; says where, and whether the
+/// write failed, so the caller's report can say both.
+pub(crate) fn keep_rejected(dir: &std::path::Path, mut why: serde_json::Value, entries: &[Bytes]) -> String {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    why["entries"] = entries.iter().map(|b| base64::engine::general_purpose::STANDARD.encode(b)).collect();
+    let path = dir.join(REJECTED);
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{why}").and_then(|_| f.sync_data()));
+    format!("{}{}", path.display(), written.err().map(|e| format!(" (could not write it: {e})")).unwrap_or_default())
 }
 
 /// Appends through `sink` and waits until durable.

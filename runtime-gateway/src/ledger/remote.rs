@@ -21,31 +21,24 @@
 //! body`, body = `count: u32 LE` then per entry `len: u32 LE | bytes`. A torn frame at the tail
 //! of the newest segment (a crash mid-write) is cut off on recovery; it was never acknowledged.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
-use ledger_core::{Error, LogDescriptor, Result, RunSearch, SearchPage, TreeHash};
-use tokio::sync::{Notify, mpsc};
-use tokio_stream::StreamExt as _;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
-
 use super::payload_spool::PayloadSpool;
+use super::reads::{self, Client, Reads, status_error, storage};
 use super::spool::{Frame, Spool};
 use super::{
     AppendDone, Batch, BoxFuture, Durable, LedgerSink, Payload, ReceiptError, RunEntries, RunPage, RunRef, RunsBy,
 };
+use ledger_core::{Error, LogDescriptor, Result, RunSearch, SearchPage, TreeHash};
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::StreamExt as _;
 
 /// The `ledger.v1` contract (messages, client, typed error codes), compiled once in `ledger-wire`.
 pub use ledger_wire as proto;
 
 use proto::ErrorCode;
-use proto::ledger_client::LedgerClient;
 
 /// The ledger's descriptor as last read, under the spool directory.
 pub const DESCRIPTOR_CACHE: &str = "ledger.json";
@@ -67,23 +60,13 @@ pub struct RemoteConfig {
     pub ca: Option<PathBuf>,
 }
 
-#[derive(Clone)]
-struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-type Client = LedgerClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
-
 struct Shared {
     spool: Mutex<Spool>,
     /// Payloads kept here while the ledger was away, uploaded before any further batch.
     payloads: PayloadSpool,
     max_bytes: u64,
+    /// Batches the ledger refused for good (each in `rejected.jsonl`).
+    refused: std::sync::atomic::AtomicU64,
     /// Wakes the forwarder (new frame, close).
     forward: Notify,
     /// Wakes the syncer.
@@ -103,9 +86,6 @@ struct Confirm {
     identity: Option<(String, [u8; 32])>,
 }
 
-/// Most runs one `ListRuns` answers.
-const LIST_MAX: usize = 1000;
-
 /// Longest the start and the confirmation wait for one answer of the ledger.
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -113,6 +93,7 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RemoteLedger {
     shared: Arc<Shared>,
     client: Client,
+    reads: Reads,
     descriptor: LogDescriptor,
 }
 
@@ -122,37 +103,12 @@ impl std::fmt::Debug for RemoteLedger {
     }
 }
 
-fn storage(what: impl std::fmt::Display) -> Error {
-    Error::Storage(what.to_string())
-}
-
-fn status_error(s: &tonic::Status) -> Error {
-    storage(format!("ledger-server: {} ({:?})", s.message(), s.code()))
-}
-
 impl RemoteLedger {
     /// Connects (asking the server for its log descriptor), recovers the spool and starts the
     /// forwarder and the spool syncer. Needs a tokio runtime.
     pub async fn connect(cfg: RemoteConfig) -> anyhow::Result<RemoteLedger> {
         use anyhow::Context as _;
-        let mut endpoint = Endpoint::from_shared(cfg.url.clone())
-            .with_context(|| format!("ledger URL {:?}", cfg.url))?
-            .connect_timeout(Duration::from_secs(5));
-        if cfg.url.starts_with("https://") {
-            // TLS (rustls with ring): the public web roots, plus the operator's CA if given.
-            let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
-            if let Some(ca) = &cfg.ca {
-                let pem = std::fs::read(ca).with_context(|| format!("reading the ledger CA {}", ca.display()))?;
-                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
-            }
-            endpoint = endpoint.tls_config(tls).context("the TLS settings for the ledger")?;
-        } else if cfg.ca.is_some() {
-            anyhow::bail!("--ledger-ca is for a TLS ledger: give its URL as https://");
-        }
-        let channel = endpoint.connect_lazy();
-        let bearer = MetadataValue::try_from(format!("Bearer {}", cfg.token))
-            .context("the ledger token has characters not allowed in a header")?;
-        let mut client = LedgerClient::with_interceptor(channel, Bearer(bearer));
+        let mut client = reads::client(&cfg.url, &cfg.token, cfg.ca.as_deref(), None)?;
         std::fs::create_dir_all(&cfg.spool).with_context(|| format!("creating {}", cfg.spool.display()))?;
         let cache = cfg.spool.join(DESCRIPTOR_CACHE);
         let asked = get_log(&mut client).await;
@@ -217,6 +173,7 @@ impl RemoteLedger {
             spool: Mutex::new(spool),
             payloads,
             max_bytes: cfg.max_bytes,
+            refused: Default::default(),
             forward: Notify::new(),
             sync: Notify::new(),
             drained: Notify::new(),
@@ -228,7 +185,8 @@ impl RemoteLedger {
         tokio::spawn(forward(shared.clone(), client.clone(), cfg.in_flight.max(1)));
         let syncer = shared.clone();
         std::thread::Builder::new().name("spool-sync".into()).spawn(move || sync_loop(syncer))?;
-        Ok(RemoteLedger { shared, client, descriptor })
+        let reads = Reads::new(vec![client.clone()]);
+        Ok(RemoteLedger { shared, client, reads, descriptor })
     }
 
     /// Why the ledger is unreachable, while it is.
@@ -554,25 +512,10 @@ fn handle_ack(shared: &Shared, ack: proto::AppendResponse) {
         None => Ok(Durable::Logged(ack.indices)),
         Some(e) => {
             // Refused for good. Keep the batch and the reason where an operator finds them.
-            let line = serde_json::json!({
-                "code": e.code,
-                "message": e.message,
-                "index": e.index,
-                "entries": frame.entries.iter().map(|b| base64::engine::general_purpose::STANDARD.encode(b)).collect::<Vec<_>>(),
-            });
-            let path = dir.join("rejected.jsonl");
-            let written = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| writeln!(f, "{line}").and_then(|_| f.sync_data()));
-            eprintln!(
-                "ledger refused a spooled batch ({}: {}); kept in {}{}",
-                e.code,
-                e.message,
-                path.display(),
-                written.err().map(|e| format!(" (could not write it: {e})")).unwrap_or_default()
-            );
+            shared.refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let why = serde_json::json!({ "code": e.code, "message": e.message, "index": e.index });
+            let kept = super::keep_rejected(&dir, why, &frame.entries);
+            eprintln!("ledger refused a spooled batch ({}: {}); kept in {kept}", e.code, e.message);
             Err(storage(format!("the ledger refused the batch: {}: {}", e.code, e.message)))
         }
     };
@@ -647,47 +590,14 @@ impl LedgerSink for RemoteLedger {
     }
 
     fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>> {
-        let mut client = self.client.clone();
         let run = run.to_string();
-        Box::pin(async move {
-            match client.get_run(proto::GetRunRequest { run }).await {
-                Ok(r) => {
-                    let r = r.into_inner();
-                    Ok(r.indices.into_iter().zip(r.entries).collect())
-                }
-                Err(s) if ErrorCode::of(&s) == Some(ErrorCode::UnknownRun) => Ok(Vec::new()),
-                Err(s) => Err(status_error(&s)),
-            }
-        })
+        Box::pin(async move { self.reads.run_entries(&run).await })
     }
 
     fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>> {
-        let mut client = self.client.clone();
         let run = run.to_string();
         let backlog = self.backlog();
-        Box::pin(async move {
-            let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-            match client.get_receipt(proto::GetReceiptRequest { run: run.clone(), wait_ms }).await {
-                Ok(r) => Ok(r.into_inner().json),
-                Err(s)
-                    if backlog > 0
-                        && matches!(
-                            ErrorCode::of(&s),
-                            Some(ErrorCode::UnknownRun | ErrorCode::RunUnsealed | ErrorCode::NotYetCheckpointed)
-                        ) =>
-                {
-                    Err(ReceiptError::Unavailable(format!(
-                        "{backlog} batches wait in the gateway's spool for the ledger; the run's seal may be among them"
-                    )))
-                }
-                Err(s) => match ErrorCode::of(&s) {
-                    Some(ErrorCode::UnknownRun) => Err(ReceiptError::UnknownRun(run)),
-                    Some(ErrorCode::RunUnsealed) => Err(ReceiptError::Unsealed(run)),
-                    Some(ErrorCode::NotYetCheckpointed) => Err(ReceiptError::NotYetCheckpointed(run)),
-                    _ => Err(ReceiptError::Unavailable(format!("{} ({:?})", s.message(), s.code()))),
-                },
-            }
-        })
+        Box::pin(async move { self.reads.receipt(&run, wait, backlog).await })
     }
 
     fn put_payload(&self, hash: [u8; 32], bytes: bytes::Bytes) -> BoxFuture<'_, Result<()>> {
@@ -712,32 +622,16 @@ impl LedgerSink for RemoteLedger {
     }
 
     fn payload(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Payload>> {
-        let mut client = self.client.clone();
         Box::pin(async move {
-            let read = async {
-                let mut stream =
-                    client.get_payload(proto::GetPayloadRequest { hash: hash.to_vec() }).await?.into_inner();
-                let mut out = Vec::new();
-                while let Some(chunk) = stream.next().await {
-                    out.extend_from_slice(&chunk?.data);
+            match self.reads.payload(hash).await {
+                Ok(p) => Ok(p),
+                // Not at the ledger yet: perhaps still waiting here.
+                Err(s) if ErrorCode::of(&s) == Some(ErrorCode::PayloadMissing) => {
+                    Ok(self.shared.payloads.get(&hash).map_or(Payload::Missing, |b| Payload::Present(b.into())))
                 }
-                Ok::<_, tonic::Status>(out)
-            };
-            match read.await {
-                Ok(bytes) => Ok(Payload::Present(bytes.into())),
-                Err(s) => match ErrorCode::of(&s) {
-                    Some(ErrorCode::PayloadErased) => {
-                        let index = proto::Detail::of(&s).index.unwrap_or(0);
-                        Ok(Payload::Erased { index })
-                    }
-                    // Not at the ledger yet: perhaps still waiting here.
-                    Some(ErrorCode::PayloadMissing) => {
-                        Ok(self.shared.payloads.get(&hash).map_or(Payload::Missing, |b| Payload::Present(b.into())))
-                    }
-                    _ => match self.shared.payloads.get(&hash) {
-                        Some(b) => Ok(Payload::Present(b.into())),
-                        None => Err(status_error(&s)),
-                    },
+                Err(s) => match self.shared.payloads.get(&hash) {
+                    Some(b) => Ok(Payload::Present(b.into())),
+                    None => Err(status_error(&s)),
                 },
             }
         })
@@ -756,162 +650,27 @@ impl LedgerSink for RemoteLedger {
     }
 
     fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> BoxFuture<'_, Result<RunPage>> {
-        use proto::list_runs_request::Key;
-        let mut client = self.client.clone();
-        Box::pin(async move {
-            let key = match by {
-                RunsBy::Caller(c) => Key::Caller(c),
-                RunsBy::Context(c) => Key::Context(c),
-                RunsBy::Parent(p) => Key::Parent(p),
-            };
-            let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
-            let r = client
-                .list_runs(proto::ListRunsRequest { key: Some(key), before, limit, ..Default::default() })
-                .await
-                .map_err(|s| status_error(&s))?
-                .into_inner();
-            Ok(RunPage {
-                runs: r.runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }).collect(),
-                total: r.total,
-            })
-        })
+        Box::pin(self.reads.runs(by, before, limit))
     }
 
     fn search_runs(&self, q: RunSearch, cursor: Option<String>, limit: usize) -> BoxFuture<'_, Result<SearchPage>> {
-        use ledger_core::{RunStatus, RunSummary, Scan, SealSummary, StatusFilter};
-        use proto::list_runs_request::Key;
-        let mut client = self.client.clone();
-        Box::pin(async move {
-            let is_search =
-                q.skill.is_some() || q.agent.is_some() || q.status.is_some() || q.from.is_some() || q.until.is_some();
-            // A caller alone is a listing on the server, paged with `before`/`next`: its cursor
-            // here is the `caller` scan's, whose position is that accepted index.
-            let listing = q.caller.is_some() && !is_search;
-            let key = match &q.caller {
-                Some(c) => Some(Key::Caller(c.clone())),
-                None if is_search => None,
-                None => Some(Key::All(true)),
-            };
-            let (before, cursor) = match cursor {
-                Some(c) if listing => {
-                    let at = c
-                        .strip_prefix("caller.")
-                        .and_then(|h| hex::decode(h).ok())
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                        .map(u64::from_be_bytes)
-                        .ok_or_else(|| Error::BadSearch(format!("{c:?}: not a cursor of this search")))?;
-                    (Some(at), None)
-                }
-                c => (None, c),
-            };
-            let status = match q.status {
-                None => String::new(),
-                Some(StatusFilter::Open) => "open".into(),
-                Some(StatusFilter::Sealed(s)) => s.as_str().into(),
-            };
-            let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
-            let req = proto::ListRunsRequest {
-                key,
-                limit,
-                skill: q.skill.clone().unwrap_or_default(),
-                agent: q.agent.clone().unwrap_or_default(),
-                status,
-                from: q.from,
-                until: q.until,
-                before,
-                cursor: cursor.unwrap_or_default(),
-                summary: true,
-            };
-            let r = client.list_runs(req).await.map_err(|s| match ErrorCode::of(&s) {
-                // The gateway checked every filter: what the server refuses is the cursor.
-                Some(ErrorCode::BadQuery) => Error::BadSearch(s.message().to_string()),
-                _ => status_error(&s),
-            })?;
-            let r = r.into_inner();
-            let corrupt = |what: &str| storage(format!("ledger-server: a run search answered {what}"));
-            let mut runs = Vec::with_capacity(r.runs.len());
-            for run in r.runs {
-                let s = run.summary.ok_or_else(|| corrupt("a run without its summary"))?;
-                let sealed = match (s.status.as_str(), s.sealed_index, s.sealed_ts) {
-                    ("open", _, _) => None,
-                    (status, Some(index), Some(ts)) => Some(SealSummary {
-                        index,
-                        ts,
-                        status: status.parse::<RunStatus>().map_err(|_| corrupt("an unknown status"))?,
-                    }),
-                    _ => return Err(corrupt("a sealed run without its seal")),
-                };
-                runs.push(RunSummary {
-                    run: run.run,
-                    index: run.index,
-                    ts: s.ts,
-                    skill: s.skill,
-                    caller: s.caller,
-                    agent: s.agent,
-                    sealed,
-                    entries: s.entries,
-                });
-            }
-            let (scan, cursor) = if listing {
-                (Scan::Caller, r.next.map(|n| format!("caller.{}", hex::encode(n.to_be_bytes()))))
-            } else {
-                (Scan::from_name(&r.scan).ok_or_else(|| corrupt("an unknown scan"))?, r.cursor)
-            };
-            Ok(SearchPage { runs, cursor, scan, examined: 0 })
-        })
+        Box::pin(self.reads.search_runs(q, cursor, limit))
     }
 
     fn open_runs(&self) -> BoxFuture<'_, Result<Vec<RunRef>>> {
-        use proto::list_runs_request::Key;
-        let mut client = self.client.clone();
-        Box::pin(async move {
-            let mut out = Vec::new();
-            let mut before = None;
-            loop {
-                let r = client
-                    .list_runs(proto::ListRunsRequest {
-                        key: Some(Key::Open(true)),
-                        before,
-                        limit: LIST_MAX as u32,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|s| status_error(&s))?
-                    .into_inner();
-                let n = r.runs.len();
-                before = r.runs.last().map(|r| r.index);
-                out.extend(r.runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }));
-                if n < LIST_MAX {
-                    break;
-                }
-            }
-            // Oldest first, as the trait says (the server lists newest first).
-            out.reverse();
-            Ok(out)
-        })
+        Box::pin(self.reads.open_runs())
     }
 
     fn payload_runs(&self, hash: [u8; 32], limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
-        use proto::list_runs_request::Key;
-        let mut client = self.client.clone();
-        Box::pin(async move {
-            let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
-            let r = client
-                .list_runs(proto::ListRunsRequest {
-                    key: Some(Key::Payload(hash.to_vec())),
-                    before: None,
-                    limit,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|s| status_error(&s))?
-                .into_inner();
-            Ok(r.runs.into_iter().map(|r| r.run).collect())
-        })
+        Box::pin(self.reads.payload_runs(hash, limit))
     }
 
     fn backlog(&self) -> u64 {
         self.shared.lock().queue.len() as u64
+    }
+
+    fn refused_batches(&self) -> u64 {
+        self.shared.refused.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn lag(&self) -> Duration {

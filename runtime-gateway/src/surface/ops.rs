@@ -63,6 +63,7 @@ struct Gauges {
     running: Gauge,
     spool: Gauge,
     lag: Gauge<f64, AtomicU64>,
+    refused: Gauge,
     quorum_met: Gauge,
 }
 
@@ -96,6 +97,11 @@ impl Metrics {
             gauges.lag.clone(),
         );
         r.register(
+            "ledger_refused_batches",
+            "Batches the ledger refused after the gateway had them acknowledged (kept in rejected.jsonl)",
+            gauges.refused.clone(),
+        );
+        r.register(
             "witness_quorum_met",
             "1 when the embedded log's last witness round met its policy's quorum, 0 when not (witnessed only)",
             gauges.quorum_met.clone(),
@@ -111,6 +117,7 @@ impl Metrics {
         self.gauges.running.set(i64::try_from(running).unwrap_or(i64::MAX));
         self.gauges.spool.set(i64::try_from(sink.backlog()).unwrap_or(i64::MAX));
         self.gauges.lag.set(sink.lag().as_secs_f64());
+        self.gauges.refused.set(i64::try_from(sink.refused_batches()).unwrap_or(i64::MAX));
         if let Some(w) = sink.witnessing() {
             self.gauges.quorum_met.set(i64::from(w.quorum_met()));
         }
