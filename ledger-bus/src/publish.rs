@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::names::LogName;
+use crate::ordered::{Ordered, Start};
 use crate::results::{BatchResult, result_msg_id};
 
 /// The value of the `A2A-Ledger-Format` header this publisher writes.
@@ -441,61 +442,29 @@ async fn drive(
     shared.unacknowledged.send_modify(|u| *u = 0);
 }
 
-/// The out stream, and the sequence to follow the gateway's results from: just after the
-/// stream's last message now, before this publisher sends anything.
-async fn open_results(js: &jetstream::Context, cfg: &PublisherConfig) -> Result<(stream::Stream, u64), Error> {
+/// The sequence to follow the gateway's results from: just after the out stream's last message
+/// now, before this publisher sends anything.
+async fn open_results(js: &jetstream::Context, cfg: &PublisherConfig) -> Result<u64, Error> {
     let name = cfg.log.out_stream();
     let s = js.get_stream(&name).await.map_err(|e| Error::nats(format!("opening stream {name}"), e))?;
     let info = s.get_info().await.map_err(|e| Error::nats(format!("reading stream {name}'s state"), e))?;
-    Ok((s, info.state.last_sequence + 1))
+    Ok(info.state.last_sequence + 1)
 }
 
 /// Follows `ledger.<L>.result.<gateway>` from `from` on, handing every result to its waiters
-/// (or keeping it for them); recreates the consumer after the last message seen when it fails.
+/// (or keeping it for them), through server failures.
 async fn follow_results(
     js: jetstream::Context,
     cfg: PublisherConfig,
-    (mut out, mut from): (stream::Stream, u64),
+    from: u64,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
+    // Through server failures, from just after what the stream held at start (`Ordered`).
     let subject = cfg.log.result_subject(&cfg.gateway);
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let followed = async {
-            let consumer = out
-                .create_consumer(consumer::pull::OrderedConfig {
-                    filter_subject: subject.clone(),
-                    deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-            while let Some(m) = messages.next().await {
-                let m = m.map_err(|e| e.to_string())?;
-                let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
-                if seq < from {
-                    continue;
-                }
-                from = seq + 1;
-                backoff = Duration::from_millis(50);
-                deliver(&shared, &m.headers, &m.payload);
-            }
-            Ok::<(), String>(())
-        };
-        tokio::select! {
-            () = stop.cancelled() => break,
-            _ = followed => {}
-        }
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        if let Ok(s) = js.get_stream(cfg.log.out_stream()).await {
-            out = s;
-        }
+    let mut reader = Ordered::new(js, cfg.log.out_stream(), Some(subject), Start::At(from));
+    while let Some(m) = reader.next(&stop).await {
+        deliver(&shared, &m.headers, &m.payload);
     }
     // Nobody will be answered any more.
     let mut r = shared.results();

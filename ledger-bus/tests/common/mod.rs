@@ -182,21 +182,6 @@ impl Node {
     }
 }
 
-/// The server that leads `stream` now (its `server_name`, a node's name), once it has one.
-pub async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = js.get_stream(stream).await
-            && let Ok(info) = s.info().await
-            && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone())
-        {
-            return leader;
-        }
-        assert!(Instant::now() < deadline, "{stream} has no leader");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 impl Drop for Nats {
     fn drop(&mut self) {
         for n in &mut self.nodes {
