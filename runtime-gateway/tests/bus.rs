@@ -281,7 +281,7 @@ fn ledger_server(args: &[&str]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_gateway_on_a_bus_deployment_serves_runs_with_verified_receipts() {
+async fn the_gateway_on_a_bus_deployment_serves_runs_with_verified_receipts_and_survives_a_sigkill() {
     let nats = nats::Nats::single();
     let urls = nats.urls().join(",");
     let dir = tempfile::tempdir().unwrap();
@@ -355,4 +355,57 @@ async fn the_gateway_on_a_bus_deployment_serves_runs_with_verified_receipts() {
     let metrics = gw.get("/metrics").send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("gateway_ledger_refused_batches 0\n"), "{metrics}");
     assert!(!gw_data.join(REJECTED).exists(), "nothing was refused");
+
+    // SIGKILL the gateway with a run in flight and runs just completed: after a restart on the
+    // same data, every completed run's receipt verifies, and the one in flight is ended and
+    // sealed (its entries came back from the replica, issue 22's recovery, over the bus).
+    let slow = gw
+        .rpc(
+            "SendMessage",
+            serde_json::json!({ "message": { "messageId": "slow-bus", "role": "ROLE_USER", "parts": [{ "text": "slow" }] },
+                                "metadata": { "skill": "slow" }, "configuration": { "returnImmediately": true } }),
+        )
+        .await;
+    let slow = slow["result"]["task"]["id"].as_str().unwrap_or_else(|| panic!("{slow}")).to_string();
+    let mut completed = vec![run];
+    for i in 0..10 {
+        let (status, body) = gw.invoke("echo", serde_json::json!({ "text": format!("before the kill {i}") })).await;
+        assert_eq!(status, 200, "{body}");
+        completed.push(body["run"].as_str().unwrap().to_string());
+    }
+    let mut proc = gw.proc;
+    proc.child.kill().unwrap();
+    proc.child.wait().unwrap();
+    drop(proc);
+    let gw = common::gateway_with(
+        &gw_data,
+        &[
+            "--bus",
+            &urls,
+            "--bus-replica",
+            &replica_url,
+            "--ledger-token",
+            &token,
+            "--data",
+            gw_data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    for run in &completed {
+        let r = gw.get(&format!("/runs/{run}/receipt?wait=10")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "receipt of {run} after the kill");
+        assert_eq!(
+            common::verify(&descriptor_file, &r.bytes().await.unwrap()).status,
+            ledger_core::RunStatus::Completed
+        );
+    }
+    let r = common::poll("the run in flight is ended", Duration::from_secs(20), Duration::from_millis(50), || async {
+        let r = gw.get(&format!("/runs/{slow}/receipt?wait=1")).send().await.unwrap();
+        if r.status() == 200 { Some(r.bytes().await.unwrap()) } else { None }
+    })
+    .await;
+    let v = common::verify(&descriptor_file, &r);
+    assert_eq!(v.status, ledger_core::RunStatus::Failed, "the run in flight at the kill ends failed");
+    assert_eq!(common::kinds(&v).last().map(String::as_str), Some("receipt.sealed"));
 }
