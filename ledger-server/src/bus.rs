@@ -29,13 +29,11 @@ use async_nats::jetstream;
 use ledger_bus::results::{BatchResult, Refusal, result_msg_id};
 use ledger_bus::signer::{self, Signed};
 use ledger_bus::{Lease, LeaseConfig, LogName, Outcome, Refused};
-use ledger_core::store::{RocksConfig, RocksStore};
-use ledger_core::{DataDir, Log, LogConfig, LogDescriptor, LogKey, NamedKey, Store};
+use ledger_core::{Log, LogDescriptor};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -104,59 +102,6 @@ pub struct Opened {
     pub log: Log,
     /// The signer's half of [`signer::signing`]; `None` for a read replica.
     pub signed: Option<Signed>,
-}
-
-/// Opens the log of `settings.data` for the bus: with the key (`log.key` in the directory) it
-/// signs (lines of FORMATS §4) but serves only what the lease holder published; without, given
-/// the descriptor, it is a read replica and signs nothing.
-pub fn open(settings: &Settings, bus: &BusSettings) -> Result<Opened> {
-    if settings.cosigner.is_some() {
-        bail!("a witness policy is not supported with --bus yet: the lease holder would publish uncosigned notes");
-    }
-    let dir = DataDir::new(&settings.data);
-    let existing = dir.existing_origin()?;
-    let mut cfg = LogConfig { checkpoint_interval: settings.checkpoint_interval, ..LogConfig::default() };
-    if existing.is_none()
-        && let Some(d) = &bus.descriptor
-    {
-        // No key: a read replica of the pinned log.
-        let key = d.verifier_key().context("the --log-descriptor's vkey")?;
-        std::fs::create_dir_all(&settings.data).with_context(|| format!("creating {}", settings.data.display()))?;
-        let store: Arc<dyn Store> =
-            Arc::new(RocksStore::open(&settings.data.join(ledger_core::datadir::STORE_DIR), &RocksConfig::default())?);
-        cfg.hash = d.hash;
-        let log = Log::open(store, LogKey::Verifying(key), cfg)
-            .with_context(|| format!("opening the replica of {} in {}", d.origin, settings.data.display()))?;
-        return Ok(Opened { log, signed: None });
-    }
-    let Some(origin) = existing else {
-        bail!(
-            "{} holds no log key: a signer or standby needs the log's key (copy log.key from where `ledger-server init` created it), a read replica the log's --log-descriptor",
-            settings.data.display()
-        );
-    };
-    let signing = signer::signing(&bus.log);
-    cfg.witnessing = Some(signing.witnessing);
-    cfg.extensions = Some(signing.extensions);
-    let hash = match &bus.descriptor {
-        Some(d) => {
-            let key = NamedKey::from_private_string(
-                &std::fs::read_to_string(dir.key_path())
-                    .with_context(|| format!("reading {}", dir.key_path().display()))?,
-            )?;
-            if key.verifier().to_string() != d.vkey {
-                bail!("{} is not the key of the log in --log-descriptor ({})", dir.key_path().display(), d.vkey);
-            }
-            Some(d.hash)
-        }
-        None => settings.hash,
-    };
-    let log = match hash {
-        Some(hash) => dir.open(&origin, LogConfig { hash, ..cfg }, &RocksConfig::default(), crate::os_seed),
-        None => dir.open_keeping_hash(&origin, cfg, &RocksConfig::default(), crate::os_seed),
-    }
-    .with_context(|| format!("opening the log in {}", settings.data.display()))?;
-    Ok(Opened { log, signed: Some(signing.signed) })
 }
 
 /// The running bus tasks of one server.

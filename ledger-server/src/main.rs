@@ -212,7 +212,7 @@ fn main() -> Result<()> {
     };
     let (log, signed) = match &bus {
         Some(b) => {
-            let opened = ledger_server::bus::open(&settings, b)?;
+            let opened = ledger_server::open_bus_log(&settings, b)?;
             (opened.log, Some(opened.signed))
         }
         None => (ledger_server::open_log(&settings)?, None),
