@@ -83,33 +83,82 @@ pub enum Error {
     },
 }
 
-/// Connects to a deployment's NATS servers (`servers`: comma-separated URLs, any one of which
-/// will do), naming the connection `name` (servers show it to operators), and waits until
-/// JetStream answers (a cluster that just started elects its leaders first), for up to `wait`.
-pub async fn connect(
+/// How a process authenticates to the NATS servers, and where its replies come back.
+///
+/// With per-gateway permissions ([`names::LogName::gateway_permissions`]) a gateway may
+/// subscribe only under its own inbox prefix (`_INBOX_<gateway>`), so it must ask for its replies
+/// there: [`Auth::inbox_prefix`].
+#[derive(Clone, Debug, Default)]
+pub struct Auth {
+    /// The user, if the servers require one.
+    pub user: Option<String>,
+    /// Its password (never from a command line: from the environment, [`PASSWORD_ENV`]).
+    pub password: Option<String>,
+    /// The prefix of this connection's reply subjects (`_INBOX` when `None`).
+    pub inbox_prefix: Option<String>,
+}
+
+/// The environment variable holding the bus password of `--bus-user`.
+pub const PASSWORD_ENV: &str = "A2A_LEDGER_BUS_PASSWORD";
+
+impl Auth {
+    /// `user` (if any) with the password from [`PASSWORD_ENV`], replies under `inbox_prefix`.
+    pub fn from_env(user: Option<String>, inbox_prefix: Option<String>) -> Result<Auth, Error> {
+        let password = match &user {
+            Some(u) => Some(std::env::var(PASSWORD_ENV).map_err(|_| {
+                Error::nats("authenticating to the bus", format!("--bus-user {u} needs its password in {PASSWORD_ENV}"))
+            })?),
+            None => None,
+        };
+        Ok(Auth { user, password, inbox_prefix })
+    }
+
+    fn options(&self, name: &str) -> async_nats::ConnectOptions {
+        let mut o = match (&self.user, &self.password) {
+            (Some(u), Some(p)) => async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone()),
+            _ => async_nats::ConnectOptions::new(),
+        };
+        if let Some(prefix) = &self.inbox_prefix {
+            o = o.custom_inbox_prefix(prefix.clone());
+        }
+        o.name(name).retry_on_initial_connect()
+    }
+}
+
+/// A client of a deployment's NATS servers (`servers`: comma-separated URLs, any one of which
+/// will do), named `name` (servers show it to operators), once one answers, within `wait`.
+pub async fn client(
     servers: &str,
     name: &str,
+    auth: &Auth,
     wait: std::time::Duration,
-) -> Result<async_nats::jetstream::Context, Error> {
+) -> Result<async_nats::Client, Error> {
     let urls: Vec<&str> = servers.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
     if urls.is_empty() {
         return Err(Error::nats("connecting to the bus", "no server URL given"));
     }
     let doing = || format!("connecting to the bus at {servers}");
-    let client = tokio::time::timeout(
-        wait,
-        async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(urls.as_slice()),
-    )
-    .await
-    .map_err(|_| Error::nats(doing(), format!("no server answered within {wait:?}")))?
-    .map_err(|e| Error::nats(doing(), e))?;
-    let js = async_nats::jetstream::new(client);
+    tokio::time::timeout(wait, auth.options(name).connect(urls.as_slice()))
+        .await
+        .map_err(|_| Error::nats(doing(), format!("no server answered within {wait:?}")))?
+        .map_err(|e| Error::nats(doing(), e))
+}
+
+/// Connects like [`client`] and waits until JetStream answers (a cluster that just started
+/// elects its leaders first), for up to `wait`.
+pub async fn connect(
+    servers: &str,
+    name: &str,
+    auth: &Auth,
+    wait: std::time::Duration,
+) -> Result<async_nats::jetstream::Context, Error> {
+    let js = async_nats::jetstream::new(client(servers, name, auth, wait).await?);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         match js.query_account().await {
             Ok(_) => return Ok(js),
             Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(Error::nats(format!("{}: JetStream does not answer", doing()), e));
+                return Err(Error::nats(format!("connecting to the bus at {servers}: JetStream does not answer"), e));
             }
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }

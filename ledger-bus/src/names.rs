@@ -65,6 +65,27 @@ impl LogName {
         format!("ledger.{}.result.{gateway}", self.0)
     }
 
+    /// What gateway `gateway` may do on the NATS servers, and nothing more: publish its own
+    /// batches, read its results (the JetStream API of an ordered consumer on the output stream)
+    /// and receive replies under its own inbox prefix, `_INBOX_<gateway>`. Not the checkpoint or
+    /// result subjects, not another gateway's subject, no other JetStream API. `(publish,
+    /// subscribe)` allow lists, as a NATS server's `permissions` take them.
+    pub fn gateway_permissions(&self, gateway: &str) -> (Vec<String>, Vec<String>) {
+        let out = self.out_stream();
+        let publish = vec![
+            self.ingest_subject(gateway),
+            "$JS.API.INFO".to_owned(),
+            format!("$JS.API.STREAM.INFO.{out}"),
+            format!("$JS.API.STREAM.MSG.GET.{out}"),
+            // Consumers only of its own results (the subject ends with the consumer's filter).
+            format!("$JS.API.CONSUMER.CREATE.{out}.*.{}", self.result_subject(gateway)),
+            format!("$JS.API.CONSUMER.INFO.{out}.>"),
+            format!("$JS.API.CONSUMER.DELETE.{out}.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{out}.>"),
+        ];
+        (publish, vec![format!("_INBOX_{gateway}.>")])
+    }
+
     /// The lease's key in [`LEASE_BUCKET`]: the log's name.
     pub fn lease_key(&self) -> &str {
         &self.0

@@ -134,7 +134,12 @@ impl Ordered {
             (None, _, _) => stream.info().await?.state.last_sequence + 1,
         };
         self.next = Some(next);
+        // Named, so that the create request's subject ends with the filter: a server can then
+        // allow a client to read only its own subject (`LogName::gateway_permissions`).
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).map_err(|e| format!("a consumer name: {e}"))?;
         let config = consumer::pull::OrderedConfig {
+            name: Some(format!("ordered-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>())),
             filter_subject: self.subject.clone().unwrap_or_default(),
             deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: next },
             ..Default::default()

@@ -51,6 +51,8 @@ pub struct BusSettings {
     pub log: LogName,
     /// This process's name, in the lease value and the NATS connection name.
     pub holder: String,
+    /// How it authenticates to the NATS servers (`--bus-user`).
+    pub auth: ledger_bus::Auth,
     /// The log's pinned descriptor (`--log-descriptor`): a read replica's only trust in the log;
     /// for a process with the key, a check that the key is this log's (and the tree hash of a
     /// store it creates).
@@ -137,7 +139,7 @@ impl Running {
 /// Connects to the bus and starts following (and, with the key, contending for the lease,
 /// signing and answering gateways).
 pub async fn start(bus: &BusSettings, signed: Option<Signed>, log: Arc<Log>, metrics: Metrics) -> Result<Running> {
-    let js = ledger_bus::connect(&bus.servers, &bus.holder, CONNECT_WAIT).await?;
+    let js = ledger_bus::connect(&bus.servers, &bus.holder, &bus.auth, CONNECT_WAIT).await?;
     let name = bus.log.clone();
     // Everything the log needs must exist: `bus init` creates it, a server only checks.
     for stream in [name.ingest_stream(), name.out_stream()] {

@@ -78,6 +78,9 @@ struct ServeArgs {
     /// This process's name in the lease and on the NATS servers [default: ledger-server-<pid>].
     #[arg(long, requires = "bus")]
     bus_name: Option<String>,
+    /// The NATS user to connect as; its password comes from A2A_LEDGER_BUS_PASSWORD.
+    #[arg(long, requires = "bus")]
+    bus_user: Option<String>,
     /// The descriptor (JSON, as `GET /v1/log` gives it) of the bus log, pinned by the operator.
     /// With no log key in --data the server is a read replica: it serves only checkpoints that
     /// verify under the descriptor's key. With the key, the key must be the descriptor's.
@@ -157,14 +160,42 @@ enum BusCmd {
         /// Seconds within which the ingest stream drops a message whose Nats-Msg-Id it has seen.
         #[arg(long, default_value_t = 120)]
         duplicate_window_s: u64,
+        /// The NATS user to connect as; its password comes from A2A_LEDGER_BUS_PASSWORD.
+        #[arg(long)]
+        bus_user: Option<String>,
+    },
+    /// Print the NATS `permissions` block a gateway needs on the bus, and nothing more: publish
+    /// on its own ingest subject, read its own results, replies under `_INBOX_<gateway>`.
+    ///
+    /// Example:
+    ///   ledger-server bus permissions --log main --gateway gw-1
+    Permissions {
+        /// The log.
+        #[arg(long, default_value = "main")]
+        log: String,
+        /// The gateway's identity (its subject token).
+        #[arg(long)]
+        gateway: String,
     },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::Bus { cmd: BusCmd::Init { bus, logs, replicas, lease_ttl_ms, duplicate_window_s } }) => {
-            return bus_init(&bus, &logs, replicas, lease_ttl_ms, duplicate_window_s);
+        Some(Cmd::Bus { cmd: BusCmd::Init { bus, logs, replicas, lease_ttl_ms, duplicate_window_s, bus_user } }) => {
+            let auth = ledger_bus::Auth::from_env(bus_user, None)?;
+            return bus_init(&bus, &auth, &logs, replicas, lease_ttl_ms, duplicate_window_s);
+        }
+        Some(Cmd::Bus { cmd: BusCmd::Permissions { log, gateway } }) => {
+            ledger_bus::publish::check_gateway_name(&gateway)?;
+            let (publish, subscribe) = ledger_bus::LogName::parse(&log)?.gateway_permissions(&gateway);
+            let quoted = |l: &[String]| l.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+            println!(
+                "{{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }}",
+                quoted(&publish),
+                quoted(&subscribe)
+            );
+            return Ok(());
         }
         Some(Cmd::Status { data, hash, check: true, log_descriptor }) => match check(data, hash, log_descriptor) {
             Ok(true) => return Ok(()),
@@ -200,6 +231,7 @@ fn main() -> Result<()> {
             servers: servers.clone(),
             log: ledger_bus::LogName::parse(&a.bus_log)?,
             holder: a.bus_name.clone().unwrap_or_else(|| format!("ledger-server-{}", std::process::id())),
+            auth: ledger_bus::Auth::from_env(a.bus_user.clone(), None)?,
             descriptor: match &a.log_descriptor {
                 Some(f) => Some(
                     serde_json::from_slice(&std::fs::read(f).with_context(|| format!("reading {}", f.display()))?)
@@ -283,7 +315,14 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn bus_init(servers: &str, logs: &[String], replicas: usize, lease_ttl_ms: u64, duplicate_window_s: u64) -> Result<()> {
+fn bus_init(
+    servers: &str,
+    auth: &ledger_bus::Auth,
+    logs: &[String],
+    replicas: usize,
+    lease_ttl_ms: u64,
+    duplicate_window_s: u64,
+) -> Result<()> {
     let names = logs.iter().map(|l| ledger_bus::LogName::parse(l)).collect::<Result<Vec<_>, _>>()?;
     let topology = ledger_bus::Topology {
         replicas,
@@ -293,7 +332,8 @@ fn bus_init(servers: &str, logs: &[String], replicas: usize, lease_ttl_ms: u64, 
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let js = ledger_bus::connect(servers, "ledger-server bus init", std::time::Duration::from_secs(30)).await?;
+        let js =
+            ledger_bus::connect(servers, "ledger-server bus init", auth, std::time::Duration::from_secs(30)).await?;
         ledger_bus::provision(&js, &names, &topology).await?;
         anyhow::Ok(())
     })?;

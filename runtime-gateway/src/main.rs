@@ -61,6 +61,9 @@ struct Cli {
     /// next one when one is unavailable or not caught up). --ledger-token is its read token.
     #[arg(long, value_name = "URL", requires = "bus")]
     bus_replica: Vec<String>,
+    /// With --bus: the NATS user to connect as; its password comes from A2A_LEDGER_BUS_PASSWORD.
+    #[arg(long, value_name = "USER", requires = "bus")]
+    bus_user: Option<String>,
     /// With an https:// --ledger: a PEM CA certificate to trust besides the public web roots.
     #[arg(long, value_name = "FILE", requires = "ledger")]
     ledger_ca: Option<PathBuf>,
@@ -151,6 +154,7 @@ async fn run(cli: Cli) -> Result<()> {
                 replicas: cli.bus_replica.clone(),
                 token: cli.ledger_token.clone().unwrap_or_default(),
                 data: cli.data.clone(),
+                user: cli.bus_user.clone(),
                 max_unacknowledged: BUS_MAX_UNACKNOWLEDGED,
             })
             .await?;

@@ -135,6 +135,7 @@ async fn batches_are_streamed_refusals_kept_and_reads_fail_over_to_a_live_replic
         replicas: vec![dead.clone(), format!("http://{}", bound.grpc)],
         token: TOKEN.into(),
         data: data.clone(),
+        user: None,
         max_unacknowledged: 100,
     };
     let e = BusLedger::connect(cfg("gw.1")).await.unwrap_err();
@@ -216,6 +217,7 @@ async fn with_the_bus_away_new_runs_are_refused_once_enough_batches_wait() {
         replicas: vec![format!("http://{}", bound.grpc)],
         token: TOKEN.into(),
         data: dir.path().join("gw"),
+        user: None,
         max_unacknowledged: 2,
     })
     .await
@@ -253,6 +255,7 @@ async fn a_gateway_without_a_live_replica_does_not_start() {
         replicas: vec![dead],
         token: TOKEN.into(),
         data: dir.path().to_path_buf(),
+        user: None,
         max_unacknowledged: 100,
     })
     .await
@@ -266,6 +269,7 @@ async fn a_gateway_without_a_live_replica_does_not_start() {
         replicas: vec!["http://127.0.0.1:1".into()],
         token: TOKEN.into(),
         data: dir.path().to_path_buf(),
+        user: None,
         max_unacknowledged: 100,
     })
     .await

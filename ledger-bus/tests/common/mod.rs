@@ -37,15 +37,20 @@ fn binary() -> String {
 impl Nats {
     /// One JetStream server.
     pub fn single() -> Nats {
-        Nats::start(1)
+        Nats::start(1, "")
+    }
+
+    /// One JetStream server whose configuration has `extra` too (e.g. `authorization { … }`).
+    pub fn single_with(extra: &str) -> Nats {
+        Nats::start(1, extra)
     }
 
     /// Three JetStream servers routed to each other (quorum 2 of 3).
     pub fn cluster() -> Nats {
-        Nats::start(3)
+        Nats::start(3, "")
     }
 
-    fn start(n: usize) -> Nats {
+    fn start(n: usize, extra: &str) -> Nats {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes: Vec<Node> = (1..=n)
             .map(|i| Node {
@@ -75,6 +80,7 @@ impl Nats {
                     routes.join(", ")
                 );
             }
+            conf += extra;
             std::fs::write(&node.config, conf).unwrap();
         }
         for node in &mut nodes {

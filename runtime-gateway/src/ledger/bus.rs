@@ -57,6 +57,9 @@ pub struct BusConfig {
     pub token: String,
     /// The gateway's data directory (`rejected.jsonl`).
     pub data: PathBuf,
+    /// The NATS user to connect as, if the servers require one (`--bus-user`; the password
+    /// from `A2A_LEDGER_BUS_PASSWORD`).
+    pub user: Option<String>,
     /// Most batches waiting for the stream before a batch opening a run is refused.
     pub max_unacknowledged: usize,
 }
@@ -107,10 +110,10 @@ impl BusLedger {
         anyhow::ensure!(!cfg.servers.is_empty(), "--bus: give the NATS servers, nats://host:port[,nats://…]");
         anyhow::ensure!(!cfg.replicas.is_empty(), "--bus needs at least one --bus-replica URL to read from");
         std::fs::create_dir_all(&cfg.data).with_context(|| format!("creating {}", cfg.data.display()))?;
-        let client = tokio::time::timeout(ASK_TIMEOUT, async_nats::connect(cfg.servers.clone()))
-            .await
-            .map_err(|_| anyhow::anyhow!("no NATS server of {} answered in 10 s", cfg.servers.join(",")))?
-            .with_context(|| format!("connecting to the bus at {}", cfg.servers.join(",")))?;
+        // Replies come under the gateway's own inbox prefix: with per-gateway permissions
+        // (`ledger-server bus permissions`) it may subscribe nowhere else.
+        let auth = ledger_bus::Auth::from_env(cfg.user.clone(), Some(format!("_INBOX_{}", cfg.gateway)))?;
+        let client = ledger_bus::client(&cfg.servers.join(","), &cfg.gateway, &auth, ASK_TIMEOUT).await?;
         let publisher = tokio::time::timeout(
             ASK_TIMEOUT,
             Publisher::start(client, PublisherConfig::new(log.clone(), &cfg.gateway)),
