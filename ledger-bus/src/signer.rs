@@ -50,10 +50,7 @@ use crate::ordered::{Ordered, Start};
 /// The header naming the lease term a checkpoint message was published under.
 pub const LEASE_HEADER: &str = "A2A-Ledger-Lease";
 
-/// The extension line naming the stream position a note covers.
-pub const STREAM_LINE: &str = "a2a-ledger/stream";
-/// The extension line naming the lease term a note was signed under.
-pub const LEASE_LINE: &str = "a2a-ledger/lease";
+pub use ledger_core::checkpoint::{LEASE_LINE, STREAM_LINE};
 
 /// The newest checkpoint a log opened with [`signing`] signed, and the term it signs under.
 #[derive(Debug)]
@@ -94,22 +91,6 @@ pub fn signing(name: &LogName) -> Signing {
         ]
     }));
     Signing { witnessing, extensions, signed: Signed { newest, term } }
-}
-
-/// The value of a note's extension line `key` (`"<key> <value>"`), if it has one.
-fn line<'a>(cp: &'a Checkpoint, key: &str) -> Option<&'a str> {
-    cp.extensions.iter().find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-}
-
-/// A note's lease term ([`LEASE_LINE`]).
-pub fn lease_of(cp: &Checkpoint) -> Option<u64> {
-    line(cp, LEASE_LINE)?.parse().ok()
-}
-
-/// A note's stream and position ([`STREAM_LINE`]).
-pub fn stream_of(cp: &Checkpoint) -> Option<(&str, u64)> {
-    let (stream, seq) = line(cp, STREAM_LINE)?.split_once(' ')?;
-    Some((stream, seq.parse().ok()?))
 }
 
 /// The last checkpoint message on the subject: its stream sequence and term (0, 0 for none).
@@ -176,7 +157,7 @@ pub async fn sign(
         // signed again (the same tree, the new lease line) rather than published.
         signing_term.store(term.acquired, Ordering::Release);
         let mut cp = log.signed_checkpoint();
-        if !cp.note.is_empty() && lease_of(&cp.checkpoint) != Some(term.acquired) {
+        if !cp.note.is_empty() && cp.checkpoint.lease_term() != Some(term.acquired) {
             let l = log.clone();
             cp = tokio::task::spawn_blocking(move || l.sign_checkpoint())
                 .await
@@ -185,7 +166,7 @@ pub async fn sign(
         }
         if cp.note.is_empty()
             || cp.checkpoint.size <= published
-            || lease_of(&cp.checkpoint) != Some(term.acquired)
+            || cp.checkpoint.lease_term() != Some(term.acquired)
             || !term.valid_at(Instant::now())
         {
             continue;
@@ -239,7 +220,7 @@ pub async fn serve(
                 continue;
             }
         };
-        if lease_of(&cp) != Some(term) {
+        if cp.lease_term() != Some(term) {
             eprintln!("ledger-bus: a checkpoint of log {name} whose lease line is not its term {term}, ignored");
             continue;
         }
@@ -253,12 +234,12 @@ pub async fn serve(
         }
         let ours = log.position_at(size).map_err(|e| Error::nats(format!("reading the position at size {size}"), e))?;
         let stream = name.ingest_stream();
-        if size > 0 && stream_of(&cp) != Some((stream.as_str(), ours.unwrap_or(0))) {
+        if size > 0 && cp.stream_position() != Some((stream.as_str(), ours.unwrap_or(0))) {
             return Err(Error::nats(
                 format!("serving checkpoint {size} of log {name}"),
                 format!(
                     "its stream line says {:?} but this log reached size {size} at {stream} position {ours:?}: the two applied the stream differently",
-                    line(&cp, STREAM_LINE)
+                    cp.extension(STREAM_LINE)
                 ),
             ));
         }

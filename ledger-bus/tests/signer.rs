@@ -178,8 +178,8 @@ async fn the_standby_takes_over_signing_within_the_lease_time_and_continues_the_
         assert_eq!(standby.log.root_at(cp.size).unwrap(), cp.root, "checkpoint {} is not of the tree", cp.size);
         // Its lines: the term it was published under, and the stream position that made the
         // tree reach its size (one message per run here, so the position is the size).
-        assert_eq!(signer::lease_of(&cp), Some(term), "{:?}", cp.extensions);
-        assert_eq!(signer::stream_of(&cp), Some(("LEDGER_main", cp.size)), "{:?}", cp.extensions);
+        assert_eq!(cp.lease_term(), Some(term), "{:?}", cp.extensions);
+        assert_eq!(cp.stream_position(), Some(("LEDGER_main", cp.size)), "{:?}", cp.extensions);
         assert_eq!(standby.log.position_at(cp.size).unwrap(), Some(cp.size));
         if terms_seen.last() != Some(&term) {
             terms_seen.push(term);

@@ -177,7 +177,28 @@ pub struct Checkpoint {
     pub extensions: Vec<String>,
 }
 
+/// The extension line naming the stream position a bus log's checkpoint covers (FORMATS §4).
+pub const STREAM_LINE: &str = "a2a-ledger/stream";
+/// The extension line naming the lease term a bus log's checkpoint was signed under.
+pub const LEASE_LINE: &str = "a2a-ledger/lease";
+
 impl Checkpoint {
+    /// The value of the extension line `key` (`"<key> <value>"`), if the note has one.
+    pub fn extension(&self, key: &str) -> Option<&str> {
+        self.extensions.iter().find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+    }
+
+    /// A bus log's lease term ([`LEASE_LINE`]), if the note has a well-formed one.
+    pub fn lease_term(&self) -> Option<u64> {
+        self.extension(LEASE_LINE)?.parse().ok()
+    }
+
+    /// A bus log's stream and position ([`STREAM_LINE`]), if the note has a well-formed one.
+    pub fn stream_position(&self) -> Option<(&str, u64)> {
+        let (stream, seq) = self.extension(STREAM_LINE)?.split_once(' ')?;
+        Some((stream, seq.parse().ok()?))
+    }
+
     /// The note text: origin, size and base64 root lines, then extensions.
     pub fn to_text(&self) -> String {
         let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));

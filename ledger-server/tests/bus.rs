@@ -27,7 +27,6 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use common::*;
 use futures_util::StreamExt;
-use ledger_bus::signer::{lease_of, stream_of};
 use ledger_core::{Checkpoint, LogDescriptor, ReceiptVerifier, TreeHash};
 
 /// The lease time of these deployments: short, so that failovers are quick.
@@ -314,9 +313,9 @@ async fn check(d: &Deployment, published: &Published) {
     let replica = d.server("replica-1");
     for (term, note) in &notes {
         let cp = Checkpoint::open(note, &key).expect("every published note verifies under the log key");
-        assert_eq!(lease_of(&cp), Some(*term), "lease line and header agree");
+        assert_eq!(cp.lease_term(), Some(*term), "lease line and header agree");
         assert!(*term >= last_term, "term {term} after {last_term}");
-        let (stream, seq) = stream_of(&cp).expect("a stream line");
+        let (stream, seq) = cp.stream_position().expect("a stream line");
         assert_eq!(stream, "LEDGER_main");
         assert!(seq >= 1 && seq <= published.acked + 10, "stream line {seq}");
         if let Some(prev) = &last {

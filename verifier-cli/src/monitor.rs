@@ -156,7 +156,9 @@ fn round(
     if let Some(prev) = last.as_ref() {
         check_extends(base, token, log, state_path, prev, &cp, &note)?;
     }
-    if last.as_ref().is_none_or(|p| p.cp.size != cp.size) {
+    // A new note, even of the same size (a bus log's new signer signs the same tree under its
+    // own term), becomes the state: the next one is checked against it.
+    if last.as_ref().is_none_or(|p| p.note != note) {
         let state = State { log: log.clone(), checkpoint: note.clone() };
         write_atomic(state_path, serde_json::to_string_pretty(&state).expect("json").as_bytes())?;
         println!(
@@ -180,6 +182,20 @@ fn check_extends(
     note: &str,
 ) -> Result<(), Failure> {
     let both = || serde_json::json!({ "log": log, "previous": prev.note, "current": note });
+    // A bus log's notes carry the signer's lease term (FORMATS §4): terms never go back, so a
+    // lower one is a signer that lost its lease and still published (a fencing failure).
+    if let (Some(old), Some(new)) = (prev.cp.lease_term(), cp.lease_term())
+        && new < old
+    {
+        return Err(caught(
+            state_path,
+            "LEASE WENT BACK",
+            format!(
+                "a checkpoint signed under lease term {new} after one under term {old}: a signer that lost its lease published"
+            ),
+            both(),
+        ));
+    }
     if cp.size < prev.cp.size {
         return Err(caught(
             state_path,

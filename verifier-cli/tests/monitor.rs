@@ -223,3 +223,63 @@ fn monitor_follows_the_log_and_catches_a_fork() {
     let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert!(st["checkpoint"].as_str().unwrap().contains("\n7\n"));
 }
+
+/// Serves `/v1/log` and, at `/v1/checkpoint`, whatever `note` holds at the time of the request.
+fn fake_log(descriptor: String, note: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let body =
+                if request.starts_with("GET /v1/log ") { descriptor.clone() } else { note.lock().unwrap().clone() };
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    url
+}
+
+#[test]
+fn the_monitor_catches_a_bus_checkpoint_whose_lease_term_went_back() {
+    // A bus log's notes carry the lease term they were signed under (FORMATS §4); a lower term
+    // after a higher one is a signer that lost its lease and still published.
+    let key = NamedKey::from_seed("bus.example/main", [4; 32]).unwrap();
+    let tree = ledger_core::MemTree::new(TreeHash::Blake3);
+    let note = |term: u64| {
+        ledger_core::Checkpoint {
+            origin: key.name().into(),
+            size: 0,
+            root: tree.root(),
+            extensions: vec!["a2a-ledger/stream LEDGER_main 0".into(), format!("a2a-ledger/lease {term}")],
+        }
+        .sign(&key)
+    };
+    let descriptor =
+        serde_json::to_string(&ledger_core::LogDescriptor::new(&key.verifier(), TreeHash::Blake3)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (log, state) = (dir.path().join("log.json"), dir.path().join("monitor.json"));
+    std::fs::write(&log, &descriptor).unwrap();
+    let current = std::sync::Arc::new(std::sync::Mutex::new(note(7)));
+    let url = fake_log(descriptor, current.clone());
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_ledger-verify"))
+            .args(["monitor", &url, "--once", "--log"])
+            .arg(&log)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap();
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(run().0, 0);
+    *current.lock().unwrap() = note(9);
+    assert_eq!(run().0, 0, "a later term is how a failover looks");
+    *current.lock().unwrap() = note(8);
+    let (code, err) = run();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("LEASE WENT BACK") && err.contains("term 8 after one under term 9"), "{err}");
+}
