@@ -332,7 +332,9 @@ async fn ingest(bus: Bus, t: Traffic, replica: String, cpu_of: Vec<String>) -> R
 
     let started = Instant::now();
     let m = load(&pubs, traffic, t.in_flight, t.rate, cps.clone(), stop.clone()).await?;
-    let acked = started.elapsed();
+    // The stream's side: until the last acknowledgement (`load` returns once every result is in).
+    let acked = m.acks_at.iter().map(|(at, _)| *at).max().unwrap_or(started) - started;
+    let resulted = started.elapsed();
     // Until the replica serves a checkpoint of everything: the last index + 1.
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -377,6 +379,7 @@ async fn ingest(bus: Bus, t: Traffic, replica: String, cpu_of: Vec<String>) -> R
         "refused_batches": m.refused,
         "offered_rate": t.rate,
         "seconds_to_last_ack": acked.as_secs_f64(),
+        "seconds_to_last_result": resulted.as_secs_f64(),
         "seconds_to_covering_checkpoint": covered.as_secs_f64(),
         "acked_entries_per_s": (entries as f64 / acked.as_secs_f64()).round(),
         "entries_per_s": (entries as f64 / covered.as_secs_f64()).round(),
