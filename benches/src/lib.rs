@@ -142,6 +142,73 @@ pub fn realistic_run(h: TreeHash, run: &str, key: &NamedKey, rng: &mut Rng) -> V
     entries
 }
 
+/// A load's traffic: batches of whole runs, each run sealed by one key. Entries are shared
+/// buffers, as a gateway holds them: sending a batch clones references, not bytes.
+#[derive(Debug, Default)]
+pub struct Batches {
+    /// The batches, in sending order.
+    pub batches: Vec<Vec<bytes::Bytes>>,
+    /// Every run's id.
+    pub runs: Vec<String>,
+    /// Entries in all batches.
+    pub entries: usize,
+    /// Bytes of all entries.
+    pub bytes: usize,
+}
+
+/// At least `entries` entries of [`realistic_run`]s sealed by `key`, `runs_per_batch` whole
+/// runs a batch, run ids `<prefix>-<thread>-<n>`; generated on two threads (seals are signed),
+/// each seeded from `seed` and its number, so the same arguments give the same batches.
+pub fn traffic(h: TreeHash, key: &NamedKey, entries: usize, runs_per_batch: usize, seed: u64, prefix: &str) -> Batches {
+    let per_thread = entries.div_ceil(2);
+    /// One generator thread's batches and run ids.
+    type Part = (Vec<Vec<bytes::Bytes>>, Vec<String>);
+    let parts: Vec<Part> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|w| {
+                s.spawn(move || {
+                    let mut rng = Rng::new(seed * 1000 + w);
+                    let (mut batches, mut runs, mut n, mut r) = (Vec::new(), Vec::new(), 0, 0);
+                    while n < per_thread {
+                        let mut batch = Vec::new();
+                        for _ in 0..runs_per_batch {
+                            let id = format!("{prefix}-{w}-{r}");
+                            r += 1;
+                            let run = realistic_run(h, &id, key, &mut rng);
+                            n += run.len();
+                            batch.extend(run.into_iter().map(bytes::Bytes::from));
+                            runs.push(id);
+                        }
+                        batches.push(batch);
+                    }
+                    (batches, runs)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("generator")).collect()
+    });
+    let mut out = Batches::default();
+    for (b, r) in parts {
+        out.batches.extend(b);
+        out.runs.extend(r);
+    }
+    for b in &out.batches {
+        out.entries += b.len();
+        out.bytes += b.iter().map(bytes::Bytes::len).sum::<usize>();
+    }
+    out
+}
+
+/// Latency percentiles in milliseconds (p50, p90, p99, p999, max), or null for none.
+pub fn percentiles(mut v: Vec<std::time::Duration>) -> serde_json::Value {
+    if v.is_empty() {
+        return serde_json::Value::Null;
+    }
+    v.sort();
+    let p = |q: f64| (v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e6).round() / 1e3;
+    serde_json::json!({"p50": p(0.5), "p90": p(0.9), "p99": p(0.99), "p999": p(0.999), "max": p(1.0)})
+}
+
 /// The floor of every durable-path figure: `entries` written to a fresh RocksDB at `path` as
 /// synced `WriteBatch`es of `group` entries (key = position), from one thread, nothing else.
 /// It gets the ledger store's I/O settings (recycled WAL files, flushes with direct I/O where

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use a2a_ledger_benches::{Rng, cpu_time, identity_entry, realistic_run};
+use a2a_ledger_benches::{Batches, Rng, cpu_time, identity_entry, percentiles};
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -134,68 +134,13 @@ enum Cmd {
     },
 }
 
-/// The traffic: batches of whole runs, each run sealed by the `gateway` key. Entries are shared
-/// buffers, as a gateway holds them: sending a batch clones references, not bytes.
-struct Batches {
-    batches: Vec<Vec<Bytes>>,
-    runs: Vec<String>,
-    entries: usize,
-    bytes: usize,
-}
-
 fn gateway_key() -> NamedKey {
     NamedKey::from_seed("gateway", [0x42; 32]).expect("key")
 }
 
+/// The traffic: batches of whole runs, each run sealed by the `gateway` key.
 fn traffic(t: &Traffic) -> Batches {
-    // Seals are signed: generate on both cores.
-    let per_thread = t.entries.div_ceil(2);
-    /// One generator thread's batches and run ids.
-    type Part = (Vec<Vec<Bytes>>, Vec<String>);
-    let parts: Vec<Part> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..2)
-            .map(|w| {
-                s.spawn(move || {
-                    let key = gateway_key();
-                    let mut rng = Rng::new(t.seed * 1000 + w);
-                    let (mut batches, mut runs, mut n, mut r) = (Vec::new(), Vec::new(), 0, 0);
-                    while n < per_thread {
-                        let mut batch = Vec::new();
-                        for _ in 0..t.runs_per_batch {
-                            let id = format!("{}-{w}-{r}", t.prefix);
-                            r += 1;
-                            let run = realistic_run(t.hash, &id, &key, &mut rng);
-                            n += run.len();
-                            batch.extend(run.into_iter().map(Bytes::from));
-                            runs.push(id);
-                        }
-                        batches.push(batch);
-                    }
-                    (batches, runs)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("generator")).collect()
-    });
-    let mut out = Batches { batches: Vec::new(), runs: Vec::new(), entries: 0, bytes: 0 };
-    for (b, r) in parts {
-        out.batches.extend(b);
-        out.runs.extend(r);
-    }
-    for b in &out.batches {
-        out.entries += b.len();
-        out.bytes += b.iter().map(Bytes::len).sum::<usize>();
-    }
-    out
-}
-
-fn percentiles(mut v: Vec<Duration>) -> serde_json::Value {
-    if v.is_empty() {
-        return serde_json::Value::Null;
-    }
-    v.sort();
-    let p = |q: f64| (v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e6).round() / 1e3;
-    serde_json::json!({"p50": p(0.5), "p90": p(0.9), "p99": p(0.99), "p999": p(0.999), "max": p(1.0)})
+    a2a_ledger_benches::traffic(t.hash, &gateway_key(), t.entries, t.runs_per_batch, t.seed, &t.prefix)
 }
 
 fn main() -> Result<()> {
