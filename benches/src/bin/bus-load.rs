@@ -116,7 +116,7 @@ enum Cmd {
 
 /// A connection to the deployment's NATS servers (named `name`), once JetStream answers.
 async fn connect(bus: &Bus, name: &str) -> Result<async_nats::jetstream::Context> {
-    Ok(ledger_bus::connect(&bus.bus, name, Duration::from_secs(10)).await?)
+    Ok(ledger_bus::connect(&bus.bus, name, &ledger_bus::Auth::default(), Duration::from_secs(10)).await?)
 }
 
 fn gateway_key(i: usize) -> NamedKey {
