@@ -212,6 +212,18 @@ impl Reads {
         }
     }
 
+    /// One `ListRuns` request, at the first replica that answers.
+    async fn list_runs(
+        &self,
+        req: &proto::ListRunsRequest,
+    ) -> std::result::Result<tonic::Response<proto::ListRunsResponse>, tonic::Status> {
+        self.each(|mut c| {
+            let req = req.clone();
+            async move { c.list_runs(req).await }
+        })
+        .await
+    }
+
     /// Runs by caller, context or parent, newest first.
     pub async fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> Result<RunPage> {
         use proto::list_runs_request::Key;
@@ -222,14 +234,7 @@ impl Reads {
         };
         let limit = u32::try_from(limit.clamp(1, LIST_MAX)).expect("at most LIST_MAX");
         let req = proto::ListRunsRequest { key: Some(key), before, limit, ..Default::default() };
-        let r = self
-            .each(|mut c| {
-                let req = req.clone();
-                async move { c.list_runs(req).await }
-            })
-            .await
-            .map_err(|s| status_error(&s))?
-            .into_inner();
+        let r = self.list_runs(&req).await.map_err(|s| status_error(&s))?.into_inner();
         Ok(RunPage {
             runs: r.runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }).collect(),
             total: r.total,
@@ -280,17 +285,11 @@ impl Reads {
             cursor: cursor.unwrap_or_default(),
             summary: true,
         };
-        let r = self
-            .each(|mut c| {
-                let req = req.clone();
-                async move { c.list_runs(req).await }
-            })
-            .await
-            .map_err(|s| match ErrorCode::of(&s) {
-                // The gateway checked every filter: what the server refuses is the cursor.
-                Some(ErrorCode::BadQuery) => Error::BadSearch(s.message().to_string()),
-                _ => status_error(&s),
-            })?;
+        let r = self.list_runs(&req).await.map_err(|s| match ErrorCode::of(&s) {
+            // The gateway checked every filter: what the server refuses is the cursor.
+            Some(ErrorCode::BadQuery) => Error::BadSearch(s.message().to_string()),
+            _ => status_error(&s),
+        })?;
         let r = r.into_inner();
         let corrupt = |what: &str| storage(format!("ledger-server: a run search answered {what}"));
         let mut runs = Vec::with_capacity(r.runs.len());
@@ -336,14 +335,7 @@ impl Reads {
                 limit: LIST_MAX as u32,
                 ..Default::default()
             };
-            let r = self
-                .each(|mut c| {
-                    let req = req.clone();
-                    async move { c.list_runs(req).await }
-                })
-                .await
-                .map_err(|s| status_error(&s))?
-                .into_inner();
+            let r = self.list_runs(&req).await.map_err(|s| status_error(&s))?.into_inner();
             let n = r.runs.len();
             before = r.runs.last().map(|r| r.index);
             out.extend(r.runs.into_iter().map(|r| RunRef { run: r.run, index: r.index }));
@@ -366,14 +358,7 @@ impl Reads {
             limit,
             ..Default::default()
         };
-        let r = self
-            .each(|mut c| {
-                let req = req.clone();
-                async move { c.list_runs(req).await }
-            })
-            .await
-            .map_err(|s| status_error(&s))?
-            .into_inner();
+        let r = self.list_runs(&req).await.map_err(|s| status_error(&s))?.into_inner();
         Ok(r.runs.into_iter().map(|r| r.run).collect())
     }
 }
