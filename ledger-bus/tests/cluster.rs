@@ -42,9 +42,12 @@ async fn no_acknowledged_message_is_lost_or_stored_twice_when_the_stream_leader_
             h.insert("Nats-Msg-Id", format!("gw-1/0/{i}").as_str());
             futures.push((i, js.publish_with_headers(subject.clone(), h, body.clone()).await));
         }
+        // One 5 s wait for the whole round, not 5 s each: while the connection is away every
+        // acknowledgement times out, and 32 waits in turn would outlast the test's deadline.
+        let round_ends = tokio::time::Instant::now() + Duration::from_secs(5);
         for (i, sent) in futures {
             let Ok(ack) = sent else { continue };
-            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), ack.into_future()).await {
+            if let Ok(Ok(_)) = tokio::time::timeout_at(round_ends, ack.into_future()).await {
                 acked[i] = true;
             }
         }
