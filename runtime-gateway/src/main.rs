@@ -26,6 +26,7 @@ use runtime_gateway::engine::tasks::Engine;
 use runtime_gateway::ledger::bus::{BusConfig, BusLedger};
 use runtime_gateway::ledger::metered::MeteredSink;
 use runtime_gateway::ledger::remote::{RemoteConfig, RemoteLedger};
+use runtime_gateway::ledger::shards::{Route, Shard, Shards};
 use runtime_gateway::ledger::{EmbeddedLedger, LedgerSink};
 use runtime_gateway::surface::a2a::card::{build_card, card_skill};
 use runtime_gateway::surface::ops::Metrics;
@@ -54,7 +55,8 @@ struct Cli {
     /// (nats://host:port[,nats://host:port…]). Reads go to --bus-replica.
     #[arg(long, value_name = "URLS", value_delimiter = ',', requires = "bus_replica")]
     bus: Vec<String>,
-    /// With --bus: the log's name on the bus.
+    /// With --bus: the log's name on the bus (the default log; gateway.toml's [[bus_log]] entries
+    /// name more logs and the runs they take).
     #[arg(long, value_name = "NAME", default_value = "main", requires = "bus")]
     bus_log: String,
     /// With --bus: the gRPC URL of a read replica of the log (repeatable; tried in order, the
@@ -143,32 +145,56 @@ async fn run(cli: Cli) -> Result<()> {
     let mut remote_handle: Option<Arc<RemoteLedger>> = None;
     let mut embedded_log: Option<(Arc<ledger_core::Log>, Option<Cosigner>)> = None;
     let mut loaded = None;
+    let mut sharded: Option<Shards> = None;
     let (sink, data, ledger_desc): (Arc<dyn LedgerSink>, PathBuf, String) = match (&cli.embedded, &cli.ledger) {
         (None, None) if !cli.bus.is_empty() => {
-            // The gateway publishes under its identity's name, which its config names.
+            // The gateway publishes under its identity's name, which its config names; the
+            // config's [[bus_log]] entries name further logs (shards) and the runs they take.
             let (cfg, bootstrap) = config::load_or_create(&cli.data, cli.config.as_deref())?;
-            let bus = BusLedger::connect(BusConfig {
-                servers: cli.bus.clone(),
-                log: cli.bus_log.clone(),
-                gateway: cfg.identity.clone(),
-                replicas: cli.bus_replica.clone(),
-                token: cli.ledger_token.clone().unwrap_or_default(),
-                data: cli.data.clone(),
-                user: cli.bus_user.clone(),
-                max_unacknowledged: BUS_MAX_UNACKNOWLEDGED,
-            })
-            .await?;
-            let d = bus.descriptor();
-            let desc = format!(
-                "on the bus at {} (log {}, {}, {}), read from {}",
-                cli.bus.join(","),
-                cli.bus_log,
-                d.origin,
-                d.hash,
-                cli.bus_replica.join(", ")
-            );
+            let config_path = config::path(&cli.data, cli.config.as_deref());
+            cfg.check_bus_logs(&cli.bus_log).with_context(|| format!("gateway config {}", config_path.display()))?;
+            let connect = |log: &str, replicas: &[String]| {
+                BusLedger::connect(BusConfig {
+                    servers: cli.bus.clone(),
+                    log: log.to_string(),
+                    gateway: cfg.identity.clone(),
+                    replicas: replicas.to_vec(),
+                    token: cli.ledger_token.clone().unwrap_or_default(),
+                    data: cli.data.clone(),
+                    user: cli.bus_user.clone(),
+                    max_unacknowledged: BUS_MAX_UNACKNOWLEDGED,
+                })
+            };
+            let describe = |name: &str, bus: &BusLedger, replicas: &[String]| {
+                let d = bus.descriptor();
+                format!("log {name} ({}, {}), read from {}", d.origin, d.hash, replicas.join(", "))
+            };
+            let main_log = connect(&cli.bus_log, &cli.bus_replica).await?;
+            let mut desc =
+                format!("on the bus at {}: {}", cli.bus.join(","), describe(&cli.bus_log, &main_log, &cli.bus_replica));
+            let sink: Arc<dyn LedgerSink> = if cfg.bus_logs.is_empty() {
+                Arc::new(main_log)
+            } else {
+                let mut shards = vec![Shard { name: cli.bus_log.clone(), sink: Arc::new(main_log) }];
+                for l in &cfg.bus_logs {
+                    let bus = connect(&l.name, &l.replicas)
+                        .await
+                        .with_context(|| format!("{}: [[bus_log]] {:?}", config_path.display(), l.name))?;
+                    desc.push_str(&format!("; {}", describe(&l.name, &bus, &l.replicas)));
+                    shards.push(Shard { name: l.name.clone(), sink: Arc::new(bus) });
+                }
+                let routes = cfg
+                    .bus_logs
+                    .iter()
+                    .map(|l| Route { log: l.name.clone(), agents: l.agents.clone(), callers: l.callers.clone() })
+                    .collect();
+                let router =
+                    Shards::new(shards, routes).with_context(|| format!("gateway config {}", config_path.display()))?;
+                sharded = Some(router.clone());
+                Arc::new(router)
+            };
             loaded = Some((cfg, bootstrap));
-            (Arc::new(bus), cli.data.clone(), desc)
+            (sink, cli.data.clone(), desc)
         }
         (Some(dir), None) => {
             let d = DataDir::new(dir);
@@ -231,6 +257,12 @@ async fn run(cli: Cli) -> Result<()> {
         Some(loaded) => loaded,
         None => config::load_or_create(&data, cli.config.as_deref())?,
     };
+    if !cfg.bus_logs.is_empty() && cli.bus.is_empty() {
+        bail!(
+            "{}: [[bus_log]] names logs on a bus, but the gateway runs without --bus",
+            config::path(&data, cli.config.as_deref()).display()
+        );
+    }
     // Payload bytes do not travel on the bus yet: entries carry their hashes only.
     if !cli.bus.is_empty() {
         match &mut cfg.payloads {
@@ -272,6 +304,15 @@ async fn run(cli: Cli) -> Result<()> {
         r.expect_identity(key.name(), key.public_key());
     }
     identity::register_or_remember(&*sink, &key, &data, offline, now_ns()).await?;
+    // A receipt's signer must be registered in the receipt's own log: in every log, not only
+    // the default one (which the router's identity run goes to).
+    if let Some(router) = &sharded {
+        for s in &router.shards()[1..] {
+            identity::register_identity(&*s.sink, &key, now_ns())
+                .await
+                .with_context(|| format!("registering the gateway identity {:?} in log {:?}", key.name(), s.name))?;
+        }
+    }
 
     let manifest = match &cli.manifest {
         Some(path) => Manifest::load(path)?,
@@ -324,6 +365,26 @@ async fn run(cli: Cli) -> Result<()> {
         }
         manifest.agents[i].skills = skills.clone();
         engine.add_skills(i, skills);
+    }
+    // Routes by agent: which agent serves each skill (the skills are all known now).
+    if let Some(router) = &sharded {
+        for l in &cfg.bus_logs {
+            if let Some(a) =
+                l.agents.iter().find(|a| !a.ends_with('*') && !manifest.agents.iter().any(|m| &m.name == *a))
+            {
+                bail!(
+                    "{}: [[bus_log]] {:?} names agent {a:?}, which the manifest does not have",
+                    config::path(&data, cli.config.as_deref()).display(),
+                    l.name
+                );
+            }
+        }
+        let agents = engine
+            .agents()
+            .iter()
+            .flat_map(|a| a.spec.skills.iter().map(|s| (s.id.clone(), a.spec.name.clone())))
+            .collect();
+        router.know_agents(agents);
     }
     // MCP agents not connected yet (their manifest names their skills) are connected in the
     // background, so the edge soon declares what their servers declare (resources, prompts,

@@ -68,6 +68,54 @@ pub struct GatewayConfig {
     /// The listener's limits (concurrency, load shedding, request timeout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerConfig>,
+    /// More logs on the bus (`runtime-gateway --bus`), each with the runs it takes: sharded
+    /// logs. Runs no entry takes go to the `--bus-log` log.
+    #[serde(default, rename = "bus_log", skip_serializing_if = "Vec::is_empty")]
+    pub bus_logs: Vec<BusLogConfig>,
+}
+
+/// `[[bus_log]]`: one more log on the bus, and the runs that go to it. A run goes to the first
+/// `[[bus_log]]` (in file order) naming its agent or its caller; a pattern is a name or a prefix
+/// followed by `*`. Every later entry of a run (its end, seal, reviews) follows its first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusLogConfig {
+    /// The log's name on the bus (`ledger-server bus init --log NAME`).
+    pub name: String,
+    /// gRPC URLs of its read replicas, in order of preference.
+    pub replicas: Vec<String>,
+    /// Agents (the manifest's names) whose runs go to this log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+    /// Callers (tenants) whose runs go to this log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callers: Vec<String>,
+}
+
+impl GatewayConfig {
+    /// Checks `[[bus_log]]` against the default log's name: names unique and not the default's,
+    /// replicas given, and each log taking some runs. Says which entry is wrong and why.
+    pub fn check_bus_logs(&self, default_log: &str) -> Result<()> {
+        let mut seen = vec![default_log];
+        for (i, l) in self.bus_logs.iter().enumerate() {
+            let at = format!("[[bus_log]] #{} ({:?})", i + 1, l.name);
+            if seen.contains(&l.name.as_str()) {
+                anyhow::bail!("{at}: log {:?} is named twice (the --bus-log log is {default_log:?})", l.name);
+            }
+            seen.push(&l.name);
+            if l.replicas.is_empty() {
+                anyhow::bail!("{at}: replicas: give the gRPC URL of one read replica of the log or more");
+            }
+            if l.agents.is_empty() && l.callers.is_empty() {
+                anyhow::bail!("{at}: no run would go to it: give agents = [...] or callers = [...]");
+            }
+            if let Some(p) = l.agents.iter().chain(&l.callers).find(|p| p.is_empty() || p[..p.len() - 1].contains('*'))
+            {
+                anyhow::bail!("{at}: {p:?} is not a pattern: a name, or a prefix followed by one '*'");
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_identity() -> String {
@@ -316,5 +364,40 @@ pub fn load_or_create(data: &Path, explicit: Option<&Path>) -> Result<(GatewayCo
             Ok((cfg, Some(Bootstrap { token, path: tokens_path })))
         }
         Err(e) => Err(e).with_context(|| format!("reading the gateway config {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(logs: &str) -> Result<()> {
+        let cfg: GatewayConfig = toml::from_str(logs).unwrap();
+        cfg.check_bus_logs("main")
+    }
+
+    #[test]
+    fn bus_logs_are_checked_entry_by_entry() {
+        let ok = "[[bus_log]]\nname = \"billing\"\nreplicas = [\"http://r\"]\nagents = [\"billing\", \"pay-*\"]\n";
+        with(ok).unwrap();
+        let cases = [
+            (
+                "[[bus_log]]\nname = \"main\"\nreplicas = [\"http://r\"]\ncallers = [\"a\"]\n",
+                "log \"main\" is named twice",
+            ),
+            ("[[bus_log]]\nname = \"b\"\nreplicas = []\ncallers = [\"a\"]\n", "#1 (\"b\"): replicas: give"),
+            ("[[bus_log]]\nname = \"b\"\nreplicas = [\"http://r\"]\n", "no run would go to it"),
+            ("[[bus_log]]\nname = \"b\"\nreplicas = [\"http://r\"]\ncallers = [\"a*b\"]\n", "\"a*b\" is not a pattern"),
+            (
+                "[[bus_log]]\nname = \"b\"\nreplicas = [\"r\"]\ncallers = [\"a\"]\n[[bus_log]]\nname = \"b\"\nreplicas = [\"r\"]\ncallers = [\"c\"]\n",
+                "#2 (\"b\"): log \"b\" is named twice",
+            ),
+        ];
+        for (toml, want) in cases {
+            let e = with(toml).unwrap_err().to_string();
+            assert!(e.contains(want), "{toml}: {e}");
+        }
+        let e = toml::from_str::<GatewayConfig>("[[bus_log]]\nname = \"b\"\nreplica = [\"r\"]\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `replica`"), "{e}");
     }
 }

@@ -20,10 +20,9 @@
 //!   answers only once it has applied everything this gateway had acknowledged.
 //! - Payload bytes do not travel on the bus yet: `put_payload` and `erase_payload` refuse.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ledger_bus::results::BatchResult;
@@ -31,6 +30,7 @@ use ledger_bus::{LogName, Publisher, PublisherConfig};
 use ledger_core::{Error, LogDescriptor, Result, RunSearch, SearchPage, TreeHash};
 
 pub use super::REJECTED;
+use super::in_order::InOrder;
 use super::reads::{self, Reads, storage};
 use super::{
     AppendDone, Batch, BoxFuture, Durable, LedgerSink, Payload, ReceiptError, RunEntries, RunPage, RunRef, RunsBy,
@@ -64,22 +64,10 @@ pub struct BusConfig {
     pub max_unacknowledged: usize,
 }
 
-/// Acknowledgements held back until every earlier batch's was given.
-#[derive(Default)]
-struct InOrder {
-    /// The number of the next batch to answer.
-    next: u64,
-    /// The number the next `append` gets.
-    issued: u64,
-    /// Batches answered, by number: the acknowledgements still held back (`None` for a
-    /// failure, answered at once).
-    ready: BTreeMap<u64, Option<(AppendDone, Durable)>>,
-}
-
 struct Shared {
     data: PathBuf,
     max_unacknowledged: usize,
-    order: Mutex<InOrder>,
+    order: InOrder,
     refused: AtomicU64,
 }
 
@@ -143,7 +131,7 @@ impl BusLedger {
         let shared = Arc::new(Shared {
             data: cfg.data,
             max_unacknowledged: cfg.max_unacknowledged,
-            order: Mutex::new(InOrder::default()),
+            order: InOrder::default(),
             refused: AtomicU64::new(0),
         });
         Ok(BusLedger { publisher, reads, descriptor, shared, runtime: tokio::runtime::Handle::current() })
@@ -156,32 +144,9 @@ impl BusLedger {
 }
 
 impl Shared {
-    /// Batch `n` is done: gives its acknowledgement once every earlier batch is answered, and
-    /// every later one it held back. A failure is answered at once: nothing of it is durable, so
-    /// it cannot be durable before an earlier batch.
+    /// Batch `n` is done (see [`InOrder::finish`]).
     fn finish(&self, n: u64, done: AppendDone, outcome: Result<Durable>) {
-        let mut release = Vec::new();
-        let failed = {
-            let mut o = self.order.lock().unwrap_or_else(|p| p.into_inner());
-            let (held, failed) = match outcome {
-                Ok(durable) => (Some((done, durable)), None),
-                Err(e) => (None, Some((done, e))),
-            };
-            o.ready.insert(n, held);
-            loop {
-                let next = o.next;
-                let Some(ready) = o.ready.remove(&next) else { break };
-                release.extend(ready);
-                o.next += 1;
-            }
-            failed
-        };
-        if let Some((done, e)) = failed {
-            done(Err(e));
-        }
-        for (done, durable) in release {
-            done(Ok(durable));
-        }
+        self.order.finish(n, done, outcome);
     }
 
     /// The sequencer refused an acknowledged batch: kept with the reason where an operator finds
@@ -207,11 +172,7 @@ fn no_payloads() -> Error {
 
 impl LedgerSink for BusLedger {
     fn append(&self, batch: Batch, done: AppendDone) {
-        let n = {
-            let mut o = self.shared.order.lock().unwrap_or_else(|p| p.into_inner());
-            o.issued += 1;
-            o.issued - 1
-        };
+        let n = self.shared.order.issue();
         let waiting = self.publisher.unacknowledged();
         let limit = if batch.opens_run {
             self.shared.max_unacknowledged

@@ -43,6 +43,9 @@ impl LedgerSink for MeteredSink {
     fn descriptor(&self) -> LogDescriptor {
         self.inner.descriptor()
     }
+    fn descriptors(&self) -> Vec<LogDescriptor> {
+        self.inner.descriptors()
+    }
     fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>> {
         self.inner.run_entries(run)
     }

@@ -1,15 +1,18 @@
 //! The ledger seam, the layer under the engine: [`LedgerSink`], with the ledger in this process
 //! ([`embedded::EmbeddedLedger`]) or a `ledger-server` reached over gRPC
 //! ([`remote::RemoteLedger`], behind its [`spool`]), or a NATS JetStream bus with read replicas
-//! ([`bus::BusLedger`]); [`reads`] is the gRPC read side the last two share;
+//! ([`bus::BusLedger`]), or several logs behind one router ([`shards::Shards`]); [`reads`] is
+//! the gRPC read side the remote and bus sinks share;
 //! [`metered::MeteredSink`] times every append. It imports only [`crate::base`].
 
 pub mod bus;
 pub mod embedded;
+mod in_order;
 pub mod metered;
 pub mod payload_spool;
 pub mod reads;
 pub mod remote;
+pub mod shards;
 pub mod spool;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -151,8 +154,13 @@ pub trait LedgerSink: Send + Sync + std::fmt::Debug {
     fn append(&self, batch: Batch, done: AppendDone);
     /// The log's tree hash (seal content hashes are over leaf hashes of this hash).
     fn tree_hash(&self) -> TreeHash;
-    /// The log descriptor.
+    /// The log descriptor (with several logs, the default log's).
     fn descriptor(&self) -> LogDescriptor;
+    /// Every log this sink writes to, the default first ([`shards::Shards`] has several): what
+    /// the dashboard suggests pinning.
+    fn descriptors(&self) -> Vec<LogDescriptor> {
+        vec![self.descriptor()]
+    }
     /// The run's durable entries in seq order, with their indices (empty for an unknown run).
     fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>>;
     /// The run's receipt JSON (SPEC §5), waiting up to `wait` for a checkpoint over its seal.

@@ -70,7 +70,7 @@ async fn config(State(gw): State<Arc<Gateway>>) -> Response {
             "session": "/auth/session",
         },
         "skills": skills,
-        "suggested_log_descriptors": [gw.engine.sink().descriptor()],
+        "suggested_log_descriptors": gw.engine.sink().descriptors(),
         "suggestions_only": "verify against the log descriptors and trust policies you pinned, never against these",
     });
     // The embedded ledger's log, for the dashboard's log and packs pages (`surface::ledger_log`).
