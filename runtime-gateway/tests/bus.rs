@@ -413,3 +413,230 @@ async fn the_gateway_on_a_bus_deployment_serves_runs_with_verified_receipts_and_
     assert_eq!(v.status, ledger_core::RunStatus::Failed, "the run in flight at the kill ends failed");
     assert_eq!(common::kinds(&v).last().map(String::as_str), Some("receipt.sealed"));
 }
+
+/// A manifest of two demo agents: `demo` (echo) and `billing` (report, slow).
+const TWO_AGENTS: &str = r#"
+[[agent]]
+name = "demo"
+upstream = { kind = "demo" }
+[[agent.skill]]
+id = "echo"
+name = "Echo"
+
+[[agent]]
+name = "billing"
+upstream = { kind = "demo" }
+[[agent.skill]]
+id = "report"
+name = "Report"
+[[agent.skill]]
+id = "slow"
+name = "Slow"
+"#;
+
+/// The receipt of `run` from `gw` (as `token`), its log's origin, and the receipt verified
+/// (ledger-core and the Python verifier) under the descriptor of that origin among `logs`.
+async fn receipt_in_its_log(
+    gw: &common::Gw,
+    token: &str,
+    run: &str,
+    logs: &[std::path::PathBuf],
+) -> (String, ledger_core::RunStatus) {
+    let r = gw.http.get(format!("{}/runs/{run}/receipt?wait=10", gw.base)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "receipt of {run}");
+    let bytes = r.bytes().await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let origin = v["log"]["origin"].as_str().unwrap().to_string();
+    let file = logs.iter().find(|f| std::fs::read_to_string(f).unwrap().contains(&origin)).unwrap();
+    let status = common::verify(file, &bytes).status;
+    // The auditor's CLI, given every descriptor, picks the one the receipt names.
+    let receipt = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(receipt.path(), &bytes).unwrap();
+    let mut verify = std::process::Command::new(common::workspace_bin("ledger-verify"));
+    verify.arg("receipt").arg(receipt.path());
+    for l in logs {
+        verify.arg("--log").arg(l);
+    }
+    let out = verify.output().unwrap();
+    assert!(out.status.success(), "ledger-verify: {}", String::from_utf8_lossy(&out.stderr));
+    (origin, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_logs_each_run_goes_to_its_agents_or_callers_log_and_verifies_there_after_a_sigkill_too() {
+    let nats = nats::Nats::single();
+    let urls = nats.urls().join(",");
+    let dir = tempfile::tempdir().unwrap();
+    let init = ["bus", "init", "--bus", &urls, "--log", "main", "--log", "billing", "--replicas", "1"];
+    ledger_server(&[&init[..], &["--lease-ttl-ms", "1500"]].concat());
+    // Every ledger-server reads one server.toml: the gateway's ingest token works on all.
+    let ingest = "a2al_sharded-test-ingest-token";
+    let server_toml = dir.path().join("server.toml");
+    std::fs::write(
+        &server_toml,
+        format!(
+            "[[principal]]\nname = \"gateway\"\nrole = \"ingest\"\ntoken_sha256 = \"{}\"\nidentities = [\"gateway\"]\n",
+            runtime_gateway::base::config::token_hash_hex(ingest)
+        ),
+    )
+    .unwrap();
+    // Each log its own key, origin, signer and replica.
+    let mut procs = Vec::new();
+    let mut replicas = Vec::new();
+    let mut logs = Vec::new();
+    for log in ["main", "billing"] {
+        let key_dir = dir.path().join(format!("{log}-key"));
+        let origin = format!("bus.example/{log}");
+        let descriptor = ledger_server(&["init", "--data", key_dir.to_str().unwrap(), "--origin", &origin]);
+        let descriptor_file = dir.path().join(format!("{log}.json"));
+        std::fs::write(&descriptor_file, &descriptor).unwrap();
+        for role in ["signer", "replica"] {
+            let name = format!("{log}-{role}");
+            let data = dir.path().join(&name);
+            std::fs::create_dir_all(&data).unwrap();
+            if role == "signer" {
+                std::fs::copy(key_dir.join("log.key"), data.join("log.key")).unwrap();
+            }
+            let p = common::Proc::start(
+                &common::workspace_bin("ledger-server"),
+                &[
+                    "--data",
+                    data.to_str().unwrap(),
+                    "--config",
+                    server_toml.to_str().unwrap(),
+                    "--http",
+                    "127.0.0.1:0",
+                    "--grpc",
+                    "127.0.0.1:0",
+                    "--bus",
+                    &urls,
+                    "--bus-log",
+                    log,
+                    "--bus-name",
+                    &name,
+                    "--checkpoint-interval-ms",
+                    "50",
+                    "--log-descriptor",
+                    descriptor_file.to_str().unwrap(),
+                ],
+                "listening grpc",
+            );
+            if role == "replica" {
+                replicas.push(p.addr("listening grpc "));
+            }
+            procs.push(p);
+        }
+        logs.push(descriptor_file);
+    }
+
+    // The gateway: runs of agent `billing`, and every run of caller `tenant-b`, go to log
+    // billing; the rest to main.
+    let gw_data = dir.path().join("gw");
+    std::fs::create_dir_all(&gw_data).unwrap();
+    let (user, tenant) = ("a2al_local-user-token", "a2al_tenant-b-token");
+    let hash = runtime_gateway::base::config::token_hash_hex;
+    std::fs::write(
+        gw_data.join("gateway.toml"),
+        format!(
+            "[[caller]]\nname = \"local-user\"\ntoken_sha256 = \"{}\"\n\n[[caller]]\nname = \"tenant-b\"\ntoken_sha256 = \"{}\"\n\n\
+             [[bus_log]]\nname = \"billing\"\nreplicas = [\"{}\"]\nagents = [\"billing\"]\ncallers = [\"tenant-b\"]\n",
+            hash(user),
+            hash(tenant),
+            replicas[1]
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        gw_data.join("gateway-tokens.json"),
+        serde_json::json!({ "local-user": { "token": user } }).to_string(),
+    )
+    .unwrap();
+    let manifest = dir.path().join("agents.toml");
+    std::fs::write(&manifest, TWO_AGENTS).unwrap();
+    let gw_args = [
+        "--bus",
+        &urls,
+        "--bus-replica",
+        &replicas[0],
+        "--ledger-token",
+        ingest,
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--data",
+        gw_data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let gw = common::gateway_with(&gw_data, &gw_args);
+
+    let invoke = async |token: &str, skill: &str| {
+        let url = format!("{}/invoke/{skill}", gw.base);
+        let r = gw.http.post(url).bearer_auth(token).json(&serde_json::json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{skill}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        body["run"].as_str().unwrap().to_string()
+    };
+    let echo = invoke(user, "echo").await;
+    let report = invoke(user, "report").await;
+    let tenant_echo = invoke(tenant, "echo").await;
+    let mut done = Vec::new();
+    for (run, token, origin) in [
+        (&echo, user, "bus.example/main"),
+        (&report, user, "bus.example/billing"),
+        (&tenant_echo, tenant, "bus.example/billing"),
+    ] {
+        let (got, status) = receipt_in_its_log(&gw, token, run, &logs).await;
+        assert_eq!(got, origin, "run {run}");
+        assert_eq!(status, ledger_core::RunStatus::Completed);
+        done.push((run.clone(), token, origin));
+    }
+
+    // The dashboard is offered every log's descriptor to pin.
+    let config: serde_json::Value = gw.get("/app/config.json").send().await.unwrap().json().await.unwrap();
+    let offered: Vec<&str> =
+        config["suggested_log_descriptors"].as_array().unwrap().iter().map(|d| d["origin"].as_str().unwrap()).collect();
+    assert_eq!(offered, ["bus.example/main", "bus.example/billing"]);
+
+    // ListTasks pages across both logs: each of local-user's tasks once, the total over both.
+    let mut listed = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = gw.rpc("ListTasks", serde_json::json!({ "pageSize": 1, "pageToken": token })).await;
+        assert_eq!(r["result"]["totalSize"], 2, "{r}");
+        listed.extend(r["result"]["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()));
+        token = r["result"]["nextPageToken"].as_str().unwrap_or_default().to_string();
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(listed, [echo.clone(), report.clone()], "the default log first, then billing");
+
+    // SIGKILL with a billing run in flight: after the restart the run is found in its log,
+    // ended failed and sealed there; every completed receipt still verifies.
+    let slow = gw
+        .rpc(
+            "SendMessage",
+            serde_json::json!({ "message": { "messageId": "slow-sharded", "role": "ROLE_USER", "parts": [{ "text": "slow" }] },
+                                "metadata": { "skill": "slow" }, "configuration": { "returnImmediately": true } }),
+        )
+        .await;
+    let slow = slow["result"]["task"]["id"].as_str().unwrap_or_else(|| panic!("{slow}")).to_string();
+    let mut proc = gw.proc;
+    proc.child.kill().unwrap();
+    proc.child.wait().unwrap();
+    drop(proc);
+    let gw = common::gateway_with(&gw_data, &gw_args);
+    for (run, token, origin) in &done {
+        assert_eq!(receipt_in_its_log(&gw, token, run, &logs).await.0, *origin);
+    }
+    common::poll("the run in flight is sealed", Duration::from_secs(20), Duration::from_millis(50), || async {
+        let r = gw.get(&format!("/runs/{slow}/receipt?wait=1")).send().await.unwrap();
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let (origin, status) = receipt_in_its_log(&gw, user, &slow, &logs).await;
+    assert_eq!((origin.as_str(), status), ("bus.example/billing", ledger_core::RunStatus::Failed));
+    let metrics = gw.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gateway_ledger_refused_batches 0\n"), "{metrics}");
+    drop(procs);
+}
