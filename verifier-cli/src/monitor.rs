@@ -290,7 +290,7 @@ fn summary(findings: Vec<Finding>, urls: usize) -> Result<(), Failure> {
         f.report(false);
     }
     let message = format!(
-        "{} of the {urls} URLs: {alarms} with an alarm, {} not checked (each reported above)",
+        "{} findings over the {urls} URLs (each reported above): alarms {alarms}, not checked {}",
         findings.len(),
         findings.len() - alarms
     );

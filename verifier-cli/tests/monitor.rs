@@ -394,8 +394,11 @@ fn one_monitor_follows_two_logs_each_in_its_own_state_and_names_the_one_that_for
         forked.append(&sealed(run, &key));
     }
     a.append(&sealed("r3", &key));
-    let (code, out, err) = monitor_all(&[&a.http, &forked.http], &logs, &states, Some(&token));
+    // With a URL away in the same round: both reported, and the alarm decides the exit code.
+    let (code, out, err) = monitor_all(&[&a.http, &dead, &forked.http], &logs, &states, Some(&token));
     assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{dead}/v1/log")), "{err}");
+    assert!(err.contains("2 findings over the 3 URLs (each reported above): alarms 1, not checked 1"), "{err}");
     assert!(
         err.contains(&format!(
             "FORK: log {b_origin} at {}: checkpoint 10 is not an extension of the verified checkpoint 7",
@@ -532,7 +535,7 @@ fn two_replicas_of_one_log_must_agree_with_each_other() {
         err.contains(&format!("{b}: checkpoint 3 of log replicated.example/log is behind the verified checkpoint 5")),
         "{err}"
     );
-    assert!(err.contains("2 of the 2 URLs: 0 with an alarm, 2 not checked"), "{err}");
+    assert!(err.contains("2 findings over the 2 URLs (each reported above): alarms 0, not checked 2"), "{err}");
     a_routes.lock().unwrap().insert("/v1/checkpoint".into(), note(&honest, 5));
 
     // b shows another tree of 3 entries: a's proof does not bind it to a's 5, a split view.
