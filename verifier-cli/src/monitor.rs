@@ -335,13 +335,19 @@ impl Monitor<'_> {
             // URLs whose checkpoint this round was verified against the head: the ones that may
             // prove a smaller checkpoint a prefix of it.
             let mut vouched: Vec<(usize, u64)> = Vec::new();
+            // After one of its URLs failed a check, a smaller tree is not blamed for a shrink the
+            // failed URL might have disproved.
+            let mut all_passed = true;
             for (i, cp, note) in mine {
-                match self.check(log, *i, cp, note, &vouched, reached_all) {
+                match self.check(log, *i, cp, note, &vouched, reached_all && all_passed) {
                     Ok(verdict) => {
                         vouched.push((*i, cp.size));
                         self.show(log, *i, cp, note, verdict);
                     }
-                    Err(f) => findings.push(Finding::of(f)),
+                    Err(f) => {
+                        all_passed = false;
+                        findings.push(Finding::of(f));
+                    }
                 }
             }
             let followed = &self.logs[log];
@@ -419,7 +425,8 @@ impl Monitor<'_> {
 
     /// Checks the checkpoint `cp` (`note`) of URL `i` against the head of `log`, and makes it
     /// the head when it is one. `vouched` holds the URLs (and sizes) verified against the head
-    /// earlier in this round; `reached_all` says that every URL that may serve the log answered.
+    /// earlier in this round; `reached_all` says that every URL that may serve the log answered
+    /// and passed its checks so far.
     fn check(
         &mut self,
         log: usize,
@@ -518,7 +525,7 @@ impl Monitor<'_> {
             }
             return Err(Failure::Unchecked(format!(
                 "{url}: checkpoint {} of log {} is behind the verified checkpoint {}, and no URL of that log \
-                 reached in this round shows {} entries to prove it a prefix",
+                 verified in this round shows {} entries to prove it a prefix",
                 cp.size, followed.desc.origin, head.cp.size, head.cp.size
             )));
         };

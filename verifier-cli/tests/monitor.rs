@@ -485,7 +485,7 @@ fn two_replicas_of_one_log_must_agree_with_each_other() {
         serde_json::to_string(&ledger_core::LogDescriptor::new(&key.verifier(), TreeHash::Blake3)).unwrap();
     let tree = |tag: u8| {
         let mut t = ledger_core::MemTree::new(TreeHash::Blake3);
-        for i in 0..5u8 {
+        for i in 0..7u8 {
             t.push_entry(&[tag, i]);
         }
         t
@@ -566,6 +566,21 @@ fn two_replicas_of_one_log_must_agree_with_each_other() {
     assert_eq!(evidence["evidence"]["previous_url"], a.as_str());
     assert_eq!(evidence["evidence"]["current_url"], b.as_str());
     assert_eq!(evidence["evidence"]["current"], note(&forked, 5));
+    // a shows another history past the head; b, lagging, is then not blamed for a shrink.
+    a_routes.lock().unwrap().extend([("/v1/checkpoint".to_string(), note(&forked, 7)), proof(&forked, 5, 7)]);
+    b_routes.lock().unwrap().insert("/v1/checkpoint".into(), note(&honest, 3));
+    let (code, _, err) = monitor_all(&[&a, &b], &[&log], &states, None);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "FORK: log replicated.example/log at {a}: checkpoint 7 is not an extension of the verified checkpoint 5"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{b}: checkpoint 3 of log replicated.example/log is behind")), "{err}");
+    assert!(!err.contains("SHRINKING TREE"), "{err}");
+    a_routes.lock().unwrap().insert("/v1/checkpoint".into(), note(&honest, 5));
+
     // A note that the log's key did not sign, from one replica: named with its URL.
     let impostor = NamedKey::from_seed("replicated.example/log", [9; 32]).unwrap();
     let forged = ledger_core::Checkpoint {
