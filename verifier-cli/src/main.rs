@@ -114,28 +114,38 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Follow a live log: verify each new checkpoint against the last verified one.
+    /// Follow live logs: verify each new checkpoint against the last verified one.
     ///
     /// Example:
     ///   ledger-verify monitor https://ledger.example.com --log trusted-log.json --state monitor.json --token "$T"
+    ///   ledger-verify monitor https://a.example https://b.example https://b-2.example --log a.json --log b.json --state states/
     ///
-    /// Each round fetches GET /v1/checkpoint, verifies its signature, fetches the consistency
-    /// proof from the last verified checkpoint (GET /v1/proof/consistency, which needs an auditor
-    /// token) and verifies it, then replaces the state file atomically. A bad signature, a
-    /// shrinking tree or a fork stops it with exit 1, the evidence printed and written to
-    /// STATE.evidence-<time>.json. An unreachable server is reported and retried. With
-    /// --policy, every checkpoint must also satisfy that trust policy (SPEC §8); one that does
-    /// not stops it the same way.
+    /// Each URL's GET /v1/log must be one of the --log descriptors. Each round fetches every
+    /// URL's GET /v1/checkpoint, verifies its signature, fetches the consistency proof from the
+    /// last verified checkpoint of that log (GET /v1/proof/consistency, which needs an auditor
+    /// token) and verifies it, then replaces the log's state file atomically. Several URLs may
+    /// serve several logs (shards) and one log (replicas): the checkpoints of one log's URLs must
+    /// be consistent with each other too (two roots for one size is a split view, a FORK), and
+    /// a replica that lags is proven a prefix of the newest one with a proof from the URL that
+    /// served it. A bad signature, a shrinking tree or a fork is an alarm: it is printed naming
+    /// the log's origin and the URL, with the evidence, written to STATE.evidence-<time>.json,
+    /// and the monitor stops with exit 1 after checking the other URLs of that round. An
+    /// unreachable URL is reported and retried, the others carry on; with --once it makes the
+    /// exit code 2 (1 if an alarm was raised too). With --policy, every checkpoint must also
+    /// satisfy that trust policy (SPEC §8); one that does not is an alarm the same way.
     Monitor {
-        /// The ledger's base URL.
-        url: String,
+        /// The ledgers' base URLs (ledger-servers or read replicas), one or more.
+        #[arg(required = true)]
+        urls: Vec<String>,
         /// Trusted log descriptor JSON file(s).
         #[arg(long = "log", required = true)]
         logs: Vec<PathBuf>,
         /// A trust policy (C2SP tlog-policy): the checkpoint must also carry its witness quorum.
         #[arg(long)]
         policy: Option<PathBuf>,
-        /// Where the last verified checkpoint is kept.
+        /// Where the last verified checkpoints are kept: with one URL the state file; with
+        /// several a directory (created if missing) of one file per log origin, named by the
+        /// origin with every byte outside [A-Za-z0-9._-] percent-encoded, plus .json.
         #[arg(long)]
         state: PathBuf,
         /// Bearer token with the auditor role (default: $LEDGER_TOKEN).
@@ -281,11 +291,11 @@ fn main() -> ExitCode {
                 Err(f) => f.report(json),
             }
         }
-        Cmd::Monitor { url, logs, policy, state, token, interval, once } => {
+        Cmd::Monitor { urls, logs, policy, state, token, interval, once } => {
             let r = trust::load(&logs).and_then(|t| {
                 let policy = trust::load_policy(policy.as_deref(), &t)?;
                 let interval = std::time::Duration::from_secs(interval.max(1));
-                monitor::run(&url, &t, policy.as_ref(), &state, token.as_deref(), interval, once)
+                monitor::run(&urls, &t, policy.as_ref(), &state, token.as_deref(), interval, once)
             });
             match r {
                 Ok(()) => ExitCode::SUCCESS,
