@@ -19,6 +19,9 @@
 //!   and value for value (skipped when an entry is missing or does not decode: that is
 //!   reported, and the catalog cannot be judged without it); a format-v4 store read as it is
 //!   ([`Store::catalog_searchable`] false) is checked for its v4 keys only;
+//! - **source positions** (a bus log's `pos/` keys): each for a size within the tree, the
+//!   positions increasing with size, none beyond the last position applied, and each
+//!   checkpoint's stream line naming the position recorded for its size;
 //! - **the right edge**: the log's own rebuild at open (the compact range and partial tiles
 //!   from the last entries and the tops of the full tiles) succeeds and gives the root of all
 //!   the entries.
@@ -52,6 +55,8 @@ pub struct Report {
     pub segments: u64,
     /// Checkpoints read.
     pub checkpoints: u64,
+    /// Source positions read (`pos/` keys: one per appending message of a bus log).
+    pub positions: u64,
     /// Run-catalog keys read (`None` when the store has no catalog: an earlier format opened
     /// read-only).
     pub catalog_keys: Option<u64>,
@@ -181,6 +186,14 @@ pub enum Finding {
         /// Its size.
         size: u64,
     },
+    /// A recorded source position (a bus log's stream sequence per tree size) disagrees with the
+    /// tree, the other positions, or a checkpoint's stream line.
+    Position {
+        /// The tree size it is recorded for.
+        size: u64,
+        /// What disagrees.
+        what: String,
+    },
     /// The run catalog disagrees with the entries at one key.
     Catalog {
         /// The key, in words ([`crate::store::catalog::describe_key`]).
@@ -251,6 +264,7 @@ impl std::fmt::Display for Finding {
             Finding::CheckpointRoot { size } => {
                 write!(f, "checkpoint {size}'s root is not the root of its entries")
             }
+            Finding::Position { size, what } => write!(f, "the source position at size {size}: {what}"),
             Finding::Catalog { key, what } => write!(f, "run catalog, {key}: {what}"),
             Finding::BadCatalog { error } => write!(f, "the run catalog cannot be read: {error}"),
             Finding::EdgeUnbuildable { error } => write!(f, "the right edge of the tree cannot be rebuilt: {error}"),
@@ -376,6 +390,7 @@ pub fn check(store: &dyn Store, key: &VerifierKey) -> Result<Report> {
         findings.push(Finding::NoParameters);
     }
 
+    let positions = check_positions(store, size, &opened, &mut findings);
     let segments = check_runs(store, size, &kinds, &mut findings);
     // A format-v4 catalog (read-only: opened for writing, it gets the rest) is checked for the
     // keys it has.
@@ -400,9 +415,71 @@ pub fn check(store: &dyn Store, key: &VerifierKey) -> Result<Report> {
         root,
         segments,
         checkpoints: checkpoints.len() as u64,
+        positions,
         catalog_keys,
         findings,
     })
+}
+
+/// Checks the recorded source positions (`(size, position)`, one per appending message of a
+/// bus log): each for a size within the tree, positions increasing with size, none beyond the
+/// last position applied, and each checkpoint's stream line (`a2a-ledger/stream`) naming the
+/// position recorded for its size. Returns how many were read.
+fn check_positions(store: &dyn Store, tree_size: u64, checkpoints: &[Checkpoint], findings: &mut Vec<Finding>) -> u64 {
+    let mut read = 0u64;
+    let mut last: Option<(u64, u64)> = None;
+    let scanned = store.scan_positions(&mut |size, position| {
+        read += 1;
+        if size == 0 || size > tree_size {
+            findings.push(Finding::Position {
+                size,
+                what: format!("recorded for a size outside the tree (1..={tree_size})"),
+            });
+        }
+        if let Some((s, p)) = last
+            && position <= p
+        {
+            findings.push(Finding::Position {
+                size,
+                what: format!("position {position} is not after position {p}, recorded at the smaller size {s}"),
+            });
+        }
+        last = Some((size, position));
+        Ok(())
+    });
+    if let Err(e) = scanned {
+        findings.push(Finding::Unreadable { what: "source positions", error: e.to_string() });
+        return read;
+    }
+    if let Some((size, p)) = last {
+        match store.position() {
+            Ok(Some(applied)) if applied >= p => {}
+            Ok(applied) => findings.push(Finding::Position {
+                size,
+                what: format!(
+                    "position {p} is beyond the last position applied ({})",
+                    applied.map_or("none".to_string(), |a| a.to_string())
+                ),
+            }),
+            Err(e) => findings.push(Finding::Unreadable { what: "the source position", error: e.to_string() }),
+        }
+    }
+    for cp in checkpoints {
+        let Some((_, named)) = cp.stream_position() else { continue };
+        match store.position_at(cp.size) {
+            Ok(Some(p)) if p == named => {}
+            Ok(recorded) => findings.push(Finding::Position {
+                size: cp.size,
+                what: format!(
+                    "checkpoint {} names stream position {named}, the store recorded {}",
+                    cp.size,
+                    recorded.map_or("none".to_string(), |p| p.to_string())
+                ),
+            }),
+            Err(e) => findings.push(Finding::Unreadable { what: "a source position", error: e.to_string() }),
+        }
+    }
+    read
 }
 
 /// What the run index must say about an entry: its run (a 64-bit tag of it, not the run id),

@@ -234,9 +234,92 @@ fn a_log_on_rocksdb_resumes_after_its_stored_position() {
     }
     assert_eq!(again, answers);
     let store = Arc::new(RocksStore::open(dir.path(), &RocksConfig::default()).unwrap());
-    let log = Log::open(store, log_key(), quiet_config()).unwrap();
+    let log = Log::open(store.clone(), log_key(), quiet_config()).unwrap();
     assert_eq!(log.position(), Some(batches.len() as u64));
     let size = whole.durable_size();
     assert_eq!(log.root_at(size).unwrap(), whole.root_at(size).unwrap());
     assert_positions(&log, size, &reached(&answers));
+    log.sign_checkpoint().unwrap();
+    // fsck reads every `pos/` key back from RocksDB, and finds them in order.
+    let report = ledger_core::fsck::check(&*store, &log_key().verifier()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(report.positions, reached(&answers).len() as u64);
+}
+
+#[test]
+fn fsck_checks_the_positions_against_the_tree_each_other_and_the_checkpoints_stream_lines() {
+    use ledger_core::checkpoint::STREAM_LINE;
+    use ledger_core::fsck::{Finding, check};
+    use ledger_core::store::CommitBatch;
+
+    let lines =
+        |_: u64, pos: Option<u64>| pos.map(|p| vec![format!("{STREAM_LINE} LEDGER_main {p}")]).unwrap_or_default();
+    let cfg = LogConfig { extensions: Some(Extensions(Arc::new(lines))), ..quiet_config() };
+    let store = Arc::new(MemStore::new());
+    let log = Log::open(store.clone(), log_key(), cfg).unwrap();
+    let answers = feed(&log, &source(), 0);
+    let reached = reached(&answers);
+    let size = log.durable_size();
+    let cp = log.sign_checkpoint().unwrap();
+    assert_eq!(cp.checkpoint.stream_position(), Some(("LEDGER_main", reached[&size])));
+    log.close().unwrap();
+    let report = check(&*store, &log_key().verifier()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(report.positions, reached.len() as u64);
+
+    // Tampered, one key at a time (the tree and everything else as they were).
+    let applied = store.position().unwrap().unwrap();
+    let (&before, &at_before) = reached.range(..size).next_back().unwrap();
+    let tamper = |positions: Vec<(u64, u64)>| {
+        let store = Arc::new(MemStore::new());
+        let log = Log::open(
+            store.clone(),
+            log_key(),
+            LogConfig { extensions: Some(Extensions(Arc::new(lines))), ..quiet_config() },
+        )
+        .unwrap();
+        feed(&log, &source(), 0);
+        log.sign_checkpoint().unwrap();
+        log.close().unwrap();
+        store.commit(&CommitBatch { tree_size: size, positions, ..CommitBatch::default() }).unwrap();
+        check(&*store, &log_key().verifier()).unwrap().findings
+    };
+    // The last message's position moved back to the one before it: out of order, and the
+    // checkpoint's stream line no longer names what the store recorded.
+    let found = tamper(vec![(size, at_before)]);
+    assert!(
+        found.contains(&Finding::Position {
+            size,
+            what: format!(
+                "position {at_before} is not after position {at_before}, recorded at the smaller size {before}"
+            )
+        }),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&Finding::Position {
+            size,
+            what: format!("checkpoint {size} names stream position {}, the store recorded {at_before}", reached[&size])
+        }),
+        "{found:?}"
+    );
+    // A position for a size the tree never reached, beyond everything applied.
+    let found = tamper(vec![(size + 5, applied + 1)]);
+    assert!(
+        found.contains(&Finding::Position {
+            size: size + 5,
+            what: format!("recorded for a size outside the tree (1..={size})")
+        }),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&Finding::Position {
+            size: size + 5,
+            what: format!("position {} is beyond the last position applied ({applied})", applied + 1)
+        }),
+        "{found:?}"
+    );
+    assert!(found.iter().all(|f| matches!(f, Finding::Position { .. })), "nothing else is blamed: {found:?}");
+    // Said in words.
+    assert_eq!(Finding::Position { size: 3, what: "x".into() }.to_string(), "the source position at size 3: x");
 }

@@ -430,7 +430,7 @@ fn check(data: PathBuf, hash: Option<TreeHash>, descriptor: Option<PathBuf>) -> 
         "log": ledger_core::LogDescriptor::new(&key, stored_hash),
         "tree_size": report.size,
         "checkpoint": checkpoint,
-        "check": {"clean": report.is_clean(), "findings": findings, "segments": report.segments, "checkpoints": report.checkpoints, "catalog_keys": report.catalog_keys},
+        "check": {"clean": report.is_clean(), "findings": findings, "segments": report.segments, "checkpoints": report.checkpoints, "positions": report.positions, "catalog_keys": report.catalog_keys},
     });
     println!("{}", serde_json::to_string_pretty(&status)?);
     for f in &findings {

@@ -189,6 +189,9 @@ impl Store for Failing {
     fn position_at(&self, size: u64) -> ledger_core::Result<Option<u64>> {
         self.inner.position_at(size)
     }
+    fn scan_positions(&self, f: &mut dyn FnMut(u64, u64) -> ledger_core::Result<()>) -> ledger_core::Result<()> {
+        self.inner.scan_positions(f)
+    }
     fn quiesce(&self) {
         self.inner.quiesce()
     }

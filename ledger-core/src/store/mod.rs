@@ -197,6 +197,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The source position whose submission made the tree reach exactly `size` entries
     /// ([`CommitBatch::positions`]), `None` if no positioned submission did.
     fn position_at(&self, size: u64) -> Result<Option<u64>>;
+    /// Calls `f` with every recorded `(size, position)` ([`CommitBatch::positions`]) in size
+    /// order, until it fails (fsck's check of the positions).
+    fn scan_positions(&self, f: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()>;
     /// Writes `batch` atomically and durably.
     fn commit(&self, batch: &CommitBatch) -> Result<()>;
     /// Writes `batch` atomically; it is durable after the next successful [`Store::sync`]. A
@@ -565,6 +568,11 @@ impl Store for MemStore {
 
     fn position_at(&self, size: u64) -> Result<Option<u64>> {
         Ok(self.lock().positions.get(&size).copied())
+    }
+
+    fn scan_positions(&self, f: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        let positions: Vec<(u64, u64)> = self.lock().positions.iter().map(|(s, p)| (*s, *p)).collect();
+        positions.into_iter().try_for_each(|(s, p)| f(s, p))
     }
 
     fn commit(&self, b: &CommitBatch) -> Result<()> {

@@ -452,6 +452,20 @@ impl Store for RocksStore {
         }
     }
 
+    fn scan_positions(&self, f: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_META));
+        it.seek(b"pos/");
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let Some(size) = k.strip_prefix(b"pos/") else { break };
+            let corrupt = || Error::Corrupt(format!("bad source position key {}", hex::encode(k)));
+            let size = u64::from_be_bytes(size.try_into().map_err(|_| corrupt())?);
+            let position = u64::from_be_bytes(v.try_into().map_err(|_| corrupt())?);
+            f(size, position)?;
+            it.next();
+        }
+        it.status().map_err(rerr("reading source positions"))
+    }
+
     fn commit(&self, b: &CommitBatch) -> Result<()> {
         self.write_synced(self.group_batch(b), "committing a batch")
     }

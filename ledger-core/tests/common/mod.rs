@@ -170,6 +170,9 @@ impl Store for Faulty {
     fn position_at(&self, size: u64) -> Result<Option<u64>> {
         self.inner.position_at(size)
     }
+    fn scan_positions(&self, f: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        self.inner.scan_positions(f)
+    }
     fn quiesce(&self) {
         self.inner.quiesce()
     }
@@ -297,6 +300,9 @@ impl Store for Hiding {
     }
     fn position_at(&self, size: u64) -> Result<Option<u64>> {
         self.inner.position_at(size)
+    }
+    fn scan_positions(&self, f: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        self.inner.scan_positions(f)
     }
     fn quiesce(&self) {
         self.inner.quiesce()
