@@ -76,7 +76,6 @@ impl LogName {
             self.ingest_subject(gateway),
             "$JS.API.INFO".to_owned(),
             format!("$JS.API.STREAM.INFO.{out}"),
-            format!("$JS.API.STREAM.MSG.GET.{out}"),
             // Consumers only of its own results (the subject ends with the consumer's filter).
             format!("$JS.API.CONSUMER.CREATE.{out}.*.{}", self.result_subject(gateway)),
             format!("$JS.API.CONSUMER.INFO.{out}.>"),

@@ -42,6 +42,8 @@ pub struct Ordered {
     /// The next sequence to deliver, once anything was delivered (or `Start::At`).
     next: Option<u64>,
     messages: Option<consumer::pull::Ordered>,
+    /// The current consumer's name (asked about when it stalls).
+    consumer: Option<String>,
 }
 
 impl std::fmt::Debug for Ordered {
@@ -61,7 +63,7 @@ impl Ordered {
             Start::At(seq) => Some(seq.max(1)),
             _ => None,
         };
-        Ordered { js, stream, subject, start, next, messages: None }
+        Ordered { js, stream, subject, start, next, messages: None, consumer: None }
     }
 
     /// The next message, or `None` once `stop` is cancelled. Failures of the servers are waited
@@ -104,7 +106,9 @@ impl Ordered {
                 }
                 Ok(None) => self.messages = None,
                 Err(_) => {
-                    if behind(&self.js, &self.stream, self.subject.as_deref(), self.next).await {
+                    if behind(&self.js, &self.stream, self.subject.as_deref(), self.consumer.as_deref(), self.next)
+                        .await
+                    {
                         eprintln!(
                             "ledger-bus: nothing from stream {} for {STALL:?} while it holds more; following it again from {:?}",
                             self.stream, self.next
@@ -138,8 +142,10 @@ impl Ordered {
         // allow a client to read only its own subject (`LogName::gateway_permissions`).
         let mut id = [0u8; 8];
         getrandom::fill(&mut id).map_err(|e| format!("a consumer name: {e}"))?;
+        let name = format!("ordered-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        self.consumer = Some(name.clone());
         let config = consumer::pull::OrderedConfig {
-            name: Some(format!("ordered-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>())),
+            name: Some(name),
             filter_subject: self.subject.clone().unwrap_or_default(),
             deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: next },
             ..Default::default()
@@ -148,15 +154,30 @@ impl Ordered {
     }
 }
 
-/// Whether `stream` (its `subject`) holds a message at or after `next` (when it cannot tell, no:
-/// the next stall asks again). A free function over the reader's fields, so that the reader need
-/// not be `Sync` for its futures to be `Send`.
-async fn behind(js: &jetstream::Context, stream: &str, subject: Option<&str>, next: Option<u64>) -> bool {
+/// Whether the reader is stalled: the stream holds a message at or after `next` that has not
+/// arrived. A reader of the whole stream asks the stream's state (when it cannot tell, no: the
+/// next stall asks again). A reader of one subject asks its consumer, since a gateway may read
+/// nothing of the stream but its own subject (`LogName::gateway_permissions` has no message
+/// reads): stalled when the consumer has messages pending or says it delivered one that never
+/// came, or when it cannot be asked (its server is gone: a new consumer costs only an overlap,
+/// which is dropped). A free function over the reader's fields, so that the reader need not be
+/// `Sync` for its futures to be `Send`.
+async fn behind(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: Option<&str>,
+    consumer: Option<&str>,
+    next: Option<u64>,
+) -> bool {
     let Some(next) = next else { return false };
     let Ok(mut stream) = js.get_stream(stream).await else { return false };
-    match subject {
-        None => stream.info().await.is_ok_and(|i| i.state.last_sequence >= next),
-        Some(s) => stream.get_last_raw_message_by_subject(s).await.is_ok_and(|m| m.sequence >= next),
+    match (subject, consumer) {
+        (None, _) => stream.info().await.is_ok_and(|i| i.state.last_sequence >= next),
+        (Some(_), None) => true,
+        (Some(_), Some(name)) => match stream.consumer_info(name).await {
+            Ok(i) => i.num_pending > 0 || i.delivered.stream_sequence >= next,
+            Err(_) => true,
+        },
     }
 }
 

@@ -88,6 +88,10 @@ async fn a_gateway_publishes_and_reads_its_own_and_nothing_else() {
     }
     assert!(gjs.get_stream(name.ingest_stream()).await.is_err(), "gw-1 read the ingest stream's info");
     assert!(gjs.delete_stream(name.out_stream()).await.is_err(), "gw-1 deleted a stream");
+    // No message reads by sequence on the output stream: another gateway's results and the
+    // checkpoints stay out of reach (its own result reader did without, above).
+    let out_of_reach = gjs.get_stream(name.out_stream()).await.unwrap().get_raw_message(1).await;
+    assert!(out_of_reach.is_err(), "gw-1 read message 1 of the output stream");
     let log = violations();
     for subject in [
         name.ingest_subject("gw-2"),
@@ -95,6 +99,7 @@ async fn a_gateway_publishes_and_reads_its_own_and_nothing_else() {
         name.result_subject("gw-1"),
         format!("$JS.API.STREAM.INFO.{}", name.ingest_stream()),
         format!("$JS.API.STREAM.DELETE.{}", name.out_stream()),
+        format!("$JS.API.STREAM.MSG.GET.{}", name.out_stream()),
     ] {
         assert!(
             log.contains(&format!("Publish Violation - Subject \"{subject}\"")),
