@@ -91,6 +91,24 @@ impl LogName {
     }
 }
 
+/// What gateway `gateway` may do on the NATS servers when it writes to every log of `logs` (a
+/// gateway with sharded logs): the union of each log's [`LogName::gateway_permissions`], each
+/// subject once, in the order of first appearance. `(publish, subscribe)` allow lists.
+pub fn gateway_permissions(logs: &[LogName], gateway: &str) -> (Vec<String>, Vec<String>) {
+    let (mut publish, mut subscribe) = (Vec::new(), Vec::new());
+    for log in logs {
+        let (p, s) = log.gateway_permissions(gateway);
+        for (all, more) in [(&mut publish, p), (&mut subscribe, s)] {
+            for subject in more {
+                if !all.contains(&subject) {
+                    all.push(subject);
+                }
+            }
+        }
+    }
+    (publish, subscribe)
+}
+
 impl fmt::Display for LogName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -114,5 +132,23 @@ mod tests {
             assert!(e.to_string().contains("1 to 32 of a-z"), "{bad:?}: {e}");
         }
         assert!(LogName::parse(&"x".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn the_permissions_of_several_logs_are_their_union_each_subject_once() {
+        let (main, billing) = (LogName::parse("main").unwrap(), LogName::parse("billing").unwrap());
+        let (p_main, s_main) = main.gateway_permissions("gw-1");
+        let (p_billing, _) = billing.gateway_permissions("gw-1");
+        let (publish, subscribe) = gateway_permissions(&[main.clone(), billing.clone()], "gw-1");
+        assert_eq!(gateway_permissions(std::slice::from_ref(&main), "gw-1"), (p_main.clone(), s_main.clone()));
+        for subject in p_main.iter().chain(&p_billing) {
+            assert_eq!(publish.iter().filter(|s| *s == subject).count(), 1, "{subject} in {publish:?}");
+        }
+        assert_eq!(publish.len(), p_main.len() + p_billing.len() - 1, "only $JS.API.INFO is shared: {publish:?}");
+        assert_eq!(&publish[..p_main.len()], &p_main[..]);
+        assert!(publish.contains(&billing.ingest_subject("gw-1")) && publish.contains(&main.ingest_subject("gw-1")));
+        assert_eq!(subscribe, s_main);
+        // The same log twice adds nothing.
+        assert_eq!(gateway_permissions(&[main.clone(), main], "gw-1"), (p_main, s_main));
     }
 }

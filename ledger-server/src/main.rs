@@ -165,14 +165,16 @@ enum BusCmd {
         bus_user: Option<String>,
     },
     /// Print the NATS `permissions` block a gateway needs on the bus, and nothing more: publish
-    /// on its own ingest subject, read its own results, replies under `_INBOX_<gateway>`.
+    /// on its own ingest subject, read its own results, replies under `_INBOX_<gateway>`. With
+    /// several logs (a gateway with sharded logs), the union of each log's permissions.
     ///
     /// Example:
     ///   ledger-server bus permissions --log main --gateway gw-1
+    ///   ledger-server bus permissions --log main --log billing --gateway gw-1
     Permissions {
-        /// The log.
-        #[arg(long, default_value = "main")]
-        log: String,
+        /// A log the gateway writes to (repeatable).
+        #[arg(long = "log", default_value = "main")]
+        logs: Vec<String>,
         /// The gateway's identity (its subject token).
         #[arg(long)]
         gateway: String,
@@ -186,9 +188,10 @@ fn main() -> Result<()> {
             let auth = ledger_bus::Auth::from_env(bus_user, None)?;
             return bus_init(&bus, &auth, &logs, replicas, lease_ttl_ms, duplicate_window_s);
         }
-        Some(Cmd::Bus { cmd: BusCmd::Permissions { log, gateway } }) => {
+        Some(Cmd::Bus { cmd: BusCmd::Permissions { logs, gateway } }) => {
             ledger_bus::publish::check_gateway_name(&gateway)?;
-            let (publish, subscribe) = ledger_bus::LogName::parse(&log)?.gateway_permissions(&gateway);
+            let logs = logs.iter().map(|l| ledger_bus::LogName::parse(l)).collect::<Result<Vec<_>, _>>()?;
+            let (publish, subscribe) = ledger_bus::names::gateway_permissions(&logs, &gateway);
             let quoted = |l: &[String]| l.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
             println!(
                 "{{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }}",

@@ -620,3 +620,87 @@ async fn two_signers_started_together_never_both_sign() {
     let snapshot = published.lock().unwrap().clone();
     check(&d, &snapshot).await;
 }
+
+/// `ledger-server bus permissions` with two logs (a gateway with sharded logs), on a real
+/// nats-server configured with exactly the printed block: the gateway publishes batches to both
+/// logs' ingest subjects and has them acknowledged, and still cannot publish as another gateway in
+/// either log. A log or gateway name that cannot be one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permissions_of_two_logs_let_a_gateway_publish_to_both_and_as_nobody_else() {
+    let out = ledger_server(&["bus", "permissions", "--log", "main", "--log", "billing", "--gateway", "gw-1"]);
+    let block = String::from_utf8(out.stdout).unwrap();
+    assert!(block.starts_with("{ publish: { allow: [") && block.ends_with("] } }\n"), "{block}");
+    for subject in ["ledger.main.in.gw-1", "ledger.billing.in.gw-1", "_INBOX_gw-1.>"] {
+        assert_eq!(block.matches(&format!("{subject:?}")).count(), 1, "{subject} once in {block}");
+    }
+    assert_eq!(block.matches("\"$JS.API.INFO\"").count(), 1, "{block}");
+
+    let conf = format!(
+        "authorization {{ users: [\n  {{ user: ledger, password: ledger-secret }}\n  \
+         {{ user: gw-1, password: gw-secret, permissions: {} }}\n] }}\n",
+        block.trim()
+    );
+    let nats = nats::Nats::single_with(&conf);
+    let urls = nats.urls().join(",");
+    let init = Command::new(env!("CARGO_BIN_EXE_ledger-server"))
+        .args(["bus", "init", "--bus", &urls, "--log", "main", "--log", "billing", "--replicas", "1"])
+        .args(["--bus-user", "ledger"])
+        .env("A2A_LEDGER_BUS_PASSWORD", "ledger-secret")
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+
+    let gw = ledger_bus::Auth {
+        user: Some("gw-1".into()),
+        password: Some("gw-secret".into()),
+        inbox_prefix: Some("_INBOX_gw-1".into()),
+    };
+    let wait = Duration::from_secs(10);
+    let client = ledger_bus::client(&urls, "gw-1", &gw, wait).await.unwrap();
+    let batch = ledger_core::bus::encode_batch(&[identity_entry(&gateway_key())]);
+    let mut gjs = jetstream::new(client.clone());
+    gjs.set_timeout(Duration::from_secs(1));
+    for log in ["main", "billing"] {
+        let name = ledger_bus::LogName::parse(log).unwrap();
+        let config = ledger_bus::PublisherConfig::new(name.clone(), "gw-1");
+        let publisher = ledger_bus::Publisher::start(client.clone(), config).await.unwrap();
+        let entries = vec![identity_entry(&gateway_key()).into()];
+        let acked = tokio::time::timeout(wait, publisher.publish(entries).unwrap().wait()).await.unwrap().unwrap();
+        assert_eq!(acked.position, 1, "{log}");
+        // As gw-2: the server drops the message (no acknowledgement ever comes) and logs it.
+        let acked = match gjs.publish(name.ingest_subject("gw-2"), batch.clone().into()).await {
+            Ok(f) => f.await.ok(),
+            Err(_) => None,
+        };
+        assert!(acked.is_none(), "gw-1 published as gw-2 in {log}");
+    }
+    let log = std::fs::read_to_string(nats.dir.path().join("n1.log")).unwrap();
+    for subject in ["ledger.main.in.gw-2", "ledger.billing.in.gw-2"] {
+        assert!(
+            log.contains(&format!("Publish Violation - Subject \"{subject}\"")),
+            "no violation for {subject}: {log}"
+        );
+    }
+    assert!(!log.contains("in.gw-1\""), "the gateway's own subjects were refused: {log}");
+    let ledger =
+        ledger_bus::Auth { user: Some("ledger".into()), password: Some("ledger-secret".into()), inbox_prefix: None };
+    let js = ledger_bus::connect(&urls, "ledger", &ledger, wait).await.unwrap();
+    for stream in ["LEDGER_main", "LEDGER_billing"] {
+        assert_eq!(js.get_stream(stream).await.unwrap().info().await.unwrap().state.messages, 1, "{stream}");
+    }
+
+    for (args, says) in [
+        (["--log", "main", "--log", "Billing", "--gateway", "gw-1"], "Billing"),
+        (["--log", "main", "--log", "billing", "--gateway", "gw.1"], "gw.1"),
+    ] {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_ledger-server")).args(["bus", "permissions"]).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
