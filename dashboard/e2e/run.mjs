@@ -35,6 +35,8 @@ const work = mkdtempSync(join(tmpdir(), 'a2a-dashboard-e2e-'));
 const procs = new Set();
 /** The page, for a screenshot and its text when a check fails. */
 let current;
+/** The browser, closed at the end whatever happened (its profile is under `work`). */
+let browser;
 
 function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
@@ -64,7 +66,11 @@ function addr(lines, prefix) {
 }
 
 async function stop(child) {
-  if (child.exitCode !== null) return;
+  // Already gone (an exit code, or killed by a signal): no 'exit' event is coming.
+  if (child.exitCode !== null || child.signalCode !== null) {
+    procs.delete(child);
+    return;
+  }
   const done = new Promise((r) => child.on('exit', r));
   child.kill('SIGTERM');
   await done;
@@ -198,6 +204,7 @@ token_sha256 = "${sha256hex(tokens.admin)}"
 
   // axe-core is added to the pages by the test; the page's own CSP would refuse it.
   const context = await launch('profile', true);
+  browser = context;
   const page = context.pages()[0] ?? (await context.newPage());
   current = page;
   const offsite = [];
@@ -399,10 +406,11 @@ token_sha256 = "${sha256hex(tokens.admin)}"
   const embSize = Number(await page.locator('#tree-size').textContent());
   check(embSize >= 5, `the gateway's /app log page shows its embedded log's verified tree size (${embSize})`);
   await http('POST', `${embUrl}/invoke/echo`, { bearer: embCaller, body: { text: 'embedded, again' } });
-  await page.waitForFunction(async (n) => {
-    const note = await (await fetch('/v1/checkpoint')).text();
-    return Number(note.split('\n')[1]) > n;
-  }, embSize);
+  // Until the gateway has signed a checkpoint past that size (polled from here: waitForFunction
+  // takes an async predicate's promise as its truthy answer and would not wait).
+  while (Number((await (await http('GET', `${embUrl}/v1/checkpoint`, { bearer: embCaller })).text()).split('\n')[1]) <= embSize) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
   await page.reload();
   await page.locator('#consistency-ok').waitFor();
   check(Number(await page.locator('#tree-size').textContent()) > embSize, "on the next visit the gateway's log has grown and is proven consistent with the size seen before");
@@ -425,6 +433,7 @@ try {
     console.error(`the page at the failure (failure.png):\n${await current.locator('main').innerText().catch(() => '(none)')}`);
   }
 } finally {
+  await browser?.close().catch(() => undefined);
   for (const p of procs) await stop(p);
   rmSync(work, { recursive: true, force: true });
 }
