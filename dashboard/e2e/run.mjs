@@ -10,13 +10,19 @@
 // steps verified, load a tampered receipt and see step 2 fail naming the index, see the erased
 // input as "erased on … by … because …", see the log consistent, then see B's checkpoint raise the
 // fork alarm (pasted, and as the checkpoint this browser last saw), verify a pack file, log out;
-// then open a gateway with its ledger embedded and see its log page verify and prove consistency.
+// then open a gateway with its ledger embedded and see its log page verify and prove consistency;
+// then a gateway with two logs on a NATS JetStream bus (issue 20's sharding: one nats-server, logs
+// main and billing with their own keys and origins, one ledger-server each, the agent `billing`
+// routed to billing): pin both logs' descriptors from their files, see an echo run (main) and a
+// report run (billing) listed and each receipt verified under its own log's descriptor, drop
+// billing's and see that run's page name its log as not pinned while the main run still verifies.
 //
 // Environment: A2A_LEDGER_BIN_DIR (the release binaries), A2A_LEDGER_CHROMIUM (the browser,
-// default /usr/bin/chromium), A2A_LEDGER_E2E_OUT (screenshots; default under the target dir).
+// default /usr/bin/chromium), A2A_LEDGER_E2E_OUT (screenshots; default under the target dir),
+// A2A_LEDGER_NATS_SERVER (the pinned nats-server that scripts/lib.sh's ensure_nats_server checks).
 // Exit 0 when every check passed; otherwise the first failure, and the processes are stopped.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,26 +41,40 @@ const work = mkdtempSync(join(tmpdir(), 'a2a-dashboard-e2e-'));
 const procs = new Set();
 /** The page, for a screenshot and its text when a check fails. */
 let current;
+/** The browser, closed at the end whatever happened (its profile is under `work`). */
+let browser;
 
 function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
   console.log(`ok  ${what}`);
 }
 
-/** Starts a binary; resolves with the lines it printed up to (and including) one matching `ready`. */
-function start(name, args, ready) {
-  const child = spawn(join(bins, name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts a binary (a name in the release directory, or a path); resolves with the lines it
+ * printed on `from` (stdout, or stderr for nats-server's log) up to (and including) one matching
+ * `ready`.
+ */
+function start(name, args, ready, from = 'stdout') {
+  const child = spawn(name.includes('/') ? name : join(bins, name), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(child);
   let err = '';
-  child.stderr.on('data', (d) => (err += d));
+  if (from === 'stdout') child.stderr.on('data', (d) => (err += d));
+  else child.stdout.resume();
   const lines = [];
   return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout });
+    const rl = createInterface({ input: child[from] });
     rl.on('line', (line) => {
       lines.push(line);
       if (ready.test(line)) resolve({ child, lines });
     });
-    child.on('exit', (code) => reject(new Error(`${name} exited with ${code} before it was ready: ${err}`)));
+    child.on('exit', (code) => reject(new Error(`${name} exited with ${code} before it was ready: ${err || lines.join('\n')}`)));
+  });
+}
+
+/** Runs a binary of the release directory to its end; resolves with its stdout. */
+function run(name, args) {
+  return new Promise((resolve, reject) => {
+    execFile(join(bins, name), args, (e, stdout, stderr) => (e ? reject(new Error(`${name} ${args.join(' ')}: ${e.message} ${stderr}`)) : resolve(stdout)));
   });
 }
 
@@ -64,7 +84,11 @@ function addr(lines, prefix) {
 }
 
 async function stop(child) {
-  if (child.exitCode !== null) return;
+  // Already gone (an exit code, or killed by a signal): no 'exit' event is coming.
+  if (child.exitCode !== null || child.signalCode !== null) {
+    procs.delete(child);
+    return;
+  }
   const done = new Promise((r) => child.on('exit', r));
   child.kill('SIGTERM');
   await done;
@@ -198,6 +222,7 @@ token_sha256 = "${sha256hex(tokens.admin)}"
 
   // axe-core is added to the pages by the test; the page's own CSP would refuse it.
   const context = await launch('profile', true);
+  browser = context;
   const page = context.pages()[0] ?? (await context.newPage());
   current = page;
   const offsite = [];
@@ -399,15 +424,136 @@ token_sha256 = "${sha256hex(tokens.admin)}"
   const embSize = Number(await page.locator('#tree-size').textContent());
   check(embSize >= 5, `the gateway's /app log page shows its embedded log's verified tree size (${embSize})`);
   await http('POST', `${embUrl}/invoke/echo`, { bearer: embCaller, body: { text: 'embedded, again' } });
-  await page.waitForFunction(async (n) => {
-    const note = await (await fetch('/v1/checkpoint')).text();
-    return Number(note.split('\n')[1]) > n;
-  }, embSize);
+  // Until the gateway has signed a checkpoint past that size (polled from here: waitForFunction
+  // takes an async predicate's promise as its truthy answer and would not wait).
+  while (Number((await (await http('GET', `${embUrl}/v1/checkpoint`, { bearer: embCaller })).text()).split('\n')[1]) <= embSize) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
   await page.reload();
   await page.locator('#consistency-ok').waitFor();
   check(Number(await page.locator('#tree-size').textContent()) > embSize, "on the next visit the gateway's log has grown and is proven consistent with the size seen before");
   await axe("the gateway's log page");
   await shot('12-gateway-log');
+
+  // ---- several logs on a bus: the gateway's runs in two logs, verified under two pinned descriptors ----
+  // The story's ledgers and the embedded gateway are done with: stopped, to keep few processes.
+  for (const p of [emb, a, b]) await stop(p.child);
+  // One nats-server with JetStream on loopback, on ports of its own choosing (its log names them).
+  const natsBin = process.env.A2A_LEDGER_NATS_SERVER;
+  check(natsBin !== undefined, `a nats-server is given (A2A_LEDGER_NATS_SERVER: ${natsBin})`);
+  const natsConf = join(work, 'nats.conf');
+  writeFileSync(
+    natsConf,
+    `server_name: e2e\nlisten: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\nmax_payload: 8MB\njetstream { store_dir: "${join(work, 'nats')}", sync_interval: always }\n`,
+  );
+  const nats = await start(natsBin, ['-c', natsConf], /Server is ready/, 'stderr');
+  const natsAt = (what) => nats.lines.map((l) => l.match(new RegExp(`${what} on (\\S+)$`))?.[1]).find((x) => x);
+  const busUrl = `nats://${natsAt('Listening for client connections')}`;
+  for (;;) {
+    const r = await fetch(`http://${natsAt('Starting http monitor')}/healthz?js-enabled-only=true`).catch(() => undefined);
+    if (r?.ok) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await run('ledger-server', ['bus', 'init', '--bus', busUrl, '--log', 'main', '--log', 'billing', '--replicas', '1']);
+  // Each log its own key and origin, and one ledger-server: its signer, which serves its reads
+  // too. Both read the story's server.toml: the gateway's ingest token works on either.
+  const shardLogs = {};
+  for (const log of ['main', 'billing']) {
+    const data = join(work, `shard-${log}`);
+    const descriptorFile = join(work, `${log}.json`);
+    writeFileSync(descriptorFile, await run('ledger-server', ['init', '--data', data, '--origin', `shards.example/${log}`]));
+    const signer = await start(
+      'ledger-server',
+      ['--data', data, '--config', join(work, 'server.toml'), '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0',
+        '--bus', busUrl, '--bus-log', log, '--bus-name', `${log}-signer`, '--log-descriptor', descriptorFile],
+      /^listening grpc /,
+    );
+    shardLogs[log] = { origin: `shards.example/${log}`, descriptorFile, grpc: `http://${addr(signer.lines, 'listening grpc ')}` };
+  }
+  // The gateway on the bus: runs of agent `billing` go to log billing, the rest to main.
+  const shardDir = join(work, 'gw-sharded');
+  mkdirSync(shardDir);
+  const shardCaller = token('a2al_local-user');
+  writeFileSync(
+    join(shardDir, 'gateway.toml'),
+    `[[caller]]\nname = "local-user"\ntoken_sha256 = "${sha256hex(shardCaller)}"\n\n` +
+      `[[bus_log]]\nname = "billing"\nreplicas = ["${shardLogs.billing.grpc}"]\nagents = ["billing"]\n`,
+  );
+  writeFileSync(
+    join(work, 'agents.toml'),
+    '[[agent]]\nname = "demo"\nupstream = { kind = "demo" }\n[[agent.skill]]\nid = "echo"\nname = "Echo"\n\n' +
+      '[[agent]]\nname = "billing"\nupstream = { kind = "demo" }\n[[agent.skill]]\nid = "report"\nname = "Report"\n',
+  );
+  const shardGw = await start(
+    'runtime-gateway',
+    ['--bus', busUrl, '--bus-replica', shardLogs.main.grpc, '--ledger-token', tokens.ingest, '--manifest', join(work, 'agents.toml'),
+      '--data', shardDir, '--listen', '127.0.0.1:0'],
+    /^try:/,
+  );
+  const shardUrl = `http://${addr(shardGw.lines, 'listening http ')}`;
+  const shardRuns = {};
+  for (const [log, skill, input] of [['main', 'echo', { text: 'hello sharded' }], ['billing', 'report', { title: 'Q4' }]]) {
+    const id = (await (await http('POST', `${shardUrl}/invoke/${skill}`, { bearer: shardCaller, body: input })).json()).run;
+    const served = await (await http('GET', `${shardUrl}/runs/${id}/receipt?wait=10`, { bearer: shardCaller })).json();
+    check(served.log.origin === shardLogs[log].origin, `the ${skill} run ${id} is sealed in log ${log} (its receipt names ${served.log.origin})`);
+    shardRuns[log] = id;
+  }
+
+  // In the browser: log in on the sharded gateway's /app; it suggests both logs' descriptors.
+  await page.goto(`${shardUrl}/app`);
+  await page.getByLabel('Token').fill(shardCaller);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Log out' }).waitFor();
+  await page.getByRole('link', { name: 'Pinned logs and policies' }).click();
+  const suggestion = (log) => page.locator('li code', { hasText: `"origin":"${shardLogs[log].origin}"` });
+  await suggestion('billing').waitFor();
+  check((await suggestion('main').count()) === 1 && (await suggestion('billing').count()) === 1, "the sharded gateway's /app suggests both logs' descriptors");
+  // Pin both from the descriptor files, as an auditor given them by the operator would.
+  for (const log of ['main', 'billing']) {
+    const descriptorField = page.getByLabel('Log descriptor (JSON: origin, hash, vkey)');
+    await page.locator('form', { has: descriptorField }).getByLabel('Or load it from a file').setInputFiles(shardLogs[log].descriptorFile);
+    await page.waitForFunction((el) => el.value.includes('"origin"'), await descriptorField.elementHandle());
+    await page.getByRole('button', { name: 'Pin this log' }).click();
+    await page.getByRole('button', { name: `Drop the descriptor of ${shardLogs[log].origin}` }).waitFor();
+  }
+  check((await page.getByRole('button', { name: /Drop the descriptor of/ }).count()) === 2, 'both logs\' descriptors are pinned, loaded from their files');
+  await axe('the pins page with two logs');
+  await shot('13-two-logs-pinned');
+
+  // Both runs listed (the default log's first), each verified under its own log's descriptor.
+  await page.getByRole('link', { name: 'Runs' }).click();
+  await shows([shardRuns.main, shardRuns.billing], "the runs of both logs are listed, the default log's first");
+  await axe('the runs page of a sharded gateway');
+  const openRun = async (id) => {
+    await page.goto(`${shardUrl}/app#/run/${id}`);
+    await page.getByRole('heading', { name: `Run ${id}` }).waitFor();
+    // The receipt box says "Verifying…" until it has a verdict or names what is missing.
+    await page.locator('#receipt-verdict, section[aria-labelledby="h-receipt"] > .problem').first().waitFor();
+  };
+  for (const log of ['main', 'billing']) {
+    await openRun(shardRuns[log]);
+    const text = await page.locator('#receipt-verdict').textContent();
+    check(text.startsWith(`Receipt verified in this browser: run ${shardRuns[log]}`), `the ${log} run's receipt verifies in the browser under log ${log}'s pinned descriptor`);
+    const steps = await page.$$eval('.verdict tbody tr.step-ok', (rows) => rows.map((r) => r.getAttribute('data-step')));
+    check(JSON.stringify(steps) === JSON.stringify(['1', '2', '3', '4', '5']), `all five SPEC §5 steps of the ${log} run are shown verified`);
+  }
+  await axe('the run page of a run in the second log');
+  await shot('14-second-log-run-verified');
+
+  // Drop billing's descriptor: its run's receipt is not verified (nor under main's descriptor),
+  // and the page names the log whose descriptor is missing; the main run still verifies.
+  await page.getByRole('link', { name: 'Pinned logs and policies' }).click();
+  await page.getByRole('button', { name: `Drop the descriptor of ${shardLogs.billing.origin}` }).click();
+  await page.getByRole('button', { name: `Drop the descriptor of ${shardLogs.billing.origin}` }).waitFor({ state: 'detached' });
+  check((await page.getByRole('button', { name: /Drop the descriptor of/ }).count()) === 1, "billing's descriptor is dropped, main's kept");
+  await openRun(shardRuns.billing);
+  check((await page.locator('#receipt-verdict').count()) === 0, 'the billing run has no verdict once its log is not pinned');
+  const missing = await page.locator('section[aria-labelledby="h-receipt"] > .problem').textContent();
+  check(missing.includes(`No log pinned for origin ${shardLogs.billing.origin}`), `the billing run's page says its log's descriptor is not pinned: ${missing}`);
+  await axe('the run page of a run whose log is not pinned');
+  await shot('15-second-log-not-pinned');
+  await openRun(shardRuns.main);
+  check((await page.locator('#receipt-verdict').textContent()).startsWith(`Receipt verified in this browser: run ${shardRuns.main}`), 'the main run still verifies under its pinned descriptor');
 
   check(offsite.length === 0, `the browser asked for nothing but loopback${offsite.length ? `: ${offsite.join(', ')}` : ''}`);
   check(consoleErrors.length === 0, `no script error in the page${consoleErrors.length ? `: ${consoleErrors.join(' | ')}` : ''}`);
@@ -425,6 +571,8 @@ try {
     console.error(`the page at the failure (failure.png):\n${await current.locator('main').innerText().catch(() => '(none)')}`);
   }
 } finally {
-  for (const p of procs) await stop(p);
+  await browser?.close().catch(() => undefined);
+  // Newest first: a ledger-server on the bus is stopped before its nats-server.
+  for (const p of [...procs].reverse()) await stop(p);
   rmSync(work, { recursive: true, force: true });
 }
