@@ -14,18 +14,28 @@
 //! Refused messages append nothing and their positions are stored all the same. So any process
 //! that replays the stream reaches the same tree, byte for byte, whatever its commit groups and
 //! however often it stopped.
+//!
+//! A message with the [`PAYLOAD_HEADER`] carries a payload's bytes instead of entries: it is
+//! stored in the log's payload space before its position is recorded (without this process's
+//! limits, so that every follower decides alike: only bytes whose BLAKE3 is not the header's are
+//! refused; the bytes of a payload erased earlier in the stream are not kept, and the message
+//! succeeds, whether or not that erasure was durable yet when the bytes came: if it was not, its
+//! completion deletes them), in the same ordered write-ahead log, so a later entry naming it is
+//! durable no earlier than the bytes. When a batch appends `payload.erased` entries, the bytes
+//! they name are deleted once the entries are durable (the erasure rule's two steps,
+//! `ledger_core::payload`), on every follower.
 
 use std::sync::Arc;
 
 use async_nats::jetstream;
 use bytes::Bytes;
-use ledger_core::Log;
 use ledger_core::entry::EntryView;
+use ledger_core::{Entry, Event, Hash, Log, PayloadStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::names::LogName;
+use crate::names::{LogName, PAYLOAD_HEADER};
 use crate::ordered::{Ordered, Start};
 
 /// What became of one ingest message.
@@ -44,6 +54,8 @@ pub struct Outcome {
 pub enum Refused {
     /// Its body is not a batch.
     NotABatch(ledger_core::bus::BatchError),
+    /// Its payload header is not a BLAKE3 hash in lowercase hex.
+    BadPayloadHeader(String),
     /// The log refused its entries (SPEC §2, the actor binding), or could not take them at all
     /// ([`ledger_core::Error::Poisoned`]: not a decision about the message, see
     /// [`Refused::is_decision`]).
@@ -64,6 +76,9 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refused::NotABatch(e) => e.fmt(f),
+            Refused::BadPayloadHeader(h) => {
+                write!(f, "{PAYLOAD_HEADER}: {h:?} is not a BLAKE3 hash in lowercase hex (64 digits)")
+            }
             Refused::Log(e) => e.fmt(f),
         }
     }
@@ -79,13 +94,25 @@ impl PartialEq for Refused {
 /// Messages read but not yet handed to the log: the reader stays this far ahead.
 const READ_AHEAD: usize = 256;
 
-/// Follows `name`'s ingest stream into `log` until `stop`, from just after the log's stored
-/// position, sending each message's outcome (in stream order) to `outcomes` once it is durable.
-/// Returns when stopped (after every message read has been answered) or when the stream fails.
+/// One ingest message, as the applier takes it.
+struct Message {
+    position: u64,
+    gateway: String,
+    /// The payload header, when the message carries a payload.
+    payload: Option<String>,
+    body: Bytes,
+}
+
+/// Follows `name`'s ingest stream into `log` (its payloads into `payloads`, which must be the
+/// log's store's, with [`ledger_core::PayloadLimits::UNLIMITED`]) until `stop`, from just after
+/// the log's stored position, sending each message's outcome (in stream order) to `outcomes`
+/// once it is durable. Returns when stopped (after every message read has been answered) or when
+/// the stream fails.
 pub async fn follow(
     js: &jetstream::Context,
     name: &LogName,
     log: Arc<Log>,
+    payloads: PayloadStore,
     outcomes: mpsc::UnboundedSender<Outcome>,
     stop: CancellationToken,
 ) -> Result<(), Error> {
@@ -95,13 +122,18 @@ pub async fn follow(
     let prefix = format!("ledger.{name}.in.");
 
     // The log is fed from one thread, in stream order: `append_at` may block for room.
-    let (tx, mut rx) = mpsc::channel::<(u64, String, Bytes)>(READ_AHEAD);
+    let (tx, mut rx) = mpsc::channel::<Message>(READ_AHEAD);
     let applier_log = log.clone();
     let applier = std::thread::Builder::new()
         .name(format!("bus-apply-{name}"))
         .spawn(move || {
-            while let Some((position, gateway, body)) = rx.blocking_recv() {
-                apply(&applier_log, position, gateway, &body, &outcomes);
+            while let Some(m) = rx.blocking_recv() {
+                match m.payload {
+                    Some(header) => {
+                        store_payload(&applier_log, &payloads, m.position, m.gateway, &header, &m.body, &outcomes)
+                    }
+                    None => apply(&applier_log, &payloads, m.position, m.gateway, &m.body, &outcomes),
+                }
             }
         })
         .map_err(|e| Error::nats("starting the stream's applier thread", e))?;
@@ -116,10 +148,11 @@ pub async fn follow(
                 .map_err(|e| Error::nats(format!("reading stream {}", name.ingest_stream()), e))?
                 .stream_sequence;
             let gateway = m.subject.strip_prefix(prefix.as_str()).unwrap_or_default().to_owned();
-            let body = m.payload.clone();
+            let payload = m.headers.as_ref().and_then(|h| h.get(PAYLOAD_HEADER)).map(|v| v.as_str().to_owned());
+            let message = Message { position, gateway, payload, body: m.payload.clone() };
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
-                sent = tx.send((position, gateway, body)) => {
+                sent = tx.send(message) => {
                     if sent.is_err() {
                         return Err(Error::nats("applying the stream", "the applier thread stopped"));
                     }
@@ -134,8 +167,74 @@ pub async fn follow(
     result
 }
 
+/// Stores a payload message's bytes, then records its position; its outcome (no indices, or the
+/// refusal) goes out once the position is durable, and with it the bytes (one ordered WAL).
+fn store_payload(
+    log: &Log,
+    payloads: &PayloadStore,
+    position: u64,
+    gateway: String,
+    header: &str,
+    body: &Bytes,
+    outcomes: &mpsc::UnboundedSender<Outcome>,
+) {
+    let out = outcomes.clone();
+    let stored: Result<(), Refused> =
+        parse_hash(header).ok_or_else(|| Refused::BadPayloadHeader(header.to_owned())).and_then(|hash| {
+            match payloads.put(&hash, body) {
+                // Erased earlier in the stream: nothing to keep. Not a refusal, since whether
+                // the erasure was already durable here is timing, not the stream's order.
+                Ok(_) | Err(ledger_core::Error::PayloadErased { .. }) => Ok(()),
+                Err(e) => Err(Refused::Log(Arc::new(e))),
+            }
+        });
+    log.append_at(
+        Vec::<Bytes>::new(),
+        position,
+        |_| Ok(()),
+        move |r| {
+            let result = match (r, stored) {
+                (Err(e), _) => Err(Refused::Log(Arc::new(e))),
+                (Ok(_), Err(why)) => Err(why),
+                (Ok(_), Ok(())) => Ok(Vec::new()),
+            };
+            let _ = out.send(Outcome { position, gateway, result });
+        },
+    );
+}
+
+/// A BLAKE3 hash in lowercase hex.
+fn parse_hash(hex_hash: &str) -> Option<Hash> {
+    if hex_hash.len() != 64 || hex_hash.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(hex_hash).ok()?.try_into().ok()
+}
+
+/// The hashes the `payload.erased` entries of a batch name. A batch without the bytes
+/// `erasure/` (an erasure's run id) has none, and is not looked at further.
+fn erasures(body: &[u8], entries: &[Bytes]) -> Vec<Hash> {
+    if !body.windows(8).any(|w| w == b"erasure/") {
+        return Vec::new();
+    }
+    entries
+        .iter()
+        .filter_map(|e| match Entry::decode(e) {
+            Ok(Entry { event: Event::PayloadErased { hash, .. }, .. }) => Some(hash),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Hands one message to the log; its outcome goes out once the log answered (durably).
-fn apply(log: &Log, position: u64, gateway: String, body: &Bytes, outcomes: &mpsc::UnboundedSender<Outcome>) {
+fn apply(
+    log: &Log,
+    payloads: &PayloadStore,
+    position: u64,
+    gateway: String,
+    body: &Bytes,
+    outcomes: &mpsc::UnboundedSender<Outcome>,
+) {
     let out = outcomes.clone();
     let entries = match ledger_core::bus::decode_batch(body) {
         Ok(entries) => entries,
@@ -163,7 +262,18 @@ fn apply(log: &Log, position: u64, gateway: String, body: &Bytes, outcomes: &mps
             )))
         }
     };
+    let erased = erasures(body, &entries);
+    let payloads = payloads.clone();
     log.append_at(entries, position, admit, move |r| {
+        // The erasure's second step, once its entry is durable. Bytes left by a failure here are
+        // never served (a read of an erased payload deletes them first).
+        if r.is_ok() {
+            for hash in &erased {
+                if let Err(e) = payloads.erase_bytes(hash) {
+                    eprintln!("ledger-bus: deleting the bytes of erased payload {}: {e}", hex::encode(hash));
+                }
+            }
+        }
         let _ = out.send(Outcome { position, gateway, result: r.map_err(|e| Refused::Log(Arc::new(e))) });
     });
 }

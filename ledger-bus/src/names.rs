@@ -10,6 +10,10 @@ use std::fmt;
 
 use crate::Error;
 
+/// The header that makes an ingest message a payload: the lowercase hex BLAKE3 of its body,
+/// which is the payload's bytes (no header: the body is a batch of entries).
+pub const PAYLOAD_HEADER: &str = "A2A-Ledger-Payload";
+
 /// The key-value bucket holding one lease per log.
 pub const LEASE_BUCKET: &str = "LEDGER_LEASES";
 

@@ -146,8 +146,16 @@ impl RunGate {
     }
 }
 
+/// What one message carries.
+enum Body {
+    /// A batch of entries.
+    Batch(Vec<Bytes>),
+    /// A payload's bytes, under their BLAKE3.
+    Payload([u8; 32], Bytes),
+}
+
 struct Submitted {
-    entries: Vec<Bytes>,
+    body: Body,
     runs: Vec<String>,
     done: oneshot::Sender<Result<Acked, Error>>,
 }
@@ -182,7 +190,15 @@ pub struct Publisher {
     stop: CancellationToken,
     epoch: u64,
     cfg: PublisherConfig,
+    /// The connection (whose server says how large a message may be).
+    client: async_nats::Client,
 }
+
+/// What a NATS server takes in one message when it has not said (its default `max_payload`).
+const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
+
+/// Bytes of a message's size kept for its headers (message id, format, payload hash).
+const HEADERS_ROOM: usize = 1024;
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -208,7 +224,7 @@ impl Publisher {
             .timeout(cfg.ack_timeout)
             .max_ack_inflight(in_flight)
             .backpressure_on_inflight(true)
-            .build(client);
+            .build(client.clone());
         let (unacknowledged, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             closed: AtomicBool::new(false),
@@ -222,7 +238,7 @@ impl Publisher {
         tokio::spawn(follow_results(js.clone(), cfg.clone(), results, shared.clone(), stop.clone()));
         let (submit, rx) = mpsc::unbounded_channel();
         tokio::spawn(drive(js, cfg.clone(), epoch, rx, shared.clone(), stop.clone()));
-        Ok(Publisher { shared, submit, stop, epoch, cfg })
+        Ok(Publisher { shared, submit, stop, epoch, cfg, client })
     }
 
     /// This process's epoch (the middle part of its message ids).
@@ -262,9 +278,36 @@ impl Publisher {
                 runs.push(view.run().to_owned());
             }
         }
+        self.submit(Body::Batch(entries), runs)
+    }
+
+    /// Publishes a payload's `bytes` under their BLAKE3 `hash` as one message, in turn with the
+    /// batches (no run gates it). Once it is acknowledged, a batch published afterwards is later
+    /// in the stream, so every follower stores the bytes before it appends an entry naming
+    /// them. Refused here when the message would exceed what the servers take.
+    pub fn publish_payload(&self, hash: [u8; 32], bytes: Bytes) -> Result<Pending, Error> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        // The server connected to now says (after a reconnection, perhaps another's).
+        let max_message = match self.client.server_info().max_payload {
+            0 => DEFAULT_MAX_MESSAGE,
+            n => n,
+        };
+        let most = max_message.saturating_sub(HEADERS_ROOM);
+        if bytes.len() > most {
+            return Err(Error::Batch(format!(
+                "a payload of {} bytes: the bus takes at most {most} bytes of payload in one message (the servers' max_payload, {max_message} bytes, less {HEADERS_ROOM} for headers)",
+                bytes.len(),
+            )));
+        }
+        self.submit(Body::Payload(hash, bytes), Vec::new())
+    }
+
+    fn submit(&self, body: Body, runs: Vec<String>) -> Result<Pending, Error> {
         let (done, rx) = oneshot::channel();
         self.shared.unacknowledged.send_modify(|n| *n += 1);
-        if self.submit.send(Submitted { entries, runs, done }).is_err() {
+        if self.submit.send(Submitted { body, runs, done }).is_err() {
             self.shared.unacknowledged.send_modify(|n| *n -= 1);
             return Err(Error::Closed);
         }
@@ -340,6 +383,8 @@ type Attempt = Pin<Box<dyn Future<Output = (u64, Result<jetstream::publish::Publ
 struct Queued {
     id: String,
     body: Bytes,
+    /// The payload header's value, for a payload message.
+    payload: Option<String>,
     runs: Vec<String>,
     done: Option<oneshot::Sender<Result<Acked, Error>>>,
     sent: bool,
@@ -364,11 +409,15 @@ async fn drive(
     let mut next = 0u64;
     let attempt = |n: u64, q: &Queued, delay: Duration| -> Attempt {
         let (js, subject, id, body) = (js.clone(), subject.clone(), q.id.clone(), q.body.clone());
+        let payload = q.payload.clone();
         Box::pin(async move {
             tokio::time::sleep(delay).await;
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", id.as_str());
             headers.insert("A2A-Ledger-Format", FORMAT);
+            if let Some(hash) = &payload {
+                headers.insert(crate::names::PAYLOAD_HEADER, hash.as_str());
+            }
             let ack = async {
                 js.publish_with_headers(subject, headers, body)
                     .await
@@ -404,8 +453,11 @@ async fn drive(
                     let n = next;
                     next += 1;
                     gate.submit(n, &s.runs);
-                    let body = Bytes::from(ledger_core::bus::encode_batch(&s.entries));
-                    queue.insert(n, Queued { id: msg_id(&cfg.gateway, epoch, n), body, runs: s.runs, done: Some(s.done), sent: false, attempts: 0 });
+                    let (body, payload) = match s.body {
+                        Body::Batch(entries) => (Bytes::from(ledger_core::bus::encode_batch(&entries)), None),
+                        Body::Payload(hash, bytes) => (bytes, Some(hex::encode(hash))),
+                    };
+                    queue.insert(n, Queued { id: msg_id(&cfg.gateway, epoch, n), body, payload, runs: s.runs, done: Some(s.done), sent: false, attempts: 0 });
                 }
             },
             Some((n, outcome)) = attempts.next(), if !attempts.is_empty() => match outcome {

@@ -1,6 +1,7 @@
 //! Following the ingest stream of a real nats-server into logs: two followers with different
 //! commit groups, one of them stopped twice and resumed from its stored position, reach the same
-//! tree byte for byte and the same outcome for every message, refusals included.
+//! tree byte for byte, the same payloads, and the same outcome for every message, refusals
+//! included.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use ledger_bus::{LogName, Outcome, Topology, follow, provision};
 use ledger_core::entry::Protocol;
-use ledger_core::{Entry, Event, Log, LogConfig, MemStore, NamedKey, RunId, Store};
+use ledger_core::{Entry, Event, Log, LogConfig, MemStore, NamedKey, PayloadLimits, PayloadStore, RunId, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -44,27 +45,57 @@ fn working(step: u64) -> Event {
     Event::TaskStatus { state: "working".into(), message: Some(format!("step {step}")) }
 }
 
-/// The messages, as (subject's gateway, body): runs of gw-1 and gw-2 interleaved, with a body
-/// that is no batch, a seq gap, a conflict, an entry of gw-2 on gw-1's subject, and repeats.
-fn messages(key1: &NamedKey, key2: &NamedKey) -> Vec<(&'static str, Vec<u8>)> {
+/// The bytes of run `r`'s input payload.
+fn input(r: usize) -> Vec<u8> {
+    format!("the input of run {r}").into_bytes()
+}
+
+fn hash(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+/// The payload erased in the stream (run 4's input).
+const ERASED: usize = 4;
+
+/// The messages, as (subject's gateway, payload header, body): runs of gw-1 and gw-2
+/// interleaved, with a body that is no batch, a seq gap, a conflict, an entry of gw-2 on gw-1's
+/// subject, and repeats; payloads before the runs naming them, one sent under another hash, one
+/// under a header that is no hash, one erased and then sent again.
+fn messages(key1: &NamedKey, key2: &NamedKey) -> Vec<(&'static str, Option<String>, Vec<u8>)> {
     let id = |k: &NamedKey| {
         entry(&format!("id/{}", k.name()), 0, k.name(), Event::IdentityRegistered { public_key: k.public_key() })
     };
-    let batch = |entries: Vec<Vec<u8>>| ledger_core::bus::encode_batch(&entries);
-    let mut out = vec![("gw-1", batch(vec![id(key1)])), ("gw-2", batch(vec![id(key2)]))];
+    let batch = |entries: Vec<Vec<u8>>| (None, ledger_core::bus::encode_batch(&entries));
+    let payload = |bytes: Vec<u8>| (Some(hex::encode(hash(&bytes))), bytes);
+    let with = |gw: &'static str, (h, body): (Option<String>, Vec<u8>)| (gw, h, body);
+    let mut out = vec![with("gw-1", batch(vec![id(key1)])), with("gw-2", batch(vec![id(key2)]))];
     for r in 0..30 {
         let (gw, name) = if r % 3 == 0 { ("gw-2", "gw-2") } else { ("gw-1", "gw-1") };
         let run = format!("{gw}-run-{r}");
-        out.push((gw, batch(vec![entry(&run, 0, name, accepted(r)), entry(&run, 1, name, working(1))])));
+        out.push(with(gw, payload(input(r))));
+        out.push(with(gw, batch(vec![entry(&run, 0, name, accepted(r)), entry(&run, 1, name, working(1))])));
         match r % 6 {
-            1 => out.push((gw, batch(vec![entry(&run, 5, name, working(5))]))), // a gap
-            2 => out.push((gw, batch(vec![entry(&run, 1, name, working(9))]))), // a conflict
-            3 => out.push((gw, b"\x81\x41".to_vec())),                          // no batch
-            4 => out.push(("gw-1", batch(vec![entry("gw-2-run-x", 0, "gw-2", accepted(r))]))), // not its actor
-            5 => out.push((gw, batch(vec![entry(&run, 1, name, working(1))]))), // an idempotent repeat
+            1 => out.push(with(gw, batch(vec![entry(&run, 5, name, working(5))]))), // a gap
+            2 => out.push(with(gw, batch(vec![entry(&run, 1, name, working(9))]))), // a conflict
+            3 => out.push(with(gw, (None, b"\x81\x41".to_vec()))),                  // no batch
+            4 => out.push(with("gw-1", batch(vec![entry("gw-2-run-x", 0, "gw-2", accepted(r))]))), // not its actor
+            5 => out.push(with(gw, batch(vec![entry(&run, 1, name, working(1))]))), // an idempotent repeat
             _ => {}
         }
-        out.push((gw, batch(vec![entry(&run, 2, name, working(2)), entry(&run, 3, name, working(3))])));
+        out.push(with(gw, batch(vec![entry(&run, 2, name, working(2)), entry(&run, 3, name, working(3))])));
+        if r == ERASED {
+            // Erased: the entry, then the same bytes again (taken, not kept: an erased payload
+            // never comes back).
+            let h = hash(&input(r));
+            let erased = Event::PayloadErased { hash: h, reason: "asked".into(), approver: "dpo".into() };
+            let run = RunId::erasure(&h);
+            out.push(with(gw, batch(vec![entry(run.as_str(), 0, name, erased)])));
+            out.push(with(gw, payload(input(r))));
+        }
+        if r == 7 {
+            out.push(with(gw, (Some(hex::encode(hash(b"other bytes"))), input(r)))); // another hash
+            out.push(with(gw, (Some("XYZ".into()), input(r)))); // no hash
+        }
     }
     out
 }
@@ -84,7 +115,8 @@ async fn start(js: &async_nats::jetstream::Context, name: &LogName, store: Arc<M
     let (tx, outcomes) = mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let (js, name, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
-    let task = tokio::spawn(async move { follow(&js, &name, l, tx, s).await.unwrap() });
+    let payloads = PayloadStore::new(log.store().clone(), PayloadLimits::UNLIMITED);
+    let task = tokio::spawn(async move { follow(&js, &name, l, payloads, tx, s).await.unwrap() });
     Following { log, stop, task, outcomes }
 }
 
@@ -119,9 +151,12 @@ async fn followers_of_one_stream_reach_the_same_tree_whatever_their_groups_and_r
     let publish = |from: usize, to: usize| {
         let (js, name, all) = (js.clone(), name.clone(), all.clone());
         async move {
-            for (i, (gw, body)) in all.iter().enumerate().take(to).skip(from) {
+            for (i, (gw, payload, body)) in all.iter().enumerate().take(to).skip(from) {
                 let mut h = HeaderMap::new();
                 h.insert("Nats-Msg-Id", format!("{gw}/0/{i}").as_str());
+                if let Some(p) = payload {
+                    h.insert(ledger_bus::names::PAYLOAD_HEADER, p.as_str());
+                }
                 js.publish_with_headers(name.ingest_subject(gw), h, body.clone().into()).await.unwrap().await.unwrap();
             }
         }
@@ -155,6 +190,19 @@ async fn followers_of_one_stream_reach_the_same_tree_whatever_their_groups_and_r
     for i in 0..size {
         assert_eq!(part_log.entry(i).unwrap(), whole_log.entry(i).unwrap(), "entry {i}");
     }
+    // The same payloads on both: every input kept, the erased one's bytes gone from the store
+    // itself (deleted when its erasure was appended, not only hidden), and read as erased.
+    let erased = hash(&input(ERASED));
+    for store in [part_log.store(), whole_log.store()] {
+        assert_eq!(store.payload_get(&erased).unwrap(), None, "the erased payload's head is deleted");
+        let payloads = PayloadStore::new(store.clone(), PayloadLimits::UNLIMITED);
+        for r in (0..30).filter(|r| *r != ERASED) {
+            assert_eq!(payloads.get(&hash(&input(r))).unwrap(), Some(input(r)), "run {r}'s input");
+        }
+        let e = payloads.get(&erased).unwrap_err();
+        assert!(matches!(e, ledger_core::Error::PayloadErased { .. }), "{e}");
+        assert_eq!(payloads.get(&hash(b"other bytes")).unwrap(), None);
+    }
     part_outcomes.extend(stopped(part).await);
     let whole_outcomes = stopped(whole).await;
     assert_eq!(part_outcomes, whole_outcomes, "every message answered alike");
@@ -169,5 +217,11 @@ async fn followers_of_one_stream_reach_the_same_tree_whatever_their_groups_and_r
     assert_eq!(count("batch body at byte"), 5, "{refused:#?}");
     assert_eq!(count("a gateway writes only as itself"), 5, "{refused:#?}");
     assert_eq!(count("with different bytes"), 5, "{refused:#?}");
-    assert_eq!(refused.len(), 20, "{refused:#?}");
+    assert_eq!(count("payload bytes hash to"), 1, "{refused:#?}");
+    assert_eq!(count("\"XYZ\" is not a BLAKE3 hash in lowercase hex"), 1, "{refused:#?}");
+    assert_eq!(refused.len(), 22, "{refused:#?}");
+    // A stored payload appends nothing: its outcome has no indices.
+    let kept = whole_outcomes.iter().zip(&all).filter(|(o, m)| m.1.is_some() && o.result.is_ok());
+    assert!(kept.clone().all(|(o, _)| o.result.as_ref().unwrap().is_empty()));
+    assert_eq!(kept.count(), 31, "30 inputs and the erased one sent again");
 }

@@ -47,7 +47,8 @@ async fn node(nats: &common::Nats, name: &LogName, holder: &str) -> Node {
     let (outcomes, mut drain) = mpsc::unbounded_channel();
     let mut tasks = vec![lease_task, tokio::spawn(async move { while drain.recv().await.is_some() {} })];
     let (j, n, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
-    tasks.push(tokio::spawn(async move { follow(&j, &n, l, outcomes, s).await.unwrap() }));
+    let payloads = ledger_core::PayloadStore::new(log.store().clone(), ledger_core::PayloadLimits::UNLIMITED);
+    tasks.push(tokio::spawn(async move { follow(&j, &n, l, payloads, outcomes, s).await.unwrap() }));
     let (j, n, l, s, t) = (js.clone(), name.clone(), log.clone(), stop.clone(), terms.clone());
     tasks.push(tokio::spawn(async move { signer::sign(&j, &n, l, signed, t, s).await.unwrap() }));
     let (j, n, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
@@ -63,7 +64,8 @@ async fn replica(nats: &common::Nats, name: &LogName) -> (Arc<Log>, Cancellation
     let (outcomes, mut drain) = mpsc::unbounded_channel();
     tokio::spawn(async move { while drain.recv().await.is_some() {} });
     let (j, n, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
-    tokio::spawn(async move { follow(&j, &n, l, outcomes, s).await.unwrap() });
+    let payloads = ledger_core::PayloadStore::new(log.store().clone(), ledger_core::PayloadLimits::UNLIMITED);
+    tokio::spawn(async move { follow(&j, &n, l, payloads, outcomes, s).await.unwrap() });
     let (j, n, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
     tokio::spawn(async move { signer::serve(&j, &n, l, s).await.unwrap() });
     (log, stop)

@@ -59,6 +59,12 @@ pub struct PayloadLimits {
     pub quota_bytes: u64,
 }
 
+impl PayloadLimits {
+    /// No limit: for a store whose payloads something else decided to keep (a follower of a
+    /// bus log stores what the stream carries, as every other follower does).
+    pub const UNLIMITED: PayloadLimits = PayloadLimits { max_bytes: u64::MAX, quota_bytes: u64::MAX };
+}
+
 impl Default for PayloadLimits {
     /// 64 MiB per payload, 8 GiB in all.
     fn default() -> Self {

@@ -138,7 +138,13 @@ impl Running {
 
 /// Connects to the bus and starts following (and, with the key, contending for the lease,
 /// signing and answering gateways).
-pub async fn start(bus: &BusSettings, signed: Option<Signed>, log: Arc<Log>, metrics: Metrics) -> Result<Running> {
+pub async fn start(
+    bus: &BusSettings,
+    signed: Option<Signed>,
+    log: Arc<Log>,
+    payloads: ledger_core::PayloadStore,
+    metrics: Metrics,
+) -> Result<Running> {
     let js = ledger_bus::connect(&bus.servers, &bus.holder, &bus.auth, CONNECT_WAIT).await?;
     let name = bus.log.clone();
     // Everything the log needs must exist: `bus init` creates it, a server only checks.
@@ -153,7 +159,7 @@ pub async fn start(bus: &BusSettings, signed: Option<Signed>, log: Arc<Log>, met
     let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
 
     let (j, n, l, s) = (js.clone(), name.clone(), log.clone(), stop.clone());
-    tasks.spawn(async move { Ok(ledger_bus::follow(&j, &n, l, outcomes_tx, s).await?) });
+    tasks.spawn(async move { Ok(ledger_bus::follow(&j, &n, l, payloads, outcomes_tx, s).await?) });
     let answering = signed.is_some().then(|| js.clone());
     let (n, l, s, m) = (name.clone(), log.clone(), stop.clone(), metrics);
     tasks.spawn(async move { outcomes_task(n, outcomes, answering, l, m, position_tx, s).await });
@@ -235,6 +241,7 @@ fn refusal(refused: &Refused) -> Refusal {
             },
             e.to_string(),
         ),
+        Refused::BadPayloadHeader(_) => ApiError::new(ledger_wire::ErrorCode::MalformedBody, refused.to_string()),
         Refused::Log(e) => ApiError::from(&**e),
     };
     Refusal { code: e.code.as_str().to_owned(), message: e.message }

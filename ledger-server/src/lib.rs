@@ -198,8 +198,14 @@ async fn serve_inner(
     };
     let stop = Arc::new(AtomicBool::new(false));
     let metrics = Metrics::default();
+    // On the bus, payloads come only from the stream, and every follower must keep what every
+    // other keeps (a refusal is a decision about the message): this server's limits (for its own
+    // PUTs, which a bus server refuses) do not apply to them.
+    let payload_limits =
+        if bus.is_some() { ledger_core::payload::PayloadLimits::UNLIMITED } else { settings.payloads.limits };
+    let payloads = ledger_core::PayloadStore::new(log.store().clone(), payload_limits);
     let running = match bus {
-        Some((b, signed)) => Some(bus::start(&b, signed, log.clone(), metrics.clone()).await?),
+        Some((b, signed)) => Some(bus::start(&b, signed, log.clone(), payloads.clone(), metrics.clone()).await?),
         None => None,
     };
     let checkpoints = service::watch_checkpoints(log.clone(), stop.clone(), metrics.clone());
@@ -211,7 +217,7 @@ async fn serve_inner(
         metrics,
         max_body_bytes: settings.max_body_bytes,
         shutdown: rx.clone(),
-        payloads: ledger_core::PayloadStore::new(log.store().clone(), settings.payloads.limits),
+        payloads,
         erasure_actor: settings.payloads.actor.clone(),
         cosigner: settings.cosigner.clone(),
         sessions: ledger_dashboard::session::Sessions::new(ledger_dashboard::session::Limits::default()),

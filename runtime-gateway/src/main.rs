@@ -163,6 +163,7 @@ async fn run(cli: Cli) -> Result<()> {
                     data: cli.data.clone(),
                     user: cli.bus_user.clone(),
                     max_unacknowledged: BUS_MAX_UNACKNOWLEDGED,
+                    max_payload_bytes: cfg.payloads.clone().unwrap_or_default().max_bytes,
                 })
             };
             let describe = |name: &str, bus: &BusLedger, replicas: &[String]| {
@@ -262,20 +263,6 @@ async fn run(cli: Cli) -> Result<()> {
             "{}: [[bus_log]] names logs on a bus, but the gateway runs without --bus",
             config::path(&data, cli.config.as_deref()).display()
         );
-    }
-    // Payload bytes do not travel on the bus yet: entries carry their hashes only.
-    if !cli.bus.is_empty() {
-        match &mut cfg.payloads {
-            Some(p) if p.keep => bail!(
-                "{}: [payloads] keep = true, but payload bytes over the bus are not supported yet; set keep = false, or use --embedded or --ledger",
-                config::path(&data, cli.config.as_deref()).display()
-            ),
-            Some(_) => {}
-            None => {
-                println!("bus: payload bytes are not kept (not supported on the bus yet); entries carry their hashes");
-                cfg.payloads = Some(config::PayloadsConfig { keep: false, ..Default::default() });
-            }
-        }
     }
     // The embedded ledger keeps payloads under the configured limits, and starts asking its
     // witnesses.

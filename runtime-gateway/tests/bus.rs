@@ -85,6 +85,18 @@ fn sequencer(js: jetstream::Context, name: LogName, http: std::net::SocketAddr, 
             let m = m.unwrap();
             let position = m.info().unwrap().stream_sequence;
             let gateway = m.subject.rsplit('.').next().unwrap().to_string();
+            // A payload: its bytes checked against the header, nothing appended.
+            let payload = m.headers.as_ref().and_then(|h| h.get(ledger_bus::names::PAYLOAD_HEADER));
+            if let Some(hash) = payload {
+                assert_eq!(hash.as_str(), hex::encode(blake3::hash(&m.payload).as_bytes()));
+                let mut h = HeaderMap::new();
+                h.insert("Nats-Msg-Id", result_msg_id(position).as_str());
+                let result = BatchResult { position, outcome: Ok(Vec::new()) };
+                let subject = name.result_subject(&gateway);
+                js.publish_with_headers(subject, h, result.to_json().into()).await.unwrap().await.unwrap();
+                applied.send_replace(position);
+                continue;
+            }
             let entries = ledger_core::bus::decode_batch(&m.payload).unwrap();
             let body = serde_json::json!({
                 "entries": entries.iter().map(|e| base64::engine::general_purpose::STANDARD.encode(e)).collect::<Vec<_>>()
@@ -137,6 +149,7 @@ async fn batches_are_streamed_refusals_kept_and_reads_fail_over_to_a_live_replic
         data: data.clone(),
         user: None,
         max_unacknowledged: 100,
+        max_payload_bytes: 64 << 20,
     };
     let e = BusLedger::connect(cfg("gw.1")).await.unwrap_err();
     assert!(format!("{e:#}").contains("one NATS subject token"), "{e:#}");
@@ -190,11 +203,18 @@ async fn batches_are_streamed_refusals_kept_and_reads_fail_over_to_a_live_replic
     assert!(sink.run_entries("no-such-run").await.unwrap().is_empty());
     sink.open_runs().await.unwrap();
 
-    // Payload bytes do not travel on the bus yet, and say so.
-    let e = sink.put_payload([1; 32], bytes::Bytes::from_static(b"x")).await.unwrap_err();
-    assert!(e.to_string().contains("payload bytes over the bus are not supported yet"), "{e}");
-    let e = sink.erase_payload([1; 32], "r".into(), "a".into()).await.unwrap_err();
-    assert!(e.to_string().contains("not supported yet"), "{e}");
+    // A payload is streamed under its hash (the sequencer checks it); one larger than a message
+    // of the server (its max_payload: 8 MB here), or than [payloads] max_bytes, is refused before
+    // it is sent, saying which bound.
+    let small = bytes::Bytes::from_static(b"an input");
+    sink.put_payload(*blake3::hash(&small).as_bytes(), small).await.unwrap();
+    let big = bytes::Bytes::from(vec![7u8; 9 << 20]);
+    let e = sink.put_payload(*blake3::hash(&big).as_bytes(), big).await.unwrap_err();
+    assert!(e.to_string().contains("the bus takes at most 8387584 bytes of payload in one message"), "{e}");
+    let capped = BusLedger::connect(BusConfig { max_payload_bytes: 4, ..cfg("gw-3") }).await.unwrap();
+    let e = capped.put_payload([1; 32], bytes::Bytes::from_static(b"12345")).await.unwrap_err();
+    assert!(matches!(e, ledger_core::Error::PayloadTooLarge { len: 5, max: 4, .. }), "{e}");
+    capped.close().await.unwrap();
 
     // Closed: what was acknowledged stays; nothing more is taken.
     sink.close().await.unwrap();
@@ -219,6 +239,7 @@ async fn with_the_bus_away_new_runs_are_refused_once_enough_batches_wait() {
         data: dir.path().join("gw"),
         user: None,
         max_unacknowledged: 2,
+        max_payload_bytes: 64 << 20,
     })
     .await
     .unwrap();
@@ -257,6 +278,7 @@ async fn a_gateway_without_a_live_replica_does_not_start() {
         data: dir.path().to_path_buf(),
         user: None,
         max_unacknowledged: 100,
+        max_payload_bytes: 64 << 20,
     })
     .await
     .unwrap_err();
@@ -271,6 +293,7 @@ async fn a_gateway_without_a_live_replica_does_not_start() {
         data: dir.path().to_path_buf(),
         user: None,
         max_unacknowledged: 100,
+        max_payload_bytes: 64 << 20,
     })
     .await
     .unwrap_err();
@@ -470,19 +493,22 @@ async fn with_two_logs_each_run_goes_to_its_agents_or_callers_log_and_verifies_t
     let init = ["bus", "init", "--bus", &urls, "--log", "main", "--log", "billing", "--replicas", "1"];
     ledger_server(&[&init[..], &["--lease-ttl-ms", "1500"]].concat());
     // Every ledger-server reads one server.toml: the gateway's ingest token works on all.
-    let ingest = "a2al_sharded-test-ingest-token";
+    let (ingest, auditor) = ("a2al_sharded-test-ingest-token", "a2al_sharded-test-auditor-token");
     let server_toml = dir.path().join("server.toml");
     std::fs::write(
         &server_toml,
         format!(
-            "[[principal]]\nname = \"gateway\"\nrole = \"ingest\"\ntoken_sha256 = \"{}\"\nidentities = [\"gateway\"]\n",
-            runtime_gateway::base::config::token_hash_hex(ingest)
+            "[[principal]]\nname = \"gateway\"\nrole = \"ingest\"\ntoken_sha256 = \"{}\"\nidentities = [\"gateway\"]\n\n\
+             [[principal]]\nname = \"auditor\"\nrole = \"auditor\"\ntoken_sha256 = \"{}\"\n",
+            runtime_gateway::base::config::token_hash_hex(ingest),
+            runtime_gateway::base::config::token_hash_hex(auditor)
         ),
     )
     .unwrap();
     // Each log its own key, origin, signer and replica.
     let mut procs = Vec::new();
     let mut replicas = Vec::new();
+    let mut replica_http = Vec::new();
     let mut logs = Vec::new();
     for log in ["main", "billing"] {
         let key_dir = dir.path().join(format!("{log}-key"));
@@ -523,6 +549,7 @@ async fn with_two_logs_each_run_goes_to_its_agents_or_callers_log_and_verifies_t
             );
             if role == "replica" {
                 replicas.push(p.addr("listening grpc "));
+                replica_http.push(p.addr("listening http "));
             }
             procs.push(p);
         }
@@ -538,7 +565,7 @@ async fn with_two_logs_each_run_goes_to_its_agents_or_callers_log_and_verifies_t
     std::fs::write(
         gw_data.join("gateway.toml"),
         format!(
-            "[[caller]]\nname = \"local-user\"\ntoken_sha256 = \"{}\"\n\n[[caller]]\nname = \"tenant-b\"\ntoken_sha256 = \"{}\"\n\n\
+            "admins = [\"local-user\"]\n\n[[caller]]\nname = \"local-user\"\ntoken_sha256 = \"{}\"\n\n[[caller]]\nname = \"tenant-b\"\ntoken_sha256 = \"{}\"\n\n\
              [[bus_log]]\nname = \"billing\"\nreplicas = [\"{}\"]\nagents = [\"billing\"]\ncallers = [\"tenant-b\"]\n",
             hash(user),
             hash(tenant),
@@ -589,6 +616,57 @@ async fn with_two_logs_each_run_goes_to_its_agents_or_callers_log_and_verifies_t
         assert_eq!(got, origin, "run {run}");
         assert_eq!(status, ledger_core::RunStatus::Completed);
         done.push((run.clone(), token, origin));
+    }
+
+    // Payloads travel on the bus: each input is served by its hash through the gateway (from the
+    // replicas) and by each log's replica itself; an erasure reaches every replica.
+    let http = reqwest::Client::new();
+    let input_of = async |run: &str, token: &str| {
+        let r = gw.http.get(format!("{}/runs/{run}/receipt", gw.base)).bearer_auth(token).send().await.unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        let first =
+            base64::engine::general_purpose::STANDARD.decode(v["entries"][0]["entry"].as_str().unwrap()).unwrap();
+        let Event::TaskAccepted { input_hash, .. } = Entry::decode(&first).unwrap().event else { panic!("{v}") };
+        hex::encode(input_hash)
+    };
+    let from_replica = async |i: usize, hex: &str| {
+        http.get(format!("{}/v1/payloads/{hex}", replica_http[i])).bearer_auth(auditor).send().await.unwrap()
+    };
+    for (run, token) in [(&echo, user), (&report, user), (&tenant_echo, tenant)] {
+        let hex = input_of(run, token).await;
+        let r = gw.http.get(format!("{}/v1/payloads/{hex}", gw.base)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 200, "the input of {run} through the gateway");
+        assert_eq!(hex::encode(blake3::hash(&r.bytes().await.unwrap()).as_bytes()), hex);
+        for i in 0..2 {
+            let r = from_replica(i, &hex).await;
+            assert_eq!(r.status(), 200, "the input of {run} from replica {i}");
+            assert_eq!(hex::encode(blake3::hash(&r.bytes().await.unwrap()).as_bytes()), hex);
+        }
+    }
+    let erased = input_of(&echo, user).await;
+    let r = gw
+        .post(&format!("/v1/payloads/{erased}/erase"))
+        .json(&serde_json::json!({ "reason": "asked" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let index = r.json::<serde_json::Value>().await.unwrap()["index"].as_u64().unwrap();
+    let again = gw
+        .post(&format!("/v1/payloads/{erased}/erase"))
+        .json(&serde_json::json!({ "reason": "twice" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.json::<serde_json::Value>().await.unwrap()["index"],
+        index,
+        "erasing twice answers the first index"
+    );
+    assert_eq!(gw.get(&format!("/v1/payloads/{erased}")).send().await.unwrap().status(), 410);
+    for i in 0..2 {
+        let r = from_replica(i, &erased).await;
+        assert_eq!(r.status(), 410, "replica {i} holds the erased input no more");
     }
 
     // The dashboard is offered every log's descriptor to pin.

@@ -18,7 +18,14 @@
 //!   accepted may go on up to twice that, so they can still be sealed.
 //! - Reads carry the highest acknowledged position (`a2a-ledger-min-position`), so a replica
 //!   answers only once it has applied everything this gateway had acknowledged.
-//! - Payload bytes do not travel on the bus yet: `put_payload` and `erase_payload` refuse.
+//! - A payload goes on the same subject as one message of its bytes (`ledger_bus::Publisher::
+//!   publish_payload`); `put_payload` resolves once the stream holds it, so an entry naming it,
+//!   published afterwards, is later in the stream, and every follower stores the bytes before it
+//!   appends the entry. Payloads larger than `[payloads] max_bytes` or than one message of the
+//!   servers (`max_payload`) are refused before anything is sent.
+//! - An erasure is the `payload.erased` entry published as a batch; it resolves with the index
+//!   the sequencer gave it (every follower deletes the bytes once it is durable there), or the
+//!   earlier erasure's index.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +45,9 @@ use super::{
 
 /// Longest the start waits for the bus and a replica.
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest an erasure waits for the sequencer's answer.
+const ERASE_WAIT: Duration = Duration::from_secs(30);
 
 /// Longest `close` waits for the batches in flight.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
@@ -62,10 +72,15 @@ pub struct BusConfig {
     pub user: Option<String>,
     /// Most batches waiting for the stream before a batch opening a run is refused.
     pub max_unacknowledged: usize,
+    /// The largest payload kept (`[payloads] max_bytes`); one message of the servers is the
+    /// other bound.
+    pub max_payload_bytes: u64,
 }
 
 struct Shared {
     data: PathBuf,
+    gateway: String,
+    max_payload_bytes: u64,
     max_unacknowledged: usize,
     order: InOrder,
     refused: AtomicU64,
@@ -130,6 +145,8 @@ impl BusLedger {
             serde_json::from_str(&info.descriptor_json).context("the replica's log descriptor")?;
         let shared = Arc::new(Shared {
             data: cfg.data,
+            gateway: cfg.gateway.clone(),
+            max_payload_bytes: cfg.max_payload_bytes,
             max_unacknowledged: cfg.max_unacknowledged,
             order: InOrder::default(),
             refused: AtomicU64::new(0),
@@ -149,12 +166,16 @@ impl Shared {
         self.order.finish(n, done, outcome);
     }
 
-    /// The sequencer refused an acknowledged batch: kept with the reason where an operator finds
-    /// it, counted, and said.
-    fn refused(&self, result: &BatchResult, entries: &[bytes::Bytes]) {
+    /// The sequencer refused an acknowledged batch (or payload, `payload` its hash): kept with
+    /// the reason where an operator finds it, counted, and said.
+    fn refused(&self, result: &BatchResult, entries: &[bytes::Bytes], payload: Option<&[u8; 32]>) {
         let Err(refusal) = &result.outcome else { return };
         self.refused.fetch_add(1, Ordering::SeqCst);
-        let why = serde_json::json!({ "position": result.position, "code": refusal.code, "message": refusal.message });
+        let mut why =
+            serde_json::json!({ "position": result.position, "code": refusal.code, "message": refusal.message });
+        if let Some(h) = payload {
+            why["payload"] = hex::encode(h).into();
+        }
         let kept = super::keep_rejected(&self.data, why, entries);
         eprintln!(
             "the ledger refused the batch at stream position {} ({}: {}); kept in {kept}",
@@ -163,11 +184,12 @@ impl Shared {
     }
 }
 
-/// Why payload bytes cannot go through this sink.
-fn no_payloads() -> Error {
-    storage(
-        "payload bytes over the bus are not supported yet: keep payloads with --embedded or --ledger, or run with [payloads] keep = false",
-    )
+impl BusLedger {
+    /// The index of the `payload.erased` entry of `hash`, if a replica shows one.
+    async fn erasure_index(&self, hash: &[u8; 32]) -> Result<Option<u64>> {
+        let run = ledger_core::RunId::erasure(hash);
+        Ok(self.reads.run_entries(run.as_str()).await?.first().map(|(index, _)| *index))
+    }
 }
 
 impl LedgerSink for BusLedger {
@@ -200,7 +222,7 @@ impl LedgerSink for BusLedger {
             // What the sequencer made of it: a refusal is kept and reported (an acknowledged
             // batch that is not appended must never vanish silently).
             if let Ok(result) = outcome.await {
-                shared.refused(&result, &entries);
+                shared.refused(&result, &entries, None);
             }
         });
     }
@@ -224,8 +246,25 @@ impl LedgerSink for BusLedger {
         Box::pin(async move { self.reads.receipt(&run, wait, waiting).await })
     }
 
-    fn put_payload(&self, _hash: [u8; 32], _bytes: bytes::Bytes) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async { Err(no_payloads()) })
+    fn put_payload(&self, hash: [u8; 32], bytes: bytes::Bytes) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let len = bytes.len() as u64;
+            if len > self.shared.max_payload_bytes {
+                let max = self.shared.max_payload_bytes;
+                return Err(Error::PayloadTooLarge { hash: hex::encode(hash), len, max });
+            }
+            let pending = self.publisher.publish_payload(hash, bytes).map_err(|e| storage(format!("the bus: {e}")))?;
+            let acked = pending.wait().await.map_err(|e| storage(format!("the bus: {e}")))?;
+            // Durable in the stream: an entry naming it comes after. What the sequencer made of
+            // it (only bytes under another hash are refused) is reported like a batch's.
+            let (outcome, shared) = (self.publisher.result(acked.position), self.shared.clone());
+            self.runtime.spawn(async move {
+                if let Ok(result) = outcome.await {
+                    shared.refused(&result, &[], Some(&hash));
+                }
+            });
+            Ok(())
+        })
     }
 
     fn payload(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Payload>> {
@@ -240,8 +279,49 @@ impl LedgerSink for BusLedger {
         })
     }
 
-    fn erase_payload(&self, _hash: [u8; 32], _reason: String, _approver: String) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(async { Err(no_payloads()) })
+    fn erase_payload(&self, hash: [u8; 32], reason: String, approver: String) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            if let Some(index) = self.erasure_index(&hash).await? {
+                return Ok(index);
+            }
+            let entry = ledger_core::Entry {
+                ts: crate::base::now_ns(),
+                run: ledger_core::RunId::erasure(&hash),
+                seq: 0,
+                actor: self.shared.gateway.clone(),
+                event: ledger_core::Event::PayloadErased { hash, reason, approver },
+                grant: None,
+                payload: None,
+            };
+            let pending = self
+                .publisher
+                .publish(vec![bytes::Bytes::from(entry.encode())])
+                .map_err(|e| storage(format!("the bus: {e}")))?;
+            let acked = pending.wait().await.map_err(|e| storage(format!("the bus: {e}")))?;
+            // The index is the sequencer's: wait for its answer (every follower deletes the bytes
+            // once the entry is durable there).
+            let result = tokio::time::timeout(ERASE_WAIT, self.publisher.result(acked.position))
+                .await
+                .map_err(|_| {
+                    storage(format!(
+                        "the erasure is in the stream (position {}) but no signer answered within {ERASE_WAIT:?}; it will be applied, ask again later",
+                        acked.position
+                    ))
+                })?
+                .map_err(|e| storage(format!("the bus: {e}")))?;
+            match result.outcome {
+                Ok(indices) if !indices.is_empty() => Ok(indices[0]),
+                // Another erasure of the same hash won (its entry differs): its index.
+                outcome => match self.erasure_index(&hash).await? {
+                    Some(index) => Ok(index),
+                    None => Err(storage(format!(
+                        "the ledger refused the erasure at stream position {}: {}",
+                        acked.position,
+                        outcome.err().map_or_else(|| "no index".to_string(), |r| format!("{}: {}", r.code, r.message))
+                    ))),
+                },
+            }
+        })
     }
 
     fn runs(&self, by: RunsBy, before: Option<u64>, limit: usize) -> BoxFuture<'_, Result<RunPage>> {
