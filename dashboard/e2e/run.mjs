@@ -534,6 +534,7 @@ token_sha256 = "${sha256hex(tokens.admin)}"
     await openRun(shardRuns[log]);
     const text = await page.locator('#receipt-verdict').textContent();
     check(text.startsWith(`Receipt verified in this browser: run ${shardRuns[log]}`), `the ${log} run's receipt verifies in the browser under log ${log}'s pinned descriptor`);
+    check(text.includes(`under the pinned descriptor of log shards.example/${log}`), `the ${log} run's verdict names the log it was verified under: ${text}`);
     const steps = await page.$$eval('.verdict tbody tr.step-ok', (rows) => rows.map((r) => r.getAttribute('data-step')));
     check(JSON.stringify(steps) === JSON.stringify(['1', '2', '3', '4', '5']), `all five SPEC §5 steps of the ${log} run are shown verified`);
   }

@@ -470,7 +470,9 @@ function showRuns(): void {
 
 // ---- one run ---------------------------------------------------------------------------------
 
-function stepsTable(v: ReceiptVerdict, id: string): HTMLElement {
+function stepsTable(v: ReceiptVerdict, id: string, log?: LogDescriptor): HTMLElement {
+  // With several logs pinned, the verdict says which log's descriptor it was verified under.
+  const under = log ? `, under the pinned descriptor of log ${log.origin}` : '';
   if (v.malformed) return problem(`The receipt could not be checked: ${v.malformed}`);
   const body = h('tbody', {});
   for (const s of v.steps) {
@@ -489,7 +491,7 @@ function stepsTable(v: ReceiptVerdict, id: string): HTMLElement {
   return h(
     'div',
     { class: 'verdict' },
-    h('p', { class: v.ok ? 'ok' : 'bad', role: v.ok ? undefined : 'alert', id }, v.ok ? `Receipt verified in this browser: run ${v.run}, ${v.status ?? ''}.` : `Receipt INVALID: ${v.message ?? v.failed?.error ?? ''}`),
+    h('p', { class: v.ok ? 'ok' : 'bad', role: v.ok ? undefined : 'alert', id }, v.ok ? `Receipt verified in this browser: run ${v.run}, ${v.status ?? ''}${under}.` : `Receipt INVALID${under}: ${v.message ?? v.failed?.error ?? ''}`),
     h('table', {}, h('caption', {}, id === 'receipt-verdict' ? 'SPEC §5 steps of the served receipt' : 'SPEC §5 steps of the receipt file'), h('thead', {}, h('tr', {}, ...['Step', 'Name', 'Verdict', 'Index', 'Detail'].map((c) => h('th', { scope: 'col' }, c)))), body),
     v.quorum
       ? h('p', {}, `Witness quorum (§8): ${v.quorum.satisfied ? 'met' : 'NOT met'}; cosigned: ${v.quorum.cosigned.join(', ') || 'none'}; missing: ${v.quorum.missing.join(', ') || 'none'}.`)
@@ -584,11 +586,11 @@ async function showRun(id: string): Promise<void> {
   let verified: (DecodedEntry & { index: bigint })[] | undefined;
   try {
     const json = await api.getText(`/runs/${encodeURIComponent(id)}/receipt`);
-    const { verdict, missing } = await verifyAgainstPins(json);
+    const { verdict, missing, log } = await verifyAgainstPins(json);
     if (!verdict) {
       replace(receiptBox, h('h3', { id: 'h-receipt' }, 'Receipt'), problem(`No log pinned for origin ${missing}: pin its descriptor (Pinned logs) to verify this receipt.`));
     } else {
-      replace(receiptBox, h('h3', { id: 'h-receipt' }, 'Receipt'), stepsTable(verdict, 'receipt-verdict'));
+      replace(receiptBox, h('h3', { id: 'h-receipt' }, 'Receipt'), stepsTable(verdict, 'receipt-verdict', log));
       if (verdict.ok && verdict.entries) verified = verdict.entries;
     }
   } catch (e) {
@@ -664,8 +666,8 @@ function receiptFileForm(): HTMLElement {
     const f = file.files?.[0];
     if (!f) return;
     void f.text().then(async (json) => {
-      const { verdict, missing } = await verifyAgainstPins(json);
-      replace(out, verdict ? stepsTable(verdict, 'file-verdict') : problem(`No log pinned for origin ${missing}.`));
+      const { verdict, missing, log } = await verifyAgainstPins(json);
+      replace(out, verdict ? stepsTable(verdict, 'file-verdict', log) : problem(`No log pinned for origin ${missing}.`));
       announce(verdict?.ok ? 'The receipt file verified' : 'The receipt file did not verify');
     });
   });
