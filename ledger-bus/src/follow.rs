@@ -23,7 +23,12 @@
 //! completion deletes them), in the same ordered write-ahead log, so a later entry naming it is
 //! durable no earlier than the bytes. When a batch appends `payload.erased` entries, the bytes
 //! they name are deleted once the entries are durable (the erasure rule's two steps,
-//! `ledger_core::payload`), on every follower.
+//! `ledger_core::payload`), on every follower, and so are the stream's messages that carried
+//! them: each follower records which messages carried which payload
+//! (`PayloadStore::note_message`) and deletes the erased ones from the stream (a message
+//! already deleted by another follower counts as done), again at every start until it is done.
+//! A follower that replays the stream later never sees those bytes; a deleted message is a gap in
+//! the stream sequence, which appends nothing, so the tree is the same.
 
 use std::sync::Arc;
 
@@ -94,6 +99,15 @@ impl PartialEq for Refused {
 /// Messages read but not yet handed to the log: the reader stays this far ahead.
 const READ_AHEAD: usize = 256;
 
+/// What the applier thread hands each message to.
+struct Applier {
+    log: Arc<Log>,
+    payloads: PayloadStore,
+    /// Wakes the task that deletes erased payloads' messages from the stream.
+    sweep: mpsc::UnboundedSender<()>,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+}
+
 /// One ingest message, as the applier takes it.
 struct Message {
     position: u64,
@@ -121,18 +135,22 @@ pub async fn follow(
     js.get_stream(&stream_name).await.map_err(|e| Error::nats(format!("opening stream {stream_name}"), e))?;
     let prefix = format!("ledger.{name}.in.");
 
+    // Erased payloads' messages are deleted from the stream by a task of their own, woken at
+    // start and after each erasure is durable.
+    let (sweep_tx, sweep_rx) = mpsc::unbounded_channel::<()>();
+    let _ = sweep_tx.send(());
+    let sweeper = tokio::spawn(sweep(js.clone(), stream_name.clone(), payloads.clone(), sweep_rx));
+
     // The log is fed from one thread, in stream order: `append_at` may block for room.
     let (tx, mut rx) = mpsc::channel::<Message>(READ_AHEAD);
-    let applier_log = log.clone();
+    let a = Applier { log: log.clone(), payloads, sweep: sweep_tx, outcomes };
     let applier = std::thread::Builder::new()
         .name(format!("bus-apply-{name}"))
         .spawn(move || {
             while let Some(m) = rx.blocking_recv() {
-                match m.payload {
-                    Some(header) => {
-                        store_payload(&applier_log, &payloads, m.position, m.gateway, &header, &m.body, &outcomes)
-                    }
-                    None => apply(&applier_log, &payloads, m.position, m.gateway, &m.body, &outcomes),
+                match &m.payload {
+                    Some(header) => store_payload(&a, m.position, m.gateway.clone(), header, &m.body),
+                    None => apply(&a, m.position, m.gateway, &m.body),
                 }
             }
         })
@@ -164,27 +182,77 @@ pub async fn follow(
     .await;
     drop(tx);
     tokio::task::spawn_blocking(move || applier.join()).await.ok();
+    sweeper.abort();
     result
+}
+
+/// Deletes from the stream every message recorded as carrying an erased payload's bytes, each
+/// time it is woken; a message it cannot delete now is tried again at the next wake (or start).
+async fn sweep(
+    js: jetstream::Context,
+    stream_name: String,
+    payloads: PayloadStore,
+    mut wake: mpsc::UnboundedReceiver<()>,
+) {
+    while wake.recv().await.is_some() {
+        while wake.try_recv().is_ok() {}
+        let reading = payloads.clone();
+        let read = tokio::task::spawn_blocking(move || reading.erased_messages()).await;
+        let erased = match read.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("ledger-bus: reading which erased payloads' messages to delete: {e}");
+                continue;
+            }
+        };
+        if erased.is_empty() {
+            continue;
+        }
+        let stream = match js.get_stream(&stream_name).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ledger-bus: opening stream {stream_name} to delete erased payloads: {e}");
+                continue;
+            }
+        };
+        for (hash, position) in erased {
+            let deleted = match stream.delete_message(position).await {
+                Ok(_) => true,
+                // Deleted already, by another follower or before a crash (JetStream's "sequence
+                // not found", error code 10043).
+                Err(e) if e.to_string().contains("error code 10043") => true,
+                Err(e) => {
+                    eprintln!(
+                        "ledger-bus: deleting message {position} (erased payload {}) from {stream_name}: {e}; trying again later",
+                        hex::encode(hash)
+                    );
+                    false
+                }
+            };
+            if deleted && let Err(e) = payloads.forget_message(&hash, position) {
+                eprintln!("ledger-bus: {e}");
+            }
+        }
+    }
 }
 
 /// Stores a payload message's bytes, then records its position; its outcome (no indices, or the
 /// refusal) goes out once the position is durable, and with it the bytes (one ordered WAL).
-fn store_payload(
-    log: &Log,
-    payloads: &PayloadStore,
-    position: u64,
-    gateway: String,
-    header: &str,
-    body: &Bytes,
-    outcomes: &mpsc::UnboundedSender<Outcome>,
-) {
-    let out = outcomes.clone();
+fn store_payload(a: &Applier, position: u64, gateway: String, header: &str, body: &Bytes) {
+    let (log, payloads, sweep, out) = (&a.log, &a.payloads, &a.sweep, a.outcomes.clone());
     let stored: Result<(), Refused> =
         parse_hash(header).ok_or_else(|| Refused::BadPayloadHeader(header.to_owned())).and_then(|hash| {
             match payloads.put(&hash, body) {
                 // Erased earlier in the stream: nothing to keep. Not a refusal, since whether
                 // the erasure was already durable here is timing, not the stream's order.
-                Ok(_) | Err(ledger_core::Error::PayloadErased { .. }) => Ok(()),
+                Ok(_) => payloads.note_message(&hash, position).map_err(|e| Refused::Log(Arc::new(e))),
+                // Which message carried the bytes, for an erasure to delete it too (at once,
+                // for a payload erased already).
+                Err(ledger_core::Error::PayloadErased { .. }) => {
+                    let noted = payloads.note_message(&hash, position).map_err(|e| Refused::Log(Arc::new(e)));
+                    let _ = sweep.send(());
+                    noted
+                }
                 Err(e) => Err(Refused::Log(Arc::new(e))),
             }
         });
@@ -227,15 +295,8 @@ fn erasures(body: &[u8], entries: &[Bytes]) -> Vec<Hash> {
 }
 
 /// Hands one message to the log; its outcome goes out once the log answered (durably).
-fn apply(
-    log: &Log,
-    payloads: &PayloadStore,
-    position: u64,
-    gateway: String,
-    body: &Bytes,
-    outcomes: &mpsc::UnboundedSender<Outcome>,
-) {
-    let out = outcomes.clone();
+fn apply(a: &Applier, position: u64, gateway: String, body: &Bytes) {
+    let (log, payloads, sweep, out) = (&a.log, &a.payloads, &a.sweep, a.outcomes.clone());
     let entries = match ledger_core::bus::decode_batch(body) {
         Ok(entries) => entries,
         Err(why) => {
@@ -263,7 +324,7 @@ fn apply(
         }
     };
     let erased = erasures(body, &entries);
-    let payloads = payloads.clone();
+    let (payloads, sweep) = (payloads.clone(), sweep.clone());
     log.append_at(entries, position, admit, move |r| {
         // The erasure's second step, once its entry is durable. Bytes left by a failure here are
         // never served (a read of an erased payload deletes them first).
@@ -272,6 +333,9 @@ fn apply(
                 if let Err(e) = payloads.erase_bytes(hash) {
                     eprintln!("ledger-bus: deleting the bytes of erased payload {}: {e}", hex::encode(hash));
                 }
+            }
+            if !erased.is_empty() {
+                let _ = sweep.send(());
             }
         }
         let _ = out.send(Outcome { position, gateway, result: r.map_err(|e| Refused::Log(Arc::new(e))) });

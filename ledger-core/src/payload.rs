@@ -13,6 +13,9 @@
 //! - `~stage ‖ u64 BE upload number ‖ u32 BE chunk number` → a chunk of an upload whose hash is
 //!   not yet checked (uploads of more than one chunk). A crash leaves them behind; the next
 //!   [`PayloadStore`] on the store removes them before its first write.
+//! - `~msg ‖ hash ‖ u64 BE position` → empty: a bus log's stream message at `position` carried
+//!   the payload's bytes ([`PayloadStore::note_message`]), so that an erasure deletes the bytes
+//!   from the stream too; removed once that message is deleted there.
 //!
 //! A head and its chunks sort together (every key of a hash has it as prefix), so one range
 //! delete `[hash, hash ‖ ff ff ff ff ff)` removes all of a payload.
@@ -49,6 +52,7 @@ pub const PAYLOAD_CHUNK: usize = 1 << 20;
 
 const USAGE_KEY: &[u8] = b"usage";
 const STAGE_PREFIX: &[u8] = b"~stage";
+const MESSAGE_PREFIX: &[u8] = b"~msg";
 
 /// The size limit of one payload and the quota of all of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +130,13 @@ fn payload_range(hash: &Hash) -> (Vec<u8>, Vec<u8>) {
     let mut to = hash.to_vec();
     to.extend_from_slice(&[0xff; 5]);
     (hash.to_vec(), to)
+}
+
+fn message_key(hash: &Hash, position: u64) -> Vec<u8> {
+    let mut k = MESSAGE_PREFIX.to_vec();
+    k.extend_from_slice(hash);
+    k.extend_from_slice(&position.to_be_bytes());
+    k
 }
 
 fn stage_key(upload: u64, n: u32) -> Vec<u8> {
@@ -327,6 +338,37 @@ impl PayloadStore {
         *usage = Some(used);
         let (from, to) = payload_range(hash);
         self.inner.store.payload_delete_range(&from, &to)
+    }
+
+    /// Records that the stream message at `position` (a bus log's payload message) carried the
+    /// bytes of `hash`. Not synced (durable with the log's next commit, as a put is).
+    pub fn note_message(&self, hash: &Hash, position: u64) -> Result<()> {
+        self.inner.store.payload_write(&[(&message_key(hash, position), &[])], &[])
+    }
+
+    /// The stream messages recorded as carrying the bytes of a payload that is erased now:
+    /// what an erasure must still delete from the stream, as `(hash, position)`.
+    pub fn erased_messages(&self) -> Result<Vec<(Hash, u64)>> {
+        let mut to = MESSAGE_PREFIX.to_vec();
+        to.push(0xff);
+        let mut out = Vec::new();
+        for key in self.inner.store.payload_keys(MESSAGE_PREFIX, &to)? {
+            let rest = &key[MESSAGE_PREFIX.len()..];
+            if rest.len() != 40 {
+                return Err(Error::Corrupt(format!("payload space: a message record of {} bytes", key.len())));
+            }
+            let hash: Hash = rest[..32].try_into().expect("32 bytes");
+            let position = u64::from_be_bytes(rest[32..].try_into().expect("8 bytes"));
+            if self.erasure_index(&hash)?.is_some() {
+                out.push((hash, position));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets the record of the stream message at `position` (deleted from the stream).
+    pub fn forget_message(&self, hash: &Hash, position: u64) -> Result<()> {
+        self.inner.store.payload_write(&[], &[&message_key(hash, position)])
     }
 
     /// The bytes all present payloads take (what the quota counts).
