@@ -31,11 +31,12 @@
 //! the stream sequence, which appends nothing, so the tree is the same.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_nats::jetstream;
 use bytes::Bytes;
 use ledger_core::entry::EntryView;
-use ledger_core::{Entry, Event, Hash, Log, PayloadStore};
+use ledger_core::{Entry, Event, Hash, Kind, Log, PayloadStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -103,8 +104,8 @@ const READ_AHEAD: usize = 256;
 struct Applier {
     log: Arc<Log>,
     payloads: PayloadStore,
-    /// Wakes the task that deletes erased payloads' messages from the stream.
-    sweep: mpsc::UnboundedSender<()>,
+    /// Wakes the task that deletes erased payloads' messages from the stream (for one payload).
+    sweep: mpsc::UnboundedSender<Option<Hash>>,
     outcomes: mpsc::UnboundedSender<Outcome>,
 }
 
@@ -137,8 +138,9 @@ pub async fn follow(
 
     // Erased payloads' messages are deleted from the stream by a task of their own, woken at
     // start and after each erasure is durable.
-    let (sweep_tx, sweep_rx) = mpsc::unbounded_channel::<()>();
-    let _ = sweep_tx.send(());
+    let (sweep_tx, sweep_rx) = mpsc::unbounded_channel::<Option<Hash>>();
+    // At start, every record: what a crash left undone.
+    let _ = sweep_tx.send(None);
     let sweeper = tokio::spawn(sweep(js.clone(), stream_name.clone(), payloads.clone(), sweep_rx));
 
     // The log is fed from one thread, in stream order: `append_at` may block for room.
@@ -186,18 +188,30 @@ pub async fn follow(
     result
 }
 
-/// Deletes from the stream every message recorded as carrying an erased payload's bytes, each
-/// time it is woken; a message it cannot delete now is tried again at the next wake (or start).
+/// Deletes from the stream the messages recorded as carrying an erased payload's bytes, each time
+/// it is woken: the woken payload's (`Some`), or every erased payload's (`None`, at start); a
+/// message it cannot delete now is tried again at the next start.
 async fn sweep(
     js: jetstream::Context,
     stream_name: String,
     payloads: PayloadStore,
-    mut wake: mpsc::UnboundedReceiver<()>,
+    mut wake: mpsc::UnboundedReceiver<Option<Hash>>,
 ) {
-    while wake.recv().await.is_some() {
-        while wake.try_recv().is_ok() {}
+    while let Some(first) = wake.recv().await {
+        let mut which = vec![first];
+        while let Ok(w) = wake.try_recv() {
+            which.push(w);
+        }
         let reading = payloads.clone();
-        let read = tokio::task::spawn_blocking(move || reading.erased_messages()).await;
+        let read = tokio::task::spawn_blocking(move || {
+            let which = if which.contains(&None) { vec![None] } else { which };
+            let mut out = Vec::new();
+            for of in which {
+                out.extend(reading.erased_messages(of.as_ref())?);
+            }
+            Ok::<_, ledger_core::Error>(out)
+        })
+        .await;
         let erased = match read.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
             Ok(e) => e,
             Err(e) => {
@@ -250,7 +264,7 @@ fn store_payload(a: &Applier, position: u64, gateway: String, header: &str, body
                 // for a payload erased already).
                 Err(ledger_core::Error::PayloadErased { .. }) => {
                     let noted = payloads.note_message(&hash, position).map_err(|e| Refused::Log(Arc::new(e)));
-                    let _ = sweep.send(());
+                    let _ = sweep.send(Some(hash));
                     noted
                 }
                 Err(e) => Err(Refused::Log(Arc::new(e))),
@@ -279,12 +293,10 @@ fn parse_hash(hex_hash: &str) -> Option<Hash> {
     hex::decode(hex_hash).ok()?.try_into().ok()
 }
 
-/// The hashes the `payload.erased` entries of a batch name. A batch without the bytes
-/// `erasure/` (an erasure's run id) has none, and is not looked at further.
-fn erasures(body: &[u8], entries: &[Bytes]) -> Vec<Hash> {
-    if !body.windows(8).any(|w| w == b"erasure/") {
-        return Vec::new();
-    }
+/// The hashes the `payload.erased` entries of a batch body name (decoded again, only for a batch
+/// the log's admission saw such an entry in).
+fn erasures(body: &Bytes) -> Vec<Hash> {
+    let Ok(entries) = ledger_core::bus::decode_batch(body) else { return Vec::new() };
     entries
         .iter()
         .filter_map(|e| match Entry::decode(e) {
@@ -313,7 +325,14 @@ fn apply(a: &Applier, position: u64, gateway: String, body: &Bytes) {
         }
     };
     let bound = gateway.clone();
+    // The log checks every entry through `admit` anyway: it notes there, at no cost, whether
+    // the batch holds an erasure.
+    let erasing = Arc::new(AtomicBool::new(false));
+    let seen = erasing.clone();
     let admit = move |e: &EntryView<'_>| {
+        if e.kind() == Kind::PayloadErased {
+            seen.store(true, Ordering::Relaxed);
+        }
         if e.actor() == bound {
             Ok(())
         } else {
@@ -323,19 +342,16 @@ fn apply(a: &Applier, position: u64, gateway: String, body: &Bytes) {
             )))
         }
     };
-    let erased = erasures(body, &entries);
-    let (payloads, sweep) = (payloads.clone(), sweep.clone());
+    let (payloads, sweep, body) = (payloads.clone(), sweep.clone(), body.clone());
     log.append_at(entries, position, admit, move |r| {
         // The erasure's second step, once its entry is durable. Bytes left by a failure here are
         // never served (a read of an erased payload deletes them first).
-        if r.is_ok() {
-            for hash in &erased {
-                if let Err(e) = payloads.erase_bytes(hash) {
+        if r.is_ok() && erasing.load(Ordering::Relaxed) {
+            for hash in erasures(&body) {
+                if let Err(e) = payloads.erase_bytes(&hash) {
                     eprintln!("ledger-bus: deleting the bytes of erased payload {}: {e}", hex::encode(hash));
                 }
-            }
-            if !erased.is_empty() {
-                let _ = sweep.send(());
+                let _ = sweep.send(Some(hash));
             }
         }
         let _ = out.send(Outcome { position, gateway, result: r.map_err(|e| Refused::Log(Arc::new(e))) });

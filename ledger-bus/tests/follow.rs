@@ -222,7 +222,7 @@ async fn followers_of_one_stream_reach_the_same_tree_whatever_their_groups_and_r
     // deleted by the other).
     for log in [&part_log, &whole_log] {
         let payloads = PayloadStore::new(log.store().clone(), PayloadLimits::UNLIMITED);
-        while !payloads.erased_messages().unwrap().is_empty() {
+        while !payloads.erased_messages(None).unwrap().is_empty() {
             assert!(Instant::now() < deadline, "records of deleted messages left after 30 s");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

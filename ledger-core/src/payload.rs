@@ -346,13 +346,16 @@ impl PayloadStore {
         self.inner.store.payload_write(&[(&message_key(hash, position), &[])], &[])
     }
 
-    /// The stream messages recorded as carrying the bytes of a payload that is erased now:
+    /// The stream messages recorded as carrying the bytes of a payload that is erased now (of
+    /// `of` only, when given: one erasure's; else of every payload, which reads every record):
     /// what an erasure must still delete from the stream, as `(hash, position)`.
-    pub fn erased_messages(&self) -> Result<Vec<(Hash, u64)>> {
-        let mut to = MESSAGE_PREFIX.to_vec();
+    pub fn erased_messages(&self, of: Option<&Hash>) -> Result<Vec<(Hash, u64)>> {
+        let mut from = MESSAGE_PREFIX.to_vec();
+        from.extend_from_slice(of.map_or(&[][..], |h| &h[..]));
+        let mut to = from.clone();
         to.push(0xff);
         let mut out = Vec::new();
-        for key in self.inner.store.payload_keys(MESSAGE_PREFIX, &to)? {
+        for key in self.inner.store.payload_keys(&from, &to)? {
             let rest = &key[MESSAGE_PREFIX.len()..];
             if rest.len() != 40 {
                 return Err(Error::Corrupt(format!("payload space: a message record of {} bytes", key.len())));

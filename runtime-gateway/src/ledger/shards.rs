@@ -197,6 +197,14 @@ impl Shards {
             .map_or(0, |(rank, _)| *rank)
     }
 
+    /// The log `run` is known to be in (its batches in flight here).
+    fn placed(&self, run: &str) -> Option<usize> {
+        match self.0.runs.lock().unwrap_or_else(|p| p.into_inner()).get(run) {
+            Some(Place::Log(rank)) => Some(*rank),
+            _ => None,
+        }
+    }
+
     fn key(&self) -> ListKey {
         ListKey { k: self.0.shards.len() }
     }
@@ -222,13 +230,13 @@ impl Inner {
         );
     }
 
-    /// The shard holding `run`, asked of every log at once.
-    async fn find(&self, run: &str) -> Result<Option<usize>> {
+    /// The shard holding `run`, with the run's entries there, asked of every log at once.
+    async fn find(&self, run: &str) -> Result<Option<(usize, RunEntries)>> {
         let found = join_all(self.shards.iter().map(|s| s.sink.run_entries(run))).await;
         let mut failed = None;
         for (rank, r) in found.into_iter().enumerate() {
             match r {
-                Ok(entries) if !entries.is_empty() => return Ok(Some(rank)),
+                Ok(entries) if !entries.is_empty() => return Ok(Some((rank, entries))),
                 Ok(_) => {}
                 Err(e) => failed = Some(Error::Storage(format!("log {:?}: {e}", self.shards[rank].name))),
             }
@@ -239,7 +247,7 @@ impl Inner {
     /// Looks `run` up and sends what waits for it there, in order (batches appended meanwhile
     /// join the queue behind), or fails every waiting batch.
     async fn settle(self: Arc<Self>, run: String) {
-        let found = self.find(&run).await;
+        let found = self.find(&run).await.map(|f| f.map(|(rank, _)| rank));
         loop {
             let next = {
                 let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,18 +348,12 @@ impl LedgerSink for Shards {
     fn run_entries(&self, run: &str) -> BoxFuture<'_, Result<RunEntries>> {
         let run = run.to_string();
         Box::pin(async move {
-            let at = match self.0.runs.lock().unwrap_or_else(|p| p.into_inner()).get(&run) {
-                Some(Place::Log(rank)) => Some(*rank),
-                _ => None,
-            };
             // Identity runs are in every log; the default log's is the one the gateway reads.
-            let at = at.or_else(|| run.starts_with(ledger_core::entry::IDENTITY_RUN_PREFIX).then_some(0));
+            let at =
+                self.placed(&run).or_else(|| run.starts_with(ledger_core::entry::IDENTITY_RUN_PREFIX).then_some(0));
             match at {
                 Some(rank) => self.0.shards[rank].sink.run_entries(&run).await,
-                None => match self.0.find(&run).await? {
-                    Some(rank) => self.0.shards[rank].sink.run_entries(&run).await,
-                    None => Ok(Vec::new()),
-                },
+                None => Ok(self.0.find(&run).await?.map(|(_, entries)| entries).unwrap_or_default()),
             }
         })
     }
@@ -359,6 +361,9 @@ impl LedgerSink for Shards {
     fn receipt(&self, run: &str, wait: Duration) -> BoxFuture<'_, std::result::Result<String, ReceiptError>> {
         let run = run.to_string();
         Box::pin(async move {
+            if let Some(rank) = self.placed(&run) {
+                return self.0.shards[rank].sink.receipt(&run, wait).await;
+            }
             // Every log is asked at once; the ones without the run say so at once, and the
             // run's own log answers (after waiting for a checkpoint, if it must).
             let answers = join_all(self.0.shards.iter().map(|s| s.sink.receipt(&run, wait))).await;
